@@ -1,0 +1,219 @@
+"""Clone a voice from the command line.
+
+Examples
+--------
+    python demo_cli.py --reference me.wav --text "Hello, this is my cloned voice." --out hello.wav
+    python demo_cli.py --reference a.flac b.flac --text-file lines.txt --vocoder griffinlim --seed 3
+
+Every problem (unreadable audio, empty text, missing or mismatched model files, an unwritable output
+path) ends with one ``error:`` line on stderr and exit status 1; wrong flags exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+OUTPUT_SUFFIXES = (".wav", ".flac")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Clone a voice: speak TEXT in the voice of the reference recording(s).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("-r", "--reference", nargs="+", required=True, type=Path, metavar="FILE",
+                        help="reference recording(s) of the voice; several are averaged into one voice")
+    text = parser.add_mutually_exclusive_group(required=True)
+    text.add_argument("-t", "--text", help="text to speak (long text is split into sentences)")
+    text.add_argument("--text-file", "--text_file", dest="text_file", type=Path, metavar="FILE",
+                      help="UTF-8 text file, one utterance per line")
+    parser.add_argument("-o", "--out", type=Path, default=Path("demo_output.wav"),
+                        help="output audio file (.wav or .flac)")
+    parser.add_argument("--vocoder", choices=("wavernn", "griffinlim"), default="wavernn",
+                        help="WaveRNN (neural, needs vocoder.pt) or Griffin-Lim (fast, robotic, no model file)")
+    parser.add_argument("--seed", type=int, default=None, help="make synthesis and vocoding repeatable")
+    parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is available")
+    parser.add_argument("--enhance", action="store_true",
+                        help="trim long silences from the output and normalise its level")
+    parser.add_argument("-m", "--models_dir", type=Path, default=Path("saved_models"),
+                        help="folder whose default/ sub-folder holds encoder.pt, synthesizer.pt, vocoder.pt")
+    parser.add_argument("-e", "--enc_model_fpath", type=Path, default=None, help="encoder checkpoint (overrides --models_dir)")
+    parser.add_argument("-s", "--syn_model_fpath", type=Path, default=None, help="synthesizer checkpoint (overrides --models_dir)")
+    parser.add_argument("-v", "--voc_model_fpath", type=Path, default=None, help="vocoder checkpoint (overrides --models_dir)")
+    parser.add_argument("--download", action="store_true",
+                        help="download RTVC's pretrained synthesizer/vocoder into --models_dir/default when missing")
+    parser.add_argument("--models_url", default=None, help="mirror URL to download the default models from")
+    parser.add_argument("--models_source", type=Path, default=None, help="local folder holding the default model files")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    return parser
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def read_text_argument(args: argparse.Namespace) -> str:
+    """The text to speak, from ``--text`` or ``--text-file`` (validated for readability only)."""
+    if args.text is not None:
+        return args.text
+    path: Path = args.text_file
+    if not path.is_file():
+        raise FileNotFoundError(f"The text file '{path}' does not exist.")
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"The text file '{path}' is not UTF-8 text.") from None
+
+
+def check_output_path(path: Path) -> None:
+    """Fail before any work when the output cannot be written."""
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ValueError(f"The output '{path}' must end in .wav or .flac.")
+    if path.is_dir():
+        raise ValueError(f"The output '{path}' is a folder; give a file name.")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ValueError(f"Cannot write '{path}': the folder '{folder}' does not exist.")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"Cannot write '{path}': the folder '{folder}' is not writable.")
+
+
+def resolve_model_paths(args: argparse.Namespace):
+    from pipeline import ModelPaths
+    from utils.default_models import (default_model_path, ensure_default_models, install_encoder_from_resemblyzer)
+
+    encoder = args.enc_model_fpath or default_model_path(args.models_dir, "encoder")
+    synthesizer = args.syn_model_fpath or default_model_path(args.models_dir, "synthesizer")
+    vocoder = args.voc_model_fpath or default_model_path(args.models_dir, "vocoder")
+    if args.enc_model_fpath is None and not encoder.exists():
+        # The default encoder ships inside the resemblyzer package: no download needed.
+        install_encoder_from_resemblyzer(args.models_dir)
+    wanted = []
+    if args.syn_model_fpath is None and not synthesizer.exists():
+        wanted.append("synthesizer")
+    if args.vocoder == "wavernn" and args.voc_model_fpath is None and not vocoder.exists():
+        wanted.append("vocoder")
+    if wanted and (args.download or args.models_url or args.models_source):
+        ensure_default_models(args.models_dir, wanted, base_url=args.models_url, source_dir=args.models_source,
+                              show_progress=not args.quiet)
+    return ModelPaths(encoder, synthesizer, vocoder if args.vocoder == "wavernn" else None)
+
+
+def describe_device(device) -> str:  # noqa: ANN001
+    import torch
+
+    if device.type == "cuda":
+        properties = torch.cuda.get_device_properties(device)
+        return f"Using {properties.name} (CUDA, {properties.total_memory / 2**30:.1f} GiB)"
+    return f"Using CPU ({torch.get_num_threads()} threads)"
+
+
+def run(args: argparse.Namespace) -> int:
+    text = read_text_argument(args)
+    check_output_path(args.out)
+    for reference in args.reference:
+        if not reference.is_file():
+            raise FileNotFoundError(f"The reference audio file '{reference}' does not exist.")
+
+    from synthesizer.text import prepare_utterances
+
+    sentences = prepare_utterances(text)  # validates the text before any model is loaded
+
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from pipeline import ClonePipeline
+    from utils.audio_io import save_audio
+
+    paths = resolve_model_paths(args)
+    device = torch.device("cpu" if args.cpu or not torch.cuda.is_available() else "cuda")
+    pipeline = ClonePipeline(paths, device, missing_model_help="Or add --download to fetch the defaults now.")
+    print(describe_device(device))
+
+    start = time.perf_counter()
+    pipeline.load_all(args.vocoder)
+    print(f"Loaded models in {time.perf_counter() - start:.2f} s")
+
+    start = time.perf_counter()
+    voice = pipeline.embed_references(args.reference)
+    encoder_seconds = time.perf_counter() - start
+    reference_seconds = voice.speech_seconds
+
+    with tqdm(total=len(sentences), desc="Synthesizing", unit="sentence", disable=args.quiet, leave=False) as bar:
+        def synthesis_progress(done: int, total: int) -> None:
+            bar.update(done - bar.n)
+
+        vocoder_bar = tqdm(total=100, desc="Vocoding", unit="%", disable=args.quiet or args.vocoder != "wavernn",
+                           leave=False, bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}]")
+
+        def vocoder_progress(step: int, total: int, *_rest) -> None:
+            vocoder_bar.update(100 * step / max(total, 1) - vocoder_bar.n)
+
+        try:
+            result = pipeline.clone(voice, sentences, vocoder=args.vocoder, seed=args.seed, enhance=args.enhance,
+                                    synthesis_progress=synthesis_progress, vocoder_progress=vocoder_progress)
+        finally:
+            vocoder_bar.close()
+
+    save_audio(args.out, result.wav, result.sample_rate)
+    spoken_seconds = sum(mel.shape[1] for mel in result.synthesis.mels) * 200 / result.sample_rate
+    rows = [("encoder", encoder_seconds, reference_seconds),
+            ("synthesizer", result.timings["synthesizer"], spoken_seconds),
+            (args.vocoder, result.timings[args.vocoder], result.duration)]
+    print(f"{'stage':<12} {'seconds':>8} {'audio s':>8} {'RTF':>7}")
+    for stage, seconds, audio_seconds in rows:
+        rtf = seconds / audio_seconds if audio_seconds > 0 else float("nan")
+        print(f"{stage:<12} {seconds:8.2f} {audio_seconds:8.2f} {rtf:7.3f}")
+    total = sum(row[1] for row in rows)
+    print(f"{'total':<12} {total:8.2f} {result.duration:8.2f} {total / max(result.duration, 1e-9):7.3f}")
+    print(f"Wrote {args.out} ({result.duration:.2f} s, {len(result.synthesis.sentences)} sentence(s), "
+          f"{result.sample_rate} Hz)")
+    if not np.any(result.wav):
+        print("warning: the output is silent.", file=sys.stderr)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.showwarning = _print_warning
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    if args.cpu:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("error: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:  # the CLI's promise: one line, never a traceback
+        if args.debug:
+            raise
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        known = _known_errors()
+        if not isinstance(error, known):
+            message = f"unexpected {type(error).__name__}: {message} (run with --debug for details)"
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from pipeline import MissingModelError
+    from synthesizer.text import TextError
+    from utils.audio_io import AudioError
+    from utils.checkpoints import CheckpointError
+    from utils.default_models import ModelDownloadError
+
+    return (AudioError, TextError, CheckpointError, ModelDownloadError, MissingModelError, FileNotFoundError,
+            ValueError, OSError, MemoryError)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Speaker-encoder audio front-end, identical to RTVC's: 16 kHz, loudness, VAD trim, 40-band power mels.
+
+The pretrained GE2E weights only work with exactly these features: *power* mel spectrograms without
+log compression (RTVC quirk 1), increase-only loudness normalisation to -30 dBFS, and webrtcvad
+trimming of long silences.
+
+Examples
+--------
+>>> import numpy as np
+>>> from encoder.hparams import EncoderHParams
+>>> hp = EncoderHParams()
+>>> wav = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
+>>> wav_to_mel_spectrogram(wav, hp).shape  # 1 + 16000 // 160 frames, 40 bands
+(101, 40)
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from scipy.ndimage import binary_dilation
+
+from encoder.hparams import EncoderHParams
+from utils.audio_io import AudioError, AudioWarning, load_audio_with_rate, resample
+
+INT16_MAX = (2**15) - 1
+
+
+def normalize_volume(wav: np.ndarray, target_dbfs: float, increase_only: bool = False,
+                     decrease_only: bool = False) -> np.ndarray:
+    """Scale ``wav`` so its mean power is ``target_dbfs`` (dBFS = 10·log10(mean(x²))).
+
+    RTVC divides by zero on digital silence (quirk 2); silence is returned unchanged instead.
+    """
+    if increase_only and decrease_only:
+        raise ValueError("increase_only and decrease_only cannot both be set")
+    mean_power = float(np.mean(np.square(wav, dtype=np.float64))) if wav.size else 0.0
+    if mean_power <= 0.0:
+        return wav
+    change_db = target_dbfs - 10 * np.log10(mean_power)
+    if (change_db < 0 and increase_only) or (change_db > 0 and decrease_only):
+        return wav
+    return (wav * (10 ** (change_db / 20))).astype(np.float32)
+
+
+def moving_average(values: np.ndarray, width: int) -> np.ndarray:
+    """Centred moving average with zero padding ((width-1)//2 before, width//2 after), as RTVC."""
+    padded = np.concatenate((np.zeros((width - 1) // 2), values, np.zeros(width // 2)))
+    cumulative = np.cumsum(padded, dtype=float)
+    cumulative[width:] = cumulative[width:] - cumulative[:-width]
+    return cumulative[width - 1:] / width
+
+
+def voice_activity_mask(wav: np.ndarray, hparams: EncoderHParams) -> np.ndarray:
+    """Per-sample boolean mask of speech (after smoothing and dilation) for a 16 kHz waveform.
+
+    The waveform is implicitly truncated to a whole number of 30 ms windows, so the mask can be
+    shorter than ``wav`` (RTVC drops that tail too).
+    """
+    import webrtcvad
+
+    window = hparams.vad_window_samples
+    n_windows = len(wav) // window
+    if n_windows == 0:
+        return np.zeros(0, dtype=bool)
+    samples = wav[: n_windows * window]
+    # Same bytes as struct.pack("<…h"), without building a Python tuple of every sample.
+    pcm = np.round(np.clip(samples, -1, 1) * INT16_MAX).astype("<i2").tobytes()
+    detector = webrtcvad.Vad(mode=3)
+    flags = np.array(
+        [
+            detector.is_speech(pcm[start * 2 : (start + window) * 2], sample_rate=hparams.sample_rate)
+            for start in range(0, len(samples), window)
+        ],
+        dtype=float,
+    )
+    smoothed = np.round(moving_average(flags, hparams.vad_moving_average_width)).astype(bool)
+    dilated = binary_dilation(smoothed, np.ones(hparams.vad_max_silence_length + 1))
+    return np.repeat(dilated, window)
+
+
+def trim_long_silences(wav: np.ndarray, hparams: EncoderHParams) -> np.ndarray:
+    """Remove silences longer than ``vad_max_silence_length`` windows (webrtcvad, mode 3)."""
+    mask = voice_activity_mask(wav, hparams)
+    return wav[: len(mask)][mask]
+
+
+def webrtcvad_available() -> bool:
+    try:
+        import webrtcvad  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def preprocess_wav(
+    wav_or_path: np.ndarray | str | Path,
+    source_sr: int | None = None,
+    hparams: EncoderHParams | None = None,
+    *,
+    normalize: bool = True,
+    trim_silence: bool = True,
+) -> np.ndarray:
+    """Prepare audio for the encoder: resample to 16 kHz, raise loudness to -30 dBFS, trim silences.
+
+    Parameters
+    ----------
+    wav_or_path
+        A waveform or the path of any readable audio file.
+    source_sr
+        Rate of ``wav_or_path`` when it is an array (``None`` means it is already 16 kHz).
+    hparams
+        Encoder hyperparameters (RTVC defaults when ``None``).
+    normalize, trim_silence
+        Apply loudness normalisation / VAD trimming.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(samples,)`` float32 at ``hparams.sample_rate``; never longer than the input.
+    """
+    hparams = hparams or EncoderHParams()
+    if isinstance(wav_or_path, (str, Path)):
+        wav, source_sr = load_audio_with_rate(wav_or_path, None)
+    else:
+        wav = np.asarray(wav_or_path, dtype=np.float32)
+    if source_sr is not None and source_sr != hparams.sample_rate:
+        wav = resample(wav, source_sr, hparams.sample_rate)
+    if normalize:
+        wav = normalize_volume(wav, hparams.audio_norm_target_dbfs, increase_only=True)
+    if trim_silence:
+        if webrtcvad_available():
+            wav = trim_long_silences(wav, hparams)
+        else:
+            warnings.warn("webrtcvad is not installed: silences are not trimmed.", AudioWarning, stacklevel=2)
+    return wav
+
+
+def wav_to_mel_spectrogram(wav: np.ndarray, hparams: EncoderHParams | None = None) -> np.ndarray:
+    """40-band *power* mel spectrogram, time-major ``(frames, 40)`` float32; frames = 1 + len // 160."""
+    import librosa
+
+    hparams = hparams or EncoderHParams()
+    mel = librosa.feature.melspectrogram(
+        y=np.asarray(wav, dtype=np.float32),
+        sr=hparams.sample_rate,
+        n_fft=hparams.mel_n_fft,
+        hop_length=hparams.mel_hop_length,
+        n_mels=hparams.mel_n_channels,
+        power=2.0,
+        center=True,
+        pad_mode="constant",
+    )  # (40, frames)
+    return mel.astype(np.float32).T
+
+
+def require_speech(wav: np.ndarray, name: str, hparams: EncoderHParams, min_seconds: float = 0.3) -> np.ndarray:
+    """Raise :class:`AudioError` when VAD trimming left (almost) nothing of a reference."""
+    seconds = len(wav) / hparams.sample_rate
+    if seconds < min_seconds:
+        raise AudioError(f"{name} has no usable speech ({seconds:.2f} s left after removing silence).")
+    return wav

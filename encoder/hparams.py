@@ -1,0 +1,56 @@
+"""Speaker-encoder hyperparameters; defaults are RTVC's (``encoder/params_data.py`` + ``params_model.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from utils.hparams import HParams
+
+
+@dataclass(frozen=True)
+class EncoderHParams(HParams):
+    """GE2E speaker encoder: audio front-end, network sizes and training schedule.
+
+    Examples
+    --------
+    >>> hp = EncoderHParams()
+    >>> hp.mel_n_fft, hp.mel_hop_length, hp.mel_n_channels
+    (400, 160, 40)
+    >>> EncoderHParams(hidden_size=64, num_layers=2).hidden_size
+    64
+    """
+
+    # Audio front-end
+    sample_rate: int = 16000
+    mel_window_length_ms: int = 25
+    mel_window_step_ms: int = 10
+    mel_n_channels: int = 40
+    partials_n_frames: int = 160  # 1.6 s windows for partial embeddings
+    partials_min_coverage: float = 0.75
+    partials_overlap: float = 0.5
+    vad_window_length_ms: int = 30
+    vad_moving_average_width: int = 8
+    vad_max_silence_length: int = 6
+    audio_norm_target_dbfs: float = -30.0
+
+    # Network
+    hidden_size: int = 256
+    num_layers: int = 3
+    embedding_size: int = 256
+
+    # Training
+    learning_rate_init: float = 1e-4
+    speakers_per_batch: int = 64
+    utterances_per_speaker: int = 10
+
+    @property
+    def mel_n_fft(self) -> int:
+        return self.sample_rate * self.mel_window_length_ms // 1000
+
+    @property
+    def mel_hop_length(self) -> int:
+        return self.sample_rate * self.mel_window_step_ms // 1000
+
+    @property
+    def vad_window_samples(self) -> int:
+        return self.sample_rate * self.vad_window_length_ms // 1000

@@ -1,0 +1,284 @@
+"""The voice-cloning pipeline: references → voice embedding → mel spectrograms → waveform.
+
+:class:`ClonePipeline` composes the three models, loads each one lazily on first use, on one device,
+and is what the CLI, the toolbox controller, the benchmarks and the tests call. Nothing is global:
+two pipelines with different models can live side by side.
+
+Examples
+--------
+>>> pipeline = ClonePipeline(ModelPaths.in_folder("saved_models/default"), device="cpu")  # doctest: +SKIP
+>>> voice = pipeline.embed_references(["me.wav"])  # doctest: +SKIP
+>>> result = pipeline.clone(voice, "Hello there.", vocoder="griffinlim", seed=1)  # doctest: +SKIP
+>>> result.wav.shape, result.sample_rate  # doctest: +SKIP
+((52000,), 16000)
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+import torch
+
+from encoder.audio import require_speech, trim_long_silences, webrtcvad_available
+from encoder.inference import Encoder, average_embeddings
+from synthesizer.inference import Synthesizer
+from synthesizer.text import prepare_utterances
+from utils.audio_io import AudioWarning, load_audio_with_rate
+from vocoder.inference import GriffinLimVocoder, WaveRNNVocoder
+
+VocoderName = Literal["wavernn", "griffinlim"]
+ProgressCallback = Callable[[int, int], None]
+# References shorter than this make a poor voice (GE2E was trained on 1.6 s windows of longer clips).
+MIN_RECOMMENDED_SPEECH_SECONDS = 3.0
+# Silence put between sentences when they are joined into one output.
+SENTENCE_GAP_SECONDS = 0.15
+OUTPUT_PEAK = 0.97
+
+
+class MissingModelError(FileNotFoundError):
+    """A model file the requested work needs is not there; the message says how to get it."""
+
+
+@dataclass(frozen=True)
+class ModelPaths:
+    """Where the three checkpoints are; ``None`` means that stage is not available."""
+
+    encoder: Path | None
+    synthesizer: Path | None = None
+    vocoder: Path | None = None
+
+    @classmethod
+    def in_folder(cls, folder: str | Path) -> "ModelPaths":
+        """``folder/encoder.pt``, ``folder/synthesizer.pt``, ``folder/vocoder.pt`` (RTVC's layout)."""
+        folder = Path(folder)
+        return cls(folder / "encoder.pt", folder / "synthesizer.pt", folder / "vocoder.pt")
+
+
+@dataclass
+class VoiceEmbedding:
+    """A voice built from one or more references."""
+
+    embedding: np.ndarray  # (E,) unit norm
+    reference_embeddings: list[np.ndarray]  # one (E,) per reference
+    names: list[str]
+    speech_seconds: float  # speech left after silence trimming, all references together
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SynthesisOutput:
+    """Mel spectrograms of the sentences of a text, in order."""
+
+    sentences: list[str]
+    mels: list[np.ndarray]  # each (80, T_i)
+    alignments: list[np.ndarray]  # each (decoder steps, characters)
+    seconds: float = 0.0
+
+    def joined_mel(self, gap_frames: int = 0, silence_value: float = -4.0) -> np.ndarray:
+        """All sentences as one mel ``(80, ΣT + gaps)`` with ``gap_frames`` of silence between them."""
+        pieces: list[np.ndarray] = []
+        for index, mel in enumerate(self.mels):
+            if index and gap_frames:
+                pieces.append(np.full((mel.shape[0], gap_frames), silence_value, dtype=np.float32))
+            pieces.append(mel)
+        return np.concatenate(pieces, axis=1)
+
+
+@dataclass
+class CloneResult:
+    """The cloned speech with everything that led to it."""
+
+    wav: np.ndarray  # (samples,) float32
+    sample_rate: int
+    synthesis: SynthesisOutput
+    timings: dict[str, float]  # stage → seconds
+
+    @property
+    def duration(self) -> float:
+        return len(self.wav) / self.sample_rate
+
+
+class ClonePipeline:
+    """Encoder + synthesizer + vocoder, loaded lazily on one device.
+
+    Parameters
+    ----------
+    paths
+        Checkpoint files; a stage whose file is ``None`` or missing raises :class:`MissingModelError`
+        with instructions when it is first needed.
+    device
+        ``"cpu"``, ``"cuda"``, a :class:`torch.device`, or ``None`` for CUDA when available.
+    missing_model_help
+        Extra advice appended to missing-model messages (the CLI says which flags to use).
+    """
+
+    def __init__(self, paths: ModelPaths, device: str | torch.device | None = None,
+                 missing_model_help: str = "") -> None:
+        self.paths = paths
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.missing_model_help = missing_model_help
+        self._encoder: Encoder | None = None
+        self._synthesizer: Synthesizer | None = None
+        self._wavernn: WaveRNNVocoder | None = None
+
+    # ----------------------------------------------------------------------------------- models
+    def _require(self, what: str, path: Path | None) -> Path:
+        if path is None or not Path(path).exists():
+            where = f" at '{path}'" if path is not None else ""
+            advice = {
+                "encoder": "install the default one with `python -m utils.default_models encoder` "
+                "(it is copied from the resemblyzer package, no download)",
+                "synthesizer": "download RTVC's pretrained one with `python -m utils.default_models synthesizer` "
+                "(370 MB), or train your own (`python -m synthesizer.train`, see the README)",
+                "vocoder": "download RTVC's pretrained one with `python -m utils.default_models vocoder` (54 MB), "
+                "train your own, or use the Griffin-Lim vocoder (`--vocoder griffinlim`), which needs no file",
+            }[what]
+            extra = f" {self.missing_model_help}" if self.missing_model_help else ""
+            raise MissingModelError(f"No {what} model{where}: {advice}.{extra}")
+        return Path(path)
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = Encoder.from_checkpoint(self._require("encoder", self.paths.encoder), self.device)
+        return self._encoder
+
+    @property
+    def synthesizer(self) -> Synthesizer:
+        if self._synthesizer is None:
+            path = self._require("synthesizer", self.paths.synthesizer)
+            self._synthesizer = Synthesizer.from_checkpoint(path, self.device)
+        return self._synthesizer
+
+    @property
+    def wavernn(self) -> WaveRNNVocoder:
+        if self._wavernn is None:
+            self._wavernn = WaveRNNVocoder.from_checkpoint(self._require("vocoder", self.paths.vocoder), self.device)
+        return self._wavernn
+
+    def griffin_lim(self) -> GriffinLimVocoder:
+        hparams = self._synthesizer.hparams if self._synthesizer is not None else None
+        return GriffinLimVocoder(hparams)
+
+    @property
+    def sample_rate(self) -> int:
+        return 16000
+
+    def load_all(self, vocoder: VocoderName = "wavernn") -> None:
+        """Load every model the given vocoder choice needs now (so errors surface before any work)."""
+        _ = self.encoder, self.synthesizer
+        if vocoder == "wavernn":
+            _ = self.wavernn
+
+    # ----------------------------------------------------------------------------------- stages
+    def embed_references(self, references: Sequence[str | Path | tuple[np.ndarray, int]],
+                         names: Sequence[str] | None = None) -> VoiceEmbedding:
+        """Embed one or more reference recordings and average them into one voice.
+
+        Parameters
+        ----------
+        references
+            Audio file paths, or ``(waveform, sample_rate)`` pairs.
+        names
+            Display names for the references (default: file names, or "reference N").
+        """
+        if len(references) == 0:
+            raise ValueError("Give at least one reference recording.")
+        encoder = self.encoder
+        embeddings, labels, notes = [], [], []
+        speech_seconds = 0.0
+        for index, reference in enumerate(references):
+            if isinstance(reference, tuple):
+                wav, rate = reference
+                label = names[index] if names else f"reference {index + 1}"
+                description = f"The recording '{label}'"
+            else:
+                wav, rate = load_audio_with_rate(reference, None)
+                label = names[index] if names else Path(reference).name
+                description = f"The audio file '{reference}'"
+            speech = require_speech(encoder.preprocess(wav, rate), description, encoder.hparams)
+            speech_seconds += len(speech) / encoder.sample_rate
+            embeddings.append(encoder.embed_utterance(speech))
+            labels.append(label)
+        if speech_seconds < MIN_RECOMMENDED_SPEECH_SECONDS:
+            notes.append(
+                f"The references hold only {speech_seconds:.1f} s of speech; "
+                f"{MIN_RECOMMENDED_SPEECH_SECONDS:.0f} s or more gives a closer voice."
+            )
+            warnings.warn(notes[-1], AudioWarning, stacklevel=2)
+        return VoiceEmbedding(average_embeddings(embeddings), embeddings, labels, speech_seconds, notes)
+
+    def synthesize(self, text: str | Sequence[str], voice: VoiceEmbedding | np.ndarray, *, seed: int | None = None,
+                   progress_callback: ProgressCallback | None = None) -> SynthesisOutput:
+        """Text → mel spectrograms, one per sentence.
+
+        A string is split into lines and sentences (:func:`synthesizer.text.prepare_utterances`) so
+        that attention never has to cover a paragraph; a list is taken as already split.
+        """
+        sentences = prepare_utterances(text) if isinstance(text, str) else [s for s in text if s.strip()]
+        if not sentences:
+            raise ValueError("The text is empty: type at least one word.")
+        embedding = voice.embedding if isinstance(voice, VoiceEmbedding) else np.asarray(voice, dtype=np.float32)
+        synthesizer = self.synthesizer
+        if seed is not None:
+            # The pre-net dropout stays on at inference (RTVC's behaviour), so the seed drives it.
+            torch.manual_seed(seed)
+        start = time.perf_counter()
+        result = synthesizer.synthesize(sentences, embedding, progress_callback=progress_callback)
+        return SynthesisOutput(sentences, result.mels, result.alignments, time.perf_counter() - start)
+
+    def vocode(self, mel: np.ndarray, vocoder: VocoderName = "wavernn", *, seed: int | None = None,
+               progress_callback: Callable[..., None] | None = None) -> np.ndarray:
+        """Mel ``(80, T)`` → waveform ``((T − 1) · 200,)`` float32 with WaveRNN or Griffin-Lim."""
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        if vocoder == "wavernn":
+            return self.wavernn.vocode(mel, progress_callback=progress_callback, generator=generator)
+        if vocoder == "griffinlim":
+            return self.griffin_lim().vocode(mel, progress_callback=progress_callback, generator=generator)
+        raise ValueError(f"Unknown vocoder {vocoder!r}: choose 'wavernn' or 'griffinlim'.")
+
+    def clone(self, voice: VoiceEmbedding | np.ndarray, text: str | Sequence[str], *,
+              vocoder: VocoderName = "wavernn", seed: int | None = None, enhance: bool = False,
+              synthesis_progress: ProgressCallback | None = None,
+              vocoder_progress: Callable[..., None] | None = None) -> CloneResult:
+        """Synthesize and vocode ``text`` in ``voice``; sentences are joined with short pauses."""
+        synthesis = self.synthesize(text, voice, seed=seed, progress_callback=synthesis_progress)
+        gap = int(round(SENTENCE_GAP_SECONDS * self.sample_rate / 200)) if len(synthesis.mels) > 1 else 0
+        start = time.perf_counter()
+        wav = self.vocode(synthesis.joined_mel(gap), vocoder, seed=seed, progress_callback=vocoder_progress)
+        vocode_seconds = time.perf_counter() - start
+        wav = enhance_output(wav, self.sample_rate) if enhance else limit_peak(wav)
+        timings = {"synthesizer": synthesis.seconds, vocoder: vocode_seconds}
+        return CloneResult(wav.astype(np.float32), self.sample_rate, synthesis, timings)
+
+
+def limit_peak(wav: np.ndarray, peak: float = OUTPUT_PEAK) -> np.ndarray:
+    """Scale down (never up) so the waveform does not clip when written as integers."""
+    current = float(np.max(np.abs(wav))) if wav.size else 0.0
+    return wav * (peak / current) if current > peak else wav
+
+
+def enhance_output(wav: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
+    """Trim long silences (webrtcvad) and peak-normalise to 0.97: RTVC's "Enhance vocoder output".
+
+    Unlike RTVC, no −30 dBFS gain is applied first, so quiet outputs are not pumped up and clipped.
+    """
+    from encoder.hparams import EncoderHParams
+
+    wav = np.asarray(wav, dtype=np.float32)
+    hparams = EncoderHParams(sample_rate=sample_rate)
+    if webrtcvad_available() and len(wav) >= hparams.vad_window_samples:
+        # Pad with silence first so the final words are not lost in the dropped partial VAD window.
+        padded = np.pad(wav, (0, hparams.vad_window_samples))
+        trimmed = trim_long_silences(padded, hparams)
+        if trimmed.size:
+            wav = trimmed
+    current = float(np.max(np.abs(wav))) if wav.size else 0.0
+    return wav * (OUTPUT_PEAK / current) if current > 0 else wav

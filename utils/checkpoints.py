@@ -1,0 +1,258 @@
+"""Checkpoint I/O shared by the three models: RTVC's files and our own, atomic writes, clear errors.
+
+Two layouts are read:
+
+* **RTVC** (the published ``encoder.pt`` / ``synthesizer.pt`` / ``vocoder.pt``): ``{"model_state",
+  "optimizer_state"[, "step"]}`` with no hyperparameters, so the model is built from the defaults.
+  Very old vocoder files are a bare state_dict.
+* **Ours**: the same keys plus ``"model_type"``, ``"format_version"`` and ``"hparams"`` (a plain dict),
+  and for the synthesizer ``"symbols"``, so a file always rebuilds its own model.
+
+Every failure becomes a :class:`CheckpointError` whose message is one sentence naming the file, what it
+is, and what differs.
+
+Examples
+--------
+>>> import tempfile, torch
+>>> from pathlib import Path
+>>> path = Path(tempfile.mkdtemp()) / "tiny.pt"
+>>> save_checkpoint(path, {"model_state": torch.nn.Linear(2, 2).state_dict()})
+>>> sorted(load_checkpoint_file(path, "test model"))
+['model_state']
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Callable, Mapping, TypeVar
+
+import torch
+from torch import nn
+
+from utils.hparams import HParams, HParamsError
+
+FORMAT_VERSION = 1
+H = TypeVar("H", bound=HParams)
+M = TypeVar("M", bound=nn.Module)
+
+# A key that only one of the three architectures has: lets an error say "this is a vocoder file".
+_SIGNATURE_KEYS = {
+    "encoder": "lstm.weight_ih_l0",
+    "synthesizer": "encoder.embedding.weight",
+    "vocoder": "upsample.resnet.conv_in.weight",
+}
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, or does not fit the model it is loaded into."""
+
+
+def _describe(path: Path, what: str) -> str:
+    return f"The {what} checkpoint '{path}'"
+
+
+def load_checkpoint_file(path: str | Path, what: str, map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint with ``torch.load(weights_only=True)`` and return its top-level dict.
+
+    Parameters
+    ----------
+    path
+        The ``.pt`` file.
+    what
+        What the file should be ("synthesizer", "vocoder", ...), used in error messages.
+    map_location
+        Device for the tensors.
+
+    Raises
+    ------
+    CheckpointError
+        When the file is missing, empty, truncated, not a PyTorch file, or not a dictionary.
+    """
+    path = Path(path)
+    prefix = _describe(path, what)
+    if not path.exists():
+        raise CheckpointError(f"{prefix} does not exist.")
+    if path.is_dir():
+        raise CheckpointError(f"{prefix} is a folder, not a file.")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"{prefix} is empty (0 bytes); download or train it again.")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if "weights_only" in reason or "Unsupported global" in reason:
+            raise CheckpointError(
+                f"{prefix} contains Python objects that are not plain weights, so it is not loaded "
+                f"for safety ({reason[:160]})."
+            ) from None
+        raise CheckpointError(
+            f"{prefix} ({size:,} bytes) is truncated or not a PyTorch checkpoint ({reason[:160]}); "
+            "download or train it again."
+        ) from None
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"{prefix} holds a {type(checkpoint).__name__}, not a checkpoint dictionary.")
+    return checkpoint
+
+
+def extract_state_dict(checkpoint: Mapping[str, Any], path: str | Path, what: str) -> dict[str, torch.Tensor]:
+    """Return the model weights of a checkpoint: ``model_state`` or, for legacy files, the dict itself."""
+    if "model_state" in checkpoint:
+        state = checkpoint["model_state"]
+    elif checkpoint and all(isinstance(value, torch.Tensor) for value in checkpoint.values()):
+        state = checkpoint  # legacy RTVC vocoder files are a bare state_dict
+    else:
+        keys = ", ".join(sorted(map(str, checkpoint))[:6]) or "nothing"
+        raise CheckpointError(f"{_describe(Path(path), what)} has no 'model_state' entry (it holds {keys}).")
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{_describe(Path(path), what)} has a 'model_state' that is not a dictionary.")
+    return dict(state)
+
+
+def guess_model_type(state: Mapping[str, Any]) -> str | None:
+    """Which of encoder/synthesizer/vocoder a state_dict belongs to, or None."""
+    for model_type, key in _SIGNATURE_KEYS.items():
+        if key in state:
+            return model_type
+    return None
+
+
+def _short_list(items: list[str], limit: int = 4) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def check_state_dict(state: Mapping[str, Any], model: nn.Module, path: str | Path, what: str) -> None:
+    """Compare keys and shapes of ``state`` with ``model`` and raise one readable sentence if they differ.
+
+    This replaces PyTorch's multi-line ``size mismatch`` dump with the first differences and a hint
+    (another model type, a fork with another symbol table, other hyperparameters).
+    """
+    prefix = _describe(Path(path), what)
+    file_type = guess_model_type(state)
+    if file_type is not None and file_type != what:
+        raise CheckpointError(f"{prefix} is a {file_type} checkpoint, not a {what} checkpoint.")
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    mismatched = [
+        f"{key} is {tuple(state[key].shape)} in the file but {tuple(expected[key].shape)} in the model"
+        for key in expected
+        if key in state and isinstance(state[key], torch.Tensor) and state[key].shape != expected[key].shape
+    ]
+    if not (missing or unexpected or mismatched):
+        return
+    problems = []
+    if mismatched:
+        problems.append(f"{len(mismatched)} shape(s) differ ({_short_list(mismatched, 2)})")
+    if missing:
+        problems.append(f"{len(missing)} key(s) are missing ({_short_list(missing)})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s) ({_short_list(unexpected)})")
+    hint = ""
+    embedding = state.get("encoder.embedding.weight")
+    if what == "synthesizer" and isinstance(embedding, torch.Tensor) and embedding.shape[0] != 66:
+        hint = f" It was trained with {embedding.shape[0]} text symbols (ours has 66): it comes from a fork."
+    raise CheckpointError(f"{prefix} does not fit this {what}: {'; '.join(problems)}.{hint}")
+
+
+def read_hparams(checkpoint: Mapping[str, Any], hparams_cls: type[H], path: str | Path, what: str) -> H:
+    """Our files store their hyperparameters; RTVC's do not, so they get the RTVC defaults."""
+    stored = checkpoint.get("hparams")
+    if stored is None:
+        return hparams_cls()
+    stored_type = checkpoint.get("model_type")
+    if stored_type is not None and stored_type != what:
+        raise CheckpointError(f"{_describe(Path(path), what)} is a {stored_type} checkpoint, not a {what} checkpoint.")
+    try:
+        return hparams_cls.from_dict(stored)
+    except (HParamsError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{_describe(Path(path), what)} has hyperparameters this version cannot use: {error}.") from None
+
+
+def load_model(
+    path: str | Path,
+    what: str,
+    hparams_cls: type[H],
+    build: Callable[[H], M],
+    device: str | torch.device = "cpu",
+) -> tuple[M, H, dict]:
+    """Load a checkpoint (RTVC or ours) into a freshly built model.
+
+    Parameters
+    ----------
+    path
+        The checkpoint file.
+    what
+        "encoder", "synthesizer" or "vocoder".
+    hparams_cls
+        The package's hyperparameter dataclass.
+    build
+        Function building the model from hyperparameters.
+    device
+        Where the model ends up.
+
+    Returns
+    -------
+    model, hparams, checkpoint
+        The model (in eval mode, on ``device``), its hyperparameters, and the raw checkpoint dict
+        (for ``step``, ``symbols`` and the like; optimizer state is left untouched).
+    """
+    checkpoint = load_checkpoint_file(path, what)
+    hparams = read_hparams(checkpoint, hparams_cls, path, what)
+    state = extract_state_dict(checkpoint, path, what)
+    try:
+        model = build(hparams)
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"{_describe(Path(path), what)} describes a model that cannot be built: {error}.") from None
+    check_state_dict(state, model, path, what)
+    model.load_state_dict(state)
+    model.to(device).eval()
+    return model, hparams, checkpoint
+
+
+def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> None:
+    """Write ``payload`` with ``torch.save`` atomically: a crash or a full disk never leaves half a file.
+
+    The data goes to a temporary file in the same folder, is flushed to disk, then renamed over
+    ``path`` (``os.replace`` is atomic on POSIX and Windows).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(dict(payload), stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp_name, path)
+    except BaseException as error:
+        Path(temp_name).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            raise CheckpointError(f"Not enough disk space to write the checkpoint '{path}'.") from None
+        raise
+
+
+def make_payload(
+    model: nn.Module,
+    model_type: str,
+    hparams: HParams,
+    optimizer: torch.optim.Optimizer | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Our checkpoint layout: RTVC's keys (so RTVC can read the weights) plus what rebuilds the model."""
+    payload: dict[str, Any] = {
+        "model_state": model.state_dict(),
+        "model_type": model_type,
+        "format_version": FORMAT_VERSION,
+        "hparams": hparams.to_dict(),
+    }
+    if optimizer is not None:
+        payload["optimizer_state"] = optimizer.state_dict()
+    payload.update(extra)
+    return payload

@@ -1,0 +1,800 @@
+"""Fetch the pretrained default models into ``<models_dir>/default/``.
+
+The three published RTVC checkpoints (``encoder.pt``, ``synthesizer.pt`` and
+``vocoder.pt``) are identified only by their byte size: the upstream project
+publishes no checksums, so the exact size is the integrity check used here.
+
+Where each file comes from, in order of preference:
+
+* a local folder (``source_dir`` / ``--models_source`` / ``SV2TTS_MODELS_SOURCE``)
+  holding the files, copied without any network access;
+* for the encoder only, the PyPI package ``resemblyzer``, whose
+  ``pretrained.pt`` is byte-identical to RTVC's ``encoder.pt``;
+* an HTTP(S) download from ``base_url`` (``--models_url`` /
+  ``SV2TTS_MODELS_URL``), by default the Hugging Face repository
+  ``CorentinJ/SV2TTS``.
+
+Downloads go to ``<file>.part``, resume with an HTTP ``Range`` request after an
+interruption, are size-checked and then renamed atomically, so a final file of
+the right size is always complete. Every failure surfaces as a
+:class:`ModelDownloadError` carrying one line that says what went wrong and how
+to get the file otherwise.
+
+Examples
+--------
+>>> from utils.default_models import ensure_default_models
+>>> paths = ensure_default_models("saved_models")  # doctest: +SKIP
+>>> paths["vocoder"]  # doctest: +SKIP
+PosixPath('saved_models/default/vocoder.pt')
+
+From a shell::
+
+    python -m utils.default_models --models_dir saved_models
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import http.client
+import importlib.util
+import logging
+import os
+import re
+import shutil
+import socket
+import sys
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MODELS_DIR",
+    "DEFAULT_MODEL_FILES",
+    "DEFAULT_TIMEOUT",
+    "MODELS_SOURCE_ENV",
+    "MODELS_URL_ENV",
+    "ModelDownloadError",
+    "ModelFile",
+    "default_model_path",
+    "download_file",
+    "ensure_default_models",
+    "install_encoder_from_resemblyzer",
+    "main",
+    "missing_default_models",
+    "resemblyzer_encoder_path",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://huggingface.co/CorentinJ/SV2TTS/resolve/main"
+DEFAULT_MODELS_DIR = "saved_models"
+DEFAULT_SUBDIR = "default"
+DEFAULT_TIMEOUT = 30.0
+MODELS_URL_ENV = "SV2TTS_MODELS_URL"
+MODELS_SOURCE_ENV = "SV2TTS_MODELS_SOURCE"
+RESEMBLYZER_ENCODER_FILENAME = "pretrained.pt"
+PART_SUFFIX = ".part"
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One entry of the default-model registry.
+
+    Parameters
+    ----------
+    name : str
+        Model role: ``"encoder"``, ``"synthesizer"`` or ``"vocoder"``.
+    filename : str
+        File name, both on the server and inside ``<models_dir>/default/``.
+    size : int
+        Exact size in bytes, the only integrity check available.
+    description : str
+        One human-readable line for listings and error messages.
+
+    Examples
+    --------
+    >>> ModelFile("vocoder", "vocoder.pt", 53_845_290, "WaveRNN vocoder").size
+    53845290
+    """
+
+    name: str
+    filename: str
+    size: int
+    description: str
+
+
+# A tuple of frozen records, so the registry cannot be mutated at run time.
+DEFAULT_MODEL_FILES: tuple[ModelFile, ...] = (
+    ModelFile("encoder", "encoder.pt", 17_090_379,
+              "GE2E speaker encoder (3-layer LSTM, 256-d embeddings)"),
+    ModelFile("synthesizer", "synthesizer.pt", 370_554_559,
+              "Tacotron synthesizer conditioned on speaker embeddings"),
+    ModelFile("vocoder", "vocoder.pt", 53_845_290,
+              "WaveRNN (fatchord) vocoder"),
+)
+DEFAULT_MODEL_NAMES: tuple[str, ...] = tuple(f.name for f in DEFAULT_MODEL_FILES)
+
+
+class ModelDownloadError(RuntimeError):
+    """A default model could not be obtained.
+
+    The message is a single line meant to be shown to the user as is: what
+    failed and how to get the file another way.
+
+    Examples
+    --------
+    >>> str(ModelDownloadError("Cannot reach example.org."))
+    'Cannot reach example.org.'
+    """
+
+
+# ----------------------------------------------------------------------------
+# Small helpers
+# ----------------------------------------------------------------------------
+
+def _one_line(text: object) -> str:
+    # Error strings from sockets/SSL can contain newlines; the user gets one line.
+    return " ".join(str(text).split())
+
+
+def _part_path(target: Path) -> Path:
+    return target.with_name(target.name + PART_SUFFIX)
+
+
+def _file_size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size if path.is_file() else None
+    except OSError:
+        return None
+
+
+def _is_disk_full(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable on POSIX; directories cannot be opened
+    # this way on Windows, where the rename is already journaled.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    # Append mode because Windows refuses fsync on read-only handles.
+    with open(path, "ab") as fh:
+        os.fsync(fh.fileno())
+
+
+def _write_all(fh, data: bytes) -> None:
+    # Unbuffered file objects may write partially; loop until all is written.
+    view = memoryview(data)
+    while view:
+        written = fh.write(view)
+        view = view[written:]
+
+
+def _alternatives(url: str, target: Path) -> str:
+    return (f"download {url} by hand into {target}, use a mirror "
+            f"(--models_url URL or {MODELS_URL_ENV}), a local folder holding the "
+            f"file (--models_source DIR or {MODELS_SOURCE_ENV}), or train your own model")
+
+
+def _host(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return parts.hostname or parts.netloc or url
+
+
+def _env_or(value: str | os.PathLike | None, env_name: str) -> str | None:
+    if value is not None and str(value) != "":
+        return str(value)
+    # An empty variable is treated as unset so `VAR= cmd` can disable it.
+    return os.environ.get(env_name) or None
+
+
+def _registry_entry(files: Sequence[ModelFile], name: str) -> ModelFile:
+    for entry in files:
+        if entry.name == name:
+            return entry
+    known = ", ".join(f.name for f in files)
+    raise ValueError(f"Unknown model name {name!r}; choose from: {known}.")
+
+
+def _check_free_space(directory: Path, needed: int, what: str) -> None:
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return  # Unknown: let the write itself fail if space runs out.
+    if free < needed:
+        raise ModelDownloadError(
+            f"Not enough disk space in {directory}: {what} needs {needed} more bytes "
+            f"but only {free} are free.")
+
+
+def _copy_atomically(source: Path, target: Path, expected_size: int | None) -> Path:
+    """Copy ``source`` over ``target`` via a temporary file and ``os.replace``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if expected_size is not None:
+        _check_free_space(target.parent, expected_size, target.name)
+    # Same directory as the target so that os.replace is a rename, not a copy.
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+                                    dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        with open(fd, "wb") as out, open(source, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        size = tmp.stat().st_size
+        if expected_size is not None and size != expected_size:
+            raise ModelDownloadError(
+                f"Copying {source} gave {size} bytes but {expected_size} were expected "
+                f"for {target.name}; the source file is probably incomplete or a different model.")
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if _is_disk_full(exc):
+            raise ModelDownloadError(
+                f"Not enough disk space in {target.parent} to copy {target.name} "
+                f"({expected_size or 'unknown'} bytes needed).") from exc
+        raise ModelDownloadError(
+            f"Cannot copy {source} to {target}: {_one_line(exc)}.") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+# ----------------------------------------------------------------------------
+# Public API
+# ----------------------------------------------------------------------------
+
+def default_model_path(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
+                       name: str = "encoder") -> Path:
+    """Return where the default model ``name`` lives.
+
+    Parameters
+    ----------
+    models_dir : str or os.PathLike
+        Root of the saved models (``saved_models`` by default).
+    name : str
+        ``"encoder"``, ``"synthesizer"`` or ``"vocoder"``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``<models_dir>/default/<name>.pt`` (the file may not exist yet).
+
+    Examples
+    --------
+    >>> default_model_path("saved_models", "vocoder").as_posix()
+    'saved_models/default/vocoder.pt'
+    """
+    return Path(models_dir) / DEFAULT_SUBDIR / f"{name}.pt"
+
+
+def resemblyzer_encoder_path() -> Path | None:
+    """Locate ``resemblyzer/pretrained.pt`` without importing ``resemblyzer``.
+
+    Importing the package would pull in webrtcvad and librosa, so only its
+    import spec is consulted.
+
+    Returns
+    -------
+    pathlib.Path or None
+        Path of the bundled encoder checkpoint, or ``None`` when the package
+        (or the file inside it) is not installed.
+
+    Examples
+    --------
+    >>> path = resemblyzer_encoder_path()
+    >>> path is None or path.name == "pretrained.pt"
+    True
+    """
+    try:
+        spec = importlib.util.find_spec("resemblyzer")
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    locations = list(spec.submodule_search_locations or [])
+    if not locations and spec.origin:
+        locations = [str(Path(spec.origin).parent)]
+    for location in locations:
+        candidate = Path(location) / RESEMBLYZER_ENCODER_FILENAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def install_encoder_from_resemblyzer(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
+                                     *, expected_size: int = DEFAULT_MODEL_FILES[0].size
+                                     ) -> Path:
+    """Copy the encoder bundled in the ``resemblyzer`` package into place.
+
+    ``resemblyzer/pretrained.pt`` is byte-identical to RTVC's ``encoder.pt``,
+    so the encoder can be installed without any network access.
+
+    Parameters
+    ----------
+    models_dir : str or os.PathLike
+        Root of the saved models; the file goes to ``<models_dir>/default/encoder.pt``.
+    expected_size : int
+        Required size in bytes (17,090,379 for the published encoder).
+
+    Returns
+    -------
+    pathlib.Path
+        Path of the installed ``encoder.pt``.
+
+    Raises
+    ------
+    ModelDownloadError
+        If ``resemblyzer`` is not installed or its file has another size.
+
+    Examples
+    --------
+    >>> install_encoder_from_resemblyzer("saved_models")  # doctest: +SKIP
+    PosixPath('saved_models/default/encoder.pt')
+    """
+    source = resemblyzer_encoder_path()
+    if source is None:
+        raise ModelDownloadError(
+            "The default encoder ships in the 'resemblyzer' package: "
+            "pip install --no-deps resemblyzer")
+    size = source.stat().st_size
+    if size != expected_size:
+        raise ModelDownloadError(
+            f"{source} has {size} bytes but {expected_size} were expected for encoder.pt; "
+            f"this resemblyzer version does not bundle the RTVC encoder.")
+    return _copy_atomically(source, default_model_path(models_dir, "encoder"), expected_size)
+
+
+def _open_response(url: str, target: Path, offset: int, expected_size: int | None,
+                   timeout: float) -> tuple[http.client.HTTPResponse, int, int | None]:
+    """Open ``url``, resuming at ``offset`` if the server allows it.
+
+    Returns the response, the offset the body starts at and the full file
+    size announced by the server (``None`` if unknown).
+    """
+    part = _part_path(target)
+    alternatives = _alternatives(url, target)
+    # At most one restart: after it, offset is 0 and no Range is sent.
+    for _ in range(2):
+        headers = {"User-Agent": "sv2tts-toolbox/default_models"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        request = urllib.request.Request(url, headers=headers)
+        try:
+            response = urllib.request.urlopen(request, timeout=timeout)
+        except urllib.error.HTTPError as exc:
+            code, reason = exc.code, _one_line(exc.reason)
+            exc.close()
+            if code == 416 and offset:
+                # The .part does not fit the server's file: start over.
+                logger.warning("The server rejected resuming %s at byte %d; restarting "
+                               "the download from the beginning.", target.name, offset)
+                part.unlink(missing_ok=True)
+                offset = 0
+                continue
+            raise ModelDownloadError(
+                f"The server at {_host(url)} answered HTTP {code} ({reason}) for {url}: "
+                f"{alternatives}.") from exc
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, (socket.timeout, TimeoutError)):
+                why = f"timed out after {timeout:g} s"
+            else:
+                why = _one_line(reason) or type(reason).__name__
+            raise ModelDownloadError(
+                f"Cannot reach {_host(url)} to download {target.name} ({why}): "
+                f"{alternatives}.") from exc
+        except ValueError as exc:
+            raise ModelDownloadError(
+                f"Invalid download URL {url!r} ({_one_line(exc)}): {alternatives}.") from exc
+
+        # file:// responses carry no status; they always send the whole file.
+        status = getattr(response, "status", None) or 200
+        length_header = response.headers.get("Content-Length")
+        length = int(length_header) if length_header and length_header.isdigit() else None
+        if offset and status == 206:
+            match = re.match(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)",
+                             response.headers.get("Content-Range", ""))
+            if match is None or int(match.group(1)) != offset:
+                response.close()
+                logger.warning("The server resumed %s at an unexpected position; restarting "
+                               "the download from the beginning.", target.name)
+                part.unlink(missing_ok=True)
+                offset = 0
+                continue
+            total = (int(match.group(3)) if match.group(3) != "*"
+                     else (offset + length if length is not None else None))
+            return response, offset, total
+        if offset:
+            logger.warning("The server at %s does not support resuming; downloading %s "
+                           "again from the beginning.", _host(url), target.name)
+        return response, 0, length
+    raise AssertionError("unreachable: the second attempt never sends a Range header")
+
+
+def download_file(url: str, target: str | os.PathLike, expected_size: int | None, *,
+                  timeout: float = DEFAULT_TIMEOUT, show_progress: bool = True,
+                  progress_callback: ProgressCallback | None = None,
+                  chunk_size: int = 1 << 20) -> Path:
+    """Download ``url`` to ``target`` with resume, size check and atomic rename.
+
+    Bytes go to ``<target>.part``. An existing ``.part`` is resumed with an
+    HTTP ``Range: bytes=N-`` request; if the server answers 200 instead of 206
+    (or the ``.part`` is larger than ``expected_size``) the download restarts
+    from zero. On success the file is fsynced and renamed to ``target``.
+
+    Parameters
+    ----------
+    url : str
+        HTTP(S) (or ``file://``) URL of the file.
+    target : str or os.PathLike
+        Final path; its parent directory is created if needed.
+    expected_size : int or None
+        Exact size in bytes, checked against ``Content-Length`` before the body
+        is read and against the downloaded size at the end. ``None`` skips both.
+    timeout : float
+        Seconds allowed for connecting and for each read.
+    show_progress : bool
+        Show a tqdm progress bar on stderr.
+    progress_callback : callable, optional
+        Called as ``progress_callback(downloaded, total)`` after each chunk
+        (``total`` is 0 when unknown), e.g. to drive a GUI progress bar.
+    chunk_size : int
+        Bytes read per iteration.
+
+    Returns
+    -------
+    pathlib.Path
+        ``target``.
+
+    Raises
+    ------
+    ModelDownloadError
+        Host unreachable, HTTP error, size mismatch, interrupted transfer
+        (the ``.part`` is kept for resuming) or full disk (``.part`` kept).
+
+    Examples
+    --------
+    >>> download_file("https://huggingface.co/CorentinJ/SV2TTS/resolve/main/vocoder.pt",
+    ...               "saved_models/default/vocoder.pt", 53_845_290)  # doctest: +SKIP
+    PosixPath('saved_models/default/vocoder.pt')
+    """
+    target = Path(target)
+    part = _part_path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelDownloadError(
+            f"Cannot create the folder {target.parent}: {_one_line(exc)}.") from exc
+
+    offset = _file_size(part) or 0
+    if expected_size is not None and offset > expected_size:
+        logger.warning("%s is larger than the expected %d bytes; restarting the download.",
+                       part, expected_size)
+        part.unlink(missing_ok=True)
+        offset = 0
+    if expected_size is not None and offset == expected_size and offset > 0:
+        # A previous run received every byte but stopped before the rename.
+        _fsync_file(part)
+        os.replace(part, target)
+        _fsync_dir(target.parent)
+        return target
+
+    response, offset, total = _open_response(url, target, offset, expected_size, timeout)
+    with response:
+        if expected_size is not None and total is not None and total != expected_size:
+            raise ModelDownloadError(
+                f"The server at {url} offers {target.name} with {total} bytes but "
+                f"{expected_size} were expected — is the mirror serving a different file?")
+        final_size = expected_size if expected_size is not None else total
+        if final_size is not None:
+            _check_free_space(target.parent, final_size - offset, target.name)
+        downloaded = _stream_to_part(response, url, target, offset, final_size,
+                                     show_progress, progress_callback, chunk_size)
+
+    if total is not None and downloaded < total:
+        # The server promised more bytes: a dropped connection, resumable later.
+        raise ModelDownloadError(
+            f"The download of {target.name} from {_host(url)} stopped after {downloaded} of "
+            f"{total} bytes; run the same command again to resume from {part}.")
+    if expected_size is not None and downloaded != expected_size:
+        part.unlink(missing_ok=True)
+        raise ModelDownloadError(
+            f"Downloaded {target.name} from {url} has {downloaded} bytes but {expected_size} "
+            f"were expected; the file was discarded — is the server offering a different file?")
+    os.replace(part, target)
+    _fsync_dir(target.parent)
+    return target
+
+
+def _stream_to_part(response, url: str, target: Path, offset: int, total: int | None,
+                    show_progress: bool, progress_callback: ProgressCallback | None,
+                    chunk_size: int) -> int:
+    """Append the response body to ``<target>.part``; return its final size."""
+    part = _part_path(target)
+    downloaded = offset
+    # Resuming appends; anything else truncates a stale .part the server made us drop.
+    mode = "ab" if offset else "wb"
+    try:
+        # Unbuffered, so a full disk is reported by write() itself and close()
+        # never raises a second, masking error.
+        with open(part, mode, buffering=0) as fh, \
+                tqdm(total=total, initial=offset, unit="B", unit_scale=True,
+                     unit_divisor=1024, desc=target.name, disable=not show_progress,
+                     dynamic_ncols=True) as bar:
+            while True:
+                try:
+                    chunk = response.read(chunk_size)
+                except (OSError, http.client.HTTPException) as exc:
+                    raise ModelDownloadError(
+                        f"The download of {target.name} from {_host(url)} was interrupted after "
+                        f"{downloaded} bytes ({_one_line(exc) or type(exc).__name__}); run the "
+                        f"same command again to resume from {part}.") from exc
+                if not chunk:
+                    break
+                if total is not None and downloaded + len(chunk) > total:
+                    # Keeping more bytes than the expected size can never give a valid file.
+                    fh.close()
+                    part.unlink(missing_ok=True)
+                    raise ModelDownloadError(
+                        f"The server at {url} sent at least {downloaded + len(chunk)} bytes "
+                        f"for {target.name} but {total} were expected; the file was "
+                        f"discarded — is the mirror serving a different file?")
+                _write_all(fh, chunk)
+                downloaded += len(chunk)
+                bar.update(len(chunk))
+                if progress_callback is not None:
+                    progress_callback(downloaded, total or 0)
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        if _is_disk_full(exc):
+            raise ModelDownloadError(
+                f"Not enough disk space in {target.parent} to download {target.name}; free "
+                f"some space and run again: {part} is kept and the download will resume.") from exc
+        raise ModelDownloadError(
+            f"Cannot write {part}: {_one_line(exc)}.") from exc
+    return downloaded
+
+
+def missing_default_models(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
+                           names: Sequence[str] = DEFAULT_MODEL_NAMES,
+                           files: Sequence[ModelFile] = DEFAULT_MODEL_FILES) -> list[ModelFile]:
+    """List the default models that are absent or have the wrong size.
+
+    Nothing is downloaded; this lets a command line explain what is missing.
+
+    Parameters
+    ----------
+    models_dir : str or os.PathLike
+        Root of the saved models.
+    names : sequence of str
+        Models to check.
+    files : sequence of ModelFile
+        Registry giving file names and expected sizes.
+
+    Returns
+    -------
+    list of ModelFile
+        Registry entries whose file is missing or of the wrong size.
+
+    Examples
+    --------
+    >>> [m.name for m in missing_default_models("/nonexistent", ["vocoder"])]
+    ['vocoder']
+    """
+    missing = []
+    for name in names:
+        entry = _registry_entry(files, name)
+        path = Path(models_dir) / DEFAULT_SUBDIR / entry.filename
+        if _file_size(path) != entry.size:
+            missing.append(entry)
+    return missing
+
+
+def ensure_default_models(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
+                          names: Sequence[str] = DEFAULT_MODEL_NAMES, *,
+                          base_url: str | None = None,
+                          source_dir: str | os.PathLike | None = None,
+                          files: Sequence[ModelFile] = DEFAULT_MODEL_FILES,
+                          show_progress: bool = True,
+                          progress_callback: ProgressCallback | None = None,
+                          timeout: float = DEFAULT_TIMEOUT) -> dict[str, Path]:
+    """Make sure the default models exist in ``<models_dir>/default/``.
+
+    Files of the exact expected size are kept; missing ones (or ones of the
+    wrong size, with a logged notice) are fetched. Sources, in order: the
+    local folder ``source_dir``; for the encoder, the ``resemblyzer`` package
+    when its bundled file has the registry's size; otherwise a download from
+    ``base_url``. A wrong-size file is only replaced once the new copy is complete.
+
+    Parameters
+    ----------
+    models_dir : str or os.PathLike
+        Root of the saved models (``saved_models`` by default).
+    names : sequence of str
+        Models to ensure, any of ``"encoder"``, ``"synthesizer"``, ``"vocoder"``.
+    base_url : str, optional
+        Mirror to download from (``<base_url>/<filename>``). Defaults to the
+        ``SV2TTS_MODELS_URL`` environment variable, then :data:`DEFAULT_BASE_URL`.
+    source_dir : str or os.PathLike, optional
+        Folder holding the files to copy instead of downloading. Defaults to the
+        ``SV2TTS_MODELS_SOURCE`` environment variable.
+    files : sequence of ModelFile
+        Registry of file names and sizes (tests use small files).
+    show_progress : bool
+        Show tqdm progress bars for downloads.
+    progress_callback : callable, optional
+        ``progress_callback(downloaded, total)``, called per chunk of each download.
+    timeout : float
+        Connect/read timeout in seconds for downloads.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        Path of each requested model.
+
+    Raises
+    ------
+    ModelDownloadError
+        When a model cannot be obtained; the message says how to get it otherwise.
+    ValueError
+        For a name that is not in ``files``.
+
+    Examples
+    --------
+    >>> paths = ensure_default_models("saved_models", ["encoder"])  # doctest: +SKIP
+    >>> sorted(paths)  # doctest: +SKIP
+    ['encoder']
+    """
+    entries = [_registry_entry(files, name) for name in names]
+    base = (_env_or(base_url, MODELS_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
+    source = _env_or(source_dir, MODELS_SOURCE_ENV)
+    default_dir = Path(models_dir) / DEFAULT_SUBDIR
+    try:
+        default_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelDownloadError(
+            f"Cannot create the folder {default_dir}: {_one_line(exc)}.") from exc
+
+    paths: dict[str, Path] = {}
+    for entry in entries:
+        target = default_dir / entry.filename
+        size = _file_size(target)
+        if size == entry.size:
+            logger.info("%s is present (%d bytes).", target, size)
+            paths[entry.name] = target
+            continue
+        if size is not None:
+            logger.warning("%s has %d bytes instead of %d; fetching it again.",
+                           target, size, entry.size)
+        paths[entry.name] = _fetch(entry, target, base, source, show_progress,
+                                   progress_callback, timeout)
+        # Same final assertion as upstream: a present file of the exact size.
+        if _file_size(target) != entry.size:
+            raise ModelDownloadError(
+                f"{target} is not {entry.size} bytes after fetching it: "
+                f"{_alternatives(base + '/' + entry.filename, target)}.")
+    return paths
+
+
+def _fetch(entry: ModelFile, target: Path, base_url: str, source_dir: str | None,
+           show_progress: bool, progress_callback: ProgressCallback | None,
+           timeout: float) -> Path:
+    url = f"{base_url}/{entry.filename}"
+    if source_dir is not None:
+        source = Path(source_dir) / entry.filename
+        if source.is_file():
+            source_size = source.stat().st_size
+            if source_size != entry.size:
+                raise ModelDownloadError(
+                    f"{source} has {source_size} bytes but {entry.size} were expected for "
+                    f"{entry.filename}; {_alternatives(url, target)}.")
+            logger.info("Copying %s from %s.", entry.filename, source_dir)
+            return _copy_atomically(source, target, entry.size)
+        if entry.name != "encoder":
+            raise ModelDownloadError(
+                f"{entry.filename} is not in the local models folder {source_dir} "
+                f"(--models_source / {MODELS_SOURCE_ENV}): put it there, or "
+                f"{_alternatives(url, target)}.")
+    if entry.name == "encoder":
+        bundled = resemblyzer_encoder_path()
+        # Only when it is the very file the registry asks for (tests use small encoders).
+        if bundled is not None and _file_size(bundled) == entry.size:
+            logger.info("Copying encoder.pt from the resemblyzer package (%s).", bundled)
+            return _copy_atomically(bundled, target, entry.size)
+        if bundled is None:
+            logger.info("resemblyzer is not installed (pip install --no-deps resemblyzer "
+                        "gives the encoder offline); downloading encoder.pt instead.")
+    logger.info("Downloading %s from %s.", entry.filename, url)
+    return download_file(url, target, entry.size, timeout=timeout, show_progress=show_progress,
+                         progress_callback=progress_callback)
+
+
+# ----------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point: ``python -m utils.default_models``.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name (``sys.argv[1:]`` by default).
+
+    Returns
+    -------
+    int
+        0 on success, 1 when a model could not be obtained, 130 if interrupted.
+
+    Examples
+    --------
+    >>> main(["--models_dir", "saved_models", "encoder"])  # doctest: +SKIP
+    0
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m utils.default_models",
+        description="Fetch the pretrained default models into <models_dir>/default/.")
+    parser.add_argument("names", nargs="*", metavar="name",
+                        help=f"models to fetch, any of {', '.join(DEFAULT_MODEL_NAMES)} "
+                             f"(default: all)")
+    parser.add_argument("--models_dir", default=DEFAULT_MODELS_DIR,
+                        help="root of the saved models (default: %(default)s)")
+    parser.add_argument("--models_url", default=None,
+                        help=f"mirror base URL (default: ${MODELS_URL_ENV} or {DEFAULT_BASE_URL})")
+    parser.add_argument("--models_source", default=None,
+                        help=f"local folder holding the .pt files to copy instead of "
+                             f"downloading (default: ${MODELS_SOURCE_ENV})")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                        help="connect/read timeout in seconds (default: %(default)s)")
+    parser.add_argument("--no_progress", action="store_true", help="hide the progress bars")
+    args = parser.parse_args(argv)
+    # Validated by hand: argparse mishandles choices with an empty nargs="*" list.
+    unknown = [n for n in args.names if n not in DEFAULT_MODEL_NAMES]
+    if unknown:
+        parser.error(f"unknown model name(s) {', '.join(unknown)}; "
+                     f"choose from {', '.join(DEFAULT_MODEL_NAMES)}")
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        paths = ensure_default_models(args.models_dir, tuple(args.names) or DEFAULT_MODEL_NAMES,
+                                      base_url=args.models_url, source_dir=args.models_source,
+                                      show_progress=not args.no_progress, timeout=args.timeout)
+    except ModelDownloadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; run the same command again to resume the download.",
+              file=sys.stderr)
+        return 130
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
