@@ -119,13 +119,12 @@ def describe_device(device) -> str:  # noqa: ANN001
 def run(args: argparse.Namespace) -> int:
     text = read_text_argument(args)
     check_output_path(args.out)
-    for reference in args.reference:
-        if not reference.is_file():
-            raise FileNotFoundError(f"The reference audio file '{reference}' does not exist.")
-
     from synthesizer.text import prepare_utterances
+    from utils.audio_io import load_audio_with_rate
 
-    sentences = prepare_utterances(text)  # validates the text before any model is loaded
+    # Validate every input before loading models, so mistakes are reported in a second.
+    sentences = prepare_utterances(text)
+    references = [load_audio_with_rate(path, None) for path in args.reference]
 
     import numpy as np
     import torch
@@ -144,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"Loaded models in {time.perf_counter() - start:.2f} s")
 
     start = time.perf_counter()
-    voice = pipeline.embed_references(args.reference)
+    voice = pipeline.embed_references(references, names=[path.name for path in args.reference])
     encoder_seconds = time.perf_counter() - start
     reference_seconds = voice.speech_seconds
 

@@ -1,0 +1,141 @@
+"""Time each inference stage on a fixed utterance with models of RTVC's exact sizes.
+
+Prints, per device (CPU, and CUDA when present), the seconds each stage takes and its real-time factor
+(RTF = compute seconds / seconds of audio; below 1 is faster than real time). Random weights are used:
+the cost of these networks does not depend on the weight values. The synthesizer's stop token is
+disabled so that it always decodes the full utterance length.
+
+Examples
+--------
+    python benchmarks/bench_inference.py
+    python benchmarks/bench_inference.py --seconds 5 --device cpu --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from encoder.hparams import EncoderHParams  # noqa: E402
+from encoder.inference import Encoder  # noqa: E402
+from encoder.model import SpeakerEncoder  # noqa: E402
+from synthesizer.hparams import SynthesizerHParams  # noqa: E402
+from synthesizer.inference import Synthesizer  # noqa: E402
+from synthesizer.model import build_tacotron  # noqa: E402
+from vocoder.hparams import VocoderHParams  # noqa: E402
+from vocoder.inference import GriffinLimVocoder, WaveRNNVocoder  # noqa: E402
+from vocoder.model import build_wavernn  # noqa: E402
+
+# About 10 s of speech at a typical reading rate (~15 characters per second).
+TEXT = ("The quick brown fox jumps over the lazy dog, while the five boxing wizards jump quickly "
+        "and a wizard's job is to vex chumps quickly in fog.")
+
+
+def timed(function: Callable[[], object], repeats: int) -> float:
+    """Best wall time of ``repeats`` runs after one warm-up (first calls pay for lazy initialisation)."""
+    function()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def benchmark_device(device: torch.device, seconds: float, repeats: int, skip_wavernn: bool) -> dict[str, dict]:
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    results: dict[str, dict] = {}
+
+    encoder_hparams = EncoderHParams()
+    encoder = Encoder(SpeakerEncoder(encoder_hparams), encoder_hparams, device)
+    # Speech-like test signal: noise with a syllable-rate envelope.
+    n_samples = int(seconds * encoder_hparams.sample_rate)
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * np.arange(n_samples) / encoder_hparams.sample_rate)
+    wav = (0.1 * envelope * rng.standard_normal(n_samples)).astype(np.float32)
+    elapsed = timed(lambda: encoder.embed_utterance(wav), repeats)
+    results["encoder"] = {"seconds": elapsed, "audio_seconds": seconds}
+
+    synth_hparams = SynthesizerHParams()
+    tacotron = build_tacotron(synth_hparams)
+    tacotron.r = 2  # RTVC's published model decodes 2 frames per step
+    with torch.no_grad():
+        tacotron.decoder.stop_proj.bias.fill_(-1e4)  # never stop: decode exactly max_steps frames
+    synthesizer = Synthesizer(tacotron.to(device), synth_hparams)
+    n_frames = int(round(seconds * synth_hparams.sample_rate / synth_hparams.hop_size))
+    embedding = rng.random(encoder_hparams.embedding_size).astype(np.float32)
+    embedding /= np.linalg.norm(embedding)
+    mel_holder: dict[str, np.ndarray] = {}
+
+    def synthesize() -> None:
+        mel_holder["mel"] = synthesizer.synthesize([TEXT], embedding, max_steps=n_frames).mels[0]
+
+    elapsed = timed(synthesize, repeats)
+    results["synthesizer"] = {"seconds": elapsed, "audio_seconds": n_frames * synth_hparams.hop_size / 16000}
+
+    # The vocoders get a mel of exactly the benchmark length (the synthesizer may trim quiet frames).
+    mel = np.clip(rng.normal(-1.5, 1.0, (synth_hparams.num_mels, n_frames + 1)), -4, 4).astype(np.float32)
+    audio_seconds = n_frames * synth_hparams.hop_size / synth_hparams.sample_rate
+    if not skip_wavernn:
+        vocoder_hparams = VocoderHParams()
+        wavernn = WaveRNNVocoder(build_wavernn(vocoder_hparams).to(device), vocoder_hparams)
+        elapsed = timed(lambda: wavernn.vocode(mel), max(1, repeats - 1))
+        results["wavernn"] = {"seconds": elapsed, "audio_seconds": audio_seconds}
+    griffin_lim = GriffinLimVocoder(synth_hparams)
+    elapsed = timed(lambda: griffin_lim.vocode(mel), repeats)
+    results["griffinlim"] = {"seconds": elapsed, "audio_seconds": audio_seconds}
+
+    for figures in results.values():
+        figures["rtf"] = figures["seconds"] / figures["audio_seconds"]
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the benchmark utterance")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto = CPU, plus CUDA when available")
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs per stage (best is kept)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--skip_wavernn", action="store_true", help="skip the slow WaveRNN stage")
+    parser.add_argument("--json", action="store_true", help="print one JSON object: device → stage → figures")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    devices = [torch.device("cpu")] if args.device in ("auto", "cpu") else []
+    if args.device in ("auto", "cuda"):
+        if torch.cuda.is_available():
+            devices.append(torch.device("cuda"))
+        elif args.device == "cuda":
+            print("error: CUDA is not available on this machine.", file=sys.stderr)
+            return 1
+
+    report = {device.type: benchmark_device(device, args.seconds, args.repeats, args.skip_wavernn)
+              for device in devices}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"Fixed utterance: {args.seconds:g} s of audio; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} CPU threads")
+    print(f"{'device':<6} {'stage':<12} {'seconds':>8} {'audio s':>8} {'RTF':>7}")
+    for device, stages in report.items():
+        for stage, figures in stages.items():
+            print(f"{device:<6} {stage:<12} {figures['seconds']:8.3f} {figures['audio_seconds']:8.2f} "
+                  f"{figures['rtf']:7.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

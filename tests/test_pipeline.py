@@ -1,0 +1,83 @@
+"""ClonePipeline with RTVC-format checkpoint files (real encoder, full-size random synthesizer/vocoder)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline import ClonePipeline, MissingModelError, ModelPaths, VoiceEmbedding, enhance_output, limit_peak
+from tests.model_files import make_models_dir
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, encoder_checkpoint) -> ClonePipeline:
+    root = make_models_dir(tmp_path_factory.mktemp("pipeline_models"), encoder_checkpoint)
+    return ClonePipeline(ModelPaths.in_folder(root / "default"), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def voice(pipeline, tmp_path_factory, espeak) -> VoiceEmbedding:
+    folder = tmp_path_factory.mktemp("voice")
+    first = espeak(folder / "a.wav", "The first reference sentence is long enough to embed.", voice="en-us+f2")
+    second = espeak(folder / "b.wav", "And the second one is read by the very same voice.", voice="en-us+f2")
+    return pipeline.embed_references([first, second])
+
+
+def test_voice_is_the_renormalised_mean_of_its_references(voice):
+    assert len(voice.reference_embeddings) == 2
+    mean = np.mean(voice.reference_embeddings, axis=0)
+    np.testing.assert_allclose(voice.embedding, mean / np.linalg.norm(mean), atol=1e-6)
+    assert voice.speech_seconds > 2.0
+    assert voice.names == ["a.wav", "b.wav"]
+
+
+@pytest.mark.parametrize("vocoder", ["griffinlim", "wavernn"])
+def test_clone_length_matches_mel_frames(pipeline, voice, vocoder):
+    result = pipeline.clone(voice, "Hello there. How are you today?", vocoder=vocoder, seed=3)
+    assert result.synthesis.sentences == ["Hello there.", "How are you today?"]
+    joined = result.synthesis.joined_mel(gap_frames=12)
+    assert len(result.wav) == (joined.shape[1] - 1) * 200
+    assert result.sample_rate == 16000 and result.wav.dtype == np.float32
+    assert np.isfinite(result.wav).all() and np.abs(result.wav).max() <= 0.97 + 1e-6
+    # The random model stops as early as RTVC allows: mels shorter than 21 frames must not crash.
+    assert all(mel.shape[1] < 21 for mel in result.synthesis.mels)
+    assert set(result.timings) == {"synthesizer", vocoder}
+
+
+def test_same_seed_same_audio(pipeline, voice):
+    first = pipeline.clone(voice, "Repeat after me.", vocoder="wavernn", seed=11).wav
+    second = pipeline.clone(voice, "Repeat after me.", vocoder="wavernn", seed=11).wav
+    other = pipeline.clone(voice, "Repeat after me.", vocoder="wavernn", seed=12).wav
+    np.testing.assert_array_equal(first, second)
+    assert first.shape != other.shape or not np.array_equal(first, other)
+
+
+def test_synthesize_returns_alignments_per_sentence(pipeline, voice):
+    output = pipeline.synthesize(["One.", "Two words."], voice, seed=0)
+    assert len(output.mels) == len(output.alignments) == 2
+    for mel, alignment, sentence in zip(output.mels, output.alignments, output.sentences):
+        assert mel.shape[0] == 80
+        assert alignment.shape[1] == len(sentence) + 1  # characters + EOS
+        np.testing.assert_allclose(alignment.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_missing_models_explain_themselves(encoder_checkpoint, tmp_path):
+    pipeline = ClonePipeline(ModelPaths(encoder_checkpoint, None, tmp_path / "nothing.pt"), device="cpu")
+    with pytest.raises(MissingModelError, match="train your own"):
+        _ = pipeline.synthesizer
+    with pytest.raises(MissingModelError, match="griffinlim"):
+        _ = pipeline.wavernn
+    with pytest.raises(ValueError, match="Unknown vocoder"):
+        pipeline.vocode(np.zeros((80, 5), np.float32), "melgan")
+
+
+def test_enhance_trims_silence_and_normalises(espeak, tmp_path):
+    from utils.audio_io import load_audio
+
+    speech = load_audio(espeak(tmp_path / "s.wav", "Some words. And more words.", voice="en-us"), 16000)
+    padded = np.concatenate([np.zeros(32000, np.float32), 0.3 * speech, np.zeros(32000, np.float32)])
+    enhanced = enhance_output(padded)
+    assert len(enhanced) < len(padded) - 40000  # most of the 4 s of padding is gone
+    assert abs(np.abs(enhanced).max() - 0.97) < 1e-4
+    assert np.array_equal(limit_peak(np.array([0.5, -0.2])), [0.5, -0.2])
+    assert np.abs(limit_peak(np.array([2.0, -1.0]))).max() == pytest.approx(0.97)
