@@ -89,7 +89,7 @@ def benchmark_device(device: torch.device, seconds: float, repeats: int, skip_wa
     audio_seconds = n_frames * synth_hparams.hop_size / synth_hparams.sample_rate
     if not skip_wavernn:
         vocoder_hparams = VocoderHParams()
-        wavernn = WaveRNNVocoder(build_wavernn(vocoder_hparams).to(device), vocoder_hparams)
+        wavernn = WaveRNNVocoder(build_wavernn(vocoder_hparams).to(device))
         elapsed = timed(lambda: wavernn.vocode(mel), max(1, repeats - 1))
         results["wavernn"] = {"seconds": elapsed, "audio_seconds": audio_seconds}
     griffin_lim = GriffinLimVocoder(synth_hparams)

@@ -76,9 +76,19 @@ def voice_activity_mask(wav: np.ndarray, hparams: EncoderHParams) -> np.ndarray:
         ],
         dtype=float,
     )
-    smoothed = np.round(moving_average(flags, hparams.vad_moving_average_width)).astype(bool)
-    dilated = binary_dilation(smoothed, np.ones(hparams.vad_max_silence_length + 1))
-    return np.repeat(dilated, window)
+    return np.repeat(smooth_voice_flags(flags, hparams), window)
+
+
+def smooth_voice_flags(flags: np.ndarray, hparams: EncoderHParams) -> np.ndarray:
+    """Per-window VAD decisions → per-window keep mask, exactly as RTVC.
+
+    Centred moving average (width 8), rounded half-to-even (so exactly 4 voiced windows out of 8 give
+    False), then a binary dilation by ``vad_max_silence_length // 2`` windows on each side. Net effect
+    (measured): pauses of up to 5 windows (150 ms) between speech survive whole; a longer pause keeps
+    2 windows after the speech and 3 before the next speech (the smoothing window is asymmetric).
+    """
+    smoothed = np.round(moving_average(np.asarray(flags, dtype=float), hparams.vad_moving_average_width))
+    return binary_dilation(smoothed.astype(bool), np.ones(hparams.vad_max_silence_length + 1))
 
 
 def trim_long_silences(wav: np.ndarray, hparams: EncoderHParams) -> np.ndarray:

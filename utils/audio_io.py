@@ -11,7 +11,7 @@ Examples
 >>> from pathlib import Path
 >>> path = Path(tempfile.mkdtemp()) / "tone.wav"
 >>> t = np.arange(8000) / 8000
->>> save_audio(path, 0.5 * np.sin(2 * np.pi * 440 * t), 8000)
+>>> _ = save_audio(path, 0.5 * np.sin(2 * np.pi * 440 * t), 8000)
 >>> wav = load_audio(path, 16000)
 >>> wav.dtype, wav.shape
 (dtype('float32'), (16000,))
@@ -22,12 +22,13 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import soundfile
+
+from utils.atomic_write import open_temp_file
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".aac", ".wma", ".aiff", ".aif")
 WRITABLE_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
@@ -72,17 +73,30 @@ def _read_with_audioread(path: Path, max_seconds: float | None) -> tuple[np.ndar
             f"Cannot decode '{path}': reading {path.suffix} files needs ffmpeg "
             "(Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg), or convert it to WAV/FLAC."
         )
+    # Decode a little past the limit: librosa's ``duration`` silently truncates, so a longer file is
+    # only recognisable by coming back longer than the limit.
+    duration = None if max_seconds is None else max_seconds + 1.0
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # librosa's "PySoundFile failed" FutureWarning is noise here
-            wav, rate = librosa.load(str(path), sr=None, mono=True, duration=max_seconds)
+            wav, rate = librosa.load(str(path), sr=None, mono=True, duration=duration)
     except Exception as error:  # audioread raises many unrelated types (NoBackendError, EOFError, ...)
         if type(error).__name__ == "NoBackendError":
+            if shutil.which("ffmpeg") is not None:
+                # ffmpeg is there and could not open it either: the file is the problem, not the setup.
+                raise AudioError(
+                    f"Cannot read '{path}': it is damaged or not in an audio format that soundfile or "
+                    "ffmpeg can decode."
+                ) from None
             raise AudioError(
                 f"Cannot decode '{path}': no audio backend can read {path.suffix or 'this'} files; "
                 "install ffmpeg (apt-get install ffmpeg) or convert it to WAV/FLAC."
             ) from None
         raise AudioError(f"Cannot read '{path}' as audio ({_first_line(error)}).") from None
+    if max_seconds is not None and len(wav) > max_seconds * rate:
+        raise AudioError(
+            f"'{path}' lasts more than {max_seconds:.0f} s, the limit: cut a shorter excerpt."
+        )
     return np.asarray(wav, dtype=np.float32), int(rate)
 
 
@@ -210,7 +224,8 @@ def save_audio(path: str | Path, wav: np.ndarray, sample_rate: int, *, subtype: 
     if subtype is None:
         subtype = "PCM_16" if file_format in ("WAV", "FLAC") else None
     try:
-        handle, temp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+        # Not tempfile.mkstemp: its 0o600 mode would survive the rename (see utils.atomic_write).
+        handle, temp_name = open_temp_file(path)
     except OSError as error:
         raise AudioError(f"Cannot write '{path}' ({_first_line(error)}).") from None
     try:

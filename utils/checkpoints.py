@@ -26,7 +26,7 @@ from __future__ import annotations
 import errno
 import os
 import pickle
-import tempfile
+import re
 import zipfile
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping, TypeVar
 import torch
 from torch import nn
 
+from utils.atomic_write import open_temp_file
 from utils.hparams import HParams, HParamsError
 
 FORMAT_VERSION = 1
@@ -52,8 +53,22 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, or does not fit the model it is loaded into."""
 
 
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _describe(path: Path, what: str) -> str:
     return f"The {what} checkpoint '{path}'"
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
+def _first_sentence(text: str, error: BaseException) -> str:
+    """First sentence of an exception message, on one line and at most 160 characters."""
+    line = text.splitlines()[0].strip() if text else type(error).__name__
+    sentence = line.split(". ")[0].rstrip(".")
+    return sentence if len(sentence) <= 160 else sentence[:157] + "..."
 
 
 def load_checkpoint_file(path: str | Path, what: str, map_location: str | torch.device = "cpu") -> dict:
@@ -85,14 +100,20 @@ def load_checkpoint_file(path: str | Path, what: str, map_location: str | torch.
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if "weights_only" in reason or "Unsupported global" in reason:
+        text = _ANSI_ESCAPE.sub("", str(error)).strip()  # torch's messages contain terminal bold codes
+        # torch's weights-only message starts with advice about weights_only=False; the cause comes after
+        # "WeightsUnpickler error:". "Unsupported global" means a pickled Python object (a class instance,
+        # a function); anything else ("Unsupported operand 60") means the bytes are not a pickle at all.
+        cause = text.split("WeightsUnpickler error:", 1)[-1].strip()
+        if "Unsupported global" in cause:
+            culprit = re.search(r"GLOBAL ([\w.]+)", cause)
+            what_object = f" ({culprit.group(1)})" if culprit else ""
             raise CheckpointError(
-                f"{prefix} contains Python objects that are not plain weights, so it is not loaded "
-                f"for safety ({reason[:160]})."
+                f"{prefix} contains Python objects that are not plain weights{what_object}, so it is not "
+                "loaded for safety; only load files from sources you trust."
             ) from None
         raise CheckpointError(
-            f"{prefix} ({size:,} bytes) is truncated or not a PyTorch checkpoint ({reason[:160]}); "
+            f"{prefix} ({size:,} bytes) is truncated or not a PyTorch checkpoint ({_first_sentence(cause, error)}); "
             "download or train it again."
         ) from None
     if not isinstance(checkpoint, dict):
@@ -136,7 +157,7 @@ def check_state_dict(state: Mapping[str, Any], model: nn.Module, path: str | Pat
     prefix = _describe(Path(path), what)
     file_type = guess_model_type(state)
     if file_type is not None and file_type != what:
-        raise CheckpointError(f"{prefix} is a {file_type} checkpoint, not a {what} checkpoint.")
+        raise CheckpointError(f"{prefix} is {_a(file_type)} checkpoint, not {_a(what)} checkpoint.")
     expected = model.state_dict()
     missing = [key for key in expected if key not in state]
     unexpected = [key for key in state if key not in expected]
@@ -168,7 +189,9 @@ def read_hparams(checkpoint: Mapping[str, Any], hparams_cls: type[H], path: str 
         return hparams_cls()
     stored_type = checkpoint.get("model_type")
     if stored_type is not None and stored_type != what:
-        raise CheckpointError(f"{_describe(Path(path), what)} is a {stored_type} checkpoint, not a {what} checkpoint.")
+        raise CheckpointError(
+            f"{_describe(Path(path), what)} is {_a(stored_type)} checkpoint, not {_a(what)} checkpoint."
+        )
     try:
         return hparams_cls.from_dict(stored)
     except (HParamsError, TypeError, ValueError) as error:
@@ -224,7 +247,8 @@ def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # Not tempfile.mkstemp: its 0o600 mode would survive the rename (see utils.atomic_write).
+    handle, temp_name = open_temp_file(path)
     try:
         with os.fdopen(handle, "wb") as stream:
             torch.save(dict(payload), stream)

@@ -409,12 +409,22 @@ class WaveRNN(nn.Module):
         Returns
         -------
         float32 waveform of ``(T - 1)·hop`` samples in about [-1, 1], with a linear fade-out over the
-        last ``min(fade_out_samples, length)`` samples. ``T == 1`` gives an empty array.
+        last ``min(fade_out_samples, length)`` samples. ``T == 1`` gives an empty array at once (nothing
+        is generated, no progress is reported).
 
         Raises
         ------
         ValueError
             If ``mels`` is not ``(1, num_mels, T)`` with ``T >= 1``, or the chunk geometry is invalid.
+
+        Examples
+        --------
+        >>> hp = VocoderHParams(voc_rnn_dims=16, voc_fc_dims=16, voc_compute_dims=8, voc_res_out_dims=8,
+        ...                     voc_res_blocks=1)
+        >>> model = WaveRNN(hp)
+        >>> wav = model.generate(torch.zeros(1, 80, 1))  # one frame: nothing to return, no crash
+        >>> wav.shape
+        (0,)
         """
         num_mels = self.hparams.num_mels
         if mels.dim() != 3 or mels.size(0) != 1 or mels.size(1) != num_mels:
@@ -424,6 +434,10 @@ class WaveRNN(nn.Module):
         if batched and (target <= 0 or overlap < 0):
             raise ValueError(f"target must be > 0 and overlap >= 0, got target={target}, overlap={overlap}")
 
+        wave_len = (mels.size(-1) - 1) * self.hop_length
+        if wave_len == 0:
+            return np.zeros(0, dtype=np.float32)  # one frame holds no complete hop: nothing to generate
+
         was_training = self.training
         self.eval()
         try:
@@ -432,7 +446,6 @@ class WaveRNN(nn.Module):
         finally:
             self.train(was_training)  # RTVC left the model in train mode (its bug 17)
 
-        wave_len = (mels.size(-1) - 1) * self.hop_length
         if batched:
             output = xfade_and_unfold(samples, overlap)  # (n_folds·(target + overlap) + overlap,)
         else:
@@ -477,18 +490,21 @@ class WaveRNN(nn.Module):
         h2 = torch.zeros(batch, self.rnn_dims, device=device)
         x = torch.zeros(batch, 1, device=device)  # previous sample
         output = torch.empty(batch, seq_len, device=device)
-        gen_rate = 0.0
+        # RAW label -> float value, computed with the same float32 operations as RTVC's per-step formula.
+        label_values = 2 * torch.arange(self.n_classes, device=device).float() / (self.n_classes - 1.0) - 1.0
+        # Functional calls with the layers' own weights: the same kernels as the modules, less overhead per step.
+        I, fc1, fc2, fc3 = self.I, self.fc1, self.fc2, self.fc3
         for i in range(seq_len):
             m_t = mels[:, i, :]  # (batch, 80)
             a1_t, a2_t, a3_t, a4_t = (a[:, i, :] for a in aux_split)  # (batch, aux) each
-            x = self.I(torch.cat([x, m_t, a1_t], dim=1))  # (batch, rnn)
-            h1 = rnn1(x, h1)
+            x = F.linear(torch.cat([x, m_t, a1_t], dim=1), I.weight, I.bias)  # (batch, rnn)
+            h1 = rnn1.forward(x, h1)
             x = x + h1
-            h2 = rnn2(torch.cat([x, a2_t], dim=1), h2)
+            h2 = rnn2.forward(torch.cat([x, a2_t], dim=1), h2)
             x = x + h2
-            x = F.relu(self.fc1(torch.cat([x, a3_t], dim=1)))  # (batch, fc)
-            x = F.relu(self.fc2(torch.cat([x, a4_t], dim=1)))  # (batch, fc)
-            logits = self.fc3(x)  # (batch, n_classes)
+            x = F.relu(F.linear(torch.cat([x, a3_t], dim=1), fc1.weight, fc1.bias))  # (batch, fc)
+            x = F.relu(F.linear(torch.cat([x, a4_t], dim=1), fc2.weight, fc2.bias))  # (batch, fc)
+            logits = F.linear(x, fc3.weight, fc3.bias)  # (batch, n_classes)
 
             if self.mode == "MOL":
                 x = sample_from_discretized_mix_logistic(logits.unsqueeze(-1), generator=generator)  # (batch, 1)
@@ -498,7 +514,7 @@ class WaveRNN(nn.Module):
                 # same keeps draws bit-identical to RTVC for a given global seed.
                 posterior = posterior / posterior.sum(-1, keepdim=True)
                 label = torch.multinomial(posterior, 1, replacement=True, generator=generator)  # (batch, 1)
-                x = 2 * label.float() / (self.n_classes - 1.0) - 1.0  # (batch, 1), mu-law domain
+                x = label_values[label]  # (batch, 1), mu-law domain
             output[:, i] = x[:, 0]
 
             if progress_callback is not None and i % 100 == 0:

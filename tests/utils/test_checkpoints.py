@@ -1,0 +1,228 @@
+"""utils.checkpoints on real torch files: RTVC layout, our layout, and every way a file can be wrong."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from encoder.hparams import EncoderHParams
+from encoder.model import SpeakerEncoder, build_speaker_encoder
+from utils.checkpoints import (
+    CheckpointError,
+    load_checkpoint_file,
+    load_model,
+    make_payload,
+    save_checkpoint,
+)
+
+SMALL = EncoderHParams(hidden_size=16, embedding_size=8, num_layers=1)
+# Small CPU workloads: one torch thread is faster and immune to busy machines (see tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
+class NotWeights:
+    """A custom class: pickling an instance of it puts arbitrary code references into a checkpoint."""
+
+    def __init__(self) -> None:
+        self.payload = [1, 2, 3]
+
+
+def load_encoder(path: Path):
+    return load_model(path, "encoder", EncoderHParams, build_speaker_encoder)
+
+
+def rtvc_encoder_file(path: Path, hparams: EncoderHParams = EncoderHParams(), step: int = 1234) -> Path:
+    """An encoder checkpoint the way RTVC's training writes it: no hyperparameters, Adam state included."""
+    torch.manual_seed(0)
+    model = SpeakerEncoder(hparams)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    model.loss(model(torch.rand(4, 20, hparams.mel_n_channels)).reshape(2, 2, -1)).backward()
+    optimizer.step()
+    torch.save({"step": step, "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict()}, path)
+    return path
+
+
+def assert_one_sentence(error: pytest.ExceptionInfo, path: Path, *fragments: str) -> str:
+    message = str(error.value)
+    assert "\n" not in message and "\x1b" not in message, message
+    assert str(path) in message, message
+    assert "Traceback" not in message and "size mismatch for" not in message, message
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+# --------------------------------------------------------------------------------------------------
+# Files that are not checkpoints
+# --------------------------------------------------------------------------------------------------
+def test_missing_file(tmp_path):
+    path = tmp_path / "encoder.pt"
+    with pytest.raises(CheckpointError) as error:
+        load_encoder(path)
+    assert_one_sentence(error, path, "does not exist")
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "encoder.pt"
+    path.write_bytes(b"")
+    with pytest.raises(CheckpointError) as error:
+        load_encoder(path)
+    assert_one_sentence(error, path, "empty")
+
+
+def test_folder(tmp_path):
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint_file(tmp_path, "encoder")
+    assert_one_sentence(error, tmp_path, "folder")
+
+
+def test_truncated_file(tmp_path):
+    whole = rtvc_encoder_file(tmp_path / "whole.pt").read_bytes()
+    path = tmp_path / "encoder.pt"
+    path.write_bytes(whole[: len(whole) // 2])  # an interrupted download
+    with pytest.raises(CheckpointError) as error:
+        load_encoder(path)
+    message = assert_one_sentence(error, path, "truncated")
+    assert f"{len(whole) // 2:,} bytes" in message and len(message) < 400
+
+
+def test_text_file_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "encoder.pt"
+    path.write_text("<html>404 Not Found</html>\n")  # what a broken mirror serves
+    with pytest.raises(CheckpointError) as error:
+        load_encoder(path)
+    assert_one_sentence(error, path, "not a PyTorch checkpoint")
+
+
+def test_pickled_python_object_is_refused_for_safety(tmp_path):
+    path = tmp_path / "encoder.pt"
+    torch.save({"model_state": SpeakerEncoder(SMALL).state_dict(), "extra": NotWeights()}, path)
+    with pytest.raises(CheckpointError) as error:
+        load_encoder(path)
+    message = assert_one_sentence(error, path, "not plain weights", "NotWeights")
+    assert "truncated" not in message  # the file is fine; it is just not safe to unpickle
+
+
+def test_checkpoint_that_is_not_a_dict(tmp_path):
+    path = tmp_path / "encoder.pt"
+    torch.save([torch.zeros(3)], path)
+    with pytest.raises(CheckpointError) as error:
+        load_encoder(path)
+    assert_one_sentence(error, path, "list")
+
+
+def test_dict_without_model_state(tmp_path):
+    path = tmp_path / "encoder.pt"
+    torch.save({"optimizer_state": {}, "epoch": 3}, path)
+    with pytest.raises(CheckpointError) as error:
+        load_encoder(path)
+    assert_one_sentence(error, path, "model_state", "epoch")
+
+
+# --------------------------------------------------------------------------------------------------
+# Checkpoints of the wrong model
+# --------------------------------------------------------------------------------------------------
+def test_vocoder_file_loaded_as_encoder(tmp_path):
+    path = tmp_path / "vocoder.pt"
+    state = {"upsample.resnet.conv_in.weight": torch.zeros(128, 80, 5), "I.weight": torch.zeros(512, 113)}
+    torch.save({"model_state": state, "optimizer_state": {}}, path)
+    with pytest.raises(CheckpointError) as error:
+        load_encoder(path)
+    assert_one_sentence(error, path, "is a vocoder checkpoint, not an encoder checkpoint")
+
+
+def test_other_hidden_size_lists_first_difference(tmp_path):
+    path = rtvc_encoder_file(tmp_path / "encoder.pt", EncoderHParams(hidden_size=128))
+    with pytest.raises(CheckpointError) as error:
+        load_encoder(path)
+    message = assert_one_sentence(error, path, "does not fit this encoder")
+    assert "lstm.weight_ih_l0 is (512, 40) in the file but (1024, 40) in the model" in message
+    assert "13 shape(s) differ" in message  # 12 LSTM tensors + linear.weight
+
+
+def test_missing_and_unexpected_keys_are_counted(tmp_path):
+    state = SpeakerEncoder(EncoderHParams()).state_dict()
+    state["lstm.weight_ih_l3"] = state.pop("lstm.weight_ih_l2")
+    path = tmp_path / "encoder.pt"
+    torch.save({"model_state": state}, path)
+    with pytest.raises(CheckpointError) as error:
+        load_encoder(path)
+    assert_one_sentence(error, path, "1 key(s) are missing (lstm.weight_ih_l2)", "1 unexpected key(s) (lstm.weight_ih_l3)")
+
+
+def test_our_file_of_another_model_type(tmp_path):
+    path = tmp_path / "encoder.pt"
+    payload = make_payload(SpeakerEncoder(SMALL), "vocoder", SMALL)
+    save_checkpoint(path, payload)
+    with pytest.raises(CheckpointError) as error:
+        load_encoder(path)
+    assert_one_sentence(error, path, "vocoder checkpoint, not an encoder")
+
+
+def test_our_file_with_unknown_hparams(tmp_path):
+    path = tmp_path / "encoder.pt"
+    payload = make_payload(SpeakerEncoder(SMALL), "encoder", SMALL)
+    payload["hparams"]["attention_heads"] = 4  # written by a newer version
+    save_checkpoint(path, payload)
+    with pytest.raises(CheckpointError) as error:
+        load_encoder(path)
+    assert_one_sentence(error, path, "attention_heads")
+
+
+# --------------------------------------------------------------------------------------------------
+# Good files
+# --------------------------------------------------------------------------------------------------
+def test_rtvc_layout_loads_with_default_hparams(tmp_path):
+    path = rtvc_encoder_file(tmp_path / "encoder.pt", step=77)
+    model, hparams, checkpoint = load_encoder(path)
+    assert hparams == EncoderHParams() and checkpoint["step"] == 77 and "optimizer_state" in checkpoint
+    assert not model.training
+    expected = torch.load(path, weights_only=True)["model_state"]
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, expected[key]), key
+
+
+def test_our_layout_round_trips_hparams_and_weights(tmp_path):
+    hparams = EncoderHParams(hidden_size=24, embedding_size=12, num_layers=2)
+    torch.manual_seed(1)
+    model = SpeakerEncoder(hparams)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    path = tmp_path / "run" / "encoder.pt"  # the folder is created
+    save_checkpoint(path, make_payload(model, "encoder", hparams, optimizer, step=5))
+
+    loaded, loaded_hparams, checkpoint = load_encoder(path)
+    assert loaded_hparams == hparams and isinstance(loaded_hparams.hidden_size, int)
+    assert checkpoint["model_type"] == "encoder" and checkpoint["step"] == 5
+    assert checkpoint["format_version"] == 1 and "optimizer_state" in checkpoint
+    frames = torch.rand(2, 30, 40)
+    with torch.no_grad():
+        assert torch.equal(loaded(frames), model.eval()(frames))
+    # RTVC reads only model_state: it must be a plain state_dict that fits the same architecture.
+    raw = torch.load(path, weights_only=True)
+    SpeakerEncoder(hparams).load_state_dict(raw["model_state"])
+
+
+def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path):
+    path = tmp_path / "encoder.pt"
+    save_checkpoint(path, make_payload(SpeakerEncoder(SMALL), "encoder", SMALL, step=1))
+    first_inode = path.stat().st_ino
+    save_checkpoint(path, make_payload(SpeakerEncoder(SMALL), "encoder", SMALL, step=2))
+    assert [p.name for p in tmp_path.iterdir()] == ["encoder.pt"]
+    assert path.stat().st_ino != first_inode  # replaced by rename, never rewritten in place
+    assert load_checkpoint_file(path, "encoder")["step"] == 2
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_failed_save_keeps_the_old_file(tmp_path):
+    path = tmp_path / "encoder.pt"
+    save_checkpoint(path, make_payload(SpeakerEncoder(SMALL), "encoder", SMALL, step=1))
+    before = path.read_bytes()
+    with pytest.raises(Exception):
+        save_checkpoint(path, {"model_state": {}, "bad": lambda: None})  # lambdas cannot be pickled
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["encoder.pt"]

@@ -1,0 +1,268 @@
+"""Turn synthesizer mel spectrograms into waveforms: WaveRNN (RTVC's ``vocoder.pt``) or Griffin-Lim.
+
+Both vocoders take the synthesizer's ``(80, T)`` mel in [-4, 4], return float32 audio of exactly
+``(T - 1)·hop`` samples at 16 kHz, and accept a ``torch.Generator`` so that a seed gives the same
+audio every time. Either can stand where a :class:`Vocoder` is expected.
+
+Examples
+--------
+>>> import numpy as np, tempfile, torch
+>>> from pathlib import Path
+>>> from vocoder.hparams import VocoderHParams
+>>> from vocoder.model import build_wavernn
+>>> hp = VocoderHParams(voc_rnn_dims=32, voc_fc_dims=32, voc_compute_dims=16, voc_res_out_dims=16,
+...                     voc_res_blocks=1)
+>>> path = Path(tempfile.mkdtemp()) / "vocoder.pt"
+>>> WaveRNNVocoder(build_wavernn(hp)).save(path)
+>>> vocoder = WaveRNNVocoder.from_checkpoint(path)
+>>> mel = np.full((80, 4), -4.0, dtype=np.float32)  # silence in the synthesizer's range
+>>> wav = vocoder.vocode(mel, batched=False, generator=torch.Generator().manual_seed(0))
+>>> wav.shape, wav.dtype, vocoder.sample_rate
+((600,), dtype('float32'), 16000)
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from utils.checkpoints import load_model, make_payload, save_checkpoint
+from vocoder.hparams import VocoderHParams
+from vocoder.model import ProgressCallback, WaveRNN, build_wavernn
+
+if TYPE_CHECKING:
+    from synthesizer.hparams import SynthesizerHParams
+
+
+@runtime_checkable
+class Vocoder(Protocol):
+    """What the pipeline and the toolbox need from a vocoder."""
+
+    @property
+    def sample_rate(self) -> int:
+        """Rate of the returned audio, in Hz."""
+        ...
+
+    def vocode(
+        self,
+        mel: np.ndarray,
+        *,
+        progress_callback: ProgressCallback | None = None,
+        generator: torch.Generator | None = None,
+    ) -> np.ndarray:
+        """Waveform (float32, ``(T - 1)·hop`` samples) for a synthesizer mel ``(num_mels, T)`` in [-4, 4]."""
+        ...
+
+
+def validate_mel(mel: Any, num_mels: int) -> np.ndarray:
+    """Return ``mel`` as a float32 ``(num_mels, T)`` array, or raise one readable ``ValueError``.
+
+    Examples
+    --------
+    >>> validate_mel(np.zeros((80, 3)), 80).shape
+    (80, 3)
+    >>> validate_mel(np.zeros((3, 80)), 80)
+    Traceback (most recent call last):
+    ...
+    ValueError: The mel spectrogram must have shape (80, T) (mel bands first), but it has shape (3, 80).
+    """
+    if isinstance(mel, torch.Tensor):
+        mel = mel.detach().cpu().numpy()
+    try:
+        array = np.asarray(mel, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"The mel spectrogram must be a numeric array, not {type(mel).__name__}.") from None
+    if array.ndim != 2 or array.shape[0] != num_mels:
+        raise ValueError(
+            f"The mel spectrogram must have shape ({num_mels}, T) (mel bands first), "
+            f"but it has shape {tuple(array.shape)}."
+        )
+    if array.shape[1] == 0:
+        raise ValueError("The mel spectrogram has 0 frames; at least 1 frame is needed to vocode.")
+    if not np.isfinite(array).all():
+        raise ValueError("The mel spectrogram contains NaN or infinite values.")
+    return array
+
+
+def _fit_length(wav: np.ndarray, length: int) -> np.ndarray:
+    """Crop or zero-pad to ``length`` samples so every vocoder returns the same duration."""
+    wav = np.asarray(wav, dtype=np.float32).reshape(-1)
+    if len(wav) >= length:
+        return wav[:length].copy()
+    return np.pad(wav, (0, length - len(wav)))
+
+
+class WaveRNNVocoder:
+    """A loaded WaveRNN: RTVC's published ``vocoder.pt`` or one of our checkpoints.
+
+    Parameters
+    ----------
+    model
+        The network; its ``hparams`` describe it.
+    path
+        Where it was loaded from, if anywhere.
+
+    Examples
+    --------
+    >>> vocoder = WaveRNNVocoder(build_wavernn(VocoderHParams()))
+    >>> vocoder.sample_rate, vocoder.step
+    (16000, 0)
+    """
+
+    def __init__(self, model: WaveRNN, path: str | Path | None = None) -> None:
+        self.model = model
+        self.path = Path(path) if path is not None else None
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> WaveRNNVocoder:
+        """Load RTVC's files (``{"model_state", "optimizer_state"}`` or a bare state_dict) or ours.
+
+        RTVC files carry no hyperparameters and get the RTVC defaults; ours rebuild their own sizes.
+        Optimizer state is ignored. Raises :class:`utils.checkpoints.CheckpointError` on bad files.
+        """
+        model, _, _ = load_model(path, "vocoder", VocoderHParams, build_wavernn, device)
+        return cls(model, path)
+
+    @property
+    def hparams(self) -> VocoderHParams:
+        """The hyperparameters the model was built with."""
+        return self.model.hparams
+
+    @property
+    def step(self) -> int:
+        """Training steps the weights have seen (RTVC stores it in the ``step`` entry)."""
+        return int(self.model.step.item())
+
+    @property
+    def sample_rate(self) -> int:
+        """Output sample rate in Hz."""
+        return self.hparams.sample_rate
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model runs."""
+        return self.model.device
+
+    def vocode(
+        self,
+        mel: np.ndarray,
+        *,
+        normalize: bool = True,
+        batched: bool = True,
+        target: int | None = None,
+        overlap: int | None = None,
+        progress_callback: ProgressCallback | None = None,
+        generator: torch.Generator | None = None,
+    ) -> np.ndarray:
+        """Generate the waveform of one mel spectrogram.
+
+        Parameters
+        ----------
+        mel
+            ``(num_mels, T)`` synthesizer output in [-4, 4], ``T >= 1``.
+        normalize
+            Divide by ``mel_max_abs_value`` (4) to reach the model's [-1, 1] domain; pass False for mels
+            already divided.
+        batched
+            Generate overlapping chunks in parallel (RTVC's default; much faster).
+        target, overlap
+            Chunk geometry; ``None`` takes ``hparams.voc_target`` / ``hparams.voc_overlap`` (8000 / 800).
+        progress_callback
+            ``(i, seq_len, batch_size, gen_rate_khz)``, see :meth:`vocoder.model.WaveRNN.generate`.
+        generator
+            Random source; ``None`` uses torch's global RNG.
+
+        Returns
+        -------
+        float32 waveform of ``(T - 1)·hop`` samples.
+
+        Raises
+        ------
+        ValueError
+            If ``mel`` is not a finite ``(num_mels, T)`` array with ``T >= 1``.
+        """
+        array = validate_mel(mel, self.hparams.num_mels)
+        if normalize:
+            array = array / self.hparams.mel_max_abs_value
+        mels = torch.from_numpy(array).unsqueeze(0)  # (1, num_mels, T)
+        return self.model.generate(
+            mels,
+            batched=batched,
+            target=self.hparams.voc_target if target is None else target,
+            overlap=self.hparams.voc_overlap if overlap is None else overlap,
+            progress_callback=progress_callback,
+            generator=generator,
+        )
+
+    def save(self, path: str | Path, optimizer: torch.optim.Optimizer | None = None) -> None:
+        """Write our checkpoint format (RTVC's keys plus hyperparameters), atomically."""
+        save_checkpoint(path, make_payload(self.model, "vocoder", self.hparams, optimizer))
+
+
+def _numpy_rng(generator: torch.Generator | None) -> np.random.Generator:
+    """A NumPy generator seeded from torch's, so ``torch`` seeds also fix Griffin-Lim's random phase."""
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+    return np.random.default_rng(seed)
+
+
+class GriffinLimVocoder:
+    """Model-free fallback: phase reconstruction with Griffin-Lim (``synthesizer.audio.inv_mel_spectrogram``).
+
+    Parameters
+    ----------
+    synth_hparams
+        Signal settings of the synthesizer whose mels are inverted (defaults: RTVC's).
+    n_iters
+        Griffin-Lim iterations; ``None`` keeps ``synth_hparams.griffin_lim_iters`` (60).
+
+    Examples
+    --------
+    >>> GriffinLimVocoder(n_iters=8).sample_rate
+    16000
+    """
+
+    def __init__(self, synth_hparams: SynthesizerHParams | None = None, n_iters: int | None = None) -> None:
+        from synthesizer.hparams import SynthesizerHParams
+
+        hparams = synth_hparams if synth_hparams is not None else SynthesizerHParams()
+        if n_iters is not None:
+            if n_iters < 1:
+                raise ValueError(f"n_iters must be at least 1, got {n_iters}")
+            hparams = hparams.replace(griffin_lim_iters=n_iters)
+        self.hparams = hparams
+
+    @property
+    def sample_rate(self) -> int:
+        """Output sample rate in Hz."""
+        return self.hparams.sample_rate
+
+    def vocode(
+        self,
+        mel: np.ndarray,
+        *,
+        progress_callback: ProgressCallback | None = None,
+        generator: torch.Generator | None = None,
+    ) -> np.ndarray:
+        """Invert a synthesizer mel ``(num_mels, T)`` in [-4, 4] to ``(T - 1)·hop`` float32 samples.
+
+        ``progress_callback`` is called as ``(0, n_iters, 1, 0.0)`` before and
+        ``(n_iters, n_iters, 1, rate_khz)`` after the inversion.
+        """
+        # Imported here: the synthesizer's audio module is heavier and not needed for WaveRNN.
+        from synthesizer.audio import inv_mel_spectrogram
+
+        array = validate_mel(mel, self.hparams.num_mels)
+        n_iters = self.hparams.griffin_lim_iters
+        length = (array.shape[1] - 1) * self.hparams.hop_size
+        if progress_callback is not None:
+            progress_callback(0, n_iters, 1, 0.0)
+        start = time.perf_counter()
+        wav = inv_mel_spectrogram(array, self.hparams, rng=_numpy_rng(generator))
+        if progress_callback is not None:
+            rate = length / max(time.perf_counter() - start, 1e-9) / 1000
+            progress_callback(n_iters, n_iters, 1, rate)
+        return _fit_length(wav, length)
