@@ -18,6 +18,7 @@ Examples
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -130,11 +131,14 @@ def griffin_lim(magnitude: np.ndarray, hparams: SynthesizerHParams, n_iters: int
     """
     import librosa
 
-    return librosa.griffinlim(
-        magnitude, n_iter=hparams.griffin_lim_iters if n_iters is None else n_iters,
-        hop_length=hparams.hop_size, win_length=hparams.win_size, n_fft=hparams.n_fft, center=True,
-        pad_mode="constant", momentum=0.0, init="random", random_state=rng, length=length,
-    )
+    with warnings.catch_warnings():
+        # Mels of a frame or two are legal (short words); librosa warns that n_fft exceeds the signal.
+        warnings.filterwarnings("ignore", message="n_fft=.*is too large", category=UserWarning)
+        return librosa.griffinlim(
+            magnitude, n_iter=hparams.griffin_lim_iters if n_iters is None else n_iters,
+            hop_length=hparams.hop_size, win_length=hparams.win_size, n_fft=hparams.n_fft, center=True,
+            pad_mode="constant", momentum=0.0, init="random", random_state=rng, length=length,
+        )
 
 
 def inv_mel_spectrogram(mel: np.ndarray, hparams: SynthesizerHParams | None = None, *, n_iters: int | None = None,

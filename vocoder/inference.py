@@ -189,11 +189,17 @@ class WaveRNNVocoder:
         if normalize:
             array = array / self.hparams.mel_max_abs_value
         mels = torch.from_numpy(array).unsqueeze(0)  # (1, num_mels, T)
+        target = self.hparams.voc_target if target is None else target
+        overlap = self.hparams.voc_overlap if overlap is None else overlap
+        if batched and array.shape[1] * self.hparams.hop_length <= target + 2 * overlap:
+            # A single fold: batching gains nothing, but would generate the zero-padded rest of the fold
+            # (up to 9 600 steps for a word) and fade in the first samples from silence.
+            batched = False
         return self.model.generate(
             mels,
             batched=batched,
-            target=self.hparams.voc_target if target is None else target,
-            overlap=self.hparams.voc_overlap if overlap is None else overlap,
+            target=target,
+            overlap=overlap,
             progress_callback=progress_callback,
             generator=generator,
         )

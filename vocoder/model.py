@@ -1,6 +1,6 @@
 """WaveRNN vocoder (fatchord variant), state_dict-compatible with RTVC's published ``vocoder.pt``.
 
-Architecture (RTVC defaults in brackets)::
+Architecture, with the sizes of RTVC's defaults::
 
     mel (B, 80, F) ─► UpsampleNetwork ─┬─ MelResNet (conv k=2·pad+1, 10 ResBlocks) ─► stretch ×hop ─► aux (B, L, 128)
                                        └─ (stretch ×s, moving-average conv) for s in (5, 5, 8), crop ─► mel (B, L, 80)
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -493,11 +493,11 @@ class WaveRNN(nn.Module):
         # RAW label -> float value, computed with the same float32 operations as RTVC's per-step formula.
         label_values = 2 * torch.arange(self.n_classes, device=device).float() / (self.n_classes - 1.0) - 1.0
         # Functional calls with the layers' own weights: the same kernels as the modules, less overhead per step.
-        I, fc1, fc2, fc3 = self.I, self.fc1, self.fc2, self.fc3
+        inp, fc1, fc2, fc3 = self.I, self.fc1, self.fc2, self.fc3
         for i in range(seq_len):
             m_t = mels[:, i, :]  # (batch, 80)
             a1_t, a2_t, a3_t, a4_t = (a[:, i, :] for a in aux_split)  # (batch, aux) each
-            x = F.linear(torch.cat([x, m_t, a1_t], dim=1), I.weight, I.bias)  # (batch, rnn)
+            x = F.linear(torch.cat([x, m_t, a1_t], dim=1), inp.weight, inp.bias)  # (batch, rnn)
             h1 = rnn1.forward(x, h1)
             x = x + h1
             h2 = rnn2.forward(torch.cat([x, a2_t], dim=1), h2)

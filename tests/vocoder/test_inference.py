@@ -38,6 +38,7 @@ def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
 # ------------------------------------------------------------------------------------- checkpoints
 
 
+@pytest.mark.slow
 def test_rtvc_checkpoint_with_adam_state_loads_unchanged(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = build_wavernn(VocoderHParams())
@@ -128,7 +129,9 @@ def test_vocode_uses_hparams_geometry_by_default() -> None:
     vocoder = small_vocoder(voc_target=300, voc_overlap=60)
     mel = synth_mel(6)
     calls: list[tuple] = []
-    default = vocoder.vocode(mel, generator=torch.Generator().manual_seed(2), progress_callback=lambda *a: calls.append(a))
+    default = vocoder.vocode(
+        mel, generator=torch.Generator().manual_seed(2), progress_callback=lambda *a: calls.append(a)
+    )
     explicit = vocoder.vocode(mel, target=300, overlap=60, generator=torch.Generator().manual_seed(2))
     assert np.array_equal(default, explicit)
     assert calls[-1][:3] == (420, 420, 4)  # (1200 - 60) / 360 -> 4 folds of 300 + 2·60

@@ -104,7 +104,7 @@ def test_upsample_layers_alternate_stretch_and_moving_average() -> None:
     hp = VocoderHParams()
     layers = build_wavernn(hp).upsample.up_layers
     assert [type(layer) for layer in layers] == [Stretch2d, nn.Conv2d] * 3
-    for scale, conv in zip(hp.voc_upsample_factors, layers[1::2]):
+    for scale, conv in zip(hp.voc_upsample_factors, layers[1::2], strict=True):
         assert conv.weight.shape == (1, 1, 1, 2 * scale + 1)
         assert torch.all(conv.weight == 1.0 / (2 * scale + 1))
         assert conv.bias is None
@@ -285,7 +285,8 @@ def test_unfold_of_fold_reproduces_the_signal_between_overlaps(target: int, over
 @pytest.mark.parametrize("frames", [1, 2, 5, 20, 21, 60])
 @pytest.mark.parametrize("batched", [False, True])
 def test_generate_length_for_short_and_long_mels(model: WaveRNN, frames: int, batched: bool) -> None:
-    wav = model.generate(mel(frames), batched=batched, target=1000, overlap=100, generator=torch.Generator().manual_seed(0))
+    seed = torch.Generator().manual_seed(0)
+    wav = model.generate(mel(frames), batched=batched, target=1000, overlap=100, generator=seed)
     assert wav.dtype == np.float32
     assert wav.shape == ((frames - 1) * HOP,)
     assert np.isfinite(wav).all()
@@ -295,6 +296,7 @@ def test_generate_length_for_short_and_long_mels(model: WaveRNN, frames: int, ba
         assert wav[-1] == 0.0  # the fade-out ends in silence
 
 
+@pytest.mark.slow
 def test_generate_with_rtvc_default_geometry(model: WaveRNN) -> None:
     calls = []
     wav = model.generate(mel(5), progress_callback=lambda *args: calls.append(args))
@@ -392,9 +394,8 @@ def reference_generate(model: WaveRNN, mels: torch.Tensor, batched: bool, target
     cells = []
     for gru in (model.rnn1, model.rnn2):
         cell = nn.GRUCell(gru.input_size, gru.hidden_size)  # default init draws from the global RNG
-        cell.load_state_dict(
-            {"weight_ih": gru.weight_ih_l0, "weight_hh": gru.weight_hh_l0, "bias_ih": gru.bias_ih_l0, "bias_hh": gru.bias_hh_l0}
-        )
+        weights = {"weight_ih": gru.weight_ih_l0, "weight_hh": gru.weight_hh_l0}
+        cell.load_state_dict({**weights, "bias_ih": gru.bias_ih_l0, "bias_hh": gru.bias_hh_l0})
         cells.append(cell)
     model.eval()
     with torch.no_grad():
@@ -467,6 +468,7 @@ def test_mol_model_generates() -> None:
     assert np.abs(wav[:-100]).max() > 0
 
 
+@pytest.mark.slow
 def test_full_size_model_generates_a_few_frames() -> None:
     torch.manual_seed(0)
     model = build_wavernn(VocoderHParams())
