@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
     # Validate every input before loading models, so mistakes are reported in a second.
     sentences = prepare_utterances(text)
-    references = [load_audio_with_rate(path, None) for path in args.reference]
+    references = [load_audio_with_rate(path, 16000) for path in args.reference]
 
     import numpy as np
     import torch

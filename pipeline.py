@@ -191,6 +191,8 @@ class ClonePipeline:
         """
         if len(references) == 0:
             raise ValueError("Give at least one reference recording.")
+        if names is not None and len(names) != len(references):
+            raise ValueError(f"Got {len(names)} names for {len(references)} references.")
         encoder = self.encoder
         embeddings, labels, notes = [], [], []
         speech_seconds = 0.0
@@ -200,7 +202,7 @@ class ClonePipeline:
                 label = names[index] if names else f"reference {index + 1}"
                 description = f"The recording '{label}'"
             else:
-                wav, rate = load_audio_with_rate(reference, None)
+                wav, rate = load_audio_with_rate(reference, encoder.sample_rate)
                 label = names[index] if names else Path(reference).name
                 description = f"The audio file '{reference}'"
             speech = require_speech(encoder.preprocess(wav, rate), description, encoder.hparams)

@@ -74,7 +74,7 @@ class TestSuccess:
 
     def test_wavernn_same_seed_same_audio(self, models_dir, reference, tmp_path):
         outputs = []
-        for name in ("a.wav", "b.flac"):
+        for name in ("a.wav", "b.wav"):
             out = tmp_path / name
             result = run_cli("--reference", reference, "--text", "Hi.", "--out", out, "--models_dir", models_dir,
                              "--seed", "7", "--quiet")

@@ -44,7 +44,6 @@ import re
 import shutil
 import socket
 import sys
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -53,6 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
+
+from utils.atomic_write import open_temp_file
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -234,9 +235,7 @@ def _copy_atomically(source: Path, target: Path, expected_size: int | None) -> P
     if expected_size is not None:
         _check_free_space(target.parent, expected_size, target.name)
     # Same directory as the target so that os.replace is a rename, not a copy.
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                    dir=target.parent)
-    tmp = Path(tmp_name)
+    fd, tmp = open_temp_file(target)  # permissions follow the umask, unlike mkstemp's 0600
     try:
         with open(fd, "wb") as out, open(source, "rb") as src:
             shutil.copyfileobj(src, out, 1 << 20)
