@@ -10,8 +10,8 @@ Examples
 >>> import numpy as np, tempfile
 >>> from pathlib import Path
 >>> path = Path(tempfile.mkdtemp()) / "tone.wav"
->>> t = np.arange(8000) / 8000
->>> _ = save_audio(path, 0.5 * np.sin(2 * np.pi * 440 * t), 8000)
+>>> t = np.arange(16000) / 16000
+>>> _ = save_audio(path, 0.5 * np.sin(2 * np.pi * 440 * t), 16000)
 >>> wav = load_audio(path, 16000)
 >>> wav.dtype, wav.shape
 (dtype('float32'), (16000,))
