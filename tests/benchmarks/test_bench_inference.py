@@ -1,0 +1,37 @@
+"""The benchmark script runs and reports every stage in its JSON format (figures are not judged here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_inference.py"
+
+
+def test_json_report_has_every_stage_with_consistent_rtf():
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--seconds", "0.3", "--device", "cpu", "--json"],
+        capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert set(report) == {"cpu"}
+    assert set(report["cpu"]) == {"encoder", "synthesizer", "wavernn", "griffinlim"}
+    for stage, figures in report["cpu"].items():
+        assert figures["seconds"] > 0, stage
+        assert abs(figures["rtf"] - figures["seconds"] / figures["audio_seconds"]) < 1e-9, stage
+    assert abs(report["cpu"]["wavernn"]["audio_seconds"] - 0.3) < 0.02
+
+
+def test_cuda_request_without_gpu_fails_cleanly():
+    import pytest
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA; the error path is for machines without it")
+    done = subprocess.run([sys.executable, str(SCRIPT), "--device", "cuda"], capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error:") and "Traceback" not in done.stderr
