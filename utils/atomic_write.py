@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import os
 import secrets
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 
 def open_temp_file(target: Path, suffix: str = ".tmp") -> tuple[int, Path]:
@@ -40,3 +42,33 @@ def open_temp_file(target: Path, suffix: str = ".tmp") -> tuple[int, Path]:
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary file name next to '{target}'")
+
+
+@contextmanager
+def atomic_write(target: str | Path) -> Iterator[BinaryIO]:
+    """Binary stream whose content replaces ``target`` only if the ``with`` block completes.
+
+    The data is written to a hidden temporary file next to ``target``, flushed to disk, then renamed
+    over it (``os.replace`` is atomic), so a crash, an exception or a full disk never leaves a
+    half-written file. Errors propagate unchanged; the temporary file is always removed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "data.bin"
+    >>> with atomic_write(target) as stream:
+    ...     _ = stream.write(b"complete")
+    >>> target.read_bytes()
+    b'complete'
+    """
+    target = Path(target)
+    handle, temp = open_temp_file(target)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise

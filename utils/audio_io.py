@@ -20,7 +20,6 @@ Examples
 from __future__ import annotations
 
 import errno
-import os
 import shutil
 import warnings
 from pathlib import Path
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from utils.atomic_write import open_temp_file
+from utils.atomic_write import atomic_write
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".aac", ".wma", ".aiff", ".aif")
 WRITABLE_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
@@ -224,21 +223,10 @@ def save_audio(path: str | Path, wav: np.ndarray, sample_rate: int, *, subtype: 
     if subtype is None:
         subtype = "PCM_16" if file_format in ("WAV", "FLAC") else None
     try:
-        # Not tempfile.mkstemp: its 0o600 mode would survive the rename (see utils.atomic_write).
-        handle, temp_name = open_temp_file(path)
-    except OSError as error:
-        raise AudioError(f"Cannot write '{path}' ({_first_line(error)}).") from None
-    try:
-        with os.fdopen(handle, "wb") as stream:
+        with atomic_write(path) as stream:
             soundfile.write(stream, data, sample_rate, format=file_format, subtype=subtype)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException as error:
-        Path(temp_name).unlink(missing_ok=True)
-        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+    except (OSError, soundfile.LibsndfileError) as error:
+        if getattr(error, "errno", None) == errno.ENOSPC:
             raise AudioError(f"Cannot write '{path}': the disk is full.") from None
-        if isinstance(error, (OSError, soundfile.LibsndfileError)):
-            raise AudioError(f"Cannot write '{path}' ({_first_line(error)}).") from None
-        raise
+        raise AudioError(f"Cannot write '{path}' ({_first_line(error)}).") from None
     return path

@@ -24,7 +24,6 @@ Examples
 from __future__ import annotations
 
 import errno
-import os
 import pickle
 import re
 import zipfile
@@ -34,7 +33,7 @@ from typing import Any, Callable, Mapping, TypeVar
 import torch
 from torch import nn
 
-from utils.atomic_write import open_temp_file
+from utils.atomic_write import atomic_write
 from utils.hparams import HParams, HParamsError
 
 FORMAT_VERSION = 1
@@ -247,17 +246,11 @@ def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Not tempfile.mkstemp: its 0o600 mode would survive the rename (see utils.atomic_write).
-    handle, temp_name = open_temp_file(path)
     try:
-        with os.fdopen(handle, "wb") as stream:
+        with atomic_write(path) as stream:
             torch.save(dict(payload), stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException as error:
-        Path(temp_name).unlink(missing_ok=True)
-        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
             raise CheckpointError(f"Not enough disk space to write the checkpoint '{path}'.") from None
         raise
 
