@@ -136,7 +136,7 @@ class ClonePipeline:
                 "encoder": "install the default one with `python -m utils.default_models encoder` "
                 "(it is copied from the resemblyzer package, no download)",
                 "synthesizer": "download RTVC's pretrained one with `python -m utils.default_models synthesizer` "
-                "(370 MB), or train your own (`python -m synthesizer.train`, see the README)",
+                "(370 MB), or train your own synthesizer on your data",
                 "vocoder": "download RTVC's pretrained one with `python -m utils.default_models vocoder` (54 MB), "
                 "train your own, or use the Griffin-Lim vocoder (`--vocoder griffinlim`), which needs no file",
             }[what]

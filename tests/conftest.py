@@ -197,3 +197,28 @@ def torch_single_thread():
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A real, tiny tmpfs folder that is filled up to its last 4 KiB (skips when mounting is not allowed)."""
+    mount_point = tmp_path / "full_disk"
+    mount_point.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs to simulate a full disk ({done.stderr.strip() or 'not root'})")
+    try:
+        filler = mount_point / "filler.bin"
+        with open(filler, "wb", buffering=0) as stream:
+            try:
+                while True:
+                    stream.write(b"\0" * 4096)
+            except OSError:
+                pass
+        # Leave a little room so that creating files works but writing real content does not.
+        with open(filler, "r+b") as stream:
+            stream.truncate(max(0, filler.stat().st_size - 4096))
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)

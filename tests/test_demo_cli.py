@@ -233,3 +233,11 @@ def test_rtvc_vocoder_fixture_is_rtvc_format(tmp_path):
     checkpoint = torch.load(path, weights_only=True)
     assert set(checkpoint) == {"model_state", "optimizer_state"}
     assert checkpoint["optimizer_state"]["state"], "the Adam state must hold per-parameter moments"
+
+
+def test_full_disk_leaves_no_partial_output(models_dir, reference, full_disk):
+    out = full_disk / "out.wav"
+    result = run_cli("--reference", reference, "--text", "Hello there, this is a longer sentence.", "--out", out,
+                     "--vocoder", "griffinlim", "--models_dir", models_dir, "--quiet")
+    assert_clean_failure(result, "out.wav", "disk is full")
+    assert sorted(path.name for path in full_disk.iterdir()) == ["filler.bin"]

@@ -20,6 +20,7 @@ Examples
 from __future__ import annotations
 
 import errno
+import io
 import shutil
 import warnings
 from pathlib import Path
@@ -222,10 +223,14 @@ def save_audio(path: str | Path, wav: np.ndarray, sample_rate: int, *, subtype: 
     data = np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0)
     if subtype is None:
         subtype = "PCM_16" if file_format in ("WAV", "FLAC") else None
+    # Encode in memory first: soundfile reports write errors of file objects through cffi callbacks
+    # as printed tracebacks, whereas a plain write of the finished bytes raises a clean OSError.
+    buffer = io.BytesIO()
+    soundfile.write(buffer, data, sample_rate, format=file_format, subtype=subtype)
     try:
         with atomic_write(path) as stream:
-            soundfile.write(stream, data, sample_rate, format=file_format, subtype=subtype)
-    except (OSError, soundfile.LibsndfileError) as error:
+            stream.write(buffer.getbuffer())
+    except OSError as error:
         if getattr(error, "errno", None) == errno.ENOSPC:
             raise AudioError(f"Cannot write '{path}': the disk is full.") from None
         raise AudioError(f"Cannot write '{path}' ({_first_line(error)}).") from None

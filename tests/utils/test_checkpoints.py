@@ -226,3 +226,16 @@ def test_failed_save_keeps_the_old_file(tmp_path):
         save_checkpoint(path, {"model_state": {}, "bad": lambda: None})  # lambdas cannot be pickled
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["encoder.pt"]
+
+
+def test_save_checkpoint_on_a_full_disk_keeps_the_previous_file(full_disk):
+    import torch
+
+    from utils.checkpoints import CheckpointError, save_checkpoint
+
+    target = full_disk / "model.pt"
+    target.write_bytes(b"previous")
+    with pytest.raises(CheckpointError, match="disk space"):
+        save_checkpoint(target, {"model_state": torch.nn.Linear(64, 64).state_dict()})
+    assert target.read_bytes() == b"previous"
+    assert sorted(path.name for path in full_disk.iterdir()) == ["filler.bin", "model.pt"]
