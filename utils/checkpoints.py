@@ -273,3 +273,28 @@ def make_payload(
         payload["optimizer_state"] = optimizer.state_dict()
     payload.update(extra)
     return payload
+
+
+def inspect_checkpoint(path: str | Path) -> str | None:
+    """Which model a checkpoint file holds ("encoder", "synthesizer", "vocoder"), or None if unusable.
+
+    Cheap enough to run over a whole models folder: the file is memory-mapped, so a 370 MB
+    synthesizer is not read into memory just to look at its keys.
+    """
+    try:
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as error:
+            if "mmap" not in str(error):
+                raise
+            # RTVC's encoder.pt predates the zip format, which mmap needs: read it the slow way.
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # any unreadable file simply is not offered  # noqa: BLE001
+        return None
+    if not isinstance(checkpoint, dict):
+        return None
+    stored = checkpoint.get("model_type")
+    if stored in _SIGNATURE_KEYS:
+        return stored
+    state = checkpoint.get("model_state", checkpoint)
+    return guess_model_type(state) if isinstance(state, Mapping) else None

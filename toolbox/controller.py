@@ -1,0 +1,511 @@
+"""The toolbox's state and work, without any Qt: the window, the CLI and the tests all drive this.
+
+Every method is blocking and may take seconds (model loading, embedding, synthesis, vocoding, UMAP);
+the Qt view runs them on worker threads and shows progress through the callbacks they accept. One
+lock serialises the work on the models, so two workers never use a network at the same time.
+
+Examples
+--------
+>>> controller = ToolboxController(models_dir="saved_models", device="cpu")  # doctest: +SKIP
+>>> reference = controller.load_file("me.wav")  # doctest: +SKIP
+>>> output = controller.synthesize_and_vocode("Hello there.", [reference.name], vocoder="griffinlim")  # doctest: +SKIP
+>>> round(output.similarity, 2)  # doctest: +SKIP
+0.71
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from encoder.audio import require_speech
+from encoder.inference import average_embeddings
+from pipeline import (
+    MIN_RECOMMENDED_SPEECH_SECONDS,
+    SENTENCE_GAP_SECONDS,
+    ClonePipeline,
+    ModelPaths,
+    SynthesisOutput,
+    enhance_output,
+    limit_peak,
+)
+from synthesizer.audio import melspectrogram
+from synthesizer.hparams import SynthesizerHParams
+from synthesizer.text import prepare_utterances
+from utils.audio_io import CLIPPING_LEVEL, AudioError, load_audio_with_rate, save_audio
+from utils.checkpoints import inspect_checkpoint
+
+LogCallback = Callable[[str], None]
+ProgressCallback = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
+ChunkCallback = Callable[[np.ndarray], None]
+
+SAMPLE_RATE = 16000
+MAX_OUTPUTS = 20
+MIN_UMAP_POINTS = 4
+GRIFFIN_LIM = "Griffin-Lim"
+MODEL_KINDS = ("encoder", "synthesizer", "vocoder")
+# A reference is called noisy when its quiet frames are within this many dB of its loud ones.
+NOISY_DYNAMIC_RANGE_DB = 15.0
+
+
+@dataclass
+class Utterance:
+    """A recording known to the toolbox: loaded, recorded or generated."""
+
+    name: str
+    speaker: str
+    wav: np.ndarray  # (samples,) float32 at 16 kHz, peak-normalised for display and playback
+    mel: np.ndarray  # (80, T) synthesizer-style mel, for display
+    embedding: np.ndarray  # (256,) unit norm
+    partial_embeddings: np.ndarray  # (n_partials, 256)
+    speech_seconds: float
+    generated: bool = False
+    source: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return len(self.wav) / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One entry of a model selector: a checkpoint file, or Griffin-Lim (no file)."""
+
+    kind: str
+    label: str
+    path: Path | None
+
+
+@dataclass
+class Voice:
+    """The voice built from the selected references."""
+
+    embedding: np.ndarray
+    names: list[str]
+    speaker: str
+    speech_seconds: float
+    warnings: list[str]
+
+
+@dataclass
+class GeneratedOutput:
+    """A generated utterance with everything needed to show, replay, export and judge it."""
+
+    name: str
+    speaker: str
+    wav: np.ndarray
+    synthesis: SynthesisOutput
+    vocoder: str
+    seed: int | None
+    similarity: float | None  # cosine between the output's and the voice's embeddings
+    utterance: Utterance | None  # the output as an embedded utterance (None when too short to embed)
+    timings: dict[str, float]
+
+    @property
+    def duration(self) -> float:
+        return len(self.wav) / SAMPLE_RATE
+
+
+@dataclass
+class Projection:
+    """2-D UMAP coordinates of every embedded utterance."""
+
+    points: np.ndarray  # (N, 2)
+    names: list[str]
+    speakers: list[str]
+    generated: list[bool]
+
+
+def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine of two embeddings (they are unit norm, but be safe with averages)."""
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+
+
+def reference_quality_warnings(wav: np.ndarray, name: str) -> list[str]:
+    """Plain-language warnings for clipped or very noisy references."""
+    notes = []
+    peak = float(np.max(np.abs(wav))) if wav.size else 0.0
+    if peak > 0 and np.mean(np.abs(wav) >= CLIPPING_LEVEL * peak) > 0.01 and peak >= 0.99:
+        notes.append(f"'{name}' is clipped: the voice may be copied badly.")
+    frame = SAMPLE_RATE // 50  # 20 ms
+    n_frames = len(wav) // frame
+    if n_frames >= 10:
+        rms = np.sqrt(np.mean(wav[: n_frames * frame].reshape(n_frames, frame) ** 2, axis=1) + 1e-12)
+        dynamic_range = 20 * np.log10(np.percentile(rms, 95) / np.percentile(rms, 10))
+        if dynamic_range < NOISY_DYNAMIC_RANGE_DB:
+            notes.append(f"'{name}' sounds very noisy ({dynamic_range:.0f} dB between speech and pauses).")
+    return notes
+
+
+class ToolboxController:
+    """Owns the models, the utterances and the generated outputs.
+
+    Parameters
+    ----------
+    models_dir
+        Folder scanned (two levels deep) for checkpoints; ``models_dir/default`` is preferred.
+    device
+        ``"cpu"``, ``"cuda"`` or ``None`` (CUDA when present).
+    seed
+        Initial seed shown in the window (``None``: random seeds).
+    log
+        Called with every log line (the window's log panel).
+    """
+
+    def __init__(self, models_dir: str | Path = "saved_models", device: str | None = None, seed: int | None = None,
+                 log: LogCallback | None = None) -> None:
+        self.models_dir = Path(models_dir)
+        self.device = device
+        self.seed = seed
+        self._log_listeners: list[LogCallback] = [log] if log else []
+        self.history: list[Utterance] = []  # newest first
+        self.projection_names: list[str] = []  # utterances shown in the UMAP, in order of arrival
+        self.outputs: list[GeneratedOutput] = []  # newest first
+        self.current_synthesis: SynthesisOutput | None = None
+        self.current_voice: Voice | None = None
+        self._lock = threading.RLock()
+        self._counter = itertools.count(1)
+        self.model_choices: dict[str, list[ModelChoice]] = {}
+        self.selected: dict[str, ModelChoice | None] = {kind: None for kind in MODEL_KINDS}
+        self._pipeline: ClonePipeline | None = None
+        self.scan_models()
+
+    # ----------------------------------------------------------------------------------------- log
+    def add_log_listener(self, listener: LogCallback) -> None:
+        self._log_listeners.append(listener)
+
+    def log(self, message: str) -> None:
+        for listener in self._log_listeners:
+            listener(message)
+
+    # -------------------------------------------------------------------------------------- models
+    def scan_models(self) -> dict[str, list[ModelChoice]]:
+        """List every compatible checkpoint under ``models_dir`` (kind read from the file's keys).
+
+        Keeps the current selection when it is still there; otherwise prefers ``default/`` files.
+        The vocoder list always ends with Griffin-Lim, which needs no file.
+        """
+        found: dict[str, list[ModelChoice]] = {kind: [] for kind in MODEL_KINDS}
+        if self.models_dir.is_dir():
+            candidates = sorted(set(self.models_dir.glob("*.pt")) | set(self.models_dir.glob("*/*.pt")))
+            for path in candidates:
+                kind = inspect_checkpoint(path)
+                if kind is None:
+                    continue
+                relative = path.relative_to(self.models_dir)
+                label = relative.parent.as_posix() if relative.stem == kind else relative.with_suffix("").as_posix()
+                found[kind].append(ModelChoice(kind, label if label != "." else relative.stem, path))
+        for kind in MODEL_KINDS:
+            found[kind].sort(key=lambda choice: (choice.label != "default", choice.label))
+        found["vocoder"].append(ModelChoice("vocoder", GRIFFIN_LIM, None))
+        self.model_choices = found
+        for kind in MODEL_KINDS:
+            current = self.selected.get(kind)
+            if current not in found[kind]:
+                self.selected[kind] = found[kind][0] if found[kind] else None
+        self._pipeline = None
+        return found
+
+    def select_model(self, kind: str, label: str) -> ModelChoice:
+        """Choose a model by its selector label; the model is loaded when first needed."""
+        for choice in self.model_choices.get(kind, []):
+            if choice.label == label:
+                with self._lock:
+                    self.selected[kind] = choice
+                    self._pipeline = None
+                return choice
+        raise ValueError(f"No {kind} called '{label}' under '{self.models_dir}'.")
+
+    @property
+    def pipeline(self) -> ClonePipeline:
+        with self._lock:
+            if self._pipeline is None:
+                def path(kind: str) -> Path | None:
+                    choice = self.selected.get(kind)
+                    return choice.path if choice is not None else None
+
+                self._pipeline = ClonePipeline(
+                    ModelPaths(path("encoder"), path("synthesizer"), path("vocoder")), self.device,
+                    missing_model_help="In the toolbox, use 'Download default models' or pick another model.",
+                )
+            return self._pipeline
+
+    @property
+    def vocoder_name(self) -> str:
+        choice = self.selected.get("vocoder")
+        return "griffinlim" if choice is None or choice.path is None else "wavernn"
+
+    def has_synthesizer(self) -> bool:
+        return self.selected.get("synthesizer") is not None
+
+    def load_models(self, progress: ProgressCallback | None = None) -> None:
+        """Load the selected encoder (and synthesizer/vocoder when present) now, e.g. at start-up."""
+        with self._lock:
+            pipeline = self.pipeline
+            steps = [("encoder", lambda: pipeline.encoder)]
+            if self.has_synthesizer():
+                steps.append(("synthesizer", lambda: pipeline.synthesizer))
+            if self.vocoder_name == "wavernn":
+                steps.append(("vocoder", lambda: pipeline.wavernn))
+            for index, (kind, load) in enumerate(steps):
+                if progress:
+                    progress(index / len(steps), f"Loading the {kind}…")
+                start = time.perf_counter()
+                load()
+                self.log(f"Loaded the {kind} '{self.selected[kind].label}' in {time.perf_counter() - start:.1f} s.")
+            if progress:
+                progress(1.0, "Models loaded.")
+
+    def download_default_models(self, names: Sequence[str] = ("synthesizer", "vocoder"),
+                                progress: ProgressCallback | None = None) -> None:
+        """Fetch RTVC's pretrained models into ``models_dir/default`` (see :mod:`utils.default_models`)."""
+        from utils.default_models import ensure_default_models
+
+        def report(done: int, total: int) -> None:
+            if progress and total:
+                progress(done / total, f"Downloading: {done / 2**20:.0f} of {total / 2**20:.0f} MB")
+
+        ensure_default_models(self.models_dir, names, show_progress=False, progress_callback=report)
+        self.scan_models()
+        self.log(f"Default models ready in '{self.models_dir / 'default'}'.")
+
+    # ---------------------------------------------------------------------------------- utterances
+    def find(self, name: str) -> Utterance:
+        for utterance in self.history:
+            if utterance.name == name:
+                return utterance
+        raise KeyError(f"No utterance called '{name}'.")
+
+    def load_file(self, path: str | Path, speaker: str | None = None, name: str | None = None) -> Utterance:
+        """Load any audio file as a reference (name: file name; speaker: its folder, as RTVC)."""
+        path = Path(path)
+        wav, _ = load_audio_with_rate(path, SAMPLE_RATE)
+        return self.register(wav, name or path.name, speaker or path.parent.name or "unknown", source=path)
+
+    def load_dataset_utterance(self, utterance) -> Utterance:  # noqa: ANN001 (toolbox.datasets.DatasetUtterance)
+        """Load an utterance picked in the dataset browser."""
+        return self.load_file(utterance.path, speaker=utterance.speaker, name=utterance.name)
+
+    def add_recording(self, wav: np.ndarray, sample_rate: int, speaker: str = "user01") -> Utterance:
+        """Register a take from the microphone."""
+        from utils.audio_io import check_waveform, resample
+
+        wav = check_waveform(np.asarray(wav, dtype=np.float32), "The recording", sample_rate, min_seconds=0.3)
+        wav = resample(wav, sample_rate, SAMPLE_RATE)
+        name = f"{speaker}_rec_{next(self._counter):05d}"
+        return self.register(wav, name, speaker)
+
+    def register(self, wav: np.ndarray, name: str, speaker: str, *, source: Path | None = None,
+                 generated: bool = False) -> Utterance:
+        """Embed a 16 kHz waveform and add it to the history (top) and to the projection."""
+        if any(u.name == name for u in self.history):
+            name = f"{name} ({next(self._counter)})"
+        notes = [] if generated else reference_quality_warnings(wav, name)
+        peak = float(np.max(np.abs(wav))) if wav.size else 0.0
+        display = (wav / peak * 0.9).astype(np.float32) if peak > 0 else wav  # RTVC's 0.9 peak on load
+        with self._lock:
+            encoder = self.pipeline.encoder
+            speech = require_speech(encoder.preprocess(wav, SAMPLE_RATE), f"The recording '{name}'", encoder.hparams)
+            details = encoder.embed_utterance_details(speech)
+        utterance = Utterance(
+            name=name, speaker=speaker, wav=display, mel=melspectrogram(display, SynthesizerHParams()),
+            embedding=details.embedding, partial_embeddings=details.partial_embeddings,
+            speech_seconds=len(speech) / SAMPLE_RATE, generated=generated, source=source, warnings=notes,
+        )
+        self.history.insert(0, utterance)
+        self.projection_names.append(name)
+        for note in notes:
+            self.log(f"Warning: {note}")
+        self.log(f"Loaded '{name}' ({utterance.duration:.1f} s, {utterance.speech_seconds:.1f} s of speech).")
+        return utterance
+
+    def clear_projection(self) -> None:
+        """Empty the UMAP plot (the history keeps its utterances)."""
+        self.projection_names.clear()
+
+    def voice(self, names: Sequence[str]) -> Voice:
+        """Average the embeddings of the chosen references into one voice, with advice on its quality."""
+        if not names:
+            raise ValueError("Select at least one reference utterance first (load, browse or record one).")
+        utterances = [self.find(name) for name in names]
+        seconds = sum(u.speech_seconds for u in utterances)
+        notes = [note for u in utterances for note in u.warnings]
+        if seconds < MIN_RECOMMENDED_SPEECH_SECONDS:
+            notes.append(f"The voice rests on {seconds:.1f} s of speech; "
+                         f"{MIN_RECOMMENDED_SPEECH_SECONDS:.0f} s or more gives a closer clone.")
+        speakers = sorted({u.speaker for u in utterances})
+        voice = Voice(average_embeddings([u.embedding for u in utterances]), [u.name for u in utterances],
+                      speakers[0] if len(speakers) == 1 else "+".join(speakers), seconds, notes)
+        self.current_voice = voice
+        return voice
+
+    # ---------------------------------------------------------------------------------- generation
+    def _seed(self, seed: int | None) -> int | None:
+        return self.seed if seed is None else seed
+
+    def synthesize(self, text: str, reference_names: Sequence[str], *, seed: int | None = None,
+                   progress: ProgressCallback | None = None) -> SynthesisOutput:
+        """Text → mel spectrograms (one per line and sentence) in the voice of the references."""
+        voice = self.voice(reference_names)
+        sentences = prepare_utterances(text)
+        with self._lock:
+            def report(done: int, total: int) -> None:
+                if progress:
+                    progress(done / total, f"Synthesizing: {done}/{total} sentences")
+
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                synthesis = self.pipeline.synthesize(sentences, voice.embedding, seed=self._seed(seed),
+                                                     progress_callback=report)
+            for warning in caught:
+                self.log(f"Warning: {warning.message}")
+        self.current_synthesis = synthesis
+        self.log(f"Synthesized {len(sentences)} sentence(s) in {synthesis.seconds:.1f} s.")
+        return synthesis
+
+    def vocode(self, synthesis: SynthesisOutput | None = None, *, vocoder: str | None = None,
+               seed: int | None = None, enhance: bool = False, progress: ProgressCallback | None = None,
+               on_chunk: ChunkCallback | None = None) -> GeneratedOutput:
+        """Mel spectrograms → audio, sentence by sentence (``on_chunk`` gets each as soon as it is ready)."""
+        synthesis = synthesis or self.current_synthesis
+        if synthesis is None:
+            raise ValueError("Synthesize a spectrogram before vocoding it.")
+        vocoder = vocoder or self.vocoder_name
+        seed = self._seed(seed)
+        total_frames = sum(mel.shape[1] for mel in synthesis.mels)
+        gap = np.zeros(int(SENTENCE_GAP_SECONDS * SAMPLE_RATE), dtype=np.float32)
+        pieces: list[np.ndarray] = []
+        start = time.perf_counter()
+        done_frames = 0
+        with self._lock:
+            for index, mel in enumerate(synthesis.mels):
+                def report(step: int, total: int, *_rest: object, _offset: int = done_frames,
+                           _frames: int = mel.shape[1]) -> None:
+                    if progress and total:
+                        fraction = (_offset + _frames * step / total) / max(total_frames, 1)
+                        progress(fraction, f"Vocoding sentence {index + 1}/{len(synthesis.mels)}")
+
+                piece = self.pipeline.vocode(mel, vocoder, seed=None if seed is None else seed + index,
+                                             progress_callback=report)
+                piece = enhance_output(piece) if enhance else limit_peak(piece)
+                piece = np.concatenate([piece.astype(np.float32), gap])
+                pieces.append(piece)
+                done_frames += mel.shape[1]
+                if on_chunk:
+                    on_chunk(piece)
+        wav = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+        seconds = time.perf_counter() - start
+        if progress:
+            progress(1.0, "Vocoded.")
+        self.log(f"Vocoded {len(wav) / SAMPLE_RATE:.1f} s of audio with {vocoder} in {seconds:.1f} s "
+                 f"({seconds / max(len(wav) / SAMPLE_RATE, 1e-9):.2f}× real time).")
+        return self._finish_output(wav, synthesis, vocoder, seed, {"synthesizer": synthesis.seconds, vocoder: seconds})
+
+    def synthesize_and_vocode(self, text: str, reference_names: Sequence[str], *, vocoder: str | None = None,
+                              seed: int | None = None, enhance: bool = False, progress: ProgressCallback | None = None,
+                              on_chunk: ChunkCallback | None = None) -> GeneratedOutput:
+        """Both stages, streamed: each sentence is synthesized and vocoded before the next one starts,
+        so ``on_chunk`` (the player) receives sentence 1 while the rest is still being made."""
+        voice = self.voice(reference_names)
+        sentences = prepare_utterances(text)
+        seed = self._seed(seed)
+        vocoder = vocoder or self.vocoder_name
+        mels, alignments, pieces = [], [], []
+        synth_seconds = vocode_seconds = 0.0
+        gap = np.zeros(int(SENTENCE_GAP_SECONDS * SAMPLE_RATE), dtype=np.float32)
+        with self._lock:
+            for index, sentence in enumerate(sentences):
+                if progress:
+                    progress(index / len(sentences), f"Sentence {index + 1}/{len(sentences)}: synthesizing")
+                sentence_seed = None if seed is None else seed + index
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    part = self.pipeline.synthesize([sentence], voice.embedding, seed=sentence_seed)
+                for warning in caught:
+                    self.log(f"Warning: {warning.message}")
+                synth_seconds += part.seconds
+                mels.extend(part.mels)
+                alignments.extend(part.alignments)
+
+                def report(step: int, total: int, *_rest: object, _index: int = index) -> None:
+                    if progress and total:
+                        progress((_index + step / total) / len(sentences),
+                                 f"Sentence {_index + 1}/{len(sentences)}: vocoding")
+
+                start = time.perf_counter()
+                piece = self.pipeline.vocode(part.mels[0], vocoder, seed=sentence_seed, progress_callback=report)
+                piece = enhance_output(piece) if enhance else limit_peak(piece)
+                vocode_seconds += time.perf_counter() - start
+                piece = np.concatenate([piece.astype(np.float32), gap])
+                pieces.append(piece)
+                if on_chunk:
+                    on_chunk(piece)
+        synthesis = SynthesisOutput(sentences, mels, alignments, synth_seconds)
+        self.current_synthesis = synthesis
+        wav = np.concatenate(pieces)
+        if progress:
+            progress(1.0, "Done.")
+        self.log(f"Generated {len(wav) / SAMPLE_RATE:.1f} s of audio in {synth_seconds + vocode_seconds:.1f} s.")
+        return self._finish_output(wav, synthesis, vocoder, seed,
+                                   {"synthesizer": synth_seconds, vocoder: vocode_seconds})
+
+    def _finish_output(self, wav: np.ndarray, synthesis: SynthesisOutput, vocoder: str, seed: int | None,
+                       timings: dict[str, float]) -> GeneratedOutput:
+        """Embed the output, measure its similarity to the voice, keep it in the histories."""
+        voice = self.current_voice
+        speaker = voice.speaker if voice else "unknown"
+        name = f"{speaker}_gen_{next(self._counter):05d}"
+        utterance, similarity = None, None
+        try:
+            utterance = self.register(wav, name, speaker, generated=True)
+            if voice is not None:
+                similarity = cosine_similarity(utterance.embedding, voice.embedding)
+                self.log(f"Similarity of the output to the voice: {similarity:.2f}.")
+        except AudioError as error:
+            self.log(f"The output could not be embedded for the similarity meter: {error}")
+        output = GeneratedOutput(name, speaker, wav, synthesis, vocoder, seed, similarity, utterance, timings)
+        self.outputs.insert(0, output)
+        del self.outputs[MAX_OUTPUTS:]
+        return output
+
+    def export(self, output: GeneratedOutput, path: str | Path) -> Path:
+        """Write a generated output as WAV or FLAC (``.wav`` is added when the name has no suffix)."""
+        path = Path(path)
+        if not path.suffix:
+            path = path.with_suffix(".wav")
+        save_audio(path, output.wav, SAMPLE_RATE)
+        self.log(f"Exported '{output.name}' to '{path}'.")
+        return path
+
+    # ----------------------------------------------------------------------------------- analysis
+    def projection(self, seed: int = 0) -> Projection | None:
+        """UMAP of every projected utterance's embedding; ``None`` below :data:`MIN_UMAP_POINTS`."""
+        utterances = {u.name: u for u in self.history}
+        names = [name for name in self.projection_names if name in utterances]
+        if len(names) < MIN_UMAP_POINTS:
+            return None
+        embeddings = np.stack([utterances[name].embedding for name in names])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # UMAP's and numba's chatter about small inputs and threads
+            import umap
+
+            reducer = umap.UMAP(
+                n_neighbors=max(2, int(math.ceil(math.sqrt(len(names))))), metric="cosine",
+                init="random" if len(names) < 10 else "spectral", random_state=seed, n_jobs=1,
+            )
+            points = reducer.fit_transform(embeddings)
+        return Projection(np.asarray(points, dtype=np.float32), names, [utterances[n].speaker for n in names],
+                          [utterances[n].generated for n in names])
+
+    def random_seed(self) -> int:
+        return random.randrange(0, 2**31 - 1)
