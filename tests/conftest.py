@@ -135,6 +135,7 @@ def speak(path: Path, text: str, voice: str = "en-us", pitch: int = 50, speed: i
     resampler; espeak-ng writes close to full scale). Output is deterministic for given arguments.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     raw = path.with_name(f".{path.stem}.espeak.wav")
     try:
         for command in (

@@ -1,0 +1,410 @@
+"""Find speech corpora under a datasets root for the toolbox's dataset browser.
+
+Recognised layouts
+    * RTVC's fixed paths: ``LibriSpeech/<subset>``, ``LibriTTS/<subset>`` (the seven subsets
+      ``dev-clean`` … ``train-other-500``), ``LJSpeech-1.1``, ``VoxCeleb1/wav``, ``VoxCeleb1/test_wav``,
+      ``VoxCeleb2/dev/aac``, ``VoxCeleb2/test/aac``, ``VoxCeleb2/test_wav``, ``VCTK-Corpus/wav48`` and
+      ``VCTK-Corpus-0.92/wav48_silence_trimmed``. These are checked by exact path, whatever ``max_depth``.
+    * Found by walking the tree (up to ``max_depth`` levels below the root):
+      any LibriSpeech/LibriTTS-style subset folder (``train-clean-5``, ``dev-other``…), any folder with
+      ``metadata.csv`` and ``wavs/`` (LJSpeech format, one speaker), a flat folder of
+      ``{digit}_{speaker}_{index}.wav`` files (free-spoken-digit-dataset), and any folder whose
+      sub-folders hold audio files directly ("speaker folders", e.g. ``my_voices/alice/*.wav``).
+
+A recognised dataset is never searched further, so its speaker folders are not offered as datasets.
+Nothing here opens an audio file: discovery only lists directories.
+
+A generic speaker-folders dataset is recognised by sub-folders holding audio *directly*. A deeper
+user corpus such as ``corpus/<speaker>/<session>/*.wav`` therefore shows up as ``corpus/<speaker>``
+with the sessions as "speakers"; both shapes look alike from the file system, and the flat one is
+by far the more common for home-made voice folders.
+
+Examples
+--------
+>>> import tempfile
+>>> from pathlib import Path
+>>> root = Path(tempfile.mkdtemp())
+>>> for speaker in ("alice", "bob"):
+...     (root / "my_voices" / speaker).mkdir(parents=True)
+...     (root / "my_voices" / speaker / "take1.wav").touch()
+>>> [(d.name, d.kind, d.speakers) for d in discover_datasets(root)]
+[('my_voices', 'speaker_folders', ['alice', 'bob'])]
+>>> discover_datasets(root)[0].utterances("bob")[0].speaker
+'my_voices_bob'
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".ogg")
+LIBRI_SUBSETS = (
+    "dev-clean",
+    "dev-other",
+    "test-clean",
+    "test-other",
+    "train-clean-100",
+    "train-clean-360",
+    "train-other-500",
+)
+# (path relative to the datasets root, kind): RTVC's recognised datasets plus the VCTK 0.92 and
+# VoxCeleb2 test_wav spellings that its encoder config uses.
+KNOWN_LAYOUTS: tuple[tuple[str, str], ...] = (
+    *((f"LibriSpeech/{subset}", "librispeech") for subset in LIBRI_SUBSETS),
+    *((f"LibriTTS/{subset}", "libritts") for subset in LIBRI_SUBSETS),
+    ("LJSpeech-1.1", "ljspeech"),
+    ("VoxCeleb1/wav", "voxceleb1"),
+    ("VoxCeleb1/test_wav", "voxceleb1"),
+    ("VoxCeleb2/dev/aac", "voxceleb2"),
+    ("VoxCeleb2/test/aac", "voxceleb2"),
+    ("VoxCeleb2/test_wav", "voxceleb2"),
+    ("VCTK-Corpus/wav48", "vctk"),
+    ("VCTK-Corpus-0.92/wav48_silence_trimmed", "vctk"),
+)
+_LIBRI_SUBSET_NAME = re.compile(r"^(train|dev|test)-(clean|other)(-\d+)?$")
+_FSDD_STEM = re.compile(r"^\d+_(.+)_\d+$")
+# How deep below a candidate speaker folder audio may sit (speaker/chapter/file is 1, VoxCeleb's
+# speaker/video/file too); bounded so discovery never walks a whole corpus.
+_SPEAKER_SEARCH_DEPTH = 2
+
+Rng = random.Random | np.random.Generator
+
+
+class DatasetError(ValueError):
+    """A datasets root or a dataset cannot be used; the message is one sentence."""
+
+
+@dataclass(frozen=True)
+class DatasetUtterance:
+    """One audio file of a dataset, named the way RTVC's toolbox names loaded utterances.
+
+    Attributes
+    ----------
+    path
+        Absolute path of the audio file.
+    dataset
+        Name of its dataset (relative path from the datasets root).
+    speaker
+        Speaker label ``<dataset>_<speaker id>`` with ``/`` in the dataset replaced by ``_``.
+    name
+        File path relative to the datasets root, as a posix string.
+
+    Examples
+    --------
+    >>> DatasetUtterance(Path("/d/LJSpeech-1.1/wavs/a.wav"), "LJSpeech-1.1", "LJSpeech-1.1_LJSpeech-1.1",
+    ...                  "LJSpeech-1.1/wavs/a.wav").name
+    'LJSpeech-1.1/wavs/a.wav'
+    """
+
+    path: Path
+    dataset: str
+    speaker: str
+    name: str
+
+
+@dataclass
+class Dataset:
+    """A corpus found under a datasets root.
+
+    Attributes
+    ----------
+    name
+        Path relative to the datasets root, e.g. ``"LibriSpeech/train-clean-100"``.
+    root
+        Absolute path of the dataset folder.
+    kind
+        ``"librispeech"``, ``"libritts"``, ``"vctk"``, ``"voxceleb1"``, ``"voxceleb2"``, ``"ljspeech"``,
+        ``"fsdd"`` or ``"speaker_folders"``.
+    speakers
+        Speaker ids in natural order (folder names; for ``fsdd`` the name part of the files; for
+        ``ljspeech`` the dataset folder's name).
+    datasets_root
+        The folder utterance names are relative to; derived from ``root`` and ``name`` when omitted.
+
+    Examples
+    --------
+    >>> ds = Dataset("voices", Path("/data/voices"), "speaker_folders", ["alice", "bob"])
+    >>> ds.datasets_root
+    PosixPath('/data')
+    >>> ds.random_speaker(random.Random(0)) in ds.speakers
+    True
+    """
+
+    name: str
+    root: Path
+    kind: str
+    speakers: list[str]
+    datasets_root: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.datasets_root is None:
+            depth = len(Path(self.name).parts)
+            self.datasets_root = self.root.parents[depth - 1] if depth else self.root
+
+    def speaker_label(self, speaker: str) -> str:
+        """RTVC's speaker name for utterances of ``speaker``: ``<dataset>_<speaker>``.
+
+        Examples
+        --------
+        >>> Dataset("LibriSpeech/train-clean-100", Path("/d/LibriSpeech/train-clean-100"),
+        ...         "librispeech", ["19"]).speaker_label("19")
+        'LibriSpeech_train-clean-100_19'
+        """
+        return f"{self.name.replace('/', '_')}_{speaker}"
+
+    def utterances(self, speaker: str) -> list[DatasetUtterance]:
+        """All audio files of ``speaker`` (recursive, hidden folders skipped), in natural order.
+
+        Raises
+        ------
+        DatasetError
+            ``speaker`` is not one of :attr:`speakers`.
+        """
+        if speaker not in self.speakers:
+            raise DatasetError(f"'{speaker}' is not a speaker of the dataset {self.name}.")
+        if self.kind == "fsdd":
+            paths = [
+                self.root / file
+                for file in _list_folder(self.root).audio
+                if _fsdd_speaker(file) == speaker
+            ]
+        elif self.kind == "ljspeech":
+            paths = [self.root / "wavs" / file for file in _list_folder(self.root / "wavs").audio]
+        else:
+            paths = _audio_files_under(self.root / speaker)
+        base = self.datasets_root
+        label = self.speaker_label(speaker)
+        items = [
+            DatasetUtterance(path, self.name, label, path.relative_to(base).as_posix()) for path in paths
+        ]
+        return sorted(items, key=lambda item: _natural_key(item.name))
+
+    def random_speaker(self, rng: Rng | None = None) -> str:
+        """A speaker id drawn with ``rng`` (a ``random.Random`` or numpy ``Generator``).
+
+        Raises
+        ------
+        DatasetError
+            The dataset has no speakers.
+        """
+        if not self.speakers:
+            raise DatasetError(f"The dataset {self.name} has no speakers.")
+        return self.speakers[_random_index(len(self.speakers), rng)]
+
+    def random_utterance(self, speaker: str | None = None, rng: Rng | None = None) -> DatasetUtterance:
+        """An utterance of ``speaker`` (a random speaker when ``None``) drawn with ``rng``.
+
+        Raises
+        ------
+        DatasetError
+            Unknown speaker, or the speaker has no audio files.
+        """
+        if speaker is None:
+            speaker = self.random_speaker(rng)
+        items = self.utterances(speaker)
+        if not items:
+            raise DatasetError(f"The speaker '{speaker}' of the dataset {self.name} has no audio files.")
+        return items[_random_index(len(items), rng)]
+
+
+def discover_datasets(datasets_root: str | Path, max_depth: int = 3) -> list[Dataset]:
+    """Find every dataset under ``datasets_root``, sorted by name.
+
+    Parameters
+    ----------
+    datasets_root
+        Folder to search (RTVC's ``--datasets_root``).
+    max_depth
+        How many folder levels below the root are searched for datasets found by their shape; RTVC's
+        fixed dataset paths are always checked.
+
+    Returns
+    -------
+    list of Dataset
+        Empty when the folder holds no dataset. When no RTVC dataset path exists and the root is itself
+        a folder of speaker folders (or another recognised shape), the root is offered under its own
+        folder name.
+
+    Raises
+    ------
+    DatasetError
+        The root does not exist or is not a folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> discover_datasets(root)
+    []
+    >>> discover_datasets(root / "missing")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    toolbox.datasets.DatasetError: The datasets root '...missing' does not exist.
+    """
+    root = Path(datasets_root).expanduser()
+    if not root.exists():
+        raise DatasetError(f"The datasets root '{root}' does not exist.")
+    if not root.is_dir():
+        raise DatasetError(f"The datasets root '{root}' is not a folder.")
+    root = root.resolve()
+
+    found: dict[Path, Dataset] = {}
+    for relative, kind in KNOWN_LAYOUTS:
+        folder = root / relative
+        if folder.is_dir():
+            found[folder] = Dataset(relative, folder, kind, _sorted(_list_folder(folder).dirs), root)
+    known = set(found)
+
+    pending = [(root, 0)]
+    while pending:
+        folder, depth = pending.pop()
+        if folder in found:
+            continue
+        listing = _list_folder(folder)
+        # The root itself only counts when it is the single corpus the user pointed at.
+        dataset = None if depth == 0 and known else _identify(folder, listing, root, found)
+        if dataset is not None:
+            found[folder] = dataset
+        elif depth < max_depth:
+            pending.extend((folder / child, depth + 1) for child in listing.dirs)
+    return sorted(found.values(), key=lambda dataset: _natural_key(dataset.name))
+
+
+def speaker_name_for_file(path: str | Path) -> str:
+    """Speaker label of a browsed file: its parent folder's name, as in RTVC.
+
+    Examples
+    --------
+    >>> speaker_name_for_file("/home/me/voices/alice/take1.wav")
+    'alice'
+    """
+    name = Path(path).expanduser().absolute().parent.name
+    return name or "speaker"
+
+
+class _Listing(NamedTuple):
+    dirs: list[str]  # non-hidden sub-folder names
+    audio: list[str]  # audio file names directly inside
+    files: frozenset[str]  # every other plain file name
+
+
+def _list_folder(folder: Path) -> _Listing:
+    """One ``scandir`` of ``folder``; unreadable folders look empty rather than failing the scan."""
+    dirs: list[str] = []
+    audio: list[str] = []
+    files: set[str] = set()
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    if entry.is_dir():
+                        dirs.append(entry.name)
+                    elif entry.name.lower().endswith(AUDIO_EXTENSIONS):
+                        audio.append(entry.name)
+                    else:
+                        files.add(entry.name)
+                except OSError:  # a dangling link or a file removed during the scan
+                    continue
+    except OSError:
+        pass
+    return _Listing(dirs, audio, frozenset(files))
+
+
+def _identify(folder: Path, listing: _Listing, root: Path, found: dict[Path, Dataset]) -> Dataset | None:
+    """The dataset ``folder`` is, judged by its shape, or ``None``."""
+    name = folder.relative_to(root).as_posix() if folder != root else folder.name
+    base = root if folder != root else folder.parent
+    parent = folder.parent.name.lower()
+
+    if "metadata.csv" in listing.files and "wavs" in listing.dirs:
+        return Dataset(name, folder, "ljspeech", [folder.name], base)
+    if listing.dirs and _LIBRI_SUBSET_NAME.match(folder.name):
+        kind = "libritts" if "tts" in parent else "librispeech"
+        return Dataset(name, folder, kind, _sorted(listing.dirs), base)
+    if listing.dirs and parent.startswith("vctk") and folder.name.startswith("wav48"):
+        return Dataset(name, folder, "vctk", _sorted(listing.dirs), base)
+
+    fsdd_speakers = _fsdd_speakers(listing.audio)
+    if fsdd_speakers:
+        return Dataset(name, folder, "fsdd", fsdd_speakers, base)
+
+    candidates = [child for child in listing.dirs if folder / child not in found]
+    children = {child: _list_folder(folder / child) for child in candidates}
+    # A child that is a corpus of its own (e.g. FSDD's recordings/) is not a speaker of this folder.
+    direct = [
+        child
+        for child, sub in children.items()
+        if sub.audio and not _fsdd_speakers(sub.audio) and "metadata.csv" not in sub.files
+    ]
+    if not direct:
+        return None
+    nested = [
+        child
+        for child, sub in children.items()
+        if not sub.audio and _has_audio(folder / child, _SPEAKER_SEARCH_DEPTH)
+    ]
+    return Dataset(name, folder, "speaker_folders", _sorted(direct + nested), base)
+
+
+def _fsdd_speaker(file_name: str) -> str | None:
+    match = _FSDD_STEM.match(Path(file_name).stem)
+    return match.group(1) if match else None
+
+
+def _fsdd_speakers(audio: list[str]) -> list[str]:
+    """Speakers of a flat ``{digit}_{speaker}_{index}`` folder; ``[]`` unless every file fits and
+    there are at least two speakers (one speaker is just a speaker folder)."""
+    speakers = set()
+    for file in audio:
+        speaker = _fsdd_speaker(file)
+        if speaker is None:
+            return []
+        speakers.add(speaker)
+    return _sorted(speakers) if len(speakers) >= 2 else []
+
+
+def _has_audio(folder: Path, depth: int) -> bool:
+    listing = _list_folder(folder)
+    if listing.audio:
+        return True
+    return depth > 0 and any(_has_audio(folder / child, depth - 1) for child in listing.dirs)
+
+
+def _audio_files_under(folder: Path) -> list[Path]:
+    paths = []
+    for current, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        paths.extend(
+            Path(current) / file
+            for file in files
+            if not file.startswith(".") and file.lower().endswith(AUDIO_EXTENSIONS)
+        )
+    return paths
+
+
+def _natural_key(text: str) -> tuple:
+    """Sort key with digit runs compared as numbers, so ``utt_2`` precedes ``utt_10``."""
+    # re.split with a capturing group alternates text and digits, so every position has one type.
+    parts = re.split(r"(\d+)", text)
+    return tuple(int(part) if index % 2 else part.lower() for index, part in enumerate(parts)), text
+
+
+def _sorted(names) -> list[str]:
+    return sorted(names, key=_natural_key)
+
+
+def _random_index(count: int, rng: Rng | None) -> int:
+    if rng is None:
+        rng = random.Random()
+    if isinstance(rng, np.random.Generator):
+        return int(rng.integers(count))
+    return rng.randrange(count)

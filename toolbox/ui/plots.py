@@ -1,0 +1,300 @@
+"""Matplotlib canvases of the toolbox: embeddings, mel spectrograms, attention and the UMAP projection.
+
+Each canvas only draws what it is given; nothing here computes an embedding or a projection.
+
+Fixes over RTVC's toolbox: the heatmap's colour range is really fixed (its ``color_range`` went to an
+unused ScalarMappable, so every heatmap was scaled on its own), mels are drawn with low frequencies at
+the bottom, and the projection colours any number of speakers (a 15th speaker crashed RTVC).
+"""
+
+from __future__ import annotations
+
+import colorsys
+from typing import Sequence
+
+import matplotlib
+import numpy as np
+from PyQt5 import QtCore  # noqa: F401 -- imported first so that matplotlib's Qt canvas binds to PyQt5
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+HEATMAP_RANGE = (0.0, 0.30)  # GE2E embedding entries are non-negative and rarely above 0.3
+HOP_SECONDS = 200 / 16000  # synthesizer mel hop (12.5 ms)
+BACKGROUND = "#F0F0F0"
+MIN_PROJECTION_POINTS = 4
+Colour = tuple[float, float, float, float]
+
+
+def speaker_palette(count: int) -> list[Colour]:
+    """``count`` distinct colours: tab20's first, then evenly spread hues (no fixed-size palette).
+
+    Examples
+    --------
+    >>> len(speaker_palette(30)), len(set(speaker_palette(30)))
+    (30, 30)
+    """
+    base = [to_rgba(colour) for colour in matplotlib.colormaps["tab20"].colors]
+    if count <= len(base):
+        return base[:count]
+    extra = count - len(base)
+    colours = list(base)
+    for index in range(extra):
+        # Alternate lightness so neighbouring hues stay apart even with hundreds of speakers.
+        hue = (index * 0.618033988749895) % 1.0
+        lightness = 0.35 if index % 2 else 0.55
+        colours.append((*colorsys.hls_to_rgb(hue, lightness, 0.75), 1.0))
+    return colours
+
+
+def short_speaker_names(speakers: Sequence[str]) -> tuple[list[str], str]:
+    """Strip the prefix every speaker shares (``LibriSpeech_train-clean-100_``) for a compact legend.
+
+    Returns
+    -------
+    tuple of (list of str, str)
+        The shortened names and the removed prefix (without its trailing separator).
+
+    Examples
+    --------
+    >>> short_speaker_names(["LibriSpeech_dev_19", "LibriSpeech_dev_26"])
+    (['19', '26'], 'LibriSpeech_dev')
+    >>> short_speaker_names(["alice"])
+    (['alice'], '')
+    """
+    if len(speakers) < 2:
+        return list(speakers), ""
+    prefix = speakers[0]
+    for name in speakers[1:]:
+        while not name.startswith(prefix):
+            prefix = prefix[:-1]
+    cut = prefix.rfind("_") + 1  # only cut at a separator, so "19" and "190" stay whole
+    if cut <= 0:
+        return list(speakers), ""
+    return [name[cut:] or name for name in speakers], prefix[: cut - 1]
+
+
+class PlotCanvas(FigureCanvasQTAgg):
+    """A figure canvas with the toolbox's background and a minimum size that keeps labels readable."""
+
+    def __init__(self, width: float, height: float, parent=None) -> None:  # noqa: ANN001
+        self.figure = Figure(figsize=(width, height), facecolor=BACKGROUND)
+        super().__init__(self.figure)
+        self.setParent(parent)
+
+    def has_image(self) -> bool:
+        """Whether any axes shows an image (used by tests and for status checks)."""
+        return any(ax.images for ax in self.figure.axes)
+
+
+class UtterancePlot(PlotCanvas):
+    """One utterance: its 16×16 embedding heatmap (fixed colour range) and its mel spectrogram."""
+
+    def __init__(self, title: str, parent=None) -> None:  # noqa: ANN001
+        super().__init__(7.0, 1.9, parent)
+        self.title = title
+        grid = self.figure.add_gridspec(1, 3, width_ratios=[1, 0.06, 4.2], wspace=0.12,
+                                        left=0.03, right=0.98, bottom=0.24, top=0.84)
+        self.embed_ax = self.figure.add_subplot(grid[0, 0])
+        self.colorbar_ax = self.figure.add_subplot(grid[0, 1])
+        self.mel_ax = self.figure.add_subplot(grid[0, 2])
+        self.heatmap = None
+        self.clear()
+
+    def clear(self) -> None:
+        for ax in (self.embed_ax, self.mel_ax):
+            ax.clear()
+            ax.set_xticks([])
+            ax.set_yticks([])
+        self.colorbar_ax.clear()
+        self.colorbar_ax.set_axis_off()
+        self.heatmap = None
+        self.embed_ax.set_title("embedding", fontsize=8)
+        self.mel_ax.set_title("mel spectrogram", fontsize=8)
+        self.mel_ax.text(0.5, 0.5, "nothing yet", ha="center", va="center", color="grey",
+                         transform=self.mel_ax.transAxes)
+        self.figure.suptitle(self.title, fontsize=9, x=0.01, ha="left")
+        self.draw_idle()
+
+    def plot(self, name: str, embedding: np.ndarray | None, mel: np.ndarray | None) -> None:
+        """Draw ``embedding`` (256 values) and ``mel`` ``(80, T)``; ``None`` leaves that half empty."""
+        self.clear()
+        self.figure.suptitle(f"{self.title}: {name}", fontsize=9, x=0.01, ha="left")
+        if embedding is not None:
+            self.draw_embedding(embedding)
+        if mel is not None:
+            self.draw_mel(mel)
+        self.draw_idle()
+
+    def draw_embedding(self, embedding: np.ndarray) -> None:
+        values = np.asarray(embedding, dtype=np.float32).reshape(-1)
+        side = int(round(np.sqrt(values.size)))
+        ax = self.embed_ax
+        ax.clear()
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title("embedding", fontsize=8)
+        # vmin/vmax on the image itself: the colour scale is the same for every utterance.
+        self.heatmap = ax.imshow(values[: side * side].reshape(side, side), cmap="inferno",
+                                 vmin=HEATMAP_RANGE[0], vmax=HEATMAP_RANGE[1], interpolation="nearest")
+        self.colorbar_ax.clear()
+        self.colorbar_ax.set_axis_on()
+        colorbar = self.figure.colorbar(self.heatmap, cax=self.colorbar_ax,
+                                        ticks=[HEATMAP_RANGE[0], HEATMAP_RANGE[1]])
+        colorbar.ax.tick_params(labelsize=6, length=2)
+
+    def draw_mel(self, mel: np.ndarray) -> None:
+        ax = self.mel_ax
+        ax.clear()
+        ax.set_title("mel spectrogram", fontsize=8)
+        frames = mel.shape[1]
+        ax.imshow(mel, origin="lower", aspect="auto", interpolation="none", cmap="viridis",
+                  extent=(0.0, frames * HOP_SECONDS, 0, mel.shape[0]))
+        ax.set_xlabel("time (s)", fontsize=7, labelpad=1)
+        ax.set_yticks([])
+        ax.tick_params(labelsize=7, length=2, pad=1)
+
+
+class AlignmentPlot(PlotCanvas):
+    """Attention of the last synthesis: decoder steps (x) against input characters (y).
+
+    Several sentences are drawn side by side, separated by white lines, so a failed sentence (a
+    blurred or broken diagonal) stands out among good ones.
+    """
+
+    def __init__(self, parent=None) -> None:  # noqa: ANN001
+        super().__init__(3.0, 1.9, parent)
+        self.ax = self.figure.add_axes((0.17, 0.24, 0.8, 0.6))
+        self.clear()
+
+    def clear(self) -> None:
+        self.ax.clear()
+        self.ax.set_xticks([])
+        self.ax.set_yticks([])
+        self.ax.set_title("attention", fontsize=8)
+        self.ax.text(0.5, 0.5, "synthesize\nto see it", ha="center", va="center", color="grey",
+                     fontsize=8, transform=self.ax.transAxes)
+        self.draw_idle()
+
+    def plot(self, alignments: Sequence[np.ndarray]) -> None:
+        """Draw each ``(decoder steps, characters)`` alignment."""
+        if not alignments:
+            self.clear()
+            return
+        characters = max(a.shape[1] for a in alignments)
+        padded = [np.pad(a, ((0, 0), (0, characters - a.shape[1]))) for a in alignments]
+        joined = np.concatenate(padded, axis=0)
+        self.ax.clear()
+        self.ax.imshow(joined.T, origin="lower", aspect="auto", interpolation="none", cmap="viridis")
+        boundary = 0
+        for alignment in alignments[:-1]:
+            boundary += alignment.shape[0]
+            self.ax.axvline(boundary - 0.5, color="white", linewidth=0.8)
+        count = len(alignments)
+        self.ax.set_title(f"attention ({count} sentence{'s' if count > 1 else ''})", fontsize=8)
+        self.ax.set_xlabel("decoder step", fontsize=7, labelpad=1)
+        self.ax.set_ylabel("character", fontsize=7, labelpad=1)
+        self.ax.tick_params(labelsize=6, length=2, pad=1)
+        self.draw_idle()
+
+
+class ProjectionPlot(PlotCanvas):
+    """UMAP scatter: one colour per speaker, "o" for real and "x" for generated utterances.
+
+    Hovering a point shows the utterance's name. :attr:`speaker_colours` maps each drawn speaker to
+    its colour.
+    """
+
+    def __init__(self, parent=None) -> None:  # noqa: ANN001
+        super().__init__(3.4, 3.4, parent)
+        self.ax = self.figure.add_axes((0.03, 0.03, 0.94, 0.88))
+        self.speaker_colours: dict[str, Colour] = {}
+        self._collections: list[tuple[object, list[str]]] = []  # scatter, names of its points
+        self._tooltip = None
+        self.mpl_connect("motion_notify_event", self._on_motion)
+        self.show_waiting(MIN_PROJECTION_POINTS)
+
+    def _reset_axes(self) -> None:
+        self.ax.clear()
+        self.ax.set_xticks([])
+        self.ax.set_yticks([])
+        self.ax.set_title("UMAP projection of the embeddings", fontsize=8)
+        self.speaker_colours = {}
+        self._collections = []
+        self._tooltip = None
+
+    def show_waiting(self, missing: int) -> None:
+        """Explain that ``missing`` more utterances are needed before a projection makes sense."""
+        self._reset_axes()
+        self.ax.text(0.5, 0.5, f"Add {missing} more utterance{'s' if missing != 1 else ''}\n"
+                     f"to see the projection", ha="center", va="center", color="grey", fontsize=9,
+                     transform=self.ax.transAxes)
+        self.draw_idle()
+
+    def waiting_text(self) -> str:
+        """The placeholder text currently shown ("" when a projection is drawn)."""
+        return " ".join(t.get_text() for t in self.ax.texts).replace("\n", " ")
+
+    def plot(self, points: np.ndarray, names: Sequence[str], speakers: Sequence[str],
+             generated: Sequence[bool]) -> None:
+        """Scatter ``points`` ``(N, 2)``; ``speakers`` and ``generated`` give colour and marker."""
+        self._reset_axes()
+        order = list(dict.fromkeys(speakers))  # first appearance: colours stay put as points arrive
+        colours = dict(zip(order, speaker_palette(len(order))))
+        points = np.asarray(points)
+        generated = np.asarray(generated, dtype=bool)
+        speakers_array = np.asarray(speakers, dtype=object)
+        names_array = np.asarray(names, dtype=object)
+        for speaker in order:
+            for is_generated, marker in ((False, "o"), (True, "x")):
+                mask = (speakers_array == speaker) & (generated == is_generated)
+                if not mask.any():
+                    continue
+                collection = self.ax.scatter(points[mask, 0], points[mask, 1], marker=marker, s=22,
+                                             color=[colours[speaker]], linewidths=1.2 if is_generated else 0.4,
+                                             edgecolors=None if is_generated else "white")
+                self._collections.append((collection, list(names_array[mask])))
+        self.speaker_colours = colours
+        self._draw_legend(order, colours, bool(generated.any()))
+        self.ax.set_aspect("equal", adjustable="datalim")
+        self._tooltip = self.ax.annotate(
+            "", xy=(0, 0), xytext=(6, 6), textcoords="offset points", fontsize=7,
+            bbox={"boxstyle": "round", "fc": "white", "alpha": 0.9}, visible=False)
+        self.draw_idle()
+
+    def _draw_legend(self, order: list[str], colours: dict[str, Colour], any_generated: bool) -> None:
+        labels, prefix = short_speaker_names(order)
+        handles = [Line2D([], [], linestyle="", marker="o", markersize=4, color=colours[s]) for s in order]
+        if any_generated:
+            handles.append(Line2D([], [], linestyle="", marker="x", markersize=4, color="black"))
+            labels = labels + ["generated"]
+        # Many speakers: more columns and smaller text, so the legend never hides the whole plot.
+        columns = 1 if len(handles) <= 6 else 2 if len(handles) <= 16 else 3
+        font = 6 if len(handles) <= 16 else 5
+        legend = self.ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.0, 1.0), ncol=columns,
+                                fontsize=font, title=prefix or None, title_fontsize=font, frameon=True,
+                                framealpha=0.6, handletextpad=0.1, columnspacing=0.5, borderpad=0.3,
+                                labelspacing=0.2)
+        legend.set_zorder(1)
+
+    def _on_motion(self, event) -> None:  # noqa: ANN001
+        if self._tooltip is None:
+            return
+        if event.inaxes is self.ax:
+            for collection, names in self._collections:
+                hit, details = collection.contains(event)
+                if hit:
+                    index = int(details["ind"][0])
+                    self._tooltip.xy = collection.get_offsets()[index]
+                    self._tooltip.set_text(names[index])
+                    self._tooltip.set_visible(True)
+                    self.draw_idle()
+                    return
+        if self._tooltip.get_visible():
+            self._tooltip.set_visible(False)
+            self.draw_idle()
+
+    def hover_text(self) -> str:
+        """The tooltip's text when visible, else "" (for tests)."""
+        return self._tooltip.get_text() if self._tooltip is not None and self._tooltip.get_visible() else ""
