@@ -136,7 +136,7 @@ class AudioDevices:
         try:
             sd = self._sounddevice()
             infos = sd.query_devices()
-        except Exception:  # AudioUnavailable, or PortAudioError from a sound server going away
+        except Exception:  # noqa: BLE001 - AudioUnavailable, or PortAudioError from a sound server going away
             return []
         return [_device_from_info(index, info) for index, info in enumerate(infos)]
 
@@ -181,7 +181,7 @@ class AudioDevices:
         for device in devices:
             try:
                 check(device=device.index, channels=1, dtype="float32", samplerate=sample_rate)
-            except Exception:  # PortAudioError for the rate/channels, ValueError for odd devices
+            except Exception:  # noqa: BLE001, S112 - PortAudioError (rate/channels), ValueError (odd device)
                 continue
             usable.append(device)
         return usable
@@ -201,7 +201,7 @@ class AudioDevices:
         try:
             pair = self._sounddevice().default.device
             system_default = int(pair[0] if kind == "input" else pair[1])
-        except Exception:
+        except Exception:  # noqa: BLE001
             system_default = -1
         for device in candidates:
             if device.index == system_default:
@@ -233,7 +233,11 @@ class AudioDevices:
     def _validated(self, index: int | None, kind: str) -> int | None:
         if index is None:
             return None
-        if all(device.index != index for device in self._usable(kind, None)):
+        self._sounddevice()
+        candidates = self._usable(kind, None)
+        if not candidates:
+            raise AudioUnavailable(NO_INPUT if kind == "input" else NO_OUTPUT)
+        if all(device.index != index for device in candidates):
             raise AudioUnavailable(
                 f"Audio device {index} is not an {kind} device (or was unplugged): choose another one."
             )
@@ -314,9 +318,8 @@ class AudioDevices:
         player.push(samples)
         player.finish()
         player.start(rate)
-        if blocking:
-            if not player.wait(len(samples) / rate + 2.0):
-                player.stop()
+        if blocking and not player.wait(len(samples) / rate + 2.0):
+            player.stop()
 
     def stop(self) -> None:
         """Stop playback immediately (no-op when nothing plays)."""
@@ -326,7 +329,12 @@ class AudioDevices:
 
     def is_playing(self) -> bool:
         """Whether audio started by :meth:`play` or :meth:`streaming_player` is still playing."""
-        return self._player is not None and self._player.is_active
+        if self._player is None:
+            return False
+        if self._player.is_active:
+            return True
+        self._player.wait(0)  # releases a stream that ended on its own
+        return False
 
 
 class StreamingPlayer:
@@ -400,7 +408,7 @@ class StreamingPlayer:
                 finished_callback=self._done.set,
             )
             stream.start()
-        except Exception as error:  # PortAudioError, or ValueError for a device that vanished
+        except Exception as error:  # noqa: BLE001 - PortAudioError, or ValueError for a device that vanished
             raise AudioUnavailable(
                 f"Cannot play on '{name}' ({_first_line(error)}): choose another output device."
             ) from None
@@ -501,7 +509,7 @@ class StreamingPlayer:
             if abort:
                 stream.abort()
             stream.close()
-        except Exception:  # the device may already be gone; nothing is left to release then
+        except Exception:  # noqa: BLE001, S110 - the device may already be gone; nothing is left to release then
             pass
 
 
@@ -575,7 +583,7 @@ class Recorder:
                 callback=lambda indata, frames, time, status: self._on_block(indata),
             )
             stream.start()
-        except Exception as error:  # PortAudioError, or ValueError for a device that vanished
+        except Exception as error:  # noqa: BLE001 - PortAudioError, or ValueError for a device that vanished
             raise AudioUnavailable(
                 f"Could not record from '{name}' ({_first_line(error)}): choose another input device."
             ) from None
@@ -588,7 +596,7 @@ class Recorder:
             try:
                 stream.stop()
                 stream.close()
-            except Exception:  # an unplugged device: keep what was recorded
+            except Exception:  # noqa: BLE001, S110 - an unplugged device: keep what was recorded
                 pass
         if not self._blocks:
             return np.zeros(0, dtype=np.float32)
@@ -618,7 +626,7 @@ class Recorder:
         if self._level_callback is not None:
             try:
                 self._level_callback(level)
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001
                 # A broken meter must not end the take; keep the error for the caller to inspect.
                 self.level_callback_error = error
                 self._level_callback = None
@@ -643,7 +651,7 @@ def import_sounddevice() -> ModuleType:
         raise AudioUnavailable(NO_PORTAUDIO) from None
     except ImportError:
         raise AudioUnavailable(NO_SOUNDDEVICE) from None
-    except Exception as error:  # PortAudioError when Pa_Initialize fails (broken sound server)
+    except Exception as error:  # noqa: BLE001 - PortAudioError when Pa_Initialize fails (broken sound server)
         raise AudioUnavailable(
             f"PortAudio failed to start ({_first_line(error)}): recording and playback are disabled."
         ) from None
@@ -668,11 +676,11 @@ def negotiate(sd: ModuleType, device: int | None, kind: str, sample_rate: int) -
     """
     try:
         info = sd.query_devices(device, kind)
-    except Exception:  # no default device, or an index without channels of this kind
+    except Exception:  # noqa: BLE001 - no default device, or an index without channels of this kind
         raise AudioUnavailable(NO_INPUT if kind == "input" else NO_OUTPUT) from None
     name = str(info["name"])
     max_channels = int(info[f"max_{kind}_channels"])
-    default_rate = int(round(float(info["default_samplerate"])))
+    default_rate = round(float(info["default_samplerate"]))
     check = sd.check_input_settings if kind == "input" else sd.check_output_settings
     rates = [sample_rate] + ([default_rate] if 0 < default_rate != sample_rate else [])
     channel_options = [1, 2] if max_channels >= 2 else [1]
@@ -681,7 +689,7 @@ def negotiate(sd: ModuleType, device: int | None, kind: str, sample_rate: int) -
         for channels in channel_options:
             try:
                 check(device=device, channels=channels, dtype="float32", samplerate=rate)
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001
                 last_error = error
                 continue
             return channels, rate, name

@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 import soundfile
 
-from toolbox.datasets import Dataset, DatasetError, discover_datasets, speaker_name_for_file
+from toolbox.datasets import (
+    Dataset,
+    DatasetError,
+    discover_datasets,
+    speaker_name_for_file,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
@@ -155,7 +160,8 @@ def test_speaker_folders_layout(tmp_path: Path) -> None:
         "speaker_folders",
         ["alice", "bob", "carol"],
     )
-    assert [u.name for u in dataset.utterances("alice")] == ["my_voices/alice/take2.wav", "my_voices/alice/take10.wav"]
+    alice = [u.name for u in dataset.utterances("alice")]
+    assert alice == ["my_voices/alice/take2.wav", "my_voices/alice/take10.wav"]  # natural order
     assert [u.speaker for u in dataset.utterances("carol")] == ["my_voices_carol"]
     with pytest.raises(DatasetError, match="not a speaker"):
         dataset.utterances("notes")
@@ -211,7 +217,8 @@ def test_empty_missing_and_non_folder_roots(tmp_path: Path) -> None:
     (tmp_path / "docs" / "readme.txt").write_text("no audio here")
     assert discover_datasets(tmp_path) == []
 
-    for bad, fragment in ((tmp_path / "missing", "does not exist"), (tmp_path / "docs" / "readme.txt", "not a folder")):
+    bad_roots = ((tmp_path / "missing", "does not exist"), (tmp_path / "docs" / "readme.txt", "not a folder"))
+    for bad, fragment in bad_roots:
         with pytest.raises(DatasetError, match=fragment) as error:
             discover_datasets(bad)
         assert "\n" not in str(error.value) and str(bad) in str(error.value)

@@ -1,0 +1,1008 @@
+"""The toolbox's main window: browse, record and select reference voices, generate speech, inspect it.
+
+The window holds no model and computes nothing: every action is forwarded to a
+:class:`~toolbox.controller.ToolboxController` on a worker thread (see :mod:`toolbox.ui.workers`),
+and the results are displayed when the worker reports back. One foreground job runs at a time (the
+action buttons are disabled meanwhile, the window stays responsive); the UMAP projection is
+recomputed in the background beside it.
+
+Examples
+--------
+>>> app = QApplication([])  # doctest: +SKIP
+>>> window = ToolboxWindow(ToolboxController("saved_models"), "datasets", AudioDevices())  # doctest: +SKIP
+>>> window.show(); app.exec_()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PyQt5.QtCore import Qt, QTimer
+from PyQt5.QtGui import QCloseEvent, QFont
+from PyQt5.QtWidgets import (
+    QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
+    QListWidget, QListWidgetItem, QMainWindow, QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy,
+    QSpinBox, QSplitter, QVBoxLayout, QWidget,
+)
+
+from toolbox.controller import (
+    GRIFFIN_LIM, MIN_UMAP_POINTS, MODEL_KINDS, SAMPLE_RATE, GeneratedOutput, ToolboxController, Utterance,
+)
+from toolbox.datasets import Dataset, DatasetError, DatasetUtterance, discover_datasets
+from toolbox.devices import AudioDevices, AudioUnavailable, Recorder, StreamingPlayer
+from toolbox.ui.plots import AlignmentPlot, ProjectionPlot, UtterancePlot
+from toolbox.ui.widgets import LevelMeter, LogPanel, SimilarityMeter, ThreadBridge
+from toolbox.ui.workers import Worker, WorkerHooks, WorkerPool, describe_error, one_line
+from utils.default_models import missing_default_models
+
+AUDIO_FILTER = "Audio files (*.wav *.flac *.mp3 *.m4a *.ogg);;All files (*)"
+EXPORT_FILTER = "WAV audio (*.wav);;FLAC audio (*.flac)"
+WELCOME_TEXT = (
+    "Welcome to the voice cloning toolbox. Load, browse or record a voice first.\n"
+    "Each line of this box is spoken separately, and long lines are cut into sentences.\n"
+    "Outputs of five to twelve seconds usually sound best."
+)
+SENTENCE_GAP_FRAMES = 12  # 0.15 s of silence between sentences in the output's mel display
+WARNING_STYLE = "color: #c06000;"
+
+
+def short_name(name: str, speaker: str) -> str:
+    """What lists show of an utterance's name: the file name, or the part of a generated name after
+    its speaker (the speaker is shown beside it anyway).
+
+    Examples
+    --------
+    >>> short_name("LibriSpeech/train-clean-100/19/198/19-198-0000.flac", "LibriSpeech_train-clean-100_19")
+    '19-198-0000.flac'
+    >>> short_name("alice_gen_00003", "alice")
+    'gen_00003'
+    """
+    if name.startswith(f"{speaker}_gen_"):
+        return name[len(speaker) + 1:]
+    return Path(name).name or name
+
+
+class ToolboxWindow(QMainWindow):
+    """The SV2TTS toolbox window.
+
+    Parameters
+    ----------
+    controller
+        Does all the work; the window only forwards actions and shows results.
+    datasets_root
+        Folder searched for speech corpora for the dataset browser (``None``: browser disabled).
+    devices
+        Sound devices; without any (a server, CI) recording and playback are disabled with the reason
+        shown, everything else works.
+    load_models
+        Load the selected models in the background right away, so that errors in the files show up
+        at start-up rather than at the first synthesis.
+    """
+
+    def __init__(self, controller: ToolboxController, datasets_root: str | Path | None = None,
+                 devices: AudioDevices | None = None, *, load_models: bool = True,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.devices = devices or AudioDevices()
+        self.rng = random.Random(controller.seed)
+        self.pool = WorkerPool(2)
+        self.job: Worker | None = None
+        self.last_error = ""
+        self.chunks_received = 0  # audio chunks streamed by the last generation job
+        self.datasets: list[Dataset] = []
+        self._dataset_utterances: list[DatasetUtterance] = []
+        self._recorder: Recorder | None = None
+        self._player: StreamingPlayer | None = None
+        self._projection_job: Worker | None = None
+        self._projection_pending = False
+        self._projection_epoch = 0  # bumped by Clear: results of older jobs are dropped
+        self._projection_announced = False
+
+        self.bridge = ThreadBridge()
+        self.bridge.log.connect(self.log)
+        self.bridge.level.connect(self._on_level)
+        controller.add_log_listener(self.bridge.log.emit)  # called on worker threads
+
+        audio_ok, reason = self.devices.available()
+        self.can_play = audio_ok and bool(self.devices.outputs(None))
+        self.can_record = audio_ok and bool(self.devices.inputs(None))
+        self.audio_reason = reason
+
+        self.setWindowTitle("SV2TTS toolbox")
+        self._build()
+        self._populate_devices()
+        self._populate_models()
+        self.set_datasets_root(datasets_root)
+        self._refresh_history()
+        self._refresh_outputs()
+        self._update_projection()
+        self._update_actions()
+        if self.audio_reason:
+            self.log(f"Audio: {self.audio_reason}")
+        if load_models:
+            self.run_job("Loading the models", lambda hooks: controller.load_models(hooks.progress))
+
+    # ============================================================================== construction
+    def _build(self) -> None:
+        top = QSplitter(Qt.Horizontal)
+        top.addWidget(self._build_reference_box())
+        middle = QWidget()
+        middle_layout = QVBoxLayout(middle)
+        middle_layout.setContentsMargins(0, 0, 0, 0)
+        middle_layout.addWidget(self._build_history_box(), 1)
+        middle_layout.addWidget(self._build_models_box())
+        top.addWidget(middle)
+        top.addWidget(self._build_generation_box())
+        top.setSizes([430, 520, 450])
+        top.setChildrenCollapsible(False)
+
+        plots = self._build_plots()
+        bottom = QWidget()
+        bottom_layout = QVBoxLayout(bottom)
+        bottom_layout.setContentsMargins(0, 0, 0, 0)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 100)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setFormat("")
+        self.progress_bar.setMaximumHeight(18)
+        self.log_panel = LogPanel()
+        self.log_panel.setMinimumHeight(60)
+        bottom_layout.addWidget(self.progress_bar)
+        bottom_layout.addWidget(self.log_panel, 1)
+
+        splitter = QSplitter(Qt.Vertical)
+        splitter.addWidget(top)
+        splitter.addWidget(plots)
+        splitter.addWidget(bottom)
+        splitter.setSizes([400, 370, 110])
+        splitter.setChildrenCollapsible(False)
+        self.setCentralWidget(splitter)
+        self.statusBar().showMessage("Ready.")
+
+    def _build_reference_box(self) -> QGroupBox:
+        box = QGroupBox("Reference audio")
+        grid = QGridLayout(box)
+        grid.setVerticalSpacing(4)
+        bold = QFont()
+        bold.setBold(True)
+        for column, text in enumerate(("Dataset", "Speaker", "Utterance")):
+            label = QLabel(text)
+            label.setFont(bold)
+            grid.addWidget(label, 0, column)
+        self.dataset_box, self.speaker_box, self.utterance_box = QComboBox(), QComboBox(), QComboBox()
+        for column, combo in enumerate((self.dataset_box, self.speaker_box, self.utterance_box)):
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(6)
+            combo.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+            grid.addWidget(combo, 1, column)
+        self.random_dataset_button = QPushButton("Random")
+        self.random_speaker_button = QPushButton("Random")
+        self.random_utterance_button = QPushButton("Random")
+        for column, button in enumerate((self.random_dataset_button, self.random_speaker_button,
+                                         self.random_utterance_button)):
+            grid.addWidget(button, 2, column)
+        self.load_button = QPushButton("Load")
+        self.load_button.setToolTip("Load the selected utterance as a reference voice.")
+        self.auto_next_check = QCheckBox("Auto select next")
+        self.auto_next_check.setChecked(True)
+        self.auto_next_check.setToolTip("After Load, select the speaker's next utterance.")
+        self.browse_button = QPushButton("Browse…")
+        self.browse_button.setToolTip("Load any audio file (WAV, FLAC, MP3, M4A, OGG) as a reference.")
+        grid.addWidget(self.load_button, 3, 0)
+        grid.addWidget(self.auto_next_check, 3, 1)
+        grid.addWidget(self.browse_button, 3, 2)
+
+        self.record_button = QPushButton("Record")
+        self.record_time_label = QLabel("0.0 s")
+        self.level_meter = LevelMeter()
+        record_row = QHBoxLayout()
+        record_row.addWidget(self.record_time_label)
+        record_row.addWidget(self.level_meter, 1)
+        grid.addWidget(self.record_button, 4, 0)
+        grid.addLayout(record_row, 4, 1, 1, 2)
+        self.play_button = QPushButton("Play")
+        self.play_button.setToolTip("Play the selected reference utterance.")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop playback.")
+        grid.addWidget(self.play_button, 5, 0)
+        grid.addWidget(self.stop_button, 5, 1)
+
+        self.input_box, self.output_box = QComboBox(), QComboBox()
+        for combo in (self.input_box, self.output_box):
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
+        devices_row = QHBoxLayout()
+        devices_row.addWidget(QLabel("Input:"))
+        devices_row.addWidget(self.input_box, 1)
+        devices_row.addWidget(QLabel("Output:"))
+        devices_row.addWidget(self.output_box, 1)
+        grid.addLayout(devices_row, 6, 0, 1, 3)
+        self.audio_label = QLabel()
+        self.audio_label.setWordWrap(True)
+        self.audio_label.setStyleSheet(WARNING_STYLE)
+        grid.addWidget(self.audio_label, 7, 0, 1, 3)
+        grid.setRowStretch(8, 1)
+
+        self.dataset_box.currentIndexChanged.connect(self._on_dataset_changed)
+        self.speaker_box.currentIndexChanged.connect(self._on_speaker_changed)
+        self.random_dataset_button.clicked.connect(self.random_dataset)
+        self.random_speaker_button.clicked.connect(self.random_speaker)
+        self.random_utterance_button.clicked.connect(self.random_utterance)
+        self.load_button.clicked.connect(self.load_selected_utterance)
+        self.browse_button.clicked.connect(self.browse)
+        self.record_button.clicked.connect(self.toggle_recording)
+        self.play_button.clicked.connect(self.play_selected_utterance)
+        self.stop_button.clicked.connect(self.stop_playback)
+        self.input_box.currentIndexChanged.connect(self._on_input_changed)
+        self.output_box.currentIndexChanged.connect(self._on_output_changed)
+        self._record_timer = QTimer(self)
+        self._record_timer.setInterval(100)
+        self._record_timer.timeout.connect(self._on_record_tick)
+        return box
+
+    def _build_history_box(self) -> QGroupBox:
+        box = QGroupBox("Utterance history")
+        layout = QVBoxLayout(box)
+        self.history_list = QListWidget()
+        self.history_list.setSelectionMode(QAbstractItemView.ExtendedSelection)
+        self.history_list.setToolTip("Ctrl- or Shift-click to select several utterances: their embeddings "
+                                     "are averaged into one voice.")
+        self.voice_label = QLabel()
+        self.voice_label.setWordWrap(True)
+        self.voice_warning_label = QLabel()
+        self.voice_warning_label.setWordWrap(True)
+        self.voice_warning_label.setStyleSheet(WARNING_STYLE)
+        layout.addWidget(self.history_list, 1)
+        layout.addWidget(self.voice_label)
+        layout.addWidget(self.voice_warning_label)
+        self.history_list.itemSelectionChanged.connect(self._on_history_selection)
+        return box
+
+    def _build_models_box(self) -> QGroupBox:
+        box = QGroupBox("Models")
+        grid = QGridLayout(box)
+        grid.setVerticalSpacing(3)
+        self.model_boxes: dict[str, QComboBox] = {}
+        for column, kind in enumerate(MODEL_KINDS):
+            grid.addWidget(QLabel(kind.capitalize()), 0, column)
+            combo = QComboBox()
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(6)
+            combo.currentIndexChanged.connect(lambda _index, kind=kind: self._on_model_changed(kind))
+            grid.addWidget(combo, 1, column)
+            self.model_boxes[kind] = combo
+        self.download_button = QPushButton("Download default models")
+        self.download_button.setToolTip("Fetch RTVC's pretrained synthesizer (370 MB) and vocoder (54 MB) "
+                                        "into the models folder.")
+        self.download_button.clicked.connect(self.download_default_models)
+        grid.addWidget(self.download_button, 2, 0, 1, 3)
+        return box
+
+    def _build_generation_box(self) -> QGroupBox:
+        box = QGroupBox("Text and generation")
+        layout = QVBoxLayout(box)
+        self.text_edit = QPlainTextEdit(WELCOME_TEXT)
+        self.text_edit.setToolTip("One utterance per line; long lines are split into sentences.")
+        layout.addWidget(self.text_edit, 1)
+        self.synthesizer_help_label = QLabel()
+        self.synthesizer_help_label.setWordWrap(True)
+        self.synthesizer_help_label.setStyleSheet(WARNING_STYLE)
+        layout.addWidget(self.synthesizer_help_label)
+
+        buttons = QHBoxLayout()
+        self.synthesize_vocode_button = QPushButton("Synthesize and vocode")
+        self.synthesize_button = QPushButton("Synthesize")
+        self.vocode_button = QPushButton("Vocode")
+        self.synthesize_vocode_button.setToolTip("Speak the text in the selected voice; each sentence plays "
+                                                 "as soon as it is ready.")
+        self.synthesize_button.setToolTip("Make the mel spectrogram only (fast), to check it before vocoding.")
+        self.vocode_button.setToolTip("Turn the last synthesized spectrogram into audio with the selected vocoder.")
+        for button in (self.synthesize_vocode_button, self.synthesize_button, self.vocode_button):
+            buttons.addWidget(button)
+        layout.addLayout(buttons)
+
+        options = QHBoxLayout()
+        self.seed_check = QCheckBox("Random seed:")
+        self.seed_check.setToolTip("Fix the random seed: synthesis and vocoding then give the same output "
+                                   "every time. Unchecked, a new seed is drawn and written to the log.")
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin.setMaximumWidth(110)
+        if self.controller.seed is not None:
+            self.seed_check.setChecked(True)
+            self.seed_spin.setValue(int(self.controller.seed))
+        self.seed_spin.setEnabled(self.seed_check.isChecked())
+        self.seed_check.toggled.connect(self.seed_spin.setEnabled)
+        self.enhance_check = QCheckBox("Enhance output")
+        self.enhance_check.setToolTip("Trim long silences from the output and normalise its loudness.")
+        options.addWidget(self.seed_check)
+        options.addWidget(self.seed_spin)
+        options.addWidget(self.enhance_check)
+        options.addStretch(1)
+        layout.addLayout(options)
+
+        outputs = QHBoxLayout()
+        outputs.addWidget(QLabel("Output:"))
+        self.outputs_box = QComboBox()
+        self.outputs_box.setToolTip("Generated outputs, newest first.")
+        self.outputs_box.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.outputs_box.setMinimumContentsLength(10)
+        self.replay_button = QPushButton("Replay")
+        self.replay_button.setToolTip("Play the selected output again.")
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Save the selected output as a WAV or FLAC file (16 kHz).")
+        outputs.addWidget(self.outputs_box, 1)
+        outputs.addWidget(self.replay_button)
+        outputs.addWidget(self.export_button)
+        layout.addLayout(outputs)
+        self.similarity_meter = SimilarityMeter()
+        layout.addWidget(self.similarity_meter)
+
+        self._default_tooltips = {button: button.toolTip() for button in
+                                  (self.synthesize_vocode_button, self.synthesize_button, self.vocode_button)}
+        self.synthesize_vocode_button.clicked.connect(self.synthesize_and_vocode)
+        self.synthesize_button.clicked.connect(self.synthesize)
+        self.vocode_button.clicked.connect(self.vocode)
+        self.outputs_box.currentIndexChanged.connect(self._on_output_selected)
+        self.replay_button.clicked.connect(self.replay)
+        self.export_button.clicked.connect(self.export_dialog)
+        return box
+
+    def _build_plots(self) -> QWidget:
+        panel = QWidget()
+        layout = QHBoxLayout(panel)
+        layout.setContentsMargins(0, 0, 0, 0)
+        projection = QWidget()
+        projection_layout = QVBoxLayout(projection)
+        projection_layout.setContentsMargins(0, 0, 0, 0)
+        projection_layout.setSpacing(2)
+        self.projection_plot = ProjectionPlot()
+        self.projection_plot.setMinimumSize(280, 280)
+        self.clear_projection_button = QPushButton("Clear")
+        self.clear_projection_button.setToolTip("Remove every point from the projection "
+                                                "(the utterance history keeps them).")
+        self.clear_projection_button.clicked.connect(self.clear_projection)
+        projection_layout.addWidget(self.projection_plot, 1)
+        projection_layout.addWidget(self.clear_projection_button)
+        layout.addWidget(projection, 3)
+
+        rows = QWidget()
+        rows_layout = QVBoxLayout(rows)
+        rows_layout.setContentsMargins(0, 0, 0, 0)
+        rows_layout.setSpacing(2)
+        self.reference_plot = UtterancePlot("reference")
+        self.output_plot = UtterancePlot("output")
+        for canvas in (self.reference_plot, self.output_plot):
+            canvas.setMinimumHeight(140)
+            rows_layout.addWidget(canvas, 1)
+        layout.addWidget(rows, 7)
+        self.alignment_plot = AlignmentPlot()
+        self.alignment_plot.setMinimumWidth(200)
+        layout.addWidget(self.alignment_plot, 3)
+        return panel
+
+    # ================================================================================== logging
+    def log(self, message: str) -> None:
+        """Add a line to the log panel (GUI thread only; other threads go through ``bridge.log``)."""
+        self.log_panel.add(one_line(message))
+
+    def report_error(self, message: str) -> None:
+        """Show an error in the log and, as one sentence, in the status bar."""
+        message = one_line(message)
+        self.last_error = message
+        self.log(f"Error: {message}")
+        self.statusBar().showMessage(message)
+
+    # ===================================================================================== jobs
+    @property
+    def busy(self) -> bool:
+        """Whether a foreground job (load, generation, download…) is running."""
+        return self.job is not None
+
+    @property
+    def projecting(self) -> bool:
+        """Whether a UMAP projection is being computed or waits to be."""
+        return self._projection_job is not None or self._projection_pending
+
+    def run_job(self, name: str, call: Callable[[WorkerHooks], Any],
+                on_finished: Callable[[Any], None] | None = None, *, stream: bool = False) -> Worker | None:
+        """Start ``call`` on a worker thread as the single foreground job.
+
+        Returns ``None`` (and logs why) when another job is still running.
+        """
+        if self.job is not None:
+            self.log(f"Please wait: {self.job.name.lower()} is still running.")
+            return None
+        worker = Worker(call, name)
+        self.job = worker
+        self.chunks_received = 0
+        if stream:
+            self._start_streaming()
+            worker.signals.chunk.connect(self._on_chunk)
+        worker.signals.progress.connect(self._on_progress)
+        worker.signals.failed.connect(self._on_job_failed)
+        if on_finished is not None:
+            worker.signals.finished.connect(on_finished)
+        worker.signals.done.connect(self._on_job_done)
+        self.progress_bar.setRange(0, 0)  # busy indicator until the first progress report
+        self.progress_bar.setFormat(name)
+        self.statusBar().showMessage(f"{name}…")
+        self._update_actions()
+        self.pool.start(worker)
+        return worker
+
+    def _on_progress(self, fraction: float, message: str) -> None:
+        self.progress_bar.setRange(0, 100)
+        self.progress_bar.setValue(int(round(fraction * 100)))
+        self.progress_bar.setFormat(f"{message}  %p%" if message else "%p%")
+
+    def _on_job_failed(self, message: str) -> None:
+        if self._player is not None:
+            self._player.stop()
+            self._player = None
+        self.report_error(message)
+
+    def _on_job_done(self) -> None:
+        if self._player is not None:
+            self._player.finish()  # what was streamed plays out
+            self._player = None
+        self.job = None
+        self.progress_bar.setRange(0, 100)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setFormat("")
+        if self.statusBar().currentMessage().endswith("…"):
+            self.statusBar().showMessage("Ready.")
+        self._update_actions()
+
+    # =============================================================================== datasets
+    def set_datasets_root(self, root: str | Path | None) -> None:
+        """Look for speech corpora under ``root`` and fill the dataset browser (problems are logged)."""
+        self.datasets = []
+        if root is None:
+            self.log("No datasets root given (--datasets_root): the dataset browser is disabled; "
+                     "use Browse… or Record.")
+        else:
+            try:
+                self.datasets = discover_datasets(root)
+            except DatasetError as error:
+                self.report_error(f"{error} The dataset browser is disabled; use Browse… or Record.")
+            else:
+                if not self.datasets:
+                    self.log(f"No dataset found under '{root}' (LibriSpeech, LibriTTS, VCTK, VoxCeleb, "
+                             f"LJSpeech or folders of speaker folders): the dataset browser is disabled.")
+                else:
+                    self.log(f"Found {len(self.datasets)} dataset(s) under '{root}'.")
+        self.dataset_box.blockSignals(True)
+        self.dataset_box.clear()
+        for dataset in self.datasets:
+            self.dataset_box.addItem(f"{dataset.name} ({len(dataset.speakers)})", dataset.name)
+        self.dataset_box.blockSignals(False)
+        if self.datasets:
+            self._on_dataset_changed(0)
+        else:
+            self.speaker_box.clear()
+            self.utterance_box.clear()
+        self._update_actions()
+
+    @property
+    def current_dataset(self) -> Dataset | None:
+        index = self.dataset_box.currentIndex()
+        return self.datasets[index] if 0 <= index < len(self.datasets) else None
+
+    def _on_dataset_changed(self, _index: int) -> None:
+        dataset = self.current_dataset
+        self.speaker_box.blockSignals(True)
+        self.speaker_box.clear()
+        if dataset is not None:
+            self.speaker_box.addItems(dataset.speakers)
+            if dataset.speakers:
+                self.speaker_box.setCurrentIndex(self.rng.randrange(len(dataset.speakers)))
+        self.speaker_box.blockSignals(False)
+        self._on_speaker_changed(self.speaker_box.currentIndex())
+
+    def _on_speaker_changed(self, _index: int) -> None:
+        dataset, speaker = self.current_dataset, self.speaker_box.currentText()
+        self._dataset_utterances = []
+        if dataset is not None and speaker:
+            try:
+                self._dataset_utterances = dataset.utterances(speaker)
+            except DatasetError as error:
+                self.report_error(str(error))
+        self.utterance_box.clear()
+        for utterance in self._dataset_utterances:
+            # The part below the speaker folder is enough to tell them apart, and fits the box.
+            relative = Path(utterance.path).relative_to(dataset.root)
+            parts = relative.parts[1:] if dataset.kind not in ("fsdd", "ljspeech") else relative.parts
+            self.utterance_box.addItem("/".join(parts) or relative.name)
+            self.utterance_box.setItemData(self.utterance_box.count() - 1, utterance.name, Qt.ToolTipRole)
+        if self._dataset_utterances:
+            self.utterance_box.setCurrentIndex(self.rng.randrange(len(self._dataset_utterances)))
+        self._update_actions()
+
+    def random_dataset(self) -> None:
+        if self.datasets:
+            self.dataset_box.setCurrentIndex(self.rng.randrange(len(self.datasets)))
+
+    def random_speaker(self) -> None:
+        if self.speaker_box.count():
+            self.speaker_box.setCurrentIndex(self.rng.randrange(self.speaker_box.count()))
+
+    def random_utterance(self) -> None:
+        if self.utterance_box.count():
+            self.utterance_box.setCurrentIndex(self.rng.randrange(self.utterance_box.count()))
+
+    @property
+    def selected_dataset_utterance(self) -> DatasetUtterance | None:
+        index = self.utterance_box.currentIndex()
+        return self._dataset_utterances[index] if 0 <= index < len(self._dataset_utterances) else None
+
+    def load_selected_utterance(self) -> Worker | None:
+        """Load the utterance selected in the dataset browser (then select the next one if asked)."""
+        utterance = self.selected_dataset_utterance
+        if utterance is None:
+            self.report_error("Choose a dataset, a speaker and an utterance first.")
+            return None
+        worker = self.run_job(f"Loading '{utterance.name}'",
+                              lambda hooks: self.controller.load_dataset_utterance(utterance),
+                              self._on_utterance_added)
+        if worker is not None and self.auto_next_check.isChecked() and self.utterance_box.count() > 1:
+            self.utterance_box.setCurrentIndex((self.utterance_box.currentIndex() + 1) % self.utterance_box.count())
+        return worker
+
+    # ============================================================================ files, record
+    def browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a reference recording", "", AUDIO_FILTER)
+        if path:
+            self.load_file(path)
+
+    def load_file(self, path: str | Path) -> Worker | None:
+        """Load any audio file as a reference (what Browse… does once a file is chosen)."""
+        path = Path(path)
+        return self.run_job(f"Loading '{path.name}'", lambda hooks: self.controller.load_file(path),
+                            self._on_utterance_added)
+
+    def toggle_recording(self) -> None:
+        if self._recorder is None:
+            self.start_recording()
+        else:
+            self.stop_recording()
+
+    def start_recording(self) -> None:
+        """Record from the selected input until Stop; any length."""
+        try:
+            recorder = self.devices.recorder()
+            recorder.start(SAMPLE_RATE, self.bridge.level.emit)  # level arrives on the audio thread
+        except (AudioUnavailable, RuntimeError) as error:
+            self.report_error(f"Could not record: {describe_error(error)}")
+            self._update_actions()
+            return
+        self._recorder = recorder
+        self.record_button.setText("Stop recording")
+        self.record_time_label.setText("0.0 s")
+        self._record_timer.start()
+        self.log("Recording… click 'Stop recording' when done.")
+        self._update_actions()
+
+    def stop_recording(self) -> Worker | None:
+        """End the take, play it back and register it as a reference."""
+        recorder, self._recorder = self._recorder, None
+        self._record_timer.stop()
+        self.record_button.setText("Record")
+        self.level_meter.setValue(0)
+        self._update_actions()
+        if recorder is None:
+            return None
+        wav = recorder.stop()
+        self.record_time_label.setText(f"{len(wav) / SAMPLE_RATE:.1f} s")
+        if wav.size == 0:
+            self.report_error("Nothing was recorded: check the input device and its level.")
+            return None
+        self.play_audio(wav, SAMPLE_RATE)
+        return self.run_job("Adding the recording",
+                            lambda hooks: self.controller.add_recording(wav, SAMPLE_RATE),
+                            self._on_utterance_added)
+
+    def _on_record_tick(self) -> None:
+        if self._recorder is not None:
+            self.record_time_label.setText(f"{self._recorder.elapsed_seconds:.1f} s")
+
+    def _on_level(self, level: float) -> None:
+        if self._recorder is not None:
+            self.level_meter.set_level_dbfs(level)
+
+    def _on_utterance_added(self, utterance: Utterance) -> None:
+        self._refresh_history(select=[utterance.name])
+        self._update_projection()
+
+    # =================================================================================== audio
+    def _populate_devices(self) -> None:
+        for combo, devices, default in ((self.input_box, self.devices.inputs(None) if self.can_record else [],
+                                         self.devices.input_device if self.can_record else None),
+                                        (self.output_box, self.devices.outputs(None) if self.can_play else [],
+                                         self.devices.output_device if self.can_play else None)):
+            combo.blockSignals(True)
+            combo.clear()
+            for device in devices:
+                combo.addItem(device.name, device.index)
+                if default is not None and device.index == default.index:
+                    combo.setCurrentIndex(combo.count() - 1)
+            if not devices:
+                combo.addItem("None")
+            combo.setEnabled(bool(devices))
+            combo.blockSignals(False)
+        if self.audio_reason:
+            self.audio_label.setText(self.audio_reason)
+        self.audio_label.setVisible(bool(self.audio_reason))
+
+    def _on_input_changed(self, _index: int) -> None:
+        try:
+            self.devices.set_input(self.input_box.currentData())
+        except AudioUnavailable as error:
+            self.report_error(str(error))
+
+    def _on_output_changed(self, _index: int) -> None:
+        try:
+            self.devices.set_output(self.output_box.currentData())
+        except AudioUnavailable as error:
+            self.report_error(str(error))
+
+    def play_audio(self, wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bool:
+        """Play ``wav``; problems go to the log (playback is never worth a crash)."""
+        if not self.can_play:
+            return False
+        try:
+            self.devices.play(wav, sample_rate)
+        except Exception as error:  # noqa: BLE001 -- AudioUnavailable or a PortAudio error mid-stream
+            self.report_error(f"Could not play the audio: {describe_error(error)}")
+            return False
+        return True
+
+    def play_selected_utterance(self) -> None:
+        utterance = self.current_utterance
+        if utterance is not None:
+            self.play_audio(utterance.wav)
+
+    def stop_playback(self) -> None:
+        try:
+            if self._player is not None:
+                self._player.stop()
+                self._player = None
+            self.devices.stop()
+        except Exception as error:  # noqa: BLE001
+            self.report_error(f"Could not stop playback: {describe_error(error)}")
+
+    def _start_streaming(self) -> None:
+        self._player = None
+        if not self.can_play:
+            return
+        try:
+            player = self.devices.streaming_player()
+            player.start(SAMPLE_RATE)
+        except Exception as error:  # noqa: BLE001
+            self.report_error(f"Could not play the audio: {describe_error(error)}")
+            return
+        self._player = player
+
+    def _on_chunk(self, chunk: np.ndarray) -> None:
+        self.chunks_received += 1
+        if self._player is None:
+            return
+        try:
+            self._player.push(chunk)
+        except Exception as error:  # noqa: BLE001
+            self.report_error(f"Playback stopped: {describe_error(error)}")
+            self._player.stop()
+            self._player = None
+
+    # ================================================================================= history
+    def _refresh_history(self, select: list[str] | None = None) -> None:
+        """Rebuild the list from the controller (newest first), keeping or replacing the selection."""
+        keep = set(select if select is not None else self.selected_names())
+        self.history_list.blockSignals(True)
+        self.history_list.clear()
+        for utterance in self.controller.history:
+            kind = "generated, " if utterance.generated else ""
+            item = QListWidgetItem(f"{short_name(utterance.name, utterance.speaker)} — {utterance.speaker} "
+                                   f"({kind}{utterance.duration:.1f} s)")
+            item.setData(Qt.UserRole, utterance.name)
+            item.setToolTip(utterance.name)
+            if utterance.generated:
+                font = item.font()
+                font.setItalic(True)
+                item.setFont(font)
+            self.history_list.addItem(item)
+            item.setSelected(utterance.name in keep)
+        self.history_list.blockSignals(False)
+        self._on_history_selection()
+
+    def selected_names(self) -> list[str]:
+        """Names of the selected history utterances, newest first."""
+        return [self.history_list.item(row).data(Qt.UserRole) for row in range(self.history_list.count())
+                if self.history_list.item(row).isSelected()]
+
+    def select_history(self, names: list[str]) -> None:
+        """Select exactly these utterances (the voice is their average)."""
+        wanted = set(names)
+        self.history_list.blockSignals(True)
+        for row in range(self.history_list.count()):
+            item = self.history_list.item(row)
+            item.setSelected(item.data(Qt.UserRole) in wanted)
+        self.history_list.blockSignals(False)
+        self._on_history_selection()
+
+    @property
+    def current_utterance(self) -> Utterance | None:
+        names = self.selected_names()
+        if not names:
+            return None
+        try:
+            return self.controller.find(names[0])
+        except KeyError:
+            return None
+
+    def _on_history_selection(self) -> None:
+        names = self.selected_names()
+        self.voice_warning_label.clear()
+        if not names:
+            self.voice_label.setText("Select one or more utterances (Ctrl-click) to make the voice."
+                                     if self.history_list.count()
+                                     else "Load, browse or record an utterance to make a voice.")
+            self.reference_plot.clear()
+            self._update_actions()
+            return
+        try:
+            voice = self.controller.voice(names)
+        except (ValueError, KeyError) as error:
+            self.report_error(describe_error(error))
+            self._update_actions()
+            return
+        count = len(voice.names)
+        self.voice_label.setText(f"Voice from {count} utterance{'s' if count > 1 else ''}, "
+                                 f"{voice.speech_seconds:.1f} s of speech")
+        self.voice_warning_label.setText("\n".join(voice.warnings))
+        first = self.controller.find(names[0])
+        if count == 1:
+            self.reference_plot.plot(Path(first.name).name, first.embedding, first.mel)
+        else:
+            self.reference_plot.plot(f"average of {count} utterances (mel: {Path(first.name).name})",
+                                     voice.embedding, first.mel)
+        self._update_actions()
+
+    # ============================================================================== generation
+    def _seed(self) -> int:
+        if self.seed_check.isChecked():
+            return int(self.seed_spin.value())
+        return self.controller.random_seed()  # still recorded, so a good output can be reproduced
+
+    def synthesize(self) -> Worker | None:
+        """Text → spectrograms in the selected voice (no audio yet)."""
+        text, names, seed = self.text_edit.toPlainText(), self.selected_names(), self._seed()
+        return self.run_job("Synthesizing", lambda hooks: self.controller.synthesize(
+            text, names, seed=seed, progress=hooks.progress), self._on_synthesized)
+
+    def vocode(self) -> Worker | None:
+        """The last spectrogram → audio with the selected vocoder, streamed to the output device."""
+        seed, enhance = self._seed(), self.enhance_check.isChecked()
+        return self.run_job("Vocoding", lambda hooks: self.controller.vocode(
+            seed=seed, enhance=enhance, progress=hooks.progress, on_chunk=hooks.chunk),
+            self._on_generated, stream=True)
+
+    def synthesize_and_vocode(self) -> Worker | None:
+        """Both stages, sentence by sentence: sentence 1 plays while the next ones are made."""
+        text, names = self.text_edit.toPlainText(), self.selected_names()
+        seed, enhance = self._seed(), self.enhance_check.isChecked()
+        return self.run_job("Synthesizing and vocoding", lambda hooks: self.controller.synthesize_and_vocode(
+            text, names, seed=seed, enhance=enhance, progress=hooks.progress, on_chunk=hooks.chunk),
+            self._on_generated, stream=True)
+
+    def _on_synthesized(self, synthesis) -> None:  # noqa: ANN001 (pipeline.SynthesisOutput)
+        self.output_plot.plot("synthesized, not vocoded yet", None, synthesis.joined_mel(SENTENCE_GAP_FRAMES))
+        self.alignment_plot.plot(synthesis.alignments)
+        self.similarity_meter.set_similarity(None)
+
+    def _on_generated(self, output: GeneratedOutput) -> None:
+        self.log(f"Output '{output.name}': {output.duration:.1f} s, vocoder {output.vocoder}, seed {output.seed}.")
+        self._refresh_history()
+        self._refresh_outputs()  # selects the newest output, which shows it
+        self._update_projection()
+
+    def _refresh_outputs(self) -> None:
+        self.outputs_box.blockSignals(True)
+        self.outputs_box.clear()
+        for output in self.controller.outputs:
+            vocoder = GRIFFIN_LIM if output.vocoder == "griffinlim" else output.vocoder
+            self.outputs_box.addItem(f"{short_name(output.name, output.speaker)} ({output.duration:.1f} s, "
+                                     f"{vocoder})", output.name)
+            self.outputs_box.setItemData(self.outputs_box.count() - 1, output.name, Qt.ToolTipRole)
+        self.outputs_box.blockSignals(False)
+        if self.controller.outputs:
+            self.outputs_box.setCurrentIndex(0)
+            self._on_output_selected(0)
+        self._update_actions()
+
+    @property
+    def selected_output(self) -> GeneratedOutput | None:
+        name = self.outputs_box.currentData()
+        return next((output for output in self.controller.outputs if output.name == name), None)
+
+    def _on_output_selected(self, _index: int) -> None:
+        output = self.selected_output
+        if output is None:
+            return
+        embedding = output.utterance.embedding if output.utterance is not None else None
+        self.output_plot.plot(short_name(output.name, output.speaker), embedding, output.synthesis.joined_mel(SENTENCE_GAP_FRAMES))
+        self.alignment_plot.plot(output.synthesis.alignments)
+        self.similarity_meter.set_similarity(output.similarity)
+        self._update_actions()
+
+    def replay(self) -> None:
+        output = self.selected_output
+        if output is not None:
+            self.play_audio(output.wav)
+
+    def export_dialog(self) -> None:
+        output = self.selected_output
+        if output is None:
+            return
+        path, chosen_filter = QFileDialog.getSaveFileName(self, "Export the output", f"{output.name}.wav",
+                                                          EXPORT_FILTER)
+        if path:
+            if not Path(path).suffix and "flac" in chosen_filter.lower():
+                path += ".flac"
+            self.export_output(path)
+
+    def export_output(self, path: str | Path) -> Path | None:
+        """Write the selected output to ``path`` (.wav or .flac; .wav added when there is no suffix)."""
+        output = self.selected_output
+        if output is None:
+            self.report_error("Nothing to export yet: generate an output first.")
+            return None
+        try:
+            return self.controller.export(output, path)
+        except Exception as error:  # noqa: BLE001 -- a full disk or a bad name must not close the window
+            self.report_error(f"Could not export: {describe_error(error)}")
+            return None
+
+    # ================================================================================== models
+    def _populate_models(self) -> None:
+        for kind, combo in self.model_boxes.items():
+            combo.blockSignals(True)
+            combo.clear()
+            choices = self.controller.model_choices.get(kind, [])
+            for choice in choices:
+                combo.addItem(choice.label, choice.label)
+                if choice.path is not None:
+                    combo.setItemData(combo.count() - 1, str(choice.path), Qt.ToolTipRole)
+            selected = self.controller.selected.get(kind)
+            if selected is not None:
+                combo.setCurrentIndex(max(0, combo.findData(selected.label)))
+            if not choices:
+                combo.addItem("none found")
+            combo.setEnabled(bool(choices))
+            combo.blockSignals(False)
+        missing = missing_default_models(self.controller.models_dir, ("synthesizer", "vocoder"))
+        self._missing_defaults = [entry.name for entry in missing]
+        self.download_button.setVisible(bool(self._missing_defaults))
+        if self._missing_defaults:
+            self.download_button.setText(f"Download default {' and '.join(self._missing_defaults)}")
+        if not self.controller.has_synthesizer():
+            self.synthesizer_help = (
+                f"No synthesizer in '{self.controller.models_dir}': click 'Download default "
+                f"{' and '.join(self._missing_defaults) or 'models'}' (Models), or train one (see the README), "
+                "to generate speech. Loading, recording and the voice plots work without it.")
+        else:
+            self.synthesizer_help = ""
+        self.synthesizer_help_label.setText(self.synthesizer_help)
+        self.synthesizer_help_label.setVisible(bool(self.synthesizer_help))
+
+    def _on_model_changed(self, kind: str) -> None:
+        label = self.model_boxes[kind].currentData()
+        if not label:
+            return
+        try:
+            self.controller.select_model(kind, label)
+        except ValueError as error:
+            self.report_error(str(error))
+            return
+        if label != GRIFFIN_LIM:
+            self.log(f"Selected the {kind} '{label}'; it is loaded when first needed.")
+        self._update_actions()
+
+    def download_default_models(self) -> Worker | None:
+        names = list(self._missing_defaults) or ["synthesizer", "vocoder"]
+        return self.run_job(f"Downloading the default {' and '.join(names)}",
+                            lambda hooks: self.controller.download_default_models(names, hooks.progress),
+                            lambda _result: self._populate_models())
+
+    # ==================================================================================== UMAP
+    def _update_projection(self) -> None:
+        """Redraw the projection after a change: a waiting text below 4 points, else UMAP in the background."""
+        known = {utterance.name for utterance in self.controller.history}
+        count = sum(1 for name in self.controller.projection_names if name in known)
+        if count < MIN_UMAP_POINTS:
+            self.projection_plot.show_waiting(MIN_UMAP_POINTS - count)
+            return
+        if self._projection_job is not None:
+            self._projection_pending = True  # one more run when the current one ends
+            return
+        if not self._projection_announced:
+            self._projection_announced = True
+            self.log("Computing the projection; the first time takes a few seconds.")
+        epoch = self._projection_epoch
+        worker = Worker(lambda hooks: self.controller.projection(), "Computing the projection")
+        worker.signals.finished.connect(lambda projection: self._on_projection(projection, epoch))
+        worker.signals.failed.connect(lambda message: self.report_error(f"Projection failed: {message}"))
+        worker.signals.done.connect(self._on_projection_done)
+        self._projection_job = worker
+        self._projection_pending = False
+        self.pool.start(worker)
+
+    def _on_projection(self, projection, epoch: int) -> None:  # noqa: ANN001 (controller.Projection)
+        if epoch != self._projection_epoch:
+            return
+        if projection is None:
+            self._update_projection()
+            return
+        self.projection_plot.plot(projection.points, projection.names, projection.speakers, projection.generated)
+
+    def _on_projection_done(self) -> None:
+        self._projection_job = None
+        if self._projection_pending:
+            self._projection_pending = False
+            self._update_projection()
+
+    def clear_projection(self) -> None:
+        """Empty the projection (the history and its voice selection are kept)."""
+        self._projection_epoch += 1
+        self._projection_pending = False
+        self.controller.clear_projection()
+        self.projection_plot.show_waiting(MIN_UMAP_POINTS)
+
+    # ================================================================================= actions
+    def _update_actions(self) -> None:
+        """Enable what can be done now; disabled buttons say why in their tooltip."""
+        idle = self.job is None and self._recorder is None
+        has_reference = bool(self.selected_names())
+        has_synthesizer = self.controller.has_synthesizer()
+        self.load_button.setEnabled(idle and self.selected_dataset_utterance is not None)
+        for widget in (self.dataset_box, self.speaker_box, self.utterance_box, self.random_dataset_button,
+                       self.random_speaker_button, self.random_utterance_button):
+            widget.setEnabled(bool(self.datasets))
+        self.browse_button.setEnabled(idle)
+        recording = self._recorder is not None
+        self.record_button.setEnabled(self.can_record and (recording or self.job is None))
+        self.play_button.setEnabled(self.can_play and has_reference)
+        self.stop_button.setEnabled(self.can_play)
+        self.replay_button.setEnabled(self.can_play and self.selected_output is not None)
+        self.export_button.setEnabled(self.selected_output is not None)
+        if not self.can_record:
+            self.record_button.setToolTip(f"Recording is disabled: {self.audio_reason}")
+        else:
+            self.record_button.setToolTip("Record a reference from the input device; click again to stop.")
+        if not self.can_play:
+            for button in (self.play_button, self.stop_button, self.replay_button):
+                button.setToolTip(f"Playback is disabled: {self.audio_reason}")
+
+        generate = idle and has_reference and has_synthesizer
+        self.synthesize_vocode_button.setEnabled(generate)
+        self.synthesize_button.setEnabled(generate)
+        self.vocode_button.setEnabled(idle and has_synthesizer and self.controller.current_synthesis is not None)
+        for button in (self.synthesize_vocode_button, self.synthesize_button, self.vocode_button):
+            button.setToolTip(self.synthesizer_help or self._default_tooltips[button])
+        for kind, combo in self.model_boxes.items():
+            combo.setEnabled(idle and bool(self.controller.model_choices.get(kind)))
+        self.download_button.setEnabled(idle)
+
+    # =================================================================================== close
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
+        if self._recorder is not None:
+            self._recorder.stop()
+            self._recorder = None
+        self.stop_playback()
+        # Workers hold references to this window's slots; let them end before Qt deletes it.
+        self.pool.wait(60_000)
+        super().closeEvent(event)
