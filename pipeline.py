@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from encoder.audio import require_speech, trim_long_silences, webrtcvad_available
-from encoder.inference import Encoder, average_embeddings
+from encoder.inference import Encoder, UtteranceEmbedding, average_embeddings
 from synthesizer.inference import Synthesizer
 from synthesizer.text import prepare_utterances
 from utils.audio_io import AudioWarning, load_audio_with_rate
@@ -178,6 +178,17 @@ class ClonePipeline:
             _ = self.wavernn
 
     # ----------------------------------------------------------------------------------- stages
+    def embed_waveform(self, wav: np.ndarray, sample_rate: int,
+                       description: str = "The recording") -> tuple[UtteranceEmbedding, float]:
+        """Preprocess (resample, loudness, VAD trim) and embed one waveform.
+
+        Returns the embedding with its partial embeddings, and the seconds of speech left after
+        trimming; raises :class:`~utils.audio_io.AudioError` naming ``description`` when no speech is left.
+        """
+        encoder = self.encoder
+        speech = require_speech(encoder.preprocess(wav, sample_rate), description, encoder.hparams)
+        return encoder.embed_utterance_details(speech), len(speech) / encoder.sample_rate
+
     def embed_references(self, references: Sequence[str | Path | tuple[np.ndarray, int]],
                          names: Sequence[str] | None = None) -> VoiceEmbedding:
         """Embed one or more reference recordings and average them into one voice.
@@ -205,9 +216,9 @@ class ClonePipeline:
                 wav, rate = load_audio_with_rate(reference, encoder.sample_rate)
                 label = names[index] if names else Path(reference).name
                 description = f"The audio file '{reference}'"
-            speech = require_speech(encoder.preprocess(wav, rate), description, encoder.hparams)
-            speech_seconds += len(speech) / encoder.sample_rate
-            embeddings.append(encoder.embed_utterance(speech))
+            details, seconds = self.embed_waveform(wav, rate, description)
+            speech_seconds += seconds
+            embeddings.append(details.embedding)
             labels.append(label)
         if speech_seconds < MIN_RECOMMENDED_SPEECH_SECONDS:
             notes.append(

@@ -27,7 +27,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from encoder.audio import require_speech
 from encoder.inference import average_embeddings
 from pipeline import (
     MIN_RECOMMENDED_SPEECH_SECONDS,
@@ -314,13 +313,11 @@ class ToolboxController:
         peak = float(np.max(np.abs(wav))) if wav.size else 0.0
         display = (wav / peak * 0.9).astype(np.float32) if peak > 0 else wav  # RTVC's 0.9 peak on load
         with self._lock:
-            encoder = self.pipeline.encoder
-            speech = require_speech(encoder.preprocess(wav, SAMPLE_RATE), f"The recording '{name}'", encoder.hparams)
-            details = encoder.embed_utterance_details(speech)
+            details, speech_seconds = self.pipeline.embed_waveform(wav, SAMPLE_RATE, f"The recording '{name}'")
         utterance = Utterance(
             name=name, speaker=speaker, wav=display, mel=melspectrogram(display, SynthesizerHParams()),
             embedding=details.embedding, partial_embeddings=details.partial_embeddings,
-            speech_seconds=len(speech) / SAMPLE_RATE, generated=generated, source=source, warnings=notes,
+            speech_seconds=speech_seconds, generated=generated, source=source, warnings=notes,
         )
         self.history.insert(0, utterance)
         self.projection_names.append(name)

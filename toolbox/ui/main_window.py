@@ -31,8 +31,9 @@ from PyQt5.QtWidgets import (
 from toolbox.controller import (
     GRIFFIN_LIM, MIN_UMAP_POINTS, MODEL_KINDS, SAMPLE_RATE, GeneratedOutput, ToolboxController, Utterance,
 )
-from toolbox.datasets import Dataset, DatasetError, DatasetUtterance, discover_datasets
+from toolbox.datasets import DatasetUtterance
 from toolbox.devices import AudioDevices, AudioUnavailable, Recorder, StreamingPlayer
+from toolbox.ui.dataset_browser import DatasetBrowser
 from toolbox.ui.plots import AlignmentPlot, ProjectionPlot, UtterancePlot
 from toolbox.ui.widgets import LevelMeter, LogPanel, SimilarityMeter, ThreadBridge
 from toolbox.ui.workers import Worker, WorkerHooks, WorkerPool, describe_error, one_line
@@ -93,8 +94,6 @@ class ToolboxWindow(QMainWindow):
         self.job: Worker | None = None
         self.last_error = ""
         self.chunks_received = 0  # audio chunks streamed by the last generation job
-        self.datasets: list[Dataset] = []
-        self._dataset_utterances: list[DatasetUtterance] = []
         self._recorder: Recorder | None = None
         self._player: StreamingPlayer | None = None
         self._projection_job: Worker | None = None
@@ -116,7 +115,7 @@ class ToolboxWindow(QMainWindow):
         self._build()
         self._populate_devices()
         self._populate_models()
-        self.set_datasets_root(datasets_root)
+        self.browser.set_root(datasets_root)
         self._refresh_history()
         self._refresh_outputs()
         self._update_projection()
@@ -167,34 +166,14 @@ class ToolboxWindow(QMainWindow):
         box = QGroupBox("Reference audio")
         grid = QGridLayout(box)
         grid.setVerticalSpacing(4)
-        bold = QFont()
-        bold.setBold(True)
-        for column, text in enumerate(("Dataset", "Speaker", "Utterance")):
-            label = QLabel(text)
-            label.setFont(bold)
-            grid.addWidget(label, 0, column)
-        self.dataset_box, self.speaker_box, self.utterance_box = QComboBox(), QComboBox(), QComboBox()
-        for column, combo in enumerate((self.dataset_box, self.speaker_box, self.utterance_box)):
-            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(6)
-            combo.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
-            grid.addWidget(combo, 1, column)
-        self.random_dataset_button = QPushButton("Random")
-        self.random_speaker_button = QPushButton("Random")
-        self.random_utterance_button = QPushButton("Random")
-        for column, button in enumerate((self.random_dataset_button, self.random_speaker_button,
-                                         self.random_utterance_button)):
-            grid.addWidget(button, 2, column)
-        self.load_button = QPushButton("Load")
-        self.load_button.setToolTip("Load the selected utterance as a reference voice.")
-        self.auto_next_check = QCheckBox("Auto select next")
-        self.auto_next_check.setChecked(True)
-        self.auto_next_check.setToolTip("After Load, select the speaker's next utterance.")
+        self.browser = DatasetBrowser(self.rng)
+        self.browser.load_requested.connect(self.load_dataset_utterance)
+        self.browser.message.connect(self.log)
+        self.browser.error.connect(self.report_error)
+        grid.addWidget(self.browser, 0, 0, 1, 3)
         self.browse_button = QPushButton("Browse…")
         self.browse_button.setToolTip("Load any audio file (WAV, FLAC, MP3, M4A, OGG) as a reference.")
-        grid.addWidget(self.load_button, 3, 0)
-        grid.addWidget(self.auto_next_check, 3, 1)
-        grid.addWidget(self.browse_button, 3, 2)
+        grid.addWidget(self.browse_button, 1, 0)
 
         self.record_button = QPushButton("Record")
         self.record_time_label = QLabel("0.0 s")
@@ -202,14 +181,14 @@ class ToolboxWindow(QMainWindow):
         record_row = QHBoxLayout()
         record_row.addWidget(self.record_time_label)
         record_row.addWidget(self.level_meter, 1)
-        grid.addWidget(self.record_button, 4, 0)
-        grid.addLayout(record_row, 4, 1, 1, 2)
+        grid.addWidget(self.record_button, 1, 1)
+        grid.addLayout(record_row, 1, 2)
         self.play_button = QPushButton("Play")
         self.play_button.setToolTip("Play the selected reference utterance.")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("Stop playback.")
-        grid.addWidget(self.play_button, 5, 0)
-        grid.addWidget(self.stop_button, 5, 1)
+        grid.addWidget(self.play_button, 2, 0)
+        grid.addWidget(self.stop_button, 2, 1)
 
         self.input_box, self.output_box = QComboBox(), QComboBox()
         for combo in (self.input_box, self.output_box):
@@ -220,19 +199,13 @@ class ToolboxWindow(QMainWindow):
         devices_row.addWidget(self.input_box, 1)
         devices_row.addWidget(QLabel("Output:"))
         devices_row.addWidget(self.output_box, 1)
-        grid.addLayout(devices_row, 6, 0, 1, 3)
+        grid.addLayout(devices_row, 3, 0, 1, 3)
         self.audio_label = QLabel()
         self.audio_label.setWordWrap(True)
         self.audio_label.setStyleSheet(WARNING_STYLE)
-        grid.addWidget(self.audio_label, 7, 0, 1, 3)
-        grid.setRowStretch(8, 1)
+        grid.addWidget(self.audio_label, 4, 0, 1, 3)
+        grid.setRowStretch(5, 1)
 
-        self.dataset_box.currentIndexChanged.connect(self._on_dataset_changed)
-        self.speaker_box.currentIndexChanged.connect(self._on_speaker_changed)
-        self.random_dataset_button.clicked.connect(self.random_dataset)
-        self.random_speaker_button.clicked.connect(self.random_speaker)
-        self.random_utterance_button.clicked.connect(self.random_utterance)
-        self.load_button.clicked.connect(self.load_selected_utterance)
         self.browse_button.clicked.connect(self.browse)
         self.record_button.clicked.connect(self.toggle_recording)
         self.play_button.clicked.connect(self.play_selected_utterance)
@@ -458,102 +431,13 @@ class ToolboxWindow(QMainWindow):
             self.statusBar().showMessage("Ready.")
         self._update_actions()
 
-    # =============================================================================== datasets
-    def set_datasets_root(self, root: str | Path | None) -> None:
-        """Look for speech corpora under ``root`` and fill the dataset browser (problems are logged)."""
-        self.datasets = []
-        if root is None:
-            self.log("No datasets root given (--datasets_root): the dataset browser is disabled; "
-                     "use Browse… or Record.")
-        else:
-            try:
-                self.datasets = discover_datasets(root)
-            except DatasetError as error:
-                self.report_error(f"{error} The dataset browser is disabled; use Browse… or Record.")
-            else:
-                if not self.datasets:
-                    self.log(f"No dataset found under '{root}' (LibriSpeech, LibriTTS, VCTK, VoxCeleb, "
-                             f"LJSpeech or folders of speaker folders): the dataset browser is disabled.")
-                else:
-                    self.log(f"Found {len(self.datasets)} dataset(s) under '{root}'.")
-        self.dataset_box.blockSignals(True)
-        self.dataset_box.clear()
-        for dataset in self.datasets:
-            self.dataset_box.addItem(f"{dataset.name} ({len(dataset.speakers)})", dataset.name)
-        self.dataset_box.blockSignals(False)
-        if self.datasets:
-            self._on_dataset_changed(0)
-        else:
-            self.speaker_box.clear()
-            self.utterance_box.clear()
-        self._update_actions()
-
-    @property
-    def current_dataset(self) -> Dataset | None:
-        index = self.dataset_box.currentIndex()
-        return self.datasets[index] if 0 <= index < len(self.datasets) else None
-
-    def _on_dataset_changed(self, _index: int) -> None:
-        dataset = self.current_dataset
-        self.speaker_box.blockSignals(True)
-        self.speaker_box.clear()
-        if dataset is not None:
-            self.speaker_box.addItems(dataset.speakers)
-            if dataset.speakers:
-                self.speaker_box.setCurrentIndex(self.rng.randrange(len(dataset.speakers)))
-        self.speaker_box.blockSignals(False)
-        self._on_speaker_changed(self.speaker_box.currentIndex())
-
-    def _on_speaker_changed(self, _index: int) -> None:
-        dataset, speaker = self.current_dataset, self.speaker_box.currentText()
-        self._dataset_utterances = []
-        if dataset is not None and speaker:
-            try:
-                self._dataset_utterances = dataset.utterances(speaker)
-            except DatasetError as error:
-                self.report_error(str(error))
-        self.utterance_box.clear()
-        for utterance in self._dataset_utterances:
-            # The part below the speaker folder is enough to tell them apart, and fits the box.
-            relative = Path(utterance.path).relative_to(dataset.root)
-            parts = relative.parts[1:] if dataset.kind not in ("fsdd", "ljspeech") else relative.parts
-            self.utterance_box.addItem("/".join(parts) or relative.name)
-            self.utterance_box.setItemData(self.utterance_box.count() - 1, utterance.name, Qt.ToolTipRole)
-        if self._dataset_utterances:
-            self.utterance_box.setCurrentIndex(self.rng.randrange(len(self._dataset_utterances)))
-        self._update_actions()
-
-    def random_dataset(self) -> None:
-        if self.datasets:
-            self.dataset_box.setCurrentIndex(self.rng.randrange(len(self.datasets)))
-
-    def random_speaker(self) -> None:
-        if self.speaker_box.count():
-            self.speaker_box.setCurrentIndex(self.rng.randrange(self.speaker_box.count()))
-
-    def random_utterance(self) -> None:
-        if self.utterance_box.count():
-            self.utterance_box.setCurrentIndex(self.rng.randrange(self.utterance_box.count()))
-
-    @property
-    def selected_dataset_utterance(self) -> DatasetUtterance | None:
-        index = self.utterance_box.currentIndex()
-        return self._dataset_utterances[index] if 0 <= index < len(self._dataset_utterances) else None
-
-    def load_selected_utterance(self) -> Worker | None:
-        """Load the utterance selected in the dataset browser (then select the next one if asked)."""
-        utterance = self.selected_dataset_utterance
-        if utterance is None:
-            self.report_error("Choose a dataset, a speaker and an utterance first.")
-            return None
-        worker = self.run_job(f"Loading '{utterance.name}'",
-                              lambda hooks: self.controller.load_dataset_utterance(utterance),
-                              self._on_utterance_added)
-        if worker is not None and self.auto_next_check.isChecked() and self.utterance_box.count() > 1:
-            self.utterance_box.setCurrentIndex((self.utterance_box.currentIndex() + 1) % self.utterance_box.count())
-        return worker
-
     # ============================================================================ files, record
+    def load_dataset_utterance(self, utterance: DatasetUtterance) -> Worker | None:
+        """Load an utterance picked in the dataset browser."""
+        return self.run_job(f"Loading '{utterance.name}'",
+                            lambda hooks: self.controller.load_dataset_utterance(utterance),
+                            self._on_utterance_added)
+
     def browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a reference recording", "", AUDIO_FILTER)
         if path:
@@ -968,10 +852,7 @@ class ToolboxWindow(QMainWindow):
         idle = self.job is None and self._recorder is None
         has_reference = bool(self.selected_names())
         has_synthesizer = self.controller.has_synthesizer()
-        self.load_button.setEnabled(idle and self.selected_dataset_utterance is not None)
-        for widget in (self.dataset_box, self.speaker_box, self.utterance_box, self.random_dataset_button,
-                       self.random_speaker_button, self.random_utterance_button):
-            widget.setEnabled(bool(self.datasets))
+        self.browser.set_loading_enabled(idle)
         self.browse_button.setEnabled(idle)
         recording = self._recorder is not None
         self.record_button.setEnabled(self.can_record and (recording or self.job is None))

@@ -94,8 +94,8 @@ class UtterancePlot(PlotCanvas):
     def __init__(self, title: str, parent=None) -> None:  # noqa: ANN001
         super().__init__(7.0, 1.9, parent)
         self.title = title
-        grid = self.figure.add_gridspec(1, 3, width_ratios=[1, 0.06, 4.2], wspace=0.12,
-                                        left=0.03, right=0.98, bottom=0.24, top=0.84)
+        grid = self.figure.add_gridspec(1, 3, width_ratios=[1, 0.06, 4.2], wspace=0.1,
+                                        left=0.03, right=0.985, bottom=0.2, top=0.86)
         self.embed_ax = self.figure.add_subplot(grid[0, 0])
         self.colorbar_ax = self.figure.add_subplot(grid[0, 1])
         self.mel_ax = self.figure.add_subplot(grid[0, 2])
@@ -103,6 +103,7 @@ class UtterancePlot(PlotCanvas):
         self.clear()
 
     def clear(self) -> None:
+        """Empty both halves, keeping the row's title."""
         for ax in (self.embed_ax, self.mel_ax):
             ax.clear()
             ax.set_xticks([])
@@ -110,17 +111,19 @@ class UtterancePlot(PlotCanvas):
         self.colorbar_ax.clear()
         self.colorbar_ax.set_axis_off()
         self.heatmap = None
-        self.embed_ax.set_title("embedding", fontsize=8)
-        self.mel_ax.set_title("mel spectrogram", fontsize=8)
+        self.embed_ax.set_xlabel("embedding", fontsize=7, labelpad=2)
         self.mel_ax.text(0.5, 0.5, "nothing yet", ha="center", va="center", color="grey",
                          transform=self.mel_ax.transAxes)
-        self.figure.suptitle(self.title, fontsize=9, x=0.01, ha="left")
+        self._set_title(self.title)
         self.draw_idle()
+
+    def _set_title(self, text: str) -> None:
+        self.figure.suptitle(text, fontsize=8, x=0.03, y=0.985, ha="left", va="top")
 
     def plot(self, name: str, embedding: np.ndarray | None, mel: np.ndarray | None) -> None:
         """Draw ``embedding`` (256 values) and ``mel`` ``(80, T)``; ``None`` leaves that half empty."""
         self.clear()
-        self.figure.suptitle(f"{self.title}: {name}", fontsize=9, x=0.01, ha="left")
+        self._set_title(f"{self.title}: {name}")
         if embedding is not None:
             self.draw_embedding(embedding)
         if mel is not None:
@@ -134,7 +137,7 @@ class UtterancePlot(PlotCanvas):
         ax.clear()
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title("embedding", fontsize=8)
+        ax.set_xlabel("embedding", fontsize=7, labelpad=2)
         # vmin/vmax on the image itself: the colour scale is the same for every utterance.
         self.heatmap = ax.imshow(values[: side * side].reshape(side, side), cmap="inferno",
                                  vmin=HEATMAP_RANGE[0], vmax=HEATMAP_RANGE[1], interpolation="nearest")
@@ -142,16 +145,16 @@ class UtterancePlot(PlotCanvas):
         self.colorbar_ax.set_axis_on()
         colorbar = self.figure.colorbar(self.heatmap, cax=self.colorbar_ax,
                                         ticks=[HEATMAP_RANGE[0], HEATMAP_RANGE[1]])
-        colorbar.ax.tick_params(labelsize=6, length=2)
+        colorbar.ax.tick_params(labelsize=6, length=2, pad=1)
 
     def draw_mel(self, mel: np.ndarray) -> None:
         ax = self.mel_ax
         ax.clear()
-        ax.set_title("mel spectrogram", fontsize=8)
         frames = mel.shape[1]
         ax.imshow(mel, origin="lower", aspect="auto", interpolation="none", cmap="viridis",
                   extent=(0.0, frames * HOP_SECONDS, 0, mel.shape[0]))
         ax.set_xlabel("time (s)", fontsize=7, labelpad=1)
+        ax.set_ylabel("mel", fontsize=7, labelpad=1)
         ax.set_yticks([])
         ax.tick_params(labelsize=7, length=2, pad=1)
 
