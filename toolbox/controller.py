@@ -330,8 +330,13 @@ class ToolboxController:
         """Empty the UMAP plot (the history keeps its utterances)."""
         self.projection_names.clear()
 
-    def voice(self, names: Sequence[str]) -> Voice:
-        """Average the embeddings of the chosen references into one voice, with advice on its quality."""
+    def voice(self, names: Sequence[str], *, remember: bool = True) -> Voice:
+        """Average the embeddings of the chosen references into one voice, with advice on its quality.
+
+        ``remember=False`` only describes the voice (the window's label): the voice that the next
+        output's similarity is measured against stays the one its synthesis used, even when the
+        selection changes while a job runs.
+        """
         if not names:
             raise ValueError("Select at least one reference utterance first (load, browse or record one).")
         utterances = [self.find(name) for name in names]
@@ -343,7 +348,8 @@ class ToolboxController:
         speakers = sorted({u.speaker for u in utterances})
         voice = Voice(average_embeddings([u.embedding for u in utterances]), [u.name for u in utterances],
                       speakers[0] if len(speakers) == 1 else "+".join(speakers), seconds, notes)
-        self.current_voice = voice
+        if remember:
+            self.current_voice = voice
         return voice
 
     # ---------------------------------------------------------------------------------- generation

@@ -63,6 +63,9 @@ class DatasetBrowser(QWidget):
             combo.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
             grid.addWidget(combo, 1, column)
             grid.addWidget(button, 2, column)
+        grid.setColumnStretch(0, 5)  # dataset names are long, speaker ids short
+        grid.setColumnStretch(1, 3)
+        grid.setColumnStretch(2, 4)
         self.load_button = QPushButton("Load")
         self.load_button.setToolTip("Load the selected utterance as a reference voice.")
         self.auto_next_check = QCheckBox("Auto select next")

@@ -16,20 +16,43 @@ Examples
 from __future__ import annotations
 
 import random
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PyQt5.QtCore import Qt, QTimer
-from PyQt5.QtGui import QCloseEvent, QFont
+from PyQt5.QtGui import QCloseEvent
 from PyQt5.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
-    QListWidget, QListWidgetItem, QMainWindow, QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy,
-    QSpinBox, QSplitter, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
 )
 
 from toolbox.controller import (
-    GRIFFIN_LIM, MIN_UMAP_POINTS, MODEL_KINDS, SAMPLE_RATE, GeneratedOutput, ToolboxController, Utterance,
+    GRIFFIN_LIM,
+    MIN_UMAP_POINTS,
+    MODEL_KINDS,
+    SAMPLE_RATE,
+    GeneratedOutput,
+    ToolboxController,
+    Utterance,
 )
 from toolbox.datasets import DatasetUtterance
 from toolbox.devices import AudioDevices, AudioUnavailable, Recorder, StreamingPlayer
@@ -100,6 +123,10 @@ class ToolboxWindow(QMainWindow):
         self._projection_pending = False
         self._projection_epoch = 0  # bumped by Clear: results of older jobs are dropped
         self._projection_announced = False
+        # warnings.catch_warnings is process-wide: the controller records synthesis warnings with it
+        # and silences UMAP's with it, so running both at once would log UMAP's chatter as synthesis
+        # warnings. Generation and projection therefore never overlap (the other one waits).
+        self._warnings_guard = threading.Lock()
 
         self.bridge = ThreadBridge()
         self.bridge.log.connect(self.log)
@@ -136,7 +163,8 @@ class ToolboxWindow(QMainWindow):
         middle_layout.addWidget(self._build_models_box())
         top.addWidget(middle)
         top.addWidget(self._build_generation_box())
-        top.setSizes([430, 520, 450])
+        self._top_splitter = top
+        self._sized = False
         top.setChildrenCollapsible(False)
 
         plots = self._build_plots()
@@ -222,6 +250,12 @@ class ToolboxWindow(QMainWindow):
         layout = QVBoxLayout(box)
         self.history_list = QListWidget()
         self.history_list.setSelectionMode(QAbstractItemView.ExtendedSelection)
+        # Long dataset names are cut in the middle so that the duration at the end stays visible.
+        self.history_list.setTextElideMode(Qt.ElideMiddle)
+        self.history_list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        font = self.history_list.font()
+        font.setPointSizeF(font.pointSizeF() * 0.9)  # long dataset names: fit a little more
+        self.history_list.setFont(font)
         self.history_list.setToolTip("Ctrl- or Shift-click to select several utterances: their embeddings "
                                      "are averaged into one voice.")
         self.voice_label = QLabel()
@@ -284,7 +318,7 @@ class ToolboxWindow(QMainWindow):
                                    "every time. Unchecked, a new seed is drawn and written to the log.")
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
-        self.seed_spin.setMaximumWidth(110)
+        self.seed_spin.setMaximumWidth(100)
         if self.controller.seed is not None:
             self.seed_check.setChecked(True)
             self.seed_spin.setValue(int(self.controller.seed))
@@ -309,11 +343,13 @@ class ToolboxWindow(QMainWindow):
         self.export_button = QPushButton("Export…")
         self.export_button.setToolTip("Save the selected output as a WAV or FLAC file (16 kHz).")
         outputs.addWidget(self.outputs_box, 1)
-        outputs.addWidget(self.replay_button)
-        outputs.addWidget(self.export_button)
         layout.addLayout(outputs)
+        judge = QHBoxLayout()
+        judge.addWidget(self.replay_button)
+        judge.addWidget(self.export_button)
         self.similarity_meter = SimilarityMeter()
-        layout.addWidget(self.similarity_meter)
+        judge.addWidget(self.similarity_meter, 1)
+        layout.addLayout(judge)
 
         self._default_tooltips = {button: button.toolTip() for button in
                                   (self.synthesize_vocode_button, self.synthesize_button, self.vocode_button)}
@@ -458,13 +494,14 @@ class ToolboxWindow(QMainWindow):
     def start_recording(self) -> None:
         """Record from the selected input until Stop; any length."""
         try:
-            recorder = self.devices.recorder()
-            recorder.start(SAMPLE_RATE, self.bridge.level.emit)  # level arrives on the audio thread
+            self._recorder = self.devices.recorder()
+            self._recorder.start(SAMPLE_RATE, self.bridge.level.emit)  # level arrives on the audio thread
         except (AudioUnavailable, RuntimeError) as error:
+            # Back to a usable Record button (RTVC left it disabled, reading "Recording...").
+            self._recorder = None
             self.report_error(f"Could not record: {describe_error(error)}")
             self._update_actions()
             return
-        self._recorder = recorder
         self.record_button.setText("Stop recording")
         self.record_time_label.setText("0.0 s")
         self._record_timer.start()
@@ -639,7 +676,7 @@ class ToolboxWindow(QMainWindow):
             self._update_actions()
             return
         try:
-            voice = self.controller.voice(names)
+            voice = self.controller.voice(names, remember=False)
         except (ValueError, KeyError) as error:
             self.report_error(describe_error(error))
             self._update_actions()
@@ -662,28 +699,33 @@ class ToolboxWindow(QMainWindow):
             return int(self.seed_spin.value())
         return self.controller.random_seed()  # still recorded, so a good output can be reproduced
 
+    def _guarded(self, call: Callable[[], Any]) -> Any:
+        with self._warnings_guard:
+            return call()
+
     def synthesize(self) -> Worker | None:
         """Text → spectrograms in the selected voice (no audio yet)."""
         text, names, seed = self.text_edit.toPlainText(), self.selected_names(), self._seed()
-        return self.run_job("Synthesizing", lambda hooks: self.controller.synthesize(
-            text, names, seed=seed, progress=hooks.progress), self._on_synthesized)
+        return self.run_job("Synthesizing", lambda hooks: self._guarded(lambda: self.controller.synthesize(
+            text, names, seed=seed, progress=hooks.progress)), self._on_synthesized)
 
     def vocode(self) -> Worker | None:
         """The last spectrogram → audio with the selected vocoder, streamed to the output device."""
         seed, enhance = self._seed(), self.enhance_check.isChecked()
-        return self.run_job("Vocoding", lambda hooks: self.controller.vocode(
-            seed=seed, enhance=enhance, progress=hooks.progress, on_chunk=hooks.chunk),
+        return self.run_job("Vocoding", lambda hooks: self._guarded(lambda: self.controller.vocode(
+            seed=seed, enhance=enhance, progress=hooks.progress, on_chunk=hooks.chunk)),
             self._on_generated, stream=True)
 
     def synthesize_and_vocode(self) -> Worker | None:
         """Both stages, sentence by sentence: sentence 1 plays while the next ones are made."""
         text, names = self.text_edit.toPlainText(), self.selected_names()
         seed, enhance = self._seed(), self.enhance_check.isChecked()
-        return self.run_job("Synthesizing and vocoding", lambda hooks: self.controller.synthesize_and_vocode(
-            text, names, seed=seed, enhance=enhance, progress=hooks.progress, on_chunk=hooks.chunk),
+        return self.run_job("Synthesizing and vocoding", lambda hooks: self._guarded(
+            lambda: self.controller.synthesize_and_vocode(text, names, seed=seed, enhance=enhance,
+                                                          progress=hooks.progress, on_chunk=hooks.chunk)),
             self._on_generated, stream=True)
 
-    def _on_synthesized(self, synthesis) -> None:  # noqa: ANN001 (pipeline.SynthesisOutput)
+    def _on_synthesized(self, synthesis) -> None:
         self.output_plot.plot("synthesized, not vocoded yet", None, synthesis.joined_mel(SENTENCE_GAP_FRAMES))
         self.alignment_plot.plot(synthesis.alignments)
         self.similarity_meter.set_similarity(None)
@@ -817,7 +859,7 @@ class ToolboxWindow(QMainWindow):
             self._projection_announced = True
             self.log("Computing the projection; the first time takes a few seconds.")
         epoch = self._projection_epoch
-        worker = Worker(lambda hooks: self.controller.projection(), "Computing the projection")
+        worker = Worker(lambda hooks: self._guarded(self.controller.projection), "Computing the projection")
         worker.signals.finished.connect(lambda projection: self._on_projection(projection, epoch))
         worker.signals.failed.connect(lambda message: self.report_error(f"Projection failed: {message}"))
         worker.signals.done.connect(self._on_projection_done)
@@ -825,7 +867,7 @@ class ToolboxWindow(QMainWindow):
         self._projection_pending = False
         self.pool.start(worker)
 
-    def _on_projection(self, projection, epoch: int) -> None:  # noqa: ANN001 (controller.Projection)
+    def _on_projection(self, projection, epoch: int) -> None:
         if epoch != self._projection_epoch:
             return
         if projection is None:
@@ -878,8 +920,17 @@ class ToolboxWindow(QMainWindow):
             combo.setEnabled(idle and bool(self.controller.model_choices.get(kind)))
         self.download_button.setEnabled(idle)
 
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._sized:
+            # Splitters start from their children's size hints; share the width on purpose instead,
+            # giving the history (long dataset names) a little more.
+            self._sized = True
+            width = self._top_splitter.width() or self.width()
+            self._top_splitter.setSizes([width * 30 // 100, width * 35 // 100, width * 35 // 100])
+
     # =================================================================================== close
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
+    def closeEvent(self, event: QCloseEvent) -> None:
         if self._recorder is not None:
             self._recorder.stop()
             self._recorder = None

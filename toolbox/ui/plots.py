@@ -10,11 +10,14 @@ the bottom, and the projection colours any number of speakers (a 15th speaker cr
 from __future__ import annotations
 
 import colorsys
-from typing import Sequence
+from collections.abc import Sequence
 
+# Imported before matplotlib's Qt backend so that it binds to PyQt5 rather than another Qt binding.
+from PyQt5 import QtCore  # noqa: F401
+
+# isort: split
 import matplotlib
 import numpy as np
-from PyQt5 import QtCore  # noqa: F401 -- imported first so that matplotlib's Qt canvas binds to PyQt5
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
@@ -24,6 +27,7 @@ HEATMAP_RANGE = (0.0, 0.30)  # GE2E embedding entries are non-negative and rarel
 HOP_SECONDS = 200 / 16000  # synthesizer mel hop (12.5 ms)
 BACKGROUND = "#F0F0F0"
 MIN_PROJECTION_POINTS = 4
+MAX_LEGEND_SPEAKERS = 24  # beyond this a legend would hide the points: hovering names them instead
 Colour = tuple[float, float, float, float]
 
 
@@ -78,7 +82,7 @@ def short_speaker_names(speakers: Sequence[str]) -> tuple[list[str], str]:
 class PlotCanvas(FigureCanvasQTAgg):
     """A figure canvas with the toolbox's background and a minimum size that keeps labels readable."""
 
-    def __init__(self, width: float, height: float, parent=None) -> None:  # noqa: ANN001
+    def __init__(self, width: float, height: float, parent=None) -> None:
         self.figure = Figure(figsize=(width, height), facecolor=BACKGROUND)
         super().__init__(self.figure)
         self.setParent(parent)
@@ -91,7 +95,7 @@ class PlotCanvas(FigureCanvasQTAgg):
 class UtterancePlot(PlotCanvas):
     """One utterance: its 16×16 embedding heatmap (fixed colour range) and its mel spectrogram."""
 
-    def __init__(self, title: str, parent=None) -> None:  # noqa: ANN001
+    def __init__(self, title: str, parent=None) -> None:
         super().__init__(7.0, 1.9, parent)
         self.title = title
         grid = self.figure.add_gridspec(1, 3, width_ratios=[1, 0.06, 4.2], wspace=0.1,
@@ -166,7 +170,7 @@ class AlignmentPlot(PlotCanvas):
     blurred or broken diagonal) stands out among good ones.
     """
 
-    def __init__(self, parent=None) -> None:  # noqa: ANN001
+    def __init__(self, parent=None) -> None:
         super().__init__(3.0, 1.9, parent)
         self.ax = self.figure.add_axes((0.17, 0.24, 0.8, 0.6))
         self.clear()
@@ -205,11 +209,11 @@ class AlignmentPlot(PlotCanvas):
 class ProjectionPlot(PlotCanvas):
     """UMAP scatter: one colour per speaker, "o" for real and "x" for generated utterances.
 
-    Hovering a point shows the utterance's name. :attr:`speaker_colours` maps each drawn speaker to
+    Hovering a point shows the utterance's name and speaker. :attr:`speaker_colours` maps each drawn speaker to
     its colour.
     """
 
-    def __init__(self, parent=None) -> None:  # noqa: ANN001
+    def __init__(self, parent=None) -> None:
         super().__init__(3.4, 3.4, parent)
         self.ax = self.figure.add_axes((0.03, 0.03, 0.94, 0.88))
         self.speaker_colours: dict[str, Colour] = {}
@@ -257,7 +261,8 @@ class ProjectionPlot(PlotCanvas):
                 collection = self.ax.scatter(points[mask, 0], points[mask, 1], marker=marker, s=22,
                                              color=[colours[speaker]], linewidths=1.2 if is_generated else 0.4,
                                              edgecolors=None if is_generated else "white")
-                self._collections.append((collection, list(names_array[mask])))
+                labels = [f"{name}\n{speaker}" for name in names_array[mask]]
+                self._collections.append((collection, labels))
         self.speaker_colours = colours
         self._draw_legend(order, colours, bool(generated.any()))
         self.ax.set_aspect("equal", adjustable="datalim")
@@ -267,6 +272,13 @@ class ProjectionPlot(PlotCanvas):
         self.draw_idle()
 
     def _draw_legend(self, order: list[str], colours: dict[str, Colour], any_generated: bool) -> None:
+        if len(order) > MAX_LEGEND_SPEAKERS:
+            note = f"{len(order)} speakers: point at a dot for its name"
+            if any_generated:
+                note += "\no real, x generated"
+            self.ax.text(0.01, 0.99, note, transform=self.ax.transAxes, ha="left", va="top", fontsize=6,
+                         bbox={"boxstyle": "round", "fc": "white", "alpha": 0.7})
+            return
         labels, prefix = short_speaker_names(order)
         handles = [Line2D([], [], linestyle="", marker="o", markersize=4, color=colours[s]) for s in order]
         if any_generated:
@@ -281,7 +293,7 @@ class ProjectionPlot(PlotCanvas):
                                 labelspacing=0.2)
         legend.set_zorder(1)
 
-    def _on_motion(self, event) -> None:  # noqa: ANN001
+    def _on_motion(self, event) -> None:
         if self._tooltip is None:
             return
         if event.inaxes is self.ax:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from PyQt5.QtCore import pyqtSignal, QObject
+from PyQt5.QtCore import QObject, pyqtSignal
 from PyQt5.QtGui import QFont
 from PyQt5.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QWidget
 
@@ -43,6 +43,7 @@ class SimilarityMeter(QWidget):
         self.bar.setRange(0, 100)
         self.bar.setTextVisible(False)
         self.bar.setMaximumHeight(14)
+        self.bar.setMinimumWidth(50)
         self.value: float | None = None
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -1,0 +1,106 @@
+"""Open the voice-cloning toolbox window.
+
+Examples
+--------
+    python demo_toolbox.py -d ~/datasets
+    python demo_toolbox.py -d ~/datasets -m saved_models --seed 42 --cpu
+
+Without a display (a server, a container) the toolbox says so in one line and exits with status 1;
+``QT_QPA_PLATFORM=offscreen`` runs it headless, for checks and screenshots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+NO_DISPLAY = ("error: no display found: run the toolbox on a desktop, "
+              "or set QT_QPA_PLATFORM=offscreen for a headless check")
+# Qt platforms that draw without an X11 or Wayland server.
+HEADLESS_PLATFORMS = ("offscreen", "minimal", "vnc", "eglfs", "linuxfb", "minimalegl")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Voice-cloning toolbox: load or record a voice, type text, hear it in that voice.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("-d", "--datasets_root", type=Path, default=None,
+                        help="folder holding speech corpora (LibriSpeech/, LibriTTS/, VCTK-Corpus/, LJSpeech-1.1/, "
+                             "or folders of speaker folders) for the dataset browser")
+    parser.add_argument("-m", "--models_dir", type=Path, default=Path("saved_models"),
+                        help="folder scanned for encoder, synthesizer and vocoder checkpoints")
+    parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is available")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="pre-set and tick the 'Random seed' box so outputs are repeatable")
+    return parser
+
+
+def display_available(environ: Mapping[str, str] = os.environ, platform: str = sys.platform) -> bool:
+    """Whether Qt can open a window; on Linux without a display Qt would abort the process instead.
+
+    Examples
+    --------
+    >>> display_available({}, "linux")
+    False
+    >>> display_available({"QT_QPA_PLATFORM": "offscreen"}, "linux"), display_available({"DISPLAY": ":0"}, "linux")
+    (True, True)
+    >>> display_available({}, "darwin")
+    True
+    """
+    if not platform.startswith("linux"):
+        return True  # macOS and Windows always have their native platform plugin
+    requested = environ.get("QT_QPA_PLATFORM", "").split(":")[0].strip().lower()
+    if requested in HEADLESS_PLATFORMS:
+        return True
+    if requested.startswith("wayland"):
+        return bool(environ.get("WAYLAND_DISPLAY"))
+    if requested == "xcb":
+        return bool(environ.get("DISPLAY"))
+    return bool(environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"))
+
+
+def ensure_encoder(models_dir: Path) -> None:
+    """Install the default encoder from the resemblyzer package (offline) when it is missing."""
+    from utils.default_models import ModelDownloadError, default_model_path, install_encoder_from_resemblyzer
+
+    if default_model_path(models_dir, "encoder").exists():
+        return
+    try:
+        path = install_encoder_from_resemblyzer(models_dir)
+        print(f"Installed the default encoder at {path}.")
+    except (ModelDownloadError, OSError) as error:
+        # The window still opens and explains in its log what cannot work without an encoder.
+        print(f"warning: {error}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not display_available():
+        print(NO_DISPLAY, file=sys.stderr)
+        return 1
+    ensure_encoder(args.models_dir)
+
+    from PyQt5.QtWidgets import QApplication
+
+    from toolbox.controller import ToolboxController
+    from toolbox.devices import AudioDevices
+    from toolbox.ui.main_window import ToolboxWindow
+
+    app = QApplication(sys.argv[:1])
+    controller = ToolboxController(args.models_dir, device="cpu" if args.cpu else None, seed=args.seed)
+    window = ToolboxWindow(controller, args.datasets_root, AudioDevices())
+    screen = app.primaryScreen()
+    if screen is not None:
+        available = screen.availableGeometry()
+        window.resize(max(int(available.width() * 0.8), min(1400, available.width())),
+                      max(int(available.height() * 0.8), min(900, available.height())))
+    window.show()
+    return app.exec_()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
