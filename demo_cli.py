@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="download RTVC's pretrained synthesizer/vocoder into --models_dir/default when missing")
     parser.add_argument("--models_url", default=None, help="mirror URL to download the default models from")
     parser.add_argument("--models_source", type=Path, default=None, help="local folder holding the default model files")
+    parser.add_argument("--play", "--stream", dest="play", action="store_true",
+                        help="play the speech while it is generated: sentence 1 starts while the rest is made")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     return parser
@@ -119,6 +121,7 @@ def describe_device(device) -> str:  # noqa: ANN001
 def run(args: argparse.Namespace) -> int:
     text = read_text_argument(args)
     check_output_path(args.out)
+
     from synthesizer.text import prepare_utterances
     from utils.audio_io import load_audio_with_rate
 
@@ -126,13 +129,12 @@ def run(args: argparse.Namespace) -> int:
     sentences = prepare_utterances(text)
     references = [load_audio_with_rate(path, 16000) for path in args.reference]
 
-    import numpy as np
     import torch
-    from tqdm import tqdm
 
     from pipeline import ClonePipeline
     from utils.audio_io import save_audio
 
+    player = open_player() if args.play else None  # fail before the slow work when there is no device
     paths = resolve_model_paths(args)
     device = torch.device("cpu" if args.cpu or not torch.cuda.is_available() else "cuda")
     pipeline = ClonePipeline(paths, device, missing_model_help="Or add --download to fetch the defaults now.")
@@ -147,6 +149,58 @@ def run(args: argparse.Namespace) -> int:
     encoder_seconds = time.perf_counter() - start
     reference_seconds = voice.speech_seconds
 
+    if player is not None:
+        result = stream_to_player(pipeline, voice, sentences, args, player)
+    else:
+        result = clone_in_one_go(pipeline, voice, sentences, args)
+    save_audio(args.out, result.wav, result.sample_rate)
+    print_report(args, result, encoder_seconds, reference_seconds)
+    return EXIT_OK
+
+
+def open_player():
+    """A started streaming player on the default output device, or a one-line AudioUnavailable."""
+    from toolbox.devices import AudioDevices, AudioUnavailable
+
+    devices = AudioDevices()
+    available, reason = devices.available()
+    if not available:
+        raise AudioUnavailable(f"--play needs an audio output: {reason}")
+    player = devices.streaming_player()
+    player.start(16000)
+    return player
+
+
+def stream_to_player(pipeline, voice, sentences, args, player):  # noqa: ANN001, ANN201
+    """Generate sentence by sentence and push each to the player as soon as it exists."""
+    import numpy as np
+
+    from pipeline import CloneResult, SynthesisOutput
+
+    start = time.perf_counter()
+    first_audio = None
+    parts = []
+    try:
+        for part in pipeline.stream(voice, sentences, vocoder=args.vocoder, seed=args.seed, enhance=args.enhance):
+            if first_audio is None:
+                first_audio = time.perf_counter() - start
+                print(f"First audio after {first_audio:.2f} s")
+            player.push(part.wav)
+            parts.append(part)
+        player.finish()
+        player.wait(timeout=sum(len(p.wav) for p in parts) / 16000 + 10)
+    finally:
+        player.stop()
+    synthesis = SynthesisOutput([p.sentence for p in parts], [p.mel for p in parts], [p.alignment for p in parts],
+                                sum(p.synthesis_seconds for p in parts))
+    timings = {"synthesizer": synthesis.seconds, args.vocoder: sum(p.vocoder_seconds for p in parts)}
+    return CloneResult(np.concatenate([p.wav for p in parts]), 16000, synthesis, timings)
+
+
+def clone_in_one_go(pipeline, voice, sentences, args):  # noqa: ANN001, ANN201
+    """Synthesize all sentences as a batch, then vocode them together (the fastest way to a file)."""
+    from tqdm import tqdm
+
     with tqdm(total=len(sentences), desc="Synthesizing", unit="sentence", disable=args.quiet, leave=False) as bar:
         def synthesis_progress(done: int, total: int) -> None:
             bar.update(done - bar.n)
@@ -158,12 +212,16 @@ def run(args: argparse.Namespace) -> int:
             vocoder_bar.update(100 * step / max(total, 1) - vocoder_bar.n)
 
         try:
-            result = pipeline.clone(voice, sentences, vocoder=args.vocoder, seed=args.seed, enhance=args.enhance,
-                                    synthesis_progress=synthesis_progress, vocoder_progress=vocoder_progress)
+            return pipeline.clone(voice, sentences, vocoder=args.vocoder, seed=args.seed, enhance=args.enhance,
+                                  synthesis_progress=synthesis_progress, vocoder_progress=vocoder_progress)
         finally:
             vocoder_bar.close()
 
-    save_audio(args.out, result.wav, result.sample_rate)
+
+def print_report(args, result, encoder_seconds: float, reference_seconds: float) -> None:  # noqa: ANN001
+    """Per-stage seconds and real-time factors."""
+    import numpy as np
+
     spoken_seconds = sum(mel.shape[1] for mel in result.synthesis.mels) * 200 / result.sample_rate
     rows = [("encoder", encoder_seconds, reference_seconds),
             ("synthesizer", result.timings["synthesizer"], spoken_seconds),
@@ -178,7 +236,6 @@ def run(args: argparse.Namespace) -> int:
           f"{result.sample_rate} Hz)")
     if not np.any(result.wav):
         print("warning: the output is silent.", file=sys.stderr)
-    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,9 +265,10 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from synthesizer.text import TextError
     from utils.audio_io import AudioError
     from utils.checkpoints import CheckpointError
+    from toolbox.devices import AudioUnavailable
     from utils.default_models import ModelDownloadError
 
-    return (AudioError, TextError, CheckpointError, ModelDownloadError, MissingModelError, FileNotFoundError,
+    return (AudioUnavailable, AudioError, TextError, CheckpointError, ModelDownloadError, MissingModelError, FileNotFoundError,
             ValueError, OSError, MemoryError)
 
 

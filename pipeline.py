@@ -19,7 +19,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Callable, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -270,6 +270,44 @@ class ClonePipeline:
         wav = enhance_output(wav, self.sample_rate) if enhance else limit_peak(wav)
         timings = {"synthesizer": synthesis.seconds, vocoder: vocode_seconds}
         return CloneResult(wav.astype(np.float32), self.sample_rate, synthesis, timings)
+
+
+    def stream(self, voice: VoiceEmbedding | np.ndarray, text: str | Sequence[str], *,
+               vocoder: VocoderName = "wavernn", seed: int | None = None, enhance: bool = False,
+               vocoder_progress: Callable[..., None] | None = None) -> Iterator[StreamedSentence]:
+        """Synthesize and vocode sentence by sentence, yielding each as soon as its audio exists.
+
+        This is what lets playback start while later sentences are still being made. Sentence ``i``
+        uses the seed ``seed + i``, so a streamed text is repeatable. Each piece ends with the short
+        pause that separates sentences.
+        """
+        sentences = prepare_utterances(text) if isinstance(text, str) else [s for s in text if s.strip()]
+        if not sentences:
+            raise ValueError("The text is empty: type at least one word.")
+        gap = np.zeros(int(SENTENCE_GAP_SECONDS * self.sample_rate), dtype=np.float32)
+        for index, sentence in enumerate(sentences):
+            sentence_seed = None if seed is None else seed + index
+            part = self.synthesize([sentence], voice, seed=sentence_seed)
+            start = time.perf_counter()
+            piece = self.vocode(part.mels[0], vocoder, seed=sentence_seed, progress_callback=vocoder_progress)
+            piece = enhance_output(piece, self.sample_rate) if enhance else limit_peak(piece)
+            yield StreamedSentence(index, len(sentences), sentence, part.mels[0], part.alignments[0],
+                                   np.concatenate([piece.astype(np.float32), gap]), part.seconds,
+                                   time.perf_counter() - start)
+
+
+@dataclass
+class StreamedSentence:
+    """One sentence of a streamed clone: its mel, alignment and audio (with the following pause)."""
+
+    index: int
+    count: int
+    sentence: str
+    mel: np.ndarray
+    alignment: np.ndarray
+    wav: np.ndarray
+    synthesis_seconds: float
+    vocoder_seconds: float
 
 
 def limit_peak(wav: np.ndarray, peak: float = OUTPUT_PEAK) -> np.ndarray:

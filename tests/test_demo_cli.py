@@ -241,3 +241,31 @@ def test_full_disk_leaves_no_partial_output(models_dir, reference, full_disk):
                      "--vocoder", "griffinlim", "--models_dir", models_dir, "--quiet")
     assert_clean_failure(result, "out.wav", "disk is full")
     assert sorted(path.name for path in full_disk.iterdir()) == ["filler.bin"]
+
+
+def test_play_without_audio_device_fails_before_any_work(models_dir, reference, tmp_path):
+    import sounddevice
+
+    if any(device["max_output_channels"] > 0 for device in sounddevice.query_devices()):
+        pytest.skip("this machine has an audio output; the no-device path cannot be shown here")
+    result = run_cli("--reference", reference, "--text", "Hi.", "--play", "--models_dir", models_dir,
+                     "-o", tmp_path / "o.wav")
+    assert_clean_failure(result, "--play needs an audio output")
+    assert "Loaded models" not in result.stdout
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_play_streams_sentences_to_a_real_portaudio_device(models_dir, reference, tmp_path):
+    """ALSA's null device through real PortAudio: the streaming path runs end to end with no sound card."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".asoundrc").write_text("pcm.!default {\n    type null\n}\n")
+    out = tmp_path / "streamed.wav"
+    result = run_cli("--reference", reference, "--text", "First sentence. Second sentence!", "--play",
+                     "--vocoder", "griffinlim", "--seed", "4", "--models_dir", models_dir, "-o", out,
+                     env={"HOME": str(home)})
+    if result.returncode != 0 and "audio output" in result.stderr:
+        pytest.skip(f"no ALSA null device through PortAudio here: {result.stderr.strip()}")
+    assert result.returncode == 0, result.stderr
+    assert "First audio after" in result.stdout and "2 sentence(s)" in result.stdout
+    assert len(read(out)) > 0

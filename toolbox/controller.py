@@ -425,34 +425,32 @@ class ToolboxController:
         vocoder = vocoder or self.vocoder_name
         mels, alignments, pieces = [], [], []
         synth_seconds = vocode_seconds = 0.0
-        gap = np.zeros(int(SENTENCE_GAP_SECONDS * SAMPLE_RATE), dtype=np.float32)
-        with self._lock:
-            for index, sentence in enumerate(sentences):
-                if progress:
-                    progress(index / len(sentences), f"Sentence {index + 1}/{len(sentences)}: synthesizing")
-                sentence_seed = None if seed is None else seed + index
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    part = self.pipeline.synthesize([sentence], voice.embedding, seed=sentence_seed)
-                for warning in caught:
-                    self.log(f"Warning: {warning.message}")
-                synth_seconds += part.seconds
-                mels.extend(part.mels)
-                alignments.extend(part.alignments)
+        current = {"index": 0}
 
-                def report(step: int, total: int, *_rest: object, _index: int = index) -> None:
-                    if progress and total:
-                        progress((_index + step / total) / len(sentences),
-                                 f"Sentence {_index + 1}/{len(sentences)}: vocoding")
+        def report(step: int, total: int, *_rest: object) -> None:
+            if progress and total:
+                index = current["index"]
+                progress((index + step / total) / len(sentences), f"Sentence {index + 1}/{len(sentences)}: vocoding")
 
-                start = time.perf_counter()
-                piece = self.pipeline.vocode(part.mels[0], vocoder, seed=sentence_seed, progress_callback=report)
-                piece = enhance_output(piece) if enhance else limit_peak(piece)
-                vocode_seconds += time.perf_counter() - start
-                piece = np.concatenate([piece.astype(np.float32), gap])
-                pieces.append(piece)
+        with self._lock, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if progress:
+                progress(0.0, f"Sentence 1/{len(sentences)}: synthesizing")
+            for part in self.pipeline.stream(voice.embedding, sentences, vocoder=vocoder, seed=seed,
+                                             enhance=enhance, vocoder_progress=report):
+                synth_seconds += part.synthesis_seconds
+                vocode_seconds += part.vocoder_seconds
+                mels.append(part.mel)
+                alignments.append(part.alignment)
+                pieces.append(part.wav)
+                current["index"] = part.index + 1
                 if on_chunk:
-                    on_chunk(piece)
+                    on_chunk(part.wav)
+                if progress and part.index + 1 < len(sentences):
+                    progress((part.index + 1) / len(sentences),
+                             f"Sentence {part.index + 2}/{len(sentences)}: synthesizing")
+        for warning in caught:
+            self.log(f"Warning: {warning.message}")
         synthesis = SynthesisOutput(sentences, mels, alignments, synth_seconds)
         self.current_synthesis = synthesis
         wav = np.concatenate(pieces)
