@@ -223,3 +223,13 @@ def full_disk(tmp_path):
         yield mount_point
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def rtvc_models_dir(tmp_path_factory, encoder_checkpoint) -> Path:
+    """``<dir>/default/{encoder,synthesizer,vocoder}.pt``: the real encoder, and full-size random
+    synthesizer and WaveRNN in RTVC's file format (see :mod:`tests.model_files`). Made once per run
+    (about 420 MB); tests must not write into it."""
+    from tests.model_files import make_models_dir
+
+    return make_models_dir(tmp_path_factory.mktemp("rtvc_models"), encoder_checkpoint)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from tests.model_files import make_models_dir, write_rtvc_vocoder
+from tests.model_files import write_rtvc_vocoder
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = ROOT / "demo_cli.py"
@@ -42,8 +42,8 @@ def assert_clean_failure(result: subprocess.CompletedProcess, *fragments: str) -
 
 
 @pytest.fixture(scope="session")
-def models_dir(tmp_path_factory, encoder_checkpoint) -> Path:
-    return make_models_dir(tmp_path_factory.mktemp("models"), encoder_checkpoint)
+def models_dir(rtvc_models_dir) -> Path:
+    return rtvc_models_dir
 
 
 @pytest.fixture(scope="session")

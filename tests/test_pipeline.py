@@ -6,13 +6,11 @@ import numpy as np
 import pytest
 
 from pipeline import ClonePipeline, MissingModelError, ModelPaths, VoiceEmbedding, enhance_output, limit_peak
-from tests.model_files import make_models_dir
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory, encoder_checkpoint) -> ClonePipeline:
-    root = make_models_dir(tmp_path_factory.mktemp("pipeline_models"), encoder_checkpoint)
-    return ClonePipeline(ModelPaths.in_folder(root / "default"), device="cpu")
+def pipeline(rtvc_models_dir) -> ClonePipeline:
+    return ClonePipeline(ModelPaths.in_folder(rtvc_models_dir / "default"), device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from synthesizer.hparams import SynthesizerHParams
 from synthesizer.inference import Synthesizer
 from synthesizer.model import build_tacotron
 from synthesizer.text import TextError
-from tests.model_files import make_models_dir
 from toolbox.controller import (
     GRIFFIN_LIM,
     MIN_UMAP_POINTS,
@@ -25,8 +24,8 @@ from utils.audio_io import AudioError
 
 
 @pytest.fixture(scope="module")
-def models_dir(tmp_path_factory, encoder_checkpoint):
-    return make_models_dir(tmp_path_factory.mktemp("toolbox_models"), encoder_checkpoint)
+def models_dir(rtvc_models_dir):
+    return rtvc_models_dir
 
 
 @pytest.fixture(scope="module")

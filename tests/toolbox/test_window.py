@@ -27,7 +27,6 @@ from PyQt5.QtCore import Qt, QTimer
 
 from demo_toolbox import NO_DISPLAY
 from tests.conftest import LIBRISPEECH_DIR, REPO_ROOT
-from tests.model_files import make_models_dir
 from toolbox.controller import ToolboxController
 from toolbox.devices import AudioDevice, AudioDevices, AudioUnavailable
 from toolbox.ui.main_window import ToolboxWindow
@@ -128,9 +127,9 @@ class FakeAudio(AudioDevices):
 
 # ---------------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
-def models_dir(tmp_path_factory, encoder_checkpoint) -> Path:
+def models_dir(rtvc_models_dir) -> Path:
     """Real encoder, full-size random synthesizer and WaveRNN in RTVC's format."""
-    return make_models_dir(tmp_path_factory.mktemp("window_models"), encoder_checkpoint)
+    return rtvc_models_dir
 
 
 @pytest.fixture(scope="module")
