@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from utils.checkpoints import load_model, make_payload, save_checkpoint
-from vocoder.hparams import VocoderHParams
 from vocoder.fast import FastWaveRNNGenerator
+from vocoder.hparams import VocoderHParams
 from vocoder.model import ProgressCallback, WaveRNN, build_wavernn
 
 if TYPE_CHECKING:
