@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--vocoder", choices=("wavernn", "griffinlim"), default="wavernn",
                         help="WaveRNN (neural, needs vocoder.pt) or Griffin-Lim (fast, robotic, no model file)")
     parser.add_argument("--seed", type=int, default=None, help="make synthesis and vocoding repeatable")
+    parser.add_argument("--exact_vocoder", action="store_true",
+                        help="RTVC's exact WaveRNN generation (same samples as RTVC for a seed; ~4x slower on CPU)")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is available")
     parser.add_argument("--enhance", action="store_true",
                         help="trim long silences from the output and normalise its level")
@@ -137,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
     player = open_player() if args.play else None  # fail before the slow work when there is no device
     paths = resolve_model_paths(args)
     device = torch.device("cpu" if args.cpu or not torch.cuda.is_available() else "cuda")
-    pipeline = ClonePipeline(paths, device, missing_model_help="Or add --download to fetch the defaults now.")
+    pipeline = ClonePipeline(paths, device, missing_model_help="Or add --download to fetch the defaults now.",
+                             exact_vocoder=args.exact_vocoder)
     print(describe_device(device))
 
     start = time.perf_counter()

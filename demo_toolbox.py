@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-m", "--models_dir", type=Path, default=Path("saved_models"),
                         help="folder scanned for encoder, synthesizer and vocoder checkpoints")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is available")
+    parser.add_argument("--exact_vocoder", action="store_true",
+                        help="RTVC's exact WaveRNN generation (same samples as RTVC for a seed; ~4x slower on CPU)")
     parser.add_argument("--seed", type=int, default=None,
                         help="pre-set and tick the 'Random seed' box so outputs are repeatable")
     return parser
@@ -91,7 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from toolbox.ui.main_window import ToolboxWindow
 
     app = QApplication(sys.argv[:1])
-    controller = ToolboxController(args.models_dir, device="cpu" if args.cpu else None, seed=args.seed)
+    controller = ToolboxController(args.models_dir, device="cpu" if args.cpu else None, seed=args.seed,
+                                   exact_vocoder=args.exact_vocoder)
     window = ToolboxWindow(controller, args.datasets_root, AudioDevices())
     screen = app.primaryScreen()
     if screen is not None:

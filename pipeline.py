@@ -115,11 +115,16 @@ class ClonePipeline:
         ``"cpu"``, ``"cuda"``, a :class:`torch.device`, or ``None`` for CUDA when available.
     missing_model_help
         Extra advice appended to missing-model messages (the CLI says which flags to use).
+    exact_vocoder
+        Use RTVC's exact WaveRNN generation (same samples as RTVC for a seed, about 4× slower on a
+        CPU) instead of the fast path (:mod:`vocoder.fast`: bf16, short click-free folds, sentences
+        vocoded together).
     """
 
     def __init__(self, paths: ModelPaths, device: str | torch.device | None = None,
-                 missing_model_help: str = "") -> None:
+                 missing_model_help: str = "", exact_vocoder: bool = False) -> None:
         self.paths = paths
+        self.exact_vocoder = exact_vocoder
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
@@ -252,21 +257,38 @@ class ClonePipeline:
         """Mel ``(80, T)`` → waveform ``((T − 1) · 200,)`` float32 with WaveRNN or Griffin-Lim."""
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         if vocoder == "wavernn":
-            return self.wavernn.vocode(mel, progress_callback=progress_callback, generator=generator)
+            return self.wavernn.vocode(mel, fast=not self.exact_vocoder, progress_callback=progress_callback,
+                                       generator=generator)
         if vocoder == "griffinlim":
             return self.griffin_lim().vocode(mel, progress_callback=progress_callback, generator=generator)
         raise ValueError(f"Unknown vocoder {vocoder!r}: choose 'wavernn' or 'griffinlim'.")
+
+    def vocode_sentences(self, mels: Sequence[np.ndarray], vocoder: VocoderName = "wavernn", *,
+                         seed: int | None = None,
+                         progress_callback: Callable[..., None] | None = None) -> list[np.ndarray]:
+        """Vocode several sentences; the fast WaveRNN path runs all their folds as one batch."""
+        if vocoder == "wavernn":
+            generator = torch.Generator().manual_seed(seed) if seed is not None else None
+            return self.wavernn.vocode_batch(list(mels), fast=not self.exact_vocoder,
+                                             progress_callback=progress_callback, generator=generator)
+        return [self.vocode(mel, vocoder, seed=None if seed is None else seed + index,
+                            progress_callback=progress_callback) for index, mel in enumerate(mels)]
 
     def clone(self, voice: VoiceEmbedding | np.ndarray, text: str | Sequence[str], *,
               vocoder: VocoderName = "wavernn", seed: int | None = None, enhance: bool = False,
               synthesis_progress: ProgressCallback | None = None,
               vocoder_progress: Callable[..., None] | None = None) -> CloneResult:
-        """Synthesize and vocode ``text`` in ``voice``; sentences are joined with short pauses."""
+        """Synthesize and vocode ``text`` in ``voice``; sentences are joined with short pauses.
+
+        The waveform holds ``(T_i − 1) · 200`` samples per sentence mel, with 0.15 s of silence
+        between sentences.
+        """
         synthesis = self.synthesize(text, voice, seed=seed, progress_callback=synthesis_progress)
-        gap = int(round(SENTENCE_GAP_SECONDS * self.sample_rate / 200)) if len(synthesis.mels) > 1 else 0
         start = time.perf_counter()
-        wav = self.vocode(synthesis.joined_mel(gap), vocoder, seed=seed, progress_callback=vocoder_progress)
+        pieces = self.vocode_sentences(synthesis.mels, vocoder, seed=seed, progress_callback=vocoder_progress)
         vocode_seconds = time.perf_counter() - start
+        gap = np.zeros(int(SENTENCE_GAP_SECONDS * self.sample_rate), dtype=np.float32)
+        wav = np.concatenate([part for piece in pieces for part in (gap, piece)][1:])
         wav = enhance_output(wav, self.sample_rate) if enhance else limit_peak(wav)
         timings = {"synthesizer": synthesis.seconds, vocoder: vocode_seconds}
         return CloneResult(wav.astype(np.float32), self.sample_rate, synthesis, timings)
