@@ -306,16 +306,23 @@ class ClonePipeline:
         sentences = prepare_utterances(text) if isinstance(text, str) else [s for s in text if s.strip()]
         if not sentences:
             raise ValueError("The text is empty: type at least one word.")
-        gap = np.zeros(int(SENTENCE_GAP_SECONDS * self.sample_rate), dtype=np.float32)
         for index, sentence in enumerate(sentences):
             sentence_seed = None if seed is None else seed + index
             part = self.synthesize([sentence], voice, seed=sentence_seed)
             start = time.perf_counter()
-            piece = self.vocode(part.mels[0], vocoder, seed=sentence_seed, progress_callback=vocoder_progress)
-            piece = enhance_output(piece, self.sample_rate) if enhance else limit_peak(piece)
-            yield StreamedSentence(index, len(sentences), sentence, part.mels[0], part.alignments[0],
-                                   np.concatenate([piece.astype(np.float32), gap]), part.seconds,
-                                   time.perf_counter() - start)
+            piece = self.vocode_sentence(part.mels[0], vocoder, seed=sentence_seed, enhance=enhance,
+                                         progress_callback=vocoder_progress)
+            yield StreamedSentence(index, len(sentences), sentence, part.mels[0], part.alignments[0], piece,
+                                   part.seconds, time.perf_counter() - start)
+
+    def vocode_sentence(self, mel: np.ndarray, vocoder: VocoderName = "wavernn", *, seed: int | None = None,
+                        enhance: bool = False,
+                        progress_callback: Callable[..., None] | None = None) -> np.ndarray:
+        """One sentence's playable audio: vocoded, enhanced or peak-limited, then the pause that follows it."""
+        piece = self.vocode(mel, vocoder, seed=seed, progress_callback=progress_callback)
+        piece = enhance_output(piece, self.sample_rate) if enhance else limit_peak(piece)
+        gap = np.zeros(int(SENTENCE_GAP_SECONDS * self.sample_rate), dtype=np.float32)
+        return np.concatenate([piece.astype(np.float32), gap])
 
 
 @dataclass

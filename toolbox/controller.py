@@ -30,12 +30,9 @@ import numpy as np
 from encoder.inference import average_embeddings
 from pipeline import (
     MIN_RECOMMENDED_SPEECH_SECONDS,
-    SENTENCE_GAP_SECONDS,
     ClonePipeline,
     ModelPaths,
     SynthesisOutput,
-    enhance_output,
-    limit_peak,
 )
 from synthesizer.audio import melspectrogram
 from synthesizer.hparams import SynthesizerHParams
@@ -390,7 +387,6 @@ class ToolboxController:
         vocoder = vocoder or self.vocoder_name
         seed = self._seed(seed)
         total_frames = sum(mel.shape[1] for mel in synthesis.mels)
-        gap = np.zeros(int(SENTENCE_GAP_SECONDS * SAMPLE_RATE), dtype=np.float32)
         pieces: list[np.ndarray] = []
         start = time.perf_counter()
         done_frames = 0
@@ -402,10 +398,8 @@ class ToolboxController:
                         fraction = (_offset + _frames * step / total) / max(total_frames, 1)
                         progress(fraction, f"Vocoding sentence {index + 1}/{len(synthesis.mels)}")
 
-                piece = self.pipeline.vocode(mel, vocoder, seed=None if seed is None else seed + index,
-                                             progress_callback=report)
-                piece = enhance_output(piece) if enhance else limit_peak(piece)
-                piece = np.concatenate([piece.astype(np.float32), gap])
+                piece = self.pipeline.vocode_sentence(mel, vocoder, seed=None if seed is None else seed + index,
+                                                      enhance=enhance, progress_callback=report)
                 pieces.append(piece)
                 done_frames += mel.shape[1]
                 if on_chunk:
