@@ -1,0 +1,133 @@
+"""Run the same training script alone or under ``torchrun`` (DistributedDataParallel), unchanged.
+
+``torchrun --nproc_per_node=N`` sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; when they are present
+:func:`init_distributed` joins the process group (NCCL on GPUs, gloo on CPU) and every helper here
+works on the group. A plain ``python -m encoder.train ...`` sees ``WORLD_SIZE`` unset and everything
+degrades to a no-op, so trainers never branch on "am I distributed".
+
+Examples
+--------
+>>> context = DistributedContext()  # what a plain single-process run gets
+>>> context.is_main, context.world_size, context.is_distributed
+(True, 1, False)
+>>> all_reduce_mean(2.5, context)
+2.5
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    """Where this process stands: its rank in the group and the device it trains on."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 writes checkpoints, logs and progress bars; the others only compute."""
+        return self.rank == 0
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def init_distributed(use_cuda: bool = True) -> DistributedContext:
+    """Join the ``torchrun`` process group if there is one and pick this process's device.
+
+    Parameters
+    ----------
+    use_cuda
+        Train on CUDA when available (``--cpu`` turns this off).
+
+    Returns
+    -------
+    DistributedContext
+        Rank 0 of 1 on CPU/CUDA without ``torchrun``; otherwise this process's rank, with
+        ``cuda:LOCAL_RANK`` on GPUs.
+    """
+    world_size = _env_int("WORLD_SIZE", 1)
+    rank = _env_int("RANK", 0)
+    local_rank = _env_int("LOCAL_RANK", 0)
+    cuda = use_cuda and torch.cuda.is_available()
+    if cuda:
+        device = torch.device("cuda", local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    if world_size > 1 and not cuda:
+        # Two gloo ranks on one machine would otherwise each spawn a thread per core and fight.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // _env_int("LOCAL_WORLD_SIZE", world_size)))
+    return DistributedContext(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+
+
+def shutdown_distributed(context: DistributedContext) -> None:
+    """Leave the process group (no-op without one)."""
+    if context.is_distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def wrap_model(model: nn.Module, context: DistributedContext) -> nn.Module:
+    """``DistributedDataParallel`` around ``model`` when distributed, else ``model`` itself."""
+    if not context.is_distributed:
+        return model
+    if context.device.type == "cuda":
+        return nn.parallel.DistributedDataParallel(model, device_ids=[context.device.index])
+    return nn.parallel.DistributedDataParallel(model)
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The bare model inside a DDP wrapper (what checkpoints store)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def all_reduce_mean(value: float | torch.Tensor, context: DistributedContext) -> float:
+    """Average a scalar over all ranks (for logging losses and metrics)."""
+    if not context.is_distributed:
+        return float(value)
+    tensor = torch.as_tensor(float(value), dtype=torch.float64, device=context.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return float(tensor.item()) / context.world_size
+
+
+def any_rank(flag: bool, context: DistributedContext) -> bool:
+    """True on every rank if ``flag`` is true on any rank (e.g. one rank got a stop signal)."""
+    if not context.is_distributed:
+        return flag
+    tensor = torch.tensor(1.0 if flag else 0.0, device=context.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item() > 0)
+
+
+def broadcast_object(value: Any, context: DistributedContext) -> Any:
+    """Rank 0's ``value`` on every rank (e.g. the resumed step, a decision to stop)."""
+    if not context.is_distributed:
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def barrier(context: DistributedContext) -> None:
+    """Wait for every rank (no-op alone)."""
+    if context.is_distributed:
+        dist.barrier()
