@@ -1,0 +1,36 @@
+"""Run a trainer under ``torchrun`` and record each rank's final weights, for the DDP tests.
+
+Usage::
+
+    torchrun --nproc_per_node=2 tests/distributed_harness.py <trainer module> <out dir> <trainer args...>
+
+``<trainer module>`` (e.g. ``encoder.train``) must offer ``train_from_args(argv) -> nn.Module``, which
+returns the bare trained model. Each rank writes ``<out dir>/rank<R>.pt``: its model's state_dict,
+so a test can check that all ranks ended with identical weights.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+
+def main() -> None:
+    module_name, out_dir, *trainer_args = sys.argv[1:]
+    import torch
+
+    module = importlib.import_module(module_name)
+    model = module.train_from_args(trainer_args)
+    rank = int(os.environ.get("RANK", "0"))
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    torch.save({name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
+               Path(out_dir) / f"rank{rank}.pt")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Tests of the shared training plumbing with a real (tiny) speaker encoder and real checkpoint files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+from encoder.hparams import EncoderHParams
+from encoder.inference import Encoder
+from encoder.model import build_speaker_encoder
+from utils.checkpoints import CheckpointError
+from utils.distributed import DistributedContext, all_reduce_mean, any_rank, broadcast_object, init_distributed
+from utils.training import (
+    TrainingError,
+    TrainingOptions,
+    TrainingSession,
+    parse_hparam_overrides,
+    resolve_hparams,
+    run_cli,
+)
+
+TINY = {"hidden_size": 16, "embedding_size": 8, "num_layers": 1}
+
+
+def train_tiny_encoder(models_dir: Path, max_steps: int, on_step=None, **option_changes) -> TrainingSession:
+    """Train a tiny GE2E encoder on random frames through a TrainingSession, like encoder/train.py does."""
+    settings = dict(save_every=2, backup_every=3, seed=0, progress=False, tensorboard=False)
+    settings.update(option_changes)
+    options = TrainingOptions(run_id="run", models_dir=models_dir, max_steps=max_steps, **settings)
+    session = TrainingSession("encoder", options, DistributedContext())
+    checkpoint = session.checkpoint_to_resume()
+    hparams = resolve_hparams(EncoderHParams, session.stored_hparams(checkpoint), None, TINY)
+    model = build_speaker_encoder(hparams)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    session.attach(model, optimizer, hparams, checkpoint)
+    generator = torch.Generator().manual_seed(session.step)
+    while not session.finished:
+        frames = torch.rand(8, 20, 40, generator=generator)
+        loss = model.loss(model(frames).reshape(4, 2, -1))
+        session.backward(loss)
+        session.unscale_gradients()
+        session.optimizer_step()
+        session.end_step({"loss": loss.item()})
+        if on_step is not None:
+            on_step(session)
+    session.close()
+    return session
+
+
+def test_overrides_take_json_values_lists_and_plain_strings():
+    assert parse_hparam_overrides(["a=1", "b=[[2, 0.001, 10, 4]]", "c=true", "d=RAW"]) == {
+        "a": 1, "b": [[2, 0.001, 10, 4]], "c": True, "d": "RAW"}
+    # RTVC's comma-separated single string, with a list that itself contains commas.
+    assert parse_hparam_overrides("x=1, sched=[[1,2],[3,4]], name='a,b'") == {
+        "x": 1, "sched": [[1, 2], [3, 4]], "name": "'a,b'"}
+    with pytest.raises(TrainingError, match="key=value"):
+        parse_hparam_overrides(["no_equals_sign"])
+
+
+def test_resolve_hparams_precedence_and_errors(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"hidden_size": 32, "num_layers": 2}))
+    hparams = resolve_hparams(EncoderHParams, stored={"hidden_size": 8, "embedding_size": 4},
+                              config=config, overrides={"num_layers": 1})
+    assert (hparams.hidden_size, hparams.embedding_size, hparams.num_layers) == (32, 4, 1)
+
+    with pytest.raises(TrainingError, match="unknown EncoderHParams field"):
+        resolve_hparams(EncoderHParams, overrides={"hiden_size": 3})
+    config.write_text("{not json")
+    with pytest.raises(TrainingError, match="not valid JSON"):
+        resolve_hparams(EncoderHParams, config=config)
+    config.write_text("[1, 2]")
+    with pytest.raises(TrainingError, match="JSON object"):
+        resolve_hparams(EncoderHParams, config=config)
+    with pytest.raises(TrainingError, match="Cannot read"):
+        resolve_hparams(EncoderHParams, config=tmp_path / "missing.json")
+
+
+def test_session_saves_backs_up_and_resumes_with_the_same_step(tmp_path):
+    train_tiny_encoder(tmp_path, max_steps=5)
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.glob("*.pt")) == ["encoder.pt", "encoder_000003.pt"]
+    checkpoint = torch.load(run / "encoder.pt", weights_only=True)
+    assert checkpoint["step"] == 5 and checkpoint["model_type"] == "encoder"
+    assert checkpoint["hparams"]["hidden_size"] == 16
+    assert json.loads((run / "hparams.json").read_text())["hidden_size"] == 16
+    assert torch.load(run / "encoder_000003.pt", weights_only=True)["step"] == 3
+    # Adam counts its own steps: restored optimizer state continues from 5, not 0.
+    adam_steps = {int(s["step"]) for s in checkpoint["optimizer_state"]["state"].values()}
+    assert adam_steps == {5}
+
+    session = train_tiny_encoder(tmp_path, max_steps=8)
+    assert session.step == 8
+    checkpoint = torch.load(run / "encoder.pt", weights_only=True)
+    assert checkpoint["step"] == 8
+    assert {int(s["step"]) for s in checkpoint["optimizer_state"]["state"].values()} == {8}
+    assert (run / "encoder_000006.pt").exists()
+    # The trained file is a normal encoder checkpoint for inference.
+    encoder = Encoder.from_checkpoint(run / "encoder.pt")
+    assert encoder.embedding_size == 8
+
+
+def test_force_restart_starts_from_zero_and_init_from_loads_weights_only(tmp_path):
+    train_tiny_encoder(tmp_path, max_steps=4)
+    restarted = train_tiny_encoder(tmp_path, max_steps=2, force_restart=True)
+    assert restarted.step == 2
+    assert torch.load(tmp_path / "run" / "encoder.pt", weights_only=True)["step"] == 2
+
+    source = tmp_path / "run" / "encoder.pt"
+    weights = torch.load(source, weights_only=True)["model_state"]
+    seen = {}
+
+    def record_first_weights(session):
+        seen.setdefault("optimizer_steps", len(session.optimizer.state))
+
+    other = tmp_path / "other"
+    options_dir = other
+    session = train_tiny_encoder(options_dir, max_steps=3, init_from=source, on_step=record_first_weights)
+    assert session.step == 3  # continued from the source's step 2
+    first_file = torch.load(options_dir / "run" / "encoder.pt", weights_only=True)
+    assert first_file["step"] == 3
+    # One step of Adam from the source's weights: close to them, not to a fresh random init.
+    drift = max((first_file["model_state"][k] - weights[k]).abs().max().item() for k in weights)
+    assert drift < 0.01
+
+
+def test_stop_signal_saves_and_ends_the_run(tmp_path):
+    def send_sigterm_at_step_2(session):
+        if session.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    session = train_tiny_encoder(tmp_path, max_steps=1000, on_step=send_sigterm_at_step_2, save_every=0)
+    # The signal arrives after step 2 ended; the step in progress (3) completes, then the run saves.
+    assert session.step == 3 and session.stop_reason == "stop requested"
+    assert torch.load(tmp_path / "run" / "encoder.pt", weights_only=True)["step"] == 3
+    # Default handlers are back once the session is closed.
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_full_disk_keeps_the_previous_checkpoint_and_reports_one_line(tmp_path, full_disk, capsys):
+    (full_disk / "filler.bin").unlink()  # room for the first checkpoint only
+    train_tiny_encoder(full_disk, max_steps=2)
+    before = (full_disk / "run" / "encoder.pt").read_bytes()
+    with open(full_disk / "filler.bin", "wb") as stream:  # leave no room for the next checkpoint
+        try:
+            while True:
+                stream.write(b"\0" * (1 << 20))
+        except OSError:
+            pass
+
+    def train_more() -> int:
+        train_tiny_encoder(full_disk, max_steps=4)
+        return 0
+
+    assert run_cli(train_more) == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1].startswith("error: Not enough disk space")
+    assert (full_disk / "run" / "encoder.pt").read_bytes() == before
+    assert not [p for p in (full_disk / "run").iterdir() if p.name.startswith(".") or p.suffix == ".tmp"]
+
+
+def test_run_cli_turns_user_errors_into_one_line(capsys):
+    def fail() -> int:
+        raise TrainingError("The data folder 'x' does not exist.")
+
+    assert run_cli(fail) == 1
+    assert capsys.readouterr().err == "error: The data folder 'x' does not exist.\n"
+
+    def bad_checkpoint() -> int:
+        raise CheckpointError("The encoder checkpoint 'y' is truncated.")
+
+    assert run_cli(bad_checkpoint) == 1
+
+
+def test_distributed_helpers_are_identities_in_a_single_process(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    context = init_distributed(use_cuda=False)
+    assert (context.rank, context.world_size, context.is_main, context.device.type) == (0, 1, True, "cpu")
+    assert all_reduce_mean(torch.tensor(3.0), context) == 3.0
+    assert any_rank(False, context) is False and any_rank(True, context) is True
+    assert broadcast_object({"step": 7}, context) == {"step": 7}
