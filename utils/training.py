@@ -521,6 +521,7 @@ class TrainingSession:
         self.step = int(broadcast_object(self.step, self.context))
         self._start_step = self.step
         if self.context.is_main:
+            self._remove_stale_temporaries()
             hparams.save_json(self.run_dir / "hparams.json")
         if self.step and self.context.is_main:
             source = "Resuming" if checkpoint is not None and checkpoint.get("resume") else "Fine-tuning from"
@@ -534,6 +535,11 @@ class TrainingSession:
                              unit="step", dynamic_ncols=True)
         self.rate.tick()
         return self.step
+
+    def _remove_stale_temporaries(self) -> None:
+        # A run killed while saving leaves its hidden temporary file (the real checkpoint is intact).
+        for stale in self.run_dir.glob(f".{self.model_type}*.tmp"):
+            stale.unlink(missing_ok=True)
 
     # -- the step ---------------------------------------------------------------------------------
 
@@ -645,8 +651,9 @@ class TrainingSession:
         path = self.backup_path(self.step) if backup else self.checkpoint_path
         if self.context.is_main:
             if backup and self.checkpoint_path.exists() and self._saved_step == self.step:
-                shutil.copyfile(self.checkpoint_path, path.with_name(path.name + ".tmp"))
-                path.with_name(path.name + ".tmp").replace(path)
+                temporary = path.with_name(f".{path.name}.copy.tmp")
+                shutil.copyfile(self.checkpoint_path, temporary)
+                temporary.replace(path)
             else:
                 save_checkpoint(path, self.payload())
         if not backup:
