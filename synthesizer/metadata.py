@@ -1,0 +1,157 @@
+"""Read and write the synthesizer's ``train.txt`` index (RTVC's format).
+
+One UTF-8 line per utterance, six ``|``-separated columns::
+
+    audio-<b>.npy|mel-<b>.npy|embed-<b>.npy|<n audio samples>|<n mel frames>|<text>
+
+The three files live in ``audio/``, ``mels/`` and ``embeds/`` next to ``train.txt``. The text is the last
+column and is read with at most five splits, so a stray ``|`` in it cannot shift the columns.
+
+Examples
+--------
+>>> entry = TrainEntry.from_basename("p240_001", 38921, 195, "Please call Stella.")
+>>> entry.to_line()
+'audio-p240_001.npy|mel-p240_001.npy|embed-p240_001.npy|38921|195|Please call Stella.'
+>>> TrainEntry.from_line(entry.to_line()) == entry, entry.basename
+(True, 'p240_001')
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from utils.atomic_write import atomic_write
+
+__all__ = ["MetadataError", "TrainEntry", "append_train_txt", "read_train_txt", "write_train_txt"]
+
+AUDIO_FOLDER = "audio"
+MEL_FOLDER = "mels"
+EMBED_FOLDER = "embeds"
+
+
+class MetadataError(ValueError):
+    """``train.txt`` cannot be read; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class TrainEntry:
+    """One line of ``train.txt``.
+
+    Attributes
+    ----------
+    audio_name, mel_name, embed_name
+        File names inside ``audio/`` (1-D float32 wave), ``mels/`` ((T, 80) float32) and ``embeds/``
+        ((256,) float32).
+    n_samples
+        Length of the wave in samples.
+    n_frames
+        Number of mel frames (``1 + n_samples // hop_size``).
+    text
+        The transcript, uncleaned.
+    """
+
+    audio_name: str
+    mel_name: str
+    embed_name: str
+    n_samples: int
+    n_frames: int
+    text: str
+
+    @classmethod
+    def from_basename(cls, basename: str, n_samples: int, n_frames: int, text: str) -> TrainEntry:
+        """The entry RTVC writes for ``basename``: ``audio-<b>.npy``, ``mel-<b>.npy``, ``embed-<b>.npy``."""
+        return cls(f"audio-{basename}.npy", f"mel-{basename}.npy", f"embed-{basename}.npy",
+                   int(n_samples), int(n_frames), text)
+
+    @property
+    def basename(self) -> str:
+        """``<b>`` of ``audio-<b>.npy`` (the audio file name without prefix and extension)."""
+        return self.audio_name.removeprefix("audio-").removesuffix(".npy")
+
+    def to_line(self) -> str:
+        """The ``train.txt`` line, without a newline.
+
+        Raises
+        ------
+        ValueError
+            A field contains ``|`` or a line break (the line could not be read back).
+        """
+        fields = [self.audio_name, self.mel_name, self.embed_name, str(self.n_samples), str(self.n_frames)]
+        for value in (*fields, self.text):
+            if "|" in value or "\n" in value or "\r" in value:
+                raise ValueError(f"train.txt fields cannot contain '|' or line breaks: {value!r}")
+        return "|".join([*fields, self.text])
+
+    @classmethod
+    def from_line(cls, line: str) -> TrainEntry:
+        """Parse one line (trailing newline allowed).
+
+        Raises
+        ------
+        ValueError
+            Fewer than six columns, or non-integer counts.
+        """
+        fields = line.rstrip("\r\n").split("|", 5)
+        if len(fields) != 6:
+            raise ValueError(f"expected 6 '|'-separated columns, found {len(fields)}")
+        audio, mel, embed, samples, frames, text = fields
+        try:
+            return cls(audio, mel, embed, int(samples), int(frames), text)
+        except ValueError:
+            raise ValueError(f"the sample and frame counts must be integers, not {samples!r} and {frames!r}") from None
+
+
+def read_train_txt(path: str | Path) -> list[TrainEntry]:
+    """Every entry of a ``train.txt`` (blank lines are skipped).
+
+    Raises
+    ------
+    MetadataError
+        The file is missing, unreadable, not UTF-8, or has a malformed line.
+    """
+    path = Path(path)
+    try:
+        content = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MetadataError(f"'{path}' does not exist; run the synthesizer preprocessing first.") from None
+    except UnicodeDecodeError:
+        raise MetadataError(f"'{path}' is not UTF-8 text.") from None
+    except OSError as error:
+        raise MetadataError(f"Cannot read '{path}' ({error.strerror or error}).") from None
+    entries = []
+    for number, line in enumerate(content.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entries.append(TrainEntry.from_line(line))
+        except ValueError as error:
+            raise MetadataError(f"'{path}' line {number} is malformed: {error}.") from None
+    return entries
+
+
+def write_train_txt(path: str | Path, entries: Iterable[TrainEntry]) -> Path:
+    """Write ``entries`` as a complete ``train.txt``, atomically (a crash leaves the old file intact)."""
+    path = Path(path)
+    text = io.StringIO()
+    for entry in entries:
+        text.write(entry.to_line() + "\n")
+    with atomic_write(path) as stream:
+        stream.write(text.getvalue().encode("utf-8"))
+    return path
+
+
+def append_train_txt(path: str | Path, entries: Iterable[TrainEntry]) -> int:
+    """Append ``entries`` to ``train.txt`` (created if missing) and flush; returns how many were written.
+
+    Whole lines are written in one call, so an interrupted run leaves complete lines only (at worst the
+    last one is cut, and :func:`read_train_txt` reports it).
+    """
+    lines = "".join(entry.to_line() + "\n" for entry in entries)
+    if lines:
+        with open(path, "a", encoding="utf-8", newline="\n") as stream:
+            stream.write(lines)
+            stream.flush()
+    return lines.count("\n")

@@ -1,0 +1,808 @@
+"""Find the utterances of training corpora under a datasets root (shared by both preprocessors).
+
+A *corpus* is one dataset folder; its *utterances* are audio files with a speaker, an optional transcript
+and names that are safe to use in output file names. Nothing here opens an audio file: discovery lists
+folders and reads only small text files (transcripts, ``metadata.csv``, alignments, ``vox1_meta.csv``).
+
+Recognised layouts (``Corpus.kind``)
+    ``librispeech``
+        ``<subset>/<speaker>/<chapter>/<utt>.flac``, transcripts in ``<speaker>-<chapter>.trans.txt``
+        (``<utt> TEXT`` lines) and optional forced alignments in ``*.alignment.txt``.
+    ``libritts``
+        ``<subset>/<speaker>/<chapter>/<utt>.wav`` + ``<utt>.normalized.txt`` (else ``.original.txt``).
+    ``voxceleb``
+        VoxCeleb1 ``wav/<id>/<video>/<n>.wav`` or VoxCeleb2 ``dev/aac/<id>/<video>/<n>.m4a``; no text.
+        When ``vox1_meta.csv`` lies next to the folder, only anglophone speakers are kept, as RTVC.
+    ``vctk``
+        ``wav48/<speaker>/<utt>.wav`` + ``txt/<speaker>/<utt>.txt``, or VCTK 0.92's
+        ``wav48_silence_trimmed/<speaker>/<utt>_mic1.flac`` (microphone 1 only).
+    ``ljspeech``
+        ``metadata.csv`` (``id|text|normalized text``) + ``wavs/<id>.wav``; one speaker.
+    ``fsdd``
+        A flat folder of ``{digit}_{speaker}_{index}.wav`` (free-spoken-digit-dataset); the text is the digit.
+    ``text_folder``
+        Audio files with a ``<same name>.txt`` transcript beside them, in any sub-folder; the speaker is the
+        folder holding the file (the dataset itself for files directly inside it).
+    ``speaker_folders``
+        Any folder whose sub-folders hold audio (searched recursively); each sub-folder is a speaker, no text.
+
+Names
+    ``Utterance.speaker`` is RTVC's speaker name: the speaker folder's path relative to the datasets root
+    with separators replaced by ``_`` (``LibriSpeech_train-clean-100_1006``). ``Utterance.local_name`` is
+    the audio path relative to the speaker folder, separators replaced by ``_``, without extension
+    (``135212_1006-135212-0000``): RTVC's encoder file name, unique within a speaker.
+    ``Utterance.name`` is unique across everything :func:`collect_utterances` returns: the corpus's own
+    utterance id where it identifies the speaker (LibriSpeech, LibriTTS, VCTK, LJSpeech, FSDD), else
+    ``<speaker>_<local_name>``. All names contain only letters, digits, ``_``, ``-`` and ``.``, so they
+    never clash with the ``,`` of ``_sources.txt`` or the ``|`` of ``train.txt``.
+
+Examples
+--------
+>>> import tempfile
+>>> root = Path(tempfile.mkdtemp())
+>>> for speaker in ("alice", "bob"):
+...     (root / "voices" / speaker).mkdir(parents=True)
+...     (root / "voices" / speaker / "take 1.wav").touch()
+>>> [(c.name, c.kind) for c in find_corpora(root)]
+[('voices', 'speaker_folders')]
+>>> [(u.speaker, u.local_name, u.name) for u in collect_utterances(find_corpora(root))]
+[('voices_alice', 'take_1', 'voices_alice_take_1'), ('voices_bob', 'take_1', 'voices_bob_take_1')]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "DATASET_ALIASES",
+    "OUTPUT_FOLDER",
+    "Alignment",
+    "Corpus",
+    "CorpusError",
+    "Utterance",
+    "collect_utterances",
+    "detect_layout",
+    "find_corpora",
+    "group_by_speaker",
+    "parse_alignment_line",
+    "resolve_corpora",
+    "safe_name",
+    "select_corpora",
+]
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".ogg")
+# RTVC's encoder dataset names (encoder_preprocess.py -d).
+DATASET_ALIASES = {
+    "librispeech_other": "LibriSpeech/train-other-500",
+    "voxceleb1": "VoxCeleb1/wav",
+    "voxceleb2": "VoxCeleb2/dev/aac",
+}
+# The preprocessors write here by default; it holds no corpus and may be huge, so it is never searched.
+OUTPUT_FOLDER = "SV2TTS"
+VOXCELEB1_META = "vox1_meta.csv"
+VOXCELEB1_NATIONALITIES = frozenset({"australia", "canada", "ireland", "uk", "usa"})
+FSDD_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+_SPECIFIC_KINDS = ("librispeech", "libritts", "voxceleb", "vctk", "ljspeech", "fsdd")
+_GENERIC_KINDS = ("text_folder", "speaker_folders")
+# Kinds whose utterance ids already name the speaker, so the id alone is unique in the corpus.
+_SELF_NAMING_KINDS = frozenset({"librispeech", "libritts", "vctk", "ljspeech", "fsdd"})
+_UNSAFE_CHARACTERS = re.compile(r"[^\w.\-]+")
+_MAX_NAME_LENGTH = 150  # output names get prefixes and suffixes; file names stop at 255 bytes
+_DIGITS = re.compile(r"^\d+$")
+_VOXCELEB_ID = re.compile(r"^id\d+$")
+_FSDD_STEM = re.compile(r"^(\d)_(.+)_\d+$")
+_DISCOVERY_DEPTH = 3
+
+
+class CorpusError(ValueError):
+    """A datasets root or dataset cannot be used; the message is one sentence."""
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Word-level forced alignment of one LibriSpeech utterance.
+
+    Attributes
+    ----------
+    words
+        Words in order; ``""`` is a silence (the first and last entries are silences).
+    end_times
+        End time of each word in seconds (a word starts where the previous one ends).
+    """
+
+    words: tuple[str, ...]
+    end_times: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One audio file of a corpus.
+
+    Attributes
+    ----------
+    speaker
+        RTVC speaker name, e.g. ``LibriSpeech_train-clean-100_1006`` (safe as a folder name).
+    audio_path
+        The audio file, as found under the datasets root (symbolic links are not resolved).
+    text
+        Transcript, or ``None`` when the corpus has none for this file.
+    name
+        Basename unique across the utterances of one :func:`collect_utterances` call.
+    local_name
+        Path relative to the speaker folder, separators replaced by ``_``, no extension; unique per speaker.
+    dataset
+        Name of the corpus (see :attr:`Corpus.name`).
+    alignment
+        LibriSpeech forced alignment when an ``*.alignment.txt`` lists the utterance.
+    """
+
+    speaker: str
+    audio_path: Path
+    text: str | None
+    name: str
+    local_name: str = ""
+    dataset: str = ""
+    alignment: Alignment | None = None
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A dataset folder and its layout.
+
+    Attributes
+    ----------
+    name
+        Path relative to the datasets root (``LibriSpeech/train-clean-100``), or the folder's name for a
+        folder outside the root.
+    path
+        The folder the layout describes (for VCTK the ``wav48*`` folder).
+    kind
+        One of the layouts listed in the module documentation.
+
+    Examples
+    --------
+    >>> Corpus("LibriSpeech/train-clean-100", Path("/d/LibriSpeech/train-clean-100"), "librispeech").label
+    'LibriSpeech_train-clean-100'
+    """
+
+    name: str
+    path: Path
+    kind: str
+
+    @property
+    def label(self) -> str:
+        """The name with separators replaced by ``_`` (RTVC's log-file and speaker prefix)."""
+        return safe_name(self.name.replace("/", "_"))
+
+    def utterances(self, with_text: bool = True) -> list[Utterance]:
+        """Every utterance of the corpus, sorted by speaker then file name.
+
+        Parameters
+        ----------
+        with_text
+            Read transcripts and alignments; ``False`` (the encoder) leaves ``text`` at ``None``.
+        """
+        found = _LISTERS[self.kind](self, with_text)
+        return _name_utterances(self, found)
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What a layout lister knows about one file, before naming."""
+
+    speaker_key: str  # speaker folder relative to the corpus ("" = the corpus is the speaker)
+    speaker_dir: Path  # local names are relative to this folder
+    audio_path: Path
+    text: str | None = None
+    utterance_id: str | None = None  # the corpus's own id, for self-naming kinds
+    alignment: Alignment | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# Names
+# --------------------------------------------------------------------------------------------------
+def safe_name(text: str) -> str:
+    """``text`` made safe for file names and for the ``,``/``|`` separated index files.
+
+    Every run of characters other than letters, digits, ``_``, ``-`` and ``.`` becomes ``_``; a leading
+    dot (a hidden file) becomes ``_``; very long names are shortened with a hash so they stay unique.
+
+    Examples
+    --------
+    >>> safe_name("Smith, John/take 1")
+    'Smith_John_take_1'
+    >>> safe_name(".hidden")
+    '_hidden'
+    """
+    name = _UNSAFE_CHARACTERS.sub("_", text)
+    if name.startswith("."):
+        name = "_" + name[1:]
+    if len(name) > _MAX_NAME_LENGTH:
+        digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:10]
+        name = f"{name[: _MAX_NAME_LENGTH - 11]}-{digest}"
+    return name or "_"
+
+
+def _deduplicate(names: Sequence[str]) -> list[str]:
+    """Append ``-2``, ``-3``… to repeated names (in order), so all are distinct."""
+    taken = set(names)
+    seen: Counter[str] = Counter()
+    result = []
+    for name in names:
+        seen[name] += 1
+        if seen[name] == 1:
+            result.append(name)
+            continue
+        index = seen[name]
+        while f"{name}-{index}" in taken:
+            index += 1
+        taken.add(f"{name}-{index}")
+        result.append(f"{name}-{index}")
+    return result
+
+
+def _name_utterances(corpus: Corpus, found: list[_Found]) -> list[Utterance]:
+    found = sorted(found, key=lambda f: (_natural_key(f.speaker_key), _natural_key(str(f.audio_path))))
+    label = corpus.label
+    speakers = [safe_name(f"{label}_{f.speaker_key.replace('/', '_')}") if f.speaker_key else label for f in found]
+    local_names = [
+        safe_name("_".join(f.audio_path.relative_to(f.speaker_dir).with_suffix("").parts)) for f in found
+    ]
+    # Local names only need to be unique per speaker; ``x.wav`` and ``x.flac`` side by side would clash.
+    by_speaker: dict[str, list[int]] = {}
+    for index, speaker in enumerate(speakers):
+        by_speaker.setdefault(speaker, []).append(index)
+    for indices in by_speaker.values():
+        for index, unique in zip(indices, _deduplicate([local_names[i] for i in indices])):
+            local_names[index] = unique
+    utterances = []
+    for item, speaker, local_name in zip(found, speakers, local_names):
+        if corpus.kind in _SELF_NAMING_KINDS and item.utterance_id:
+            name = safe_name(item.utterance_id)
+        else:
+            name = safe_name(f"{speaker}_{local_name}")
+        utterances.append(
+            Utterance(speaker, item.audio_path, item.text, name, local_name, corpus.name, item.alignment)
+        )
+    return _unique_names(utterances)
+
+
+def _unique_names(utterances: list[Utterance]) -> list[Utterance]:
+    """Make ``name`` unique: clashing names get their speaker as a prefix, then a counter."""
+    counts = Counter(u.name for u in utterances)
+    if all(count == 1 for count in counts.values()):
+        return utterances
+    prefixed = [
+        replace(u, name=safe_name(f"{u.speaker}_{u.local_name}")) if counts[u.name] > 1 else u
+        for u in utterances
+    ]
+    names = _deduplicate([u.name for u in prefixed])
+    return [replace(u, name=name) for u, name in zip(prefixed, names)]
+
+
+def collect_utterances(corpora: Iterable[Corpus], with_text: bool = True) -> list[Utterance]:
+    """The utterances of several corpora, with ``name`` unique across all of them.
+
+    Parameters
+    ----------
+    corpora
+        Corpora from :func:`select_corpora` or :func:`find_corpora`.
+    with_text
+        Read transcripts and alignments (see :meth:`Corpus.utterances`).
+    """
+    utterances: list[Utterance] = []
+    for corpus in corpora:
+        utterances.extend(corpus.utterances(with_text))
+    return _unique_names(utterances)
+
+
+def group_by_speaker(utterances: Iterable[Utterance]) -> dict[str, list[Utterance]]:
+    """``{speaker: [utterances...]}`` in first-seen order.
+
+    Examples
+    --------
+    >>> u = [Utterance("a", Path("1.wav"), None, "a_1"), Utterance("b", Path("2.wav"), None, "b_2")]
+    >>> {speaker: len(items) for speaker, items in group_by_speaker(u).items()}
+    {'a': 1, 'b': 1}
+    """
+    groups: dict[str, list[Utterance]] = {}
+    for utterance in utterances:
+        groups.setdefault(utterance.speaker, []).append(utterance)
+    return groups
+
+
+# --------------------------------------------------------------------------------------------------
+# File-system helpers
+# --------------------------------------------------------------------------------------------------
+def _natural_key(text: str) -> tuple:
+    """Sort key comparing digit runs as numbers, so ``utt_2`` precedes ``utt_10``."""
+    parts = re.split(r"(\d+)", text)
+    return tuple((0, int(part), "") if index % 2 else (1, 0, part.lower()) for index, part in enumerate(parts))
+
+
+def _list_dir(folder: Path) -> tuple[list[str], list[str]]:
+    """Non-hidden sub-folder names and file names of ``folder`` (symbolic links followed); sorted."""
+    dirs: list[str] = []
+    files: list[str] = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    if entry.is_dir():
+                        dirs.append(entry.name)
+                    elif entry.is_file():
+                        files.append(entry.name)
+                except OSError:  # a dangling link or an entry removed during the scan
+                    continue
+    except OSError:
+        pass  # an unreadable folder looks empty rather than failing the whole discovery
+    return sorted(dirs, key=_natural_key), sorted(files, key=_natural_key)
+
+
+def _is_audio(file_name: str) -> bool:
+    return file_name.lower().endswith(AUDIO_EXTENSIONS)
+
+
+def _walk_audio(folder: Path) -> list[Path]:
+    """Every audio file under ``folder`` (recursive, hidden entries skipped, symbolic links followed once)."""
+    found: list[Path] = []
+    visited: set[str] = set()
+    pending = [folder]
+    while pending:
+        current = pending.pop()
+        real = os.path.realpath(current)
+        if real in visited:  # a link cycle, or two links to one folder
+            continue
+        visited.add(real)
+        dirs, files = _list_dir(current)
+        found.extend(current / file for file in files if _is_audio(file))
+        pending.extend(current / child for child in reversed(dirs))
+    return found
+
+
+def _has_audio(folder: Path, depth: int) -> bool:
+    dirs, files = _list_dir(folder)
+    if any(_is_audio(file) for file in files):
+        return True
+    return depth > 0 and any(_has_audio(folder / child, depth - 1) for child in dirs)
+
+
+def _read_text(path: Path) -> str | None:
+    """A transcript file's text on one line, or ``None`` when missing, unreadable or empty."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    text = " ".join(text.split())
+    return text or None
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+# --------------------------------------------------------------------------------------------------
+# Transcripts and alignments
+# --------------------------------------------------------------------------------------------------
+def _read_librispeech_transcripts(folder: Path) -> dict[str, str]:
+    """``{utterance id: text}`` from every ``*.trans.txt`` in ``folder`` (lines ``<id> TEXT``)."""
+    transcripts: dict[str, str] = {}
+    for file in _list_dir(folder)[1]:
+        if file.endswith(".trans.txt"):
+            for line in _read_lines(folder / file):
+                parts = line.strip().split(maxsplit=1)
+                if len(parts) == 2:
+                    transcripts[parts[0]] = " ".join(parts[1].split())
+    return transcripts
+
+
+def parse_alignment_line(line: str) -> tuple[str, Alignment] | None:
+    """One line of a LibriSpeech ``*.alignment.txt``: ``<id> "<words>" "<end times>"``.
+
+    Returns ``None`` for a malformed line (the utterance is then used whole).
+
+    Examples
+    --------
+    >>> utt, alignment = parse_alignment_line('19-198-0001 ",HELLO,,WORLD," "0.5,0.9,1.4,1.8,2.0"')
+    >>> utt, alignment.words, alignment.end_times
+    ('19-198-0001', ('', 'HELLO', '', 'WORLD', ''), (0.5, 0.9, 1.4, 1.8, 2.0))
+    """
+    parts = line.strip().split(" ")
+    if len(parts) != 3:
+        return None
+    utterance_id, words_field, times_field = parts
+    words = tuple(words_field.strip('"').split(","))
+    try:
+        end_times = tuple(float(value) for value in times_field.strip('"').split(","))
+    except ValueError:
+        return None
+    if len(words) != len(end_times) or not words:
+        return None
+    return utterance_id, Alignment(words, end_times)
+
+
+def _read_alignments(folder: Path) -> dict[str, Alignment]:
+    alignments: dict[str, Alignment] = {}
+    for file in _list_dir(folder)[1]:
+        if file.endswith(".alignment.txt"):
+            for line in _read_lines(folder / file):
+                parsed = parse_alignment_line(line)
+                if parsed is not None:
+                    alignments[parsed[0]] = parsed[1]
+    return alignments
+
+
+# --------------------------------------------------------------------------------------------------
+# Layout listers
+# --------------------------------------------------------------------------------------------------
+def _list_librispeech(corpus: Corpus, with_text: bool) -> list[_Found]:
+    found = []
+    for speaker in _list_dir(corpus.path)[0]:
+        speaker_dir = corpus.path / speaker
+        transcripts: dict[Path, dict[str, str]] = {}
+        alignments: dict[Path, dict[str, Alignment]] = {}
+        for audio in _walk_audio(speaker_dir):
+            text = alignment = None
+            if with_text:
+                folder = audio.parent
+                if folder not in transcripts:
+                    transcripts[folder] = _read_librispeech_transcripts(folder)
+                    alignments[folder] = _read_alignments(folder)
+                text = transcripts[folder].get(audio.stem)
+                alignment = alignments[folder].get(audio.stem)
+            found.append(_Found(speaker, speaker_dir, audio, text, audio.stem, alignment))
+    return found
+
+
+def _list_libritts(corpus: Corpus, with_text: bool) -> list[_Found]:
+    found = []
+    for speaker in _list_dir(corpus.path)[0]:
+        speaker_dir = corpus.path / speaker
+        for audio in _walk_audio(speaker_dir):
+            text = None
+            if with_text:
+                text = _read_text(audio.with_suffix(".normalized.txt")) or _read_text(
+                    audio.with_suffix(".original.txt")
+                )
+            found.append(_Found(speaker, speaker_dir, audio, text, audio.stem))
+    return found
+
+
+def _voxceleb_speakers(corpus: Corpus) -> list[str]:
+    """Speaker folders, restricted to RTVC's anglophone nationalities when ``vox1_meta.csv`` is there."""
+    speakers = _list_dir(corpus.path)[0]
+    meta = corpus.path.parent / VOXCELEB1_META
+    if not meta.is_file():
+        return speakers
+    keep = set()
+    for line in _read_lines(meta)[1:]:  # the first line is a header
+        fields = line.split("\t")
+        if len(fields) >= 4 and fields[3].strip().lower() in VOXCELEB1_NATIONALITIES:
+            keep.add(fields[0].strip())
+    return [speaker for speaker in speakers if speaker in keep]
+
+
+def _list_voxceleb(corpus: Corpus, with_text: bool) -> list[_Found]:
+    found = []
+    for speaker in _voxceleb_speakers(corpus):
+        speaker_dir = corpus.path / speaker
+        found.extend(_Found(speaker, speaker_dir, audio) for audio in _walk_audio(speaker_dir))
+    return found
+
+
+def _list_vctk(corpus: Corpus, with_text: bool) -> list[_Found]:
+    text_root = corpus.path.parent / "txt"
+    found = []
+    for speaker in _list_dir(corpus.path)[0]:
+        speaker_dir = corpus.path / speaker
+        for file in _list_dir(speaker_dir)[1]:
+            if not _is_audio(file):
+                continue
+            stem = Path(file).stem
+            if stem.endswith("_mic2"):  # VCTK 0.92 has every sentence from two microphones
+                continue
+            utterance_id = stem.removesuffix("_mic1")
+            text = _read_text(text_root / speaker / f"{utterance_id}.txt") if with_text else None
+            found.append(_Found(speaker, speaker_dir, speaker_dir / file, text, utterance_id))
+    return found
+
+
+def _read_ljspeech_metadata(path: Path) -> dict[str, str]:
+    """``{id: text}``: the normalised column, or the raw text where it is missing or empty."""
+    texts = {}
+    for line in _read_lines(path):
+        fields = line.split("|")
+        if len(fields) < 2 or not fields[0].strip():
+            continue
+        text = fields[2] if len(fields) > 2 and fields[2].strip() else fields[1]
+        text = " ".join(text.split())
+        if text:
+            texts[fields[0].strip()] = text
+    return texts
+
+
+def _list_ljspeech(corpus: Corpus, with_text: bool) -> list[_Found]:
+    wavs = corpus.path / "wavs"
+    texts = _read_ljspeech_metadata(corpus.path / "metadata.csv") if with_text else {}
+    return [
+        _Found("", wavs, audio, texts.get(audio.stem), audio.stem)
+        for audio in _walk_audio(wavs)
+    ]
+
+
+def _list_fsdd(corpus: Corpus, with_text: bool) -> list[_Found]:
+    found = []
+    for file in _list_dir(corpus.path)[1]:
+        match = _FSDD_STEM.match(Path(file).stem) if _is_audio(file) else None
+        if match:
+            text = FSDD_WORDS[int(match.group(1))] if with_text else None
+            found.append(_Found(match.group(2), corpus.path, corpus.path / file, text, Path(file).stem))
+    return found
+
+
+def _list_text_folder(corpus: Corpus, with_text: bool) -> list[_Found]:
+    found = []
+    for audio in _walk_audio(corpus.path):
+        speaker_key = audio.parent.relative_to(corpus.path).as_posix()
+        text = _read_text(audio.with_suffix(".txt")) if with_text else None
+        found.append(_Found("" if speaker_key == "." else speaker_key, audio.parent, audio, text))
+    return found
+
+
+def _list_speaker_folders(corpus: Corpus, with_text: bool) -> list[_Found]:
+    found = []
+    for speaker in _list_dir(corpus.path)[0]:
+        speaker_dir = corpus.path / speaker
+        found.extend(_Found(speaker, speaker_dir, audio) for audio in _walk_audio(speaker_dir))
+    return found
+
+
+_LISTERS = {
+    "librispeech": _list_librispeech,
+    "libritts": _list_libritts,
+    "voxceleb": _list_voxceleb,
+    "vctk": _list_vctk,
+    "ljspeech": _list_ljspeech,
+    "fsdd": _list_fsdd,
+    "text_folder": _list_text_folder,
+    "speaker_folders": _list_speaker_folders,
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Layout detection
+# --------------------------------------------------------------------------------------------------
+def _libri_kind(folder: Path, dirs: list[str]) -> str | None:
+    """``librispeech``/``libritts`` when ``folder`` is ``<speaker id>/<chapter id>/<files>``."""
+    if not dirs or not all(_DIGITS.match(d) for d in dirs):
+        return None
+    for speaker in dirs[:3]:
+        chapters = [c for c in _list_dir(folder / speaker)[0] if _DIGITS.match(c)]
+        for chapter in chapters[:2]:
+            files = _list_dir(folder / speaker / chapter)[1]
+            if any(f.endswith(".trans.txt") for f in files):
+                return "librispeech"
+            if any(f.endswith((".normalized.txt", ".original.txt")) for f in files):
+                return "libritts"
+            suffixes = {Path(f).suffix.lower() for f in files}
+            if ".flac" in suffixes:
+                return "librispeech"
+            if ".wav" in suffixes:
+                return "libritts"
+    return None
+
+
+def _fsdd_like(files: list[str]) -> bool:
+    """Every audio file is ``{digit}_{speaker}_{index}`` and there are at least two speakers."""
+    audio = [f for f in files if _is_audio(f)]
+    speakers = set()
+    for file in audio:
+        match = _FSDD_STEM.match(Path(file).stem)
+        if match is None:
+            return False
+        speakers.add(match.group(2))
+    return len(speakers) >= 2
+
+
+def _has_transcribed_audio(folder: Path, depth: int) -> bool:
+    """Whether an audio file with a ``<same name>.txt`` beside it lies within ``depth`` levels."""
+    dirs, files = _list_dir(folder)
+    stems = {Path(f).stem for f in files if f.endswith(".txt")}
+    if any(_is_audio(f) and Path(f).stem in stems for f in files):
+        return True
+    return depth > 0 and any(_has_transcribed_audio(folder / d, depth - 1) for d in dirs)
+
+
+def _identify_specific(folder: Path) -> tuple[str, Path] | None:
+    dirs, files = _list_dir(folder)
+    if "metadata.csv" in files and "wavs" in dirs:
+        return "ljspeech", folder
+    for audio_dir in ("wav48_silence_trimmed", "wav48"):
+        if audio_dir in dirs and "txt" in dirs:
+            return "vctk", folder / audio_dir
+    if folder.name.startswith("wav48") and (folder.parent / "txt").is_dir() and dirs:
+        return "vctk", folder
+    libri = _libri_kind(folder, dirs)
+    if libri:
+        return libri, folder
+    if dirs and all(_VOXCELEB_ID.match(d) for d in dirs):
+        return "voxceleb", folder
+    if _fsdd_like(files):
+        return "fsdd", folder
+    return None
+
+
+def _identify_generic(folder: Path, depth: int) -> str | None:
+    if _has_transcribed_audio(folder, depth):
+        return "text_folder"
+    # A sub-folder that is a corpus of its own (FSDD's recordings/) is not a speaker of this folder.
+    dirs = _list_dir(folder)[0]
+    if any(_has_audio(folder / d, depth - 1) and _identify_specific(folder / d) is None for d in dirs):
+        return "speaker_folders"
+    return None
+
+
+_DEEP = 64  # "no limit" for recursive checks of a folder the user named explicitly
+
+
+def detect_layout(folder: str | Path) -> tuple[str, Path] | None:
+    """The layout of ``folder`` and the folder it applies to, or ``None`` when nothing fits.
+
+    The folder returned differs from ``folder`` only for a VCTK root (its ``wav48*`` folder).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> (folder / "wavs").mkdir(); (folder / "metadata.csv").touch()
+    >>> detect_layout(folder)[0]
+    'ljspeech'
+    """
+    folder = Path(folder)
+    specific = _identify_specific(folder)
+    if specific:
+        return specific
+    generic = _identify_generic(folder, _DEEP)
+    return (generic, folder) if generic else None
+
+
+# --------------------------------------------------------------------------------------------------
+# Finding and selecting corpora
+# --------------------------------------------------------------------------------------------------
+def _check_root(datasets_root: str | Path) -> Path:
+    root = Path(datasets_root).expanduser()
+    if not root.exists():
+        raise CorpusError(f"The datasets root '{root}' does not exist.")
+    if not root.is_dir():
+        raise CorpusError(f"The datasets root '{root}' is not a folder.")
+    return root
+
+
+def _corpus_name(folder: Path, root: Path) -> str:
+    """``folder`` relative to ``root`` when inside it (lexically or after resolving links), else its name."""
+    for candidate, base in ((folder, root), (folder.resolve(), root.resolve())):
+        try:
+            relative = candidate.relative_to(base).as_posix()
+        except ValueError:
+            continue
+        return relative if relative != "." else base.name
+    return folder.name
+
+
+def _search(folder: Path, root: Path, max_depth: int, kinds: Sequence[str]) -> list[Corpus]:
+    """Corpora strictly below ``folder`` (never ``folder`` itself), breadth-first up to ``max_depth``.
+
+    Generic layouts are recognised only from their shallow shape here (audio at most one level below a
+    speaker folder) so that ``LibriSpeech/`` is searched further rather than taken for speaker folders.
+    """
+    found: list[Corpus] = []
+    pending = [(folder / child, 1) for child in _list_dir(folder)[0] if child != OUTPUT_FOLDER]
+    while pending:
+        current, depth = pending.pop(0)
+        identified = _identify_specific(current)
+        if identified is None and any(kind in kinds for kind in _GENERIC_KINDS):
+            generic = _identify_generic(current, 1)
+            identified = (generic, current) if generic else None
+        if identified and identified[0] in kinds:
+            kind, path = identified
+            found.append(Corpus(_corpus_name(path, root), path, kind))
+        elif identified is None and depth < max_depth:
+            pending.extend((current / child, depth + 1) for child in _list_dir(current)[0])
+    return sorted(found, key=lambda corpus: _natural_key(corpus.name))
+
+
+def find_corpora(datasets_root: str | Path, max_depth: int = _DISCOVERY_DEPTH) -> list[Corpus]:
+    """Every recognised corpus under ``datasets_root``, sorted by name.
+
+    Folders are searched ``max_depth`` levels deep; a recognised corpus is not searched further, and
+    the ``SV2TTS`` output folder and hidden folders never are. When nothing is found below it, the root
+    itself is tried (a folder of speaker folders given as the root).
+
+    Raises
+    ------
+    CorpusError
+        The root does not exist or is not a folder.
+    """
+    root = _check_root(datasets_root)
+    found = _search(root, root, max_depth, _SPECIFIC_KINDS + _GENERIC_KINDS)
+    if not found:
+        layout = detect_layout(root)
+        if layout:
+            found = [Corpus(_corpus_name(layout[1], root), layout[1], layout[0])]
+    return found
+
+
+def resolve_corpora(datasets_root: str | Path, dataset: str) -> list[Corpus]:
+    """The corpora one ``-d`` entry names.
+
+    ``dataset`` is an RTVC alias (:data:`DATASET_ALIASES`), a path relative to the root, or an absolute
+    path. A folder that is not itself a corpus but holds some (``LibriSpeech`` holding its subsets)
+    gives all of them.
+
+    Raises
+    ------
+    CorpusError
+        The folder does not exist or matches no layout.
+    """
+    root = _check_root(datasets_root)
+    relative = DATASET_ALIASES.get(dataset, dataset)
+    folder = Path(relative).expanduser()
+    folder = folder if folder.is_absolute() else root / folder
+    if not folder.is_dir():
+        where = f"under the datasets root '{root}'" if not Path(relative).is_absolute() else "or is not a folder"
+        raise CorpusError(f"The dataset '{dataset}' ({folder}) does not exist {where}.")
+    specific = _identify_specific(folder)
+    if specific:
+        return [Corpus(_corpus_name(specific[1], root), specific[1], specific[0])]
+    inner = _search(folder, root, _DISCOVERY_DEPTH, _SPECIFIC_KINDS)
+    if inner:
+        return inner
+    generic = _identify_generic(folder, _DEEP)
+    if generic:
+        return [Corpus(_corpus_name(folder, root), folder, generic)]
+    raise CorpusError(
+        f"The dataset folder '{folder}' matches no known layout (LibriSpeech, LibriTTS, VCTK, VoxCeleb, "
+        "LJSpeech metadata.csv + wavs/, audio files with .txt transcripts, or speaker sub-folders of audio)."
+    )
+
+
+def select_corpora(datasets_root: str | Path, datasets: Sequence[str] | None = None) -> list[Corpus]:
+    """The corpora named by ``datasets`` (``-d``), or every one found under the root when ``None``/empty.
+
+    Duplicates (the same folder named twice) are removed, the order of ``datasets`` is kept.
+
+    Raises
+    ------
+    CorpusError
+        Bad root, a bad dataset, or no corpus at all.
+    """
+    names = [name.strip() for name in datasets or () if name.strip()]
+    if not names:
+        corpora = find_corpora(datasets_root)
+        if not corpora:
+            raise CorpusError(
+                f"No recognised dataset under '{datasets_root}'; name the dataset folders with -d."
+            )
+        return corpora
+    corpora = []
+    seen: set[str] = set()
+    for name in names:
+        for corpus in resolve_corpora(datasets_root, name):
+            key = os.path.realpath(corpus.path)
+            if key not in seen:
+                seen.add(key)
+                corpora.append(corpus)
+    return corpora
