@@ -26,6 +26,8 @@ from __future__ import annotations
 import errno
 import pickle
 import re
+import struct
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
@@ -97,8 +99,11 @@ def load_checkpoint_file(path: str | Path, what: str, map_location: str | torch.
     if size == 0:
         raise CheckpointError(f"{prefix} is empty (0 bytes); download or train it again.")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError) as error:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")  # junk bytes, reported below
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError,
+            IndexError, KeyError, TypeError, AttributeError, struct.error) as error:  # the safe unpickler chokes variously on junk
         text = _ANSI_ESCAPE.sub("", str(error)).strip()  # torch's messages contain terminal bold codes
         # torch's weights-only message starts with advice about weights_only=False; the cause comes after
         # "WeightsUnpickler error:". "Unsupported global" means a pickled Python object (a class instance,

@@ -127,6 +127,34 @@ def broadcast_object(value: Any, context: DistributedContext) -> Any:
     return holder[0]
 
 
+def gather_objects(value: Any, context: DistributedContext) -> list[Any]:
+    """Every rank's ``value``, in rank order, on every rank (``[value]`` alone).
+
+    Examples
+    --------
+    >>> gather_objects({"done": 3}, DistributedContext())
+    [{'done': 3}]
+    """
+    if not context.is_distributed:
+        return [value]
+    gathered: list[Any] = [None] * context.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
+def broadcast_buffers(model: nn.Module, context: DistributedContext) -> None:
+    """Copy rank 0's buffers (BatchNorm statistics) into every rank's bare ``model``.
+
+    DDP broadcasts buffers at the start of each forward pass, so after the last training step each
+    rank still holds the statistics of its own last batch; call this once training ends so every rank
+    returns the same model as the checkpoint rank 0 wrote.
+    """
+    if not context.is_distributed:
+        return
+    for buffer in unwrap_model(model).buffers():
+        dist.broadcast(buffer.data, src=0)
+
+
 def barrier(context: DistributedContext) -> None:
     """Wait for every rank (no-op alone)."""
     if context.is_distributed:

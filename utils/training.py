@@ -104,9 +104,10 @@ def add_training_arguments(
                        help="Folder holding one sub-folder per run (default: %(default)s).")
     group.add_argument("--config", type=Path, default=None,
                        help="JSON file of hyperparameters (all or some fields; e.g. a run's hparams.json).")
-    group.add_argument("--hparams", nargs="*", default=[], metavar="KEY=VALUE",
+    group.add_argument("--hparams", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
                        help="Hyperparameter overrides with JSON values, e.g. speakers_per_batch=16 "
-                            "'tts_schedule=[[2,1e-3,20000,12]]'. Applied after --config.")
+                            "'tts_schedule=[[2,1e-3,20000,12]]'. Applied after --config; repeating "
+                            "--hparams adds to the list.")
     group.add_argument("-s", "--save_every", type=int, default=save_every,
                        help="Save <run>/<model>.pt every this many steps; 0 saves only at the end (default: %(default)s).")
     group.add_argument("-b", "--backup_every", type=int, default=backup_every,
@@ -445,14 +446,26 @@ class TrainingSession:
         ``False``, so :meth:`attach` restores the optimizer and step only when resuming.
         """
         if self.checkpoint_path.exists() and not self.options.force_restart:
-            checkpoint = dict(load_checkpoint_file(self.checkpoint_path, self.model_type, map_location="cpu"))
+            checkpoint = self._load_own_type(self.checkpoint_path)
             checkpoint["resume"] = True
             return checkpoint
         if self.options.init_from is not None:
-            checkpoint = dict(load_checkpoint_file(self.options.init_from, self.model_type, map_location="cpu"))
+            checkpoint = self._load_own_type(self.options.init_from)
             checkpoint["resume"] = False
             return checkpoint
         return None
+
+    def _load_own_type(self, path: Path) -> dict:
+        # Our files name their model: say "a synthesizer checkpoint" before its hparams confuse resolve_hparams.
+        checkpoint = dict(load_checkpoint_file(path, self.model_type, map_location="cpu"))
+        stored = checkpoint.get("model_type")
+        if isinstance(stored, str) and stored != self.model_type:
+            def article(noun: str) -> str:
+                return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
+
+            raise CheckpointError(f"The {self.model_type} checkpoint '{path}' is {article(stored)} checkpoint, "
+                                  f"not {article(self.model_type)} checkpoint.")
+        return checkpoint
 
     @staticmethod
     def stored_hparams(checkpoint: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -493,8 +506,6 @@ class TrainingSession:
         extra_state
             More entries for every checkpoint (e.g. the epoch).
         """
-        self.model, self.optimizer, self.hparams = model, optimizer, hparams
-        self.set_model_step, self.extra_state = set_model_step, extra_state
         if checkpoint is not None:
             path = self.checkpoint_path if checkpoint.get("resume") else self.options.init_from
             state = extract_state_dict(checkpoint, path, self.model_type)
@@ -516,10 +527,16 @@ class TrainingSession:
                 self.step = int(checkpoint["step"])
             elif model_step is not None:
                 self.step = int(model_step(model))
+        # Adopted only once restored: after a failed restore, close() must not save over the checkpoint.
+        self.model, self.optimizer, self.hparams = model, optimizer, hparams
+        self.set_model_step, self.extra_state = set_model_step, extra_state
         # Every rank must agree on where it starts, whatever its file system showed it.
         self._resumed = bool(checkpoint is not None and checkpoint.get("resume"))
         self.step = int(broadcast_object(self.step, self.context))
         self._start_step = self.step
+        if self.options.max_steps is not None and self.step >= self.options.max_steps:
+            # A resumed run already at --max_steps must not train one more step before noticing.
+            self.stop_reason = f"already at --max_steps {self.options.max_steps}"
         if self.context.is_main:
             self._remove_stale_temporaries()
             hparams.save_json(self.run_dir / "hparams.json")
@@ -676,7 +693,7 @@ class TrainingSession:
                 self._bar.close()
                 self._bar = None
             self.logger.close()
-        if self.context.is_main and self.model is not None:
+        if save and self.context.is_main and self.model is not None:  # not after a failure: nothing was saved
             reason = f" ({self.stop_reason})" if self.stop_reason else ""
             print(f"Saved {self.checkpoint_path} at step {self.step}{reason}.", flush=True)
 

@@ -239,3 +239,12 @@ def test_save_checkpoint_on_a_full_disk_keeps_the_previous_file(full_disk):
         save_checkpoint(target, {"model_state": torch.nn.Linear(64, 64).state_dict()})
     assert target.read_bytes() == b"previous"
     assert sorted(path.name for path in full_disk.iterdir()) == ["filler.bin", "model.pt"]
+
+
+@pytest.mark.parametrize("content", [b"hello, this is not a checkpoint\n", b"\x80\x02]q\x00", bytes(range(256)) * 3,
+                                     b"x", b"\x80\x48garbage"])
+def test_junk_files_give_a_checkpoint_error_not_a_traceback(tmp_path, content):
+    path = tmp_path / "junk.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="junk.pt"):
+        load_checkpoint_file(path, "encoder")
