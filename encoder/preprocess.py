@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+import encoder.data
 from encoder.audio import preprocess_wav, wav_to_mel_spectrogram, webrtcvad_available
 from encoder.hparams import EncoderHParams
 from utils.atomic_write import atomic_write
@@ -141,11 +142,9 @@ def parse_source_line(line: str) -> tuple[str, str] | None:
 
 def read_sources(path: str | Path) -> dict[str, str]:
     """``{npy name: source path}`` of a speaker's ``_sources.txt`` (empty when the file is missing)."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
+    if not Path(path).is_file():
         return {}
-    return dict(parsed for parsed in map(parse_source_line, lines) if parsed)
+    return {name: source for name, source in encoder.data.read_sources(Path(path)) if source is not None}
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
