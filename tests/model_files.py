@@ -19,11 +19,15 @@ from vocoder.model import build_wavernn
 
 
 def _adam_state(model: torch.nn.Module) -> dict:
-    """Optimizer state after one real Adam step with zero gradients (weights stay as they are)."""
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(parameters, lr=1e-3)
-    for parameter in parameters:
-        parameter.grad = torch.zeros_like(parameter)
+    """Optimizer state after one real Adam step with zero gradients (weights stay as they are).
+
+    Like RTVC, Adam gets *all* parameters, including WaveRNN's non-trainable ``step`` (quirk 20), so
+    the parameter groups have RTVC's sizes and the state resumes in our trainers.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            parameter.grad = torch.zeros_like(parameter)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return optimizer.state_dict()

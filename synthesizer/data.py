@@ -1,0 +1,264 @@
+"""Synthesizer training data: ``<syn_dir>/train.txt`` + ``mels/`` + ``embeds/`` as batches for Tacotron.
+
+The layout is RTVC's (``python -m synthesizer.preprocess`` writes it)::
+
+    <syn_dir>/train.txt        audio-<b>.npy|mel-<b>.npy|embed-<b>.npy|<samples>|<frames>|<text>
+    <syn_dir>/mels/mel-<b>.npy      (T, num_mels) float32 in [-4, 4]
+    <syn_dir>/embeds/embed-<b>.npy  (speaker_embedding_size,) float32, unit norm
+
+An item is ``(text ids, mel (num_mels, T), embedding, index)``. :class:`SynthesizerCollator` pads a
+list of items for a given ``r`` the way RTVC does (ids with 0, mels with the silence value up to
+``max frames + 1`` rounded up to a multiple of ``r``, stop targets 1 from each item's last real frame
+on) and, unlike RTVC (quirk 27), also returns a frame mask so the losses can ignore padding.
+
+Examples
+--------
+>>> import torch
+>>> items = [SynthesizerItem(torch.tensor([30, 31, 1]), torch.zeros(2, 3), torch.ones(4), 0),
+...          SynthesizerItem(torch.tensor([40, 1]), torch.ones(2, 1), torch.ones(4), 1)]
+>>> batch = SynthesizerCollator(r=2, pad_value=-4.0)(items)
+>>> batch.texts.tolist(), batch.mels.shape
+([[30, 31, 1], [40, 1, 0]], torch.Size([2, 2, 4]))
+>>> batch.frame_mask.tolist(), batch.stop_targets.tolist()
+([[1.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]], [[0.0, 0.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0]])
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from synthesizer.hparams import SynthesizerHParams
+from synthesizer.text import TextWarning, encode_text
+from utils.distributed import DistributedContext
+from utils.training import TrainingError, worker_init_fn
+
+#: What to run when the embeddings are missing (named in the error message).
+EMBEDDINGS_HINT = "compute the speaker embeddings first (the embeddings step of python -m synthesizer.preprocess)"
+
+
+class SynthesizerItem(NamedTuple):
+    """One utterance, ready to batch."""
+
+    text_ids: Tensor  # (Tc,) int64, ends with EOS (id 1)
+    mel: Tensor  # (num_mels, T) float32
+    embedding: Tensor  # (speaker_embedding_size,) float32
+    index: int  # position in the dataset
+
+
+class SynthesizerBatch(NamedTuple):
+    """A padded batch; ``T`` is a multiple of ``r`` and larger than every item's frame count."""
+
+    texts: Tensor  # (B, Tc) int64, padded with 0
+    text_lengths: Tensor  # (B,) int64, EOS included
+    mels: Tensor  # (B, num_mels, T) float32, padded with the silence value
+    mel_lengths: Tensor  # (B,) int64, real frames
+    frame_mask: Tensor  # (B, T) float32, 1 for real frames
+    stop_targets: Tensor  # (B, T) float32, 1 from the last real frame on
+    embeddings: Tensor  # (B, speaker_embedding_size) float32
+    indices: Tensor  # (B,) int64 dataset positions
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "SynthesizerBatch":
+        """The same batch with every tensor on ``device``."""
+        return SynthesizerBatch(*(tensor.to(device, non_blocking=non_blocking) for tensor in self))
+
+
+def padded_length(max_frames: int, r: int) -> int:
+    """RTVC's target length: ``max_frames + 1`` rounded up to a multiple of ``r``.
+
+    The extra frame guarantees that even the longest item has a padding frame, where its stop
+    target is 1 after its last real frame.
+
+    Examples
+    --------
+    >>> padded_length(6, 2), padded_length(7, 2), padded_length(7, 1), padded_length(5, 3)
+    (8, 8, 8, 6)
+    """
+    return int(math.ceil((max_frames + 1) / r) * r)
+
+
+class SynthesizerCollator:
+    """Pad a list of :class:`SynthesizerItem` into a :class:`SynthesizerBatch` for ``r`` frames per step.
+
+    A class rather than a closure so DataLoader worker processes can pickle it.
+
+    Parameters
+    ----------
+    r
+        Decoder frames per step: the padded length is a multiple of it.
+    pad_value
+        Value of padded mel frames: the silence floor, ``-max_abs_value`` (−4) for symmetric mels.
+    """
+
+    def __init__(self, r: int, pad_value: float) -> None:
+        if r < 1:
+            raise ValueError(f"r must be at least 1, not {r}")
+        self.r = int(r)
+        self.pad_value = float(pad_value)
+
+    def __call__(self, items: Sequence[SynthesizerItem]) -> SynthesizerBatch:
+        if not items:
+            raise ValueError("cannot collate an empty batch")
+        text_lengths = torch.tensor([len(item.text_ids) for item in items], dtype=torch.int64)  # (B,)
+        mel_lengths = torch.tensor([item.mel.shape[1] for item in items], dtype=torch.int64)  # (B,)
+        n_mels = items[0].mel.shape[0]
+        n_frames = padded_length(int(mel_lengths.max()), self.r)
+
+        texts = torch.zeros(len(items), int(text_lengths.max()), dtype=torch.int64)  # (B, Tc)
+        mels = torch.full((len(items), n_mels, n_frames), self.pad_value, dtype=torch.float32)  # (B, M, T)
+        for row, item in enumerate(items):
+            texts[row, : len(item.text_ids)] = item.text_ids
+            mels[row, :, : item.mel.shape[1]] = item.mel
+
+        frame_index = torch.arange(n_frames).unsqueeze(0)  # (1, T)
+        frame_mask = (frame_index < mel_lengths.unsqueeze(1)).to(torch.float32)  # (B, T)
+        stop_targets = (frame_index >= mel_lengths.unsqueeze(1) - 1).to(torch.float32)  # (B, T)
+        embeddings = torch.stack([item.embedding for item in items]).to(torch.float32)  # (B, S)
+        indices = torch.tensor([item.index for item in items], dtype=torch.int64)
+        return SynthesizerBatch(texts, text_lengths, mels, mel_lengths, frame_mask, stop_targets, embeddings, indices)
+
+
+def mel_pad_value(hparams: SynthesizerHParams) -> float:
+    """The silence value of the mel domain: −max_abs_value for symmetric mels, else 0."""
+    return -hparams.max_abs_value if hparams.symmetric_mels else 0.0
+
+
+class SynthesizerDataset(Dataset):
+    """The utterances of ``<syn_dir>/train.txt`` that have frames, with their mels and embeddings.
+
+    Parameters
+    ----------
+    syn_dir
+        The synthesizer data folder (``train.txt``, ``mels/``, ``embeds/``).
+    hparams
+        For the text cleaners, ``num_mels`` and ``speaker_embedding_size`` (checked on the first item).
+
+    Raises
+    ------
+    TrainingError
+        When the folder or ``train.txt`` is missing, lists no utterance, or mels/embeddings are
+        missing or of the wrong size.
+    """
+
+    def __init__(self, syn_dir: str | Path, hparams: SynthesizerHParams) -> None:
+        from synthesizer.metadata import read_train_txt  # the preprocessing's reader of RTVC's format
+
+        self.root = Path(syn_dir)
+        self.hparams = hparams
+        if not self.root.is_dir():
+            raise TrainingError(f"The synthesizer data folder '{self.root}' does not exist.")
+        metadata = self.root / "train.txt"
+        if not metadata.is_file():
+            raise TrainingError(
+                f"The synthesizer data folder '{self.root}' has no train.txt; preprocess a dataset into it first "
+                "(python -m synthesizer.preprocess)."
+            )
+        try:
+            entries = read_train_txt(metadata)
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            raise TrainingError(f"Cannot read '{metadata}': {error}") from None
+        self.entries = [entry for entry in entries if int(entry.n_frames) > 0]
+        if not self.entries:
+            raise TrainingError(f"'{metadata}' lists no utterance with mel frames; preprocess a dataset into '{self.root}'.")
+        self.mels_dir = self.root / "mels"
+        self.embeds_dir = self.root / "embeds"
+        self._check_files(metadata)
+        self._check_first_item()
+
+    def _check_files(self, metadata: Path) -> None:
+        missing = [path for entry in self.entries
+                   for path in (self.mels_dir / entry.mel_name, self.embeds_dir / entry.embed_name)
+                   if not path.is_file()]
+        if not missing:
+            return
+        missing_embeds = [path for path in missing if path.parent == self.embeds_dir]
+        what = "embedding" if len(missing_embeds) == len(missing) else "mel or embedding"
+        hint = EMBEDDINGS_HINT if what == "embedding" else "preprocess the dataset again"
+        raise TrainingError(
+            f"{len(missing)} {what} file(s) listed in '{metadata}' are missing (first: '{missing[0]}'); {hint}."
+        )
+
+    def _check_first_item(self) -> None:
+        item = self[0]
+        entry = self.entries[0]
+        if item.mel.shape[0] != self.hparams.num_mels:
+            raise TrainingError(
+                f"The mel '{self.mels_dir / entry.mel_name}' has {item.mel.shape[0]} bands but num_mels is "
+                f"{self.hparams.num_mels}; mels are stored as (frames, {self.hparams.num_mels}) arrays."
+            )
+        if item.embedding.shape != (self.hparams.speaker_embedding_size,):
+            raise TrainingError(
+                f"The embedding '{self.embeds_dir / entry.embed_name}' has shape {tuple(item.embedding.shape)} "
+                f"but speaker_embedding_size is {self.hparams.speaker_embedding_size}."
+            )
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def text_ids(self, index: int) -> Tensor:
+        """``(Tc,)`` int64 symbol ids of utterance ``index`` (cleaned, EOS appended)."""
+        with warnings.catch_warnings():
+            # A corpus has many texts with an odd character; one warning per item would flood the log.
+            warnings.simplefilter("ignore", TextWarning)
+            ids = encode_text(self.entries[index].text, self.hparams.tts_cleaner_names).ids
+        return torch.tensor(ids, dtype=torch.int64)
+
+    def __getitem__(self, index: int) -> SynthesizerItem:
+        entry = self.entries[index]
+        mel_path = self.mels_dir / entry.mel_name
+        embed_path = self.embeds_dir / entry.embed_name
+        try:
+            mel = np.load(mel_path)  # (T, num_mels), RTVC's on-disk orientation
+            embedding = np.load(embed_path)  # (S,)
+        except (OSError, ValueError) as error:
+            raise TrainingError(f"Cannot read '{mel_path}' or '{embed_path}': {error}") from None
+        if mel.ndim != 2:
+            raise TrainingError(f"The mel '{mel_path}' has shape {mel.shape}; expected (frames, num_mels).")
+        mel_tensor = torch.from_numpy(np.ascontiguousarray(mel.T, dtype=np.float32))  # (num_mels, T)
+        embed_tensor = torch.from_numpy(np.asarray(embedding, dtype=np.float32).reshape(-1))  # (S,)
+        return SynthesizerItem(self.text_ids(index), mel_tensor, embed_tensor, index)
+
+
+def build_loader(
+    dataset: SynthesizerDataset,
+    r: int,
+    batch_size: int,
+    context: DistributedContext,
+    *,
+    seed: int,
+    num_workers: int = 2,
+) -> tuple[DataLoader, DistributedSampler]:
+    """Shuffled loader of padded batches for ``r``; each rank reads its own share of every epoch.
+
+    A :class:`~torch.utils.data.DistributedSampler` is used even alone (one replica), so the order
+    depends only on ``seed`` and the epoch: call ``sampler.set_epoch(epoch)`` before each epoch.
+    Partial last batches are kept so a dataset smaller than a batch still trains.
+
+    Parameters
+    ----------
+    batch_size
+        Items per batch on this rank.
+    seed
+        Same on every rank (the sampler splits one shared permutation).
+    """
+    sampler = DistributedSampler(dataset, num_replicas=context.world_size, rank=context.rank,
+                                 shuffle=True, seed=seed, drop_last=False)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        collate_fn=SynthesizerCollator(r, mel_pad_value(dataset.hparams)),
+        num_workers=num_workers,
+        worker_init_fn=worker_init_fn if num_workers > 0 else None,
+        persistent_workers=num_workers > 0,
+        pin_memory=context.device.type == "cuda",
+        drop_last=False,
+    )
+    return loader, sampler
