@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -65,7 +66,7 @@ class SynthesizerBatch(NamedTuple):
     embeddings: Tensor  # (B, speaker_embedding_size) float32
     indices: Tensor  # (B,) int64 dataset positions
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "SynthesizerBatch":
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> SynthesizerBatch:
         """The same batch with every tensor on ``device``."""
         return SynthesizerBatch(*(tensor.to(device, non_blocking=non_blocking) for tensor in self))
 

@@ -1,0 +1,525 @@
+"""Train the synthesizer (Tacotron) on preprocessed data, alone or under ``torchrun``.
+
+Usage::
+
+    python -m synthesizer.train <run_id> <syn_dir> [-m saved_models] [--hparams KEY=VALUE ...]
+                                [--init_from synthesizer.pt] [--max_steps N] [-f] ...
+    torchrun --nproc_per_node=4 -m synthesizer.train <run_id> <syn_dir> ...
+
+``<syn_dir>`` is what ``python -m synthesizer.preprocess`` wrote (``train.txt``, ``mels/``,
+``embeds/``). Training follows ``tts_schedule``: rows ``(r, learning_rate, until_step, batch_size)``
+are sessions, the current one is the first whose ``until_step`` lies beyond the step count, and
+training ends after the last. ``batch_size`` is per process, as in the other trainers: under
+``torchrun`` each rank draws its own batches and the effective batch is ``batch_size`` × processes. The checkpoint ``<models_dir>/<run_id>/synthesizer.pt`` loads with
+:meth:`synthesizer.inference.Synthesizer.from_checkpoint` and, through its RTVC keys, in RTVC.
+
+What differs from RTVC: padded frames are masked out of the losses (quirk 27), the stop token is
+trained per decoder step, non-finite gradients skip the update instead of corrupting the weights,
+list-valued overrides such as ``tts_schedule`` can be passed (quirk 28), the run folder is created
+with its parents (quirk 29), and Griffin-Lim samples work with current NumPy (quirk 10).
+
+Examples
+--------
+>>> schedule = parse_schedule([[2, 1e-3, 100, 8], [4, 5e-4, 300, 16]])
+>>> session_for_step(schedule, 99).r, session_for_step(schedule, 100).r, session_for_step(schedule, 300)
+(2, 4, None)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from synthesizer.data import SynthesizerBatch, SynthesizerDataset, build_loader
+from synthesizer.hparams import SynthesizerHParams
+from synthesizer.metrics import attention_diagonality
+from synthesizer.model import Tacotron, TacotronOutput, build_tacotron
+from synthesizer.text import sequence_to_text
+from synthesizer.text.symbols import SYMBOLS
+from utils.distributed import (
+    DistributedContext,
+    broadcast_buffers,
+    broadcast_object,
+    init_distributed,
+    shutdown_distributed,
+    wrap_model,
+)
+from utils.training import (
+    TrainingError,
+    TrainingOptions,
+    TrainingSession,
+    add_training_arguments,
+    epochs_of_batches,
+    options_from_args,
+    resolve_hparams,
+    run_cli,
+    seed_everything,
+)
+
+MODEL_TYPE = "synthesizer"
+
+#: Give up when this many updates in a row had NaN/inf gradients: the run has diverged.
+MAX_CONSECUTIVE_SKIPPED_UPDATES = 50
+
+
+# ----------------------------------------------------------------------------------------------
+# Schedule
+
+
+class ScheduleSession(NamedTuple):
+    """One row of ``tts_schedule``: train with ``r`` and ``learning_rate`` until ``until_step``."""
+
+    index: int
+    r: int
+    learning_rate: float
+    until_step: int
+    batch_size: int
+
+
+def parse_schedule(rows: Sequence[Sequence[Any]], max_r: int = 20) -> list[ScheduleSession]:
+    """Validate ``tts_schedule`` rows ``(r, lr, until_step, batch_size)``.
+
+    Raises
+    ------
+    TrainingError
+        A row of the wrong length or type, r outside 1…max_r, a non-positive rate or batch, or end
+        steps that do not increase.
+
+    Examples
+    --------
+    >>> parse_schedule([(2, 1e-3, 20_000, 12)])
+    [ScheduleSession(index=0, r=2, learning_rate=0.001, until_step=20000, batch_size=12)]
+    """
+    sessions: list[ScheduleSession] = []
+    if not rows:
+        raise TrainingError("tts_schedule is empty; give at least one row [r, learning_rate, until_step, batch_size].")
+    for index, row in enumerate(rows):
+        if len(row) != 4:
+            raise TrainingError(f"tts_schedule row {index + 1} ({list(row)}) must be [r, learning_rate, until_step, batch_size].")
+        r, lr, until, batch = row
+        if not all(isinstance(value, int) and not isinstance(value, bool) for value in (r, until, batch)) \
+                or not isinstance(lr, (int, float)):
+            raise TrainingError(f"tts_schedule row {index + 1} ({list(row)}) needs integers r, until_step, batch_size "
+                                "and a number learning_rate.")
+        if not 1 <= r <= max_r:
+            raise TrainingError(f"tts_schedule row {index + 1}: r must be between 1 and {max_r}, not {r}.")
+        if not lr > 0 or not math.isfinite(lr):
+            raise TrainingError(f"tts_schedule row {index + 1}: the learning rate must be positive, not {lr}.")
+        if batch < 1:
+            raise TrainingError(f"tts_schedule row {index + 1}: the batch size must be at least 1, not {batch}.")
+        if sessions and until <= sessions[-1].until_step:
+            raise TrainingError(f"tts_schedule row {index + 1}: until_step {until} must be larger than the previous "
+                                f"row's {sessions[-1].until_step}.")
+        if until < 1:
+            raise TrainingError(f"tts_schedule row {index + 1}: until_step must be positive, not {until}.")
+        sessions.append(ScheduleSession(index, int(r), float(lr), int(until), int(batch)))
+    return sessions
+
+
+def session_for_step(schedule: Sequence[ScheduleSession], step: int) -> ScheduleSession | None:
+    """The session that trains step ``step + 1``: the first whose end lies beyond ``step``; None when done.
+
+    Examples
+    --------
+    >>> schedule = parse_schedule([[2, 1e-3, 10, 4], [3, 1e-4, 20, 4]])
+    >>> [session_for_step(schedule, step).index for step in (0, 9, 10, 19)]
+    [0, 0, 1, 1]
+    """
+    for session in schedule:
+        if session.until_step > step:
+            return session
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# Loss
+
+
+class TacotronLosses(NamedTuple):
+    """The four terms of RTVC's loss and their sum (scalar tensors)."""
+
+    total: Tensor
+    mel_mse: Tensor
+    mel_l1: Tensor
+    postnet_mse: Tensor
+    stop: Tensor
+
+    def as_floats(self) -> dict[str, float]:
+        """``{"loss": ..., "mel_mse": ...}`` for logging."""
+        values = self._asdict()
+        values["loss"] = values.pop("total")
+        return {name: float(value.detach()) for name, value in values.items()}
+
+
+def masked_mean(values: Tensor, frame_mask: Tensor) -> Tensor:
+    """Mean of ``values`` (B, C, T) over real frames only (``frame_mask`` (B, T), 1 = real).
+
+    Examples
+    --------
+    >>> values = torch.tensor([[[1.0, 3.0, 100.0]]])
+    >>> masked_mean(values, torch.tensor([[1.0, 1.0, 0.0]])).item()
+    2.0
+    """
+    mask = frame_mask.unsqueeze(1).to(values.dtype)  # (B, 1, T)
+    n_values = mask.sum() * values.size(1)
+    return (values * mask).sum() / n_values.clamp(min=1.0)
+
+
+def stop_step_targets(batch: SynthesizerBatch, r: int) -> tuple[Tensor, Tensor]:
+    """Per decoder step stop targets and mask for stop probabilities repeated ``r`` times.
+
+    The model emits one stop probability per decoder step (``r`` frames), and inference stops after
+    the first step whose probability exceeds 0.5, keeping that step's frames. So a step's target is
+    the frame-level target of its *last* frame: 1 for the step that holds the utterance's last real
+    frame (and every later step), 0 before. Steps are trained up to and including the one that holds
+    the first padding frame: its input (the last real frame) is real, and a target of 1 there teaches
+    the token to keep firing once the utterance is over, so a stop missed by one step is caught at the
+    next. Later padding steps are masked out, since their inputs are padding (RTVC trained on them all,
+    quirk 27, so the many easy 1s on padding swamped the one step that matters).
+
+    Returns
+    -------
+    targets, mask
+        ``(B, S)`` float32 each, ``S = T // r``.
+
+    Examples
+    --------
+    >>> from synthesizer.data import SynthesizerCollator, SynthesizerItem
+    >>> item = lambda frames: SynthesizerItem(torch.tensor([5, 1]), torch.zeros(1, frames), torch.ones(2), 0)
+    >>> batch = SynthesizerCollator(2, -4.0)([item(5), item(2)])  # T = 6, three steps of two frames
+    >>> targets, mask = stop_step_targets(batch, 2)
+    >>> targets.tolist(), mask.tolist()
+    ([[0.0, 0.0, 1.0], [1.0, 1.0, 1.0]], [[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    """
+    n_steps = batch.stop_targets.size(1) // r
+    targets = batch.stop_targets[:, r - 1 :: r][:, :n_steps]  # (B, S) target of each step's last frame
+    starts = torch.arange(n_steps, device=batch.mel_lengths.device) * r  # (S,) first frame of each step
+    mask = (starts.unsqueeze(0) <= batch.mel_lengths.unsqueeze(1)).to(torch.float32)  # (B, S)
+    return targets, mask
+
+
+#: Probabilities are clamped to [ε, 1 − ε] inside the logs: a saturated sigmoid (exactly 0 or 1 in
+#: float32) then costs at most −log ε ≈ 16 and gets a zero, not a NaN, gradient.
+STOP_EPSILON = 1e-7
+
+
+def binary_cross_entropy(probabilities: Tensor, targets: Tensor) -> Tensor:
+    """Elementwise BCE of probabilities, in float32, safe under autocast and with saturated inputs.
+
+    The model returns probabilities (its sigmoid is part of RTVC's architecture), not logits.
+    ``F.binary_cross_entropy`` is not used: it refuses to run under CUDA autocast and raises on a NaN
+    input instead of letting the step be skipped.
+
+    Examples
+    --------
+    >>> losses = binary_cross_entropy(torch.tensor([0.5, 1.0, 1.0]), torch.tensor([1.0, 1.0, 0.0]))
+    >>> [round(value, 4) + 0.0 for value in losses.tolist()]
+    [0.6931, 0.0, 16.1181]
+    """
+    probabilities = probabilities.float()
+    targets = targets.float()
+    log_p = torch.log(probabilities.clamp(min=STOP_EPSILON))
+    log_not_p = torch.log((1.0 - probabilities).clamp(min=STOP_EPSILON))
+    return -(targets * log_p + (1.0 - targets) * log_not_p)
+
+
+def tacotron_loss(output: TacotronOutput, batch: SynthesizerBatch, r: int) -> TacotronLosses:
+    """RTVC's loss with padding masked out.
+
+    ``MSE(decoder mels) + L1(decoder mels) + MSE(post-net mels)`` over real frames, plus the stop
+    token's BCE over the steps of :func:`stop_step_targets`. Computed in float32 whatever the
+    autocast precision of ``output``.
+
+    Parameters
+    ----------
+    output
+        The teacher-forced forward pass on ``batch``.
+    batch
+        Its targets, on the same device.
+    r
+        Frames per decoder step of that pass.
+    """
+    target = batch.mels.float()  # (B, M, T)
+    mels = output.mels.float()
+    postnet = output.postnet_mels.float()
+    mel_mse = masked_mean((mels - target) ** 2, batch.frame_mask)
+    mel_l1 = masked_mean((mels - target).abs(), batch.frame_mask)
+    postnet_mse = masked_mean((postnet - target) ** 2, batch.frame_mask)
+
+    step_targets, step_mask = stop_step_targets(batch, r)  # (B, S)
+    step_probabilities = output.stop[:, ::r][:, : step_targets.size(1)]  # (B, S), one value per step
+    stop_terms = binary_cross_entropy(step_probabilities, step_targets) * step_mask
+    stop = stop_terms.sum() / step_mask.sum().clamp(min=1.0)
+    return TacotronLosses(mel_mse + mel_l1 + postnet_mse + stop, mel_mse, mel_l1, postnet_mse, stop)
+
+
+# ----------------------------------------------------------------------------------------------
+# Samples
+
+
+def write_character_embeddings_tsv(path: Path) -> Path:
+    """RTVC's ``metas/CharacterEmbeddings.tsv``: one symbol per line (space as ``\\s``), for TensorBoard's projector."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(("\\s" if symbol == " " else symbol) + "\n" for symbol in SYMBOLS), encoding="utf-8")
+    return path
+
+
+def write_samples(
+    session: TrainingSession,
+    hparams: SynthesizerHParams,
+    batch: SynthesizerBatch,
+    output: TacotronOutput,
+    r: int,
+) -> dict[str, Path]:
+    """Plots, predicted mel and Griffin-Lim audio of the batch's first item (teacher-forced), on rank 0.
+
+    Files go to ``<run>/samples/step-<s>-*`` and the same images, audio and text to TensorBoard.
+    Returns the written paths by kind.
+    """
+    from synthesizer.audio import inv_mel_spectrogram
+    from synthesizer.plots import attention_figure, mel_comparison_figure, save_figure
+    from utils.audio_io import AudioError, save_audio
+
+    step = session.step
+    n_frames = int(batch.mel_lengths[0])
+    n_chars = int(batch.text_lengths[0])
+    n_steps = math.ceil(n_frames / r)
+    attention = output.attention[0, :n_steps, :n_chars].detach().float().cpu().numpy()  # (S, Tc)
+    predicted = output.postnet_mels[0, :, :n_frames].detach().float().cpu().numpy()  # (M, T)
+    target = batch.mels[0, :, :n_frames].detach().float().cpu().numpy()  # (M, T)
+    text = sequence_to_text(batch.texts[0, :n_chars].tolist())
+    score = float(attention_diagonality(attention, [n_chars], [n_steps])[0])
+
+    folder = session.samples_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = folder / f"step-{step:06d}"
+    title = f"Step {step}, r={r}, diagonality {score:.2f}\n{text}"
+    paths: dict[str, Path] = {}
+    figure = attention_figure(attention, title)
+    paths["attention"] = save_figure(figure, f"{stem}-attention.png")
+    session.logger.figure("samples/attention", figure, step)
+    figure = mel_comparison_figure(target, predicted, title, (-hparams.max_abs_value, hparams.max_abs_value))
+    paths["mel_plot"] = save_figure(figure, f"{stem}-mel-spectrogram.png")
+    session.logger.figure("samples/mel", figure, step)
+    paths["mel"] = stem.with_name(stem.name + "-mel-prediction.npy")
+    np.save(paths["mel"], predicted.T.astype(np.float32))  # (T, M), the orientation of the training mels
+    paths["text"] = stem.with_name(stem.name + "-text.txt")
+    paths["text"].write_text(text + "\n", encoding="utf-8")
+    session.logger.text("samples/text", text, step)
+    session.logger.scalars({"samples/attention_diagonality": score}, step)
+
+    wav = inv_mel_spectrogram(predicted, hparams, rng=np.random.default_rng(0))
+    if wav.size:
+        try:
+            paths["wav"] = save_audio(f"{stem}-wave-from-mel.wav", wav, hparams.sample_rate)
+        except AudioError as error:
+            warnings.warn(f"Could not write the sample audio: {error}", stacklevel=2)
+        session.logger.audio("samples/griffin_lim", wav, hparams.sample_rate, step)
+    session.logger.flush()
+    return paths
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+
+
+def check_symbols(checkpoint: dict | None, path: Path | None) -> None:
+    """Refuse checkpoints trained with another symbol table (their embedding rows mean other letters)."""
+    symbols = (checkpoint or {}).get("symbols")
+    if symbols is not None and symbols != "".join(SYMBOLS):
+        raise TrainingError(f"The synthesizer checkpoint '{path}' was trained with another text symbol table, "
+                            "so its character embedding would read the wrong letters.")
+
+
+def _read_model_step(model: nn.Module) -> int:
+    return int(model.step.item())  # RTVC keeps the step in this buffer
+
+
+def _write_model_step(model: nn.Module, step: int) -> None:
+    with torch.no_grad():
+        model.step.fill_(step)
+
+
+def _shared_seed(options: TrainingOptions, context: DistributedContext) -> int:
+    """The data-order seed, identical on every rank (rank 0 draws one when --seed is not given)."""
+    if options.seed is not None:
+        return int(options.seed)
+    return int(broadcast_object(int(np.random.SeedSequence().entropy % 2**31), context))
+
+
+def train(options: TrainingOptions, syn_dir: str | Path) -> Tacotron:
+    """Train (or resume, or fine-tune with ``options.init_from``) a Tacotron on ``syn_dir``.
+
+    Returns
+    -------
+    Tacotron
+        The bare trained model (identical on every rank), in train mode.
+
+    Raises
+    ------
+    TrainingError
+        Unusable data, options, schedule or checkpoint.
+    """
+    context = init_distributed(use_cuda=not options.cpu)
+    try:
+        return _train(options, Path(syn_dir), context)
+    finally:
+        shutdown_distributed(context)
+
+
+def _train(options: TrainingOptions, syn_dir: Path, context: DistributedContext) -> Tacotron:
+    session = TrainingSession(MODEL_TYPE, options, context)
+    checkpoint = session.checkpoint_to_resume()
+    source = session.checkpoint_path if checkpoint is not None and checkpoint.get("resume") else options.init_from
+    check_symbols(checkpoint, source)
+    hparams = resolve_hparams(SynthesizerHParams, session.stored_hparams(checkpoint), options.config,
+                              options.hparam_overrides)
+    schedule = parse_schedule(hparams.tts_schedule, hparams.max_r)
+    dataset = SynthesizerDataset(syn_dir, hparams)
+    data_seed = _shared_seed(options, context)
+    seed_everything(options.seed, context)
+
+    model = build_tacotron(hparams).to(context.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=schedule[0].learning_rate)
+    start_step = session.attach(model, optimizer, hparams, checkpoint, model_step=_read_model_step,
+                                set_model_step=_write_model_step, extra_state=lambda: {"symbols": "".join(SYMBOLS)})
+    if context.is_main:
+        print(f"Training the synthesizer on {len(dataset)} utterances from '{syn_dir}' "
+              f"({model.num_params() / 1e6:.3f}M parameters, {context.world_size} process(es) on {context.device}).",
+              flush=True)
+        metas = session.run_dir / "metas" / "CharacterEmbeddings.tsv"
+        if not metas.exists():
+            write_character_embeddings_tsv(metas)
+    model.train()
+    # Every parameter takes part in the teacher-forced pass, so DDP needs no unused-parameter search.
+    trained = wrap_model(model, context)
+    try:
+        _run_schedule(session, trained, model, hparams, schedule, dataset, context, options, data_seed, start_step)
+    finally:
+        broadcast_buffers(model, context)
+        session.close()
+    return model
+
+
+def _run_schedule(
+    session: TrainingSession,
+    trained: nn.Module,
+    model: Tacotron,
+    hparams: SynthesizerHParams,
+    schedule: list[ScheduleSession],
+    dataset: SynthesizerDataset,
+    context: DistributedContext,
+    options: TrainingOptions,
+    data_seed: int,
+    start_step: int,
+) -> None:
+    """Train session after session of the schedule until it ends, ``--max_steps`` or a stop signal."""
+    skipped_in_a_row = 0
+    while not session.finished:
+        current = session_for_step(schedule, session.step)
+        if current is None:
+            session.request_stop(f"finished the last tts_schedule session at step {schedule[-1].until_step}")
+            if context.is_main and session.step == start_step:
+                print(f"The run is already at step {session.step}, past the end of tts_schedule "
+                      f"({schedule[-1].until_step}): nothing left to train.", flush=True)
+            break
+        model.r = current.r
+        session.set_learning_rate(current.learning_rate)
+        if context.is_main:
+            print(f"Schedule session {current.index + 1}/{len(schedule)}: r={current.r}, lr={current.learning_rate:g}, "
+                  f"batch {current.batch_size}, until step {current.until_step}.", flush=True)
+        loader, sampler = build_loader(dataset, current.r, current.batch_size, context, seed=data_seed,
+                                       num_workers=options.num_workers)
+
+        def loader_for_epoch(epoch: int, loader=loader, sampler=sampler):
+            sampler.set_epoch(epoch)  # a new shuffle each epoch, the same one on every rank
+            return loader
+
+        for epoch, batch in epochs_of_batches(loader_for_epoch, session.epoch):
+            session.epoch = epoch
+            batch = batch.to(context.device, non_blocking=True)
+            with session.autocast():
+                output = trained(batch.texts, batch.mels, batch.embeddings)
+            losses = tacotron_loss(output, batch, current.r)
+            session.backward(losses.total)
+            session.unscale_gradients()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), hparams.tts_clip_grad_norm)
+            finite = bool(torch.isfinite(grad_norm))
+            if finite or session.use_amp:
+                # With mixed precision the scaler itself skips overflowing steps and lowers its scale.
+                session.optimizer_step()
+                skipped_in_a_row = 0
+            else:
+                session.optimizer.zero_grad(set_to_none=True)
+                skipped_in_a_row += 1
+                if context.is_main:
+                    warnings.warn(f"The gradient norm is {float(grad_norm)} at step {session.step + 1}; "
+                                  "this update was skipped.", stacklevel=1)
+                if skipped_in_a_row >= MAX_CONSECUTIVE_SKIPPED_UPDATES:
+                    raise TrainingError(f"The gradients were NaN or infinite for {skipped_in_a_row} steps in a row "
+                                        f"(step {session.step + 1}); the run diverged: lower the learning rate "
+                                        "or check the data.")
+
+            values: dict[str, float] = {}
+            if finite:  # a skipped step has nothing meaningful to log (and was reported above)
+                step_lengths = torch.div(batch.mel_lengths + current.r - 1, current.r, rounding_mode="floor")
+                values = losses.as_floats()
+                values["attention_diagonality"] = float(
+                    attention_diagonality(output.attention, batch.text_lengths, step_lengths).mean())
+                values["grad_norm"] = float(grad_norm)
+            session.end_step(values)
+            if context.is_main and session.due(options.sample_every):
+                try:
+                    write_samples(session, hparams, batch, output, current.r)
+                except OSError as error:  # a full disk must not end the run; the checkpoint reports it
+                    warnings.warn(f"Could not write the samples of step {session.step}: {error}", stacklevel=1)
+            if session.finished or session.step >= current.until_step:
+                break
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m synthesizer.train",
+        description="Train the synthesizer (Tacotron) on the output of synthesizer preprocessing. "
+                    "Run it again with the same run_id to resume; under torchrun it trains with "
+                    "DistributedDataParallel.",
+    )
+    add_training_arguments(parser, save_every=1000, backup_every=25_000, sample_every=500)
+    parser.add_argument("syn_dir", type=Path,
+                        help="Synthesizer data folder with train.txt, mels/ and embeds/ (e.g. <datasets_root>/SV2TTS/synthesizer).")
+    parser.add_argument("--init_from", type=Path, default=None, metavar="CHECKPOINT",
+                        help="Start a new run from these synthesizer weights (RTVC's synthesizer.pt or ours) "
+                             "instead of random ones; ignored when the run already has a checkpoint.")
+    return parser
+
+
+def train_from_args(argv: list[str] | None = None) -> Tacotron:
+    """Parse the command line and train; returns the bare trained model."""
+    args = build_parser().parse_args(argv)
+    options = options_from_args(args)
+    return train(options, args.syn_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    def run() -> int:
+        train_from_args(argv)
+        return 0
+
+    return run_cli(run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
