@@ -683,8 +683,8 @@ class TrainingSession:
 
     def close(self, save: bool = True) -> None:
         """Final save (unless nothing was trained), flush logs, restore signal handlers."""
+        unsaved = self.step != self._start_step or not self._resumed
         try:
-            unsaved = self.step != self._start_step or not self._resumed
             if save and self.model is not None and unsaved and self._saved_step != self.step:
                 self.save()
         finally:
@@ -695,7 +695,8 @@ class TrainingSession:
             self.logger.close()
         if save and self.context.is_main and self.model is not None:  # not after a failure: nothing was saved
             reason = f" ({self.stop_reason})" if self.stop_reason else ""
-            print(f"Saved {self.checkpoint_path} at step {self.step}{reason}.", flush=True)
+            verb = "Saved" if unsaved else "Nothing to train: the checkpoint stays"
+            print(f"{verb} {self.checkpoint_path} at step {self.step}{reason}.", flush=True)
 
 
 def run_cli(main: Callable[[], int]) -> int:
