@@ -80,6 +80,7 @@ from utils.corpora import (
 )
 from utils.hparams import HParamsError
 from utils.parallel import parallel_map
+from utils.training import split_top_level
 
 __all__ = [
     "DROP_REASONS",
@@ -412,27 +413,6 @@ def resolve_encoder_path(requested: Path | None) -> Path:
 # --------------------------------------------------------------------------------------------------
 # Hyperparameters
 # --------------------------------------------------------------------------------------------------
-def _split_top_level(text: str) -> list[str]:
-    """Split at commas outside brackets and quotes (RTVC's ``"a=1,b=2"`` and tuple values both work)."""
-    parts, depth, quote, current = [], 0, "", []
-    for char in text:
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-        elif char == "," and depth == 0:
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(char)
-    parts.append("".join(current))
-    return [part.strip() for part in parts if part.strip()]
-
-
 def _parse_value(text: str, default: object) -> object:
     if isinstance(default, bool):
         lowered = text.lower()
@@ -473,7 +453,7 @@ def parse_hparams_overrides(overrides: Sequence[str], base: SynthesizerHParams |
     defaults = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
     changes: dict[str, object] = {}
     for argument in overrides:
-        for pair in _split_top_level(argument):
+        for pair in split_top_level(argument):
             key, equals, text = pair.partition("=")
             key = key.strip()
             if not equals or not key:

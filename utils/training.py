@@ -160,8 +160,8 @@ def options_from_args(args: argparse.Namespace) -> TrainingOptions:
 # Hyperparameters
 
 
-def _split_top_level(text: str) -> list[str]:
-    """Split on commas that are not inside brackets or quotes."""
+def split_top_level(text: str) -> list[str]:
+    """Split on commas outside brackets and quotes (RTVC's ``"a=1,b=2"`` and list/tuple values both work)."""
     parts, depth, quote, current = [], 0, "", []
     for char in text:
         if quote:
@@ -189,7 +189,7 @@ def parse_hparam_overrides(items: list[str] | str | None) -> dict[str, Any]:
         items = [items]
     overrides: dict[str, Any] = {}
     for item in items:
-        for part in _split_top_level(item):
+        for part in split_top_level(item):
             key, sep, raw = part.partition("=")
             key = key.strip()
             if not sep or not key:
