@@ -40,8 +40,6 @@ Examples
 from __future__ import annotations
 
 import argparse
-import ast
-import dataclasses
 import itertools
 import os
 import sys
@@ -80,7 +78,7 @@ from utils.corpora import (
 )
 from utils.hparams import HParamsError
 from utils.parallel import parallel_map
-from utils.training import split_top_level
+from utils.training import TrainingError, parse_hparam_overrides, resolve_hparams
 
 __all__ = [
     "DROP_REASONS",
@@ -413,30 +411,11 @@ def resolve_encoder_path(requested: Path | None) -> Path:
 # --------------------------------------------------------------------------------------------------
 # Hyperparameters
 # --------------------------------------------------------------------------------------------------
-def _parse_value(text: str, default: object) -> object:
-    if isinstance(default, bool):
-        lowered = text.lower()
-        if lowered in ("true", "1", "yes"):
-            return True
-        if lowered in ("false", "0", "no"):
-            return False
-        raise ValueError(f"expects true or false, not {text!r}")
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        value = text  # a bare word, e.g. a cleaner name
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if isinstance(default, tuple) and isinstance(value, str):
-        value = (value,)  # tts_cleaner_names=basic_cleaners
-    expected = type(default)
-    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise ValueError(f"expects {expected.__name__}, not {text!r}")
-    return value
-
-
 def parse_hparams_overrides(overrides: Sequence[str], base: SynthesizerHParams | None = None) -> SynthesizerHParams:
     """Apply ``key=value`` overrides (several per argument, comma-separated) to the synthesizer hparams.
+
+    The same parser as the trainers' ``--hparams`` (:func:`utils.training.parse_hparam_overrides`),
+    with values checked against each field's type.
 
     Raises
     ------
@@ -450,21 +429,10 @@ def parse_hparams_overrides(overrides: Sequence[str], base: SynthesizerHParams |
     (1000, False, ('basic_cleaners',))
     """
     base = base or SynthesizerHParams()
-    defaults = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
-    changes: dict[str, object] = {}
-    for argument in overrides:
-        for pair in split_top_level(argument):
-            key, equals, text = pair.partition("=")
-            key = key.strip()
-            if not equals or not key:
-                raise HParamsError(f"hyperparameter overrides are key=value pairs, not {pair!r}")
-            if key not in defaults:
-                raise HParamsError(f"unknown synthesizer hyperparameter {key!r}")
-            try:
-                changes[key] = _parse_value(text.strip(), defaults[key])
-            except ValueError as error:
-                raise HParamsError(f"hyperparameter {key} {error}") from None
-    return base.replace(**changes) if changes else base
+    try:
+        return resolve_hparams(SynthesizerHParams, stored=base.to_dict(), overrides=parse_hparam_overrides(list(overrides)))
+    except TrainingError as error:
+        raise HParamsError(str(error).removeprefix("Invalid hyperparameters: ").rstrip(".")) from None
 
 
 # --------------------------------------------------------------------------------------------------

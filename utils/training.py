@@ -22,7 +22,9 @@ Examples
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
+import dataclasses
 import json
 import math
 import random
@@ -32,9 +34,10 @@ import sys
 import time
 import warnings
 from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -42,13 +45,19 @@ from torch import nn
 
 from utils.checkpoints import (
     CheckpointError,
-    extract_state_dict,
     check_state_dict,
+    extract_state_dict,
     load_checkpoint_file,
     make_payload,
     save_checkpoint,
 )
-from utils.distributed import DistributedContext, any_rank, barrier, broadcast_object, unwrap_model
+from utils.distributed import (
+    DistributedContext,
+    any_rank,
+    barrier,
+    broadcast_object,
+    unwrap_model,
+)
 from utils.hparams import HParams, HParamsError
 
 H = TypeVar("H", bound=HParams)
@@ -194,14 +203,48 @@ def parse_hparam_overrides(items: list[str] | str | None) -> dict[str, Any]:
             key = key.strip()
             if not sep or not key:
                 raise TrainingError(f"Hyperparameter override '{part}' is not of the form key=value.")
-            raw = raw.strip()
-            try:
-                value = json.loads(raw)
-            except json.JSONDecodeError:
-                lowered = raw.lower()
-                value = {"true": True, "false": False}.get(lowered, raw)
-            overrides[key] = value
+            overrides[key] = _parse_override_value(raw.strip())
     return overrides
+
+
+def _parse_override_value(raw: str) -> Any:
+    """JSON first (``[[2, 1e-3, 10, 4]]``, ``true``), then Python literals (``((2, 1e-3, 10, 4),)``,
+    ``False``), else the bare word itself (a cleaner name, ``RAW``)."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        pass
+    return {"true": True, "false": False}.get(raw.lower(), raw)
+
+
+def _coerce_to_field_type(name: str, value: Any, default: Any) -> Any:
+    """Check an override against the type of the field's default; widen where that is lossless.
+
+    ``1`` for a float field becomes ``1.0``, a bare word for a tuple-of-strings field becomes a
+    one-element tuple (``tts_cleaner_names=basic_cleaners``), ``yes``/``no``/``1``/``0`` are booleans.
+    """
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        words = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+        if str(value).lower() in words:
+            return words[str(value).lower()]
+        raise TrainingError(f"Invalid hyperparameters: {name} expects true or false, not {value!r}.")
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(default, tuple) and isinstance(value, str):
+        return (value,)
+    if isinstance(default, tuple) and isinstance(value, list):
+        return value  # from_dict turns nested lists into tuples
+    if default is not None and not isinstance(value, type(default)) or (
+        isinstance(default, int) and isinstance(value, bool)
+    ):
+        raise TrainingError(f"Invalid hyperparameters: {name} expects {type(default).__name__}, not {value!r}.")
+    return value
 
 
 def resolve_hparams(
@@ -229,7 +272,9 @@ def resolve_hparams(
         if not isinstance(loaded, dict):
             raise TrainingError(f"The config file '{config}' must hold a JSON object of hyperparameters.")
         values.update(loaded)
-    values.update(overrides or {})
+    defaults = {field.name: field.default for field in dataclasses.fields(hparams_cls)}
+    for name, value in (overrides or {}).items():
+        values[name] = _coerce_to_field_type(name, value, defaults[name]) if name in defaults else value
     try:
         return hparams_cls.from_dict(values)
     except (HParamsError, TypeError, ValueError) as error:

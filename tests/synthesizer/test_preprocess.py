@@ -304,8 +304,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     "arguments, expected",
     [
         (["{tmp}/missing", "--no_embeds"], "does not exist"),
-        (["{tmp}", "--no_embeds", "--hparams", "max_mel_frames=lots"], "hyperparameter max_mel_frames expects int"),
-        (["{tmp}", "--no_embeds", "--hparams", "no_such_key=1"], "unknown synthesizer hyperparameter"),
+        (["{tmp}", "--no_embeds", "--hparams", "max_mel_frames=lots"], "max_mel_frames expects int"),
+        (["{tmp}", "--no_embeds", "--hparams", "no_such_key=1"], "unknown SynthesizerHParams field(s): no_such_key"),
         (["{tmp}", "--embeds_only", "-e", "{tmp}/missing.pt"], "The encoder checkpoint"),
         (["{tmp}", "--embeds_only", "-o", "{tmp}/out"], "train.txt' does not exist"),
         (["{tmp}", "--no_embeds"], "No recognised dataset"),

@@ -55,9 +55,9 @@ def train_tiny_encoder(models_dir: Path, max_steps: int, on_step=None, **option_
 def test_overrides_take_json_values_lists_and_plain_strings():
     assert parse_hparam_overrides(["a=1", "b=[[2, 0.001, 10, 4]]", "c=true", "d=RAW"]) == {
         "a": 1, "b": [[2, 0.001, 10, 4]], "c": True, "d": "RAW"}
-    # RTVC's comma-separated single string, with a list that itself contains commas.
-    assert parse_hparam_overrides("x=1, sched=[[1,2],[3,4]], name='a,b'") == {
-        "x": 1, "sched": [[1, 2], [3, 4]], "name": "'a,b'"}
+    # RTVC's comma-separated single string, with a list that itself contains commas; Python literals too.
+    assert parse_hparam_overrides("x=1, sched=[[1,2],[3,4]], name='a,b', t=((2, 1e-3),), flag=False") == {
+        "x": 1, "sched": [[1, 2], [3, 4]], "name": "a,b", "t": ((2, 1e-3),), "flag": False}
     with pytest.raises(TrainingError, match="key=value"):
         parse_hparam_overrides(["no_equals_sign"])
 
@@ -71,6 +71,12 @@ def test_resolve_hparams_precedence_and_errors(tmp_path):
 
     with pytest.raises(TrainingError, match="unknown EncoderHParams field"):
         resolve_hparams(EncoderHParams, overrides={"hiden_size": 3})
+    # Overrides are checked against each field's type; lossless widenings pass.
+    with pytest.raises(TrainingError, match="hidden_size expects int, not 'lots'"):
+        resolve_hparams(EncoderHParams, overrides={"hidden_size": "lots"})
+    with pytest.raises(TrainingError, match="hidden_size expects int, not 1.5"):
+        resolve_hparams(EncoderHParams, overrides={"hidden_size": 1.5})
+    assert resolve_hparams(EncoderHParams, overrides={"learning_rate_init": 1}).learning_rate_init == 1.0
     config.write_text("{not json")
     with pytest.raises(TrainingError, match="not valid JSON"):
         resolve_hparams(EncoderHParams, config=config)
