@@ -321,12 +321,7 @@ def train_from_args(argv: list[str] | None = None) -> nn.Module:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: exit status 0, or 1 with one ``error:`` line."""
-
-    def run() -> int:
-        train_from_args(argv)
-        return 0
-
-    return run_cli(run)
+    return run_cli(train_from_args, argv)
 
 
 if __name__ == "__main__":

@@ -283,11 +283,8 @@ train_from_args = finetune_from_args
 
 
 def main(argv: list[str] | None = None) -> int:
-    def run() -> int:
-        finetune_from_args(argv)
-        return 0
-
-    return run_cli(run)
+    """Command-line entry point: exit status 0, or 1 with one ``error:`` line."""
+    return run_cli(finetune_from_args, argv)
 
 
 if __name__ == "__main__":

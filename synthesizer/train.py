@@ -514,11 +514,8 @@ def train_from_args(argv: list[str] | None = None) -> Tacotron:
 
 
 def main(argv: list[str] | None = None) -> int:
-    def run() -> int:
-        train_from_args(argv)
-        return 0
-
-    return run_cli(run)
+    """Command-line entry point: exit status 0, or 1 with one ``error:`` line."""
+    return run_cli(train_from_args, argv)
 
 
 if __name__ == "__main__":

@@ -744,13 +744,17 @@ class TrainingSession:
             print(f"{verb} {self.checkpoint_path} at step {self.step}{reason}.", flush=True)
 
 
-def run_cli(main: Callable[[], int]) -> int:
-    """Run a trainer's/preprocessor's main with one-line errors instead of tracebacks."""
+def run_cli(main: Callable[..., Any], *args: Any) -> int:
+    """Run a command's body with one-line errors instead of tracebacks.
+
+    ``main(*args)`` may return an exit status; anything else it returns (a trained model) means 0.
+    """
     try:
-        return main()
+        result = main(*args)
     except (TrainingError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted.", file=sys.stderr, flush=True)
         return 130
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0

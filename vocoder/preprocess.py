@@ -277,11 +277,8 @@ def run(argv: list[str] | None = None) -> GtaSummary:
 
 
 def main(argv: list[str] | None = None) -> int:
-    def _main() -> int:
-        run(argv)
-        return 0
-
-    return run_cli(_main)
+    """Command-line entry point: exit status 0, or 1 with one ``error:`` line."""
+    return run_cli(run, argv)
 
 
 if __name__ == "__main__":

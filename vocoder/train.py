@@ -287,11 +287,8 @@ def train_from_args(argv: list[str] | None = None) -> WaveRNN:
 
 
 def main(argv: list[str] | None = None) -> int:
-    def _main() -> int:
-        train_from_args(argv)
-        return 0
-
-    return run_cli(_main)
+    """Command-line entry point: exit status 0, or 1 with one ``error:`` line."""
+    return run_cli(train_from_args, argv)
 
 
 if __name__ == "__main__":
