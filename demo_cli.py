@@ -91,23 +91,33 @@ def check_output_path(path: Path) -> None:
 
 
 def resolve_model_paths(args: argparse.Namespace):
+    """The checkpoints to use: explicit paths, else RTVC's downloaded files, else the shipped ones."""
     from pipeline import ModelPaths
-    from utils.default_models import (default_model_path, ensure_default_models, install_encoder_from_resemblyzer)
+    from utils.default_models import (default_model_path, ensure_default_models, install_encoder_from_resemblyzer,
+                                      resolve_model_path)
 
     encoder = args.enc_model_fpath or default_model_path(args.models_dir, "encoder")
-    synthesizer = args.syn_model_fpath or default_model_path(args.models_dir, "synthesizer")
-    vocoder = args.voc_model_fpath or default_model_path(args.models_dir, "vocoder")
     if args.enc_model_fpath is None and not encoder.exists():
         # The default encoder ships inside the resemblyzer package: no download needed.
         install_encoder_from_resemblyzer(args.models_dir)
     wanted = []
-    if args.syn_model_fpath is None and not synthesizer.exists():
+    if args.syn_model_fpath is None and not default_model_path(args.models_dir, "synthesizer").exists():
         wanted.append("synthesizer")
-    if args.vocoder == "wavernn" and args.voc_model_fpath is None and not vocoder.exists():
+    if args.vocoder == "wavernn" and args.voc_model_fpath is None \
+            and not default_model_path(args.models_dir, "vocoder").exists():
         wanted.append("vocoder")
     if wanted and (args.download or args.models_url or args.models_source):
         ensure_default_models(args.models_dir, wanted, base_url=args.models_url, source_dir=args.models_source,
                               show_progress=not args.quiet)
+    synthesizer = args.syn_model_fpath or resolve_model_path(args.models_dir, "synthesizer")
+    vocoder = args.voc_model_fpath or resolve_model_path(args.models_dir, "vocoder")
+    shipped = [name for name, path, explicit in (("synthesizer", synthesizer, args.syn_model_fpath),
+                                                  ("vocoder", vocoder, args.voc_model_fpath))
+               if explicit is None and path != default_model_path(args.models_dir, name)
+               and (name == "synthesizer" or args.vocoder == "wavernn")]
+    if shipped:
+        print(f"Using this project's offline {' and '.join(shipped)} from '{synthesizer.parent}' "
+              "(add --download for RTVC's published models).")
     return ModelPaths(encoder, synthesizer, vocoder if args.vocoder == "wavernn" else None)
 
 

@@ -232,6 +232,46 @@ def binary_cross_entropy(probabilities: Tensor, targets: Tensor) -> Tensor:
     return -(targets * log_p + (1.0 - targets) * log_not_p)
 
 
+def guided_attention_loss(attention: Tensor, text_lengths: Tensor, step_lengths: Tensor, sigma: float) -> Tensor:
+    """Mean attention mass far from the diagonal (Tachibana et al. 2017), over each item's real region.
+
+    The penalty of decoder step ``s`` attending to character ``n`` is
+    ``1 - exp(-(n / N - s / S)^2 / (2 sigma^2))`` for an item of ``N`` characters and ``S`` steps, so
+    attention that moves steadily through the text costs almost nothing.
+
+    Parameters
+    ----------
+    attention
+        ``(B, S_max, N_max)`` attention weights of the teacher-forced pass.
+    text_lengths, step_lengths
+        ``(B,)`` characters and decoder steps of each item.
+    sigma
+        Width of the tolerated band, as a fraction of the text and of the utterance.
+
+    Examples
+    --------
+    >>> diagonal = torch.eye(4).unsqueeze(0)  # (1, 4, 4)
+    >>> lengths = torch.tensor([4])
+    >>> float(guided_attention_loss(diagonal, lengths, lengths, 0.2)) < 0.01
+    True
+    >>> anti = torch.eye(4).flip(1).unsqueeze(0)
+    >>> float(guided_attention_loss(anti, lengths, lengths, 0.2)) > 0.3
+    True
+    """
+    attention = attention.float()
+    n_steps, n_chars = attention.shape[1:]
+    device = attention.device
+    steps = torch.arange(n_steps, device=device).unsqueeze(0) / step_lengths.clamp(min=1).unsqueeze(1).float()  # (B, S)
+    chars = torch.arange(n_chars, device=device).unsqueeze(0) / text_lengths.clamp(min=1).unsqueeze(1).float()  # (B, N)
+    distance = chars.unsqueeze(1) - steps.unsqueeze(2)  # (B, S, N)
+    penalty = 1.0 - torch.exp(-distance.pow(2) / (2.0 * sigma**2))
+    mask = (torch.arange(n_steps, device=device).unsqueeze(0) < step_lengths.unsqueeze(1)).unsqueeze(2) \
+        & (torch.arange(n_chars, device=device).unsqueeze(0) < text_lengths.unsqueeze(1)).unsqueeze(1)  # (B, S, N)
+    mask = mask.to(attention.dtype)
+    # Normalised by the number of real decoder steps: each step's weights sum to one.
+    return (attention * penalty * mask).sum() / (mask[:, :, 0].sum()).clamp(min=1.0)
+
+
 def tacotron_loss(output: TacotronOutput, batch: SynthesizerBatch, r: int) -> TacotronLosses:
     """RTVC's loss with padding masked out.
 
@@ -450,7 +490,14 @@ def _run_schedule(
             with session.autocast():
                 output = trained(batch.texts, batch.mels, batch.embeddings)
             losses = tacotron_loss(output, batch, current.r)
-            session.backward(losses.total)
+            step_lengths = torch.div(batch.mel_lengths + current.r - 1, current.r, rounding_mode="floor")
+            total = losses.total
+            guided = None
+            if hparams.tts_guided_attention_weight > 0:
+                guided = guided_attention_loss(output.attention, batch.text_lengths, step_lengths,
+                                               hparams.tts_guided_attention_sigma)
+                total = total + hparams.tts_guided_attention_weight * guided
+            session.backward(total)
             session.unscale_gradients()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), hparams.tts_clip_grad_norm)
             finite = bool(torch.isfinite(grad_norm))
@@ -471,8 +518,9 @@ def _run_schedule(
 
             values: dict[str, float] = {}
             if finite:  # a skipped step has nothing meaningful to log (and was reported above)
-                step_lengths = torch.div(batch.mel_lengths + current.r - 1, current.r, rounding_mode="floor")
                 values = losses.as_floats()
+                if guided is not None:
+                    values["guided_attention"] = float(guided.detach())
                 values["attention_diagonality"] = float(
                     attention_diagonality(output.attention, batch.text_lengths, step_lengths).mean())
                 values["grad_norm"] = float(grad_norm)

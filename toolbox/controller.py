@@ -39,6 +39,7 @@ from synthesizer.hparams import SynthesizerHParams
 from synthesizer.text import prepare_utterances
 from utils.audio_io import CLIPPING_LEVEL, AudioError, load_audio_with_rate, save_audio
 from utils.checkpoints import inspect_checkpoint
+from utils.default_models import SHIPPED_MODELS_DIR, shipped_model_path
 
 LogCallback = Callable[[str], None]
 ProgressCallback = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
@@ -48,6 +49,7 @@ SAMPLE_RATE = 16000
 MAX_OUTPUTS = 20
 MIN_UMAP_POINTS = 4
 GRIFFIN_LIM = "Griffin-Lim"
+SHIPPED_LABEL = "shipped"  # selector label of this project's offline models (saved_models/shipped)
 MODEL_KINDS = ("encoder", "synthesizer", "vocoder")
 # A reference is called noisy when its quiet frames are within this many dB of its loud ones.
 NOISY_DYNAMIC_RANGE_DB = 15.0
@@ -158,11 +160,16 @@ class ToolboxController:
         Called with every log line (the window's log panel).
     exact_vocoder
         Use RTVC's exact WaveRNN generation instead of the ~4× faster fast path.
+    shipped_dir
+        Folder of this project's offline models, always offered (label "shipped") after
+        ``models_dir/default``.
     """
 
     def __init__(self, models_dir: str | Path = "saved_models", device: str | None = None, seed: int | None = None,
-                 log: LogCallback | None = None, exact_vocoder: bool = False) -> None:
+                 log: LogCallback | None = None, exact_vocoder: bool = False,
+                 shipped_dir: str | Path | None = SHIPPED_MODELS_DIR) -> None:
         self.models_dir = Path(models_dir)
+        self.shipped_dir = Path(shipped_dir) if shipped_dir is not None else None
         self.exact_vocoder = exact_vocoder
         self.device = device
         self.seed = seed
@@ -204,8 +211,15 @@ class ToolboxController:
                 relative = path.relative_to(self.models_dir)
                 label = relative.parent.as_posix() if relative.stem == kind else relative.with_suffix("").as_posix()
                 found[kind].append(ModelChoice(kind, label if label != "." else relative.stem, path))
+        # The project's offline models are offered whatever models_dir is, so a clone always works.
+        for kind in MODEL_KINDS if self.shipped_dir is not None else ():
+            shipped = shipped_model_path(kind, self.shipped_dir)
+            listed = {choice.path.resolve() for choice in found[kind] if choice.path is not None}
+            if shipped is not None and shipped.resolve() not in listed and inspect_checkpoint(shipped) == kind:
+                found[kind].append(ModelChoice(kind, SHIPPED_LABEL, shipped))
+        order = {"default": 0, SHIPPED_LABEL: 1}  # RTVC's downloaded models first, then ours
         for kind in MODEL_KINDS:
-            found[kind].sort(key=lambda choice: (choice.label != "default", choice.label))
+            found[kind].sort(key=lambda choice: (order.get(choice.label, 2), choice.label))
         found["vocoder"].append(ModelChoice("vocoder", GRIFFIN_LIM, None))
         self.model_choices = found
         for kind in MODEL_KINDS:

@@ -30,6 +30,7 @@ Shifting method (librosa/numpy, source-filter split in the STFT)
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import math
 import multiprocessing
 import os
@@ -397,6 +398,44 @@ def read_sentences(path: str | Path) -> list[Sentence]:
     return sentences
 
 
+def select_sentences(sentences: Sequence[Sentence], min_chars: int = 1,
+                     max_chars: int | None = None) -> list[Sentence]:
+    """The sentences whose length lies in ``[min_chars, max_chars]``.
+
+    Short sentences make short utterances, which train a small synthesizer much faster per step.
+
+    Raises
+    ------
+    CorpusGenerationError
+        No sentence is left.
+
+    Examples
+    --------
+    >>> texts = [Sentence("a", "Hi."), Sentence("b", "A longer sentence.")]
+    >>> [s.id for s in select_sentences(texts, min_chars=5)]
+    ['b']
+    """
+    kept = [s for s in sentences if len(s.text) >= min_chars and (max_chars is None or len(s.text) <= max_chars)]
+    if not kept:
+        raise CorpusGenerationError(f"no sentence has between {min_chars} and {max_chars or 'any number of'} characters")
+    return kept
+
+
+def select_voices(voices: Sequence[Voice], patterns: str | None) -> list[Voice]:
+    """The voices whose name matches one of the comma-separated shell ``patterns`` (all when None).
+
+    Examples
+    --------
+    >>> voices = [Voice("flite", "slt", "slt"), Voice("espeak", "en-us+f1", "en-us+f1")]
+    >>> [v.name for v in select_voices(voices, "flite-*")]
+    ['flite-slt']
+    """
+    if not patterns:
+        return list(voices)
+    wanted = [p.strip() for p in patterns.split(",") if p.strip()]
+    return [v for v in voices if any(fnmatch.fnmatchcase(v.name, p) for p in wanted)]
+
+
 def parse_shifts(spec: str) -> list[tuple[float, float]]:
     """``"1.0:1.0,1.15:0.92"`` -> ``[(1.0, 1.0), (1.15, 0.92)]`` (pitch factor, formant factor).
 
@@ -546,6 +585,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max_speakers", type=int, default=None, help="keep the first N speakers (default: all)")
     parser.add_argument("--shifts", default=DEFAULT_SHIFTS, help="PITCH:FORMANT factor pairs, comma separated")
     parser.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated subset of {','.join(ENGINES)}")
+    parser.add_argument("--voices", default=None,
+                        help="comma-separated shell patterns of base voice names to keep (see --list_voices), "
+                             "e.g. 'flite-*,piper-*,espeak-en-us,espeak-en-us+f?' (default: all)")
+    parser.add_argument("--min_chars", type=int, default=1, help="skip sentences shorter than this")
+    parser.add_argument("--max_chars", type=int, default=None, help="skip sentences longer than this")
     parser.add_argument("--seed", type=int, default=0, help="sentence selection seed")
     parser.add_argument("-n", "--processes", type=int, default=max(1, (os.cpu_count() or 1) - 1))
     parser.add_argument("--skip_existing", action="store_true", help="keep utterances already written (resume)")
@@ -581,13 +625,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         engines = [e.strip() for e in args.engines.split(",") if e.strip()]
         shifts = parse_shifts(args.shifts)
         if args.list_voices:
-            for voice in available_voices(engines):
+            for voice in select_voices(available_voices(engines), args.voices):
                 print(f"{voice.name}\t{voice.engine}\t{voice.voice}")
             return 0
-        sentences = read_sentences(args.texts)
-        voices = available_voices(engines)
+        sentences = select_sentences(read_sentences(args.texts), args.min_chars, args.max_chars)
+        voices = select_voices(available_voices(engines), args.voices)
         if not voices:
-            raise CorpusGenerationError(f"no voice available for engine(s) {', '.join(engines)}")
+            raise CorpusGenerationError(f"no voice available for engine(s) {', '.join(engines)}"
+                                        + (f" matching '{args.voices}'" if args.voices else ""))
     except CorpusGenerationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

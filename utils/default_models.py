@@ -71,6 +71,9 @@ __all__ = [
     "main",
     "missing_default_models",
     "resemblyzer_encoder_path",
+    "resolve_model_path",
+    "SHIPPED_MODELS_DIR",
+    "shipped_model_path",
 ]
 
 logger = logging.getLogger(__name__)
@@ -83,6 +86,10 @@ MODELS_URL_ENV = "SV2TTS_MODELS_URL"
 MODELS_SOURCE_ENV = "SV2TTS_MODELS_SOURCE"
 RESEMBLYZER_ENCODER_FILENAME = "pretrained.pt"
 PART_SUFFIX = ".part"
+#: This project's own synthesizer and vocoder, trained offline and committed with the code
+#: (``saved_models/shipped/``; see its README.md model card). They are the fallback when RTVC's
+#: published weights were never downloaded, so a clone works on a machine without internet.
+SHIPPED_MODELS_DIR = Path(__file__).resolve().parents[1] / "saved_models" / "shipped"
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -288,6 +295,55 @@ def default_model_path(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
     'saved_models/default/vocoder.pt'
     """
     return Path(models_dir) / DEFAULT_SUBDIR / f"{name}.pt"
+
+
+def shipped_model_path(name: str, shipped_dir: str | os.PathLike | None = None) -> Path | None:
+    """This project's shipped ``name`` model (``saved_models/shipped/<name>.pt``), or None when absent.
+
+    Examples
+    --------
+    >>> path = shipped_model_path("synthesizer")
+    >>> path is None or path.name == "synthesizer.pt"
+    True
+    """
+    path = Path(shipped_dir if shipped_dir is not None else SHIPPED_MODELS_DIR) / f"{name}.pt"
+    return path if path.is_file() else None
+
+
+def resolve_model_path(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, name: str = "synthesizer",
+                       shipped_dir: str | os.PathLike | None = None) -> Path:
+    """The default ``name`` model to use: RTVC's downloaded file first, else the shipped one.
+
+    Parameters
+    ----------
+    models_dir
+        Root of the saved models; ``<models_dir>/default/<name>.pt`` is RTVC's downloaded file.
+    name
+        ``"encoder"``, ``"synthesizer"`` or ``"vocoder"``.
+    shipped_dir
+        Folder of the shipped models (default :data:`SHIPPED_MODELS_DIR`).
+
+    Returns
+    -------
+    pathlib.Path
+        The downloaded file when it exists, else the shipped file when there is one, else the
+        downloaded file's path (missing: loading it reports how to get it).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as root:
+    ...     shipped = Path(root, "shipped"); shipped.mkdir(); _ = Path(shipped, "vocoder.pt").write_bytes(b"x")
+    ...     print(resolve_model_path(root, "vocoder", shipped) == shipped / "vocoder.pt")
+    ...     _ = Path(root, "default").mkdir(); _ = Path(root, "default", "vocoder.pt").write_bytes(b"x")
+    ...     print(resolve_model_path(root, "vocoder", shipped) == Path(root, "default", "vocoder.pt"))
+    True
+    True
+    """
+    downloaded = default_model_path(models_dir, name)
+    if downloaded.exists():
+        return downloaded
+    return shipped_model_path(name, shipped_dir) or downloaded
 
 
 def resemblyzer_encoder_path() -> Path | None:

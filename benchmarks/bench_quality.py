@@ -1,0 +1,254 @@
+"""Measure how intelligible and how close to the reference voice cloned speech is.
+
+For each held-out real LibriSpeech speaker, an RTVC-style reference of ``--reference_seconds`` of
+speech (5 s) is embedded with the GE2E encoder, sentences the models never saw are cloned in that
+voice, and every clone is
+
+* transcribed by Whisper base (faster-whisper, :mod:`utils.asr`): the word error rate (WER) against
+  the sentence measures intelligibility;
+* embedded by the same GE2E encoder: the cosine between the clone and its reference measures speaker
+  similarity. It is printed next to two real-speech yardsticks: the cosine between *different* held-out
+  speakers' references (about 0.53 on LibriSpeech) and between two parts of the *same* speaker's
+  recording. "Closest reference" is how often a clone is nearer its own reference than any other
+  speaker's.
+
+Examples
+--------
+::
+
+    python benchmarks/bench_quality.py                       # the default models (RTVC's if downloaded, else shipped)
+    python benchmarks/bench_quality.py -s run/synthesizer.pt -v run/vocoder.pt --vocoders wavernn,griffinlim
+    python benchmarks/bench_quality.py --sentences_per_speaker 1 --speakers 19,60 --json
+
+The held-out speakers below were kept out of the training of the shipped models
+(``saved_models/README.md``); the sentences are Harvard sentences (IEEE 1969), in none of the training texts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_LIBRISPEECH = REPO_ROOT.parent / "shared" / "datasets" / "LibriSpeech" / "train-clean-100"
+
+#: LibriSpeech train-clean-100 speakers kept out of the shipped models' training (10 F then 10 M).
+HELD_OUT_SPEAKERS = ("19", "200", "248", "403", "669", "1088", "1263", "1502", "1737", "1963",
+                     "60", "118", "307", "446", "909", "2136", "2911", "3723", "4859", "5192")
+
+#: Harvard sentences (IEEE Recommended Practice for Speech Quality Measurements, 1969), lists 1-2.
+EVALUATION_SENTENCES = (
+    "The birch canoe slid on the smooth planks.",
+    "Glue the sheet to the dark blue background.",
+    "It's easy to tell the depth of a well.",
+    "These days a chicken leg is a rare dish.",
+    "Rice is often served in round bowls.",
+    "The juice of lemons makes fine punch.",
+    "The box was thrown beside the parked truck.",
+    "The hogs were fed chopped corn and garbage.",
+    "Four hours of steady work faced us.",
+    "A large size in stockings is hard to sell.",
+    "The boy was there when the sun rose.",
+    "A rod is used to catch pink salmon.",
+    "The source of the huge river is the clear spring.",
+    "Kick the ball straight and follow through.",
+    "Help the woman get back to her feet.",
+    "A pot of tea helps to pass the evening.",
+    "Smoky fires lack flame and heat.",
+    "The soft cushion broke the man's fall.",
+    "The salt breeze came across from the sea.",
+    "The girl at the booth sold fifty bonds.",
+)
+
+
+@dataclass
+class Reference:
+    speaker: str
+    embedding: np.ndarray  # (256,) of the first reference_seconds of speech
+    rest_embedding: np.ndarray | None  # (256,) of the rest of the recording, when long enough
+
+
+@dataclass
+class Clone:
+    speaker: str
+    vocoder: str
+    text: str
+    transcript: str
+    wer: float
+    similarity: float  # cosine to the speaker's reference
+    closest_is_own: bool
+    audio_seconds: float
+
+
+@dataclass
+class VocoderReport:
+    vocoder: str
+    wer: float
+    similarity: float
+    closest_reference_rate: float
+    synthesizer_rtf: float
+    vocoder_rtf: float
+    clones: list[Clone] = field(default_factory=list)
+
+
+def find_utterance(librispeech: Path, speaker: str) -> Path:
+    files = sorted((librispeech / speaker).glob("*/*.flac"))
+    if not files:
+        raise FileNotFoundError(f"No LibriSpeech recording of speaker {speaker} under '{librispeech}'.")
+    return files[0]
+
+
+def make_reference(pipeline, path: Path, speaker: str, seconds: float) -> Reference:
+    """Embed the first ``seconds`` of speech (after the encoder's VAD trimming) and the rest."""
+    from utils.audio_io import load_audio_with_rate
+
+    encoder = pipeline.encoder
+    wav, rate = load_audio_with_rate(path, encoder.sample_rate)
+    speech = encoder.preprocess(wav, rate)
+    cut = int(seconds * encoder.sample_rate)
+    head = encoder.embed_utterance(speech[:cut])
+    rest = encoder.embed_utterance(speech[cut:]) if len(speech) - cut >= 2 * encoder.sample_rate else None
+    return Reference(speaker, head, rest)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def run(args: argparse.Namespace) -> dict:
+    import torch
+
+    from demo_cli import resolve_model_paths
+    from pipeline import ClonePipeline
+    from utils.asr import Transcriber, corpus_word_error_rate, word_error_rate
+
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(args.threads) if args.threads else None
+    cli_args = argparse.Namespace(models_dir=args.models_dir, enc_model_fpath=args.enc_model_fpath,
+                                  syn_model_fpath=args.syn_model_fpath, voc_model_fpath=args.voc_model_fpath,
+                                  vocoder="wavernn" if "wavernn" in args.vocoders else "griffinlim",
+                                  download=False, models_url=None, models_source=None, quiet=True)
+    paths = resolve_model_paths(cli_args)
+    pipeline = ClonePipeline(paths, torch.device("cpu"))
+    transcriber = Transcriber.load(threads=args.threads or 0)
+    rng = np.random.default_rng(args.seed)
+
+    references = [make_reference(pipeline, find_utterance(args.librispeech, speaker), speaker, args.reference_seconds)
+                  for speaker in args.speakers]
+    different = [cosine(a.embedding, b.embedding) for a, b in itertools.combinations(references, 2)]
+    same = [cosine(r.embedding, r.rest_embedding) for r in references if r.rest_embedding is not None]
+    reference_matrix = np.stack([r.embedding for r in references])  # (S, 256)
+
+    reports = []
+    sentence_cycle = itertools.cycle(rng.permutation(len(EVALUATION_SENTENCES)).tolist())
+    plan = [(reference, [EVALUATION_SENTENCES[next(sentence_cycle)] for _ in range(args.sentences_per_speaker)])
+            for reference in references]
+    for vocoder in args.vocoders:
+        clones: list[Clone] = []
+        synth_seconds = vocode_seconds = audio_seconds = 0.0
+        for index, (reference, sentences) in enumerate(plan):
+            for number, sentence in enumerate(sentences):
+                seed = args.seed + 1000 * index + number
+                start = time.perf_counter()
+                synthesis = pipeline.synthesize([sentence], reference.embedding, seed=seed)
+                synth_seconds += time.perf_counter() - start
+                start = time.perf_counter()
+                wav = pipeline.vocode(synthesis.mels[0], vocoder, seed=seed)
+                vocode_seconds += time.perf_counter() - start
+                seconds = len(wav) / pipeline.sample_rate
+                audio_seconds += seconds
+                transcript = transcriber.transcribe(wav)
+                speech = pipeline.encoder.preprocess(wav, pipeline.sample_rate)
+                embedding = pipeline.encoder.embed_utterance(speech if len(speech) > 1600 else wav)
+                similarities = reference_matrix @ embedding  # (S,) unit vectors: cosines
+                clones.append(Clone(reference.speaker, vocoder, sentence, transcript,
+                                    word_error_rate(sentence, transcript), float(similarities[index]),
+                                    bool(np.argmax(similarities) == index), seconds))
+                if args.save_dir:
+                    from utils.audio_io import save_audio
+                    save_audio(args.save_dir / f"{vocoder}-{reference.speaker}-{number}.wav", wav, pipeline.sample_rate)
+                if args.verbose:
+                    print(f"{vocoder} {reference.speaker}: {clones[-1].wer:.2f} sim {clones[-1].similarity:.2f} "
+                          f"| {sentence} -> {transcript}", flush=True)
+        reports.append(VocoderReport(
+            vocoder,
+            corpus_word_error_rate([c.text for c in clones], [c.transcript for c in clones]),
+            float(np.mean([c.similarity for c in clones])),
+            float(np.mean([c.closest_is_own for c in clones])),
+            synth_seconds / audio_seconds,
+            vocode_seconds / audio_seconds,
+            clones,
+        ))
+    return {
+        "synthesizer": str(paths.synthesizer),
+        "vocoder": str(paths.vocoder) if paths.vocoder else None,
+        "speakers": list(args.speakers),
+        "reference_seconds": args.reference_seconds,
+        "sentences_per_speaker": args.sentences_per_speaker,
+        "different_speaker_similarity": float(np.mean(different)) if different else None,
+        "same_speaker_similarity": float(np.mean(same)) if same else None,
+        "reports": [asdict(report) for report in reports],
+    }
+
+
+def print_table(result: dict) -> None:
+    print(f"Synthesizer: {result['synthesizer']}\nVocoder:     {result['vocoder']}")
+    print(f"{len(result['speakers'])} held-out LibriSpeech speakers, {result['reference_seconds']:g} s references, "
+          f"{result['sentences_per_speaker']} sentence(s) each")
+    print(f"Real speech: same speaker {result['same_speaker_similarity']:.3f}, "
+          f"different speakers {result['different_speaker_similarity']:.3f} (GE2E cosine)")
+    print(f"{'vocoder':<12}{'WER':>8}{'similarity':>12}{'closest ref':>13}{'synth RTF':>11}{'vocoder RTF':>13}")
+    for report in result["reports"]:
+        print(f"{report['vocoder']:<12}{report['wer']:>8.1%}{report['similarity']:>12.3f}"
+              f"{report['closest_reference_rate']:>13.0%}{report['synthesizer_rtf']:>11.3f}{report['vocoder_rtf']:>13.3f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-m", "--models_dir", type=Path, default=REPO_ROOT / "saved_models")
+    parser.add_argument("-e", "--enc_model_fpath", type=Path, default=None)
+    parser.add_argument("-s", "--syn_model_fpath", type=Path, default=None)
+    parser.add_argument("-v", "--voc_model_fpath", type=Path, default=None)
+    parser.add_argument("--vocoders", default="wavernn,griffinlim", help="comma-separated: wavernn, griffinlim")
+    parser.add_argument("--librispeech", type=Path, default=DEFAULT_LIBRISPEECH,
+                        help="LibriSpeech train-clean-100 folder (default: %(default)s)")
+    parser.add_argument("--speakers", default=",".join(HELD_OUT_SPEAKERS), help="comma-separated speaker ids")
+    parser.add_argument("--sentences_per_speaker", type=int, default=2)
+    parser.add_argument("--reference_seconds", type=float, default=5.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch and the ASR")
+    parser.add_argument("--save_dir", type=Path, default=None, help="also write every clone here")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (with every transcript)")
+    parser.add_argument("--verbose", action="store_true", help="print each clone's transcript as it is scored")
+    args = parser.parse_args(argv)
+    args.vocoders = [v.strip() for v in args.vocoders.split(",") if v.strip()]
+    args.speakers = [s.strip() for s in args.speakers.split(",") if s.strip()]
+    if not args.librispeech.is_dir():
+        print(f"error: the LibriSpeech folder '{args.librispeech}' does not exist (give --librispeech).", file=sys.stderr)
+        return 1
+    if args.save_dir:
+        args.save_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        result = run(args)
+    except (FileNotFoundError, RuntimeError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print_table(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

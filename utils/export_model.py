@@ -1,0 +1,108 @@
+"""Turn a training checkpoint into a small inference file: weights only, optionally in float16.
+
+Training checkpoints carry the optimizer's state (twice the weights again for Adam) and other
+bookkeeping that inference never reads. The exported file keeps RTVC's ``model_state`` key, the
+hyperparameters, the step and the symbol table, so it loads everywhere a training checkpoint loads
+(:func:`utils.checkpoints.load_model` casts float16 weights back to the model's float32)::
+
+    python -m utils.export_model saved_models/my_run/synthesizer.pt saved_models/shipped/synthesizer.pt --float16
+
+Examples
+--------
+>>> import torch
+>>> state = {"w": torch.ones(2), "step": torch.tensor(7)}
+>>> slim = slim_state_dict(state, torch.float16)
+>>> slim["w"].dtype, slim["step"].dtype
+(torch.float16, torch.int64)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from utils.checkpoints import (
+    CheckpointError,
+    extract_state_dict,
+    guess_model_type,
+    load_checkpoint_file,
+    save_checkpoint,
+)
+
+#: Keys of our checkpoints that inference reads; everything else (optimizer, scaler, epoch...) is dropped.
+KEPT_KEYS = ("model_type", "format_version", "hparams", "step", "symbols")
+
+
+def slim_state_dict(state: Mapping[str, torch.Tensor], dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    """``state`` with floating-point tensors cast to ``dtype`` (None keeps them); integer buffers are kept."""
+    return {
+        key: (value.to(dtype) if dtype is not None and value.is_floating_point() else value).contiguous().clone()
+        for key, value in state.items()
+    }
+
+
+def export_checkpoint(source: str | Path, target: str | Path, *, dtype: torch.dtype | None = torch.float16,
+                      extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Write the inference-only version of the checkpoint ``source`` to ``target`` (atomically).
+
+    Parameters
+    ----------
+    source
+        A training checkpoint of ours or an RTVC checkpoint.
+    target
+        The file to write; its folder is created.
+    dtype
+        Precision of the floating-point weights; None keeps them as they are.
+    extra
+        More entries for the file (e.g. ``{"model_card": "..."}``).
+
+    Returns
+    -------
+    dict
+        The payload written.
+
+    Raises
+    ------
+    CheckpointError
+        ``source`` is not a usable checkpoint.
+    """
+    source, target = Path(source), Path(target)
+    if source.resolve() == target.resolve():
+        raise CheckpointError(f"Export to another file: '{target}' is the checkpoint being read.")
+    model_type = guess_model_type(extract_state_dict(load_checkpoint_file(source, "model"), source, "model"))
+    checkpoint = load_checkpoint_file(source, model_type or "model")
+    state = extract_state_dict(checkpoint, source, model_type or "model")
+    payload: dict[str, Any] = {key: checkpoint[key] for key in KEPT_KEYS if key in checkpoint}
+    payload.setdefault("model_type", model_type)
+    payload["model_state"] = slim_state_dict(state, dtype)
+    payload.update(extra or {})
+    save_checkpoint(target, payload)
+    return payload
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point: exit status 0, or 1 with one ``error:`` line."""
+    parser = argparse.ArgumentParser(prog="python -m utils.export_model", description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", type=Path, help="training checkpoint (ours or RTVC's)")
+    parser.add_argument("out", type=Path, help="inference file to write")
+    parser.add_argument("--float16", action="store_true", help="store the weights in float16 (half the size)")
+    args = parser.parse_args(argv)
+    try:
+        payload = export_checkpoint(args.checkpoint, args.out, dtype=torch.float16 if args.float16 else None)
+    except CheckpointError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    n_params = sum(t.numel() for t in payload["model_state"].values() if t.is_floating_point())
+    size = args.out.stat().st_size
+    print(f"Wrote the {payload.get('model_type') or 'model'} '{args.out}': {n_params / 1e6:.2f}M weights, "
+          f"{size / 2**20:.1f} MiB.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
