@@ -184,7 +184,9 @@ class TestBadInput:
     def test_missing_synthesizer_explains_how_to_get_it(self, encoder_checkpoint, reference, tmp_path):
         (tmp_path / "default").mkdir()
         (tmp_path / "default" / "encoder.pt").symlink_to(encoder_checkpoint)
-        result = run_cli("--reference", reference, "--text", "Hi.", "--models_dir", tmp_path, "-o", tmp_path / "o.wav")
+        (tmp_path / "no_shipped").mkdir()  # as if the shipped models had been deleted
+        result = run_cli("--reference", reference, "--text", "Hi.", "--models_dir", tmp_path, "-o", tmp_path / "o.wav",
+                         env={"SV2TTS_SHIPPED_MODELS_DIR": str(tmp_path / "no_shipped")})
         assert_clean_failure(result, "no synthesizer model", "utils.default_models", "train", "--download")
 
     def test_missing_vocoder_suggests_griffinlim(self, models_dir, reference, tmp_path):

@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import itertools
+import os
 import math
 import random
 import threading
@@ -39,7 +40,7 @@ from synthesizer.hparams import SynthesizerHParams
 from synthesizer.text import prepare_utterances
 from utils.audio_io import CLIPPING_LEVEL, AudioError, load_audio_with_rate, save_audio
 from utils.checkpoints import inspect_checkpoint
-from utils.default_models import SHIPPED_MODELS_DIR, shipped_model_path
+from utils.default_models import SHIPPED_MODELS_DIR, SHIPPED_MODELS_ENV, shipped_model_path
 
 LogCallback = Callable[[str], None]
 ProgressCallback = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
@@ -167,9 +168,11 @@ class ToolboxController:
 
     def __init__(self, models_dir: str | Path = "saved_models", device: str | None = None, seed: int | None = None,
                  log: LogCallback | None = None, exact_vocoder: bool = False,
-                 shipped_dir: str | Path | None = SHIPPED_MODELS_DIR) -> None:
+                 shipped_dir: str | Path | None = "") -> None:
         self.models_dir = Path(models_dir)
-        self.shipped_dir = Path(shipped_dir) if shipped_dir is not None else None
+        # "" means the usual place ($SV2TTS_SHIPPED_MODELS_DIR or saved_models/shipped); None: none.
+        self.shipped_dir = None if shipped_dir is None else Path(
+            shipped_dir or os.environ.get(SHIPPED_MODELS_ENV) or SHIPPED_MODELS_DIR)
         self.exact_vocoder = exact_vocoder
         self.device = device
         self.seed = seed

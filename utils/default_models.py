@@ -90,6 +90,8 @@ PART_SUFFIX = ".part"
 #: (``saved_models/shipped/``; see its README.md model card). They are the fallback when RTVC's
 #: published weights were never downloaded, so a clone works on a machine without internet.
 SHIPPED_MODELS_DIR = Path(__file__).resolve().parents[1] / "saved_models" / "shipped"
+#: Environment variable naming another folder of shipped models (an empty folder turns the fallback off).
+SHIPPED_MODELS_ENV = "SV2TTS_SHIPPED_MODELS_DIR"
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -300,13 +302,17 @@ def default_model_path(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
 def shipped_model_path(name: str, shipped_dir: str | os.PathLike | None = None) -> Path | None:
     """This project's shipped ``name`` model (``saved_models/shipped/<name>.pt``), or None when absent.
 
+    ``shipped_dir`` defaults to ``$SV2TTS_SHIPPED_MODELS_DIR``, else :data:`SHIPPED_MODELS_DIR`.
+
     Examples
     --------
     >>> path = shipped_model_path("synthesizer")
     >>> path is None or path.name == "synthesizer.pt"
     True
     """
-    path = Path(shipped_dir if shipped_dir is not None else SHIPPED_MODELS_DIR) / f"{name}.pt"
+    if shipped_dir is None:
+        shipped_dir = os.environ.get(SHIPPED_MODELS_ENV) or SHIPPED_MODELS_DIR
+    path = Path(shipped_dir) / f"{name}.pt"
     return path if path.is_file() else None
 
 

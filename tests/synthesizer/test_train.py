@@ -19,6 +19,7 @@ from synthesizer.inference import Synthesizer
 from synthesizer.model import TacotronOutput, build_tacotron
 from synthesizer.text.symbols import SYMBOLS
 from synthesizer.train import (
+    guided_attention_loss,
     main,
     masked_mean,
     parse_schedule,
@@ -132,6 +133,31 @@ def test_stop_is_trained_up_to_the_step_holding_the_first_padding_frame():
     targets, mask = stop_step_targets(batch, 1)
     assert targets.tolist() == [[0.0, 0.0, 0.0, 1.0, 1.0]]
     assert mask.tolist() == [[1.0, 1.0, 1.0, 1.0, 1.0]]
+
+
+def test_guided_attention_penalises_off_diagonal_attention_within_each_items_lengths():
+    steps, chars = torch.tensor([6, 3]), torch.tensor([6, 4])
+    diagonal = torch.zeros(2, 6, 6)
+    diagonal[0] = torch.eye(6)
+    diagonal[1, torch.arange(3), torch.tensor([0, 1, 3])] = 1.0  # item 2: 3 steps over 4 characters
+    assert guided_attention_loss(diagonal, chars, steps, 0.2) < 0.05
+    stuck = torch.zeros(2, 6, 6)
+    stuck[:, :, 0] = 1.0  # attention that never leaves the first character
+    assert guided_attention_loss(stuck, chars, steps, 0.2) > 0.4
+    # Weights in the padding (after an item's steps or characters) cost nothing.
+    padded = diagonal.clone()
+    padded[1, 3:, :] = 1.0
+    padded[1, :, 4:] = 1.0
+    assert guided_attention_loss(padded, chars, steps, 0.2) == pytest.approx(
+        float(guided_attention_loss(diagonal, chars, steps, 0.2)))
+
+
+def test_guided_attention_gradient_moves_attention_towards_the_diagonal():
+    logits = torch.zeros(1, 4, 4, requires_grad=True)  # uniform attention
+    loss = guided_attention_loss(logits.softmax(-1), torch.tensor([4]), torch.tensor([4]), 0.2)
+    loss.backward()
+    # Descending the gradient raises the diagonal weight of every step more than any other weight.
+    assert all(int(torch.argmin(logits.grad[0, step])) == step for step in range(4))
 
 
 def test_masked_mean_ignores_masked_frames():
@@ -249,6 +275,19 @@ def test_loss_goes_down_on_a_tiny_overfit_run(spoken_dir, tmp_path, capsys):
     logged = [float(value) for value in re.findall(r"\| loss ([0-9.]+) \|", capsys.readouterr().out)]
     assert len(logged) == 4
     assert logged[-1] < 0.6 * logged[0], logged
+
+
+def test_guided_attention_weight_adds_its_term_to_the_loss(spoken_dir, tmp_path, capsys):
+    train_from_args(trainer_args(spoken_dir, tmp_path, "--max_steps", "2", "--log_every", "1",
+                                 hparams=("tts_guided_attention_weight=5.0",)))
+    out = capsys.readouterr().out
+    guided = [float(v) for v in re.findall(r"guided_attention ([0-9.]+)", out)]
+    losses = [float(v) for v in re.findall(r"\| loss ([0-9.]+) \|", out)]
+    assert len(guided) == 2 and all(value > 0 for value in guided)
+    # The logged loss is RTVC's four terms; the weighted guided term is added for the update only.
+    assert len(losses) == 2
+    stored = load(tmp_path / "run" / "synthesizer.pt")["hparams"]
+    assert stored["tts_guided_attention_weight"] == 5.0
 
 
 def test_schedule_sessions_change_r_and_training_stops_after_the_last(spoken_dir, tmp_path, capsys):

@@ -41,7 +41,7 @@ def voices(tmp_path_factory, espeak):
 @pytest.fixture
 def controller(models_dir):
     lines: list[str] = []
-    controller = ToolboxController(models_dir, device="cpu", log=lines.append)
+    controller = ToolboxController(models_dir, device="cpu", log=lines.append, shipped_dir=None)
     controller.log_lines = lines  # type: ignore[attr-defined]
     return controller
 
@@ -53,7 +53,7 @@ def test_model_selectors_list_compatible_checkpoints(models_dir, tmp_path, encod
     small = SynthesizerHParams(tts_embed_dims=16, tts_encoder_dims=16, tts_decoder_dims=16, tts_postnet_dims=16,
                                tts_lstm_dims=32)
     Synthesizer(build_tacotron(small)).save(root / "my_run" / "synthesizer.pt")
-    controller = ToolboxController(root, device="cpu")
+    controller = ToolboxController(root, device="cpu", shipped_dir=None)
     labels = {kind: [choice.label for choice in choices] for kind, choices in controller.model_choices.items()}
     assert labels == {"encoder": ["default"], "synthesizer": ["default", "my_run"],
                       "vocoder": ["default", GRIFFIN_LIM]}
@@ -69,12 +69,33 @@ def test_model_selectors_list_compatible_checkpoints(models_dir, tmp_path, encod
 def test_without_synthesizer_references_still_work(tmp_path, encoder_checkpoint, voices):
     (tmp_path / "default").mkdir()
     shutil.copyfile(encoder_checkpoint, tmp_path / "default" / "encoder.pt")
-    controller = ToolboxController(tmp_path, device="cpu")
+    controller = ToolboxController(tmp_path, device="cpu", shipped_dir=None)
     assert not controller.has_synthesizer()
     assert [c.label for c in controller.model_choices["vocoder"]] == [GRIFFIN_LIM]
     utterance = controller.load_file(voices["anna"])
     with pytest.raises(MissingModelError, match="Download default models"):
         controller.synthesize("Hello.", [utterance.name])
+
+
+def test_shipped_models_are_offered_after_the_downloaded_defaults(tmp_path, models_dir, encoder_checkpoint):
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    small = SynthesizerHParams(tts_embed_dims=16, tts_encoder_dims=16, tts_decoder_dims=16, tts_postnet_dims=16,
+                               tts_lstm_dims=32)
+    Synthesizer(build_tacotron(small)).save(shipped / "synthesizer.pt")
+    (shipped / "vocoder.pt").write_text("a broken file is not offered")
+
+    only_encoder = tmp_path / "models"
+    (only_encoder / "default").mkdir(parents=True)
+    shutil.copyfile(encoder_checkpoint, only_encoder / "default" / "encoder.pt")
+    controller = ToolboxController(only_encoder, device="cpu", shipped_dir=shipped)
+    assert controller.has_synthesizer() and controller.selected["synthesizer"].label == "shipped"
+    assert [c.label for c in controller.model_choices["vocoder"]] == [GRIFFIN_LIM]
+    assert controller.pipeline.synthesizer.hparams == small
+
+    with_downloads = ToolboxController(models_dir, device="cpu", shipped_dir=shipped)
+    assert [c.label for c in with_downloads.model_choices["synthesizer"]] == ["default", "shipped"]
+    assert with_downloads.selected["synthesizer"].label == "default"
 
 
 def test_load_file_registers_an_embedded_utterance(controller, voices):
@@ -163,7 +184,7 @@ def test_generation_errors_are_clear(controller, voices):
     reference = controller.load_file(voices["anna"])
     with pytest.raises(TextError, match="empty"):
         controller.synthesize("   ", [reference.name])
-    fresh = ToolboxController(controller.models_dir, device="cpu")
+    fresh = ToolboxController(controller.models_dir, device="cpu", shipped_dir=None)
     with pytest.raises(ValueError, match="Synthesize a spectrogram"):
         fresh.vocode()
 

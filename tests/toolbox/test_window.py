@@ -160,7 +160,7 @@ def open_window(qtbot):
     """``open_window(models_dir, devices=..., datasets_root=...)`` → a shown window, idle."""
 
     def open_(models: Path, devices: AudioDevices | None = None, datasets_root: Path | None = None) -> ToolboxWindow:
-        controller = ToolboxController(models, device="cpu")
+        controller = ToolboxController(models, device="cpu", shipped_dir=None)
         window = ToolboxWindow(controller, datasets_root, devices or NoAudio())
         qtbot.addWidget(window)
         window.resize(1400, 900)

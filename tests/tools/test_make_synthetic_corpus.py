@@ -203,3 +203,22 @@ def test_ljspeech_metadata_uses_the_normalized_column(tool: ModuleType, tmp_path
     path.write_text("LJ001-0001|Dr. Smith, 1st|Doctor Smith, first\nLJ001-0002|only two|\n\n", encoding="utf-8")
     assert tool.read_sentences(path) == [tool.Sentence("LJ001-0001", "Doctor Smith, first"),
                                          tool.Sentence("LJ001-0002", "only two")]
+
+
+def test_voices_and_sentence_lengths_can_be_chosen(tool: ModuleType, texts: Path, tmp_path: Path) -> None:
+    out = tmp_path / "chosen"
+    assert tool.main([str(out), "--texts", str(texts), "--engines", "espeak", "--voices", "espeak-en-us,espeak-en-us+f2",
+                      "--shifts", "1.0:1.0", "--sentences_per_speaker", "3", "--max_chars", "46", "-n", "1"]) == 0
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["espeak-en-us+f2_p1.00_f1.00", "espeak-en-us_p1.00_f1.00"]
+    spoken = {path.read_text(encoding="utf-8").strip() for path in out.glob("*/*.txt")}
+    assert spoken and all(len(text) <= 46 for text in spoken)
+    assert spoken <= {s for s in SENTENCES if len(s) <= 46}
+
+
+def test_voice_patterns_matching_nothing_are_one_error_line(tool: ModuleType, texts: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    assert tool.main([str(tmp_path / "out"), "--texts", str(texts), "--engines", "espeak", "--voices", "nobody-*"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "nobody-*" in err and err.strip().count("\n") == 0
+    assert tool.main([str(tmp_path / "out"), "--texts", str(texts), "--min_chars", "500"]) == 1
+    assert "no sentence" in capsys.readouterr().err

@@ -1,0 +1,68 @@
+"""The offline default synthesizer and vocoder committed in ``saved_models/shipped`` (issue: clone
+without internet): their files, and ``demo_cli.py`` cloning an intelligible voice with them alone."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import soundfile
+import torch
+
+from tests.test_demo_cli import run_cli
+from utils.asr import Transcriber, asr_available, word_error_rate
+from utils.checkpoints import load_checkpoint_file
+from utils.default_models import SHIPPED_MODELS_DIR
+
+SHIPPED_BUDGET_BYTES = 40 * 2**20
+TEXT = "The birch canoe slid on the smooth planks."
+
+
+@pytest.mark.parametrize("name", ["synthesizer", "vocoder"])
+def test_shipped_files_are_float16_inference_checkpoints(name):
+    checkpoint = load_checkpoint_file(SHIPPED_MODELS_DIR / f"{name}.pt", name)
+    assert checkpoint["model_type"] == name and "optimizer_state" not in checkpoint
+    floats = [t for t in checkpoint["model_state"].values() if t.is_floating_point()]
+    assert floats and all(t.dtype == torch.float16 for t in floats)
+    assert all(torch.isfinite(t.float()).all() for t in floats)
+    assert checkpoint["step"] > 0
+
+
+def test_shipped_models_fit_the_size_budget_and_have_a_model_card():
+    sizes = [path.stat().st_size for path in SHIPPED_MODELS_DIR.glob("*.pt")]
+    assert len(sizes) == 2 and sum(sizes) <= SHIPPED_BUDGET_BYTES
+    card = (SHIPPED_MODELS_DIR.parent / "README.md").read_text(encoding="utf-8")
+    for topic in ("Data", "Licen", "Steps", "Word error rate", "similarity", "bench_quality.py"):
+        assert topic.lower() in card.lower(), topic
+
+
+@pytest.fixture(scope="module")
+def offline_clone(tmp_path_factory, espeak) -> tuple[Path, str]:
+    """``demo_cli.py`` with an empty models folder and every proxy pointing nowhere: no download possible."""
+    folder = tmp_path_factory.mktemp("offline")
+    reference = espeak(folder / "reference.wav", "I am recording a few sentences so that my voice can be cloned.",
+                       voice="en-us+f2")
+    out = folder / "clone.wav"
+    dead = "http://127.0.0.1:9"  # the discard port: any network attempt fails at once
+    env = {"HTTP_PROXY": dead, "HTTPS_PROXY": dead, "http_proxy": dead, "https_proxy": dead, "no_proxy": ""}
+    result = run_cli("--reference", reference, "--text", TEXT, "--out", out, "--models_dir", folder / "models",
+                     "--seed", "0", "--quiet", env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return out, result.stdout
+
+
+def test_demo_cli_clones_with_the_shipped_models_when_nothing_was_downloaded(offline_clone):
+    out, stdout = offline_clone
+    assert "offline synthesizer and vocoder" in stdout
+    wav, rate = soundfile.read(out, dtype="float32")
+    assert rate == 16000 and 1.0 < len(wav) / rate < 8.0
+    assert 0.05 < abs(wav).max() <= 1.0
+
+
+@pytest.mark.skipif(not asr_available(), reason="faster-whisper or the Whisper base packages are not installed")
+def test_the_offline_clone_is_intelligible(offline_clone):
+    out, _ = offline_clone
+    wav, _ = soundfile.read(out, dtype="float32")
+    transcript = Transcriber.load(threads=min(2, os.cpu_count() or 1)).transcribe(wav)
+    assert word_error_rate(TEXT, transcript) <= 0.5, transcript
