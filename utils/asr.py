@@ -114,6 +114,13 @@ class Transcriber:
                                             without_timestamps=True, vad_filter=False)
         return " ".join(segment.text.strip() for segment in segments).strip()
 
+    def words(self, wav: np.ndarray) -> list[tuple[str, float, float]]:
+        """``(word, start, end)`` of every recognised word, times in seconds (Whisper's word timestamps)."""
+        segments, _ = self.model.transcribe(np.asarray(wav, dtype=np.float32), language="en", beam_size=1,
+                                            temperature=0.0, condition_on_previous_text=False,
+                                            word_timestamps=True, vad_filter=False)
+        return [(word.word, float(word.start), float(word.end)) for segment in segments for word in segment.words or []]
+
 
 def normalize_transcript(text: str) -> str:
     """Lower-case words with numbers, currencies and abbreviations spelled out and punctuation removed.
