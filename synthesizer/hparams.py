@@ -70,6 +70,9 @@ class SynthesizerHParams(HParams):
     # fewer steps. It only changes training, not the checkpoint format.
     tts_guided_attention_weight: float = 0.0
     tts_guided_attention_sigma: float = 0.2
+    # True: padded characters get no attention in training, as at inference (generate). False keeps
+    # RTVC's training computation, where they get some (energies multiplied by 0, not masked).
+    tts_mask_padding: bool = False
     tts_eval_interval: int = 500
     tts_eval_num_samples: int = 1
 

@@ -511,8 +511,9 @@ class Tacotron(nn.Module):
         if tuple(speaker_embeddings.shape) != expected:
             raise ValueError(f"speaker_embeddings must have shape {expected}, got {tuple(speaker_embeddings.shape)}")
 
-    def forward(self, texts: Tensor, mels: Tensor, speaker_embeddings: Tensor) -> TacotronOutput:
-        """Teacher-forced pass (training and ground-truth-aligned synthesis), exactly as RTVC.
+    def forward(self, texts: Tensor, mels: Tensor, speaker_embeddings: Tensor,
+                exact_rtvc: bool = True) -> TacotronOutput:
+        """Teacher-forced pass (training and ground-truth-aligned synthesis), by default exactly as RTVC.
 
         Parameters
         ----------
@@ -522,6 +523,9 @@ class Tacotron(nn.Module):
             ``(B, n_mels, Tm)`` target mels; the decoder sees frame ``t − 1`` at step ``t``.
         speaker_embeddings
             ``(B, speaker_embedding_size)``.
+        exact_rtvc
+            True: RTVC's attention mask, which multiplies padded characters' energies by 0, so they
+            keep some attention. False: padded characters get no attention, as in :meth:`generate`.
 
         Returns
         -------
@@ -544,7 +548,7 @@ class Tacotron(nn.Module):
         mel_steps, attention_steps, stop_steps = [], [], []
         for t in range(0, n_frames, r):
             prenet_in = mels[:, :, t - 1] if t > 0 else go_frame  # (B, n_mels)
-            frames, scores, stop, state = self.decoder(memory, keys, prenet_in, state, mask, exact_rtvc=True)
+            frames, scores, stop, state = self.decoder(memory, keys, prenet_in, state, mask, exact_rtvc=exact_rtvc)
             mel_steps.append(frames)
             attention_steps.append(scores)
             stop_steps.append(stop.expand(-1, r))

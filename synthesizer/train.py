@@ -237,7 +237,9 @@ def guided_attention_loss(attention: Tensor, text_lengths: Tensor, step_lengths:
 
     The penalty of decoder step ``s`` attending to character ``n`` is
     ``1 - exp(-(n / N - s / S)^2 / (2 sigma^2))`` for an item of ``N`` characters and ``S`` steps, so
-    attention that moves steadily through the text costs almost nothing.
+    attention that moves steadily through the text costs almost nothing. Attention on padding
+    characters costs 1: with RTVC's multiplicative mask they can take weight, and a free padding
+    would let the model escape the penalty by attending there.
 
     Parameters
     ----------
@@ -265,11 +267,11 @@ def guided_attention_loss(attention: Tensor, text_lengths: Tensor, step_lengths:
     chars = torch.arange(n_chars, device=device).unsqueeze(0) / text_lengths.clamp(min=1).unsqueeze(1).float()  # (B, N)
     distance = chars.unsqueeze(1) - steps.unsqueeze(2)  # (B, S, N)
     penalty = 1.0 - torch.exp(-distance.pow(2) / (2.0 * sigma**2))
-    mask = (torch.arange(n_steps, device=device).unsqueeze(0) < step_lengths.unsqueeze(1)).unsqueeze(2) \
-        & (torch.arange(n_chars, device=device).unsqueeze(0) < text_lengths.unsqueeze(1)).unsqueeze(1)  # (B, S, N)
-    mask = mask.to(attention.dtype)
+    real_chars = (torch.arange(n_chars, device=device).unsqueeze(0) < text_lengths.unsqueeze(1)).unsqueeze(1)  # (B, 1, N)
+    penalty = torch.where(real_chars, penalty, torch.ones_like(penalty))
+    real_steps = (torch.arange(n_steps, device=device).unsqueeze(0) < step_lengths.unsqueeze(1)).to(attention.dtype)  # (B, S)
     # Normalised by the number of real decoder steps: each step's weights sum to one.
-    return (attention * penalty * mask).sum() / (mask[:, :, 0].sum()).clamp(min=1.0)
+    return (attention * penalty * real_steps.unsqueeze(2)).sum() / real_steps.sum().clamp(min=1.0)
 
 
 def tacotron_loss(output: TacotronOutput, batch: SynthesizerBatch, r: int) -> TacotronLosses:
@@ -488,7 +490,7 @@ def _run_schedule(
             session.epoch = epoch
             batch = batch.to(context.device, non_blocking=True)
             with session.autocast():
-                output = trained(batch.texts, batch.mels, batch.embeddings)
+                output = trained(batch.texts, batch.mels, batch.embeddings, exact_rtvc=not hparams.tts_mask_padding)
             losses = tacotron_loss(output, batch, current.r)
             step_lengths = torch.div(batch.mel_lengths + current.r - 1, current.r, rounding_mode="floor")
             total = losses.total

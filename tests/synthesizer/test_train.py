@@ -144,12 +144,15 @@ def test_guided_attention_penalises_off_diagonal_attention_within_each_items_len
     stuck = torch.zeros(2, 6, 6)
     stuck[:, :, 0] = 1.0  # attention that never leaves the first character
     assert guided_attention_loss(stuck, chars, steps, 0.2) > 0.4
-    # Weights in the padding (after an item's steps or characters) cost nothing.
+    # Padding decoder steps cost nothing; attention on padding characters costs the most.
     padded = diagonal.clone()
     padded[1, 3:, :] = 1.0
-    padded[1, :, 4:] = 1.0
     assert guided_attention_loss(padded, chars, steps, 0.2) == pytest.approx(
         float(guided_attention_loss(diagonal, chars, steps, 0.2)))
+    on_pads = torch.zeros(2, 6, 6)
+    on_pads[1, :, 5] = 1.0  # item 2 has 4 characters: all its weight on a padding character
+    on_pads[0] = torch.eye(6)
+    assert guided_attention_loss(on_pads, chars, steps, 0.2) > 0.3
 
 
 def test_guided_attention_gradient_moves_attention_towards_the_diagonal():
