@@ -390,3 +390,16 @@ def test_two_process_torchrun_ends_with_identical_weights_on_both_ranks(spoken_d
     for name, tensor in checkpoint["model_state"].items():
         assert torch.equal(tensor, ranks[0][name]), name
     assert done.stdout.count("Saved ") == 1  # only rank 0 reports and writes
+
+
+def test_mask_padding_keeps_attention_off_padded_characters():
+    torch.manual_seed(0)
+    model = build_tacotron(TINY_HPARAMS).train()
+    model.r = 2
+    texts = torch.tensor([[5, 6, 7, 0, 0], [5, 6, 7, 8, 9]])
+    mels, embeddings = torch.zeros(2, 80, 6), torch.rand(2, 256)
+    rtvc = model(texts, mels, embeddings).attention  # (B, S, Tc)
+    masked = model(texts, mels, embeddings, exact_rtvc=False).attention
+    assert rtvc[0, :, 3:].sum() > 0  # RTVC's training computation leaks weight onto the pads
+    assert masked[0, :, 3:].abs().sum() == 0
+    torch.testing.assert_close(masked.sum(-1), torch.ones(2, 3))
