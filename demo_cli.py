@@ -36,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="UTF-8 text file, one utterance per line")
     parser.add_argument("-o", "--out", type=Path, default=Path("demo_output.wav"),
                         help="output audio file (.wav or .flac)")
-    parser.add_argument("--vocoder", choices=("wavernn", "griffinlim"), default="wavernn",
-                        help="WaveRNN (neural, needs vocoder.pt) or Griffin-Lim (fast, robotic, no model file)")
+    parser.add_argument("--vocoder", choices=("wavernn", "griffinlim"), default=None,
+                        help="WaveRNN (neural, needs vocoder.pt) or Griffin-Lim (fast, robotic, no model file); "
+                             "default: WaveRNN when a vocoder file is found, else Griffin-Lim")
     parser.add_argument("--seed", type=int, default=None, help="make synthesis and vocoding repeatable")
     parser.add_argument("--exact_vocoder", action="store_true",
                         help="RTVC's exact WaveRNN generation (same samples as RTVC for a seed; ~4x slower on CPU)")
@@ -101,6 +102,12 @@ def resolve_model_paths(args: argparse.Namespace):
         # The default encoder ships inside the resemblyzer package: no download needed.
         install_encoder_from_resemblyzer(args.models_dir)
     wanted = []
+    if args.vocoder is None:  # WaveRNN whenever one can be had, else the model-free Griffin-Lim
+        explicit_or_found = args.voc_model_fpath is not None or (args.download or args.models_url or args.models_source) \
+            or resolve_model_path(args.models_dir, "vocoder").exists()
+        args.vocoder = "wavernn" if explicit_or_found else "griffinlim"
+        if args.vocoder == "griffinlim":
+            print("No WaveRNN vocoder file: using Griffin-Lim (add --download for RTVC's vocoder).")
     if args.syn_model_fpath is None and not default_model_path(args.models_dir, "synthesizer").exists():
         wanted.append("synthesizer")
     if args.vocoder == "wavernn" and args.voc_model_fpath is None \

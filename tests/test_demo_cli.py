@@ -189,6 +189,18 @@ class TestBadInput:
                          env={"SV2TTS_SHIPPED_MODELS_DIR": str(tmp_path / "no_shipped")})
         assert_clean_failure(result, "no synthesizer model", "utils.default_models", "train", "--download")
 
+    def test_without_any_vocoder_file_griffinlim_is_used(self, models_dir, reference, tmp_path):
+        (tmp_path / "models" / "default").mkdir(parents=True)
+        for name in ("encoder", "synthesizer"):
+            (tmp_path / "models" / "default" / f"{name}.pt").symlink_to(models_dir / "default" / f"{name}.pt")
+        (tmp_path / "no_shipped").mkdir()
+        result = run_cli("--reference", reference, "--text", "Hi.", "--models_dir", tmp_path / "models",
+                         "-o", tmp_path / "o.wav", "--seed", "0", "--quiet",
+                         env={"SV2TTS_SHIPPED_MODELS_DIR": str(tmp_path / "no_shipped")})
+        assert result.returncode == 0, result.stderr
+        assert "using Griffin-Lim" in result.stdout and "griffinlim" in result.stdout
+        assert (tmp_path / "o.wav").stat().st_size > 1000
+
     def test_missing_vocoder_suggests_griffinlim(self, models_dir, reference, tmp_path):
         result = run_cli("--reference", reference, "--text", "Hi.", "--models_dir", models_dir,
                          "-v", tmp_path / "absent.pt", "-o", tmp_path / "o.wav")
