@@ -227,6 +227,51 @@ class SynthesizerDataset(Dataset):
         return SynthesizerItem(self.text_ids(index), mel_tensor, embed_tensor, index)
 
 
+class LengthBucketedBatches:
+    """Batches of similar-length utterances, drawn from a (distributed) sampler's shuffled order.
+
+    The sampler's order is cut into windows of ``batch_size * window_batches`` items; each window is
+    sorted by mel length and cut into batches, and the batches of a window are shuffled. Padding to the
+    longest item of a batch then wastes little work (Tacotron's decoder runs to the longest mel), while
+    the data order stays random across windows and epochs.
+
+    Examples
+    --------
+    >>> import torch
+    >>> lengths = [5, 100, 6, 90, 7, 95, 8, 99]
+    >>> batches = list(LengthBucketedBatches(list(range(8)), lengths, batch_size=2, window_batches=4))
+    >>> sorted(sorted(lengths[i] for i in batch) for batch in batches)
+    [[5, 6], [7, 8], [90, 95], [99, 100]]
+    """
+
+    def __init__(self, sampler, lengths, batch_size: int, window_batches: int = 16, seed: int = 0) -> None:
+        self.sampler = sampler
+        self.lengths = lengths
+        self.batch_size = batch_size
+        self.window = batch_size * window_batches
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        n = len(self.sampler)
+        full, rest = divmod(n, self.window)
+        return full * (self.window // self.batch_size) + -(-rest // self.batch_size)
+
+    def __iter__(self):
+        order = list(self.sampler)
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        for start in range(0, len(order), self.window):
+            window = sorted(order[start:start + self.window], key=lambda index: self.lengths[index])
+            batches = [window[i:i + self.batch_size] for i in range(0, len(window), self.batch_size)]
+            for position in torch.randperm(len(batches), generator=generator).tolist():
+                yield batches[position]
+
+
 def build_loader(
     dataset: SynthesizerDataset,
     r: int,
@@ -235,7 +280,8 @@ def build_loader(
     *,
     seed: int,
     num_workers: int = 2,
-) -> tuple[DataLoader, DistributedSampler]:
+    bucket_by_length: bool = False,
+) -> tuple[DataLoader, DistributedSampler | LengthBucketedBatches]:
     """Shuffled loader of padded batches for ``r``; each rank reads its own share of every epoch.
 
     A :class:`~torch.utils.data.DistributedSampler` is used even alone (one replica), so the order
@@ -248,14 +294,25 @@ def build_loader(
         Items per batch on this rank.
     seed
         Same on every rank (the sampler splits one shared permutation).
+    bucket_by_length
+        Group utterances of similar length into batches (:class:`LengthBucketedBatches`); the
+        returned sampler is then the bucketing one, with the same ``set_epoch``.
     """
     sampler = DistributedSampler(dataset, num_replicas=context.world_size, rank=context.rank,
                                  shuffle=True, seed=seed, drop_last=False)
+    collate = SynthesizerCollator(r, mel_pad_value(dataset.hparams))
+    if bucket_by_length:
+        lengths = [int(entry.n_frames) for entry in dataset.entries]
+        batches = LengthBucketedBatches(sampler, lengths, batch_size, seed=seed)
+        loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=num_workers,
+                            worker_init_fn=worker_init_fn if num_workers > 0 else None,
+                            persistent_workers=num_workers > 0, pin_memory=context.device.type == "cuda")
+        return loader, batches
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
-        collate_fn=SynthesizerCollator(r, mel_pad_value(dataset.hparams)),
+        collate_fn=collate,
         num_workers=num_workers,
         worker_init_fn=worker_init_fn if num_workers > 0 else None,
         persistent_workers=num_workers > 0,

@@ -73,6 +73,8 @@ class SynthesizerHParams(HParams):
     # True: padded characters get no attention in training, as at inference (generate). False keeps
     # RTVC's training computation, where they get some (energies multiplied by 0, not masked).
     tts_mask_padding: bool = False
+    # Batch utterances of similar length together (less padding, faster steps); False: RTVC's random batches.
+    tts_bucket_by_length: bool = False
     tts_eval_interval: int = 500
     tts_eval_num_samples: int = 1
 

@@ -480,7 +480,7 @@ def _run_schedule(
             print(f"Schedule session {current.index + 1}/{len(schedule)}: r={current.r}, lr={current.learning_rate:g}, "
                   f"batch {current.batch_size}, until step {current.until_step}.", flush=True)
         loader, sampler = build_loader(dataset, current.r, current.batch_size, context, seed=data_seed,
-                                       num_workers=options.num_workers)
+                                       num_workers=options.num_workers, bucket_by_length=hparams.tts_bucket_by_length)
 
         def loader_for_epoch(epoch: int, loader=loader, sampler=sampler):
             sampler.set_epoch(epoch)  # a new shuffle each epoch, the same one on every rank

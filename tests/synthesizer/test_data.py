@@ -18,6 +18,7 @@ from synthesizer.data import (
     SynthesizerCollator,
     SynthesizerDataset,
     SynthesizerItem,
+    LengthBucketedBatches,
     build_loader,
     padded_length,
 )
@@ -248,3 +249,33 @@ def test_loader_splits_each_epoch_between_ranks_and_reshuffles(tone_dir):
         orders.append([int(i) for batch in loader for i in batch.indices])
     assert orders[0] == orders[2] != orders[1]
     assert sorted(orders[1]) == list(range(5))
+
+
+def test_length_bucketing_covers_every_item_once_in_batches_of_similar_length():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(50, 600, size=200).tolist()
+    batches_sampler = LengthBucketedBatches(list(rng.permutation(200)), lengths, batch_size=8, window_batches=5)
+    batches = list(batches_sampler)
+    assert len(batches) == len(batches_sampler) == 25
+    assert sorted(i for batch in batches for i in batch) == list(range(200))
+    spread = np.mean([max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches])
+    random_spread = np.mean([np.ptp([lengths[i] for i in rng.choice(200, 8, replace=False)]) for _ in range(200)])
+    assert spread < 0.3 * random_spread
+
+
+def test_bucketed_loader_reshuffles_per_epoch_and_splits_between_ranks(tone_dir):
+    dataset = SynthesizerDataset(tone_dir, SynthesizerHParams())
+    seen = []
+    for rank in (0, 1):
+        loader, sampler = build_loader(dataset, r=2, batch_size=2, context=DistributedContext(rank=rank, world_size=2),
+                                       seed=3, num_workers=0, bucket_by_length=True)
+        sampler.set_epoch(0)
+        seen.append([int(i) for batch in loader for i in batch.indices])
+    assert set(seen[0]) | set(seen[1]) == set(range(5))
+    loader, sampler = build_loader(dataset, r=2, batch_size=2, context=DistributedContext(), seed=3, num_workers=0,
+                                   bucket_by_length=True)
+    orders = []
+    for epoch in (0, 1, 0):
+        sampler.set_epoch(epoch)
+        orders.append([int(i) for batch in loader for i in batch.indices])
+    assert orders[0] == orders[2] and sorted(orders[1]) == list(range(5))
