@@ -13,6 +13,9 @@ Examples
 
 WaveRNN is timed twice: ``wavernn_exact`` (RTVC's algorithm, bit-identical to it) and ``wavernn_fast``
 (:mod:`vocoder.fast`); the text report also prints the speedup of the fast path.
+``time_to_first_audio`` is what streaming (``demo_cli.py --play``) waits before the first sentence
+plays: synthesizing and fast-vocoding a ``--first_sentence`` (2.5 s) sentence. ``--models shipped``
+times the sizes of the shipped offline models instead of RTVC's.
 """
 
 from __future__ import annotations
@@ -58,8 +61,27 @@ def timed(function: Callable[[], object], repeats: int) -> float:
     return best
 
 
+def model_sizes(which: str) -> tuple[SynthesizerHParams, int, VocoderHParams]:
+    """Synthesizer hyperparameters, its r, and vocoder hyperparameters of RTVC's models or the shipped ones."""
+    if which == "rtvc":
+        return SynthesizerHParams(), 2, VocoderHParams()  # RTVC's published model decodes 2 frames per step
+    from utils.checkpoints import load_checkpoint_file, read_hparams
+    from utils.default_models import shipped_model_path
+
+    found = {name: shipped_model_path(name) for name in ("synthesizer", "vocoder")}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        raise FileNotFoundError(f"No shipped {' or '.join(missing)} in saved_models/shipped.")
+    synthesizer = load_checkpoint_file(found["synthesizer"], "synthesizer")
+    vocoder = load_checkpoint_file(found["vocoder"], "vocoder")
+    return (read_hparams(synthesizer, SynthesizerHParams, found["synthesizer"], "synthesizer"),
+            int(synthesizer["model_state"]["decoder.r"]),
+            read_hparams(vocoder, VocoderHParams, found["vocoder"], "vocoder"))
+
+
 def benchmark_device(
-    device: torch.device, seconds: float, repeats: int, skip_wavernn: bool, skip_exact: bool = False
+    device: torch.device, seconds: float, repeats: int, skip_wavernn: bool, skip_exact: bool = False,
+    sizes: str = "rtvc", first_sentence_seconds: float = 2.5,
 ) -> dict[str, dict]:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -74,9 +96,9 @@ def benchmark_device(
     elapsed = timed(lambda: encoder.embed_utterance(wav), repeats)
     results["encoder"] = {"seconds": elapsed, "audio_seconds": seconds}
 
-    synth_hparams = SynthesizerHParams()
+    synth_hparams, r, vocoder_hparams = model_sizes(sizes)
     tacotron = build_tacotron(synth_hparams)
-    tacotron.r = 2  # RTVC's published model decodes 2 frames per step
+    tacotron.r = r
     with torch.no_grad():
         tacotron.decoder.stop_proj.bias.fill_(-1e4)  # never stop: decode exactly max_steps frames
     synthesizer = Synthesizer(tacotron.to(device), synth_hparams)
@@ -97,7 +119,6 @@ def benchmark_device(
     mel = np.clip(rng.normal(-1.5, 1.0, (synth_hparams.num_mels, n_frames + 1)), -4, 4).astype(np.float32)
     audio_seconds = n_frames * synth_hparams.hop_size / synth_hparams.sample_rate
     if not skip_wavernn:
-        vocoder_hparams = VocoderHParams()
         wavernn = WaveRNNVocoder(build_wavernn(vocoder_hparams).to(device))
         if not skip_exact:
             # RTVC's algorithm (target 8000, overlap 800), sample-for-sample identical to RTVC
@@ -109,6 +130,21 @@ def benchmark_device(
     griffin_lim = GriffinLimVocoder(synth_hparams)
     elapsed = timed(lambda: griffin_lim.vocode(mel), repeats)
     results["griffinlim"] = {"seconds": elapsed, "audio_seconds": audio_seconds}
+
+    if not skip_wavernn and first_sentence_seconds > 0:
+        # Streaming (--play): the first sentence plays once it is synthesized and vocoded on its own.
+        first_frames = int(round(first_sentence_seconds * synth_hparams.sample_rate / synth_hparams.hop_size))
+        first_mel = mel[:, : first_frames + 1]
+
+        def first_audio() -> None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SynthesisWarning)
+                synthesizer.synthesize([TEXT[:40]], embedding, max_steps=first_frames)
+            wavernn.vocode(first_mel, fast=True)
+
+        elapsed = timed(first_audio, repeats)
+        results["time_to_first_audio"] = {"seconds": elapsed, "audio_seconds": first_frames * synth_hparams.hop_size
+                                          / synth_hparams.sample_rate}
 
     for figures in results.values():
         figures["rtf"] = figures["seconds"] / figures["audio_seconds"]
@@ -125,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip_wavernn", action="store_true", help="skip both WaveRNN stages")
     parser.add_argument("--skip_exact", action="store_true",
                         help="skip the slow exact (RTVC) WaveRNN stage, keep the fast one")
+    parser.add_argument("--models", choices=("rtvc", "shipped"), default="rtvc",
+                        help="model sizes: RTVC's published models, or the shipped offline ones (saved_models/shipped)")
+    parser.add_argument("--first_sentence", type=float, default=2.5,
+                        help="seconds of the first sentence when timing the time to first audio (0: skip)")
     parser.add_argument("--json", action="store_true", help="print one JSON object: device → stage → figures")
     args = parser.parse_args(argv)
     if args.threads:
@@ -138,17 +178,22 @@ def main(argv: list[str] | None = None) -> int:
             print("error: CUDA is not available on this machine.", file=sys.stderr)
             return 1
 
-    report = {device.type: benchmark_device(device, args.seconds, args.repeats, args.skip_wavernn, args.skip_exact)
-              for device in devices}
+    try:
+        report = {device.type: benchmark_device(device, args.seconds, args.repeats, args.skip_wavernn,
+                                                args.skip_exact, args.models, args.first_sentence)
+                  for device in devices}
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"Fixed utterance: {args.seconds:g} s of audio; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} CPU threads")
-    print(f"{'device':<6} {'stage':<13} {'seconds':>8} {'audio s':>8} {'RTF':>7}")
+    print(f"{'RTVC' if args.models == 'rtvc' else 'Shipped'} model sizes; fixed utterance: {args.seconds:g} s of audio; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    print(f"{'device':<6} {'stage':<20} {'seconds':>8} {'audio s':>8} {'RTF':>7}")
     for device, stages in report.items():
         for stage, figures in stages.items():
-            print(f"{device:<6} {stage:<13} {figures['seconds']:8.3f} {figures['audio_seconds']:8.2f} "
+            print(f"{device:<6} {stage:<20} {figures['seconds']:8.3f} {figures['audio_seconds']:8.2f} "
                   f"{figures['rtf']:7.3f}")
         if "wavernn_exact" in stages and "wavernn_fast" in stages:
             ratio = stages["wavernn_exact"]["seconds"] / stages["wavernn_fast"]["seconds"]

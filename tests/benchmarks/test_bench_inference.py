@@ -12,13 +12,14 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_inference.p
 
 def test_json_report_has_every_stage_with_consistent_rtf():
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--seconds", "0.3", "--device", "cpu", "--json"],
+        [sys.executable, str(SCRIPT), "--seconds", "0.3", "--first_sentence", "0.2", "--device", "cpu", "--json"],
         capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert set(report) == {"cpu"}
-    assert set(report["cpu"]) == {"encoder", "synthesizer", "wavernn_exact", "wavernn_fast", "griffinlim"}
+    assert set(report["cpu"]) == {"encoder", "synthesizer", "wavernn_exact", "wavernn_fast", "griffinlim",
+                                  "time_to_first_audio"}
     for stage, figures in report["cpu"].items():
         assert figures["seconds"] > 0, stage
         assert abs(figures["rtf"] - figures["seconds"] / figures["audio_seconds"]) < 1e-9, stage
@@ -36,3 +37,14 @@ def test_cuda_request_without_gpu_fails_cleanly():
                           timeout=120, stdin=subprocess.DEVNULL)
     assert done.returncode == 1
     assert done.stderr.startswith("error:") and "Traceback" not in done.stderr
+
+
+def test_shipped_model_sizes_are_timed_too():
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--models", "shipped", "--seconds", "0.3", "--first_sentence", "0.2",
+         "--skip_exact", "--device", "cpu"],
+        capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Shipped model sizes")
+    assert "time_to_first_audio" in done.stdout and "wavernn_exact" not in done.stdout
