@@ -75,6 +75,9 @@ class SynthesizerHParams(HParams):
     tts_mask_padding: bool = False
     # Batch utterances of similar length together (less padding, faster steps); False: RTVC's random batches.
     tts_bucket_by_length: bool = False
+    # Scheduled sampling: probability per decoder step of feeding back the model's own prediction
+    # instead of the target frame (0: RTVC's teacher forcing). Helps free-running synthesis.
+    tts_feed_predictions: float = 0.0
     tts_eval_interval: int = 500
     tts_eval_num_samples: int = 1
 

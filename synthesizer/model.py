@@ -512,7 +512,7 @@ class Tacotron(nn.Module):
             raise ValueError(f"speaker_embeddings must have shape {expected}, got {tuple(speaker_embeddings.shape)}")
 
     def forward(self, texts: Tensor, mels: Tensor, speaker_embeddings: Tensor,
-                exact_rtvc: bool = True) -> TacotronOutput:
+                exact_rtvc: bool = True, feed_predictions: float = 0.0) -> TacotronOutput:
         """Teacher-forced pass (training and ground-truth-aligned synthesis), by default exactly as RTVC.
 
         Parameters
@@ -526,6 +526,10 @@ class Tacotron(nn.Module):
         exact_rtvc
             True: RTVC's attention mask, which multiplies padded characters' energies by 0, so they
             keep some attention. False: padded characters get no attention, as in :meth:`generate`.
+        feed_predictions
+            Scheduled sampling: the probability, per decoder step, of feeding the model its own last
+            predicted frame (detached) instead of the target frame, so training also sees the inputs
+            free-running inference sees. 0 is RTVC's pure teacher forcing.
 
         Returns
         -------
@@ -546,9 +550,13 @@ class Tacotron(nn.Module):
         go_frame = memory.new_zeros(batch_size, self.n_mels)
 
         mel_steps, attention_steps, stop_steps = [], [], []
+        previous = go_frame
         for t in range(0, n_frames, r):
             prenet_in = mels[:, :, t - 1] if t > 0 else go_frame  # (B, n_mels)
+            if t > 0 and feed_predictions > 0 and float(torch.rand(())) < feed_predictions:
+                prenet_in = previous
             frames, scores, stop, state = self.decoder(memory, keys, prenet_in, state, mask, exact_rtvc=exact_rtvc)
+            previous = frames[:, :, -1].detach()  # (B, n_mels) the step's last predicted frame
             mel_steps.append(frames)
             attention_steps.append(scores)
             stop_steps.append(stop.expand(-1, r))

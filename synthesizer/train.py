@@ -490,7 +490,8 @@ def _run_schedule(
             session.epoch = epoch
             batch = batch.to(context.device, non_blocking=True)
             with session.autocast():
-                output = trained(batch.texts, batch.mels, batch.embeddings, exact_rtvc=not hparams.tts_mask_padding)
+                output = trained(batch.texts, batch.mels, batch.embeddings, exact_rtvc=not hparams.tts_mask_padding,
+                                 feed_predictions=hparams.tts_feed_predictions)
             losses = tacotron_loss(output, batch, current.r)
             step_lengths = torch.div(batch.mel_lengths + current.r - 1, current.r, rounding_mode="floor")
             total = losses.total

@@ -403,3 +403,24 @@ def test_mask_padding_keeps_attention_off_padded_characters():
     assert rtvc[0, :, 3:].sum() > 0  # RTVC's training computation leaks weight onto the pads
     assert masked[0, :, 3:].abs().sum() == 0
     torch.testing.assert_close(masked.sum(-1), torch.ones(2, 3))
+
+
+def test_feeding_predictions_replaces_the_target_frames_the_decoder_sees():
+    torch.manual_seed(0)
+    model = build_tacotron(TINY_HPARAMS).eval()
+    model.r = 2
+    texts, embeddings = torch.tensor([[5, 6, 7, 8]]), torch.rand(1, 256)
+    targets = torch.rand(1, 80, 8) * 4
+    torch.manual_seed(1)
+    teacher = model(texts, targets, embeddings).mels
+    torch.manual_seed(1)
+    assert torch.equal(model(texts, targets, embeddings, feed_predictions=0.0).mels, teacher)
+    torch.manual_seed(1)
+    fed = model(texts, targets, embeddings, feed_predictions=1.0).mels
+    torch.testing.assert_close(fed[:, :, :2], teacher[:, :, :2])  # the first step always sees the go frame
+    assert not torch.allclose(fed[:, :, 2:], teacher[:, :, 2:])
+    # Fed back with every target replaced, the targets no longer matter.
+    torch.manual_seed(1)
+    other = model(texts, torch.zeros(1, 80, 8), embeddings, feed_predictions=1.0).mels
+    torch.testing.assert_close(other, fed)
+    fed.sum().backward()
