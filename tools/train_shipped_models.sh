@@ -64,7 +64,7 @@ EOF
 cat > "$WORK/syn_hparams.json" <<'EOF'
 {"tts_embed_dims": 256, "tts_encoder_dims": 128, "tts_decoder_dims": 128, "tts_postnet_dims": 128,
  "tts_lstm_dims": 256, "tts_guided_attention_weight": 2.0, "tts_guided_attention_sigma": 0.2,
- "tts_mask_padding": true, "tts_bucket_by_length": true,
+ "tts_mask_padding": true, "tts_bucket_by_length": true, "tts_feed_predictions": 0.25,
  "tts_schedule": [[4, 1e-3, 3000, 16], [4, 5e-4, 6000, 16], [4, 2.5e-4, 9000, 16], [4, 1.25e-4, 100000, 16]]}
 EOF
 cat > "$WORK/voc_hparams.json" <<'EOF'
