@@ -39,7 +39,17 @@ def test_cuda_request_without_gpu_fails_cleanly():
     assert done.stderr.startswith("error:") and "Traceback" not in done.stderr
 
 
+def _shipped_models_present() -> bool:
+    from utils.default_models import shipped_model_path
+
+    return all(shipped_model_path(name) is not None for name in ("synthesizer", "vocoder"))
+
+
 def test_shipped_model_sizes_are_timed_too():
+    import pytest
+
+    if not _shipped_models_present():
+        pytest.skip("this checkout has no shipped models in saved_models/shipped")
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--models", "shipped", "--seconds", "0.3", "--first_sentence", "0.2",
          "--skip_exact", "--device", "cpu"],
