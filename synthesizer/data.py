@@ -300,23 +300,11 @@ def build_loader(
     """
     sampler = DistributedSampler(dataset, num_replicas=context.world_size, rank=context.rank,
                                  shuffle=True, seed=seed, drop_last=False)
-    collate = SynthesizerCollator(r, mel_pad_value(dataset.hparams))
+    workers = {"num_workers": num_workers, "worker_init_fn": worker_init_fn if num_workers > 0 else None,
+               "persistent_workers": num_workers > 0, "pin_memory": context.device.type == "cuda",
+               "collate_fn": SynthesizerCollator(r, mel_pad_value(dataset.hparams))}
     if bucket_by_length:
         lengths = [int(entry.n_frames) for entry in dataset.entries]
         batches = LengthBucketedBatches(sampler, lengths, batch_size, seed=seed)
-        loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=num_workers,
-                            worker_init_fn=worker_init_fn if num_workers > 0 else None,
-                            persistent_workers=num_workers > 0, pin_memory=context.device.type == "cuda")
-        return loader, batches
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        collate_fn=collate,
-        num_workers=num_workers,
-        worker_init_fn=worker_init_fn if num_workers > 0 else None,
-        persistent_workers=num_workers > 0,
-        pin_memory=context.device.type == "cuda",
-        drop_last=False,
-    )
-    return loader, sampler
+        return DataLoader(dataset, batch_sampler=batches, **workers), batches
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=False, **workers), sampler
