@@ -133,7 +133,8 @@ def run(args: argparse.Namespace) -> dict:
     from utils.asr import Transcriber, corpus_word_error_rate, word_error_rate
 
     warnings.simplefilter("ignore")
-    torch.set_num_threads(args.threads) if args.threads else None
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cli_args = argparse.Namespace(models_dir=args.models_dir, enc_model_fpath=args.enc_model_fpath,
                                   syn_model_fpath=args.syn_model_fpath, voc_model_fpath=args.voc_model_fpath,
                                   vocoder="wavernn" if "wavernn" in args.vocoders else "griffinlim",

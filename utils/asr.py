@@ -107,18 +107,20 @@ class Transcriber:
         return cls(WhisperModel(str(whisper_model_dir(cache_dir)), device="cpu", compute_type="int8",
                                 cpu_threads=threads))
 
-    def transcribe(self, wav: np.ndarray) -> str:
-        """The text of 16 kHz mono float audio."""
+    def _segments(self, wav: np.ndarray, **options: bool):
         segments, _ = self.model.transcribe(np.asarray(wav, dtype=np.float32), language="en", beam_size=1,
                                             temperature=0.0, condition_on_previous_text=False,
-                                            without_timestamps=True, vad_filter=False)
+                                            vad_filter=False, **options)
+        return segments
+
+    def transcribe(self, wav: np.ndarray) -> str:
+        """The text of 16 kHz mono float audio."""
+        segments = self._segments(wav, without_timestamps=True)
         return " ".join(segment.text.strip() for segment in segments).strip()
 
     def words(self, wav: np.ndarray) -> list[tuple[str, float, float]]:
         """``(word, start, end)`` of every recognised word, times in seconds (Whisper's word timestamps)."""
-        segments, _ = self.model.transcribe(np.asarray(wav, dtype=np.float32), language="en", beam_size=1,
-                                            temperature=0.0, condition_on_previous_text=False,
-                                            word_timestamps=True, vad_filter=False)
+        segments = self._segments(wav, word_timestamps=True)
         return [(word.word, float(word.start), float(word.end)) for segment in segments for word in segment.words or []]
 
 

@@ -74,9 +74,9 @@ def export_checkpoint(source: str | Path, target: str | Path, *, dtype: torch.dt
     source, target = Path(source), Path(target)
     if source.resolve() == target.resolve():
         raise CheckpointError(f"Export to another file: '{target}' is the checkpoint being read.")
-    model_type = guess_model_type(extract_state_dict(load_checkpoint_file(source, "model"), source, "model"))
-    checkpoint = load_checkpoint_file(source, model_type or "model")
-    state = extract_state_dict(checkpoint, source, model_type or "model")
+    checkpoint = load_checkpoint_file(source, "model")
+    state = extract_state_dict(checkpoint, source, "model")
+    model_type = checkpoint.get("model_type") or guess_model_type(state)
     payload: dict[str, Any] = {key: checkpoint[key] for key in KEPT_KEYS if key in checkpoint}
     payload.setdefault("model_type", model_type)
     payload["model_state"] = slim_state_dict(state, dtype)
