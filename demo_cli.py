@@ -192,7 +192,11 @@ def open_player():
 
 
 def stream_to_player(pipeline, voice, sentences, args, player):  # noqa: ANN001, ANN201
-    """Generate sentence by sentence and push each to the player as soon as it exists."""
+    """Generate sentence by sentence and push the audio to the player as soon as it exists.
+
+    With fast WaveRNN the first sentence arrives in pieces while it is vocoded, so playback starts
+    after a fraction of its generation time.
+    """
     import numpy as np
 
     from pipeline import CloneResult, SynthesisOutput
@@ -200,12 +204,17 @@ def stream_to_player(pipeline, voice, sentences, args, player):  # noqa: ANN001,
     start = time.perf_counter()
     first_audio = None
     parts = []
+
+    def push(piece: np.ndarray) -> None:
+        nonlocal first_audio
+        if first_audio is None and len(piece):
+            first_audio = time.perf_counter() - start
+            print(f"First audio after {first_audio:.2f} s")
+        player.push(piece)
+
     try:
-        for part in pipeline.stream(voice, sentences, vocoder=args.vocoder, seed=args.seed, enhance=args.enhance):
-            if first_audio is None:
-                first_audio = time.perf_counter() - start
-                print(f"First audio after {first_audio:.2f} s")
-            player.push(part.wav)
+        for part in pipeline.stream(voice, sentences, vocoder=args.vocoder, seed=args.seed, enhance=args.enhance,
+                                    on_audio=push):
             parts.append(part)
         player.finish()
         player.wait(timeout=sum(len(p.wav) for p in parts) / 16000 + 10)

@@ -296,12 +296,19 @@ class ClonePipeline:
 
     def stream(self, voice: VoiceEmbedding | np.ndarray, text: str | Sequence[str], *,
                vocoder: VocoderName = "wavernn", seed: int | None = None, enhance: bool = False,
-               vocoder_progress: Callable[..., None] | None = None) -> Iterator[StreamedSentence]:
+               vocoder_progress: Callable[..., None] | None = None,
+               on_audio: Callable[[np.ndarray], None] | None = None) -> Iterator[StreamedSentence]:
         """Synthesize and vocode sentence by sentence, yielding each as soon as its audio exists.
 
         This is what lets playback start while later sentences are still being made. Sentence ``i``
         uses the seed ``seed + i``, so a streamed text is repeatable. Each piece ends with the short
         pause that separates sentences.
+
+        ``on_audio`` (a player's ``push``) receives the audio earlier still: with the fast WaveRNN path
+        and no ``enhance``, each sentence arrives in pieces while it is vocoded, the first after a
+        fraction of the sentence's generation time (:meth:`vocoder.inference.WaveRNNVocoder.vocode_stream`);
+        peaks are then soft-limited piece by piece instead of scaling the whole sentence. Otherwise it
+        gets each whole sentence. The pieces it receives join into the sentences' ``wav``.
         """
         sentences = prepare_utterances(text) if isinstance(text, str) else [s for s in text if s.strip()]
         if not sentences:
@@ -311,18 +318,34 @@ class ClonePipeline:
             part = self.synthesize([sentence], voice, seed=sentence_seed)
             start = time.perf_counter()
             piece = self.vocode_sentence(part.mels[0], vocoder, seed=sentence_seed, enhance=enhance,
-                                         progress_callback=vocoder_progress)
+                                         progress_callback=vocoder_progress, on_audio=on_audio)
             yield StreamedSentence(index, len(sentences), sentence, part.mels[0], part.alignments[0], piece,
                                    part.seconds, time.perf_counter() - start)
 
     def vocode_sentence(self, mel: np.ndarray, vocoder: VocoderName = "wavernn", *, seed: int | None = None,
-                        enhance: bool = False,
-                        progress_callback: Callable[..., None] | None = None) -> np.ndarray:
-        """One sentence's playable audio: vocoded, enhanced or peak-limited, then the pause that follows it."""
+                        enhance: bool = False, progress_callback: Callable[..., None] | None = None,
+                        on_audio: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
+        """One sentence's playable audio: vocoded, enhanced or peak-limited, then the pause that follows it.
+
+        ``on_audio`` receives the audio as soon as it is playable: in pieces while the fast WaveRNN path
+        generates them (soft-limited one by one, as the sentence's peak is not known yet), else the
+        whole sentence at the end. The pieces join into the returned waveform.
+        """
+        gap = np.zeros(int(SENTENCE_GAP_SECONDS * self.sample_rate), dtype=np.float32)
+        if on_audio is not None and vocoder == "wavernn" and not enhance and not self.exact_vocoder:
+            generator = torch.Generator().manual_seed(seed) if seed is not None else None
+            pieces = []
+            for piece in self.wavernn.vocode_stream(mel, progress_callback=progress_callback, generator=generator):
+                pieces.append(soft_limit(piece))
+                on_audio(pieces[-1])
+            on_audio(gap)
+            return np.concatenate(pieces + [gap])
         piece = self.vocode(mel, vocoder, seed=seed, progress_callback=progress_callback)
         piece = enhance_output(piece, self.sample_rate) if enhance else limit_peak(piece)
-        gap = np.zeros(int(SENTENCE_GAP_SECONDS * self.sample_rate), dtype=np.float32)
-        return np.concatenate([piece.astype(np.float32), gap])
+        wav = np.concatenate([piece.astype(np.float32), gap])
+        if on_audio is not None:
+            on_audio(wav)
+        return wav
 
 
 @dataclass
@@ -343,6 +366,27 @@ def limit_peak(wav: np.ndarray, peak: float = OUTPUT_PEAK) -> np.ndarray:
     """Scale down (never up) so the waveform does not clip when written as integers."""
     current = float(np.max(np.abs(wav))) if wav.size else 0.0
     return wav * (peak / current) if current > peak else wav
+
+
+def soft_limit(wav: np.ndarray, peak: float = OUTPUT_PEAK, knee: float = 0.8) -> np.ndarray:
+    """Leave samples below ``knee·peak`` alone and bend larger ones smoothly towards ``peak``.
+
+    For audio played as it is made, where the sentence's peak is not known yet: the curve is
+    continuous with slope 1 at the knee, so quiet pieces are untouched and no sample reaches ``peak``.
+
+    Examples
+    --------
+    >>> soft_limit(np.array([0.1, -0.5, 3.0, -40.0], dtype=np.float32)).round(3).tolist()
+    [0.1, -0.5, 0.97, -0.97]
+    """
+    wav = np.asarray(wav, dtype=np.float32)
+    start = knee * peak
+    magnitude = np.abs(wav)
+    if not (magnitude > start).any():
+        return wav
+    room = peak - start
+    bent = start + room * np.tanh((magnitude - start) / room)
+    return np.where(magnitude > start, np.sign(wav) * bent, wav).astype(np.float32)
 
 
 def enhance_output(wav: np.ndarray, sample_rate: int = 16000) -> np.ndarray:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline import ClonePipeline, MissingModelError, ModelPaths, VoiceEmbedding, enhance_output, limit_peak
+from pipeline import (ClonePipeline, MissingModelError, ModelPaths, VoiceEmbedding, enhance_output, limit_peak,
+                      soft_limit)
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +80,35 @@ def test_enhance_trims_silence_and_normalises(espeak, tmp_path):
     assert abs(np.abs(enhanced).max() - 0.97) < 1e-4
     assert np.array_equal(limit_peak(np.array([0.5, -0.2])), [0.5, -0.2])
     assert np.abs(limit_peak(np.array([2.0, -1.0]))).max() == pytest.approx(0.97)
+
+
+def test_vocode_sentence_hands_out_wavernn_audio_in_pieces_as_it_is_made(pipeline):
+    mel = np.random.default_rng(0).uniform(-4, 4, (80, 120)).astype(np.float32)
+    pieces: list[np.ndarray] = []
+    wav = pipeline.vocode_sentence(mel, "wavernn", seed=2, on_audio=pieces.append)
+    assert len(pieces) > 2  # the sentence's audio, in several pieces, then the pause
+    np.testing.assert_array_equal(np.concatenate(pieces), wav)
+    assert len(wav) == 119 * 200 + 2400 and not pieces[-1].any()
+    assert np.abs(wav).max() <= 0.97  # soft-limited piece by piece (tanh reaches 0.97 in float32)
+    again: list[np.ndarray] = []
+    np.testing.assert_array_equal(pipeline.vocode_sentence(mel, "wavernn", seed=2, on_audio=again.append), wav)
+    # Griffin-Lim, the exact WaveRNN path and enhancement need the whole sentence: one piece.
+    whole: list[np.ndarray] = []
+    wav = pipeline.vocode_sentence(mel, "griffinlim", seed=2, on_audio=whole.append)
+    assert len(whole) == 1 and whole[0] is wav
+
+
+def test_stream_on_audio_pieces_join_into_the_sentences(pipeline, voice):
+    pieces: list[np.ndarray] = []
+    parts = list(pipeline.stream(voice, "Hello there. How are you today?", seed=3, on_audio=pieces.append))
+    assert [p.sentence for p in parts] == ["Hello there.", "How are you today?"]
+    np.testing.assert_array_equal(np.concatenate(pieces), np.concatenate([p.wav for p in parts]))
+
+
+def test_soft_limit_leaves_quiet_audio_alone_and_bends_peaks_below_the_limit():
+    quiet = np.linspace(-0.7, 0.7, 101, dtype=np.float32)
+    np.testing.assert_array_equal(soft_limit(quiet), quiet)
+    loud = np.linspace(-5, 5, 1001, dtype=np.float32)
+    bent = soft_limit(loud)
+    assert np.abs(bent).max() <= 0.97 and np.all(np.diff(bent) >= 0)  # below the limit, still monotonic
+    assert np.abs(np.diff(bent)).max() <= np.abs(np.diff(loud)).max() + 1e-6  # no jump at the knee

@@ -397,7 +397,8 @@ class ToolboxController:
     def vocode(self, synthesis: SynthesisOutput | None = None, *, vocoder: str | None = None,
                seed: int | None = None, enhance: bool = False, progress: ProgressCallback | None = None,
                on_chunk: ChunkCallback | None = None) -> GeneratedOutput:
-        """Mel spectrograms → audio, sentence by sentence (``on_chunk`` gets each as soon as it is ready)."""
+        """Mel spectrograms → audio, sentence by sentence (``on_chunk`` gets the audio as soon as it is
+        playable: in pieces with fast WaveRNN, else sentence by sentence)."""
         synthesis = synthesis or self.current_synthesis
         if synthesis is None:
             raise ValueError("Synthesize a spectrogram before vocoding it.")
@@ -416,11 +417,9 @@ class ToolboxController:
                         progress(fraction, f"Vocoding sentence {index + 1}/{len(synthesis.mels)}")
 
                 piece = self.pipeline.vocode_sentence(mel, vocoder, seed=None if seed is None else seed + index,
-                                                      enhance=enhance, progress_callback=report)
+                                                      enhance=enhance, progress_callback=report, on_audio=on_chunk)
                 pieces.append(piece)
                 done_frames += mel.shape[1]
-                if on_chunk:
-                    on_chunk(piece)
         wav = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
         seconds = time.perf_counter() - start
         if progress:
@@ -433,7 +432,8 @@ class ToolboxController:
                               seed: int | None = None, enhance: bool = False, progress: ProgressCallback | None = None,
                               on_chunk: ChunkCallback | None = None) -> GeneratedOutput:
         """Both stages, streamed: each sentence is synthesized and vocoded before the next one starts,
-        so ``on_chunk`` (the player) receives sentence 1 while the rest is still being made."""
+        so ``on_chunk`` (the player) receives sentence 1 while the rest is still being made; with fast
+        WaveRNN it receives each sentence in pieces, the first long before the sentence is done."""
         voice = self.voice(reference_names)
         sentences = prepare_utterances(text)
         seed = self._seed(seed)
@@ -452,15 +452,13 @@ class ToolboxController:
             if progress:
                 progress(0.0, f"Sentence 1/{len(sentences)}: synthesizing")
             for part in self.pipeline.stream(voice.embedding, sentences, vocoder=vocoder, seed=seed,
-                                             enhance=enhance, vocoder_progress=report):
+                                             enhance=enhance, vocoder_progress=report, on_audio=on_chunk):
                 synth_seconds += part.synthesis_seconds
                 vocode_seconds += part.vocoder_seconds
                 mels.append(part.mel)
                 alignments.append(part.alignment)
                 pieces.append(part.wav)
                 current["index"] = part.index + 1
-                if on_chunk:
-                    on_chunk(part.wav)
                 if progress and part.index + 1 < len(sentences):
                     progress((part.index + 1) / len(sentences),
                              f"Sentence {part.index + 2}/{len(sentences)}: synthesizing")

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,6 +140,13 @@ class FastWaveRNNGenerator:
     min_batch, min_target
         Audio shorter than ``min_batch`` folds of ``target`` samples is cut into about ``min_batch`` folds
         of at least ``min_target`` samples instead.
+    stream_warmup, stream_crossfade
+        Warm-up and crossfade of :meth:`generate_stream`'s folds. Shorter than the batch path's because
+        every fold's warm-up and crossfade delay the first audio; at these lengths the outputs are as far
+        from the exact path as the batch path's (``tests/vocoder/test_fast.py``).
+    stream_margin
+        :meth:`generate_stream` plans as if the loop ran this much slower than measured, so that a busy
+        machine still keeps ahead of playback.
     """
 
     def __init__(
@@ -152,6 +160,9 @@ class FastWaveRNNGenerator:
         block: int = 8,
         min_batch: int = 48,
         min_target: int = 600,
+        stream_warmup: int = 200,
+        stream_crossfade: int = 100,
+        stream_margin: float = 1.2,
     ) -> None:
         if model.mode != "RAW":
             raise ValueError("FastWaveRNNGenerator supports RAW (softmax) WaveRNNs only; use WaveRNN.generate for MOL")
@@ -166,6 +177,11 @@ class FastWaveRNNGenerator:
         self.hparams = model.hparams
         self.target, self.crossfade, self.warmup, self.block = target, crossfade, warmup, block
         self.min_batch, self.min_target = max(1, min_batch), max(1, min_target)
+        if stream_warmup < 0 or stream_crossfade < 0 or stream_margin <= 0:
+            raise ValueError(f"need stream_warmup >= 0, stream_crossfade >= 0 and stream_margin > 0, got "
+                             f"{stream_warmup}, {stream_crossfade} and {stream_margin}")
+        self.stream_warmup, self.stream_crossfade, self.stream_margin = stream_warmup, stream_crossfade, stream_margin
+        self._step_seconds: dict[int, float] = {}  # measured loop step time per batch size
         self.device = model.device
         self.dtype = default_dtype(self.device) if dtype is None else dtype
         if self.dtype not in (torch.bfloat16, torch.float32, torch.float16):
@@ -289,6 +305,139 @@ class FastWaveRNNGenerator:
             outputs[i] = self._assemble(values, mine, lengths[i])
         return outputs
 
+    def generate_stream(
+        self,
+        mel: torch.Tensor,
+        progress_callback: ProgressCallback | None = None,
+        generator: torch.Generator | None = None,
+        sample_rate: int | None = None,
+    ) -> Iterator[np.ndarray]:
+        """The waveform of ``mel (num_mels, T)`` in pieces, each yielded as soon as it is final.
+
+        The pieces join into ``(T - 1)·hop`` samples with the same conventions as :meth:`generate`.
+        Folds grow along the sentence: the first ones are short, so the start of the audio is ready
+        after a fraction of the whole generation time, and each later fold is planned to be finished
+        before playback (at ``sample_rate``, default the model's) reaches it, from the measured speed of
+        the loop. All folds still run as one batch.
+
+        Examples
+        --------
+        >>> from vocoder.hparams import VocoderHParams
+        >>> from vocoder.model import build_wavernn
+        >>> hp = VocoderHParams(voc_rnn_dims=32, voc_fc_dims=32, voc_compute_dims=16, voc_res_out_dims=16,
+        ...                     voc_res_blocks=1)
+        >>> fast = FastWaveRNNGenerator(build_wavernn(hp), dtype=torch.float32)
+        >>> pieces = list(fast.generate_stream(torch.zeros(80, 100), generator=torch.Generator().manual_seed(0)))
+        >>> sum(len(p) for p in pieces)
+        19800
+        """
+        num_mels = self.hparams.num_mels
+        if mel.dim() != 2 or mel.size(0) != num_mels:
+            raise ValueError(f"mel must have shape ({num_mels}, T), got {tuple(mel.shape)}")
+        if mel.size(1) == 0:
+            raise ValueError("Cannot vocode an empty mel spectrogram (0 frames); at least 1 frame is needed.")
+        length = (mel.size(1) - 1) * self.hparams.hop_length
+        if length == 0:
+            return
+        rate = self.hparams.sample_rate if sample_rate is None else sample_rate
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                folds = self.plan_stream(length, rate)
+                cond = self._conditioning(mel, length)
+                steps = max(f.length for f in folds)
+                assembler = _Assembler(self, length, self.stream_crossfade)
+                done_folds = 0
+                for labels, done in self._loop([cond], steps, folds, progress_callback, generator):
+                    pieces = []
+                    while done_folds < len(folds) and folds[done_folds].length <= done:
+                        fold = folds[done_folds]
+                        column = labels[: fold.length, done_folds].to("cpu")
+                        values = self._label_values.cpu()[column].double().numpy()
+                        pieces.append(assembler.add(values, fold, last=done_folds == len(folds) - 1))
+                        done_folds += 1
+                    if pieces:
+                        yield np.concatenate(pieces)
+        finally:
+            self.model.train(was_training)
+
+    def plan_stream(self, length: int, sample_rate: int | None = None) -> list[_Fold]:
+        """Folds (one batch row each, in output order) for :meth:`generate_stream` of ``length`` samples.
+
+        Fold ``k`` starts its output at ``a_k`` and, running from step 0, is done after its ``length``
+        steps; playback reaches ``a_k`` at step ``D + a_k / ρ``, where ``D`` is the step of the first
+        audio and ``ρ`` the samples played per loop step (from the measured step time of the batch size,
+        times ``stream_margin``). Each fold is as long as that deadline allows (at most ``target``),
+        and ``D`` is the smallest for which the folds fit the batch; several batch sizes are tried and
+        the plan with the earliest first audio in seconds wins.
+        """
+        rate = self.hparams.sample_rate if sample_rate is None else sample_rate
+        best: tuple[float, list[_Fold]] | None = None
+        needed = math.ceil(length / self.target) + 1
+        for rows in sorted({max(self.min_batch, needed), max(self.min_batch, needed) * 4 // 3, max(self.min_batch, needed) * 2}):
+            seconds = self.step_seconds(rows) * self.stream_margin
+            folds = self._stream_folds(length, rows, rate * seconds)
+            first = folds[0].length * seconds
+            if best is None or first < best[0]:
+                best = (first, folds)
+        assert best is not None
+        return best[1]
+
+    def _stream_folds(self, length: int, rows: int, samples_per_step: float) -> list[_Fold]:
+        """The folds for a first audio after as few steps as fit in ``rows`` folds (see :meth:`plan_stream`)."""
+        w_max, x = self.stream_warmup, self.stream_crossfade
+        min_stride = max(x, 32)
+
+        def build(first_step: int, max_folds: int = rows) -> list[_Fold] | None:
+            folds: list[_Fold] = []
+            begin = 0
+            while len(folds) < max_folds:
+                warmup = min(w_max, begin)
+                stride = min(self.target, int(first_step + begin / samples_per_step) - warmup - x)
+                if stride < min_stride:
+                    return None
+                start = begin - warmup
+                if begin + stride + x >= length:
+                    folds.append(_Fold(0, start, length - start, warmup))
+                    return folds
+                folds.append(_Fold(0, start, warmup + stride + x, warmup))
+                begin += stride
+            return None
+
+        low, high = min_stride + x, length + x
+        plan = build(high)
+        if plan is None:  # too long for the rows even at full length: folds of ``target``, one batch
+            plan = build(high, max_folds=length)
+            assert plan is not None
+            return plan
+        while low < high:  # the smallest first step that works (more room never needs more folds)
+            middle = (low + high) // 2
+            candidate = build(middle)
+            if candidate is None:
+                low = middle + 1
+            else:
+                high, plan = middle, candidate
+        return plan
+
+    def step_seconds(self, batch: int) -> float:
+        """Measured seconds per loop step at ``batch`` rows (timed once on silence, then cached)."""
+        if batch not in self._step_seconds:
+            mel = torch.zeros(self.hparams.num_mels, 2, device=self.device)
+            with torch.inference_mode():
+                cond = self._conditioning(mel, self.hparams.hop_length)
+                steps = 3 * self.block
+                folds = [_Fold(0, 0, self.hparams.hop_length, 0)] * batch
+                loop = self._loop([cond], steps, folds, None, torch.Generator(self.device).manual_seed(0))
+                next(loop)  # the first block pays for lazy initialisation
+                start = time.perf_counter()
+                for _ in loop:
+                    pass
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                self._step_seconds[batch] = (time.perf_counter() - start) / (steps - self.block)
+        return self._step_seconds[batch]
+
     # ------------------------------------------------------------------------------------------------
     # Internals
     # ------------------------------------------------------------------------------------------------
@@ -337,6 +486,27 @@ class FastWaveRNNGenerator:
         progress_callback: ProgressCallback | None,
         generator: torch.Generator | None,
     ) -> torch.Tensor:
+        """Sampled labels ``(B, steps)`` of every fold (one batch row per fold)."""
+        loop = self._loop(conds, steps, folds, progress_callback, generator)
+        labels = None
+        for labels, _ in loop:
+            pass
+        assert labels is not None
+        return labels.t().cpu()  # (B, steps)
+
+    def _loop(
+        self,
+        conds: list[torch.Tensor],
+        steps: int,
+        folds: list[_Fold],
+        progress_callback: ProgressCallback | None,
+        generator: torch.Generator | None,
+    ) -> Iterator[tuple[torch.Tensor, int]]:
+        """The sample loop; yields ``(labels (steps, B), steps done)`` after every block of steps.
+
+        Row ``b`` of the batch runs fold ``b`` from step 0: its first ``folds[b].length`` labels are
+        final once that many steps are done, which is what lets :meth:`generate_stream` emit audio early.
+        """
         device, dt = self.device, self.dtype
         batch = len(folds)
         rnn = self.model.rnn_dims
@@ -396,33 +566,74 @@ class FastWaveRNNGenerator:
                 if progress_callback is not None and step % 100 == 0:
                     rate = (step + 1) * batch / max(time.perf_counter() - start_time, 1e-9) / 1000
                     progress_callback(step, steps, batch, rate)
+            if b0 + k < steps:
+                yield labels, b0 + k
         if progress_callback is not None:
             rate = steps * batch / max(time.perf_counter() - start_time, 1e-9) / 1000
             progress_callback(steps, steps, batch, rate)
-        return labels.t().cpu()  # (B, steps)
+        yield labels, steps
 
     def _assemble(self, values: np.ndarray, folds: list[tuple[int, _Fold]], length: int) -> np.ndarray:
         """Decode each fold, de-emphasise it from its own start, crossfade neighbours, fade out the end."""
+        assembler = _Assembler(self, length)
+        pieces = [assembler.add(values[b], fold, last=k == len(folds) - 1) for k, (b, fold) in enumerate(folds)]
+        return np.concatenate(pieces) if pieces else np.zeros(length, dtype=np.float32)
+
+
+class _Assembler:
+    """Turns the folds of one sentence, given in output order, into final audio as they complete.
+
+    Each fold is mu-law decoded and de-emphasised from its own first (warm-up) sample, its warm-up is
+    dropped, and its start is crossfaded with the previous fold's last ``crossfade`` samples, which are
+    held back until then. :meth:`add` returns the samples that no later fold can change.
+    """
+
+    def __init__(self, owner: FastWaveRNNGenerator, length: int, crossfade: int | None = None) -> None:
+        self.hparams, self.n_classes = owner.hparams, owner.model.n_classes
+        self.crossfade_len = owner.crossfade if crossfade is None else crossfade
+        self.length = length
+        self.position = 0  # samples returned so far; the held-back tail starts here
+        self.tail: np.ndarray | None = None  # the previous fold's last samples, unmixed
+        self.previous: tuple[int, np.ndarray] | None = None  # (first sample, de-emphasised samples) of the last fold
+        fade = min(self.hparams.fade_out_samples, length)
+        self.fade_from = length - fade
+        self.fade = np.linspace(1.0, 0.0, fade) if fade > 0 else np.zeros(0)
+
+    def add(self, values: np.ndarray, fold: _Fold, last: bool) -> np.ndarray:
+        """Final float32 samples made available by ``fold`` (its label values); ``last`` flushes the tail."""
         hp = self.hparams
-        out = np.zeros(length, dtype=np.float64)
-        tail: np.ndarray | None = None  # the previous fold's last `crossfade` samples
-        for b, fold in folds:
-            y = values[b, : fold.length]
-            if hp.mu_law:
-                y = decode_mu_law(y, self.model.n_classes, from_labels=False)
-            if hp.apply_preemphasis:
-                y = de_emphasis(y, hp.preemphasis)  # from the fold's first (warm-up) sample: settled state
-            y = y[fold.keep_from :]  # drop the warm-up
-            begin = fold.start + fold.keep_from
-            n = 0 if tail is None else min(len(tail), len(y))
-            if n:
-                out[begin : begin + n] = _crossfade(tail[:n], y[:n])
-            out[begin + n : begin + len(y)] = y[n:]
-            tail = y[len(y) - self.crossfade :] if self.crossfade > 0 else None
-        fade_len = min(hp.fade_out_samples, length)
-        if fade_len > 0:
-            out[length - fade_len :] *= np.linspace(1.0, 0.0, fade_len)
-        return out.astype(np.float32)
+        y = np.asarray(values[: fold.length], dtype=np.float64)
+        if hp.mu_law:
+            y = decode_mu_law(y, self.n_classes, from_labels=False)
+        if hp.apply_preemphasis:
+            y = de_emphasis(y, hp.preemphasis)
+            if self.previous is not None and self.previous[0] < fold.start <= self.previous[0] + len(self.previous[1]):
+                # The filter's state before this fold is the previous fold's output there: continue from it
+                # (a linear filter: add the decaying response to that state) instead of from silence.
+                state = self.previous[1][fold.start - 1 - self.previous[0]]
+                y = y + state * hp.preemphasis ** np.arange(1, len(y) + 1)
+            self.previous = (fold.start, y)
+        y = y[fold.keep_from :]  # drop the warm-up
+        begin = fold.start + fold.keep_from
+        if begin != self.position:
+            raise ValueError(f"fold output starts at {begin}, expected {self.position}: folds must come in order")
+        mixed = y
+        if self.tail is not None:
+            n = min(len(self.tail), len(y))
+            mixed = y.copy()
+            mixed[:n] = _crossfade(self.tail[:n], y[:n])
+        if last or self.crossfade_len == 0:
+            final, self.tail = mixed, None
+        else:
+            keep = min(self.crossfade_len, len(y))
+            final, self.tail = mixed[: len(y) - keep], y[len(y) - keep :]
+        end = self.position + len(final)
+        if end > self.fade_from:
+            first = max(self.position, self.fade_from)
+            final = final.copy()
+            final[first - self.position :] *= self.fade[first - self.fade_from : end - self.fade_from]
+        self.position = end
+        return final.astype(np.float32)
 
 
 def _crossfade(outgoing: np.ndarray, incoming: np.ndarray) -> np.ndarray:

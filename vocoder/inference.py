@@ -24,6 +24,7 @@ Examples
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -240,6 +241,30 @@ class WaveRNNVocoder:
         scale = self.hparams.mel_max_abs_value if normalize else 1.0
         tensors = [torch.from_numpy(a / scale) for a in arrays]
         return self.fast_generator().generate_batch(tensors, progress_callback, generator)
+
+    def vocode_stream(
+        self,
+        mel: np.ndarray,
+        *,
+        normalize: bool = True,
+        fast: bool = True,
+        progress_callback: ProgressCallback | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[np.ndarray]:
+        """The waveform of one mel in pieces, each yielded as soon as it is final (for playback).
+
+        The fast path (:meth:`~vocoder.fast.FastWaveRNNGenerator.generate_stream`) starts with short
+        folds, so its first piece comes after a fraction of the sentence's generation time; the exact
+        path (``fast=False``) and MOL models yield the whole waveform once. The pieces join into what
+        :meth:`vocode` returns for the same mel: ``(T - 1)·hop`` float32 samples.
+        """
+        array = validate_mel(mel, self.hparams.num_mels)
+        if not (fast and self.model.mode == "RAW"):
+            yield self.vocode(array, normalize=normalize, fast=False, progress_callback=progress_callback,
+                              generator=generator)
+            return
+        scale = self.hparams.mel_max_abs_value if normalize else 1.0
+        yield from self.fast_generator().generate_stream(torch.from_numpy(array / scale), progress_callback, generator)
 
     def fast_generator(self, **options: Any) -> FastWaveRNNGenerator:
         """The :class:`~vocoder.fast.FastWaveRNNGenerator` of this model, rebuilt when its weights change.

@@ -25,6 +25,7 @@ def test_json_report_has_every_stage_with_consistent_rtf():
         assert abs(figures["rtf"] - figures["seconds"] / figures["audio_seconds"]) < 1e-9, stage
     for stage in ("wavernn_exact", "wavernn_fast"):
         assert abs(report["cpu"][stage]["audio_seconds"] - 0.3) < 0.02
+    assert report["cpu"]["time_to_first_audio"]["playback_stall_seconds"] >= 0.0
 
 
 def test_cuda_request_without_gpu_fails_cleanly():

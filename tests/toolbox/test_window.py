@@ -357,12 +357,13 @@ def test_wavernn_streams_while_the_window_stays_responsive(qtbot, open_window, m
     assert window.selected_output.vocoder == "wavernn"
     assert len(ticks) >= 5, f"{len(ticks)} timer ticks in {finished - started:.1f} s of vocoding"
     kinds = [event[0] for event in audio.events]
-    assert kinds == ["start", "push", "push", "finish"], kinds
+    pushes = audio.events[1:-1]
+    assert kinds[0] == "start" and kinds[-1] == "finish" and set(kinds[1:-1]) == {"push"}, kinds
+    assert len(pushes) > 2  # each sentence in pieces as fast WaveRNN makes them, then its pause
     assert audio.events[0][1] == 16000
-    # Sentence 1 reached the player while sentence 2 was still being made.
-    first_push, second_push = audio.events[1][2], audio.events[2][2]
-    assert second_push - first_push > 0.05
-    assert audio.events[1][1] + audio.events[2][1] == len(window.selected_output.wav)
+    # The first audio reached the player while the rest was still being made.
+    assert pushes[-1][2] - pushes[0][2] > 0.05
+    assert sum(event[1] for event in pushes) == len(window.selected_output.wav)
 
 
 def test_errors_are_reported_not_raised(qtbot, open_window, models_dir, voices, monkeypatch):

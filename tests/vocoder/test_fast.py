@@ -238,3 +238,98 @@ def test_vocode_batch_matches_lengths_and_mol_falls_back() -> None:
     assert wav.shape == (4 * HOP,)
     with pytest.raises(ValueError, match="RAW"):
         FastWaveRNNGenerator(mol.model)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Streaming (generate_stream): growing folds, audio handed out as soon as it is final
+# ---------------------------------------------------------------------------------------------------
+def stream(g: FastWaveRNNGenerator, mel: torch.Tensor, seed: int = 0) -> list[np.ndarray]:
+    return list(g.generate_stream(mel[0], generator=torch.Generator().manual_seed(seed)))
+
+
+@pytest.mark.parametrize("samples_per_step", [8.0, 27.0, 60.0])
+@pytest.mark.parametrize("length", [3_000, 40_000, 160_000])
+def test_stream_plan_tiles_the_audio_and_meets_its_playback_deadlines(samples_per_step, length) -> None:
+    g = FastWaveRNNGenerator(small_model(), dtype=torch.float32)
+    rows = 64
+    folds = g._stream_folds(length, rows, samples_per_step)
+    x = g.stream_crossfade
+    first = folds[0].length  # the step at which playback can start
+    assert folds[0].start == 0 and folds[0].keep_from == 0
+    assert folds[-1].start + folds[-1].length == length
+    for previous, fold in zip(folds, folds[1:]):
+        begin = fold.start + fold.keep_from
+        assert previous.start + previous.length - begin == min(x, previous.length - previous.keep_from)
+        assert fold.keep_from == min(g.stream_warmup, begin)
+    if len(folds) <= rows and any(f.length < length for f in folds):  # a streaming plan, not the fallback
+        for fold in folds:
+            begin = fold.start + fold.keep_from
+            assert fold.length <= first + begin / samples_per_step + 1e-9, (fold, first)
+        # the first audio comes in less than half the batch path's whole generation
+        if length >= 40_000:
+            plain_steps, _ = g._plan([length])
+            assert first < 0.5 * plain_steps, (first, plain_steps)
+
+
+def test_stream_pieces_join_into_the_whole_and_come_early() -> None:
+    model = small_model()
+    g = FastWaveRNNGenerator(model, dtype=torch.float32)
+    frames = 300
+    pieces = stream(g, speech_like_mel(frames))
+    wav = np.concatenate(pieces)
+    assert wav.dtype == np.float32 and wav.shape == ((frames - 1) * HOP,) and np.isfinite(wav).all()
+    assert len(pieces) > 5 and len(pieces[0]) < len(wav) / 4
+    np.testing.assert_array_equal(wav, np.concatenate(stream(g, speech_like_mel(frames))))  # same seed, same audio
+    assert not np.array_equal(wav, np.concatenate(stream(g, speech_like_mel(frames), seed=1)))
+    for frames in (1, 2, 9):
+        assert sum(len(p) for p in stream(g, speech_like_mel(frames))) == (frames - 1) * HOP
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_stream_matches_the_exact_path_on_a_mel_driven_model(dtype) -> None:
+    model = mel_driven_model()
+    mel = speech_like_mel(120)
+    exact = model.generate(mel, batched=False, generator=torch.Generator().manual_seed(0))
+    pieces = stream(FastWaveRNNGenerator(model, dtype=dtype), mel)
+    assert len(pieces) > 3
+    err = np.abs(np.concatenate(pieces) - exact)
+    assert np.mean(err < 1e-3) > 0.98 and np.median(err) < 1e-4, (np.mean(err < 1e-3), np.median(err))
+
+
+def test_stream_keeps_a_constant_signal_constant_through_every_crossfade() -> None:
+    label = 400
+    model = constant_label_model(label)
+    frames = 200
+    level = float(de_emphasis(np.full(5000, decode_mu_law(np.array([label]), 512)[0]))[-1])
+    g = FastWaveRNNGenerator(model, dtype=torch.float32)
+    wav = np.concatenate(stream(g, speech_like_mel(frames)))
+    body = wav[500 : len(wav) - model.hparams.fade_out_samples]  # after de-emphasis has risen from silence
+    assert np.abs(body - level).max() < 1e-3 * abs(level)  # no dip, no bump, no click anywhere
+    assert np.abs(np.diff(body)).max() < 1e-3 * abs(level)
+
+
+def test_stream_quality_guard_log_mel_distance_to_the_exact_path() -> None:
+    """The streaming path's shorter warm-up and crossfade keep it as close to the exact path as the
+    exact path is to itself with another seed (same bounds as the batch path's guard)."""
+    model = peaked_model(scale=4.0, seed=5)
+    mel = speech_like_mel(70)
+    exact = model.generate(mel, batched=False, generator=torch.Generator().manual_seed(0))
+    exact_other = model.generate(mel, batched=False, generator=torch.Generator().manual_seed(1))
+    streamed = np.concatenate(stream(FastWaveRNNGenerator(model), mel))
+    baseline = log_mel_distance(exact, exact_other)
+    distance = log_mel_distance(streamed, exact)
+    print(f"log-mel distance stream-exact {distance:.3f}, exact-exact (other seed) {baseline:.3f}")
+    assert distance < 1.25 * baseline + 0.05, (distance, baseline)
+    assert abs(np.std(streamed) / np.std(exact) - 1) < 0.2
+
+
+def test_vocode_stream_joins_into_vocode_length_and_exact_path_yields_once() -> None:
+    vocoder = WaveRNNVocoder(small_model())
+    mel = np.random.default_rng(0).uniform(-4, 4, (80, 150)).astype(np.float32)
+    pieces = list(vocoder.vocode_stream(mel, generator=torch.Generator().manual_seed(0)))
+    assert len(pieces) > 1 and sum(len(p) for p in pieces) == 149 * HOP
+    exact = list(vocoder.vocode_stream(mel, fast=False, generator=torch.Generator().manual_seed(0)))
+    assert len(exact) == 1
+    np.testing.assert_array_equal(exact[0], vocoder.vocode(mel, generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError):
+        list(vocoder.vocode_stream(np.zeros((80, 0), np.float32)))
