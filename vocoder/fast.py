@@ -369,19 +369,22 @@ class FastWaveRNNGenerator:
         steps; playback reaches ``a_k`` at step ``D + a_k / ρ``, where ``D`` is the step of the first
         audio and ``ρ`` the samples played per loop step (from the measured step time of the batch size,
         times ``stream_margin``). Each fold is as long as that deadline allows (at most ``target``),
-        and ``D`` is the smallest for which the folds fit the batch; several batch sizes are tried and
-        the plan with the earliest first audio in seconds wins.
+        and ``D`` is the smallest for which the folds fit the batch; batches of 1, 4/3 and 2 times
+        ``min_batch`` rows are tried and the plan with the earliest first audio in seconds wins. Audio too
+        long for the largest batch gets folds of ``target`` samples, as many as it takes.
         """
         rate = self.hparams.sample_rate if sample_rate is None else sample_rate
         best: tuple[float, list[_Fold]] | None = None
-        needed = math.ceil(length / self.target) + 1
-        for rows in sorted({max(self.min_batch, needed), max(self.min_batch, needed) * 4 // 3, max(self.min_batch, needed) * 2}):
+        for rows in (self.min_batch, self.min_batch * 4 // 3, self.min_batch * 2):
+            if length > rows * self.target:
+                continue  # cannot fit at any first step (folds are at most ``target`` long)
             seconds = self.step_seconds(rows) * self.stream_margin
             folds = self._stream_folds(length, rows, rate * seconds)
             first = folds[0].length * seconds
-            if best is None or first < best[0]:
+            if len(folds) <= rows and (best is None or first < best[0]):
                 best = (first, folds)
-        assert best is not None
+        if best is None:  # very long audio: folds of ``target``, as many as it takes, in one batch
+            return self._stream_folds(length, 1, float(length))
         return best[1]
 
     def _stream_folds(self, length: int, rows: int, samples_per_step: float) -> list[_Fold]:

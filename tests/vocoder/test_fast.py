@@ -333,3 +333,13 @@ def test_vocode_stream_joins_into_vocode_length_and_exact_path_yields_once() -> 
     np.testing.assert_array_equal(exact[0], vocoder.vocode(mel, generator=torch.Generator().manual_seed(0)))
     with pytest.raises(ValueError):
         list(vocoder.vocode_stream(np.zeros((80, 0), np.float32)))
+
+
+def test_stream_plan_of_very_long_audio_uses_target_folds_without_timing_huge_batches() -> None:
+    g = FastWaveRNNGenerator(small_model(), dtype=torch.float32, min_batch=8)
+    folds = g.plan_stream(200_000)  # more than 2·min_batch folds of `target` samples
+    assert len(folds) > 16 and max(f.length for f in folds) <= g.target + g.stream_warmup + g.stream_crossfade
+    assert folds[-1].start + folds[-1].length == 200_000
+    assert set(g._step_seconds) <= {8, 10, 16}  # only the batch sizes it could plan with were timed
+    short = g.plan_stream(20_000)
+    assert len(short) <= 16 and short[0].length < 0.5 * max(f.length for f in short)
