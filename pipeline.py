@@ -376,7 +376,7 @@ def soft_limit(wav: np.ndarray, peak: float = OUTPUT_PEAK, knee: float = 0.8) ->
 
     Examples
     --------
-    >>> soft_limit(np.array([0.1, -0.5, 3.0, -40.0], dtype=np.float32)).round(3).tolist()
+    >>> soft_limit(np.array([0.1, -0.5, 3.0, -40.0])).astype(np.float64).round(3).tolist()
     [0.1, -0.5, 0.97, -0.97]
     """
     wav = np.asarray(wav, dtype=np.float32)
