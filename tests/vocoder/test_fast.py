@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from vocoder.audio import de_emphasis, decode_mu_law
-from vocoder.fast import FastWaveRNNGenerator, _crossfade
+from vocoder.fast import FastWaveRNNGenerator, _crossfade, stretch_and_smooth, upsample_conditioning
 from vocoder.hparams import VocoderHParams
 from vocoder.inference import WaveRNNVocoder
-from vocoder.model import WaveRNN, build_wavernn
+from vocoder.model import UpsampleNetwork, WaveRNN, build_wavernn
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")  # see conftest: 2 busy shared cores
 
@@ -343,3 +343,23 @@ def test_stream_plan_of_very_long_audio_uses_target_folds_without_timing_huge_ba
     assert set(g._step_seconds) <= {8, 10, 16}  # only the batch sizes it could plan with were timed
     short = g.plan_stream(20_000)
     assert len(short) <= 16 and short[0].length < 0.5 * max(f.length for f in short)
+
+
+@pytest.mark.parametrize("scales", [(5, 5, 8), (4, 5, 10), (3,)])
+def test_per_phase_upsampling_equals_the_networks_stretch_and_convolution(scales) -> None:
+    torch.manual_seed(0)
+    net = UpsampleNetwork(80, scales, compute_dims=16, res_blocks=1, res_out_dims=8, pad=2).eval()
+    for conv in net.up_layers[1::2]:
+        torch.nn.init.normal_(conv.weight)  # trained kernels are no longer moving averages
+    mels = torch.randn(2, 80, 23)
+    with torch.no_grad():
+        want_mels, want_aux = net(mels)
+        got_mels, got_aux = upsample_conditioning(net, mels)
+    assert got_mels.shape == want_mels.shape and got_aux.shape == want_aux.shape
+    assert torch.allclose(got_mels, want_mels, rtol=1e-5, atol=1e-4 * want_mels.abs().max().item())
+    assert torch.equal(got_aux, want_aux)
+
+
+def test_stretch_and_smooth_rejects_a_kernel_of_the_wrong_width() -> None:
+    with pytest.raises(ValueError, match="expected 11 taps"):
+        stretch_and_smooth(torch.zeros(1, 80, 4), 5, torch.zeros(9))
