@@ -436,6 +436,18 @@ def select_voices(voices: Sequence[Voice], patterns: str | None) -> list[Voice]:
     return [v for v in voices if any(fnmatch.fnmatchcase(v.name, p) for p in wanted)]
 
 
+def unmatched_patterns(voices: Sequence[Voice], patterns: str | None) -> list[str]:
+    """The comma-separated shell ``patterns`` that match none of ``voices``.
+
+    Examples
+    --------
+    >>> unmatched_patterns([Voice("flite", "slt", "slt")], "flite-*,espeak-en")
+    ['espeak-en']
+    """
+    wanted = [p.strip() for p in (patterns or "").split(",") if p.strip()]
+    return [p for p in wanted if not any(fnmatch.fnmatchcase(v.name, p) for v in voices)]
+
+
 def parse_shifts(spec: str) -> list[tuple[float, float]]:
     """``"1.0:1.0,1.15:0.92"`` -> ``[(1.0, 1.0), (1.15, 0.92)]`` (pitch factor, formant factor).
 
@@ -633,6 +645,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not voices:
             raise CorpusGenerationError(f"no voice available for engine(s) {', '.join(engines)}"
                                         + (f" matching '{args.voices}'" if args.voices else ""))
+        unmatched = unmatched_patterns(available_voices(engines), args.voices)
+        if unmatched:  # voice names differ between engine versions: say so instead of silently making fewer speakers
+            print(f"warning: no installed voice matches {', '.join(repr(p) for p in unmatched)}; "
+                  f"going on with {len(voices)} base voice(s)", file=sys.stderr)
     except CorpusGenerationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

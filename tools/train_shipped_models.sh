@@ -25,7 +25,7 @@ EOF
 
 # 2. Synthetic speakers: 11 base voices x 5 pitch/formant shifts, 60 sentences each.
 python tools/make_synthetic_corpus.py "$WORK/datasets/synthetic" --texts "$WORK/texts_train.csv" \
-    --voices 'piper-*,flite-kal16,flite-awb,flite-rms,flite-slt,festival-*,espeak-en-us,espeak-en-us+f3,espeak-en-us+m3,espeak-en-gb-x-rp,espeak-en' \
+    --voices 'piper-*,flite-kal16,flite-awb,flite-rms,flite-slt,festival-*,espeak-en-us,espeak-en-us+f3,espeak-en-us+m3,espeak-en-gb-x-rp,espeak-en-gb' \
     --shifts 1.0:1.0,1.15:0.92,0.87:1.08,1.25:0.85,0.8:1.12 --sentences_per_speaker 60 -n 2 --skip_existing
 
 # 3. Real speech: LibriSpeech minus the 20 held-out speakers of benchmarks/bench_quality.py, and LJSpeech-mini.

@@ -222,3 +222,13 @@ def test_voice_patterns_matching_nothing_are_one_error_line(tool: ModuleType, te
     assert err.startswith("error: ") and "nobody-*" in err and err.strip().count("\n") == 0
     assert tool.main([str(tmp_path / "out"), "--texts", str(texts), "--min_chars", "500"]) == 1
     assert "no sentence" in capsys.readouterr().err
+
+
+def test_a_pattern_matching_no_voice_among_others_is_a_warning(tool: ModuleType, texts: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "some"
+    assert tool.main([str(out), "--texts", str(texts), "--engines", "espeak", "--voices", "espeak-en-us,nobody",
+                      "--shifts", "1.0:1.0", "--sentences_per_speaker", "1", "-n", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: no installed voice matches 'nobody'" in err and "1 base voice" in err
+    assert [p.name for p in out.iterdir() if p.is_dir()] == ["espeak-en-us_p1.00_f1.00"]
