@@ -158,6 +158,7 @@ def test_zoneout_only_in_training() -> None:
 
 def test_mel_projection_is_mel_major_and_sliced_to_r() -> None:
     model = small_model(r=3)
+    model.pack_cpu_weights = False  # the hook needs the module itself to run (packed copies: test_packed.py)
     captured: list[torch.Tensor] = []
     hook = model.decoder.mel_proj.register_forward_hook(lambda module, args, output: captured.append(output.clone()))
     frames_seen: list[torch.Tensor] = []
