@@ -353,15 +353,16 @@ class Decoder(nn.Module):
         mels, attention, stop, state
             ``(B, n_mels, r)``, ``(B, Tc)``, ``(B, 1)`` probabilities and the new state.
         """
+        if kernels is not None and self.training:
+            raise RuntimeError("packed decoder kernels are for inference; they skip zoneout")
         batch_size = memory.size(0)
         prenet_out = self.prenet(prenet_in)  # (B, 2D)
-        attn_hidden = self.attn_rnn(torch.cat([state.context, prenet_out], dim=-1), state.attn_hidden)  # (B, D)
+        attn_rnn = self.attn_rnn if kernels is None else kernels.attn_rnn
+        attn_hidden = attn_rnn(torch.cat([state.context, prenet_out], dim=-1), state.attn_hidden)  # (B, D)
 
         scores = self.attn_net(keys, attn_hidden, state.cumulative, mask, exact_rtvc)  # (B, Tc)
         context = torch.bmm(scores.unsqueeze(1), memory).squeeze(1)  # (B, M)
 
-        if kernels is not None and self.training:
-            raise RuntimeError("packed decoder kernels are for inference; they skip zoneout")
         rnn_input, res_rnn1, res_rnn2, mel_proj = (
             (self.rnn_input, self.res_rnn1, self.res_rnn2, self.mel_proj) if kernels is None
             else (kernels.rnn_input, kernels.rnn1, kernels.rnn2, kernels.mel_proj)

@@ -7,8 +7,8 @@ reached 13–14 GB/s on 2 AMD EPYC cores, oneDNN with the weights reordered once
 order of the additions differs, so outputs agree with the unpacked modules to float rounding
 (``tests/synthesizer/test_packed.py``).
 
-The two residual LSTM cells are fused into one product each: ``W_ih·x + W_hh·h`` as
-``[W_ih | W_hh]·[x; h]`` with the two biases summed.
+The attention GRU cell keeps its two products (its new-gate term needs them apart); each residual LSTM
+cell is fused into one product, ``W_ih·x + W_hh·h`` as ``[W_ih | W_hh]·[x; h]`` with the biases summed.
 
 Examples
 --------
@@ -80,11 +80,28 @@ class PackedLSTMCell:
         return torch.sigmoid(o) * torch.tanh(cell), cell
 
 
+class PackedGRUCell:
+    """:class:`torch.nn.GRUCell` (gate order r, z, n) with packed input and hidden products."""
+
+    def __init__(self, cell: nn.GRUCell) -> None:
+        self.input = PackedLinear(cell.weight_ih, cell.bias_ih if cell.bias else None)
+        self.hidden = PackedLinear(cell.weight_hh, cell.bias_hh if cell.bias else None)
+
+    def __call__(self, x: Tensor, hidden: Tensor) -> Tensor:
+        gi_r, gi_z, gi_n = self.input(x).chunk(3, dim=1)  # (B, H) each
+        gh_r, gh_z, gh_n = self.hidden(hidden).chunk(3, dim=1)
+        r = torch.sigmoid(gi_r + gh_r)
+        z = torch.sigmoid(gi_z + gh_z)
+        n = torch.tanh(gi_n + r * gh_n)
+        return torch.lerp(n, hidden, z)  # (1 - z)·n + z·h
+
+
 @dataclass(frozen=True)
 class DecoderKernels:
     """The decoder's large products, packed: what :meth:`Decoder.forward <synthesizer.model.Decoder.forward>`
     uses instead of its modules when given ``kernels`` (inference only: no zoneout)."""
 
+    attn_rnn: PackedGRUCell
     rnn_input: PackedLinear
     rnn1: PackedLSTMCell
     rnn2: PackedLSTMCell
@@ -95,6 +112,7 @@ class DecoderKernels:
         """Pack ``decoder``'s current weights (about 76 MB copied for RTVC's model)."""
         with torch.no_grad():
             return cls(
+                attn_rnn=PackedGRUCell(decoder.attn_rnn),
                 rnn_input=PackedLinear(decoder.rnn_input.weight, decoder.rnn_input.bias),
                 rnn1=PackedLSTMCell(decoder.res_rnn1),
                 rnn2=PackedLSTMCell(decoder.res_rnn2),
@@ -104,5 +122,5 @@ class DecoderKernels:
     @staticmethod
     def source_version(decoder: nn.Module) -> tuple[tuple[int, int], ...]:
         """Identity and in-place version of every packed weight: a change means the kernels are stale."""
-        modules = (decoder.rnn_input, decoder.res_rnn1, decoder.res_rnn2, decoder.mel_proj)
+        modules = (decoder.attn_rnn, decoder.rnn_input, decoder.res_rnn1, decoder.res_rnn2, decoder.mel_proj)
         return tuple((p.data_ptr(), p._version) for m in modules for p in m.parameters())

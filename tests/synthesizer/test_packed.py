@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from synthesizer.packed import DecoderKernels, PackedLinear, PackedLSTMCell
+from synthesizer.packed import DecoderKernels, PackedGRUCell, PackedLinear, PackedLSTMCell
 from tests.synthesizer.test_model import TEXTS, small_model, speakers
 
 
@@ -35,6 +35,18 @@ def test_packed_lstm_cell_matches_torch_over_several_steps() -> None:
     cell = nn.LSTMCell(24, 32)
     packed = PackedLSTMCell(cell)
     want = got = (torch.zeros(2, 32), torch.zeros(2, 32))
+    with torch.no_grad():
+        for _ in range(20):
+            x = torch.randn(2, 24)
+            want, got = cell(x, want), packed(x, got)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_packed_gru_cell_matches_torch_over_several_steps() -> None:
+    torch.manual_seed(0)
+    cell = nn.GRUCell(24, 32)
+    packed = PackedGRUCell(cell)
+    want = got = torch.zeros(2, 32)
     with torch.no_grad():
         for _ in range(20):
             x = torch.randn(2, 24)
@@ -88,5 +100,6 @@ def test_packed_kernels_refuse_training_mode() -> None:
 @pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
 def test_weights_are_really_packed_on_this_cpu_build() -> None:
     kernels = DecoderKernels.build(small_model().decoder)
-    assert all(k.packed is not None for k in (kernels.rnn_input, kernels.rnn1.linear, kernels.rnn2.linear,
-                                              kernels.mel_proj))
+    linears = (kernels.attn_rnn.input, kernels.attn_rnn.hidden, kernels.rnn_input, kernels.rnn1.linear,
+               kernels.rnn2.linear, kernels.mel_proj)
+    assert all(linear.packed is not None for linear in linears)
