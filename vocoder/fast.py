@@ -494,21 +494,28 @@ class FastWaveRNNGenerator:
         return plan
 
     def step_seconds(self, batch: int) -> float:
-        """Measured seconds per loop step at ``batch`` rows (timed once on silence, then cached)."""
+        """Measured seconds per loop step at ``batch`` rows (timed once on silence, then cached).
+
+        The median of four timed blocks: on a shared machine one block is sometimes much slower, and a
+        plan built on it would pick a needlessly small batch or a needlessly long first fold.
+        """
         if batch not in self._step_seconds:
             mel = torch.zeros(self.hparams.num_mels, 2, device=self.device)
             with torch.inference_mode():
                 cond = self._conditioning(mel, self.hparams.hop_length)
-                steps = 3 * self.block
+                steps = 5 * self.block
                 folds = [_Fold(0, 0, self.hparams.hop_length, 0)] * batch
                 loop = self._loop([cond], steps, folds, None, torch.Generator(self.device).manual_seed(0))
                 next(loop)  # the first block pays for lazy initialisation
+                block_seconds = []
                 start = time.perf_counter()
                 for _ in loop:
-                    pass
-                if self.device.type == "cuda":
-                    torch.cuda.synchronize(self.device)
-                self._step_seconds[batch] = (time.perf_counter() - start) / (steps - self.block)
+                    if self.device.type == "cuda":
+                        torch.cuda.synchronize(self.device)
+                    now = time.perf_counter()
+                    block_seconds.append(now - start)
+                    start = now
+                self._step_seconds[batch] = float(np.median(block_seconds)) / self.block
         return self._step_seconds[batch]
 
     # ------------------------------------------------------------------------------------------------
