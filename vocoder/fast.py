@@ -217,6 +217,9 @@ class FastWaveRNNGenerator:
     stream_margin
         :meth:`generate_stream` plans as if the loop ran this much slower than measured, so that a busy
         machine still keeps ahead of playback.
+    max_batch_seconds
+        :meth:`generate_batch` vocodes consecutive sentences together up to this much audio per batch,
+        which bounds its memory (at peak about 30 MB per second of audio with RTVC's model).
     """
 
     def __init__(
@@ -233,6 +236,7 @@ class FastWaveRNNGenerator:
         stream_warmup: int = 200,
         stream_crossfade: int = 100,
         stream_margin: float = 1.2,
+        max_batch_seconds: float = 30.0,
     ) -> None:
         if model.mode != "RAW":
             raise ValueError("FastWaveRNNGenerator supports RAW (softmax) WaveRNNs only; use WaveRNN.generate for MOL")
@@ -251,6 +255,9 @@ class FastWaveRNNGenerator:
             raise ValueError(f"need stream_warmup >= 0, stream_crossfade >= 0 and stream_margin > 0, got "
                              f"{stream_warmup}, {stream_crossfade} and {stream_margin}")
         self.stream_warmup, self.stream_crossfade, self.stream_margin = stream_warmup, stream_crossfade, stream_margin
+        if max_batch_seconds <= 0:
+            raise ValueError(f"max_batch_seconds must be positive, got {max_batch_seconds}")
+        self.max_batch_seconds = max_batch_seconds
         self._step_seconds: dict[int, float] = {}  # measured loop step time per batch size
         self.device = model.device
         self.dtype = default_dtype(self.device) if dtype is None else dtype
@@ -360,20 +367,47 @@ class FastWaveRNNGenerator:
         active = [i for i, n in enumerate(lengths) if n > 0]
         if not active:
             return outputs
+        groups = self._groups([lengths[i] for i in active])
+        plans = [self._plan([lengths[active[j]] for j in group]) for group in groups]
+        total_steps = sum(steps for steps, _ in plans)
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.inference_mode():
-                conds = [self._conditioning(mels[i], lengths[i]) for i in active]  # (L_i, C) each
-                steps, folds = self._plan([lengths[i] for i in active])
-                labels = self._run(conds, steps, folds, progress_callback, generator)  # (B, steps) int
+            done_steps = 0
+            for group, (steps, folds) in zip(groups, plans):
+                callback = progress_callback
+                if progress_callback is not None and len(groups) > 1:
+                    # One progress scale over all groups: steps done so far, of all groups' steps.
+                    callback = lambda i, _, batch, rate, offset=done_steps: progress_callback(
+                        offset + i, total_steps, batch, rate)
+                with torch.inference_mode():
+                    conds = [self._conditioning(mels[active[j]], lengths[active[j]]) for j in group]  # (L_i, C) each
+                    labels = self._run(conds, steps, folds, callback, generator)  # (B, steps) int
+                values = self._label_values[labels.to(self.device)].double().cpu().numpy()  # (B, steps)
+                for k, j in enumerate(group):
+                    mine = [(b, f) for b, f in enumerate(folds) if f.sentence == k]
+                    outputs[active[j]] = self._assemble(values, mine, lengths[active[j]])
+                done_steps += steps
         finally:
             self.model.train(was_training)
-        values = self._label_values[labels.to(self.device)].double().cpu().numpy()  # (B, steps)
-        for j, i in enumerate(active):
-            mine = [(b, f) for b, f in enumerate(folds) if f.sentence == j]
-            outputs[i] = self._assemble(values, mine, lengths[i])
         return outputs
+
+    def _groups(self, lengths: list[int]) -> list[list[int]]:
+        """Consecutive sentences in groups of at most ``max_batch_seconds`` of audio (a longer one alone).
+
+        The conditioning table of a group holds ``(num_mels + res_out)`` floats per sample (830 bytes
+        with RTVC's model): a 20-minute text in one batch would need 16 GB.
+        """
+        limit = max(1, int(self.max_batch_seconds * self.hparams.sample_rate))
+        groups: list[list[int]] = []
+        total = limit + 1
+        for index, length in enumerate(lengths):
+            if total + length > limit:
+                groups.append([])
+                total = 0
+            groups[-1].append(index)
+            total += length
+        return groups
 
     def generate_stream(
         self,

@@ -363,3 +363,24 @@ def test_per_phase_upsampling_equals_the_networks_stretch_and_convolution(scales
 def test_stretch_and_smooth_rejects_a_kernel_of_the_wrong_width() -> None:
     with pytest.raises(ValueError, match="expected 11 taps"):
         stretch_and_smooth(torch.zeros(1, 80, 4), 5, torch.zeros(9))
+
+
+def test_sentences_are_grouped_by_audio_length_in_order() -> None:
+    g = FastWaveRNNGenerator(small_model(), max_batch_seconds=1.0)  # 16000 samples at 16 kHz
+    assert g._groups([6000, 6000, 6000, 20000, 100, 100]) == [[0, 1], [2], [3], [4, 5]]
+    with pytest.raises(ValueError, match="max_batch_seconds"):
+        FastWaveRNNGenerator(small_model(), max_batch_seconds=0)
+
+
+def test_batches_split_into_groups_keep_lengths_and_report_one_progress_scale() -> None:
+    mels = [speech_like_mel(frames)[0] for frames in (60, 1, 45, 80, 30)]
+    grouped = FastWaveRNNGenerator(small_model(), target=1000, max_batch_seconds=0.5)
+    assert len(grouped._groups([(m.size(1) - 1) * HOP for m in mels if m.size(1) > 1])) > 1
+    seen: list[tuple[int, int]] = []
+    wavs = grouped.generate_batch(mels, progress_callback=lambda i, steps, batch, rate: seen.append((i, steps)),
+                                  generator=torch.Generator().manual_seed(0))
+    assert [len(w) for w in wavs] == [(m.size(1) - 1) * HOP for m in mels]
+    assert all(np.isfinite(w).all() for w in wavs)
+    totals = {steps for _, steps in seen}
+    assert len(totals) == 1 and seen[-1][0] == totals.pop()
+    assert [i for i, _ in seen] == sorted(i for i, _ in seen)
