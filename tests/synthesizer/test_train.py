@@ -3,6 +3,7 @@ errors, and a 2-process torchrun run on CPU."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -424,3 +425,15 @@ def test_feeding_predictions_replaces_the_target_frames_the_decoder_sees():
     other = model(texts, torch.zeros(1, 80, 8), embeddings, feed_predictions=1.0).mels
     torch.testing.assert_close(other, fed)
     fed.sum().backward()
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
+def test_cpu_bf16_autocast_trains_down_and_keeps_float32_weights(spoken_dir, tmp_path, capsys):
+    train_from_args(trainer_args(spoken_dir, tmp_path, "--max_steps", "40", "--log_every", "10", "--cpu_bf16",
+                                 schedule="[[2, 3e-3, 1000, 6]]"))
+    logged = [float(value) for value in re.findall(r"\| loss ([0-9.]+) \|", capsys.readouterr().out)]
+    assert len(logged) == 4 and all(math.isfinite(value) for value in logged)
+    assert logged[-1] < 0.6 * logged[0], logged
+    checkpoint = load(tmp_path / "run" / "synthesizer.pt")
+    assert all(tensor.dtype == torch.float32 for tensor in checkpoint["model_state"].values()
+               if tensor.is_floating_point())
