@@ -241,3 +241,17 @@ def test_two_process_torchrun_ranks_agree(clean_data_root, tmp_path):
     # weights moved away from the initial similarity scale.
     assert rank0["similarity_weight"].item() != 10.0
     assert done.stdout.count("Training data:") == 1  # only rank 0 prints
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
+def test_cpu_bf16_trains_with_float32_weights(clean_data_root, tmp_path):
+    models = tmp_path / "models"
+    args = run_args("bf16", clean_data_root, models, "--max_steps", "60", "--log_every", "1", "--cpu_bf16")
+    args.remove("--no_tensorboard")
+    args.insert(args.index("--hparams") + 1, "learning_rate_init=0.003")
+    train_from_args(args)
+    losses = [value for _, value in scalar_series(models / "bf16", "train/loss")]
+    assert len(losses) == 60 and all(np.isfinite(losses))
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.05
+    state = load_checkpoint(models / "bf16" / "encoder.pt")["model_state"]
+    assert all(t.dtype == torch.float32 for t in state.values() if t.is_floating_point())

@@ -209,3 +209,18 @@ def test_two_processes_end_with_identical_weights(speech_dataset_root, tmp_path)
     for key in rank0:  # BatchNorm statistics included
         assert torch.equal(rank0[key], rank1[key]), key
         assert torch.equal(rank0[key], saved["model_state"][key]), key
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
+def test_cpu_bf16_trains_down_with_float32_weights(speech_dataset_root, tmp_path, capsys, torch_single_thread) -> None:
+    source = speech_dataset_root / "SV2TTS" / "synthesizer"
+    entry = read_train_txt(source / "train.txt")[2]
+    write_synthesizer_folder(tmp_path / "SV2TTS" / "synthesizer", [("one", np.load(source / "audio" / entry.audio_name),
+                                                                    entry.text)])
+    args = train_args(tmp_path, tmp_path / "models", "bf16", "-g", "--max_steps", "20", "--log_every", "10",
+                      "--clip_grad_norm", "1", "--cpu_bf16", hparams=["voc_batch_size=8", "voc_lr=0.01"])
+    assert main(args) == 0
+    losses = logged_losses(capsys.readouterr().out)
+    assert sorted(losses) == [10, 20] and losses[20] < losses[10] - 0.3, losses
+    state = torch.load(tmp_path / "models" / "bf16" / "vocoder.pt", map_location="cpu", weights_only=True)["model_state"]
+    assert all(t.dtype == torch.float32 for t in state.values() if t.is_floating_point())
