@@ -93,7 +93,7 @@ class _Linear:
         self.weight = weight.to(dtype).contiguous()
         self.bias = None if bias is None else bias.to(dtype).contiguous()
         self.packed = None
-        packable = dtype == torch.float32 and torch.backends.mkldnn.is_available() or (
+        packable = (dtype == torch.float32 and torch.backends.mkldnn.is_available()) or (
             dtype == torch.bfloat16 and _mkldnn_bf16_ok())
         if weight.device.type == "cpu" and packable:
             try:
