@@ -641,11 +641,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{voice.name}\t{voice.engine}\t{voice.voice}")
             return 0
         sentences = select_sentences(read_sentences(args.texts), args.min_chars, args.max_chars)
-        voices = select_voices(available_voices(engines), args.voices)
+        installed = available_voices(engines)
+        voices = select_voices(installed, args.voices)
         if not voices:
             raise CorpusGenerationError(f"no voice available for engine(s) {', '.join(engines)}"
                                         + (f" matching '{args.voices}'" if args.voices else ""))
-        unmatched = unmatched_patterns(available_voices(engines), args.voices)
+        unmatched = unmatched_patterns(installed, args.voices)
         if unmatched:  # voice names differ between engine versions: say so instead of silently making fewer speakers
             print(f"warning: no installed voice matches {', '.join(repr(p) for p in unmatched)}; "
                   f"going on with {len(voices)} base voice(s)", file=sys.stderr)

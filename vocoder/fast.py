@@ -61,6 +61,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from utils.packed_linear import PackedLinear, onednn_bf16_supported
 from vocoder.audio import de_emphasis, decode_mu_law
 from vocoder.model import ProgressCallback, UpsampleNetwork, WaveRNN
 
@@ -69,51 +70,9 @@ def default_dtype(device: torch.device) -> torch.dtype:
     """bf16 where matrix products in bf16 are fast (CUDA, CPUs with native bf16), float32 otherwise."""
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    if device.type == "cpu" and _mkldnn_bf16_ok():
+    if device.type == "cpu" and onednn_bf16_supported():
         return torch.bfloat16
     return torch.float32
-
-
-def _mkldnn_bf16_ok() -> bool:
-    try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-class _Linear:
-    """``y = x·Wᵀ + b`` (optionally ``+ other``), with weights prepacked for oneDNN when that is possible.
-
-    bf16 and float32 on CPU go through oneDNN's prepacked linear (no weight reordering per call; for
-    float32 on 2 AMD EPYC cores 2–3 times faster than MKL at these batch sizes); every other case (CUDA,
-    float16, no oneDNN) uses :func:`torch.nn.functional.linear`.
-    """
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype, batch_hint: int) -> None:
-        self.weight = weight.to(dtype).contiguous()
-        self.bias = None if bias is None else bias.to(dtype).contiguous()
-        self.packed = None
-        packable = (dtype == torch.float32 and torch.backends.mkldnn.is_available()) or (
-            dtype == torch.bfloat16 and _mkldnn_bf16_ok())
-        if weight.device.type == "cpu" and packable:
-            try:
-                packed = torch.ops.mkldnn._reorder_linear_weight(self.weight, batch_hint)
-                probe = torch.zeros(2, self.weight.size(1), dtype=dtype)
-                torch.ops.mkldnn._linear_pointwise(probe, packed, self.bias, "none", [], "")
-                self.packed = packed
-            except (AttributeError, RuntimeError):
-                self.packed = None
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.packed is not None:
-            return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
-        return F.linear(x, self.weight, self.bias)
-
-    def add(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-        """``x·Wᵀ + b + other`` (fused into the product on oneDNN)."""
-        if self.packed is not None:
-            return torch.ops.mkldnn._linear_pointwise.binary(x, other, self.packed, self.bias, "add")
-        return F.linear(x, self.weight, self.bias).add_(other)
 
 
 def _tanh_(x: torch.Tensor) -> torch.Tensor:
@@ -319,16 +278,16 @@ class FastWaveRNNGenerator:
             cond_b = torch.cat(biases)
             # The conditioning product runs on large batches: in bf16 too when the loop does.
             cond_dtype = self.dtype
-            self._cond = _Linear(cond_w.float(), cond_b.float(), cond_dtype, 4096)
+            self._cond = PackedLinear(cond_w.float(), cond_b.float(), cond_dtype, 4096)
             self._x_term = torch.cat(x_terms[:3]).float()  # (3·rnn + 3·rnn + fc,) previous-sample terms
 
             dt = self.dtype
-            self._hh1 = _Linear(m.rnn1.weight_hh_l0, m.rnn1.bias_hh_l0, dt, 64)
-            self._hh2 = _Linear(m.rnn2.weight_hh_l0, m.rnn2.bias_hh_l0, dt, 64)
-            self._ih2 = _Linear(W_ih2x.float(), None, dt, 64)
-            self._fc1 = _Linear(W_fc1x.float(), None, dt, 64)
-            self._fc2 = _Linear(W_fc2x.float(), None, dt, 64)
-            self._fc3 = _Linear(m.fc3.weight, m.fc3.bias, dt, 64)
+            self._hh1 = PackedLinear(m.rnn1.weight_hh_l0, m.rnn1.bias_hh_l0, dt, 64)
+            self._hh2 = PackedLinear(m.rnn2.weight_hh_l0, m.rnn2.bias_hh_l0, dt, 64)
+            self._ih2 = PackedLinear(W_ih2x.float(), None, dt, 64)
+            self._fc1 = PackedLinear(W_fc1x.float(), None, dt, 64)
+            self._fc2 = PackedLinear(W_fc2x.float(), None, dt, 64)
+            self._fc3 = PackedLinear(m.fc3.weight, m.fc3.bias, dt, 64)
             n = m.n_classes
             self._label_values = (2 * torch.arange(n, device=self.device).float() / (n - 1.0) - 1.0)
 

@@ -1,33 +1,14 @@
-"""Tests for synthesizer.packed: the packed decoder products agree with the modules they replace."""
+"""Tests for synthesizer.packed: the packed decoder cells and products agree with the modules they replace
+(the packed linear layer itself: tests/utils/test_packed_linear.py)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from synthesizer.packed import DecoderKernels, PackedGRUCell, PackedLinear, PackedLSTMCell
+from synthesizer.packed import DecoderKernels, PackedGRUCell, PackedLSTMCell
 from tests.synthesizer.test_model import TEXTS, small_model, speakers
-
-
-@pytest.mark.parametrize("batch", [1, 3])
-def test_packed_linear_matches_f_linear(batch: int) -> None:
-    torch.manual_seed(0)
-    weight, bias = torch.randn(96, 40), torch.randn(96)
-    x = torch.randn(batch, 40)
-    packed = PackedLinear(weight, bias)
-    torch.testing.assert_close(packed(x), F.linear(x, weight, bias), rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(PackedLinear(weight, None)(x), F.linear(x, weight), rtol=1e-5, atol=1e-5)
-
-
-def test_packed_linear_is_a_copy_and_leaves_other_dtypes_unpacked() -> None:
-    weight = torch.ones(4, 3)
-    packed = PackedLinear(weight, None)
-    weight.zero_()
-    assert packed(torch.ones(1, 3)).tolist() == [[3.0] * 4]
-    double = PackedLinear(torch.ones(4, 3, dtype=torch.float64), None)
-    assert double.packed is None and double(torch.ones(1, 3, dtype=torch.float64)).dtype == torch.float64
 
 
 def test_packed_lstm_cell_matches_torch_over_several_steps() -> None:

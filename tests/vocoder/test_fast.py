@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from vocoder.audio import de_emphasis, decode_mu_law
-from vocoder.fast import FastWaveRNNGenerator, _crossfade, _Linear, stretch_and_smooth, upsample_conditioning
+from vocoder.fast import FastWaveRNNGenerator, _crossfade, stretch_and_smooth, upsample_conditioning
 from vocoder.hparams import VocoderHParams
 from vocoder.inference import WaveRNNVocoder
 from vocoder.model import UpsampleNetwork, WaveRNN, build_wavernn
@@ -384,14 +384,3 @@ def test_batches_split_into_groups_keep_lengths_and_report_one_progress_scale() 
     totals = {steps for _, steps in seen}
     assert len(totals) == 1 and seen[-1][0] == totals.pop()
     assert [i for i, _ in seen] == sorted(i for i, _ in seen)
-
-
-@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
-def test_float32_products_are_packed_for_onednn_and_match_f_linear() -> None:
-    torch.manual_seed(0)
-    weight, bias, x, other = torch.randn(96, 64), torch.randn(96), torch.randn(48, 64), torch.randn(48, 96)
-    linear = _Linear(weight, bias, torch.float32, 48)
-    assert linear.packed is not None
-    torch.testing.assert_close(linear(x), torch.nn.functional.linear(x, weight, bias), rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(linear.add(x, other), torch.nn.functional.linear(x, weight, bias) + other,
-                               rtol=1e-5, atol=1e-5)
