@@ -1,0 +1,79 @@
+"""Hyperparameters of the iSTFT vocoder; the signal contract itself comes from the synthesizer's hparams."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from synthesizer.hparams import SynthesizerHParams
+from utils.hparams import HParams
+
+
+@dataclass(frozen=True)
+class ISTFTHParams(HParams):
+    """Sizes, loss weights and schedule of the frame-rate vocoder.
+
+    The STFT geometry, mel bands and dB mapping are not repeated here: they are the synthesizer's
+    (:attr:`signal`), so the vocoder inverts exactly the mel the synthesizer predicts.
+
+    Examples
+    --------
+    >>> hp = ISTFTHParams()
+    >>> hp.channels, hp.num_blocks, hp.n_bins, hp.signal.hop_size
+    (256, 8, 401, 200)
+    >>> hp.receptive_frames  # frames of context on each side of an output frame
+    27
+    """
+
+    # Backbone
+    channels: int = 256
+    num_blocks: int = 8
+    kernel_size: int = 7
+    expansion: int = 3
+    layer_scale_init: float = 0.1  # small residual branches at start: the amplitude prior dominates early
+    input_kernel_size: int = 7
+
+    # Training data
+    segment_frames: int = 80  # output frames per training example (hop-sized steps)
+    batch_size: int = 16
+
+    # Optimiser and schedule (AdamW, linear warm-up, cosine decay to lr * lr_min_ratio)
+    learning_rate: float = 8e-4
+    weight_decay: float = 0.01
+    adam_betas: tuple[float, float] = (0.8, 0.99)
+    warmup_steps: int = 300
+    decay_steps: int = 30_000
+    lr_min_ratio: float = 0.05
+    clip_grad_norm: float = 10.0
+
+    # Loss weights (APNet-like proportions)
+    w_amplitude: float = 45.0
+    w_phase_ip: float = 100.0
+    w_phase_gd: float = 100.0
+    w_phase_iaf: float = 100.0
+    w_consistency: float = 20.0
+    w_mel: float = 45.0
+    w_multi_resolution: float = 5.0
+    mr_resolutions: tuple[tuple[int, int, int], ...] = ((512, 128, 512), (1024, 256, 1024), (256, 64, 256))
+
+    @property
+    def signal(self) -> SynthesizerHParams:
+        """The synthesizer's signal settings (rate, STFT geometry, mel bands, dB mapping)."""
+        return SynthesizerHParams()
+
+    @property
+    def n_bins(self) -> int:
+        """Frequency bins of the predicted spectrum (``n_fft // 2 + 1``)."""
+        return self.signal.n_fft // 2 + 1
+
+    @property
+    def receptive_frames(self) -> int:
+        """How many mel frames on each side influence one output frame (the input conv and the blocks)."""
+        return self.input_kernel_size // 2 + self.num_blocks * (self.kernel_size // 2)
+
+    def __post_init__(self) -> None:
+        if self.channels < 1 or self.num_blocks < 0 or self.expansion < 1:
+            raise ValueError("channels and expansion must be positive and num_blocks non-negative")
+        if self.kernel_size % 2 == 0 or self.input_kernel_size % 2 == 0:
+            raise ValueError("kernel sizes must be odd so that the convolutions stay centred")
+        if self.segment_frames < 2 or self.batch_size < 1:
+            raise ValueError("segment_frames must be at least 2 and batch_size at least 1")

@@ -1,0 +1,122 @@
+"""Training losses of the iSTFT vocoder, all in float32 on the pre-emphasised signal.
+
+APNet's (Ai & Ling 2023) amplitude and phase losses plus a multi-resolution STFT loss on the output
+waveform:
+
+* log-amplitude MSE against the target STFT;
+* anti-wrapping instantaneous-phase (IP), group-delay (GD, phase difference along frequency) and
+  instantaneous-angular-frequency (IAF, along time) losses;
+* STFT consistency: the predicted spectrum against the STFT of its own iSTFT (a spectrum no signal
+  has is penalised), plus the real/imaginary parts of that re-analysed spectrum against the target;
+* L1 between log-mel of the output and of the target;
+* multi-resolution STFT: spectral convergence + log-magnitude L1 at several FFT sizes.
+
+Examples
+--------
+>>> hp = ISTFTHParams(channels=16, num_blocks=1)
+>>> from vocoder.istft.model import build_istft_vocoder
+>>> model = build_istft_vocoder(hp)
+>>> wav = torch.randn(2, 3201) * 0.1
+>>> total, parts = compute_losses(model, wav, hp)
+>>> sorted(parts) == sorted(LOSS_NAMES) and bool(torch.isfinite(total))
+True
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from vocoder.istft.hparams import ISTFTHParams
+from vocoder.istft.model import ISTFTVocoderNet
+from vocoder.istft.spectral import anti_wrap, preemphasis
+
+LOSS_NAMES = ("amplitude", "phase_ip", "phase_gd", "phase_iaf", "consistency", "mel", "multi_resolution")
+
+
+def phase_losses(predicted: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(IP, GD, IAF) anti-wrapped phase losses of two phases ``(B, F, T)``."""
+    ip = anti_wrap(predicted - target).mean()
+    gd = anti_wrap(torch.diff(predicted, dim=1) - torch.diff(target, dim=1)).mean()  # along frequency
+    iaf = anti_wrap(torch.diff(predicted, dim=2) - torch.diff(target, dim=2)).mean()  # along time
+    return ip, gd, iaf
+
+
+_WINDOWS: dict[tuple[int, str], torch.Tensor] = {}
+
+
+def _hann(size: int, device: torch.device) -> torch.Tensor:
+    # A tiny per-process cache of constant windows (not model state).
+    key = (size, str(device))
+    if key not in _WINDOWS:
+        _WINDOWS[key] = torch.hann_window(size, device=device)
+    return _WINDOWS[key]
+
+
+def multi_resolution_stft_loss(output: torch.Tensor, target: torch.Tensor,
+                               resolutions: tuple[tuple[int, int, int], ...]) -> torch.Tensor:
+    """Mean over resolutions of spectral convergence + log-magnitude L1 between ``(B, L)`` signals."""
+    total = output.new_zeros(())
+    for n_fft, hop, win in resolutions:
+        window = _hann(win, output.device)
+        out = torch.stft(output, n_fft, hop, win, window=window, return_complex=True).abs()  # (B, F, T)
+        ref = torch.stft(target, n_fft, hop, win, window=window, return_complex=True).abs()
+        convergence = torch.linalg.norm(ref - out) / torch.linalg.norm(ref).clamp_min(1e-7)
+        log_magnitude = F.l1_loss(torch.log(out.clamp_min(1e-5)), torch.log(ref.clamp_min(1e-5)))
+        total = total + convergence + log_magnitude
+    return total / max(1, len(resolutions))
+
+
+def compute_losses(model: ISTFTVocoderNet, segment: torch.Tensor, hparams: ISTFTHParams,
+                   ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted total loss and its parts for a batch of plain audio segments.
+
+    Parameters
+    ----------
+    model
+        The network (bare or wrapped: only ``model(mel)`` and ``model.front`` are used).
+    segment
+        ``(B, 1 + L)`` plain audio: the first sample is only the pre-emphasis history of the other
+        ``L`` (a multiple of ``hop``), which are analysed into ``1 + L / hop`` frames and re-synthesised.
+    hparams
+        Loss weights and resolutions.
+
+    Returns
+    -------
+    total, parts
+        The scalar to minimise and the unweighted parts as floats (for logging).
+    """
+    front = getattr(model, "module", model).front  # DDP wraps the model under .module
+    signal = hparams.signal
+    emphasised = preemphasis(segment[:, 1:].float(), signal.preemphasis, segment[:, 0])  # (B, L)
+    length = emphasised.shape[1]
+    with torch.no_grad():
+        target_spectrum = front.stft(emphasised)  # (B, F, T)
+        target_magnitude = target_spectrum.abs()
+        mel = front.mel_from_magnitude(target_magnitude)  # (B, M, T): exactly the synthesizer's mel
+        target_log_amplitude = torch.log(target_magnitude.clamp_min(front.min_amplitude))
+        target_phase = torch.angle(target_spectrum)
+        target_log_mel = torch.log(torch.matmul(front.mel_basis, target_magnitude).clamp_min(front.min_amplitude))
+
+    log_amplitude, phase = model(mel)  # (B, F, T) each, float32
+    amplitude = torch.exp(log_amplitude.clamp(max=6.0))
+    spectrum = torch.polar(amplitude, phase)  # (B, F, T)
+    output = front.istft(spectrum, length)  # (B, L) pre-emphasised
+    resynthesised = front.stft(output)  # (B, F, T)
+
+    parts_t = {
+        "amplitude": F.mse_loss(log_amplitude, target_log_amplitude),
+        "consistency": (torch.view_as_real(spectrum) - torch.view_as_real(resynthesised)).square().mean()
+        + (torch.view_as_real(resynthesised) - torch.view_as_real(target_spectrum)).abs().mean(),
+        "mel": F.l1_loss(torch.log(torch.matmul(front.mel_basis, resynthesised.abs()).clamp_min(front.min_amplitude)),
+                         target_log_mel),
+        "multi_resolution": multi_resolution_stft_loss(output, emphasised, hparams.mr_resolutions),
+    }
+    parts_t["phase_ip"], parts_t["phase_gd"], parts_t["phase_iaf"] = phase_losses(phase, target_phase)
+    weights = {
+        "amplitude": hparams.w_amplitude, "phase_ip": hparams.w_phase_ip, "phase_gd": hparams.w_phase_gd,
+        "phase_iaf": hparams.w_phase_iaf, "consistency": hparams.w_consistency, "mel": hparams.w_mel,
+        "multi_resolution": hparams.w_multi_resolution,
+    }
+    total = sum(weights[name] * value for name, value in parts_t.items())
+    return total, {name: float(value.detach()) for name, value in parts_t.items()}

@@ -1,0 +1,210 @@
+"""Train the iSTFT vocoder: ``python -m vocoder.istft.train <run_id> <syn_dir> [-m models_dir] [options]``.
+
+Random segments of ``segment_frames`` frames of the synthesizer's training audio
+(``<syn_dir>/train.txt`` and ``audio/``), their mels computed on the fly with the synthesizer's
+front-end, the APNet-style losses of :mod:`vocoder.istft.losses`, AdamW with a linear warm-up and a
+cosine decay. The run folder ``<models_dir>/<run_id>/`` gets ``vocoder.pt`` (our checkpoint layout
+with ``architecture="istft"``), backups, ``hparams.json``, TensorBoard logs and, every
+``--sample_every`` steps, a few vocoded training utterances next to their originals in ``samples/``.
+Resume, ``--max_steps``, SIGINT/SIGTERM save-and-stop, ``--cpu_bf16`` and ``torchrun`` come from
+:mod:`utils.training`.
+
+Examples
+--------
+>>> args = build_parser().parse_args(["run", "data", "--max_steps", "10", "--cpu_bf16"])
+>>> args.syn_dir, args.max_steps, args.cpu_bf16
+(PosixPath('data'), 10, True)
+>>> round(learning_rate_at(0, ISTFTHParams()), 8), learning_rate_at(300, ISTFTHParams())
+(2.67e-06, 0.0008)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from utils.distributed import init_distributed, shutdown_distributed, wrap_model
+from utils.training import (
+    TrainingError,
+    TrainingOptions,
+    TrainingSession,
+    add_training_arguments,
+    epochs_of_batches,
+    options_from_args,
+    resolve_hparams,
+    run_cli,
+    seed_everything,
+    worker_init_fn,
+)
+from vocoder.istft.data import SegmentDataset
+from utils.audio_io import save_audio
+from vocoder.istft.hparams import ISTFTHParams
+from vocoder.istft.inference import ISTFTVocoder
+from vocoder.istft.losses import compute_losses
+from vocoder.istft.model import ISTFTVocoderNet, build_istft_vocoder
+
+#: The checkpoint's ``architecture`` entry: how loaders tell this vocoder from a WaveRNN file.
+ARCHITECTURE = "istft"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m vocoder.istft.train",
+        description="Train the frame-rate iSTFT vocoder on the audio of a synthesizer data folder "
+                    "(train.txt + audio/). Resumes <models_dir>/<run_id>/vocoder.pt when it exists.",
+    )
+    add_training_arguments(parser, save_every=200, backup_every=1000, sample_every=1000, num_workers=1)
+    parser.add_argument("syn_dir", type=Path, help="Synthesizer data folder holding train.txt and audio/.")
+    group = parser.add_argument_group("iSTFT vocoder")
+    group.add_argument("--init_from", type=Path, default=None,
+                       help="iSTFT vocoder checkpoint to fine-tune from when the run has none yet.")
+    group.add_argument("--sample_seconds", type=float, default=3.0,
+                       help="Length of each vocoded sample utterance, in seconds (default: %(default)s).")
+    return parser
+
+
+def learning_rate_at(step: int, hparams: ISTFTHParams) -> float:
+    """Linear warm-up over ``warmup_steps``, then a cosine from ``learning_rate`` to ``lr_min_ratio`` of it."""
+    peak = hparams.learning_rate
+    if step < hparams.warmup_steps:
+        return peak * (step + 1) / hparams.warmup_steps
+    progress = min(1.0, (step - hparams.warmup_steps) / max(1, hparams.decay_steps - hparams.warmup_steps))
+    floor = peak * hparams.lr_min_ratio
+    return floor + (peak - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def write_samples(session: TrainingSession, model: ISTFTVocoderNet, dataset: SegmentDataset,
+                  seconds: float, count: int = 2) -> list[Path]:
+    """Vocode ``count`` fixed training utterances from their ground-truth mels into ``samples/``."""
+    signal = model.hparams.signal
+    vocoder = ISTFTVocoder(model)
+    session.samples_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    indices = sorted({int(i) for i in np.linspace(0, len(dataset) - 1, min(count, len(dataset))).round()})
+    for number, index in enumerate(indices, start=1):
+        wav = dataset.load(index)[: int(seconds * signal.sample_rate)]
+        with torch.no_grad():
+            mel = model.front.mel_from_wave(torch.from_numpy(wav)[None])[0].numpy()  # (M, T)
+        generated = vocoder.vocode(mel)
+        for kind, audio in (("target", wav[: len(generated)]), ("generated", generated)):
+            path = session.samples_dir / f"step{session.step}_{number}_{kind}.wav"
+            save_audio(path, audio, signal.sample_rate)
+            session.logger.audio(f"samples/{number}_{kind}", audio, signal.sample_rate, session.step)
+            written.append(path)
+    session.logger.flush()
+    return written
+
+
+def train(options: TrainingOptions, syn_dir: str | Path, *, sample_seconds: float = 3.0) -> ISTFTVocoderNet:
+    """Train (or resume) the run ``options.run_id``; returns the bare trained model.
+
+    Raises
+    ------
+    TrainingError
+        Missing or unusable data, bad hyperparameters, a checkpoint of another model or architecture.
+    """
+    context = init_distributed(use_cuda=not options.cpu)
+    try:
+        seed_everything(options.seed, context)
+        session = TrainingSession("vocoder", options, context)
+        try:
+            checkpoint = session.checkpoint_to_resume()
+            if checkpoint is not None and checkpoint.get("architecture") != ARCHITECTURE:
+                raise TrainingError("The vocoder checkpoint to resume or fine-tune from is not an iSTFT vocoder "
+                                    "(use another run_id or --force_restart).")
+            hparams = resolve_hparams(ISTFTHParams, session.stored_hparams(checkpoint), options.config,
+                                      options.hparam_overrides)
+            dataset = SegmentDataset.from_folder(syn_dir, hparams)
+            model = build_istft_vocoder(hparams).to(context.device)
+            model.bf16 = session.use_cpu_bf16  # the backbone autocasts itself; losses stay float32
+            decay, no_decay = [], []
+            for name, parameter in model.named_parameters():
+                (no_decay if parameter.ndim < 2 or name.endswith("scale") else decay).append(parameter)
+            optimizer = torch.optim.AdamW(
+                [{"params": decay, "weight_decay": hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                lr=hparams.learning_rate, betas=tuple(hparams.adam_betas),
+            )
+            session.attach(model, optimizer, hparams, checkpoint,
+                           set_model_step=lambda m, step: m.step.fill_(step),
+                           extra_state=lambda: {"architecture": ARCHITECTURE})
+            net = wrap_model(model, context)
+            model.train()
+            _train_loop(session, net, model, dataset, options, sample_seconds)
+        except BaseException:
+            session.close(save=False)
+            raise
+        session.close()
+        return model
+    finally:
+        shutdown_distributed(context)
+
+
+def _train_loop(session: TrainingSession, net: nn.Module, model: ISTFTVocoderNet, dataset: SegmentDataset,
+                options: TrainingOptions, sample_seconds: float) -> None:
+    hparams, context = model.hparams, session.context
+    last_sample_step = session.step
+
+    def make_loader(epoch: int) -> DataLoader:
+        sampler = None
+        if context.is_distributed:
+            sampler = DistributedSampler(dataset, num_replicas=context.world_size, rank=context.rank,
+                                         shuffle=True, seed=options.seed or 0, drop_last=True)
+            sampler.set_epoch(epoch)
+        return DataLoader(dataset, batch_size=hparams.batch_size, shuffle=sampler is None, sampler=sampler,
+                          drop_last=True, num_workers=options.num_workers, worker_init_fn=worker_init_fn,
+                          persistent_workers=False)
+
+    def sample() -> None:
+        nonlocal last_sample_step
+        last_sample_step = session.step
+        if not context.is_main:
+            return
+        model.eval()
+        try:
+            write_samples(session, model, dataset, sample_seconds)
+        except Exception as error:  # noqa: BLE001 - a sample must never end a training run
+            warnings.warn(f"Could not write the samples of step {session.step}: {error}", stacklevel=2)
+        finally:
+            model.train()
+
+    if session.finished:
+        return
+    for epoch, segments in epochs_of_batches(make_loader, start_epoch=session.epoch):
+        session.epoch = epoch
+        session.set_learning_rate(learning_rate_at(session.step, hparams))
+        segments = segments.to(context.device, non_blocking=True)  # (B, 1 + L)
+        loss, parts = compute_losses(net, segments, hparams)
+        session.backward(loss)
+        session.unscale_gradients()
+        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), hparams.clip_grad_norm)
+        session.optimizer_step()
+        session.end_step({"loss": float(loss.detach()), **parts, "grad_norm": float(grad_norm)})
+        if session.due(options.sample_every):
+            sample()
+        if session.finished:
+            break
+    if options.sample_every and session.step != last_sample_step:
+        sample()
+
+
+def train_from_args(argv: list[str] | None = None) -> ISTFTVocoderNet:
+    """Parse the command line and train; returns the bare trained model."""
+    args = build_parser().parse_args(argv)
+    return train(options_from_args(args), args.syn_dir, sample_seconds=args.sample_seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point: exit status 0, or 1 with one ``error:`` line."""
+    return run_cli(train_from_args, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
