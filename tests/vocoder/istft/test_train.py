@@ -1,0 +1,93 @@
+"""The trainer end to end on a tiny folder, its schedule, and a tiny overfit that beats Griffin-Lim."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from synthesizer.audio import melspectrogram
+from synthesizer.hparams import SynthesizerHParams
+from synthesizer.metadata import TrainEntry, write_train_txt
+from tests.vocoder.istft.conftest import small_model
+from utils.checkpoints import CheckpointError, load_checkpoint_file
+from vocoder.inference import GriffinLimVocoder
+from vocoder.istft.hparams import ISTFTHParams
+from vocoder.istft.inference import ISTFTVocoder
+from vocoder.istft.losses import compute_losses
+from vocoder.istft.metrics import spectral_distance
+from vocoder.istft.train import learning_rate_at, main, train_from_args
+
+TINY = ["--hparams", "channels=16", "num_blocks=1", "segment_frames=8", "batch_size=2"]
+QUIET = ["--num_workers", "0", "--no_tensorboard", "--quiet", "--log_every", "1"]
+
+
+@pytest.fixture
+def syn_dir(tmp_path, speech_clip):
+    root = tmp_path / "syn"
+    (root / "audio").mkdir(parents=True)
+    entries = []
+    for number in range(3):
+        wav = np.roll(speech_clip, 1000 * number)
+        np.save(root / "audio" / f"audio-u{number}.npy", wav)
+        entries.append(TrainEntry.from_basename(f"u{number}", len(wav), 1 + len(wav) // 200, "hello"))
+    write_train_txt(root / "train.txt", entries)
+    return root
+
+
+def test_trains_saves_resumes_and_writes_samples(tmp_path, syn_dir):
+    models = tmp_path / "models"
+    args = ["run", str(syn_dir), "-m", str(models), *TINY, *QUIET, "--sample_every", "2", "--sample_seconds", "0.5"]
+    train_from_args([*args, "--max_steps", "2"])
+    path = models / "run" / "vocoder.pt"
+    checkpoint = load_checkpoint_file(path, "vocoder")
+    assert checkpoint["architecture"] == "istft" and checkpoint["step"] == 2
+    assert checkpoint["hparams"]["channels"] == 16 and "optimizer_state" in checkpoint
+    assert sorted(p.name for p in (models / "run" / "samples").iterdir())[:2] == [
+        "step2_1_generated.wav", "step2_1_target.wav"]
+    model = train_from_args([*args, "--max_steps", "3"])
+    assert int(model.step) == 3 and ISTFTVocoder.from_checkpoint(path).step == 3
+
+
+def test_refuses_to_resume_a_wavernn_run(tmp_path, syn_dir, capsys):
+    from vocoder.hparams import VocoderHParams
+    from vocoder.inference import WaveRNNVocoder
+    from vocoder.model import build_wavernn
+
+    run = tmp_path / "models" / "run"
+    WaveRNNVocoder(build_wavernn(VocoderHParams(voc_rnn_dims=16, voc_fc_dims=16, voc_compute_dims=8,
+                                                voc_res_out_dims=8, voc_res_blocks=1))).save(run / "vocoder.pt")
+    assert main(["run", str(syn_dir), "-m", str(tmp_path / "models"), *TINY, *QUIET, "--max_steps", "1"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error:") and "not an iSTFT vocoder" in error and "\n" not in error
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor():
+    hp = ISTFTHParams(learning_rate=1e-3, warmup_steps=10, decay_steps=110, lr_min_ratio=0.1)
+    rates = [learning_rate_at(step, hp) for step in range(0, 200)]
+    assert rates[0] == pytest.approx(1e-4) and rates[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(rates[9:], rates[10:]))
+    assert rates[60] == pytest.approx(0.55e-3) and rates[150] == pytest.approx(1e-4)
+
+
+def test_overfitting_one_clip_beats_griffin_lim(speech_clip):
+    """A small model trained briefly on one espeak-ng clip must already beat Griffin-Lim's spectral distance."""
+    torch.manual_seed(0)
+    hop = SynthesizerHParams().hop_size
+    wav = speech_clip[: (len(speech_clip) - 1) // hop * hop]
+    segment = torch.from_numpy(np.concatenate([[0.0], wav]).astype(np.float32))[None]  # (1, 1 + L)
+    model = small_model(channels=48, num_blocks=2, layer_scale_init=0.5).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, betas=(0.8, 0.99))
+    for _ in range(120):
+        loss, _ = compute_losses(model, segment, model.hparams)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        optimizer.step()
+    mel = melspectrogram(wav, SynthesizerHParams())
+    ours = ISTFTVocoder(model.eval()).vocode(mel)
+    griffin_lim = GriffinLimVocoder().vocode(mel, generator=torch.Generator().manual_seed(0))
+    reference = wav[: len(ours)]
+    ours_distance, griffin_lim_distance = spectral_distance(reference, ours), spectral_distance(reference, griffin_lim)
+    print(f"spectral distance: iSTFT {ours_distance:.2f} dB, Griffin-Lim {griffin_lim_distance:.2f} dB")
+    assert ours_distance < griffin_lim_distance
