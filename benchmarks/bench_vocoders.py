@@ -1,0 +1,237 @@
+"""Copy-synthesis benchmark of the vocoders on held-out real speech (ground-truth mels in, audio out).
+
+For each held-out LibriSpeech speaker's recording (the speakers of :mod:`benchmarks.bench_quality`,
+kept out of training), the synthesizer's mel is computed from the real audio and inverted by every
+vocoder asked for. Each output is compared with its source:
+
+* ``spectral_dB``: multi-resolution log-spectral distance (:func:`vocoder.istft.metrics.spectral_distance`),
+  lower is better;
+* ``ge2e_cos``: cosine between the GE2E embeddings (``saved_models/default/encoder.pt``) of the
+  output and of the source, higher is better (1 = the encoder hears the same voice);
+* ``wer``: Whisper-base word error rate against the LibriSpeech transcript (the source's own WER is
+  printed as the floor);
+* ``rtf``: vocoding time over audio duration on this machine (``--threads``).
+
+Vocoders: ``istft`` (``--istft`` checkpoint), ``griffinlim`` (:class:`vocoder.inference.GriffinLimVocoder`,
+60 plain iterations, as RTVC), ``griffinlim_fast`` (32 iterations of fast Griffin-Lim, momentum 0.99),
+``wavernn`` (``--wavernn`` checkpoint, fast generator).
+
+Examples
+--------
+::
+
+    python benchmarks/bench_vocoders.py --istft saved_models/shipped/istft_vocoder.pt
+    python benchmarks/bench_vocoders.py --istft run/vocoder.pt --utterances 10 --vocoders istft,griffinlim --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.bench_quality import DEFAULT_LIBRISPEECH, HELD_OUT_SPEAKERS, cosine  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_ENCODER = REPO_ROOT / "saved_models" / "default" / "encoder.pt"
+VOCODERS = ("istft", "griffinlim", "griffinlim_fast", "wavernn")
+
+
+def held_out_utterances(librispeech: Path, count: int) -> list[tuple[str, Path, str]]:
+    """``(speaker, flac, transcript)`` of the first recording of each of the first ``count`` held-out speakers."""
+    found = []
+    for speaker in HELD_OUT_SPEAKERS:
+        files = sorted((librispeech / speaker).glob("*/*.flac"))
+        if not files:
+            continue
+        transcripts = {}
+        for listing in files[0].parent.glob("*.trans.txt"):
+            for line in listing.read_text(encoding="utf-8").splitlines():
+                key, _, text = line.partition(" ")
+                transcripts[key] = text
+        found.append((speaker, files[0], transcripts.get(files[0].stem, "")))
+        if len(found) == count:
+            break
+    if not found:
+        raise FileNotFoundError(f"No held-out LibriSpeech speaker found under '{librispeech}'.")
+    return found
+
+
+class FastGriffinLim:
+    """Fast Griffin-Lim (Perraudin et al. 2013, momentum 0.99) on the synthesizer's mel, as the Griffin-Lim
+    vocoder but with fewer iterations; deterministic for a seed."""
+
+    def __init__(self, n_iters: int = 32, seed: int = 0) -> None:
+        from synthesizer.hparams import SynthesizerHParams
+
+        self.hparams, self.n_iters, self.seed = SynthesizerHParams(), n_iters, seed
+        self.sample_rate = self.hparams.sample_rate
+
+    def vocode(self, mel: np.ndarray) -> np.ndarray:
+        import librosa
+
+        from synthesizer.audio import db_to_amp, denormalize, inv_preemphasis, mel_to_linear
+
+        hp = self.hparams
+        magnitude = mel_to_linear(db_to_amp(denormalize(mel.astype(np.float64), hp) + hp.ref_level_db), hp) ** hp.power
+        length = (mel.shape[1] - 1) * hp.hop_size
+        wav = librosa.griffinlim(magnitude, n_iter=self.n_iters, hop_length=hp.hop_size, win_length=hp.win_size,
+                                 n_fft=hp.n_fft, center=True, pad_mode="constant", momentum=0.99, init="random",
+                                 random_state=np.random.default_rng(self.seed), length=length)
+        return inv_preemphasis(wav, hp.preemphasis, hp.preemphasize).astype(np.float32)
+
+
+def load_vocoders(args: argparse.Namespace) -> dict:
+    import torch
+
+    vocoders = {}
+    for name in args.vocoders:
+        if name == "istft":
+            from vocoder.istft.inference import ISTFTVocoder
+
+            if args.istft is None:
+                raise ValueError("--istft must name an iSTFT vocoder checkpoint to benchmark 'istft'.")
+            vocoders[name] = ISTFTVocoder.from_checkpoint(args.istft).vocode
+        elif name == "griffinlim":
+            from vocoder.inference import GriffinLimVocoder
+
+            griffin_lim = GriffinLimVocoder()
+            vocoders[name] = lambda mel, g=griffin_lim: g.vocode(mel, generator=torch.Generator().manual_seed(0))
+        elif name == "griffinlim_fast":
+            vocoders[name] = FastGriffinLim().vocode
+        elif name == "wavernn":
+            from vocoder.inference import WaveRNNVocoder
+
+            if args.wavernn is None:
+                raise ValueError("--wavernn must name a WaveRNN checkpoint to benchmark 'wavernn'.")
+            wavernn = WaveRNNVocoder.from_checkpoint(args.wavernn)
+            vocoders[name] = lambda mel, w=wavernn: w.vocode(mel, fast=True,
+                                                             generator=torch.Generator().manual_seed(0))
+        else:
+            raise ValueError(f"Unknown vocoder '{name}' (choose from {', '.join(VOCODERS)}).")
+    return vocoders
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Score every vocoder on every utterance; returns per-vocoder means and per-utterance rows."""
+    import torch
+
+    from encoder.inference import Encoder
+    from synthesizer.audio import load_wav, melspectrogram
+    from synthesizer.hparams import SynthesizerHParams
+    from vocoder.istft.metrics import spectral_distance
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    hp = SynthesizerHParams()
+    encoder = Encoder.from_checkpoint(args.encoder)
+    transcriber = None
+    if not args.no_asr:
+        from utils.asr import Transcriber
+
+        transcriber = Transcriber.load(threads=args.threads or 0)
+    vocoders = load_vocoders(args)
+    rows = []
+    for speaker, path, text in held_out_utterances(args.librispeech, args.utterances):
+        wav = load_wav(path, hp)
+        if args.max_seconds:
+            wav = wav[: int(args.max_seconds * hp.sample_rate)]
+        mel = melspectrogram(wav, hp)  # (80, T): the synthesizer's ground-truth mel
+        source = wav[: (mel.shape[1] - 1) * hp.hop_size]
+        source_embedding = encoder.embed_utterance(encoder.preprocess(source))
+        row = {"speaker": speaker, "file": path.name, "seconds": len(source) / hp.sample_rate, "text": text}
+        if transcriber is not None and text and not args.max_seconds:
+            from utils.asr import word_error_rate
+
+            row["source_wer"] = word_error_rate(text, transcriber.transcribe(source))
+        for name, vocode in vocoders.items():
+            start = time.perf_counter()
+            out = vocode(mel)
+            elapsed = time.perf_counter() - start
+            scores = {
+                "spectral_dB": spectral_distance(source, out),
+                "ge2e_cos": cosine(source_embedding, encoder.embed_utterance(encoder.preprocess(out))),
+                "rtf": elapsed / (len(source) / hp.sample_rate),
+            }
+            if "source_wer" in row:
+                from utils.asr import word_error_rate
+
+                transcript = transcriber.transcribe(out)
+                scores["wer"] = word_error_rate(text, transcript)
+                scores["transcript"] = transcript
+            if args.save_dir:
+                from utils.audio_io import save_audio
+
+                save_audio(args.save_dir / f"{speaker}_{name}.wav", out, hp.sample_rate)
+            row[name] = scores
+            if args.verbose:
+                shown = ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if isinstance(v, float))
+                print(f"{speaker} {name}: {shown}", file=sys.stderr, flush=True)
+        rows.append(row)
+    summary = {}
+    for name in vocoders:
+        keys = [k for k in ("spectral_dB", "ge2e_cos", "wer", "rtf") if k in rows[0][name]]
+        summary[name] = {k: float(np.mean([row[name][k] for row in rows])) for k in keys}
+    if rows and "source_wer" in rows[0]:
+        summary["source"] = {"wer": float(np.mean([row["source_wer"] for row in rows]))}
+    return {"utterances": len(rows), "seconds": float(sum(r["seconds"] for r in rows)), "summary": summary,
+            "rows": rows}
+
+
+def print_table(result: dict) -> None:
+    print(f"Copy-synthesis on {result['utterances']} held-out utterances ({result['seconds']:.0f} s of speech)")
+    print(f"{'vocoder':<16} {'spectral dB':>11} {'GE2E cos':>9} {'WER %':>6} {'RTF':>7}")
+    for name, scores in result["summary"].items():
+        def show(key: str, fmt: str, scale: float = 1.0) -> str:
+            width = int(fmt.split(".")[0])
+            return format(scores[key] * scale, fmt) if key in scores else "-".rjust(width)
+
+        print(f"{name:<16} {show('spectral_dB', '11.2f')} {show('ge2e_cos', '9.4f')} {show('wer', '6.1f', 100)} "
+              f"{show('rtf', '7.3f')}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--istft", type=Path, default=None, help="iSTFT vocoder checkpoint")
+    parser.add_argument("--wavernn", type=Path, default=None, help="WaveRNN vocoder checkpoint")
+    parser.add_argument("--vocoders", default="istft,griffinlim,griffinlim_fast",
+                        help=f"comma-separated, from: {', '.join(VOCODERS)} (default: %(default)s)")
+    parser.add_argument("-n", "--utterances", type=int, default=4, help="held-out utterances (one per speaker)")
+    parser.add_argument("--max_seconds", type=float, default=None,
+                        help="crop each recording (skips the WER, whose transcript covers the whole recording)")
+    parser.add_argument("--librispeech", type=Path, default=DEFAULT_LIBRISPEECH)
+    parser.add_argument("--encoder", type=Path, default=DEFAULT_ENCODER, help="GE2E checkpoint")
+    parser.add_argument("--no_asr", action="store_true", help="skip the Whisper WER")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch and the ASR")
+    parser.add_argument("--save_dir", type=Path, default=None, help="also write every output here")
+    parser.add_argument("--json", action="store_true", help="print one JSON object with every row")
+    parser.add_argument("--verbose", action="store_true", help="print each score as it is computed")
+    args = parser.parse_args(argv)
+    args.vocoders = [v.strip() for v in args.vocoders.split(",") if v.strip()]
+    if args.utterances < 1:
+        print("error: --utterances must be at least 1.", file=sys.stderr)
+        return 1
+    if not args.librispeech.is_dir():
+        print(f"error: the LibriSpeech folder '{args.librispeech}' does not exist (give --librispeech).", file=sys.stderr)
+        return 1
+    if args.save_dir:
+        args.save_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        result = run(args)
+    except (FileNotFoundError, RuntimeError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=1) if args.json else "", end="")
+    if not args.json:
+        print_table(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
