@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="WaveRNN (neural, needs vocoder.pt) or Griffin-Lim (fast, robotic, no model file); "
                              "default: WaveRNN when a vocoder file is found, else Griffin-Lim")
     parser.add_argument("--seed", type=int, default=None, help="make synthesis and vocoding repeatable")
+    parser.add_argument("--speaking_rate", "--rate", dest="speaking_rate", type=speaking_rate_argument, default=1.0,
+                        metavar="RATE", help="speech pace: 1.25 is 25%% faster, 0.8 slower (0.5 to 2)")
     parser.add_argument("--exact_vocoder", action="store_true",
                         help="RTVC's exact WaveRNN generation (same samples as RTVC for a seed; ~4x slower on CPU)")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is available")
@@ -59,6 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     return parser
+
+
+def speaking_rate_argument(text: str) -> float:
+    """argparse type for ``--speaking_rate``: a number in [0.5, 2], checked before any work."""
+    from synthesizer.inference import check_speaking_rate
+
+    try:
+        return check_speaking_rate(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
@@ -214,7 +226,7 @@ def stream_to_player(pipeline, voice, sentences, args, player):  # noqa: ANN001,
 
     try:
         for part in pipeline.stream(voice, sentences, vocoder=args.vocoder, seed=args.seed, enhance=args.enhance,
-                                    on_audio=push):
+                                    on_audio=push, speaking_rate=args.speaking_rate):
             parts.append(part)
         player.finish()
         player.wait(timeout=sum(len(p.wav) for p in parts) / 16000 + 10)
@@ -242,7 +254,8 @@ def clone_in_one_go(pipeline, voice, sentences, args):  # noqa: ANN001, ANN201
 
         try:
             return pipeline.clone(voice, sentences, vocoder=args.vocoder, seed=args.seed, enhance=args.enhance,
-                                  synthesis_progress=synthesis_progress, vocoder_progress=vocoder_progress)
+                                  synthesis_progress=synthesis_progress, vocoder_progress=vocoder_progress,
+                                  speaking_rate=args.speaking_rate)
         finally:
             vocoder_bar.close()
 

@@ -19,17 +19,20 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Literal, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
 
 from encoder.audio import require_speech, trim_long_silences, webrtcvad_available
 from encoder.inference import Encoder, UtteranceEmbedding, average_embeddings
-from synthesizer.inference import Synthesizer
+from synthesizer.inference import Synthesizer, check_speaking_rate, load_synthesizer
 from synthesizer.text import prepare_utterances
 from utils.audio_io import AudioWarning, load_audio_with_rate
 from vocoder.inference import GriffinLimVocoder, WaveRNNVocoder
+
+if TYPE_CHECKING:
+    from synthesizer.duration.inference import DurationSynthesizer
 
 VocoderName = Literal["wavernn", "griffinlim"]
 ProgressCallback = Callable[[int, int], None]
@@ -130,7 +133,7 @@ class ClonePipeline:
         self.device = torch.device(device)
         self.missing_model_help = missing_model_help
         self._encoder: Encoder | None = None
-        self._synthesizer: Synthesizer | None = None
+        self._synthesizer: Synthesizer | DurationSynthesizer | None = None
         self._wavernn: WaveRNNVocoder | None = None
 
     # ----------------------------------------------------------------------------------- models
@@ -156,10 +159,11 @@ class ClonePipeline:
         return self._encoder
 
     @property
-    def synthesizer(self) -> Synthesizer:
+    def synthesizer(self) -> Synthesizer | DurationSynthesizer:
+        """The Tacotron (RTVC's or ours) or the duration synthesizer, whichever the file holds."""
         if self._synthesizer is None:
             path = self._require("synthesizer", self.paths.synthesizer)
-            self._synthesizer = Synthesizer.from_checkpoint(path, self.device)
+            self._synthesizer = load_synthesizer(path, self.device)
         return self._synthesizer
 
     @property
@@ -234,12 +238,14 @@ class ClonePipeline:
         return VoiceEmbedding(average_embeddings(embeddings), embeddings, labels, speech_seconds, notes)
 
     def synthesize(self, text: str | Sequence[str], voice: VoiceEmbedding | np.ndarray, *, seed: int | None = None,
-                   progress_callback: ProgressCallback | None = None) -> SynthesisOutput:
+                   progress_callback: ProgressCallback | None = None, speaking_rate: float = 1.0) -> SynthesisOutput:
         """Text → mel spectrograms, one per sentence.
 
         A string is split into lines and sentences (:func:`synthesizer.text.prepare_utterances`) so
         that attention never has to cover a paragraph; a list is taken as already split.
+        ``speaking_rate`` (0.5-2) speaks faster above 1 and slower below.
         """
+        speaking_rate = check_speaking_rate(speaking_rate)
         sentences = prepare_utterances(text) if isinstance(text, str) else [s for s in text if s.strip()]
         if not sentences:
             raise ValueError("The text is empty: type at least one word.")
@@ -249,7 +255,8 @@ class ClonePipeline:
             # The pre-net dropout stays on at inference (RTVC's behaviour), so the seed drives it.
             torch.manual_seed(seed)
         start = time.perf_counter()
-        result = synthesizer.synthesize(sentences, embedding, progress_callback=progress_callback)
+        result = synthesizer.synthesize(sentences, embedding, progress_callback=progress_callback,
+                                        speaking_rate=speaking_rate)
         return SynthesisOutput(sentences, result.mels, result.alignments, time.perf_counter() - start)
 
     def vocode(self, mel: np.ndarray, vocoder: VocoderName = "wavernn", *, seed: int | None = None,
@@ -277,13 +284,14 @@ class ClonePipeline:
     def clone(self, voice: VoiceEmbedding | np.ndarray, text: str | Sequence[str], *,
               vocoder: VocoderName = "wavernn", seed: int | None = None, enhance: bool = False,
               synthesis_progress: ProgressCallback | None = None,
-              vocoder_progress: Callable[..., None] | None = None) -> CloneResult:
+              vocoder_progress: Callable[..., None] | None = None, speaking_rate: float = 1.0) -> CloneResult:
         """Synthesize and vocode ``text`` in ``voice``; sentences are joined with short pauses.
 
         The waveform holds ``(T_i − 1) · 200`` samples per sentence mel, with 0.15 s of silence
         between sentences.
         """
-        synthesis = self.synthesize(text, voice, seed=seed, progress_callback=synthesis_progress)
+        synthesis = self.synthesize(text, voice, seed=seed, progress_callback=synthesis_progress,
+                                    speaking_rate=speaking_rate)
         start = time.perf_counter()
         pieces = self.vocode_sentences(synthesis.mels, vocoder, seed=seed, progress_callback=vocoder_progress)
         vocode_seconds = time.perf_counter() - start
@@ -297,7 +305,8 @@ class ClonePipeline:
     def stream(self, voice: VoiceEmbedding | np.ndarray, text: str | Sequence[str], *,
                vocoder: VocoderName = "wavernn", seed: int | None = None, enhance: bool = False,
                vocoder_progress: Callable[..., None] | None = None,
-               on_audio: Callable[[np.ndarray], None] | None = None) -> Iterator[StreamedSentence]:
+               on_audio: Callable[[np.ndarray], None] | None = None,
+               speaking_rate: float = 1.0) -> Iterator[StreamedSentence]:
         """Synthesize and vocode sentence by sentence, yielding each as soon as its audio exists.
 
         This is what lets playback start while later sentences are still being made. Sentence ``i``
@@ -315,7 +324,7 @@ class ClonePipeline:
             raise ValueError("The text is empty: type at least one word.")
         for index, sentence in enumerate(sentences):
             sentence_seed = None if seed is None else seed + index
-            part = self.synthesize([sentence], voice, seed=sentence_seed)
+            part = self.synthesize([sentence], voice, seed=sentence_seed, speaking_rate=speaking_rate)
             start = time.perf_counter()
             piece = self.vocode_sentence(part.mels[0], vocoder, seed=sentence_seed, enhance=enhance,
                                          progress_callback=vocoder_progress, on_audio=on_audio)

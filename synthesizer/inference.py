@@ -88,6 +88,64 @@ def trim_silent_tail(mel: np.ndarray, threshold: float) -> np.ndarray:
     return mel[:, :end]
 
 
+MIN_SPEAKING_RATE, MAX_SPEAKING_RATE = 0.5, 2.0
+
+
+def check_speaking_rate(rate: float) -> float:
+    """The rate as a float, or a one-line ``ValueError`` outside [0.5, 2] (or not a finite number)."""
+    try:
+        value = float(rate)
+    except (TypeError, ValueError):
+        raise ValueError(f"the speaking rate must be a number, not {rate!r}") from None
+    if not MIN_SPEAKING_RATE <= value <= MAX_SPEAKING_RATE:  # also refuses NaN
+        raise ValueError(f"the speaking rate must be between {MIN_SPEAKING_RATE} and {MAX_SPEAKING_RATE}, not {rate}")
+    return value
+
+
+def stretch_mel(mel: np.ndarray, speaking_rate: float) -> np.ndarray:
+    """Resample a mel ``(num_mels, T)`` along time to ``round(T / speaking_rate)`` frames (linear interpolation).
+
+    Examples
+    --------
+    >>> stretch_mel(np.array([[0.0, 1.0, 2.0, 3.0]]), 2.0).tolist()
+    [[0.0, 3.0]]
+    >>> stretch_mel(np.array([[0.0, 2.0]]), 0.5).tolist()
+    [[0.0, 0.6666666865348816, 1.3333333730697632, 2.0]]
+    """
+    n_frames = mel.shape[1]
+    target = max(1, round(n_frames / speaking_rate))
+    if target == n_frames:
+        return mel
+    positions = np.linspace(0, n_frames - 1, target)
+    frames = np.arange(n_frames)
+    return np.stack([np.interp(positions, frames, band) for band in mel]).astype(np.float32)
+
+
+def load_synthesizer(path: str | Path, device: str | torch.device = "cpu"):
+    """Load any synthesizer file: RTVC's or our Tacotron (:class:`Synthesizer`) or a duration
+    synthesizer (:class:`synthesizer.duration.inference.DurationSynthesizer`), by the file's ``architecture``.
+
+    Both have ``synthesize(texts, embeddings, ..., speaking_rate=...)``, ``hparams`` (the mel
+    contract), ``step``, ``path`` and ``model``.
+
+    Raises
+    ------
+    CheckpointError
+        Missing, damaged or mismatched files, as one sentence.
+    """
+    from utils.checkpoints import load_checkpoint_file
+
+    checkpoint = load_checkpoint_file(path, "synthesizer")
+    architecture = checkpoint.get("architecture", "tacotron")
+    if architecture == "duration":
+        from synthesizer.duration.inference import DurationSynthesizer
+
+        return DurationSynthesizer.from_checkpoint(path, device, checkpoint)
+    if architecture != "tacotron":
+        raise CheckpointError(f"The synthesizer checkpoint '{path}' has an unknown architecture {architecture!r}.")
+    return Synthesizer.from_checkpoint(path, device, checkpoint)
+
+
 def _as_embedding_matrix(embeddings: Any, n_texts: int, size: int) -> np.ndarray:
     """One float32 row per text from a ``(size,)`` array, an ``(N, size)`` array or a list of rows."""
     if isinstance(embeddings, (list, tuple)) and embeddings and not np.isscalar(embeddings[0]):
@@ -140,16 +198,24 @@ class Synthesizer:
         self.hparams = hparams if hparams is not None else model.hparams
         self.path = Path(path) if path is not None else None
 
+    architecture = "tacotron"
+
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> "Synthesizer":
-        """Load RTVC's ``synthesizer.pt`` or one of our checkpoints.
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu",
+                        checkpoint: dict | None = None) -> "Synthesizer":
+        """Load RTVC's ``synthesizer.pt`` or one of our Tacotron checkpoints.
+
+        ``checkpoint`` is the file's contents when they were read already (:func:`load_synthesizer`).
 
         Raises
         ------
         CheckpointError
             When the file is missing, damaged, another model's, or made for another symbol table.
         """
-        model, hparams, checkpoint = load_model(path, "synthesizer", SynthesizerHParams, build_tacotron, device)
+        if checkpoint is not None and checkpoint.get("architecture", "tacotron") != "tacotron":
+            raise CheckpointError(f"The synthesizer checkpoint '{path}' is not a Tacotron; load it with load_synthesizer.")
+        model, hparams, checkpoint = load_model(path, "synthesizer", SynthesizerHParams, build_tacotron, device,
+                                                checkpoint)
         symbols = checkpoint.get("symbols")
         if symbols is not None and symbols != "".join(SYMBOLS):
             raise CheckpointError(
@@ -194,6 +260,7 @@ class Synthesizer:
         progress_callback: ProgressCallback | None = None,
         max_steps: int | None = None,
         exact_rtvc_batching: bool = False,
+        speaking_rate: float = 1.0,
     ) -> SynthesisResult:
         """Synthesize one mel spectrogram per text.
 
@@ -212,6 +279,9 @@ class Synthesizer:
         exact_rtvc_batching
             Reproduce RTVC: batches in input order, pads visible to the encoder and attention,
             no per-item cut at the stop token (only the silent tail is trimmed).
+        speaking_rate
+            1 keeps the model's pace; 1.25 speaks 25 % faster by resampling each mel along time
+            (:func:`stretch_mel`), within [0.5, 2].
 
         Returns
         -------
@@ -229,6 +299,7 @@ class Synthesizer:
         texts = list(texts)
         if not texts:
             raise ValueError("texts is empty; nothing to synthesize")
+        check_speaking_rate(speaking_rate)
         batch_size = self.hparams.synthesis_batch_size if batch_size is None else int(batch_size)
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
@@ -261,6 +332,8 @@ class Synthesizer:
             if progress_callback is not None:
                 progress_callback(min(start + batch_size, len(order)), len(order))
 
+        if speaking_rate != 1.0:
+            mels = [stretch_mel(mel, speaking_rate) for mel in mels]
         limit = self.hparams.max_decoder_steps if max_steps is None else max_steps
         for index, ok in enumerate(reached):
             if not ok:

@@ -375,8 +375,9 @@ class ToolboxController:
         return self.seed if seed is None else seed
 
     def synthesize(self, text: str, reference_names: Sequence[str], *, seed: int | None = None,
-                   progress: ProgressCallback | None = None) -> SynthesisOutput:
-        """Text → mel spectrograms (one per line and sentence) in the voice of the references."""
+                   progress: ProgressCallback | None = None, speaking_rate: float = 1.0) -> SynthesisOutput:
+        """Text → mel spectrograms (one per line and sentence) in the voice of the references;
+        ``speaking_rate`` above 1 speaks faster."""
         voice = self.voice(reference_names)
         sentences = prepare_utterances(text)
         with self._lock:
@@ -387,7 +388,7 @@ class ToolboxController:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 synthesis = self.pipeline.synthesize(sentences, voice.embedding, seed=self._seed(seed),
-                                                     progress_callback=report)
+                                                     progress_callback=report, speaking_rate=speaking_rate)
             for warning in caught:
                 self.log(f"Warning: {warning.message}")
         self.current_synthesis = synthesis
@@ -430,7 +431,7 @@ class ToolboxController:
 
     def synthesize_and_vocode(self, text: str, reference_names: Sequence[str], *, vocoder: str | None = None,
                               seed: int | None = None, enhance: bool = False, progress: ProgressCallback | None = None,
-                              on_chunk: ChunkCallback | None = None) -> GeneratedOutput:
+                              on_chunk: ChunkCallback | None = None, speaking_rate: float = 1.0) -> GeneratedOutput:
         """Both stages, streamed: each sentence is synthesized and vocoded before the next one starts,
         so ``on_chunk`` (the player) receives sentence 1 while the rest is still being made; with fast
         WaveRNN it receives each sentence in pieces, the first long before the sentence is done."""
@@ -452,7 +453,8 @@ class ToolboxController:
             if progress:
                 progress(0.0, f"Sentence 1/{len(sentences)}: synthesizing")
             for part in self.pipeline.stream(voice.embedding, sentences, vocoder=vocoder, seed=seed,
-                                             enhance=enhance, vocoder_progress=report, on_audio=on_chunk):
+                                             enhance=enhance, vocoder_progress=report, on_audio=on_chunk,
+                                             speaking_rate=speaking_rate):
                 synth_seconds += part.synthesis_seconds
                 vocode_seconds += part.vocoder_seconds
                 mels.append(part.mel)

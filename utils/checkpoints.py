@@ -208,6 +208,7 @@ def load_model(
     hparams_cls: type[H],
     build: Callable[[H], M],
     device: str | torch.device = "cpu",
+    checkpoint: Mapping[str, Any] | None = None,
 ) -> tuple[M, H, dict]:
     """Load a checkpoint (RTVC or ours) into a freshly built model.
 
@@ -223,6 +224,8 @@ def load_model(
         Function building the model from hyperparameters.
     device
         Where the model ends up.
+    checkpoint
+        The file's contents when the caller has read it already (to pick the architecture).
 
     Returns
     -------
@@ -230,7 +233,7 @@ def load_model(
         The model (in eval mode, on ``device``), its hyperparameters, and the raw checkpoint dict
         (for ``step``, ``symbols`` and the like; optimizer state is left untouched).
     """
-    checkpoint = load_checkpoint_file(path, what)
+    checkpoint = dict(checkpoint) if checkpoint is not None else load_checkpoint_file(path, what)
     hparams = read_hparams(checkpoint, hparams_cls, path, what)
     state = extract_state_dict(checkpoint, path, what)
     try:

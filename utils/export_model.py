@@ -35,7 +35,7 @@ from utils.checkpoints import (
 )
 
 #: Keys of our checkpoints that inference reads; everything else (optimizer, scaler, epoch...) is dropped.
-KEPT_KEYS = ("model_type", "format_version", "hparams", "step", "symbols")
+KEPT_KEYS = ("model_type", "format_version", "hparams", "step", "symbols", "architecture", "espeak_version")
 
 
 def slim_state_dict(state: Mapping[str, torch.Tensor], dtype: torch.dtype | None) -> dict[str, torch.Tensor]:

@@ -28,6 +28,7 @@ from PyQt5.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFileDialog,
     QGridLayout,
     QGroupBox,
@@ -45,6 +46,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from synthesizer.inference import MAX_SPEAKING_RATE, MIN_SPEAKING_RATE
 from toolbox.controller import (
     GRIFFIN_LIM,
     MIN_UMAP_POINTS,
@@ -324,10 +326,22 @@ class ToolboxWindow(QMainWindow):
             self.seed_spin.setValue(int(self.controller.seed))
         self.seed_spin.setEnabled(self.seed_check.isChecked())
         self.seed_check.toggled.connect(self.seed_spin.setEnabled)
+        self.rate_label = QLabel("Speaking rate:")
+        self.rate_spin = QDoubleSpinBox()
+        self.rate_spin.setRange(MIN_SPEAKING_RATE, MAX_SPEAKING_RATE)
+        self.rate_spin.setSingleStep(0.05)
+        self.rate_spin.setDecimals(2)
+        self.rate_spin.setValue(1.0)
+        self.rate_spin.setSuffix("×")
+        self.rate_spin.setToolTip("Pace of the speech: 1.25× is 25 % faster, 0.8× slower. The duration "
+                                  "synthesizer changes its phoneme durations; a Tacotron's mel is resampled.")
+        self.rate_label.setBuddy(self.rate_spin)
         self.enhance_check = QCheckBox("Enhance output")
         self.enhance_check.setToolTip("Trim long silences from the output and normalise its loudness.")
         options.addWidget(self.seed_check)
         options.addWidget(self.seed_spin)
+        options.addWidget(self.rate_label)
+        options.addWidget(self.rate_spin)
         options.addWidget(self.enhance_check)
         options.addStretch(1)
         layout.addLayout(options)
@@ -706,8 +720,9 @@ class ToolboxWindow(QMainWindow):
     def synthesize(self) -> Worker | None:
         """Text → spectrograms in the selected voice (no audio yet)."""
         text, names, seed = self.text_edit.toPlainText(), self.selected_names(), self._seed()
+        rate = self.rate_spin.value()
         return self.run_job("Synthesizing", lambda hooks: self._guarded(lambda: self.controller.synthesize(
-            text, names, seed=seed, progress=hooks.progress)), self._on_synthesized)
+            text, names, seed=seed, progress=hooks.progress, speaking_rate=rate)), self._on_synthesized)
 
     def vocode(self) -> Worker | None:
         """The last spectrogram → audio with the selected vocoder, streamed to the output device."""
@@ -719,10 +734,11 @@ class ToolboxWindow(QMainWindow):
     def synthesize_and_vocode(self) -> Worker | None:
         """Both stages, sentence by sentence: sentence 1 plays while the next ones are made."""
         text, names = self.text_edit.toPlainText(), self.selected_names()
-        seed, enhance = self._seed(), self.enhance_check.isChecked()
+        seed, enhance, rate = self._seed(), self.enhance_check.isChecked(), self.rate_spin.value()
         return self.run_job("Synthesizing and vocoding", lambda hooks: self._guarded(
             lambda: self.controller.synthesize_and_vocode(text, names, seed=seed, enhance=enhance,
-                                                          progress=hooks.progress, on_chunk=hooks.chunk)),
+                                                          progress=hooks.progress, on_chunk=hooks.chunk,
+                                                          speaking_rate=rate)),
             self._on_generated, stream=True)
 
     def _on_synthesized(self, synthesis) -> None:

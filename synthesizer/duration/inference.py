@@ -1,0 +1,200 @@
+"""Text + speaker embedding → mel spectrograms with a trained duration synthesizer.
+
+:class:`DurationSynthesizer` has the interface of :class:`synthesizer.inference.Synthesizer` (the
+Tacotron), so the pipeline, the CLI and the toolbox use either one; :func:`synthesizer.inference.load_synthesizer`
+picks the class from the checkpoint. Its "alignment" is the hard phoneme-to-frame path, shown in the
+toolbox's attention plot, and it takes a ``speaking_rate``.
+
+Examples
+--------
+>>> import numpy as np
+>>> from synthesizer.duration.hparams import DurationHParams
+>>> hp = DurationHParams(encoder_channels=16, duration_channels=16, decoder_channels=16, decoder_layers=1)
+>>> synthesizer = DurationSynthesizer.untrained(hp)
+>>> result = synthesizer.synthesize(["Hello there."], np.ones(256, np.float32) / 16)  # doctest: +SKIP
+>>> result.mels[0].shape[0]  # doctest: +SKIP
+80
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from synthesizer.duration.hparams import DurationHParams
+from synthesizer.duration.model import DurationSynthesizerModel
+from synthesizer.duration.phonemes import PhonemeFrontEnd, SymbolTable
+from synthesizer.hparams import SynthesizerHParams
+from utils.checkpoints import (
+    CheckpointError,
+    check_state_dict,
+    extract_state_dict,
+    load_checkpoint_file,
+    make_payload,
+    read_hparams,
+    save_checkpoint,
+)
+
+ARCHITECTURE = "duration"
+ProgressCallback = Callable[[int, int], None]
+
+
+class DurationSynthesizer:
+    """A loaded duration synthesizer with its phoneme front-end.
+
+    Parameters
+    ----------
+    model
+        The network.
+    table
+        Its symbol table.
+    path
+        The checkpoint it came from, if any.
+    espeak_version
+        espeak-ng version it was trained with (a warning is given when this machine's differs).
+    """
+
+    architecture = ARCHITECTURE
+
+    def __init__(self, model: DurationSynthesizerModel, table: SymbolTable, path: str | Path | None = None,
+                 espeak_version: str | None = None) -> None:
+        self.model = model.eval()
+        self.table = table
+        self.path = Path(path) if path is not None else None
+        self.espeak_version = espeak_version
+        self.front_end = PhonemeFrontEnd(table, model.hparams.cleaner_names)
+
+    @classmethod
+    def untrained(cls, hparams: DurationHParams | None = None) -> "DurationSynthesizer":
+        """Random weights (tests, benchmarks of speed)."""
+        table = SymbolTable.default()
+        return cls(DurationSynthesizerModel(hparams or DurationHParams(), len(table)), table)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu",
+                        checkpoint: dict | None = None) -> "DurationSynthesizer":
+        """Load a duration synthesizer file (training checkpoint or float16 export).
+
+        Raises
+        ------
+        CheckpointError
+            Missing, damaged or another model's file, or symbols that do not fit the weights.
+        """
+        checkpoint = checkpoint if checkpoint is not None else load_checkpoint_file(path, "synthesizer")
+        if checkpoint.get("architecture") != ARCHITECTURE:
+            raise CheckpointError(f"The synthesizer checkpoint '{path}' is not a duration synthesizer.")
+        hparams = read_hparams(checkpoint, DurationHParams, path, "synthesizer")
+        symbols = checkpoint.get("symbols")
+        try:
+            table = SymbolTable(symbols) if isinstance(symbols, str) else None
+        except ValueError:
+            table = None
+        if table is None:
+            raise CheckpointError(f"The synthesizer checkpoint '{path}' has no usable phoneme symbol table.")
+        state = extract_state_dict(checkpoint, path, "synthesizer")
+        try:
+            model = DurationSynthesizerModel(hparams, len(table))
+        except (ValueError, TypeError, RuntimeError) as error:
+            raise CheckpointError(f"The synthesizer checkpoint '{path}' describes a model that cannot be built: {error}.") from None
+        check_state_dict(state, model, path, "synthesizer")
+        model.load_state_dict({key: value.float() if value.is_floating_point() else value for key, value in state.items()})
+        return cls(model.to(device), table, path, checkpoint.get("espeak_version"))
+
+    # -- properties shared with the Tacotron's Synthesizer ----------------------------------------
+    @property
+    def hparams(self) -> SynthesizerHParams:
+        """The mel contract (what Griffin-Lim and the vocoders need to know)."""
+        return self.model.hparams.mel
+
+    @property
+    def model_hparams(self) -> DurationHParams:
+        return self.model.hparams
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def step(self) -> int:
+        return int(self.model.step.item())
+
+    @property
+    def r(self) -> int:
+        return 1
+
+    @property
+    def sample_rate(self) -> int:
+        return self.hparams.sample_rate
+
+    def __repr__(self) -> str:
+        return f"DurationSynthesizer(path={str(self.path)!r}, step={self.step}, device={str(self.device)!r})"
+
+    def save(self, path: str | Path) -> None:
+        """Write the weights, hyperparameters, symbols and espeak-ng version (no optimizer)."""
+        payload = make_payload(self.model, "synthesizer", self.model.hparams, None, architecture=ARCHITECTURE,
+                               symbols=self.table.symbols, step=self.step,
+                               espeak_version=self.espeak_version or self.front_end.phonemizer.version)
+        save_checkpoint(path, payload)
+
+    def synthesize(
+        self,
+        texts: Sequence[str],
+        embeddings: np.ndarray | Sequence[np.ndarray],
+        *,
+        batch_size: int | None = None,
+        progress_callback: ProgressCallback | None = None,
+        max_steps: int | None = None,
+        exact_rtvc_batching: bool = False,
+        speaking_rate: float = 1.0,
+    ):
+        """One mel per text (see :meth:`synthesizer.inference.Synthesizer.synthesize`).
+
+        ``speaking_rate`` scales the predicted durations (1.5 speaks 50 % faster), within [0.5, 2].
+        ``max_steps`` caps the frames of each text; ``exact_rtvc_batching`` has no meaning here and is
+        ignored. Each text is synthesized on its own, so batching never changes the result.
+        """
+        from synthesizer.inference import SynthesisResult, SynthesisWarning, _as_embedding_matrix, check_speaking_rate
+
+        if isinstance(texts, str):
+            raise ValueError("texts must be a sequence of strings, not a single string; wrap it in a list")
+        texts = list(texts)
+        if not texts:
+            raise ValueError("texts is empty; nothing to synthesize")
+        speaking_rate = check_speaking_rate(speaking_rate)
+        matrix = _as_embedding_matrix(embeddings, len(texts), self.model.hparams.speaker_embedding_size)
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise ValueError(f"text {index} is a {type(text).__name__}, not a string")
+            if not text.strip():
+                raise ValueError(f"text {index} is empty")
+        phonemized = self.front_end([text.strip() for text in texts])
+        limit = self.model.hparams.max_frames if max_steps is None else int(max_steps)
+        mels, alignments, reached, dropped = [], [], [], {}
+        for index, item in enumerate(phonemized):
+            if len(item.ids) < 3:
+                raise ValueError(f"text {index} ({texts[index].strip()[:40]!r}) has nothing the synthesizer can speak")
+            dropped.update(dict.fromkeys(item.dropped))
+            ids = torch.tensor([item.ids], device=self.device)
+            speaker = torch.from_numpy(matrix[index : index + 1]).to(self.device)
+            output = self.model.infer(ids, torch.tensor([len(item.ids)], device=self.device), speaker,
+                                      speaking_rate=float(speaking_rate))
+            n_frames = int(output.frame_lengths[0])
+            fits = n_frames <= limit
+            n_frames = min(n_frames, limit)
+            mel = output.mel[0, :, :n_frames].float().cpu().numpy()
+            if not np.isfinite(mel).all():
+                raise ValueError(f"The synthesizer '{self.path}' produced NaN or infinite values; its weights are damaged.")
+            mels.append(np.ascontiguousarray(mel, dtype=np.float32))
+            alignments.append(np.ascontiguousarray(output.path[0, :, :n_frames].T.cpu().numpy(), dtype=np.float32))
+            reached.append(fits)
+            if progress_callback is not None:
+                progress_callback(index + 1, len(texts))
+        for index, ok in enumerate(reached):
+            if not ok:
+                warnings.warn(f"Text {index} ({texts[index].strip()[:37]!r}) was cut at the {limit}-frame limit; "
+                              "split it into shorter sentences.", SynthesisWarning, stacklevel=2)
+        return SynthesisResult(mels, alignments, reached, tuple(dropped))

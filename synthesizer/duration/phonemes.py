@@ -1,0 +1,167 @@
+"""Text → phoneme ids with espeak-ng, the duration synthesizer's text front-end.
+
+Text is first cleaned by the synthesizer's ``english_cleaners`` (numbers, abbreviations and
+currencies spelled out, non-Latin letters transliterated with a warning), then phonemized by
+espeak-ng (US English, IPA with stress marks; punctuation kept, since it shapes pauses). Each IPA
+character is one symbol. A blank (id 0) is put between all symbols and at both ends, as in VITS:
+it gives the alignment a place for transitions and pauses.
+
+The symbol table and the espeak-ng version are saved in every checkpoint, so a model always reads
+its own symbols and a different espeak-ng is reported rather than silently changing the input.
+
+Examples
+--------
+>>> table = SymbolTable.default()
+>>> table.encode("hə")  # blank, h, blank, ə, blank
+[0, 28, 0, 67, 0]
+>>> table.decode([0, 28, 0, 67, 0])
+'hə'
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from synthesizer.text import clean_text
+
+BLANK = "_"
+# Word separator and the punctuation espeak-ng keeps (preserve_punctuation), then IPA.
+PUNCTUATION = " !\"'(),-.:;?¡¿—…«»“”"
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+IPA = (
+    "æçðøħŋœǀǁǂǃɐɑɒɓɔɕɖɗɘəɚɛɜɝɞɟɠɡɢɣɤɥɦɧɨɪɫɬɭɮɯɰɱɲɳɴɵɶɸɹɺɻɽɾʀʁʂʃʄʈʉʊʋʌʍʎʏʐʑʒʔʕʘʙʛʜʝʟʡʢʲ"
+    "ˈˌːˑ˞βθχᵻⱱ\u0303\u0329\u032a\u0361"
+)
+ESPEAK_LANGUAGE = "en-us"
+_KEPT_PUNCTUATION = ';:,.!?¡¿—…"«»“”()'
+
+
+class PhonemizerError(RuntimeError):
+    """espeak-ng (or the phonemizer package) is missing or failed; the message is one line."""
+
+
+@dataclass(frozen=True)
+class SymbolTable:
+    """The phoneme symbols a model was trained with: ``symbols[0]`` is the blank/padding symbol."""
+
+    symbols: str
+
+    @classmethod
+    def default(cls) -> "SymbolTable":
+        return cls(BLANK + PUNCTUATION + LETTERS + IPA)
+
+    def __post_init__(self) -> None:
+        if not self.symbols or self.symbols[0] != BLANK or len(set(self.symbols)) != len(self.symbols):
+            raise ValueError("a symbol table starts with the blank '_' and lists each symbol once")
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    @property
+    def _ids(self) -> dict[str, int]:
+        return {symbol: index for index, symbol in enumerate(self.symbols)}
+
+    def unknown(self, phonemes: str) -> list[str]:
+        """Characters of ``phonemes`` that have no symbol, in order of appearance."""
+        ids = self._ids
+        return list(dict.fromkeys(ch for ch in phonemes if ch not in ids))
+
+    def encode(self, phonemes: str) -> list[int]:
+        """Ids with a blank between symbols and at both ends; unknown characters are skipped."""
+        ids = self._ids
+        encoded = [0]
+        for character in phonemes:
+            if character in ids and character != BLANK:
+                encoded += [ids[character], 0]
+        return encoded
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return "".join(self.symbols[i] for i in ids if i != 0)
+
+
+class Phonemizer:
+    """Cleaned English text → IPA string through espeak-ng (one backend per object, thread-safe).
+
+    Examples
+    --------
+    >>> Phonemizer().phonemize(["Hello, world!"])  # doctest: +SKIP
+    ['həlˈoʊ, wˈɜːld!']
+    """
+
+    def __init__(self, language: str = ESPEAK_LANGUAGE) -> None:
+        self.language = language
+        self._backend = None
+        self._lock = threading.Lock()
+
+    def _get_backend(self):  # noqa: ANN202 - phonemizer's class, imported lazily
+        if self._backend is None:
+            try:
+                from phonemizer.backend import EspeakBackend
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    self._backend = EspeakBackend(self.language, preserve_punctuation=True, with_stress=True,
+                                                  punctuation_marks=_KEPT_PUNCTUATION,
+                                                  language_switch="remove-flags")
+            except ImportError:
+                raise PhonemizerError("the phonemizer package is not installed (pip install phonemizer)") from None
+            except RuntimeError as error:
+                raise PhonemizerError(f"espeak-ng is not usable ({error}); install it (apt-get install espeak-ng)") from None
+        return self._backend
+
+    @property
+    def version(self) -> str:
+        """espeak-ng's version, e.g. ``"1.51"``."""
+        return ".".join(str(part) for part in self._get_backend().version())
+
+    def phonemize(self, cleaned_texts: Sequence[str]) -> list[str]:
+        """IPA for already cleaned texts, one string per text."""
+        with self._lock:
+            backend = self._get_backend()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "words count mismatch" is harmless here
+                return [" ".join(line.split()) for line in backend.phonemize(list(cleaned_texts), strip=True)]
+
+
+@dataclass(frozen=True)
+class PhonemizedText:
+    """A text on its way to the model."""
+
+    cleaned: str
+    phonemes: str
+    ids: list[int]
+    dropped: tuple[str, ...]  # phoneme characters with no symbol
+
+
+class PhonemeFrontEnd:
+    """Cleaners + espeak-ng + a symbol table: raw text → model ids.
+
+    Parameters
+    ----------
+    table
+        The model's symbols (from its checkpoint).
+    cleaner_names
+        The synthesizer cleaners to run first.
+    phonemizer
+        Shared espeak-ng wrapper (default: a new one).
+    """
+
+    def __init__(self, table: SymbolTable | None = None, cleaner_names: Sequence[str] = ("english_cleaners",),
+                 phonemizer: Phonemizer | None = None) -> None:
+        self.table = table or SymbolTable.default()
+        self.cleaner_names = tuple(cleaner_names)
+        self.phonemizer = phonemizer or Phonemizer()
+
+    def clean(self, text: str) -> str:
+        return clean_text(text, self.cleaner_names)
+
+    def __call__(self, texts: Sequence[str]) -> list[PhonemizedText]:
+        cleaned = [self.clean(text) for text in texts]
+        phonemes = self.phonemizer.phonemize(cleaned)
+        return [self.from_phonemes(c, p) for c, p in zip(cleaned, phonemes)]
+
+    def from_phonemes(self, cleaned: str, phonemes: str) -> PhonemizedText:
+        return PhonemizedText(cleaned, phonemes, self.table.encode(phonemes), tuple(self.table.unknown(phonemes)))

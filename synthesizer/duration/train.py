@@ -1,0 +1,283 @@
+"""Train the phoneme duration synthesizer, alone or under ``torchrun``.
+
+Usage::
+
+    python -m synthesizer.duration.train <run_id> <syn_dir> [-m saved_models] [--hparams KEY=VALUE ...]
+                                         [--oversample PATTERN=N ...] [--max_steps N] [-f] ...
+
+``<syn_dir>`` is what ``python -m synthesizer.preprocess`` wrote (the Tacotron's training data;
+pass ``--hparams max_mel_frames=2000`` there to keep long utterances). Texts are phonemized once
+with espeak-ng and cached in ``<syn_dir>/phonemes.tsv``. The checkpoint
+``<models_dir>/<run_id>/synthesizer.pt`` loads with :func:`synthesizer.load_synthesizer` like a
+Tacotron file; it stores its symbol table and the espeak-ng version.
+
+Losses, averaged over valid frames or symbols: mel L1 + L2 of the decoder output, L2 of the
+aligned means (the "prior" that drives the alignment search) and L2 of log(1 + duration).
+
+Examples
+--------
+>>> learning_rate(DurationHParams(learning_rate=1e-3, warmup_steps=100, lr_decay_half_life=1000), 50)
+0.0005
+>>> round(learning_rate(DurationHParams(learning_rate=1e-3, warmup_steps=100, lr_decay_half_life=1000), 1100), 6)
+0.0005
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from synthesizer.duration.data import DurationDataset, frame_budget_batches
+from synthesizer.duration.hparams import DurationHParams
+from synthesizer.duration.model import DurationSynthesizerModel, SynthesizerOutput, count_parameters
+from synthesizer.duration.phonemes import PhonemeFrontEnd, SymbolTable
+from utils.checkpoints import CheckpointError
+from utils.distributed import DistributedContext, broadcast_buffers, init_distributed, shutdown_distributed, wrap_model
+from utils.training import (
+    TrainingError,
+    TrainingOptions,
+    TrainingSession,
+    add_training_arguments,
+    options_from_args,
+    resolve_hparams,
+    run_cli,
+    seed_everything,
+)
+
+MODEL_TYPE = "synthesizer"
+ARCHITECTURE = "duration"
+MAX_CONSECUTIVE_SKIPPED_UPDATES = 50
+
+
+def learning_rate(hparams: DurationHParams, step: int) -> float:
+    """Linear warm-up, then halving every ``lr_decay_half_life`` steps."""
+    if step < hparams.warmup_steps:
+        return hparams.learning_rate * max(step, 1) / hparams.warmup_steps
+    return hparams.learning_rate * 0.5 ** ((step - hparams.warmup_steps) / hparams.lr_decay_half_life)
+
+
+def alignment_prior_weight(hparams: DurationHParams, step: int) -> float:
+    """1 at the start, fading linearly to 0 at ``alignment_prior_steps``."""
+    if hparams.alignment_prior_steps <= 0:
+        return 0.0
+    return max(0.0, 1.0 - step / hparams.alignment_prior_steps)
+
+
+def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``values`` ``(B, C, T)`` or ``(B, T)`` over positions where ``mask`` ``(B, 1, T)``/``(B, T)`` is 1."""
+    mask = mask.to(values.dtype)
+    channels = values.shape[1] if values.dim() == 3 else 1
+    return (values * mask).sum() / (mask.sum() * channels).clamp(min=1)
+
+
+def duration_losses(output: SynthesizerOutput, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The three losses (see the module docstring) and their weighted total (without weights here)."""
+    mels = batch["mels"]
+    frame_mask = (torch.arange(mels.shape[2])[None, :] < batch["frame_lengths"][:, None])[:, None, :]  # (B, 1, T)
+    symbol_mask = torch.arange(batch["ids"].shape[1])[None, :] < batch["lengths"][:, None]  # (B, S)
+    mel = output.mel.float()
+    error = mel - mels
+    target_log_durations = torch.log1p(output.durations.float())
+    return {
+        "mel_l1": masked_mean(error.abs(), frame_mask),
+        "mel_l2": masked_mean(error**2, frame_mask),
+        "prior": masked_mean((output.means.float() - mels) ** 2, frame_mask),
+        "duration": masked_mean((output.log_durations.float() - target_log_durations) ** 2, symbol_mask),
+    }
+
+
+def write_samples(session: TrainingSession, model: DurationSynthesizerModel, hparams: DurationHParams,
+                  batch: dict[str, Tensor], output: SynthesizerOutput, table: SymbolTable) -> None:
+    """Alignment and mel plots, and Griffin-Lim audio of the first item, teacher-forced and free-running."""
+    from synthesizer.audio import inv_mel_spectrogram
+    from synthesizer.plots import attention_figure, mel_comparison_figure, save_figure
+    from utils.audio_io import save_audio
+
+    n_symbols, n_frames = int(batch["lengths"][0]), int(batch["frame_lengths"][0])
+    ids = batch["ids"][:1, :n_symbols]
+    model.eval()
+    free = model.infer(ids, batch["lengths"][:1], batch["speakers"][:1])
+    model.train()
+    free_frames = int(free.frame_lengths[0])
+    text = table.decode(ids[0].tolist())
+    folder = session.samples_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = folder / f"step-{session.step:06d}"
+    title = f"Step {session.step}: {free_frames} frames free-running vs {n_frames} real\n{text[:90]}"
+    path = output.path[0, :n_symbols, :n_frames].T.float().cpu().numpy()  # (T, S), the attention plot's orientation
+    figure = attention_figure(path, title)
+    save_figure(figure, f"{stem}-alignment.png")
+    session.logger.figure("samples/alignment", figure, session.step)
+    target = batch["mels"][0, :, :n_frames].numpy()
+    teacher = output.mel[0, :, :n_frames].detach().float().numpy()
+    figure = mel_comparison_figure(target, teacher, title, (-4.0, 4.0))
+    save_figure(figure, f"{stem}-mel.png")
+    mel_hparams = hparams.mel
+    for name, mel in (("teacher", teacher), ("free", free.mel[0, :, :free_frames].float().numpy())):
+        wav = inv_mel_spectrogram(mel, mel_hparams, rng=np.random.default_rng(0))
+        if wav.size:
+            save_audio(f"{stem}-{name}.wav", wav, mel_hparams.sample_rate)
+            session.logger.audio(f"samples/{name}", wav, mel_hparams.sample_rate, session.step)
+    (folder / f"{stem.name}-text.txt").write_text(text + "\n", encoding="utf-8")
+    session.logger.flush()
+
+
+def train(options: TrainingOptions, syn_dir: str | Path, oversample: Sequence[tuple[str, int]] = ()) -> DurationSynthesizerModel:
+    """Train (or resume) the duration synthesizer on ``syn_dir``; returns the bare model.
+
+    Raises
+    ------
+    TrainingError
+        Unusable data, options or checkpoint.
+    """
+    context = init_distributed(use_cuda=not options.cpu)
+    try:
+        return _train(options, Path(syn_dir), oversample, context)
+    finally:
+        shutdown_distributed(context)
+
+
+def _check_architecture(checkpoint: dict | None) -> None:
+    if checkpoint is not None and checkpoint.get("architecture") != ARCHITECTURE:
+        raise TrainingError("The checkpoint to resume or start from is a Tacotron synthesizer, not a duration "
+                            "synthesizer: train it with `python -m synthesizer.train`, or use another run_id.")
+
+
+def _train(options: TrainingOptions, syn_dir: Path, oversample: Sequence[tuple[str, int]],
+           context: DistributedContext) -> DurationSynthesizerModel:
+    session = TrainingSession(MODEL_TYPE, options, context)
+    checkpoint = session.checkpoint_to_resume()
+    _check_architecture(checkpoint)
+    hparams = resolve_hparams(DurationHParams, session.stored_hparams(checkpoint), options.config,
+                              options.hparam_overrides)
+    table = SymbolTable(checkpoint["symbols"]) if checkpoint is not None else SymbolTable.default()
+    front_end = PhonemeFrontEnd(table, hparams.cleaner_names)
+    try:
+        dataset = DurationDataset(syn_dir, front_end, hparams.max_mel_frames, oversample)
+    except (OSError, ValueError) as error:
+        raise TrainingError(str(error).rstrip(".") + ".") from None
+    seed_everything(options.seed, context)
+    rng = np.random.default_rng(options.seed)
+    model = DurationSynthesizerModel(hparams, len(table)).to(context.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=hparams.learning_rate, weight_decay=hparams.weight_decay)
+    espeak_version = front_end.phonemizer.version
+
+    def extra_state() -> dict:
+        return {"architecture": ARCHITECTURE, "symbols": table.symbols, "espeak_version": espeak_version}
+
+    session.attach(model, optimizer, hparams, checkpoint, extra_state=extra_state,
+                   set_model_step=lambda m, step: m.step.fill_(step))
+    if context.is_main:
+        print(f"Training the duration synthesizer on {len(dataset)} utterances from '{syn_dir}' "
+              f"({count_parameters(model) / 1e6:.2f}M parameters, {context.world_size} process(es) on {context.device}).",
+              flush=True)
+    model.train()
+    trained = wrap_model(model, context)
+    skipped = 0
+    try:
+        while not session.finished:
+            batches = frame_budget_batches(dataset.frame_counts, hparams.batch_frames, hparams.max_batch_items, rng)
+            for indices in batches[context.rank :: context.world_size]:
+                batch = dataset.collate(indices)
+                session.set_learning_rate(learning_rate(hparams, session.step))
+                with session.autocast():
+                    output = trained(batch["ids"].to(context.device), batch["lengths"].to(context.device),
+                                     batch["speakers"].to(context.device), batch["mels"].to(context.device),
+                                     batch["frame_lengths"].to(context.device),
+                                     alignment_prior_weight(hparams, session.step))
+                losses = duration_losses(output, {k: v.to(context.device) for k, v in batch.items()})
+                total = (losses["mel_l1"] + losses["mel_l2"] + hparams.prior_loss_weight * losses["prior"]
+                         + hparams.duration_loss_weight * losses["duration"])
+                session.backward(total)
+                session.unscale_gradients()
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), hparams.clip_grad_norm)
+                values: dict[str, float] = {}
+                if torch.isfinite(grad_norm):
+                    session.optimizer_step()
+                    skipped = 0
+                    values = {name: float(value.detach()) for name, value in losses.items()}
+                    values["grad_norm"] = float(grad_norm)
+                    with torch.no_grad():
+                        predicted = torch.clamp(torch.exp(output.log_durations.float()) - 1, min=0).sum(1)
+                        values["length_ratio"] = float((predicted / batch["frame_lengths"]).mean())
+                        nonblank = (batch["ids"] != 0)
+                        values["empty_phonemes"] = float(((output.durations == 0) & nonblank).sum() / nonblank.sum())
+                else:
+                    session.optimizer.zero_grad(set_to_none=True)
+                    skipped += 1
+                    warnings.warn(f"The gradient norm is {float(grad_norm)} at step {session.step + 1}; "
+                                  "this update was skipped.", stacklevel=1)
+                    if skipped >= MAX_CONSECUTIVE_SKIPPED_UPDATES:
+                        raise TrainingError(f"The gradients were NaN or infinite for {skipped} steps in a row; "
+                                            "the run diverged: lower the learning rate or check the data.")
+                session.end_step(values)
+                if context.is_main and session.due(options.sample_every):
+                    try:
+                        write_samples(session, model, hparams, batch, output, table)
+                    except OSError as error:
+                        warnings.warn(f"Could not write the samples of step {session.step}: {error}", stacklevel=1)
+                if session.finished:
+                    break
+            session.epoch += 1
+    finally:
+        broadcast_buffers(model, context)
+        session.close()
+    return model
+
+
+def parse_oversample(items: Sequence[str]) -> list[tuple[str, int]]:
+    """``["english-misc=3"]`` → ``[("english-misc", 3)]``; the key is a regular expression.
+
+    Examples
+    --------
+    >>> parse_oversample(["LJ=2", "english-misc=4"])
+    [('LJ', 2), ('english-misc', 4)]
+    """
+    pairs = []
+    for item in items:
+        key, _, factor = item.rpartition("=")
+        if not key or not factor.isdigit() or int(factor) < 1:
+            raise TrainingError(f"--oversample takes PATTERN=N with N ≥ 1, not {item!r}.")
+        try:
+            re.compile(key)
+        except re.error as error:
+            raise TrainingError(f"--oversample pattern {key!r} is not a regular expression ({error}).") from None
+        pairs.append((key, int(factor)))
+    return pairs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m synthesizer.duration.train",
+        description="Train the phoneme duration synthesizer (the offline default) on the output of "
+                    "synthesizer preprocessing. Run it again with the same run_id to resume.",
+    )
+    add_training_arguments(parser, save_every=500, backup_every=5000, sample_every=500, num_workers=0)
+    parser.add_argument("syn_dir", type=Path, help="Synthesizer data folder with train.txt, mels/ and embeds/.")
+    parser.add_argument("--oversample", nargs="*", default=[], metavar="PATTERN=N",
+                        help="List utterances whose mel file name matches the regular expression PATTERN N times "
+                             "(e.g. 'english-misc=4' 'mel-[0-9]+-=4' for LibriSpeech's numeric names).")
+    return parser
+
+
+def train_from_args(argv: list[str] | None = None) -> DurationSynthesizerModel:
+    args = build_parser().parse_args(argv)
+    options = options_from_args(args)
+    return train(options, args.syn_dir, parse_oversample(args.oversample))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point: exit status 0, or 1 with one ``error:`` line."""
+    return run_cli(train_from_args, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

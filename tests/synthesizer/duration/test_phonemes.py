@@ -1,0 +1,45 @@
+"""Phoneme front-end: symbol table, blanks, espeak-ng through phonemizer."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from synthesizer.duration.phonemes import BLANK, PhonemeFrontEnd, Phonemizer, SymbolTable
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)")
+
+
+def test_table_starts_with_blank_and_has_unique_symbols():
+    table = SymbolTable.default()
+    assert table.symbols[0] == BLANK
+    assert len(set(table.symbols)) == len(table)
+    with pytest.raises(ValueError):
+        SymbolTable("ab")
+    with pytest.raises(ValueError):
+        SymbolTable("_aa")
+
+
+def test_encode_intersperses_blanks_and_skips_unknown_characters():
+    table = SymbolTable.default()
+    ids = table.encode("a☃b")
+    assert ids[0::2] == [0, 0, 0]
+    assert table.decode(ids) == "ab"
+    assert table.unknown("a☃b☃") == ["☃"]
+
+
+@needs_espeak
+def test_phonemizer_gives_ipa_with_stress_and_punctuation():
+    phonemizer = Phonemizer()
+    [result] = phonemizer.phonemize(["hello, world!"])
+    assert "ˈ" in result and "," in result and result.endswith("!")
+    assert phonemizer.version.count(".") >= 1
+
+
+@needs_espeak
+def test_front_end_cleans_numbers_and_reports_nothing_dropped_for_english():
+    [item] = PhonemeFrontEnd()(["Dr. Smith paid $5 on the 2nd."])
+    assert "doctor" in item.cleaned and "five dollars" in item.cleaned and "second" in item.cleaned
+    assert item.dropped == ()
+    assert len(item.ids) == 2 * len(item.phonemes.replace(BLANK, "")) + 1
