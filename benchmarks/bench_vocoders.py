@@ -14,7 +14,8 @@ vocoder asked for. Each output is compared with its source:
 
 Vocoders: ``istft`` (``--istft`` checkpoint), ``griffinlim`` (:class:`vocoder.inference.GriffinLimVocoder`,
 60 plain iterations, as RTVC), ``griffinlim_fast`` (32 iterations of fast Griffin-Lim, momentum 0.99),
-``wavernn`` (``--wavernn`` checkpoint, fast generator).
+``wavernn`` (``--wavernn`` checkpoint, fast generator), and ``istft_amplitude_gl``: the iSTFT
+vocoder's learned amplitude with fast Griffin-Lim phase (the fallback if its phase head were worse).
 
 Examples
 --------
@@ -40,7 +41,7 @@ from benchmarks.bench_quality import DEFAULT_LIBRISPEECH, HELD_OUT_SPEAKERS, cos
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ENCODER = REPO_ROOT / "saved_models" / "default" / "encoder.pt"
-VOCODERS = ("istft", "griffinlim", "griffinlim_fast", "wavernn")
+VOCODERS = ("istft", "istft_amplitude_gl", "griffinlim", "griffinlim_fast", "wavernn")
 
 
 def held_out_utterances(librispeech: Path, count: int) -> list[tuple[str, Path, str]]:
@@ -73,13 +74,16 @@ class FastGriffinLim:
         self.hparams, self.n_iters, self.seed = SynthesizerHParams(), n_iters, seed
         self.sample_rate = self.hparams.sample_rate
 
-    def vocode(self, mel: np.ndarray) -> np.ndarray:
+    def vocode(self, mel: np.ndarray, magnitude: np.ndarray | None = None) -> np.ndarray:
+        """Invert ``mel`` ``(80, T)``; ``magnitude`` ``(n_fft // 2 + 1, T)`` replaces the mel's own estimate."""
         import librosa
 
         from synthesizer.audio import db_to_amp, denormalize, inv_preemphasis, mel_to_linear
 
         hp = self.hparams
-        magnitude = mel_to_linear(db_to_amp(denormalize(mel.astype(np.float64), hp) + hp.ref_level_db), hp) ** hp.power
+        if magnitude is None:
+            magnitude = mel_to_linear(db_to_amp(denormalize(mel.astype(np.float64), hp) + hp.ref_level_db),
+                                      hp) ** hp.power
         length = (mel.shape[1] - 1) * hp.hop_size
         wav = librosa.griffinlim(magnitude, n_iter=self.n_iters, hop_length=hp.hop_size, win_length=hp.win_size,
                                  n_fft=hp.n_fft, center=True, pad_mode="constant", momentum=0.99, init="random",
@@ -98,6 +102,13 @@ def load_vocoders(args: argparse.Namespace) -> dict:
             if args.istft is None:
                 raise ValueError("--istft must name an iSTFT vocoder checkpoint to benchmark 'istft'.")
             vocoders[name] = ISTFTVocoder.from_checkpoint(args.istft).vocode
+        elif name == "istft_amplitude_gl":
+            from vocoder.istft.inference import ISTFTVocoder
+
+            if args.istft is None:
+                raise ValueError("--istft must name an iSTFT vocoder checkpoint to benchmark 'istft_amplitude_gl'.")
+            amplitude_model, fast_gl = ISTFTVocoder.from_checkpoint(args.istft), FastGriffinLim()
+            vocoders[name] = lambda mel, a=amplitude_model, g=fast_gl: g.vocode(mel, a.amplitude(mel))
         elif name == "griffinlim":
             from vocoder.inference import GriffinLimVocoder
 

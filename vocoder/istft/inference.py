@@ -167,6 +167,16 @@ class ISTFTVocoder:
             progress_callback(1, 1, 1, length / elapsed / 1000.0)
         return wav
 
+    def amplitude(self, mel: np.ndarray) -> np.ndarray:
+        """The predicted linear amplitude ``(n_fft // 2 + 1, T)`` float32 of the pre-emphasised STFT.
+
+        For phase reconstruction by other means (e.g. Griffin-Lim on the learned amplitude).
+        """
+        array = validate_mel(mel, self.hparams.signal.num_mels)
+        with torch.inference_mode():
+            log_amplitude, _ = self.model(torch.from_numpy(array)[None].to(self.device))
+        return torch.exp(log_amplitude[0].clamp(max=6.0)).cpu().numpy()
+
     def vocode_stream(self, mel: np.ndarray, chunk_frames: int = 40) -> Iterator[np.ndarray]:
         """Yield the waveform of ``mel`` in pieces of ``chunk_frames·hop`` samples (the last may be shorter).
 

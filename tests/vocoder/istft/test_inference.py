@@ -86,3 +86,27 @@ def test_nan_weights_are_refused_with_the_checkpoint_name(tmp_path):
     assert "\n" not in str(error.value)
     with pytest.raises(ValueError, match="non-finite"):
         list(vocoder.vocode_stream(synth_mel(10)))
+
+
+def test_float16_export_loads_and_sounds_the_same(tmp_path):
+    from utils.export_model import export_checkpoint
+
+    model = small_model(seed=4)
+    full, slim = tmp_path / "full.pt", tmp_path / "slim.pt"
+    ISTFTVocoder(model).save(full)
+    export_checkpoint(full, slim)
+    state = torch.load(slim, weights_only=True)
+    assert state["architecture"] == "istft" and state["model_state"]["input_conv.weight"].dtype == torch.float16
+    mel = synth_mel(25)
+    a, b = ISTFTVocoder.from_checkpoint(full).vocode(mel), ISTFTVocoder.from_checkpoint(slim).vocode(mel)
+    assert np.abs(a - b).max() < 0.05 * max(1e-3, float(np.abs(a).max()))
+
+
+def test_amplitude_is_the_exponential_of_the_log_amplitude_head():
+    model = small_model()
+    mel = synth_mel(9)
+    amplitude = ISTFTVocoder(model).amplitude(mel)
+    assert amplitude.shape == (401, 9) and amplitude.dtype == np.float32
+    with torch.no_grad():
+        expected = torch.exp(model(torch.from_numpy(mel)[None])[0][0]).numpy()
+    assert np.allclose(amplitude, expected, rtol=1e-5)
