@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar, Mapping
 
-from utils.hparams import HParams
+from utils.hparams import HParams, OneOf, Range, Rule, positive_float, positive_int
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,29 @@ class EncoderHParams(HParams):
     learning_rate_init: float = 1e-4
     speakers_per_batch: int = 64
     utterances_per_speaker: int = 10
+
+    #: Allowed values, checked on construction (see :class:`utils.hparams.HParams`).
+    RULES: ClassVar[Mapping[str, Rule]] = {
+        # Below 1 kHz a 10 ms hop is under 10 samples; no speech corpus is sampled that low.
+        "sample_rate": positive_int(1000),
+        "mel_window_length_ms": positive_int(),
+        "mel_window_step_ms": positive_int(),
+        "mel_n_channels": positive_int(),
+        "partials_n_frames": positive_int(),
+        "partials_min_coverage": Range(0, 1, low_inclusive=False),
+        "partials_overlap": Range(0, 1, high_inclusive=False),  # 1 would never advance
+        "vad_window_length_ms": OneOf((10, 20, 30)),  # the only frame lengths webrtcvad accepts
+        "vad_moving_average_width": positive_int(),
+        "vad_max_silence_length": positive_int(0),
+        "audio_norm_target_dbfs": Range(high=0),
+        "hidden_size": positive_int(),
+        "num_layers": positive_int(),
+        "embedding_size": positive_int(),
+        "learning_rate_init": positive_float(),
+        # GE2E: a softmax over one speaker is trivial, and the own-speaker centroid leaves one utterance out.
+        "speakers_per_batch": positive_int(2),
+        "utterances_per_speaker": positive_int(2),
+    }
 
     @property
     def mel_n_fft(self) -> int:

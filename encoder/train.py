@@ -199,17 +199,6 @@ class UmapSampler:
 # Training
 
 
-def check_batch_geometry(hparams: EncoderHParams) -> None:
-    """GE2E needs two speakers per batch (a softmax over one is trivial) and two utterances each."""
-    if hparams.speakers_per_batch < 2:
-        raise TrainingError(f"speakers_per_batch must be at least 2, not {hparams.speakers_per_batch}.")
-    if hparams.utterances_per_speaker < 2:
-        raise TrainingError("utterances_per_speaker must be at least 2 (the own-speaker centroid leaves the "
-                            f"utterance out), not {hparams.utterances_per_speaker}.")
-    if hparams.learning_rate_init <= 0:
-        raise TrainingError(f"learning_rate_init must be positive, not {hparams.learning_rate_init}.")
-
-
 def train(options: TrainingOptions, clean_data_root: str | Path, umap_every: int = 100) -> nn.Module:
     """Train (or resume) a speaker encoder and return the bare trained model.
 
@@ -237,7 +226,6 @@ def train(options: TrainingOptions, clean_data_root: str | Path, umap_every: int
         checkpoint = session.checkpoint_to_resume()
         hparams = resolve_hparams(EncoderHParams, session.stored_hparams(checkpoint), options.config,
                                   options.hparam_overrides)
-        check_batch_geometry(hparams)
         corpus = SpeakerCorpus.load(clean_data_root, hparams)
         if context.is_main:
             print(f"Training data: {corpus.summary()}.", flush=True)

@@ -2,9 +2,81 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
 
-from utils.hparams import HParams
+from utils.hparams import Check, HParams, OneOf, Range, Rule, positive_float, positive_int, probability
+
+#: What one ``tts_schedule`` row holds.
+SCHEDULE_ROW = "[r, learning_rate, until_step, batch_size]"
+
+
+def schedule_problem(rows: Any, max_r: int = 20) -> str | None:
+    """What is wrong with ``tts_schedule`` rows ``(r, learning_rate, until_step, batch_size)``, or None.
+
+    The one definition of a valid schedule: the hyperparameters check it when they are parsed and
+    :func:`synthesizer.train.parse_schedule` when it builds the sessions.
+
+    Examples
+    --------
+    >>> schedule_problem([(2, 1e-3, 20_000, 12)]) is None
+    True
+    >>> schedule_problem([(2, 1e-3, 10, 4), (2, 1e-4, 10, 4)])
+    "row 2: until_step 10 must be larger than the previous row's 10"
+    """
+    if not isinstance(rows, Sequence) or isinstance(rows, str):
+        return f"it is not a list of rows {SCHEDULE_ROW}"
+    if not rows:
+        return f"it is empty; give at least one row {SCHEDULE_ROW}"
+    previous_until = None
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, Sequence) or isinstance(row, str) or len(row) != 4:
+            shown = list(row) if isinstance(row, Sequence) and not isinstance(row, str) else row
+            return f"row {number} ({shown}) must be {SCHEDULE_ROW}"
+        r, lr, until, batch = row
+        if not all(isinstance(value, int) and not isinstance(value, bool) for value in (r, until, batch)) \
+                or not isinstance(lr, (int, float)) or isinstance(lr, bool):
+            return f"row {number} ({list(row)}) needs integers r, until_step, batch_size and a number learning_rate"
+        if not 1 <= r <= max_r:
+            return f"row {number}: r must be between 1 and {max_r} (max_r), not {r}"
+        if not math.isfinite(lr) or not lr > 0:
+            return f"row {number}: the learning rate must be positive and finite, not {lr}"
+        if batch < 1:
+            return f"row {number}: the batch size must be at least 1, not {batch}"
+        if until < 1:
+            return f"row {number}: until_step must be positive, not {until}"
+        if previous_until is not None and until <= previous_until:
+            return f"row {number}: until_step {until} must be larger than the previous row's {previous_until}"
+        previous_until = until
+    return None
+
+
+def _check_schedule(rows: Any, hparams: "SynthesizerHParams") -> str | None:
+    problem = schedule_problem(rows, hparams.max_r)
+    return None if problem is None else f"a list of rows {SCHEDULE_ROW} with increasing until_step ({problem})"
+
+
+def _check_fmax(fmax: Any, hparams: "SynthesizerHParams") -> str | None:
+    # The mel filterbank has nothing to put above Nyquist, and an empty band range has no filters.
+    nyquist = hparams.sample_rate / 2
+    if not isinstance(fmax, (int, float)) or isinstance(fmax, bool) or not hparams.fmin < fmax <= nyquist:
+        return f"above fmin ({hparams.fmin}) and at most half the sample rate ({nyquist:g})"
+    return None
+
+
+def _check_win_size(win_size: Any, hparams: "SynthesizerHParams") -> str | None:
+    # The STFT zero-pads each window to n_fft; it cannot cut a longer window down.
+    if not isinstance(win_size, int) or isinstance(win_size, bool) or not 1 <= win_size <= hparams.n_fft:
+        return f"an integer between 1 and n_fft ({hparams.n_fft})"
+    return None
+
+
+def _cleaner_names() -> tuple[str, ...]:
+    from synthesizer.text.cleaners import CLEANERS  # imported when checked: the registry stays the one list
+
+    return tuple(CLEANERS)
 
 
 @dataclass(frozen=True)
@@ -94,3 +166,47 @@ class SynthesizerHParams(HParams):
     silence_min_duration_split: float = 0.4
     utterance_min_duration: float = 1.6
     max_decoder_steps: int = 2000  # frames; RTVC's generate() limit (25 s)
+
+    #: Allowed values, checked on construction (see :class:`utils.hparams.HParams`). Field order
+    #: matters for the cross-field checks: n_fft, sample_rate, fmin and max_r come first.
+    RULES: ClassVar[Mapping[str, Rule]] = {
+        "sample_rate": positive_int(1000),
+        "n_fft": positive_int(),
+        "num_mels": positive_int(),
+        "hop_size": positive_int(),
+        "win_size": Check(_check_win_size),
+        "fmin": Range(low=0),
+        "fmax": Check(_check_fmax),
+        "min_level_db": Range(high=0, high_inclusive=False),  # the dB floor divides: 0 would divide by 0
+        "ref_level_db": Range(),
+        "max_abs_value": positive_float(),
+        "preemphasis": Range(0, 1, high_inclusive=False),
+        "power": positive_float(),
+        "griffin_lim_iters": positive_int(),
+        "tts_embed_dims": positive_int(),
+        "tts_encoder_dims": positive_int(),
+        "tts_decoder_dims": positive_int(),
+        "tts_postnet_dims": positive_int(),
+        "tts_encoder_K": positive_int(),
+        "tts_lstm_dims": positive_int(),
+        "tts_postnet_K": positive_int(),
+        "tts_num_highways": positive_int(0),
+        "tts_dropout": Range(0, 1, high_inclusive=False),  # p = 1 zeroes the pre-net (and its 1/(1-p) scale is infinite)
+        "tts_cleaner_names": OneOf(_cleaner_names),
+        "tts_stop_threshold": Range(),
+        "max_r": positive_int(),
+        "tts_schedule": Check(_check_schedule),
+        "tts_clip_grad_norm": positive_float(),
+        "tts_guided_attention_weight": Range(low=0),
+        "tts_guided_attention_sigma": positive_float(),
+        "tts_feed_predictions": probability(),
+        "tts_eval_interval": positive_int(0),
+        "tts_eval_num_samples": positive_int(0),
+        "max_mel_frames": positive_int(),
+        "rescaling_max": Range(0, 1, low_inclusive=False),
+        "synthesis_batch_size": positive_int(),
+        "speaker_embedding_size": positive_int(),
+        "silence_min_duration_split": Range(low=0),
+        "utterance_min_duration": Range(low=0),
+        "max_decoder_steps": positive_int(),
+    }

@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from synthesizer.data import SynthesizerBatch, SynthesizerDataset, build_loader
-from synthesizer.hparams import SynthesizerHParams
+from synthesizer.hparams import SynthesizerHParams, schedule_problem
 from synthesizer.metrics import attention_diagonality
 from synthesizer.model import Tacotron, TacotronOutput, build_tacotron
 from synthesizer.text import sequence_to_text
@@ -99,30 +99,11 @@ def parse_schedule(rows: Sequence[Sequence[Any]], max_r: int = 20) -> list[Sched
     >>> parse_schedule([(2, 1e-3, 20_000, 12)])
     [ScheduleSession(index=0, r=2, learning_rate=0.001, until_step=20000, batch_size=12)]
     """
-    sessions: list[ScheduleSession] = []
-    if not rows:
-        raise TrainingError("tts_schedule is empty; give at least one row [r, learning_rate, until_step, batch_size].")
-    for index, row in enumerate(rows):
-        if len(row) != 4:
-            raise TrainingError(f"tts_schedule row {index + 1} ({list(row)}) must be [r, learning_rate, until_step, batch_size].")
-        r, lr, until, batch = row
-        if not all(isinstance(value, int) and not isinstance(value, bool) for value in (r, until, batch)) \
-                or not isinstance(lr, (int, float)):
-            raise TrainingError(f"tts_schedule row {index + 1} ({list(row)}) needs integers r, until_step, batch_size "
-                                "and a number learning_rate.")
-        if not 1 <= r <= max_r:
-            raise TrainingError(f"tts_schedule row {index + 1}: r must be between 1 and {max_r}, not {r}.")
-        if not lr > 0 or not math.isfinite(lr):
-            raise TrainingError(f"tts_schedule row {index + 1}: the learning rate must be positive, not {lr}.")
-        if batch < 1:
-            raise TrainingError(f"tts_schedule row {index + 1}: the batch size must be at least 1, not {batch}.")
-        if sessions and until <= sessions[-1].until_step:
-            raise TrainingError(f"tts_schedule row {index + 1}: until_step {until} must be larger than the previous "
-                                f"row's {sessions[-1].until_step}.")
-        if until < 1:
-            raise TrainingError(f"tts_schedule row {index + 1}: until_step must be positive, not {until}.")
-        sessions.append(ScheduleSession(index, int(r), float(lr), int(until), int(batch)))
-    return sessions
+    problem = schedule_problem(rows, max_r)  # the same rule the hyperparameters are checked with
+    if problem is not None:
+        raise TrainingError(f"tts_schedule: {problem}.")
+    return [ScheduleSession(index, int(r), float(lr), int(until), int(batch))
+            for index, (r, lr, until, batch) in enumerate(rows)]
 
 
 def session_for_step(schedule: Sequence[ScheduleSession], step: int) -> ScheduleSession | None:

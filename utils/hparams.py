@@ -13,20 +13,186 @@ Examples
 ...     factors: tuple[int, ...] = (2, 2)
 >>> Tiny.from_dict({"width": 8, "factors": [3, 3]})
 Tiny(width=8, factors=(3, 3))
+
+Allowed values are declared once per class in ``RULES`` (field name → :class:`Rule`) and checked on every
+construction, whichever way the object is made (defaults, ``from_dict``, a checkpoint, ``--hparams``):
+
+>>> @dataclass(frozen=True)
+... class Checked(HParams):
+...     width: int = 4
+...     dropout: float = 0.5
+...     RULES: ClassVar[dict[str, Rule]] = {"width": Range(low=1, integer=True), "dropout": Range(0, 1)}
+>>> for values in ({"width": 0}, {"dropout": float("nan")}):
+...     try:
+...         Checked.from_dict(values)
+...     except HParamsError as error:
+...         print(error)
+width must be at least 1, not 0
+dropout must be between 0 and 1, not nan
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, ClassVar, Mapping, TypeVar
 
 T = TypeVar("T", bound="HParams")
 
 
 class HParamsError(ValueError):
-    """Raised when stored hyperparameters do not fit the dataclass."""
+    """Raised when stored hyperparameters do not fit the dataclass (unknown key, wrong type, out of range)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Rules: what values a field accepts. Declarative, so that every field's range is stated in one
+# table next to its class and checked by one function, instead of by ifs spread over the trainers.
+
+
+class Rule:
+    """The allowed values of one field; subclasses say how to check and how to describe them."""
+
+    def problem(self, value: Any, hparams: "HParams") -> str | None:
+        """``None`` when ``value`` is allowed, else the end of the sentence "<name> must be …"."""
+        raise NotImplementedError
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+@dataclass(frozen=True)
+class Range(Rule):
+    """A finite number (an integer with ``integer=True``) within optional bounds.
+
+    Parameters
+    ----------
+    low, high
+        The bounds; ``None`` leaves that side open.
+    low_inclusive, high_inclusive
+        Whether a bound itself is allowed (``Range(0, 1, high_inclusive=False)`` is [0, 1)).
+    integer
+        Only integers (``bool`` never counts as a number here).
+
+    A tuple value is checked item by item (e.g. ``voc_upsample_factors``). NaN and infinities are
+    always refused: no size, rate or probability here means anything when it is not finite.
+
+    Examples
+    --------
+    >>> Range(0, 1, high_inclusive=False).describe()
+    'at least 0 and below 1'
+    >>> Range(low=0, low_inclusive=False).problem(float("inf"), None)
+    'above 0 and finite'
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_inclusive: bool = True
+    high_inclusive: bool = True
+    integer: bool = False
+
+    def describe(self) -> str:
+        """The allowed range in words, e.g. ``between 0 and 1`` or ``at least 1``."""
+        low = high = ""
+        if self.low is not None:
+            low = f"{'at least' if self.low_inclusive else 'above'} {_number_text(self.low)}"
+        if self.high is not None:
+            high = f"{'at most' if self.high_inclusive else 'below'} {_number_text(self.high)}"
+        if low and high and self.low_inclusive and self.high_inclusive:
+            text = f"between {_number_text(self.low)} and {_number_text(self.high)}"
+        else:
+            text = " and ".join(part for part in (low, high) if part) or "a number"
+        if not self.integer and (self.low is None or self.high is None):
+            text += " and finite" if text != "a number" else ""
+            text = "a finite number" if text == "a number" else text
+        return text
+
+    def problem(self, value: Any, hparams: "HParams") -> str | None:
+        if isinstance(value, tuple):
+            for item in value:
+                problem = self.problem(item, hparams)
+                if problem is not None:
+                    return f"a list of values each {problem}"
+            return None
+        if self.integer and not _is_integer(value):
+            return "an integer" + ("" if self.low is None and self.high is None else f" {self.describe()}")
+        if not _is_number(value) or not math.isfinite(value):
+            return self.describe()
+        if self.low is not None and (value < self.low or (value == self.low and not self.low_inclusive)):
+            return self.describe()
+        if self.high is not None and (value > self.high or (value == self.high and not self.high_inclusive)):
+            return self.describe()
+        return None
+
+
+@dataclass(frozen=True)
+class OneOf(Rule):
+    """One of a fixed set of values; each item of a tuple value must be one of them.
+
+    ``choices`` may be a callable returning them, so a registry (e.g. the text cleaners) is read
+    only when a value is checked and stays the single list of names.
+
+    Examples
+    --------
+    >>> OneOf(("RAW", "MOL")).problem("raw", None)
+    'one of RAW, MOL'
+    """
+
+    choices: tuple[Any, ...] | Callable[[], Iterable[Any]]
+
+    def allowed(self) -> tuple[Any, ...]:
+        return tuple(self.choices() if callable(self.choices) else self.choices)
+
+    def problem(self, value: Any, hparams: "HParams") -> str | None:
+        allowed = self.allowed()
+        items = value if isinstance(value, tuple) else (value,)
+        for item in items:
+            if isinstance(item, bool) or item not in allowed:
+                names = ", ".join(map(str, allowed))
+                return f"a list of names from {names}" if isinstance(value, tuple) else f"one of {names}"
+        return None
+
+
+@dataclass(frozen=True)
+class Check(Rule):
+    """Any other rule: ``check(value, hparams)`` returns ``None`` or what the value must be.
+
+    For rules that involve other fields (``fmax`` at most half the sample rate) or structured values
+    (``tts_schedule``); ``hparams`` is the whole object, already checked field by field.
+    """
+
+    check: Callable[[Any, Any], str | None]
+
+    def problem(self, value: Any, hparams: "HParams") -> str | None:
+        return self.check(value, hparams)
+
+
+def positive_int(low: int = 1) -> Range:
+    """An integer of at least ``low`` (sizes, counts, steps)."""
+    return Range(low=low, integer=True)
+
+
+def positive_float() -> Range:
+    """A finite number above 0 (learning rates, scales)."""
+    return Range(low=0, low_inclusive=False)
+
+
+def probability() -> Range:
+    """A number in [0, 1]."""
+    return Range(0, 1)
 
 
 def _to_tuples(value: Any) -> Any:
@@ -44,7 +210,35 @@ def _to_plain(value: Any) -> Any:
 
 @dataclasses.dataclass(frozen=True)
 class HParams:
-    """Base class: conversion to and from plain dictionaries and JSON files."""
+    """Base class: conversion to and from plain dictionaries and JSON files, and range checks.
+
+    Subclasses declare ``RULES``, a ``ClassVar`` mapping field names to :class:`Rule`; fields without a
+    rule (booleans) only have their type checked where they are parsed. Rules are checked in field
+    order, so rules that look at other fields (:class:`Check`) see those fields already checked.
+    """
+
+    RULES: ClassVar[Mapping[str, Rule]] = {}
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field against ``RULES``.
+
+        Raises
+        ------
+        HParamsError
+            For the first field out of range, naming the field, its value and what is allowed
+            (e.g. ``num_layers must be at least 1, not 0``).
+        """
+        for f in dataclasses.fields(self):
+            rule = self.RULES.get(f.name)
+            if rule is None:
+                continue
+            value = getattr(self, f.name)
+            problem = rule.problem(value, self)
+            if problem is not None:
+                raise HParamsError(f"{f.name} must be {problem}, not {_to_plain(value)!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain ``dict`` of builtin types (lists instead of tuples), safe for ``weights_only`` loads."""

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
 
-from utils.hparams import HParams
+from utils.hparams import Check, HParams, OneOf, Range, Rule, positive_float, positive_int
+
+
+def _check_upsample_factors(factors: Any, hparams: "VocoderHParams") -> str | None:
+    # The upsampling network stretches each mel frame to hop_length samples: the factors are that hop.
+    if not isinstance(factors, tuple) or not factors or \
+            not all(isinstance(f, int) and not isinstance(f, bool) and f >= 1 for f in factors):
+        return f"a non-empty list of integers of at least 1 whose product is hop_length ({hparams.hop_length})"
+    if math.prod(factors) != hparams.hop_length:
+        return f"integers whose product is hop_length ({hparams.hop_length}), but they multiply to {math.prod(factors)}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -55,14 +67,28 @@ class VocoderHParams(HParams):
         """Output width of the last layer: 2**bits classes (RAW) or 30 mixture parameters (MOL)."""
         return 2**self.bits if self.voc_mode == "RAW" else 30
 
-    def __post_init__(self) -> None:
-        if self.voc_mode not in ("RAW", "MOL"):
-            raise ValueError(f"voc_mode must be 'RAW' or 'MOL', not {self.voc_mode!r}")
-        product = 1
-        for factor in self.voc_upsample_factors:
-            product *= factor
-        if product != self.hop_length:
-            raise ValueError(
-                f"voc_upsample_factors {self.voc_upsample_factors} multiply to {product}, "
-                f"but hop_length is {self.hop_length}"
-            )
+    #: Allowed values, checked on construction (see :class:`utils.hparams.HParams`).
+    RULES: ClassVar[Mapping[str, Rule]] = {
+        "sample_rate": positive_int(1000),
+        "hop_length": positive_int(),
+        "num_mels": positive_int(),
+        "mel_max_abs_value": positive_float(),
+        "preemphasis": Range(0, 1, high_inclusive=False),
+        "voc_mode": OneOf(("RAW", "MOL")),
+        # RAW's softmax has 2**bits classes (2 at the least); beyond 16 bits the output layer explodes.
+        "bits": Range(2, 16, integer=True),
+        "voc_upsample_factors": Check(_check_upsample_factors),
+        "voc_rnn_dims": positive_int(),
+        "voc_fc_dims": positive_int(),
+        "voc_compute_dims": positive_int(),
+        "voc_res_out_dims": positive_int(),
+        "voc_res_blocks": positive_int(),
+        "voc_pad": positive_int(0),
+        "voc_batch_size": positive_int(),
+        "voc_lr": positive_float(),
+        "voc_seq_len": positive_int(),
+        "voc_gen_at_checkpoint": positive_int(0),
+        "voc_target": positive_int(),
+        "voc_overlap": positive_int(0),
+        "fade_out_samples": positive_int(0),
+    }

@@ -95,12 +95,10 @@ def rtvc_loss(output: torch.Tensor, target: torch.Tensor, hparams: VocoderHParam
 
 
 def check_hparams(hparams: VocoderHParams) -> None:
-    """Training constraints the model alone does not impose."""
+    """Training constraints between fields (each field's own range is checked by :class:`VocoderHParams`)."""
     hop = hparams.hop_length
-    if hparams.voc_seq_len <= 0 or hparams.voc_seq_len % hop:
+    if hparams.voc_seq_len % hop:
         raise TrainingError(f"voc_seq_len ({hparams.voc_seq_len}) must be a positive multiple of hop_length ({hop}).")
-    if hparams.voc_batch_size < 1 or hparams.voc_lr <= 0:
-        raise TrainingError("voc_batch_size must be at least 1 and voc_lr positive.")
     if hparams.voc_batch_size * hparams.voc_seq_len // hop < 2:
         raise TrainingError("A batch needs at least 2 mel frames for BatchNorm: raise voc_batch_size or voc_seq_len.")
 

@@ -169,6 +169,11 @@ def test_loss_goes_down_and_umap_plots_are_written(clean_data_root, tmp_path):
     ("unknown_hparam", "Invalid hyperparameters: unknown EncoderHParams field(s): hiden_size."),
     ("broken_checkpoint", "is truncated or not a PyTorch checkpoint"),
     ("negative_umap", "--umap_every cannot be negative."),
+    # Out-of-range values used to end in torch tracebacks (issue 17).
+    ("num_layers=0", "Invalid hyperparameters: num_layers must be at least 1, not 0."),
+    ("hidden_size=0", "Invalid hyperparameters: hidden_size must be at least 1, not 0."),
+    ("partials_n_frames=0", "Invalid hyperparameters: partials_n_frames must be at least 1, not 0."),
+    ("learning_rate_init=Infinity", "learning_rate_init must be above 0 and finite, not inf."),
 ])
 def test_user_errors_are_one_line(clean_data_root, tmp_path, capsys, case, expected):
     models = tmp_path / "models"
@@ -181,6 +186,8 @@ def test_user_errors_are_one_line(clean_data_root, tmp_path, capsys, case, expec
         extra = ["--hparams", "utterances_per_speaker=1"]
     elif case == "unknown_hparam":
         extra = ["--hparams", "hiden_size=3"]
+    elif "=" in case:
+        extra = ["--hparams", case]
     elif case == "broken_checkpoint":
         (models / "run").mkdir(parents=True)
         whole = models / "whole.pt"

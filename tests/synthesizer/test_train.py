@@ -347,18 +347,25 @@ def test_non_finite_gradients_skip_the_update(tmp_path, capsys):
     assert load(tmp_path / "models" / "run" / "synthesizer.pt")["step"] == 2
 
 
-@pytest.mark.parametrize("problem", ["missing_folder", "encoder_checkpoint", "bad_hparams"])
+@pytest.mark.parametrize("problem", ["missing_folder", "encoder_checkpoint", "bad_hparams", "tts_dropout=1.5",
+                                     "tts_cleaner_names=klingon_cleaners", "tts_postnet_dims=0"])
 def test_user_errors_exit_1_with_one_line(spoken_dir, tmp_path, capsys, problem, encoder_checkpoint):
     data = tmp_path / "nothing" if problem == "missing_folder" else spoken_dir
     extra = ["--init_from", str(encoder_checkpoint)] if problem == "encoder_checkpoint" else []
     args = trainer_args(data, tmp_path, *extra)
     if problem == "bad_hparams":
         args.append("tts_lstm_dimz=3")
+    elif "=" in problem:
+        args.append(problem)  # out of range: a traceback from torch or the text cleaners before issue 17
     assert main(args) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
     assert {"missing_folder": "does not exist", "encoder_checkpoint": "encoder checkpoint",
-            "bad_hparams": "tts_lstm_dimz"}[problem] in err
+            "bad_hparams": "tts_lstm_dimz",
+            "tts_dropout=1.5": "tts_dropout must be at least 0 and below 1, not 1.5",
+            "tts_cleaner_names=klingon_cleaners": "tts_cleaner_names must be a list of names from basic_cleaners, "
+                                                  "transliteration_cleaners, english_cleaners, not ['klingon_cleaners']",
+            "tts_postnet_dims=0": "tts_postnet_dims must be at least 1, not 0"}[problem] in err
 
 
 def test_cli_help_lists_the_trainer_flags():

@@ -10,6 +10,7 @@ import pytest
 from encoder.hparams import EncoderHParams
 from synthesizer.hparams import SynthesizerHParams
 from utils.hparams import HParams, HParamsError
+from vocoder.hparams import VocoderHParams
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,3 +70,74 @@ def test_rtvc_defaults():
     synthesizer = SynthesizerHParams()
     assert (synthesizer.n_fft, synthesizer.hop_size, synthesizer.win_size, synthesizer.num_mels) == (800, 200, 800, 80)
     assert (synthesizer.fmin, synthesizer.fmax, synthesizer.power, synthesizer.griffin_lim_iters) == (55, 7600, 1.5, 60)
+
+
+# ----------------------------------------------------------------------------------------------
+# Ranges (issue 17): every out-of-range value is refused where hyperparameters are parsed, with one
+# sentence naming the key, the value and what is allowed.
+
+MODEL_HPARAMS = [EncoderHParams, SynthesizerHParams, VocoderHParams]
+
+
+@pytest.mark.parametrize("cls", MODEL_HPARAMS)
+def test_every_non_boolean_field_has_a_range_rule(cls):
+    # A new field without a rule would silently accept any value again.
+    unchecked = [f.name for f in dataclasses.fields(cls) if not isinstance(f.default, bool) and f.name not in cls.RULES]
+    assert unchecked == []
+    assert set(cls.RULES) <= {f.name for f in dataclasses.fields(cls)}  # no rule for a field that is gone
+
+
+@pytest.mark.parametrize("cls, key, value, allowed", [
+    (EncoderHParams, "num_layers", 0, "at least 1"),
+    (EncoderHParams, "hidden_size", 0, "at least 1"),
+    (EncoderHParams, "partials_n_frames", 0, "at least 1"),
+    (EncoderHParams, "hidden_size", 1.5, "an integer"),
+    (EncoderHParams, "learning_rate_init", float("inf"), "above 0 and finite"),
+    (EncoderHParams, "learning_rate_init", float("nan"), "above 0 and finite"),
+    (EncoderHParams, "partials_overlap", 1.0, "below 1"),
+    (EncoderHParams, "vad_window_length_ms", 25, "one of 10, 20, 30"),
+    (EncoderHParams, "speakers_per_batch", 1, "at least 2"),
+    (SynthesizerHParams, "tts_dropout", 1.5, "at least 0 and below 1"),
+    (SynthesizerHParams, "tts_dropout", -0.1, "at least 0 and below 1"),
+    (SynthesizerHParams, "tts_feed_predictions", 2.0, "between 0 and 1"),
+    (SynthesizerHParams, "tts_cleaner_names", ("nope_cleaners",), "english_cleaners"),
+    (SynthesizerHParams, "tts_lstm_dims", -3, "at least 1"),
+    (SynthesizerHParams, "fmax", 9000, "at most half the sample rate (8000)"),
+    (SynthesizerHParams, "win_size", 1024, "between 1 and n_fft (800)"),
+    (SynthesizerHParams, "tts_schedule", ((2, 1e-3, 10, 4), (2, 1e-4, 10, 4)), "larger than the previous"),
+    (SynthesizerHParams, "tts_schedule", ((2, float("inf"), 10, 4),), "learning rate must be positive and finite"),
+    (SynthesizerHParams, "tts_schedule", ((30, 1e-3, 10, 4),), "r must be between 1 and 20"),
+    (SynthesizerHParams, "tts_schedule", (), "empty"),
+    (VocoderHParams, "voc_mode", "raw", "one of RAW, MOL"),
+    (VocoderHParams, "voc_upsample_factors", (5, 5, 4), "multiply to 100"),
+    (VocoderHParams, "voc_lr", float("nan"), "above 0 and finite"),
+    (VocoderHParams, "voc_rnn_dims", 0, "at least 1"),
+    (VocoderHParams, "bits", 40, "between 2 and 16"),
+])
+def test_out_of_range_values_are_refused_naming_key_value_and_range(cls, key, value, allowed):
+    for build in (lambda: cls(**{key: value}), lambda: cls.from_dict({key: list(value) if isinstance(value, tuple) else value})):
+        with pytest.raises(HParamsError) as error:
+            build()
+        message = str(error.value)
+        assert message.startswith(f"{key} must be ") and allowed in message and "\n" not in message, message
+        shown = [list(row) if isinstance(row, tuple) else row for row in value] if isinstance(value, tuple) else value
+        assert message.endswith(f", not {shown!r}"), message
+
+
+@pytest.mark.parametrize("cls", MODEL_HPARAMS)
+def test_rtvc_defaults_and_small_models_are_valid(cls):
+    cls().validate()  # RTVC's values (and so RTVC's files, which store none) stay valid
+    small = {EncoderHParams: dict(hidden_size=4, embedding_size=4, num_layers=1),
+             SynthesizerHParams: dict(tts_embed_dims=8, tts_lstm_dims=8, tts_num_highways=0, tts_dropout=0.0,
+                                      tts_schedule=[[5, 1, 10, 1]], tts_cleaner_names=[]),
+             VocoderHParams: dict(voc_mode="MOL", voc_rnn_dims=8, voc_pad=0, voc_upsample_factors=[200])}[cls]
+    cls.from_dict(small)
+
+
+def test_checkpoint_with_out_of_range_hparams_is_one_checkpoint_error(tmp_path):
+    from utils.checkpoints import CheckpointError, read_hparams
+
+    stored = {**EncoderHParams().to_dict(), "num_layers": 0}
+    with pytest.raises(CheckpointError, match="cannot use: num_layers must be at least 1, not 0"):
+        read_hparams({"hparams": stored, "model_type": "encoder"}, EncoderHParams, tmp_path / "e.pt", "encoder")
+    assert read_hparams({"model_state": {}}, EncoderHParams, tmp_path / "rtvc.pt", "encoder") == EncoderHParams()
