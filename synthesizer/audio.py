@@ -19,6 +19,7 @@ Examples
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -122,9 +123,36 @@ def mel_to_linear(mel_amplitude: np.ndarray, hparams: SynthesizerHParams) -> np.
     return np.maximum(1e-10, inverse_mel_basis(hparams) @ mel_amplitude)
 
 
+@dataclass(frozen=True)
+class GriffinLimSettings:
+    """How a mel is inverted: magnitude exponent, momentum (fast Griffin-Lim) and iterations.
+
+    RTVC raises the magnitude to 1.5 and runs 60 plain iterations. Measured on held-out LibriSpeech
+    speakers' ground-truth mels (GE2E cosine of the result to its source; README, "Griffin-Lim"),
+    the exponent costs most of the voice: 0.80 at 1.5 against 0.95 at 1.0, and with momentum 0.99
+    (Perraudin et al. 2013) 32 iterations match 60 plain ones. Over-smoothed mels (what a synthesizer
+    makes) prefer a somewhat larger exponent, hence 1.2.
+    """
+
+    power: float
+    momentum: float
+    n_iters: int
+
+    @classmethod
+    def rtvc(cls, hparams: SynthesizerHParams | None = None) -> "GriffinLimSettings":
+        """RTVC's exact settings (from the hyperparameters: power 1.5, 60 iterations, no momentum)."""
+        hparams = hparams or SynthesizerHParams()
+        return cls(hparams.power, 0.0, hparams.griffin_lim_iters)
+
+
+#: The default of the Griffin-Lim vocoder (``--griffin_lim_rtvc`` restores :meth:`GriffinLimSettings.rtvc`).
+TUNED_GRIFFIN_LIM = GriffinLimSettings(power=1.2, momentum=0.99, n_iters=32)
+
+
 def griffin_lim(magnitude: np.ndarray, hparams: SynthesizerHParams, n_iters: int | None = None,
-                rng: np.random.Generator | None = None, length: int | None = None) -> np.ndarray:
-    """Plain Griffin-Lim (no momentum), random initial phase, as RTVC.
+                rng: np.random.Generator | None = None, length: int | None = None,
+                momentum: float = 0.0) -> np.ndarray:
+    """Griffin-Lim from a random initial phase; ``momentum`` 0 is RTVC's plain algorithm.
 
     librosa's implementation with ``momentum=0`` performs the same iterations (``n_iters`` STFTs and
     ``n_iters + 1`` inverse STFTs) and accepts a seeded generator, so it is used instead of a loop here.
@@ -137,21 +165,27 @@ def griffin_lim(magnitude: np.ndarray, hparams: SynthesizerHParams, n_iters: int
         return librosa.griffinlim(
             magnitude, n_iter=hparams.griffin_lim_iters if n_iters is None else n_iters,
             hop_length=hparams.hop_size, win_length=hparams.win_size, n_fft=hparams.n_fft, center=True,
-            pad_mode="constant", momentum=0.0, init="random", random_state=rng, length=length,
+            pad_mode="constant", momentum=momentum, init="random", random_state=rng, length=length,
         )
 
 
 def inv_mel_spectrogram(mel: np.ndarray, hparams: SynthesizerHParams | None = None, *, n_iters: int | None = None,
-                        rng: np.random.Generator | None = None) -> np.ndarray:
-    """Waveform from a normalised mel ``(num_mels, T)`` with Griffin-Lim; ``(T − 1) · hop`` float32 samples."""
+                        rng: np.random.Generator | None = None,
+                        settings: GriffinLimSettings | None = None) -> np.ndarray:
+    """Waveform from a normalised mel ``(num_mels, T)`` with Griffin-Lim; ``(T − 1) · hop`` float32 samples.
+
+    ``settings`` default to RTVC's (:meth:`GriffinLimSettings.rtvc`); ``n_iters`` overrides their count.
+    """
     hparams = hparams or SynthesizerHParams()
     mel = np.asarray(mel, dtype=np.float64)
     if mel.ndim != 2 or mel.shape[0] != hparams.num_mels:
         raise ValueError(f"expected a mel spectrogram of shape ({hparams.num_mels}, frames), got {mel.shape}")
+    settings = settings or GriffinLimSettings.rtvc(hparams)
     mel_db = denormalize(mel, hparams) if hparams.signal_normalization else mel
-    magnitude = mel_to_linear(db_to_amp(mel_db + hparams.ref_level_db), hparams) ** hparams.power
+    magnitude = mel_to_linear(db_to_amp(mel_db + hparams.ref_level_db), hparams) ** settings.power
     length = max(0, (mel.shape[1] - 1) * hparams.hop_size)
     if length == 0:
         return np.zeros(0, dtype=np.float32)
-    wav = griffin_lim(magnitude, hparams, n_iters, rng, length)
+    wav = griffin_lim(magnitude, hparams, settings.n_iters if n_iters is None else n_iters, rng, length,
+                      settings.momentum)
     return inv_preemphasis(wav, hparams.preemphasis, hparams.preemphasize).astype(np.float32)
