@@ -297,23 +297,35 @@ class GriffinLimVocoder:
     synth_hparams
         Signal settings of the synthesizer whose mels are inverted (defaults: RTVC's).
     n_iters
-        Griffin-Lim iterations; ``None`` keeps ``synth_hparams.griffin_lim_iters`` (60).
+        Griffin-Lim iterations; ``None`` keeps the settings' count.
+    exact_rtvc
+        RTVC's settings (magnitude power 1.5, 60 plain iterations) instead of the tuned fast
+        Griffin-Lim (:data:`synthesizer.audio.TUNED_GRIFFIN_LIM`: power 1.2, momentum 0.99, 32
+        iterations), which keeps more of the voice.
 
     Examples
     --------
     >>> GriffinLimVocoder(n_iters=8).sample_rate
     16000
+    >>> GriffinLimVocoder(exact_rtvc=True).settings
+    GriffinLimSettings(power=1.5, momentum=0.0, n_iters=60)
     """
 
-    def __init__(self, synth_hparams: SynthesizerHParams | None = None, n_iters: int | None = None) -> None:
+    def __init__(self, synth_hparams: SynthesizerHParams | None = None, n_iters: int | None = None,
+                 exact_rtvc: bool = False) -> None:
+        from dataclasses import replace
+
+        from synthesizer.audio import TUNED_GRIFFIN_LIM, GriffinLimSettings
         from synthesizer.hparams import SynthesizerHParams
 
         hparams = synth_hparams if synth_hparams is not None else SynthesizerHParams()
+        settings = GriffinLimSettings.rtvc(hparams) if exact_rtvc else TUNED_GRIFFIN_LIM
         if n_iters is not None:
             if n_iters < 1:
                 raise ValueError(f"n_iters must be at least 1, got {n_iters}")
-            hparams = hparams.replace(griffin_lim_iters=n_iters)
+            settings = replace(settings, n_iters=n_iters)
         self.hparams = hparams
+        self.settings = settings
 
     @property
     def sample_rate(self) -> int:
@@ -336,12 +348,14 @@ class GriffinLimVocoder:
         from synthesizer.audio import inv_mel_spectrogram
 
         array = validate_mel(mel, self.hparams.num_mels)
-        n_iters = self.hparams.griffin_lim_iters
+        n_iters = self.settings.n_iters
         length = (array.shape[1] - 1) * self.hparams.hop_size
         if progress_callback is not None:
             progress_callback(0, n_iters, 1, 0.0)
         start = time.perf_counter()
-        wav = inv_mel_spectrogram(array, self.hparams, rng=_numpy_rng(generator))
+        wav = inv_mel_spectrogram(array, self.hparams, rng=_numpy_rng(generator), settings=self.settings)
+        if not np.isfinite(wav).all():
+            raise ValueError("Griffin-Lim produced non-finite audio from this mel spectrogram.")
         if progress_callback is not None:
             rate = length / max(time.perf_counter() - start, 1e-9) / 1000
             progress_callback(n_iters, n_iters, 1, rate)
