@@ -39,11 +39,13 @@ import errno
 import http.client
 import importlib.util
 import logging
+import math
 import os
 import re
 import shutil
 import socket
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -60,10 +62,14 @@ __all__ = [
     "DEFAULT_MODELS_DIR",
     "DEFAULT_MODEL_FILES",
     "DEFAULT_TIMEOUT",
+    "MAX_TIMEOUT",
+    "MIN_PROGRESS_BYTES",
     "MODELS_SOURCE_ENV",
     "MODELS_URL_ENV",
     "ModelDownloadError",
     "ModelFile",
+    "check_timeout",
+    "check_url",
     "default_model_path",
     "download_file",
     "ensure_default_models",
@@ -82,6 +88,15 @@ DEFAULT_BASE_URL = "https://huggingface.co/CorentinJ/SV2TTS/resolve/main"
 DEFAULT_MODELS_DIR = "saved_models"
 DEFAULT_SUBDIR = "default"
 DEFAULT_TIMEOUT = 30.0
+#: Longest timeout accepted, in seconds. An hour without a byte is a dead connection, and far larger
+#: values overflow the socket layer's clock ("timestamp out of range").
+MAX_TIMEOUT = 3600.0
+#: A download that receives fewer bytes than this within one timeout period has stalled: a server
+#: that trickles a byte now and then would otherwise keep it alive forever (each read succeeds, so
+#: the socket timeout never fires). 64 KiB per 30 s is about 2 KB/s, below any usable link.
+MIN_PROGRESS_BYTES = 64 * 1024
+#: URL schemes a mirror may use.
+URL_SCHEMES = ("http", "https", "file")
 MODELS_URL_ENV = "SV2TTS_MODELS_URL"
 MODELS_SOURCE_ENV = "SV2TTS_MODELS_SOURCE"
 RESEMBLYZER_ENCODER_FILENAME = "pretrained.pt"
@@ -208,8 +223,67 @@ def _alternatives(url: str, target: Path) -> str:
 
 
 def _host(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    return parts.hostname or parts.netloc or url
+    try:
+        parts = urllib.parse.urlsplit(url)
+        return parts.hostname or parts.netloc or url
+    except ValueError:  # a malformed URL is reported by check_url; a message must never raise
+        return url
+
+
+def check_url(url: str, what: str = "download URL") -> str:
+    """Return ``url`` if it is a well-formed http(s):// or file:// URL, else raise one sentence.
+
+    Raises
+    ------
+    ModelDownloadError
+        A URL that does not parse (``http://[::1``), has a bad port, another scheme, or no host.
+
+    Examples
+    --------
+    >>> check_url("https://huggingface.co/CorentinJ/SV2TTS/resolve/main")
+    'https://huggingface.co/CorentinJ/SV2TTS/resolve/main'
+    >>> check_url("http://[::1")
+    Traceback (most recent call last):
+      ...
+    utils.default_models.ModelDownloadError: The download URL 'http://[::1' is malformed (Invalid IPv6 URL); give an http://, https:// or file:// URL.
+    """
+    hint = "give an http://, https:// or file:// URL"
+    try:
+        parts = urllib.parse.urlsplit(str(url))
+        parts.port  # parsed lazily: an out-of-range or non-numeric port raises only here
+    except ValueError as exc:
+        raise ModelDownloadError(f"The {what} {url!r} is malformed ({_one_line(exc)}); {hint}.") from None
+    if parts.scheme.lower() not in URL_SCHEMES:
+        raise ModelDownloadError(f"The {what} {url!r} is not an http://, https:// or file:// URL; {hint}.")
+    if parts.scheme.lower() != "file" and not parts.hostname:
+        raise ModelDownloadError(f"The {what} {url!r} names no host; {hint}.")
+    return url
+
+
+def check_timeout(timeout: float) -> float:
+    """Return ``timeout`` if it is a finite number of seconds above 0 and at most :data:`MAX_TIMEOUT`.
+
+    Raises
+    ------
+    ModelDownloadError
+        For 0, negative, NaN, infinite or absurdly large values (which overflow the socket clock).
+
+    Examples
+    --------
+    >>> check_timeout(30)
+    30
+    >>> check_timeout(float("inf"))
+    Traceback (most recent call last):
+      ...
+    utils.default_models.ModelDownloadError: The timeout must be above 0 and at most 3600 seconds, not inf.
+    """
+    try:
+        valid = math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT
+    except TypeError:
+        valid = False
+    if not valid:
+        raise ModelDownloadError(f"The timeout must be above 0 and at most {MAX_TIMEOUT:g} seconds, not {timeout!r}.")
+    return timeout
 
 
 def _env_or(value: str | os.PathLike | None, env_name: str) -> str | None:
@@ -517,7 +591,8 @@ def download_file(url: str, target: str | os.PathLike, expected_size: int | None
         Exact size in bytes, checked against ``Content-Length`` before the body
         is read and against the downloaded size at the end. ``None`` skips both.
     timeout : float
-        Seconds allowed for connecting and for each read.
+        Seconds allowed for connecting and for each read, in (0, :data:`MAX_TIMEOUT`]; a transfer that
+        receives fewer than :data:`MIN_PROGRESS_BYTES` in this many seconds is given up as stalled.
     show_progress : bool
         Show a tqdm progress bar on stderr.
     progress_callback : callable, optional
@@ -534,8 +609,8 @@ def download_file(url: str, target: str | os.PathLike, expected_size: int | None
     Raises
     ------
     ModelDownloadError
-        Host unreachable, HTTP error, size mismatch, interrupted transfer
-        (the ``.part`` is kept for resuming) or full disk (``.part`` kept).
+        Malformed URL or timeout, host unreachable, HTTP error, size mismatch, interrupted or
+        stalled transfer (the ``.part`` is kept for resuming) or full disk (``.part`` kept).
 
     Examples
     --------
@@ -543,6 +618,8 @@ def download_file(url: str, target: str | os.PathLike, expected_size: int | None
     ...               "saved_models/default/vocoder.pt", 53_845_290)  # doctest: +SKIP
     PosixPath('saved_models/default/vocoder.pt')
     """
+    check_url(url)
+    check_timeout(timeout)
     target = Path(target)
     part = _part_path(target)
     try:
@@ -574,7 +651,7 @@ def download_file(url: str, target: str | os.PathLike, expected_size: int | None
         if final_size is not None:
             _check_free_space(target.parent, final_size - offset, target.name)
         downloaded = _stream_to_part(response, url, target, offset, final_size,
-                                     show_progress, progress_callback, chunk_size)
+                                     show_progress, progress_callback, chunk_size, timeout)
 
     if total is not None and downloaded < total:
         # The server promised more bytes: a dropped connection, resumable later.
@@ -593,10 +670,19 @@ def download_file(url: str, target: str | os.PathLike, expected_size: int | None
 
 def _stream_to_part(response, url: str, target: Path, offset: int, total: int | None,
                     show_progress: bool, progress_callback: ProgressCallback | None,
-                    chunk_size: int) -> int:
-    """Append the response body to ``<target>.part``; return its final size."""
+                    chunk_size: int, timeout: float = DEFAULT_TIMEOUT) -> int:
+    """Append the response body to ``<target>.part``; return its final size.
+
+    Gives up (keeping the ``.part``) when fewer than :data:`MIN_PROGRESS_BYTES` (or the rest of the
+    file) arrive within ``timeout`` seconds; the check runs after each read, so a stall is reported
+    within about twice the timeout.
+    """
     part = _part_path(target)
     downloaded = offset
+    # read1 returns what one socket read brings; read(n) would wait for all n bytes, so a trickling
+    # server could hold it for ever without the stall check below ever running.
+    read = getattr(response, "read1", None) or response.read
+    window_start, window_bytes = time.monotonic(), downloaded
     # Resuming appends; anything else truncates a stale .part the server made us drop.
     mode = "ab" if offset else "wb"
     try:
@@ -608,7 +694,7 @@ def _stream_to_part(response, url: str, target: Path, offset: int, total: int | 
                      dynamic_ncols=True) as bar:
             while True:
                 try:
-                    chunk = response.read(chunk_size)
+                    chunk = read(chunk_size)
                 except (OSError, http.client.HTTPException) as exc:
                     raise ModelDownloadError(
                         f"The download of {target.name} from {_host(url)} was interrupted after "
@@ -629,6 +715,15 @@ def _stream_to_part(response, url: str, target: Path, offset: int, total: int | 
                 bar.update(len(chunk))
                 if progress_callback is not None:
                     progress_callback(downloaded, total or 0)
+                needed = MIN_PROGRESS_BYTES if total is None else min(MIN_PROGRESS_BYTES, total - window_bytes)
+                if downloaded - window_bytes >= needed:
+                    window_start, window_bytes = time.monotonic(), downloaded
+                elif time.monotonic() - window_start >= timeout:
+                    raise ModelDownloadError(
+                        f"The download of {target.name} from {_host(url)} stalled: only "
+                        f"{downloaded - window_bytes} bytes arrived in {timeout:g} s (at least "
+                        f"{needed} are needed per timeout period); run the same command again to "
+                        f"resume from {part}.")
             os.fsync(fh.fileno())
     except OSError as exc:
         if _is_disk_full(exc):
@@ -710,7 +805,8 @@ def ensure_default_models(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
     progress_callback : callable, optional
         ``progress_callback(downloaded, total)``, called per chunk of each download.
     timeout : float
-        Connect/read timeout in seconds for downloads.
+        Connect/read timeout in seconds for downloads, in (0, :data:`MAX_TIMEOUT`]; also the period
+        in which a download must make progress (see :func:`download_file`).
 
     Returns
     -------
@@ -731,7 +827,10 @@ def ensure_default_models(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
     ['encoder']
     """
     entries = [_registry_entry(files, name) for name in names]
+    check_timeout(timeout)  # before anything is created: a bad value is a typo, not a network problem
     base = (_env_or(base_url, MODELS_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
+    if base_url is not None:
+        check_url(base, "models URL")
     source = _env_or(source_dir, MODELS_SOURCE_ENV)
     default_dir = Path(models_dir) / DEFAULT_SUBDIR
     try:
@@ -830,7 +929,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"local folder holding the .pt files to copy instead of "
                              f"downloading (default: ${MODELS_SOURCE_ENV})")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                        help="connect/read timeout in seconds (default: %(default)s)")
+                        help=f"connect/read timeout in seconds, at most {MAX_TIMEOUT:g}; a download that "
+                             f"receives under {MIN_PROGRESS_BYTES // 1024} KiB in this time is given up "
+                             f"(default: %(default)s)")
     parser.add_argument("--no_progress", action="store_true", help="hide the progress bars")
     args = parser.parse_args(argv)
     # Validated by hand: argparse mishandles choices with an empty nargs="*" list.

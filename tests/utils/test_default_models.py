@@ -24,6 +24,7 @@ import pytest
 import torch
 from torch import nn
 
+from utils import default_models
 from utils.default_models import (
     DEFAULT_MODEL_FILES,
     MODELS_SOURCE_ENV,
@@ -102,6 +103,9 @@ class Behaviour:
     advertised_length: int | None = None  # lie in Content-Length
     omit_length: bool = False           # send no Content-Length at all
     force_status: int | None = None     # e.g. 404 for every request
+    trickle_every: float | None = None  # send the body trickle_bytes at a time, one write per this many seconds...
+    trickle_bytes: int = 1
+    trickle_for: float = 8.0            # ...for at most this long, then close (old code must not hang)
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range)
 
 
@@ -157,6 +161,19 @@ def _make_handler(root: Path, behaviour: Behaviour, lock: threading.Lock):
             self.end_headers()
             if behaviour.cut_after is not None:
                 body = body[:behaviour.cut_after]
+            interval = behaviour.trickle_every  # read once: a test may change it while this runs
+            if interval is not None:
+                stop = time.monotonic() + behaviour.trickle_for
+                for start in range(0, len(body), behaviour.trickle_bytes):
+                    if time.monotonic() > stop:
+                        break
+                    try:
+                        self.wfile.write(body[start:start + behaviour.trickle_bytes])
+                        self.wfile.flush()
+                    except OSError:  # the client gave up: what a stall check should do
+                        return
+                    time.sleep(interval)
+                return
             self.wfile.write(body)
             self.wfile.flush()
 
@@ -621,3 +638,78 @@ def test_cli_encoder_offline(tmp_path, dead_url):
     result = _cli("--models_dir", str(tmp_path), "--models_url", dead_url, "encoder")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"encoder: {tmp_path / 'default' / 'encoder.pt'}"
+
+
+# ----------------------------------------------------------------------------
+# Malformed values and stalled transfers (issue 17)
+# ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("url, expected", [
+    ("http://[::1", "is malformed (Invalid IPv6 URL)"),
+    ("http://127.0.0.1:99999", "is malformed (Port out of range"),
+    ("ftp://example.org", "is not an http://, https:// or file:// URL"),
+    ("http:///vocoder.pt", "names no host"),
+])
+def test_malformed_urls_are_one_error(tmp_path, served, url, expected):
+    _, files = served
+    with pytest.raises(ModelDownloadError, match=re.escape(expected)) as info:
+        download_file(url + "/vocoder.pt", tmp_path / "vocoder.pt", 10, show_progress=False)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ModelDownloadError, match=re.escape(expected)):
+        ensure_default_models(tmp_path, ["vocoder"], base_url=url, files=files, show_progress=False)
+    assert not (tmp_path / "vocoder.pt.part").exists()
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), 1e300, float("nan"), 0, -1, 3601])
+def test_non_finite_or_absurd_timeouts_are_one_error(tmp_path, server, served, timeout):
+    _, files = served
+    with pytest.raises(ModelDownloadError, match="timeout must be above 0 and at most 3600 seconds"):
+        ensure_default_models(tmp_path, ["vocoder"], base_url=server.url, files=files, show_progress=False,
+                              timeout=timeout)
+    with pytest.raises(ModelDownloadError, match="timeout must be above 0"):
+        download_file(f"{server.url}/vocoder.pt", tmp_path / "vocoder.pt", None, timeout=timeout,
+                      show_progress=False)
+    assert server.behaviour.requests == []  # refused before any connection
+
+
+def test_trickling_server_is_given_up_after_the_timeout(tmp_path, server, served):
+    """One byte every 50 ms keeps every socket read alive; the download must still stop."""
+    _, files = served
+    entry = _entry(files, "vocoder")
+    server.behaviour.trickle_every = 0.05
+    start = time.monotonic()
+    with pytest.raises(ModelDownloadError, match="stalled: only \\d+ bytes arrived in 0.5 s") as info:
+        download_file(f"{server.url}/vocoder.pt", tmp_path / "vocoder.pt", entry.size, timeout=0.5,
+                      show_progress=False)
+    assert time.monotonic() - start < 3  # about one timeout period, not the whole trickle
+    assert "run the same command again to resume" in str(info.value)
+    part = tmp_path / "vocoder.pt.part"
+    assert part.exists() and 0 < part.stat().st_size < entry.size  # kept for resuming
+    server.behaviour.trickle_every = None
+    assert download_file(f"{server.url}/vocoder.pt", tmp_path / "vocoder.pt", entry.size,
+                         show_progress=False).stat().st_size == entry.size
+
+
+def test_slow_but_steady_download_is_not_a_stall(tmp_path, server, served, monkeypatch):
+    """A transfer that takes several timeout periods but brings enough bytes in each one completes."""
+    _, files = served
+    entry = _entry(files, "encoder")  # 61 kB: about 3 s at 1 kB per 50 ms, six timeout periods
+    monkeypatch.setattr(default_models, "MIN_PROGRESS_BYTES", 4096)  # 1 kB per 50 ms is 10 kB per period
+    server.behaviour.trickle_every, server.behaviour.trickle_bytes = 0.05, 1024
+    path = download_file(f"{server.url}/encoder.pt", tmp_path / "encoder.pt", entry.size, timeout=0.5,
+                         show_progress=False)
+    assert path.read_bytes() == (server.root / "encoder.pt").read_bytes()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("--models_url", "http://[::1"), "Invalid IPv6 URL"),
+    (("--timeout", "inf"), "not inf"),
+    (("--timeout", "1e300"), "not 1e+300"),
+    (("--timeout", "0"), "not 0.0"),
+])
+def test_cli_bad_url_or_timeout_exits_1_with_one_line(tmp_path, args, expected):
+    result = _cli("--models_dir", str(tmp_path), *args, "vocoder", timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
