@@ -36,9 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="UTF-8 text file, one utterance per line")
     parser.add_argument("-o", "--out", type=Path, default=Path("demo_output.wav"),
                         help="output audio file (.wav or .flac)")
-    parser.add_argument("--vocoder", choices=("wavernn", "griffinlim"), default=None,
-                        help="WaveRNN (neural, needs vocoder.pt) or Griffin-Lim (fast, robotic, no model file); "
-                             "default: WaveRNN when a vocoder file is found, else Griffin-Lim")
+    parser.add_argument("--vocoder", choices=("wavernn", "istft", "griffinlim"), default=None,
+                        help="WaveRNN (neural, RTVC's vocoder.pt), istft (this project's frame-rate neural vocoder) "
+                             "or Griffin-Lim (no model file); default: the kind of the vocoder file found, "
+                             "else Griffin-Lim")
+    parser.add_argument("--griffin_lim_rtvc", action="store_true",
+                        help="Griffin-Lim with RTVC's exact settings (power 1.5, 60 iterations) instead of the "
+                             "tuned fast Griffin-Lim")
     parser.add_argument("--seed", type=int, default=None, help="make synthesis and vocoding repeatable")
     parser.add_argument("--speaking_rate", "--rate", dest="speaking_rate", type=speaking_rate_argument, default=1.0,
                         metavar="RATE", help="speech pace: 1.25 is 25%% faster, 0.8 slower (0.5 to 2)")
@@ -113,13 +117,18 @@ def resolve_model_paths(args: argparse.Namespace):
     if args.enc_model_fpath is None and not encoder.exists():
         # The default encoder ships inside the resemblyzer package: no download needed.
         install_encoder_from_resemblyzer(args.models_dir)
+    from vocoder.inference import NEURAL_VOCODERS, vocoder_architecture
+
     wanted = []
-    if args.vocoder is None:  # WaveRNN whenever one can be had, else the model-free Griffin-Lim
-        explicit_or_found = args.voc_model_fpath is not None or (args.download or args.models_url or args.models_source) \
-            or resolve_model_path(args.models_dir, "vocoder").exists()
-        args.vocoder = "wavernn" if explicit_or_found else "griffinlim"
-        if args.vocoder == "griffinlim":
-            print("No WaveRNN vocoder file: using Griffin-Lim (add --download for RTVC's vocoder).")
+    if args.vocoder is None:  # a neural vocoder whenever one can be had, else the model-free Griffin-Lim
+        found = args.voc_model_fpath or resolve_model_path(args.models_dir, "vocoder")
+        if args.voc_model_fpath is not None or found.exists():
+            args.vocoder = vocoder_architecture(found)
+        elif args.download or args.models_url or args.models_source:
+            args.vocoder = "wavernn"  # RTVC's published vocoder
+        else:
+            args.vocoder = "griffinlim"
+            print("No vocoder file: using Griffin-Lim (add --download for RTVC's vocoder).")
     if args.syn_model_fpath is None and not default_model_path(args.models_dir, "synthesizer").exists():
         wanted.append("synthesizer")
     if args.vocoder == "wavernn" and args.voc_model_fpath is None \
@@ -133,11 +142,11 @@ def resolve_model_paths(args: argparse.Namespace):
     shipped = [name for name, path, explicit in (("synthesizer", synthesizer, args.syn_model_fpath),
                                                   ("vocoder", vocoder, args.voc_model_fpath))
                if explicit is None and path != default_model_path(args.models_dir, name)
-               and (name == "synthesizer" or args.vocoder == "wavernn")]
+               and (name == "synthesizer" or args.vocoder in NEURAL_VOCODERS)]
     if shipped:
         print(f"Using this project's offline {' and '.join(shipped)} from '{synthesizer.parent}' "
               "(add --download for RTVC's published models).")
-    return ModelPaths(encoder, synthesizer, vocoder if args.vocoder == "wavernn" else None)
+    return ModelPaths(encoder, synthesizer, vocoder if args.vocoder in NEURAL_VOCODERS else None)
 
 
 def describe_device(device) -> str:  # noqa: ANN001
@@ -169,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     paths = resolve_model_paths(args)
     device = torch.device("cpu" if args.cpu or not torch.cuda.is_available() else "cuda")
     pipeline = ClonePipeline(paths, device, missing_model_help="Or add --download to fetch the defaults now.",
-                             exact_vocoder=args.exact_vocoder)
+                             exact_vocoder=args.exact_vocoder, exact_griffin_lim=args.griffin_lim_rtvc)
     print(describe_device(device))
 
     start = time.perf_counter()

@@ -29,12 +29,13 @@ from encoder.inference import Encoder, UtteranceEmbedding, average_embeddings
 from synthesizer.inference import Synthesizer, check_speaking_rate, load_synthesizer
 from synthesizer.text import prepare_utterances
 from utils.audio_io import AudioWarning, load_audio_with_rate
-from vocoder.inference import GriffinLimVocoder, WaveRNNVocoder
+from vocoder.inference import NEURAL_VOCODERS, GriffinLimVocoder, WaveRNNVocoder, load_vocoder
+from vocoder.istft.inference import ISTFTVocoder
 
 if TYPE_CHECKING:
     from synthesizer.duration.inference import DurationSynthesizer
 
-VocoderName = Literal["wavernn", "griffinlim"]
+VocoderName = Literal["wavernn", "istft", "griffinlim"]
 ProgressCallback = Callable[[int, int], None]
 # References shorter than this make a poor voice (GE2E was trained on 1.6 s windows of longer clips).
 MIN_RECOMMENDED_SPEECH_SECONDS = 3.0
@@ -122,19 +123,22 @@ class ClonePipeline:
         Use RTVC's exact WaveRNN generation (same samples as RTVC for a seed, about 4× slower on a
         CPU) instead of the fast path (:mod:`vocoder.fast`: bf16, short click-free folds, sentences
         vocoded together).
+    exact_griffin_lim
+        Griffin-Lim with RTVC's settings instead of the tuned fast Griffin-Lim.
     """
 
     def __init__(self, paths: ModelPaths, device: str | torch.device | None = None,
-                 missing_model_help: str = "", exact_vocoder: bool = False) -> None:
+                 missing_model_help: str = "", exact_vocoder: bool = False, exact_griffin_lim: bool = False) -> None:
         self.paths = paths
         self.exact_vocoder = exact_vocoder
+        self.exact_griffin_lim = exact_griffin_lim
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         self.missing_model_help = missing_model_help
         self._encoder: Encoder | None = None
         self._synthesizer: Synthesizer | DurationSynthesizer | None = None
-        self._wavernn: WaveRNNVocoder | None = None
+        self._neural_vocoder: WaveRNNVocoder | ISTFTVocoder | None = None
 
     # ----------------------------------------------------------------------------------- models
     def _require(self, what: str, path: Path | None) -> Path:
@@ -167,14 +171,32 @@ class ClonePipeline:
         return self._synthesizer
 
     @property
+    def neural_vocoder(self) -> WaveRNNVocoder | ISTFTVocoder:
+        """The vocoder file's model, WaveRNN or iSTFT (whichever it holds)."""
+        if self._neural_vocoder is None:
+            self._neural_vocoder = load_vocoder(self._require("vocoder", self.paths.vocoder), self.device)
+        return self._neural_vocoder
+
+    def _vocoder_of_kind(self, kind: str) -> WaveRNNVocoder | ISTFTVocoder:
+        loaded = self.neural_vocoder
+        actual = "istft" if isinstance(loaded, ISTFTVocoder) else "wavernn"
+        if actual != kind:
+            names = {"istft": "an iSTFT", "wavernn": "a WaveRNN"}
+            raise ValueError(f"The vocoder file '{self.paths.vocoder}' holds {names[actual]} vocoder, not "
+                             f"{names[kind]} one: choose the vocoder '{actual}' or give another file.")
+        return loaded
+
+    @property
     def wavernn(self) -> WaveRNNVocoder:
-        if self._wavernn is None:
-            self._wavernn = WaveRNNVocoder.from_checkpoint(self._require("vocoder", self.paths.vocoder), self.device)
-        return self._wavernn
+        return self._vocoder_of_kind("wavernn")  # type: ignore[return-value]
+
+    @property
+    def istft(self) -> ISTFTVocoder:
+        return self._vocoder_of_kind("istft")  # type: ignore[return-value]
 
     def griffin_lim(self) -> GriffinLimVocoder:
         hparams = self._synthesizer.hparams if self._synthesizer is not None else None
-        return GriffinLimVocoder(hparams)
+        return GriffinLimVocoder(hparams, exact_rtvc=self.exact_griffin_lim)
 
     @property
     def sample_rate(self) -> int:
@@ -183,8 +205,8 @@ class ClonePipeline:
     def load_all(self, vocoder: VocoderName = "wavernn") -> None:
         """Load every model the given vocoder choice needs now (so errors surface before any work)."""
         _ = self.encoder, self.synthesizer
-        if vocoder == "wavernn":
-            _ = self.wavernn
+        if vocoder in NEURAL_VOCODERS:
+            _ = self._vocoder_of_kind(vocoder)
 
     # ----------------------------------------------------------------------------------- stages
     def embed_waveform(self, wav: np.ndarray, sample_rate: int,
@@ -261,14 +283,16 @@ class ClonePipeline:
 
     def vocode(self, mel: np.ndarray, vocoder: VocoderName = "wavernn", *, seed: int | None = None,
                progress_callback: Callable[..., None] | None = None) -> np.ndarray:
-        """Mel ``(80, T)`` → waveform ``((T − 1) · 200,)`` float32 with WaveRNN or Griffin-Lim."""
+        """Mel ``(80, T)`` → waveform ``((T − 1) · 200,)`` float32 with WaveRNN, the iSTFT vocoder or Griffin-Lim."""
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         if vocoder == "wavernn":
             return self.wavernn.vocode(mel, fast=not self.exact_vocoder, progress_callback=progress_callback,
                                        generator=generator)
+        if vocoder == "istft":
+            return self.istft.vocode(mel, progress_callback=progress_callback)
         if vocoder == "griffinlim":
             return self.griffin_lim().vocode(mel, progress_callback=progress_callback, generator=generator)
-        raise ValueError(f"Unknown vocoder {vocoder!r}: choose 'wavernn' or 'griffinlim'.")
+        raise ValueError(f"Unknown vocoder {vocoder!r}: choose 'wavernn', 'istft' or 'griffinlim'.")
 
     def vocode_sentences(self, mels: Sequence[np.ndarray], vocoder: VocoderName = "wavernn", *,
                          seed: int | None = None,
@@ -341,10 +365,15 @@ class ClonePipeline:
         whole sentence at the end. The pieces join into the returned waveform.
         """
         gap = np.zeros(int(SENTENCE_GAP_SECONDS * self.sample_rate), dtype=np.float32)
-        if on_audio is not None and vocoder == "wavernn" and not enhance and not self.exact_vocoder:
-            generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        streamable = vocoder == "istft" or (vocoder == "wavernn" and not self.exact_vocoder)
+        if on_audio is not None and streamable and not enhance:
+            if vocoder == "wavernn":
+                generator = torch.Generator().manual_seed(seed) if seed is not None else None
+                stream = self.wavernn.vocode_stream(mel, progress_callback=progress_callback, generator=generator)
+            else:
+                stream = self.istft.vocode_stream(mel)
             pieces = []
-            for piece in self.wavernn.vocode_stream(mel, progress_callback=progress_callback, generator=generator):
+            for piece in stream:
                 pieces.append(soft_limit(piece))
                 on_audio(pieces[-1])
             on_audio(gap)

@@ -64,3 +64,38 @@ def make_models_dir(root: Path, encoder_checkpoint: Path) -> Path:
     write_rtvc_synthesizer(default / "synthesizer.pt")
     write_rtvc_vocoder(default / "vocoder.pt")
     return root
+
+
+def write_duration_synthesizer(path: Path, seed: int = 0, log_duration_bias: float = 1.5) -> Path:
+    """Small random duration synthesizer in our format (its symbols and espeak-ng version stored).
+
+    ``log_duration_bias`` sets every predicted duration to about ``e^bias − 1`` frames, so random
+    weights still give a mel of a sensible length.
+    """
+    from synthesizer.duration.hparams import DurationHParams
+    from synthesizer.duration.inference import DurationSynthesizer
+    from synthesizer.duration.model import DurationSynthesizerModel
+    from synthesizer.duration.phonemes import SymbolTable
+
+    torch.manual_seed(seed)
+    table = SymbolTable.default()
+    hparams = DurationHParams(encoder_channels=32, duration_channels=16, decoder_channels=32, decoder_layers=2,
+                              encoder_layers=2)
+    model = DurationSynthesizerModel(hparams, len(table))
+    with torch.no_grad():
+        model.duration_head.bias.fill_(log_duration_bias)
+    model.step.fill_(1)
+    DurationSynthesizer(model, table).save(path)
+    return path
+
+
+def write_istft_vocoder(path: Path, seed: int = 0) -> Path:
+    """Small random iSTFT vocoder in our format."""
+    from vocoder.istft.hparams import ISTFTHParams
+    from vocoder.istft.inference import ISTFTVocoder
+    from vocoder.istft.model import build_istft_vocoder
+
+    torch.manual_seed(seed)
+    model = build_istft_vocoder(ISTFTHParams(channels=32, num_blocks=2))
+    ISTFTVocoder(model).save(path)
+    return path

@@ -15,6 +15,8 @@ Examples
 
 from __future__ import annotations
 
+import functools
+
 import itertools
 import os
 import math
@@ -146,6 +148,18 @@ def reference_quality_warnings(wav: np.ndarray, name: str) -> list[str]:
     return notes
 
 
+@functools.lru_cache(maxsize=32)
+def _vocoder_kind(path: Path, modified_ns: int) -> str:
+    """The vocoder file's kind, cached per file version (the property is read on every action)."""
+    from utils.checkpoints import CheckpointError
+    from vocoder.inference import vocoder_architecture
+
+    try:
+        return vocoder_architecture(path)
+    except CheckpointError:
+        return "wavernn"  # loading it reports what is wrong with the file
+
+
 class ToolboxController:
     """Owns the models, the utterances and the generated outputs.
 
@@ -259,8 +273,11 @@ class ToolboxController:
 
     @property
     def vocoder_name(self) -> str:
+        """``"griffinlim"``, or the kind of the selected vocoder file (``"wavernn"`` or ``"istft"``)."""
         choice = self.selected.get("vocoder")
-        return "griffinlim" if choice is None or choice.path is None else "wavernn"
+        if choice is None or choice.path is None:
+            return "griffinlim"
+        return _vocoder_kind(Path(choice.path), Path(choice.path).stat().st_mtime_ns if Path(choice.path).exists() else 0)
 
     def has_synthesizer(self) -> bool:
         return self.selected.get("synthesizer") is not None
@@ -272,8 +289,8 @@ class ToolboxController:
             steps = [("encoder", lambda: pipeline.encoder)]
             if self.has_synthesizer():
                 steps.append(("synthesizer", lambda: pipeline.synthesizer))
-            if self.vocoder_name == "wavernn":
-                steps.append(("vocoder", lambda: pipeline.wavernn))
+            if self.vocoder_name != "griffinlim":
+                steps.append(("vocoder", lambda: pipeline.neural_vocoder))
             for index, (kind, load) in enumerate(steps):
                 if progress:
                     progress(index / len(steps), f"Loading the {kind}…")

@@ -38,6 +38,7 @@ from vocoder.model import ProgressCallback, WaveRNN, build_wavernn
 
 if TYPE_CHECKING:
     from synthesizer.hparams import SynthesizerHParams
+    from vocoder.istft.inference import ISTFTVocoder
 
 
 @runtime_checkable
@@ -360,3 +361,39 @@ class GriffinLimVocoder:
             rate = length / max(time.perf_counter() - start, 1e-9) / 1000
             progress_callback(n_iters, n_iters, 1, rate)
         return _fit_length(wav, length)
+
+
+NEURAL_VOCODERS = ("wavernn", "istft")
+
+
+def vocoder_architecture(path: str | Path) -> str:
+    """``"wavernn"`` or ``"istft"``: which neural vocoder a file holds (read without loading the model).
+
+    Raises
+    ------
+    CheckpointError
+        When the file is missing or not a checkpoint.
+    """
+    from utils.checkpoints import load_checkpoint_file
+    from vocoder.istft.inference import checkpoint_architecture
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - old formats cannot be memory-mapped; the full reader explains failures
+        checkpoint = load_checkpoint_file(path, "vocoder")
+    return checkpoint_architecture(checkpoint)
+
+
+def load_vocoder(path: str | Path, device: str | torch.device = "cpu") -> "WaveRNNVocoder | ISTFTVocoder":
+    """Load a neural vocoder file of either kind: RTVC's or our WaveRNN, or our iSTFT vocoder.
+
+    Raises
+    ------
+    CheckpointError
+        Missing, damaged or mismatched files, as one sentence.
+    """
+    from vocoder.istft.inference import ISTFTVocoder
+
+    if vocoder_architecture(path) == "istft":
+        return ISTFTVocoder.from_checkpoint(path, device)
+    return WaveRNNVocoder.from_checkpoint(path, device)

@@ -72,7 +72,7 @@ def maximum_path(score: np.ndarray, symbol_lengths: np.ndarray, frame_lengths: n
     return path
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=256)  # a few MB each at most; batches repeat lengths often enough
 def beta_binomial_log_prior(n_symbols: int, n_frames: int, scaling: float = 1.0) -> np.ndarray:
     """``(n_symbols, n_frames)`` log-probability favouring the diagonal: frame ``t`` expects symbol
     ``≈ t · n_symbols / n_frames`` (a beta-binomial over symbols whose mode moves along the text).

@@ -100,12 +100,14 @@ class Phonemizer:
         if self._backend is None:
             try:
                 from phonemizer.backend import EspeakBackend
+                from phonemizer.logger import get_logger
 
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
+                    # Quiet: its "words count mismatch" notes are harmless here and would reach the user's terminal.
                     self._backend = EspeakBackend(self.language, preserve_punctuation=True, with_stress=True,
                                                   punctuation_marks=_KEPT_PUNCTUATION,
-                                                  language_switch="remove-flags")
+                                                  language_switch="remove-flags", logger=get_logger("quiet"))
             except ImportError:
                 raise PhonemizerError("the phonemizer package is not installed (pip install phonemizer)") from None
             except RuntimeError as error:
