@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)
     cli_args = argparse.Namespace(models_dir=args.models_dir, enc_model_fpath=args.enc_model_fpath,
                                   syn_model_fpath=args.syn_model_fpath, voc_model_fpath=args.voc_model_fpath,
-                                  vocoder="wavernn" if "wavernn" in args.vocoders else "griffinlim",
+                                  vocoder=next((v for v in args.vocoders if v != "griffinlim"), "griffinlim"),
                                   download=False, models_url=None, models_source=None, quiet=True)
     paths = resolve_model_paths(cli_args)
     pipeline = ClonePipeline(paths, torch.device("cpu"))
@@ -161,7 +161,8 @@ def run(args: argparse.Namespace) -> dict:
             for number, sentence in enumerate(sentences):
                 seed = args.seed + 1000 * index + number
                 start = time.perf_counter()
-                synthesis = pipeline.synthesize([sentence], reference.embedding, seed=seed)
+                synthesis = pipeline.synthesize([sentence], reference.embedding, seed=seed,
+                                                speaking_rate=args.speaking_rate)
                 synth_seconds += time.perf_counter() - start
                 start = time.perf_counter()
                 wav = pipeline.vocode(synthesis.mels[0], vocoder, seed=seed)
@@ -220,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-e", "--enc_model_fpath", type=Path, default=None)
     parser.add_argument("-s", "--syn_model_fpath", type=Path, default=None)
     parser.add_argument("-v", "--voc_model_fpath", type=Path, default=None)
-    parser.add_argument("--vocoders", default="wavernn,griffinlim", help="comma-separated: wavernn, griffinlim")
+    parser.add_argument("--vocoders", default="griffinlim",
+                        help="comma-separated: wavernn, istft (the kind of the -v file), griffinlim")
+    parser.add_argument("--speaking_rate", type=float, default=1.0, help="synthesizer pace (1 = the model's own)")
     parser.add_argument("--librispeech", type=Path, default=DEFAULT_LIBRISPEECH,
                         help="LibriSpeech train-clean-100 folder (default: %(default)s)")
     parser.add_argument("--speakers", default=",".join(HELD_OUT_SPEAKERS), help="comma-separated speaker ids")
