@@ -16,6 +16,8 @@ Examples
 
 from __future__ import annotations
 
+import gc
+import importlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +75,13 @@ def init_distributed(use_cuda: bool = True) -> DistributedContext:
     else:
         device = torch.device("cpu")
     if world_size > 1 and not dist.is_initialized():
+        # DistributedDataParallel imports torch._dynamo on first use. Imported while a process group
+        # exists, torch._dynamo keeps references to it, so destroy_process_group() can no longer free
+        # it: gloo's worker and transport threads then live on until the interpreter tears down and
+        # an unlucky teardown order aborts the process ("terminate called without an active
+        # exception", issue 17). Imported first, it holds nothing and the group ends with its threads.
+        importlib.import_module("torch._dynamo")
+
         dist.init_process_group(backend="nccl" if cuda else "gloo")
     if world_size > 1 and not cuda:
         # Two gloo ranks on one machine would otherwise each spawn a thread per core and fight.
@@ -81,9 +90,14 @@ def init_distributed(use_cuda: bool = True) -> DistributedContext:
 
 
 def shutdown_distributed(context: DistributedContext) -> None:
-    """Leave the process group (no-op without one)."""
+    """Leave the process group and free it, with its communication threads (no-op without one).
+
+    Call it after every model wrapped by :func:`wrap_model` is gone (DDP holds the group too).
+    """
     if context.is_distributed and dist.is_initialized():
         dist.destroy_process_group()
+        # Free the group now, while the interpreter is whole, not during its teardown (see init_distributed).
+        gc.collect()
 
 
 def wrap_model(model: nn.Module, context: DistributedContext) -> nn.Module:
