@@ -219,7 +219,6 @@ def train(options: TrainingOptions, clean_data_root: str | Path, umap_every: int
         raise TrainingError("--umap_every cannot be negative.")
     context = init_distributed(use_cuda=not options.cpu)
     session: TrainingSession | None = None
-    completed = False
     try:
         seed_everything(options.seed, context)
         session = TrainingSession("encoder", options, context)
@@ -269,15 +268,16 @@ def train(options: TrainingOptions, clean_data_root: str | Path, umap_every: int
                     umap_sampler(encoder, session.step)
         finally:
             del batches  # stops the DataLoader workers
-        completed = True
+    except BaseException as error:
+        if session is not None:
+            session.close(error=error)  # saves only a finished, finite step (utils.training)
+        raise
+    else:
+        session.close()
+        del trainer  # DDP holds the process group: let it go before the group is destroyed
         return unwrap_model(encoder)
     finally:
-        try:
-            if session is not None:
-                # A failed step may have left half-updated weights: only a clean stop saves.
-                session.close(save=completed)
-        finally:
-            shutdown_distributed(context)
+        shutdown_distributed(context)
 
 
 # ----------------------------------------------------------------------------------------------

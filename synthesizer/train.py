@@ -28,6 +28,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 import warnings
@@ -401,6 +402,22 @@ def train(options: TrainingOptions, syn_dir: str | Path) -> Tacotron:
 
 def _train(options: TrainingOptions, syn_dir: Path, context: DistributedContext) -> Tacotron:
     session = TrainingSession(MODEL_TYPE, options, context)
+    try:
+        model = _prepare_and_train(session, options, syn_dir, context)
+    except BaseException as error:
+        # From the session's creation on, so its TensorBoard writer is closed whatever fails; saves
+        # only a finished, finite step (utils.training), without a collective: the other ranks may
+        # be stuck or gone.
+        session.close(error=error)
+        raise
+    session.close()
+    broadcast_buffers(model, context)  # every rank returns rank 0's BatchNorm statistics
+    return model
+
+
+def _prepare_and_train(session: TrainingSession, options: TrainingOptions, syn_dir: Path,
+                       context: DistributedContext) -> Tacotron:
+    """Restore or build the model, then run the schedule; returns the bare model (its DDP wrapper ends here)."""
     checkpoint = session.checkpoint_to_resume()
     source = session.checkpoint_path if checkpoint is not None and checkpoint.get("resume") else options.init_from
     check_symbols(checkpoint, source)
@@ -425,11 +442,7 @@ def _train(options: TrainingOptions, syn_dir: Path, context: DistributedContext)
     model.train()
     # Every parameter takes part in the teacher-forced pass, so DDP needs no unused-parameter search.
     trained = wrap_model(model, context)
-    try:
-        _run_schedule(session, trained, model, hparams, schedule, dataset, context, options, data_seed, start_step)
-    finally:
-        broadcast_buffers(model, context)
-        session.close()
+    _run_schedule(session, trained, model, hparams, schedule, dataset, context, options, data_seed, start_step)
     return model
 
 
@@ -467,55 +480,58 @@ def _run_schedule(
             sampler.set_epoch(epoch)  # a new shuffle each epoch, the same one on every rank
             return loader
 
-        for epoch, batch in epochs_of_batches(loader_for_epoch, session.epoch):
-            session.epoch = epoch
-            batch = batch.to(context.device, non_blocking=True)
-            with session.autocast():
-                output = trained(batch.texts, batch.mels, batch.embeddings, exact_rtvc=not hparams.tts_mask_padding,
-                                 feed_predictions=hparams.tts_feed_predictions)
-            losses = tacotron_loss(output, batch, current.r)
-            step_lengths = torch.div(batch.mel_lengths + current.r - 1, current.r, rounding_mode="floor")
-            total = losses.total
-            guided = None
-            if hparams.tts_guided_attention_weight > 0:
-                guided = guided_attention_loss(output.attention, batch.text_lengths, step_lengths,
-                                               hparams.tts_guided_attention_sigma)
-                total = total + hparams.tts_guided_attention_weight * guided
-            session.backward(total)
-            session.unscale_gradients()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), hparams.tts_clip_grad_norm)
-            finite = bool(torch.isfinite(grad_norm))
-            if finite or session.use_amp:
-                # With mixed precision the scaler itself skips overflowing steps and lowers its scale.
-                session.optimizer_step()
-                skipped_in_a_row = 0
-            else:
-                session.optimizer.zero_grad(set_to_none=True)
-                skipped_in_a_row += 1
-                if context.is_main:
-                    warnings.warn(f"The gradient norm is {float(grad_norm)} at step {session.step + 1}; "
-                                  "this update was skipped.", stacklevel=1)
-                if skipped_in_a_row >= MAX_CONSECUTIVE_SKIPPED_UPDATES:
-                    raise TrainingError(f"The gradients were NaN or infinite for {skipped_in_a_row} steps in a row "
-                                        f"(step {session.step + 1}); the run diverged: lower the learning rate "
-                                        "or check the data.")
+        # closing(): the loader's iterator (and any worker processes) ends with the schedule session,
+        # even on an exception, instead of whenever the traceback holding this frame is dropped.
+        with contextlib.closing(epochs_of_batches(loader_for_epoch, session.epoch)) as batches:
+            for epoch, batch in batches:
+                session.epoch = epoch
+                batch = batch.to(context.device, non_blocking=True)
+                with session.autocast():
+                    output = trained(batch.texts, batch.mels, batch.embeddings, exact_rtvc=not hparams.tts_mask_padding,
+                                     feed_predictions=hparams.tts_feed_predictions)
+                losses = tacotron_loss(output, batch, current.r)
+                step_lengths = torch.div(batch.mel_lengths + current.r - 1, current.r, rounding_mode="floor")
+                total = losses.total
+                guided = None
+                if hparams.tts_guided_attention_weight > 0:
+                    guided = guided_attention_loss(output.attention, batch.text_lengths, step_lengths,
+                                                   hparams.tts_guided_attention_sigma)
+                    total = total + hparams.tts_guided_attention_weight * guided
+                session.backward(total)
+                session.unscale_gradients()
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), hparams.tts_clip_grad_norm)
+                finite = bool(torch.isfinite(grad_norm))
+                if finite or session.use_amp:
+                    # With mixed precision the scaler itself skips overflowing steps and lowers its scale.
+                    session.optimizer_step()
+                    skipped_in_a_row = 0
+                else:
+                    session.optimizer.zero_grad(set_to_none=True)
+                    skipped_in_a_row += 1
+                    if context.is_main:
+                        warnings.warn(f"The gradient norm is {float(grad_norm)} at step {session.step + 1}; "
+                                      "this update was skipped.", stacklevel=1)
+                    if skipped_in_a_row >= MAX_CONSECUTIVE_SKIPPED_UPDATES:
+                        raise TrainingError(f"The gradients were NaN or infinite for {skipped_in_a_row} steps in a row "
+                                            f"(step {session.step + 1}); the run diverged: lower the learning rate "
+                                            "or check the data.")
 
-            values: dict[str, float] = {}
-            if finite:  # a skipped step has nothing meaningful to log (and was reported above)
-                values = losses.as_floats()
-                if guided is not None:
-                    values["guided_attention"] = float(guided.detach())
-                values["attention_diagonality"] = float(
-                    attention_diagonality(output.attention, batch.text_lengths, step_lengths).mean())
-                values["grad_norm"] = float(grad_norm)
-            session.end_step(values)
-            if context.is_main and session.due(options.sample_every):
-                try:
-                    write_samples(session, hparams, batch, output, current.r)
-                except OSError as error:  # a full disk must not end the run; the checkpoint reports it
-                    warnings.warn(f"Could not write the samples of step {session.step}: {error}", stacklevel=1)
-            if session.finished or session.step >= current.until_step:
-                break
+                values: dict[str, float] = {}
+                if finite:  # a skipped step has nothing meaningful to log (and was reported above)
+                    values = losses.as_floats()
+                    if guided is not None:
+                        values["guided_attention"] = float(guided.detach())
+                    values["attention_diagonality"] = float(
+                        attention_diagonality(output.attention, batch.text_lengths, step_lengths).mean())
+                    values["grad_norm"] = float(grad_norm)
+                session.end_step(values)
+                if context.is_main and session.due(options.sample_every):
+                    try:
+                        write_samples(session, hparams, batch, output, current.r)
+                    except OSError as error:  # a full disk must not end the run; the checkpoint reports it
+                        warnings.warn(f"Could not write the samples of step {session.step}: {error}", stacklevel=1)
+                if session.finished or session.step >= current.until_step:
+                    break
 
 
 # ----------------------------------------------------------------------------------------------

@@ -11,6 +11,16 @@ sample plots); everything else is here, once:
   backups, ``--max_steps``, SIGINT/SIGTERM → save and stop, mixed precision on CUDA, TensorBoard and
   a tqdm bar on rank 0, and all of it correct under ``torchrun``.
 
+How a run ends, the same for the three trainers (:meth:`TrainingSession.close`):
+
+* a clean end (``--max_steps``, the end of the schedule, Ctrl-C/SIGTERM, which stop after the step in
+  progress) saves the checkpoint;
+* an exception (a bug, a full disk, unreadable data, a diverged run) saves it only if steps were
+  completed since the last save, the last step finished (the error did not come between the weight
+  update and the step count) and every weight and buffer is finite. Otherwise the file on disk, the
+  last periodic save, is left as it was, and a line on rank 0 says which case it was. That save is
+  made by rank 0 alone, with no collective, as the other ranks may be stuck or gone.
+
 Examples
 --------
 >>> parse_hparam_overrides(["speakers_per_batch=4", "tts_schedule=[[2, 1e-3, 10, 4]]", "name=abc"])
@@ -635,6 +645,8 @@ class TrainingSession:
     def optimizer_step(self) -> None:
         """Optimizer step (skipped by the scaler if gradients overflowed), then zero the gradients."""
         assert self.optimizer is not None
+        # From here until end_step() counts it, the weights belong to no step number: not savable.
+        self._step_open = True
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -665,6 +677,7 @@ class TrainingSession:
         steps (and over ranks when distributed).
         """
         self.step += 1
+        self._step_open = False
         self.rate.tick()
         for name, value in (losses or {}).items():
             if not math.isfinite(float(value)):
@@ -720,8 +733,8 @@ class TrainingSession:
             extra.update(self.extra_state())
         return make_payload(model, self.model_type, self.hparams, self.optimizer, **extra)
 
-    def save(self, backup: bool = False) -> Path | None:
-        """Atomically write the checkpoint (rank 0 only; the others wait for it)."""
+    def save(self, backup: bool = False, *, sync: bool = True) -> Path | None:
+        """Atomically write the checkpoint (rank 0 only; with ``sync`` the others wait for it)."""
         path = self.backup_path(self.step) if backup else self.checkpoint_path
         if self.context.is_main:
             if backup and self.checkpoint_path.exists() and self._saved_step == self.step:
@@ -732,14 +745,55 @@ class TrainingSession:
                 save_checkpoint(path, self.payload())
         if not backup:
             self._saved_step = self.step
-        barrier(self.context)
+        if sync:
+            barrier(self.context)
         return path if self.context.is_main else None
 
     _saved_step = -1
     _resumed = False
+    _step_open = False
 
-    def close(self, save: bool = True) -> None:
-        """Final save (unless nothing was trained), flush logs, restore signal handlers."""
+    def weights_are_finite(self) -> bool:
+        """Whether every parameter and floating-point buffer of the model is finite (False without a model)."""
+        if self.model is None:
+            return False
+        tensors = list(unwrap_model(self.model).parameters()) + list(unwrap_model(self.model).buffers())
+        return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
+
+    def unsafe_to_save(self) -> str | None:
+        """Why the current state must not be saved after an exception; None when it may be.
+
+        Examples
+        --------
+        >>> session = TrainingSession("encoder", TrainingOptions("run", tensorboard=False), DistributedContext())
+        >>> session.unsafe_to_save()
+        'no model was attached'
+        """
+        if self.model is None:
+            return "no model was attached"
+        if self.step == self._start_step or self._saved_step == self.step:
+            return "no step finished since the last save"
+        if self._step_open:
+            return f"the error came in the middle of step {self.step + 1}, after the weights were updated"
+        if not self.weights_are_finite():
+            return "some weights are NaN or infinite"
+        return None
+
+    def close(self, save: bool = True, *, error: BaseException | None = None) -> None:
+        """End the run: save, flush and close the logs and the progress bar, restore signal handlers.
+
+        Parameters
+        ----------
+        save
+            On a clean end, write the final checkpoint (unless nothing was trained).
+        error
+            The exception that ends the run, if any. Then the checkpoint is written only when
+            :meth:`unsafe_to_save` finds no reason against it, by rank 0 alone and without a
+            collective; a save that fails then is reported and never hides ``error``.
+        """
+        if error is not None:
+            self._close_after_error(error)
+            return
         unsaved = self.step != self._start_step or not self._resumed
         try:
             if save and self.model is not None and unsaved and self._saved_step != self.step:
@@ -754,6 +808,32 @@ class TrainingSession:
             reason = f" ({self.stop_reason})" if self.stop_reason else ""
             verb = "Saved" if unsaved else "Nothing to train: the checkpoint stays"
             print(f"{verb} {self.checkpoint_path} at step {self.step}{reason}.", flush=True)
+
+    def _close_after_error(self, error: BaseException) -> None:
+        message = None
+        try:
+            reason = self.unsafe_to_save()
+            if reason is None:
+                try:
+                    self.save(sync=False)  # no barrier: the other ranks may be stuck or gone
+                    message = f"Saved {self.checkpoint_path} at step {self.step}, the last finished step, after the error."
+                except Exception as save_error:  # noqa: BLE001 - the original error is the one to report
+                    message = f"Could not save {self.checkpoint_path} after the error ({save_error})."
+            elif self.model is not None and self.step != self._start_step and self._saved_step != self.step:
+                # (Nothing is lost when no step finished since the last save: no line for that.)
+                if self._saved_step >= 0 or self._resumed:
+                    kept = f"{self.checkpoint_path} stays at step {max(self._saved_step, self._start_step)}"
+                else:
+                    kept = "no checkpoint was written"
+                message = f"Not saving after the error: {reason}; {kept}."
+        finally:
+            self.stop.uninstall()
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
+            self.logger.close()
+        if message and self.context.is_main:
+            print(message, flush=True)
 
 
 def run_cli(main: Callable[..., Any], *args: Any) -> int:

@@ -18,6 +18,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import warnings
 from pathlib import Path
@@ -212,10 +213,11 @@ def train(
             net = wrap_model(model, context)
             model.train()
             _train_loop(session, net, model, dataset, options, clip_grad_norm, sample_seconds)
-        except BaseException:
-            session.close(save=False)  # never write a half-restored or failed state over a good checkpoint
+        except BaseException as error:
+            session.close(error=error)  # saves only a finished, finite step (utils.training)
             raise
         session.close()
+        del net  # DDP holds the process group: let it go before the group is destroyed
         broadcast_buffers(model, context)  # every rank returns rank 0's BatchNorm statistics
         return model
     finally:
@@ -249,22 +251,25 @@ def _train_loop(
             warnings.warn(f"Could not write the samples of step {session.step}: {error}", stacklevel=2)
 
     if not session.finished:
-        for epoch, (x, y, mels) in epochs_of_batches(make_loader, start_epoch=session.epoch):
-            session.epoch = epoch
-            x, y, mels = (t.to(context.device, non_blocking=True) for t in (x, y, mels))
-            with session.autocast():
-                output = net(x, mels)  # (B, L, n_classes)
-            loss = rtvc_loss(output, y, hparams)
-            session.backward(loss)
-            if clip_grad_norm is not None:
-                session.unscale_gradients()
-                nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], clip_grad_norm)
-            session.optimizer_step()
-            session.end_step({"loss": loss.item()})
-            if session.due(options.sample_every):
-                sample()
-            if session.finished:
-                break
+        # closing(): the loader's iterator (and any worker processes) ends here, even on an exception,
+        # instead of whenever the traceback that holds this frame is dropped (possibly at exit).
+        with contextlib.closing(epochs_of_batches(make_loader, start_epoch=session.epoch)) as batches:
+            for epoch, (x, y, mels) in batches:
+                session.epoch = epoch
+                x, y, mels = (t.to(context.device, non_blocking=True) for t in (x, y, mels))
+                with session.autocast():
+                    output = net(x, mels)  # (B, L, n_classes)
+                loss = rtvc_loss(output, y, hparams)
+                session.backward(loss)
+                if clip_grad_norm is not None:
+                    session.unscale_gradients()
+                    nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], clip_grad_norm)
+                session.optimizer_step()
+                session.end_step({"loss": loss.item()})
+                if session.due(options.sample_every):
+                    sample()
+                if session.finished:
+                    break
     if options.sample_every and session.step != last_sample_step:
         sample()  # the end of the run gets samples too
 

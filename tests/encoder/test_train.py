@@ -262,3 +262,14 @@ def test_cpu_bf16_trains_with_float32_weights(clean_data_root, tmp_path):
     assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.05
     state = load_checkpoint(models / "bf16" / "encoder.pt")["model_state"]
     assert all(t.dtype == torch.float32 for t in state.values() if t.is_floating_point())
+
+
+@pytest.mark.parametrize("where", ["between", "mid_step", "nan"])
+def test_an_exception_saves_only_a_finished_finite_step(clean_data_root, tmp_path, monkeypatch, capsys, where):
+    """The rule shared by the three trainers (utils.training): see tests/utils/test_training.py."""
+    from tests.utils.test_training import FAILURES, InjectedFailure, check_end_after_failure, inject_failure
+
+    inject_failure(monkeypatch, where, at_step=FAILURES[where][0])
+    with pytest.raises(InjectedFailure):
+        train_from_args(run_args("run", clean_data_root, tmp_path, "--max_steps", "10", "--save_every", "2"))
+    check_end_after_failure(tmp_path / "run" / "encoder.pt", where, capsys.readouterr().out)

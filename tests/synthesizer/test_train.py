@@ -444,3 +444,15 @@ def test_cpu_bf16_autocast_trains_down_and_keeps_float32_weights(spoken_dir, tmp
     checkpoint = load(tmp_path / "run" / "synthesizer.pt")
     assert all(tensor.dtype == torch.float32 for tensor in checkpoint["model_state"].values()
                if tensor.is_floating_point())
+
+
+@pytest.mark.parametrize("where", ["between", "mid_step", "nan"])
+def test_an_exception_saves_only_a_finished_finite_step(spoken_dir, tmp_path, monkeypatch, capsys, where):
+    """The rule shared by the three trainers (utils.training): see tests/utils/test_training.py."""
+    from tests.utils.test_training import FAILURES, InjectedFailure, check_end_after_failure, inject_failure
+
+    inject_failure(monkeypatch, where, at_step=FAILURES[where][0])
+    with pytest.raises(InjectedFailure):
+        train_from_args(trainer_args(spoken_dir, tmp_path, "--max_steps", "10", "--save_every", "2",
+                                     schedule="[[2, 1e-3, 100, 2]]"))
+    check_end_after_failure(tmp_path / "run" / "synthesizer.pt", where, capsys.readouterr().out)

@@ -190,3 +190,92 @@ def test_distributed_helpers_are_identities_in_a_single_process(monkeypatch):
     assert all_reduce_mean(torch.tensor(3.0), context) == 3.0
     assert any_rank(False, context) is False and any_rank(True, context) is True
     assert broadcast_object({"step": 7}, context) == {"step": 7}
+
+
+# ----------------------------------------------------------------------------------------------
+# How a run ends on an exception (issue 17): the same rule for the three trainers.
+
+
+class InjectedFailure(RuntimeError):
+    """The exception the tests below raise inside a training run."""
+
+
+def inject_failure(monkeypatch, where: str, at_step: int) -> None:
+    """Make every TrainingSession fail at step ``at_step``.
+
+    ``where`` is ``"between"`` (after the step was counted: it finished), ``"mid_step"`` (after the
+    optimizer updated the weights, before the step was counted) or ``"nan"`` (the step finished but
+    left a NaN weight). Used by the trainers' tests too, so all three are held to one rule.
+    """
+    from utils.distributed import unwrap_model
+
+    original_end_step, original_optimizer_step = TrainingSession.end_step, TrainingSession.optimizer_step
+
+    def end_step(self, losses=None):
+        original_end_step(self, losses)
+        if where in ("between", "nan") and self.step == at_step:
+            if where == "nan":
+                with torch.no_grad():
+                    weights = (p for p in unwrap_model(self.model).parameters() if p.is_floating_point())
+                    next(weights).view(-1)[0] = float("nan")  # (WaveRNN's first parameter is its integer step)
+            raise InjectedFailure(f"injected {where} at step {at_step}")
+
+    def optimizer_step(self):
+        original_optimizer_step(self)
+        if where == "mid_step" and self.step + 1 == at_step:
+            raise InjectedFailure(f"injected {where} at step {at_step}")
+
+    monkeypatch.setattr(TrainingSession, "end_step", end_step)
+    monkeypatch.setattr(TrainingSession, "optimizer_step", optimizer_step)
+
+
+#: For a run with ``--save_every 2``: the step to fail at, the step ``<run>/<model>.pt`` holds after the
+#: failure, and the line the run prints. ``mid_step`` fails in step 4, after step 3 finished unsaved.
+FAILURES = {
+    "between": (3, 3, "at step 3, the last finished step, after the error."),
+    "mid_step": (4, 2, "Not saving after the error: the error came in the middle of step 4, after the weights "
+                       "were updated;"),
+    "nan": (3, 2, "Not saving after the error: some weights are NaN or infinite;"),
+}
+
+
+def check_end_after_failure(checkpoint_path: Path, where: str, stdout: str) -> None:
+    """The checkpoint and the printed line after a run with ``--save_every 2`` failed as ``FAILURES`` says."""
+    _, step, line = FAILURES[where]
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    assert checkpoint["step"] == step
+    assert all(bool(torch.isfinite(t).all()) for t in checkpoint["model_state"].values() if t.is_floating_point())
+    assert line in stdout, stdout
+    if where != "between":
+        assert f"{checkpoint_path} stays at step 2." in stdout
+
+
+@pytest.mark.parametrize("where", ["between", "mid_step", "nan"])
+def test_session_saves_after_an_exception_only_a_finished_finite_step(tmp_path, monkeypatch, capsys, where):
+    inject_failure(monkeypatch, where, at_step=FAILURES[where][0])
+    sessions = []
+
+    def keep(session):
+        sessions.append(session)
+
+    original_attach = TrainingSession.attach
+    monkeypatch.setattr(TrainingSession, "attach", lambda self, *a, **k: (keep(self), original_attach(self, *a, **k))[1])
+    with pytest.raises(InjectedFailure):
+        try:
+            train_tiny_encoder(tmp_path, max_steps=10, save_every=2, backup_every=0)
+        except InjectedFailure as error:
+            sessions[0].close(error=error)  # what the trainers do
+            raise
+    check_end_after_failure(tmp_path / "run" / "encoder.pt", where, capsys.readouterr().out)
+    assert signal.getsignal(signal.SIGTERM) != sessions[0].stop._handle  # handlers restored on this path too
+
+
+def test_failure_before_any_step_writes_nothing(tmp_path, capsys):
+    options = TrainingOptions(run_id="run", models_dir=tmp_path, progress=False, tensorboard=True)
+    session = TrainingSession("encoder", options, DistributedContext())
+    hparams = resolve_hparams(EncoderHParams, None, None, TINY)
+    model = build_speaker_encoder(hparams)
+    session.attach(model, torch.optim.Adam(model.parameters()), hparams, None)
+    session.close(error=TrainingError("The training data produced no batch."))
+    assert not (tmp_path / "run" / "encoder.pt").exists() and capsys.readouterr().out == ""
+    assert session.logger.writer is None  # the TensorBoard writer (and its thread) is closed

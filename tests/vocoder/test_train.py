@@ -224,3 +224,17 @@ def test_cpu_bf16_trains_down_with_float32_weights(speech_dataset_root, tmp_path
     assert sorted(losses) == [10, 20] and losses[20] < losses[10] - 0.3, losses
     state = torch.load(tmp_path / "models" / "bf16" / "vocoder.pt", map_location="cpu", weights_only=True)["model_state"]
     assert all(t.dtype == torch.float32 for t in state.values() if t.is_floating_point())
+
+
+@pytest.mark.parametrize("where", ["between", "mid_step", "nan"])
+def test_an_exception_saves_only_a_finished_finite_step(speech_dataset_root, tmp_path, monkeypatch, capsys, where,
+                                                        torch_single_thread) -> None:
+    """The rule shared by the three trainers (utils.training): see tests/utils/test_training.py."""
+    from tests.utils.test_training import FAILURES, InjectedFailure, check_end_after_failure, inject_failure
+    from vocoder.train import train_from_args
+
+    inject_failure(monkeypatch, where, at_step=FAILURES[where][0])
+    with pytest.raises(InjectedFailure):
+        train_from_args(train_args(speech_dataset_root, tmp_path, "run", "--max_steps", "10", "--save_every", "2",
+                                   hparams=["voc_batch_size=2"]))
+    check_end_after_failure(tmp_path / "run" / "vocoder.pt", where, capsys.readouterr().out)
