@@ -260,12 +260,15 @@ class ClonePipeline:
         return VoiceEmbedding(average_embeddings(embeddings), embeddings, labels, speech_seconds, notes)
 
     def synthesize(self, text: str | Sequence[str], voice: VoiceEmbedding | np.ndarray, *, seed: int | None = None,
-                   progress_callback: ProgressCallback | None = None, speaking_rate: float = 1.0) -> SynthesisOutput:
+                   progress_callback: ProgressCallback | None = None, speaking_rate: float = 1.0,
+                   step_callback: Callable[..., None] | None = None) -> SynthesisOutput:
         """Text → mel spectrograms, one per sentence.
 
         A string is split into lines and sentences (:func:`synthesizer.text.prepare_utterances`) so
         that attention never has to cover a paragraph; a list is taken as already split.
-        ``speaking_rate`` (0.5-2) speaks faster above 1 and slower below.
+        ``speaking_rate`` (0.5-2) speaks faster above 1 and slower below. ``step_callback`` gets a
+        Tacotron's decoder steps (see :meth:`Synthesizer.synthesize`); the duration synthesizer,
+        which makes a sentence in one pass, reports per sentence only.
         """
         speaking_rate = check_speaking_rate(speaking_rate)
         sentences = prepare_utterances(text) if isinstance(text, str) else [s for s in text if s.strip()]
@@ -277,8 +280,9 @@ class ClonePipeline:
             # The pre-net dropout stays on at inference (RTVC's behaviour), so the seed drives it.
             torch.manual_seed(seed)
         start = time.perf_counter()
+        extra = {"step_callback": step_callback} if step_callback is not None and isinstance(synthesizer, Synthesizer) else {}
         result = synthesizer.synthesize(sentences, embedding, progress_callback=progress_callback,
-                                        speaking_rate=speaking_rate)
+                                        speaking_rate=speaking_rate, **extra)
         return SynthesisOutput(sentences, result.mels, result.alignments, time.perf_counter() - start)
 
     def vocode(self, mel: np.ndarray, vocoder: VocoderName = "wavernn", *, seed: int | None = None,

@@ -41,7 +41,7 @@ from synthesizer.hparams import SynthesizerHParams
 from synthesizer.model import Tacotron, build_tacotron, stop_lengths
 from synthesizer.text import encode_text
 from synthesizer.text.symbols import SYMBOLS
-from utils.checkpoints import CheckpointError, load_model, make_payload, save_checkpoint
+from utils.checkpoints import CheckpointError, load_model, make_payload, require_finite, save_checkpoint
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -261,6 +261,7 @@ class Synthesizer:
         max_steps: int | None = None,
         exact_rtvc_batching: bool = False,
         speaking_rate: float = 1.0,
+        step_callback: Callable[..., None] | None = None,
     ) -> SynthesisResult:
         """Synthesize one mel spectrogram per text.
 
@@ -282,6 +283,9 @@ class Synthesizer:
         speaking_rate
             1 keeps the model's pace; 1.25 speaks 25 % faster by resampling each mel along time
             (:func:`stretch_mel`), within [0.5, 2].
+        step_callback
+            Passed to :meth:`Tacotron.generate`: called after every decoder step with
+            ``(frame_index, mels, attention, stop)`` (progress within a batch; raise from it to abort).
 
         Returns
         -------
@@ -293,6 +297,8 @@ class Synthesizer:
         ------
         ValueError
             On an empty list, an empty text, or embeddings of the wrong count, size or values.
+        utils.checkpoints.NonFiniteOutputError
+            When the model makes NaN or infinite mels (damaged weights); the message names the checkpoint.
         """
         if isinstance(texts, str):
             raise ValueError("texts must be a sequence of strings, not a single string; wrap it in a list")
@@ -328,7 +334,8 @@ class Synthesizer:
         reached: list[bool] = [False] * len(texts)
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
-            self._synthesize_batch(batch, sequences, matrix, max_steps, exact_rtvc_batching, mels, alignments, reached)
+            self._synthesize_batch(batch, sequences, matrix, max_steps, exact_rtvc_batching, mels, alignments, reached,
+                                   step_callback)
             if progress_callback is not None:
                 progress_callback(min(start + batch_size, len(order)), len(order))
 
@@ -357,6 +364,7 @@ class Synthesizer:
         mels: list,
         alignments: list,
         reached: list,
+        step_callback: Callable[..., None] | None = None,
     ) -> None:
         """Generate one batch and store each item's trimmed mel and alignment at its input index."""
         device = self.device
@@ -369,6 +377,7 @@ class Synthesizer:
             ids.to(device), speaker, max_steps,
             exact_rtvc_batching=exact_rtvc_batching,
             text_lengths=torch.tensor(lengths, device=device),
+            step_callback=step_callback,
         )
         r = self.model.r
         frame_lengths, stopped = stop_lengths(output.stop, r)
@@ -376,6 +385,8 @@ class Synthesizer:
         attention = output.attention.float().cpu().numpy()  # (B, T // r, Tc)
         for row, index in enumerate(batch):
             n_frames = postnet.shape[2] if exact_rtvc_batching else int(frame_lengths[row])
+            # Checked here, not by the vocoder: the message then names the model that made the NaN.
+            require_finite(postnet[row, :, : max(n_frames, 1)], "synthesizer", "mel spectrograms", self.path)
             mel = trim_silent_tail(postnet[row, :, :n_frames], self.hparams.tts_stop_threshold)
             mels[index] = np.ascontiguousarray(mel, dtype=np.float32)
             n_steps = math.ceil(n_frames / r)
