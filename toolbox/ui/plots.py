@@ -4,7 +4,9 @@ Each canvas only draws what it is given; nothing here computes an embedding or a
 
 Fixes over RTVC's toolbox: the heatmap's colour range is really fixed (its ``color_range`` went to an
 unused ScalarMappable, so every heatmap was scaled on its own), mels are drawn with low frequencies at
-the bottom, and the projection colours any number of speakers (a 15th speaker crashed RTVC).
+the bottom, and the projection colours any number of speakers (a 15th speaker crashed RTVC). The
+projection keeps its legend outside the axes (it never hides a point), elides long names in the middle
+(the full name shows on hover) and keeps neighbouring speakers' colours apart.
 """
 
 from __future__ import annotations
@@ -27,19 +29,41 @@ HEATMAP_RANGE = (0.0, 0.30)  # GE2E embedding entries are non-negative and rarel
 HOP_SECONDS = 200 / 16000  # synthesizer mel hop (12.5 ms)
 BACKGROUND = "#F0F0F0"
 MIN_PROJECTION_POINTS = 4
-MAX_LEGEND_SPEAKERS = 24  # beyond this a legend would hide the points: hovering names them instead
+MAX_LEGEND_SPEAKERS = 24  # beyond this the legend column is too long: hovering names them instead
+LEGEND_NAME_CHARS = 14  # longer speaker names are elided in the middle (the end tells speakers apart)
+# The projection's axes and the legend column beside them: fixed, so refits never move the layout.
+PROJECTION_AXES = (0.02, 0.03, 0.60, 0.86)
 Colour = tuple[float, float, float, float]
 
 
+def elide_middle(text: str, length: int = LEGEND_NAME_CHARS) -> str:
+    """Cut ``text`` in the middle to ``length`` characters (ids usually differ at the end).
+
+    Examples
+    --------
+    >>> elide_middle("LibriSpeech_train-clean-100_19", 14)
+    'LibriSp…100_19'
+    >>> elide_middle("bob")
+    'bob'
+    """
+    if len(text) <= length:
+        return text
+    tail = (length - 1) // 2
+    return text[: length - 1 - tail] + "…" + text[len(text) - tail:]
+
+
 def speaker_palette(count: int) -> list[Colour]:
-    """``count`` distinct colours: tab20's first, then evenly spread hues (no fixed-size palette).
+    """``count`` distinct colours, neighbours far apart: tab20's ten strong colours, then its ten
+    light ones (tab20 pairs a light shade with each strong one, which made speakers 1 and 2 look
+    alike), then evenly spread hues of alternating lightness (no fixed-size palette).
 
     Examples
     --------
     >>> len(speaker_palette(30)), len(set(speaker_palette(30)))
     (30, 30)
     """
-    base = [to_rgba(colour) for colour in matplotlib.colormaps["tab20"].colors]
+    tab20 = matplotlib.colormaps["tab20"].colors
+    base = [to_rgba(tab20[index]) for index in list(range(0, 20, 2)) + list(range(1, 20, 2))]
     if count <= len(base):
         return base[:count]
     extra = count - len(base)
@@ -98,10 +122,12 @@ class UtterancePlot(PlotCanvas):
     def __init__(self, title: str, parent=None) -> None:
         super().__init__(7.0, 1.9, parent)
         self.title = title
-        grid = self.figure.add_gridspec(1, 3, width_ratios=[1, 0.06, 4.2], wspace=0.1,
-                                        left=0.03, right=0.985, bottom=0.2, top=0.86)
-        self.embed_ax = self.figure.add_subplot(grid[0, 0])
-        self.colorbar_ax = self.figure.add_subplot(grid[0, 1])
+        # The embedding's colour bar sits at the heatmap's left, ticks outside: beside the mel it read
+        # as the mel's scale.
+        grid = self.figure.add_gridspec(1, 3, width_ratios=[0.06, 1, 4.2], wspace=0.12,
+                                        left=0.045, right=0.985, bottom=0.2, top=0.86)
+        self.colorbar_ax = self.figure.add_subplot(grid[0, 0])
+        self.embed_ax = self.figure.add_subplot(grid[0, 1])
         self.mel_ax = self.figure.add_subplot(grid[0, 2])
         self.heatmap = None
         self.clear()
@@ -149,6 +175,7 @@ class UtterancePlot(PlotCanvas):
         self.colorbar_ax.set_axis_on()
         colorbar = self.figure.colorbar(self.heatmap, cax=self.colorbar_ax,
                                         ticks=[HEATMAP_RANGE[0], HEATMAP_RANGE[1]])
+        colorbar.ax.yaxis.set_ticks_position("left")
         colorbar.ax.tick_params(labelsize=6, length=2, pad=1)
 
     def draw_mel(self, mel: np.ndarray) -> None:
@@ -209,26 +236,38 @@ class AlignmentPlot(PlotCanvas):
 class ProjectionPlot(PlotCanvas):
     """UMAP scatter: one colour per speaker, "o" for real and "x" for generated utterances.
 
-    Hovering a point shows the utterance's name and speaker. :attr:`speaker_colours` maps each drawn speaker to
-    its colour.
+    The legend is a column beside the axes (it never hides a point), with long speaker names elided
+    in the middle; hovering a point or a legend entry shows the full name, in a label that stays inside
+    the canvas and disappears when the mouse leaves. :attr:`speaker_colours` maps each drawn speaker
+    to its colour.
     """
 
     def __init__(self, parent=None) -> None:
         super().__init__(3.4, 3.4, parent)
-        self.ax = self.figure.add_axes((0.03, 0.03, 0.94, 0.88))
+        self.ax = self.figure.add_axes(PROJECTION_AXES)
         self.speaker_colours: dict[str, Colour] = {}
         self._collections: list[tuple[object, list[str]]] = []  # scatter, names of its points
+        self._legend_names: list[tuple[object, str]] = []  # legend text, full speaker name
         self._tooltip = None
+        self._hover = ""  # the full text of the hover label (shown cut into lines)
+        self.legend = None
         self.mpl_connect("motion_notify_event", self._on_motion)
+        self.mpl_connect("axes_leave_event", lambda _event: self.hide_hover())
+        self.mpl_connect("figure_leave_event", lambda _event: self.hide_hover())
         self.show_waiting(MIN_PROJECTION_POINTS)
 
     def _reset_axes(self) -> None:
         self.ax.clear()
+        self.ax.set_position(PROJECTION_AXES)
         self.ax.set_xticks([])
         self.ax.set_yticks([])
-        self.ax.set_title("UMAP projection of the embeddings", fontsize=8)
+        self.ax.set_title("UMAP projection of the embeddings", fontsize=8, loc="left")
         self.speaker_colours = {}
         self._collections = []
+        self._legend_names = []
+        self.legend = None
+        for text in list(self.figure.texts):
+            text.remove()
         self._tooltip = None
 
     def show_waiting(self, missing: int) -> None:
@@ -266,32 +305,56 @@ class ProjectionPlot(PlotCanvas):
         self.speaker_colours = colours
         self._draw_legend(order, colours, bool(generated.any()))
         self.ax.set_aspect("equal", adjustable="datalim")
+        # Figure-level: the label may reach over the legend column, but never off the canvas.
         self._tooltip = self.ax.annotate(
-            "", xy=(0, 0), xytext=(6, 6), textcoords="offset points", fontsize=7,
-            bbox={"boxstyle": "round", "fc": "white", "alpha": 0.9}, visible=False)
+            "", xy=(0, 0), xytext=(6, 6), textcoords="offset points", fontsize=7, annotation_clip=False,
+            bbox={"boxstyle": "round", "fc": "white", "alpha": 0.95}, visible=False, zorder=10)
         self.draw_idle()
 
     def _draw_legend(self, order: list[str], colours: dict[str, Colour], any_generated: bool) -> None:
+        left, bottom, width, height = PROJECTION_AXES
         if len(order) > MAX_LEGEND_SPEAKERS:
-            note = f"{len(order)} speakers: point at a dot for its name"
+            note = f"{len(order)} speakers:\npoint at a dot\nfor its name"
             if any_generated:
-                note += "\no real, x generated"
-            self.ax.text(0.01, 0.99, note, transform=self.ax.transAxes, ha="left", va="top", fontsize=6,
-                         bbox={"boxstyle": "round", "fc": "white", "alpha": 0.7})
+                note += "\n\no real\nx generated"
+            self.figure.text(left + width + 0.02, bottom + height, note, ha="left", va="top", fontsize=6)
             return
         labels, prefix = short_speaker_names(order)
+        shown = [elide_middle(label) for label in labels]
         handles = [Line2D([], [], linestyle="", marker="o", markersize=4, color=colours[s]) for s in order]
         if any_generated:
             handles.append(Line2D([], [], linestyle="", marker="x", markersize=4, color="black"))
-            labels = labels + ["generated"]
-        # Many speakers: more columns and smaller text, so the legend never hides the whole plot.
-        columns = 1 if len(handles) <= 6 else 2 if len(handles) <= 16 else 3
-        font = 6 if len(handles) <= 16 else 5
-        legend = self.ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.0, 1.0), ncol=columns,
-                                fontsize=font, title=prefix or None, title_fontsize=font, frameon=True,
-                                framealpha=0.6, handletextpad=0.1, columnspacing=0.5, borderpad=0.3,
-                                labelspacing=0.2)
-        legend.set_zorder(1)
+            shown = shown + ["generated"]
+        font = 6 if len(handles) <= 14 else 5
+        title = elide_middle(prefix, LEGEND_NAME_CHARS + 2) if prefix else None
+        # Anchored outside the axes, at their top right: the legend can never cover a point.
+        self.legend = self.ax.legend(handles, shown, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                                     borderaxespad=0.0, fontsize=font, title=title, title_fontsize=font,
+                                     frameon=False, handletextpad=0.1, borderpad=0.2, labelspacing=0.25)
+        self._legend_names = [(text, f"{prefix}_{label}" if prefix else label)
+                              for text, label in zip(self.legend.get_texts(), labels)]
+        if prefix:
+            self._legend_names.append((self.legend.get_title(), prefix))
+
+    def _show_label(self, text: str, xy, coords: str) -> None:  # noqa: ANN001 (a point)
+        """Show ``text`` at ``xy``, on the side of the point that keeps it inside the canvas."""
+        tooltip = self._tooltip
+        tooltip.xycoords = coords
+        tooltip.xy = xy
+        x, y = (self.ax.transData.transform(xy) if coords == "data" else xy)
+        right = x > self.figure.bbox.width * 0.45
+        top = y > self.figure.bbox.height * 0.5
+        # Long names (dataset paths have no spaces) are cut into lines that fit the room on that side.
+        room = (x if right else self.figure.bbox.width - x) - 16
+        characters = max(12, int(room / (tooltip.get_fontsize() * self.figure.dpi / 72 * 0.62)))
+        tooltip.set_text("\n".join(line[start:start + characters] for line in text.split("\n")
+                                   for start in range(0, max(len(line), 1), characters)))
+        self._hover = text
+        tooltip.set_position((-6 if right else 6, -6 if top else 6))
+        tooltip.set_horizontalalignment("right" if right else "left")
+        tooltip.set_verticalalignment("top" if top else "bottom")
+        tooltip.set_visible(True)
+        self.draw_idle()
 
     def _on_motion(self, event) -> None:
         if self._tooltip is None:
@@ -301,15 +364,25 @@ class ProjectionPlot(PlotCanvas):
                 hit, details = collection.contains(event)
                 if hit:
                     index = int(details["ind"][0])
-                    self._tooltip.xy = collection.get_offsets()[index]
-                    self._tooltip.set_text(names[index])
-                    self._tooltip.set_visible(True)
-                    self.draw_idle()
+                    self._show_label(names[index], tuple(collection.get_offsets()[index]), "data")
                     return
-        if self._tooltip.get_visible():
+        for text, full_name in self._legend_names:
+            hit, _details = text.contains(event)
+            if hit:
+                self._show_label(full_name, (event.x, event.y), "figure pixels")
+                return
+        self.hide_hover()
+
+    def hide_hover(self) -> None:
+        """Remove the hover label (the mouse left the point, the axes or the canvas)."""
+        if self._tooltip is not None and self._tooltip.get_visible():
             self._tooltip.set_visible(False)
             self.draw_idle()
 
+    def leaveEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        self.hide_hover()
+        super().leaveEvent(event)
+
     def hover_text(self) -> str:
         """The tooltip's text when visible, else "" (for tests)."""
-        return self._tooltip.get_text() if self._tooltip is not None and self._tooltip.get_visible() else ""
+        return self._hover if self._tooltip is not None and self._tooltip.get_visible() else ""
