@@ -1,5 +1,6 @@
-"""The offline default synthesizer and vocoder committed in ``saved_models/shipped`` (issue: clone
-without internet): their files, and ``demo_cli.py`` cloning an intelligible voice with them alone."""
+"""The offline default synthesizer and vocoder committed in ``saved_models/shipped`` (clone without
+internet): their files, and ``demo_cli.py`` cloning a voice with them alone, which Whisper must
+understand at least as well as the model card's figures promise (a regression bound, not the goal)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,12 @@ from utils.checkpoints import load_checkpoint_file
 from utils.default_models import SHIPPED_MODELS_DIR
 
 SHIPPED_BUDGET_BYTES = 40 * 2**20
+SYNTHESIZER_BUDGET_BYTES = 25 * 2**20
+VOCODER_BUDGET_BYTES = 15 * 2**20
 TEXT = "The birch canoe slid on the smooth planks."
+#: Word error rate the offline clone of TEXT must not exceed: the shipped synthesizer's measured rate on
+#: this sentence plus a margin for Whisper's and the machine's rounding (saved_models/README.md).
+MAX_WORD_ERROR_RATE = 0.5
 
 pytestmark = pytest.mark.skipif(
     not all((SHIPPED_MODELS_DIR / f"{name}.pt").is_file() for name in ("synthesizer", "vocoder")),
@@ -33,9 +39,16 @@ def test_shipped_files_are_float16_inference_checkpoints(name):
     assert checkpoint["step"] > 0
 
 
+def test_shipped_models_are_the_offline_kinds():
+    assert load_checkpoint_file(SHIPPED_MODELS_DIR / "synthesizer.pt", "synthesizer")["architecture"] == "duration"
+    assert load_checkpoint_file(SHIPPED_MODELS_DIR / "vocoder.pt", "vocoder")["architecture"] == "istft"
+
+
 def test_shipped_models_fit_the_size_budget_and_have_a_model_card():
     sizes = [path.stat().st_size for path in SHIPPED_MODELS_DIR.glob("*.pt")]
     assert len(sizes) == 2 and sum(sizes) <= SHIPPED_BUDGET_BYTES
+    assert (SHIPPED_MODELS_DIR / "synthesizer.pt").stat().st_size <= SYNTHESIZER_BUDGET_BYTES
+    assert (SHIPPED_MODELS_DIR / "vocoder.pt").stat().st_size <= VOCODER_BUDGET_BYTES
     card = (SHIPPED_MODELS_DIR.parent / "README.md").read_text(encoding="utf-8")
     for topic in ("Data", "Licen", "Steps", "Word error rate", "similarity", "bench_quality.py"):
         assert topic.lower() in card.lower(), topic
@@ -69,4 +82,4 @@ def test_the_offline_clone_is_intelligible(offline_clone):
     out, _ = offline_clone
     wav, _ = soundfile.read(out, dtype="float32")
     transcript = Transcriber.load(threads=min(2, os.cpu_count() or 1)).transcribe(wav)
-    assert word_error_rate(TEXT, transcript) <= 0.5, transcript
+    assert word_error_rate(TEXT, transcript) <= MAX_WORD_ERROR_RATE, transcript

@@ -3,7 +3,7 @@
 Usage::
 
     python -m synthesizer.duration.train <run_id> <syn_dir> [-m saved_models] [--hparams KEY=VALUE ...]
-                                         [--oversample PATTERN=N ...] [--max_steps N] [-f] ...
+                                         [--oversample PATTERN=N ...] [--init_from FILE] [--max_steps N] [-f] ...
 
 ``<syn_dir>`` is what ``python -m synthesizer.preprocess`` wrote (the Tacotron's training data;
 pass ``--hparams max_mel_frames=2000`` there to keep long utterances). Texts are phonemized once
@@ -262,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_training_arguments(parser, save_every=500, backup_every=5000, sample_every=500, num_workers=0)
     parser.add_argument("syn_dir", type=Path, help="Synthesizer data folder with train.txt, mels/ and embeds/.")
+    parser.add_argument("--init_from", type=Path, default=None, metavar="CHECKPOINT",
+                        help="Start a new run from these duration-synthesizer weights (e.g. the shipped float16 "
+                             "file) instead of random ones; ignored when the run already has a checkpoint.")
     parser.add_argument("--oversample", nargs="*", default=[], metavar="PATTERN=N",
                         help="List utterances whose mel file name matches the regular expression PATTERN N times "
                              "(e.g. 'english-misc=4' 'mel-[0-9]+-=4' for LibriSpeech's numeric names).")
