@@ -23,7 +23,7 @@ import torch
 from encoder.audio import preprocess_wav, require_speech, wav_to_mel_spectrogram
 from encoder.hparams import EncoderHParams
 from encoder.model import SpeakerEncoder, build_speaker_encoder
-from utils.checkpoints import load_model
+from utils.checkpoints import load_model, require_finite
 
 
 def compute_partial_slices(
@@ -128,9 +128,16 @@ class Encoder:
 
     @torch.inference_mode()
     def embed_frames_batch(self, frames: np.ndarray) -> np.ndarray:
-        """``(batch, n_frames, n_mels)`` mel windows → ``(batch, E)`` embeddings."""
-        tensor = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(self.device)
-        return self.model(tensor).cpu().numpy()
+        """``(batch, n_frames, n_mels)`` mel windows → ``(batch, E)`` embeddings.
+
+        Raises :class:`utils.checkpoints.NonFiniteOutputError` (naming the checkpoint) when the model
+        turns finite frames into NaN or infinite embeddings.
+        """
+        array = np.ascontiguousarray(frames, dtype=np.float32)
+        embeds = self.model(torch.from_numpy(array).to(self.device))
+        if bool(np.isfinite(array).all()):  # otherwise the input, not the model, is to blame
+            require_finite(embeds, "encoder", "speaker embeddings", self.path)
+        return embeds.cpu().numpy()
 
     def embed_utterance_details(self, wav: np.ndarray, using_partials: bool = True) -> UtteranceEmbedding:
         """Embedding of one preprocessed 16 kHz utterance, with its partial embeddings."""

@@ -233,6 +233,26 @@ class TestBadInput:
         line = assert_clean_failure(result, "odd_vocoder.pt", "does not fit", "in the file but")
         assert "size mismatch for" not in line
 
+    def test_vocoder_with_nan_weights_fails_naming_the_file(self, models_dir, reference, tmp_path):
+        # It used to sample "audio" from NaN logits and exit 0 (issue 17).
+        import torch
+
+        from vocoder.hparams import VocoderHParams
+        from vocoder.inference import WaveRNNVocoder
+        from vocoder.model import build_wavernn
+
+        model = build_wavernn(VocoderHParams(voc_rnn_dims=32, voc_fc_dims=32, voc_compute_dims=16, voc_res_out_dims=16,
+                                             voc_res_blocks=1))
+        with torch.no_grad():
+            model.fc3.weight.fill_(float("nan"))
+        damaged = tmp_path / "nan_vocoder.pt"
+        WaveRNNVocoder(model).save(damaged)
+        for extra in ([], ["--exact_vocoder"]):
+            result = run_cli("--reference", reference, "--text", "Hi.", "--models_dir", models_dir, "-v", damaged,
+                             "-o", tmp_path / "o.wav", "--seed", "1", *extra)
+            assert_clean_failure(result, "vocoder checkpoint", "nan_vocoder.pt", "NaN or infinite audio")
+            assert not (tmp_path / "o.wav").exists()
+
     def test_usage_error_exit_code(self):
         result = run_cli("--text", "no reference given")
         assert result.returncode == 2

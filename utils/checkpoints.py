@@ -54,6 +54,45 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, or does not fit the model it is loaded into."""
 
 
+class NonFiniteOutputError(CheckpointError):
+    """A model produced NaN or infinite values: its weights are damaged or its training diverged.
+
+    A :class:`CheckpointError`, since the file is what the user can replace; every caller that reports
+    bad checkpoints in one line (the CLI, the toolbox) reports this one too.
+    """
+
+
+def non_finite_message(what: str, output: str, path: str | Path | None) -> str:
+    """The one-line message of :class:`NonFiniteOutputError`, naming the checkpoint when there is one.
+
+    Examples
+    --------
+    >>> non_finite_message("vocoder", "audio", "saved_models/default/vocoder.pt")
+    "The vocoder checkpoint 'saved_models/default/vocoder.pt' produced NaN or infinite audio: its weights are damaged or its training diverged."
+    """
+    source = f"{_describe(Path(path), what)}" if path is not None else f"The {what}"
+    return f"{source} produced NaN or infinite {output}: its weights are damaged or its training diverged."
+
+
+def require_finite(values: Any, what: str, output: str, path: str | Path | None = None) -> None:
+    """Raise :class:`NonFiniteOutputError` unless every value of ``values`` (a tensor or an array) is finite.
+
+    Every stage checks its output with this, so a damaged model stops at the stage that made the
+    NaN, named, instead of passing it on (or, for WaveRNN, sampling a "successful" noise from it).
+
+    Examples
+    --------
+    >>> require_finite(torch.zeros(3), "encoder", "speaker embeddings")
+    >>> require_finite(torch.tensor([0.0, float("nan")]), "encoder", "speaker embeddings")
+    Traceback (most recent call last):
+      ...
+    utils.checkpoints.NonFiniteOutputError: The encoder produced NaN or infinite speaker embeddings: its weights are damaged or its training diverged.
+    """
+    tensor = values if isinstance(values, torch.Tensor) else torch.as_tensor(values)
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        raise NonFiniteOutputError(non_finite_message(what, output, path))
+
+
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 

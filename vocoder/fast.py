@@ -61,6 +61,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from utils.checkpoints import NonFiniteOutputError, non_finite_message
 from utils.packed_linear import PackedLinear, onednn_bf16_supported
 from vocoder.audio import de_emphasis, decode_mu_law
 from vocoder.model import ProgressCallback, UpsampleNetwork, WaveRNN
@@ -644,6 +645,11 @@ class FastWaveRNNGenerator:
                 if progress_callback is not None and step % 100 == 0:
                     rate = (step + 1) * batch / max(time.perf_counter() - start_time, 1e-9) / 1000
                     progress_callback(step, steps, batch, rate)
+            # Damaged weights give NaN logits or hidden states at every step, and inverse-CDF
+            # sampling turns NaN into a valid label: without this check they would become "audio".
+            # Once per block (the hidden states keep a NaN), so the loop pays for one reduction in k steps.
+            if not (bool(torch.isfinite(logits).all()) and bool(torch.isfinite(h2).all())):
+                raise NonFiniteOutputError(non_finite_message("vocoder", "samples", None))
             if b0 + k < steps:
                 yield labels, b0 + k
         if progress_callback is not None:

@@ -23,6 +23,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +32,14 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from utils.checkpoints import load_model, make_payload, save_checkpoint
+from utils.checkpoints import (
+    NonFiniteOutputError,
+    load_model,
+    make_payload,
+    non_finite_message,
+    require_finite,
+    save_checkpoint,
+)
 from vocoder.fast import FastWaveRNNGenerator
 from vocoder.hparams import VocoderHParams
 from vocoder.model import ProgressCallback, WaveRNN, build_wavernn
@@ -195,27 +203,42 @@ class WaveRNNVocoder:
         ------
         ValueError
             If ``mel`` is not a finite ``(num_mels, T)`` array with ``T >= 1``.
+        utils.checkpoints.NonFiniteOutputError
+            If the model makes NaN or infinite values (damaged weights); the message names the checkpoint.
         """
         array = validate_mel(mel, self.hparams.num_mels)
         if normalize:
             array = array / self.hparams.mel_max_abs_value
         mels = torch.from_numpy(array).unsqueeze(0)  # (1, num_mels, T)
-        if fast and self.model.mode == "RAW":
-            return self.fast_generator().generate(mels, progress_callback, generator)
-        target = self.hparams.voc_target if target is None else target
-        overlap = self.hparams.voc_overlap if overlap is None else overlap
-        if batched and array.shape[1] * self.hparams.hop_length <= target + 2 * overlap:
-            # A single fold: batching gains nothing, but would generate the zero-padded rest of the fold
-            # (up to 9 600 steps for a word) and fade in the first samples from silence.
-            batched = False
-        return self.model.generate(
-            mels,
-            batched=batched,
-            target=target,
-            overlap=overlap,
-            progress_callback=progress_callback,
-            generator=generator,
-        )
+        with self._naming_checkpoint():
+            if fast and self.model.mode == "RAW":
+                return self._finite(self.fast_generator().generate(mels, progress_callback, generator))
+            target = self.hparams.voc_target if target is None else target
+            overlap = self.hparams.voc_overlap if overlap is None else overlap
+            if batched and array.shape[1] * self.hparams.hop_length <= target + 2 * overlap:
+                # A single fold: batching gains nothing, but would generate the zero-padded rest of the fold
+                # (up to 9 600 steps for a word) and fade in the first samples from silence.
+                batched = False
+            return self._finite(self.model.generate(
+                mels,
+                batched=batched,
+                target=target,
+                overlap=overlap,
+                progress_callback=progress_callback,
+                generator=generator,
+            ))
+
+    @contextlib.contextmanager
+    def _naming_checkpoint(self) -> Iterator[None]:
+        # The generators detect NaN inside their loops but do not know the file: add it here.
+        try:
+            yield
+        except NonFiniteOutputError:
+            raise NonFiniteOutputError(non_finite_message("vocoder", "audio", self.path)) from None
+
+    def _finite(self, wav: np.ndarray) -> np.ndarray:
+        require_finite(wav, "vocoder", "audio", self.path)
+        return wav
 
     def vocode_batch(
         self,
@@ -241,7 +264,9 @@ class WaveRNNVocoder:
             ]
         scale = self.hparams.mel_max_abs_value if normalize else 1.0
         tensors = [torch.from_numpy(a / scale) for a in arrays]
-        return self.fast_generator().generate_batch(tensors, progress_callback, generator)
+        with self._naming_checkpoint():
+            return [self._finite(wav) for wav in self.fast_generator().generate_batch(tensors, progress_callback,
+                                                                                      generator)]
 
     def vocode_stream(
         self,
@@ -265,7 +290,10 @@ class WaveRNNVocoder:
                               generator=generator)
             return
         scale = self.hparams.mel_max_abs_value if normalize else 1.0
-        yield from self.fast_generator().generate_stream(torch.from_numpy(array / scale), progress_callback, generator)
+        with self._naming_checkpoint():
+            for piece in self.fast_generator().generate_stream(torch.from_numpy(array / scale), progress_callback,
+                                                               generator):
+                yield self._finite(piece)
 
     def fast_generator(self, **options: Any) -> FastWaveRNNGenerator:
         """The :class:`~vocoder.fast.FastWaveRNNGenerator` of this model, rebuilt when its weights change.

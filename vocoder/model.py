@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from utils.checkpoints import NonFiniteOutputError, non_finite_message
 from vocoder.audio import de_emphasis, decode_mu_law
 from vocoder.distribution import sample_from_discretized_mix_logistic
 from vocoder.hparams import VocoderHParams
@@ -505,6 +506,10 @@ class WaveRNN(nn.Module):
             x = F.relu(F.linear(torch.cat([x, a3_t], dim=1), fc1.weight, fc1.bias))  # (batch, fc)
             x = F.relu(F.linear(torch.cat([x, a4_t], dim=1), fc2.weight, fc2.bias))  # (batch, fc)
             logits = F.linear(x, fc3.weight, fc3.bias)  # (batch, n_classes)
+            if i % 100 == 0 and not (bool(torch.isfinite(logits).all()) and bool(torch.isfinite(h2).all())):
+                # Damaged weights: NaN from the first step on (the hidden states keep it). Checked every
+                # 100 steps, before sampling, which would crash (RAW) or draw noise (MOL) from it.
+                raise NonFiniteOutputError(non_finite_message("vocoder", "samples", None))
 
             if self.mode == "MOL":
                 x = sample_from_discretized_mix_logistic(logits.unsqueeze(-1), generator=generator)  # (batch, 1)

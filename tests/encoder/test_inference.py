@@ -282,3 +282,24 @@ def test_matches_resemblyzer(real_encoder, espeak_voices):
     with torch.no_grad():
         expected = reference(torch.from_numpy(batch)).numpy()
     np.testing.assert_allclose(real_encoder.embed_frames_batch(batch), expected, atol=1e-5)
+
+
+def test_nan_weights_give_one_error_naming_the_checkpoint(tmp_path):
+    # Issue 17: every stage refuses its own non-finite output, naming the file it came from.
+    import torch
+
+    from utils.checkpoints import CheckpointError, NonFiniteOutputError, make_payload, save_checkpoint
+
+    hp = EncoderHParams(hidden_size=8, embedding_size=8, num_layers=1)
+    model = SpeakerEncoder(hp)
+    with torch.no_grad():
+        model.linear.weight.fill_(float("nan"))
+    path = tmp_path / "nan_encoder.pt"
+    save_checkpoint(path, make_payload(model, "encoder", hp))
+    encoder = Encoder.from_checkpoint(path)
+    wav = np.random.default_rng(0).normal(0, 0.1, 32000).astype(np.float32)
+    with pytest.raises(NonFiniteOutputError) as error:
+        encoder.embed_utterance(wav)
+    assert str(error.value) == (f"The encoder checkpoint '{path}' produced NaN or infinite speaker embeddings: "
+                                "its weights are damaged or its training diverged.")
+    assert isinstance(error.value, CheckpointError)  # reported in one line wherever checkpoints are

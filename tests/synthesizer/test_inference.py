@@ -276,3 +276,20 @@ def test_invalid_inputs_raise_value_error(quick: Synthesizer, texts, embeds, mes
         with pytest.raises(ValueError, match=message) as error:
             quick.synthesize(texts, embeds)
     assert "\n" not in str(error.value)
+
+
+def test_nan_weights_give_one_error_naming_the_checkpoint(tmp_path):
+    # Issue 17: the NaN used to surface only in the vocoder, as "the mel spectrogram contains NaN".
+    from utils.checkpoints import CheckpointError, NonFiniteOutputError
+
+    synthesizer = small_synthesizer()
+    with torch.no_grad():
+        synthesizer.model.post_proj.weight.fill_(float("nan"))  # the last layer: stop tokens stay finite
+    path = tmp_path / "nan_synthesizer.pt"
+    synthesizer.save(path)
+    loaded = Synthesizer.from_checkpoint(path)
+    with pytest.raises(NonFiniteOutputError) as error:
+        loaded.synthesize([SHORT], embedding(), max_steps=20)
+    assert str(error.value) == (f"The synthesizer checkpoint '{path}' produced NaN or infinite mel spectrograms: "
+                                "its weights are damaged or its training diverged.")
+    assert isinstance(error.value, CheckpointError)

@@ -206,3 +206,31 @@ def test_griffin_lim_is_repeatable_with_a_seed() -> None:
     assert calls[0][0] == 0 and calls[-1][:2] == (4, 4)
     with pytest.raises(ValueError, match="NaN or infinite"):
         vocoder.vocode(np.full((80, 5), np.nan))
+
+
+@pytest.mark.parametrize("damaged", ["fc3.weight", "rnn2.weight_hh_l0", "upsample.resnet.conv_in.weight"])
+def test_nan_weights_never_give_audio(tmp_path, damaged):
+    """NaN logits used to be sampled into a "successful" waveform (issue 17); every path refuses them now."""
+    from utils.checkpoints import NonFiniteOutputError
+
+    hp = VocoderHParams(voc_rnn_dims=32, voc_fc_dims=32, voc_compute_dims=16, voc_res_out_dims=16, voc_res_blocks=1)
+    model = build_wavernn(hp)
+    with torch.no_grad():
+        dict(model.named_parameters())[damaged].view(-1)[0] = float("nan")
+    path = tmp_path / "nan_vocoder.pt"
+    WaveRNNVocoder(model).save(path)
+    vocoder = WaveRNNVocoder.from_checkpoint(path)
+    mel = np.full((80, 30), -2.0, dtype=np.float32)
+    expected = (f"The vocoder checkpoint '{path}' produced NaN or infinite audio: its weights are damaged or its "
+                "training diverged.")
+    attempts = {
+        "fast": lambda: vocoder.vocode(mel, fast=True),
+        "exact": lambda: vocoder.vocode(mel, fast=False, batched=False),
+        "exact batched": lambda: vocoder.vocode(mel, fast=False, batched=True, target=1000, overlap=200),
+        "batch": lambda: vocoder.vocode_batch([mel, mel[:, :10]]),
+        "stream": lambda: list(vocoder.vocode_stream(mel)),
+    }
+    for name, attempt in attempts.items():
+        with pytest.raises(NonFiniteOutputError) as error:
+            attempt()
+        assert str(error.value) == expected, name
