@@ -15,18 +15,19 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import functools
-
 import itertools
-import os
 import math
+import os
 import random
+import re
 import threading
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -56,6 +57,112 @@ SHIPPED_LABEL = "shipped"  # selector label of this project's offline models (sa
 MODEL_KINDS = ("encoder", "synthesizer", "vocoder")
 # A reference is called noisy when its quiet frames are within this many dB of its loud ones.
 NOISY_DYNAMIC_RANGE_DB = 15.0
+# A Tacotron makes about 6 frames (12.5 ms each) per character of English: the estimate that the
+# decoder-step progress of a sentence is measured against (it never claims more than 95 %).
+FRAMES_PER_CHARACTER = 6.0
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# UMAP, numba and pynndescent comment on small inputs and threads; silenced once here rather than with
+# warnings.catch_warnings around the projection, which is process-wide and would swallow (or leak into)
+# the warnings a generation running beside it collects for the log.
+for _module in ("umap", "numba", "pynndescent", "sklearn"):
+    warnings.filterwarnings("ignore", module=_module)
+
+
+class Cancelled(Exception):
+    """Raised from a progress or audio callback to stop a job between two steps.
+
+    The controller catches it where it can keep what was made so far, stores that in ``partial``
+    (a :class:`GeneratedOutput` or an :class:`Utterance` list), and raises it again.
+    """
+
+    def __init__(self, message: str = "Cancelled.", partial: object = None) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+def format_seconds(seconds: float) -> str:
+    """A short duration for an ETA.
+
+    Examples
+    --------
+    >>> format_seconds(4.2), format_seconds(75), format_seconds(3700)
+    ('4 s', '1 min 15 s', '1 h 1 min')
+    """
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+class Eta:
+    """Time left from the fraction done so far (``""`` until there is enough to go on)."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def text(self, fraction: float) -> str:
+        elapsed = time.perf_counter() - self.start
+        if fraction < 0.03 or elapsed < 1.0 or fraction >= 1.0:
+            return ""
+        return f", about {format_seconds(elapsed * (1 - fraction) / fraction)} left"
+
+
+def preview(text: str, length: int = 30) -> str:
+    """The start of ``text`` for a message.
+
+    Examples
+    --------
+    >>> preview("Hello there, this is a rather long sentence.", 12)
+    'Hello there…'
+    """
+    text = " ".join(text.split())
+    return text if len(text) <= length else text[: length - 1].rstrip() + "…"
+
+
+# "Text 0 ('Hello…') reached the …": the synthesizers number the texts of one call, which is always 0
+# when the toolbox synthesizes sentence by sentence; the real sentence replaces it.
+_TEXT_PREFIX = re.compile(r"^Text (\d+) \(.*?\) (?=[a-z])")
+
+
+def sentence_message(message: str, sentences: Sequence[str], index: int | None = None) -> str:
+    """Say which sentence a warning belongs to: its number and the start of its text.
+
+    ``index`` is the sentence being made; ``None`` takes the number the synthesizer put in the message.
+
+    Examples
+    --------
+    >>> sentence_message("Text 0 ('Hi.') reached the limit.", ["Hello.", "Hi."], 1)
+    'Sentence 2/2 ("Hi."): reached the limit.'
+    >>> sentence_message("Dropped 1 character(s): '~'.", ["A~b."], 0)
+    'Sentence 1/1 ("A~b."): Dropped 1 character(s): \\'~\\'.'
+    """
+    match = _TEXT_PREFIX.match(message)
+    if index is None and match is not None and int(match.group(1)) < len(sentences):
+        index = int(match.group(1))
+    if index is None:
+        return message
+    rest = message[match.end():] if match is not None else message
+    return f'Sentence {index + 1}/{len(sentences)} ("{preview(sentences[index])}"): {rest}'
+
+
+def text_slug(text: str, words: int = 4, length: int = 28) -> str:
+    """A few words of ``text`` for an output's name.
+
+    Examples
+    --------
+    >>> text_slug("Hello there! How are you today, my friend?")
+    'hello_there_how_are'
+    >>> text_slug("😀")
+    ''
+    """
+    slug = ""
+    for word in re.findall(r"[0-9a-z]+", text.lower())[:words]:
+        if slug and len(slug) + 1 + len(word) > length:
+            break  # whole words only
+        slug = f"{slug}_{word}" if slug else word[:length]
+    return slug
 
 
 @dataclass
@@ -72,6 +179,7 @@ class Utterance:
     generated: bool = False
     source: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    reused: bool = False  # load_file found it already in the history instead of loading it again
 
     @property
     def duration(self) -> float:
@@ -111,6 +219,8 @@ class GeneratedOutput:
     similarity: float | None  # cosine between the output's and the voice's embeddings
     utterance: Utterance | None  # the output as an embedded utterance (None when too short to embed)
     timings: dict[str, float]
+    warnings: list[str] = field(default_factory=list)  # what the log said about it, sentence by sentence
+    complete: bool = True  # False: the job was cancelled and this is what had been made
 
     @property
     def duration(self) -> float:
@@ -148,6 +258,32 @@ def reference_quality_warnings(wav: np.ndarray, name: str) -> list[str]:
     return notes
 
 
+def align_points(points: np.ndarray, names: Sequence[str], previous: dict[str, np.ndarray]) -> np.ndarray:
+    """Map ``points`` onto ``previous`` (name → point) by the similarity transform (rotation or
+    mirror, uniform scale, shift) that best fits the names both have; unchanged below 3 of them.
+
+    Examples
+    --------
+    >>> old = {"a": np.array([0.0, 0.0]), "b": np.array([1.0, 0.0]), "c": np.array([0.0, 1.0])}
+    >>> new = np.array([[5.0, 5.0], [5.0, 7.0], [3.0, 5.0], [9.0, 9.0]])  # rotated by 90°, scaled 2×
+    >>> (align_points(new, ["a", "b", "c", "d"], old).round(6) + 0.0).tolist()
+    [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [2.0, -2.0]]
+    """
+    common = [i for i, name in enumerate(names) if name in previous]
+    if len(common) < 3:
+        return points
+    source = points[common].astype(np.float64)
+    target = np.stack([previous[names[i]] for i in common]).astype(np.float64)
+    source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
+    a, b = source - source_mean, target - target_mean
+    if not np.any(a) or not np.any(b):
+        return points
+    u, singular, vt = np.linalg.svd(a.T @ b)
+    rotation = u @ vt
+    scale = singular.sum() / (a ** 2).sum()
+    return ((points - source_mean) @ rotation * scale + target_mean).astype(np.float32)
+
+
 @functools.lru_cache(maxsize=32)
 def _vocoder_kind(path: Path, modified_ns: int) -> str:
     """The vocoder file's kind, cached per file version (the property is read on every action)."""
@@ -178,12 +314,18 @@ class ToolboxController:
     shipped_dir
         Folder of this project's offline models, always offered (label "shipped") after
         ``models_dir/default``.
+    models_url, models_source
+        Where :meth:`download_default_models` fetches from: a mirror's base URL, or a folder that
+        already holds the files (``None``: the environment variables, then the default URL).
     """
 
     def __init__(self, models_dir: str | Path = "saved_models", device: str | None = None, seed: int | None = None,
                  log: LogCallback | None = None, exact_vocoder: bool = False,
-                 shipped_dir: str | Path | None = "") -> None:
+                 shipped_dir: str | Path | None = "", models_url: str | None = None,
+                 models_source: str | Path | None = None) -> None:
         self.models_dir = Path(models_dir)
+        self.models_url = models_url
+        self.models_source = models_source
         # "" means the usual place ($SV2TTS_SHIPPED_MODELS_DIR or saved_models/shipped); None: none.
         self.shipped_dir = None if shipped_dir is None else Path(
             shipped_dir or os.environ.get(SHIPPED_MODELS_ENV) or SHIPPED_MODELS_DIR)
@@ -201,6 +343,7 @@ class ToolboxController:
         self.model_choices: dict[str, list[ModelChoice]] = {}
         self.selected: dict[str, ModelChoice | None] = {kind: None for kind in MODEL_KINDS}
         self._pipeline: ClonePipeline | None = None
+        self._last_projection: dict[str, np.ndarray] = {}  # name → point of the last UMAP fit
         self.scan_models()
 
     # ----------------------------------------------------------------------------------------- log
@@ -210,6 +353,31 @@ class ToolboxController:
     def log(self, message: str) -> None:
         for listener in self._log_listeners:
             listener(message)
+
+    @contextlib.contextmanager
+    def _warnings_to_log(self, notes: list[str], describe: Callable[[str], str] = lambda message: message,
+                         ) -> Iterator[None]:
+        """Log the project's warnings raised inside the block (also if it fails or is cancelled),
+        each passed through ``describe`` (which says the sentence it belongs to), and add them to ``notes``.
+
+        ``warnings.catch_warnings`` is process-wide; only foreground jobs use it, one at a time (the
+        projection's libraries are silenced by a filter instead), so two blocks never overlap.
+        """
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                yield
+            finally:
+                for warning in caught:
+                    # Only ours (text, audio, synthesis): they are written for the user.
+                    if not issubclass(warning.category, UserWarning) or issubclass(warning.category, DeprecationWarning):
+                        continue
+                    if not Path(warning.filename).resolve().is_relative_to(REPO_ROOT):
+                        continue
+                    note = describe(str(warning.message))
+                    if note not in notes:
+                        notes.append(note)
+                        self.log(f"Warning: {note}")
 
     # -------------------------------------------------------------------------------------- models
     def scan_models(self) -> dict[str, list[ModelChoice]]:
@@ -309,9 +477,19 @@ class ToolboxController:
             if progress and total:
                 progress(done / total, f"Downloading: {done / 2**20:.0f} of {total / 2**20:.0f} MB")
 
-        ensure_default_models(self.models_dir, names, show_progress=False, progress_callback=report)
-        self.scan_models()
+        try:
+            ensure_default_models(self.models_dir, names, base_url=self.models_url, source_dir=self.models_source,
+                                  show_progress=False, progress_callback=report)
+        except Cancelled:
+            self.log("Download cancelled: what arrived is kept as a .part file, and the next download resumes it.")
+            raise
+        finally:
+            self.scan_models()  # whatever was completed (all files, or some of them) is offered at once
         self.log(f"Default models ready in '{self.models_dir / 'default'}'.")
+
+    def existing_default_files(self, names: Sequence[str] = ("synthesizer", "vocoder")) -> list[Path]:
+        """The files in ``models_dir/default`` that a download of ``names`` would replace."""
+        return [path for path in (self.models_dir / "default" / f"{name}.pt" for name in names) if path.exists()]
 
     # ---------------------------------------------------------------------------------- utterances
     def find(self, name: str) -> Utterance:
@@ -320,11 +498,77 @@ class ToolboxController:
                 return utterance
         raise KeyError(f"No utterance called '{name}'.")
 
+    def find_source(self, path: str | Path) -> Utterance | None:
+        """The history's utterance loaded from ``path``, if any."""
+        try:
+            wanted = Path(path).resolve()
+        except OSError:
+            return None
+        for utterance in self.history:
+            if utterance.source is not None and utterance.source.resolve() == wanted:
+                return utterance
+        return None
+
     def load_file(self, path: str | Path, speaker: str | None = None, name: str | None = None) -> Utterance:
-        """Load any audio file as a reference (name: file name; speaker: its folder, as RTVC)."""
+        """Load any audio file as a reference (name: file name; speaker: its folder, as RTVC).
+
+        A file already in the history is not loaded again (its embedding would be a duplicate point
+        in the projection): that utterance is returned with ``reused`` set.
+        """
         path = Path(path)
-        wav, _ = load_audio_with_rate(path, SAMPLE_RATE)
-        return self.register(wav, name or path.name, speaker or path.parent.name or "unknown", source=path)
+        existing = self.find_source(path)
+        if existing is not None:
+            existing.reused = True
+            self.log(f"'{existing.name}' is already in the history: selected it instead of loading it again.")
+            return existing
+        notes: list[str] = []
+        # Warnings about the file (a low sample rate, clipping) go to the log and stay with the utterance.
+        with self._warnings_to_log(notes):
+            wav, _ = load_audio_with_rate(path, SAMPLE_RATE)
+        utterance = self.register(wav, name or path.name, speaker or path.parent.name or "unknown", source=path)
+        utterance.warnings[:0] = [note for note in notes if note not in utterance.warnings]
+        return utterance
+
+    def load_files(self, paths: Sequence[str | Path], progress: ProgressCallback | None = None) -> list[Utterance]:
+        """Load several files (a drop on the window); a cancel keeps the ones already loaded."""
+        loaded: list[Utterance] = []
+        for index, path in enumerate(paths):
+            if progress:
+                try:
+                    progress(index / len(paths), f"Loading {index + 1}/{len(paths)}: {Path(path).name}")
+                except Cancelled as cancelled:
+                    cancelled.partial = loaded
+                    raise
+            loaded.append(self.load_file(path))
+        return loaded
+
+    def remove(self, names: Sequence[str]) -> None:
+        """Forget utterances (history and projection); generated outputs stay in the outputs list."""
+        gone = set(names)
+        self.history = [u for u in self.history if u.name not in gone]
+        self.projection_names = [n for n in self.projection_names if n not in gone]
+        for output in self.outputs:
+            if output.utterance is not None and output.utterance.name in gone:
+                output.utterance = None
+        self.log(f"Removed {len(gone)} utterance{'s' if len(gone) != 1 else ''} from the history.")
+
+    def rename(self, name: str, new_name: str) -> Utterance:
+        """Give an utterance (and its output, for a generated one) another name."""
+        new_name = " ".join(new_name.split())
+        utterance = self.find(name)
+        if not new_name:
+            raise ValueError("A name cannot be empty.")
+        if new_name != name and any(u.name == new_name for u in self.history):
+            raise ValueError(f"'{new_name}' is already in the history: choose another name.")
+        utterance.name = new_name
+        self.projection_names = [new_name if n == name else n for n in self.projection_names]
+        for output in self.outputs:
+            if output.name == name:
+                output.name = new_name
+        if self.current_voice is not None:
+            self.current_voice.names = [new_name if n == name else n for n in self.current_voice.names]
+        self.log(f"Renamed '{name}' to '{new_name}'.")
+        return utterance
 
     def load_dataset_utterance(self, utterance) -> Utterance:  # noqa: ANN001 (toolbox.datasets.DatasetUtterance)
         """Load an utterance picked in the dataset browser."""
@@ -364,6 +608,7 @@ class ToolboxController:
     def clear_projection(self) -> None:
         """Empty the UMAP plot (the history keeps its utterances)."""
         self.projection_names.clear()
+        self._last_projection = {}
 
     def voice(self, names: Sequence[str], *, remember: bool = True) -> Voice:
         """Average the embeddings of the chosen references into one voice, with advice on its quality.
@@ -394,20 +639,39 @@ class ToolboxController:
     def synthesize(self, text: str, reference_names: Sequence[str], *, seed: int | None = None,
                    progress: ProgressCallback | None = None, speaking_rate: float = 1.0) -> SynthesisOutput:
         """Text → mel spectrograms (one per line and sentence) in the voice of the references;
-        ``speaking_rate`` above 1 speaks faster."""
-        voice = self.voice(reference_names)
-        sentences = prepare_utterances(text)
-        with self._lock:
-            def report(done: int, total: int) -> None:
-                if progress:
-                    progress(done / total, f"Synthesizing: {done}/{total} sentences")
+        ``speaking_rate`` above 1 speaks faster.
 
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
+        ``progress`` may raise :class:`Cancelled` to stop (between two decoder steps of a Tacotron);
+        the spectrograms of a cancelled synthesis are not kept, the previous ones stay current.
+        """
+        voice = self.voice(reference_names)
+        notes: list[str] = []
+        with self._warnings_to_log(notes):
+            sentences = prepare_utterances(text)
+        eta = Eta()
+        estimate = max(FRAMES_PER_CHARACTER * sum(len(s) for s in sentences), 1.0)
+        with self._lock:
+            state = {"done": 0, "frames": 0.0}
+
+            def report(done: int, total: int) -> None:
+                state["done"] = done
+                if progress:
+                    fraction = done / total
+                    progress(fraction, f"Synthesizing: {done}/{total} sentences{eta.text(fraction)}")
+
+            def step(frame: int, *_rest: object) -> None:
+                # All sentences of a batch are decoded together: the frames of the longest one,
+                # against the estimate for the whole text, say how far the batch is.
+                if progress:
+                    fraction = min(frame / estimate * len(sentences) / max(len(sentences) - state["done"], 1), 0.95)
+                    fraction = max(fraction, state["done"] / len(sentences))
+                    progress(fraction, f"Synthesizing: {state['done']}/{len(sentences)} sentences, "
+                                       f"decoder step {frame}{eta.text(fraction)}")
+
+            with self._warnings_to_log(notes, lambda message: sentence_message(message, sentences)):
                 synthesis = self.pipeline.synthesize(sentences, voice.embedding, seed=self._seed(seed),
-                                                     progress_callback=report, speaking_rate=speaking_rate)
-            for warning in caught:
-                self.log(f"Warning: {warning.message}")
+                                                     progress_callback=report, speaking_rate=speaking_rate,
+                                                     step_callback=step if progress else None)
         self.current_synthesis = synthesis
         self.log(f"Synthesized {len(sentences)} sentence(s) in {synthesis.seconds:.1f} s.")
         return synthesis
@@ -416,7 +680,11 @@ class ToolboxController:
                seed: int | None = None, enhance: bool = False, progress: ProgressCallback | None = None,
                on_chunk: ChunkCallback | None = None) -> GeneratedOutput:
         """Mel spectrograms → audio, sentence by sentence (``on_chunk`` gets the audio as soon as it is
-        playable: in pieces with fast WaveRNN, else sentence by sentence)."""
+        playable: in pieces with fast WaveRNN, else sentence by sentence).
+
+        ``progress`` or ``on_chunk`` may raise :class:`Cancelled`: the audio made until then becomes an
+        output (``complete=False``), carried by the exception's ``partial``.
+        """
         synthesis = synthesis or self.current_synthesis
         if synthesis is None:
             raise ValueError("Synthesize a spectrogram before vocoding it.")
@@ -424,65 +692,137 @@ class ToolboxController:
         seed = self._seed(seed)
         total_frames = sum(mel.shape[1] for mel in synthesis.mels)
         pieces: list[np.ndarray] = []
+        heard: list[np.ndarray] = []
+        notes: list[str] = []
         start = time.perf_counter()
+        eta = Eta()
         done_frames = 0
-        with self._lock:
-            for index, mel in enumerate(synthesis.mels):
-                def report(step: int, total: int, *_rest: object, _offset: int = done_frames,
-                           _frames: int = mel.shape[1]) -> None:
-                    if progress and total:
-                        fraction = (_offset + _frames * step / total) / max(total_frames, 1)
-                        progress(fraction, f"Vocoding sentence {index + 1}/{len(synthesis.mels)}")
+        count = len(synthesis.mels)
+        try:
+            with self._lock:
+                for index, mel in enumerate(synthesis.mels):
+                    def report(step: int, total: int, *_rest: object, _offset: int = done_frames,
+                               _frames: int = mel.shape[1], _index: int = index) -> None:
+                        if progress and total:
+                            fraction = (_offset + _frames * step / total) / max(total_frames, 1)
+                            progress(fraction, f"Vocoding sentence {_index + 1}/{count}: "
+                                               f"{100 * step / total:.0f} %{eta.text(fraction)}")
 
-                piece = self.pipeline.vocode_sentence(mel, vocoder, seed=None if seed is None else seed + index,
-                                                      enhance=enhance, progress_callback=report, on_audio=on_chunk)
-                pieces.append(piece)
-                done_frames += mel.shape[1]
+                    with self._warnings_to_log(notes, lambda message, _i=index: sentence_message(
+                            message, synthesis.sentences, _i)):
+                        piece = self.pipeline.vocode_sentence(
+                            mel, vocoder, seed=None if seed is None else seed + index, enhance=enhance,
+                            progress_callback=report, on_audio=self._keeping(heard, on_chunk))
+                    pieces.append(piece)
+                    done_frames += mel.shape[1]
+        except Cancelled as cancelled:
+            cancelled.partial = self._keep_partial(pieces, heard, synthesis, vocoder, seed,
+                                                   {vocoder: time.perf_counter() - start}, notes)
+            raise
         wav = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
         seconds = time.perf_counter() - start
         if progress:
             progress(1.0, "Vocoded.")
         self.log(f"Vocoded {len(wav) / SAMPLE_RATE:.1f} s of audio with {vocoder} in {seconds:.1f} s "
                  f"({seconds / max(len(wav) / SAMPLE_RATE, 1e-9):.2f}× real time).")
-        return self._finish_output(wav, synthesis, vocoder, seed, {"synthesizer": synthesis.seconds, vocoder: seconds})
+        return self._finish_output(wav, synthesis, vocoder, seed, {"synthesizer": synthesis.seconds, vocoder: seconds},
+                                   notes)
+
+    @staticmethod
+    def _keeping(heard: list[np.ndarray], on_chunk: ChunkCallback | None) -> ChunkCallback | None:
+        """``on_chunk``, also keeping a copy of each piece: what was played survives a cancel."""
+        if on_chunk is None:
+            return None
+
+        def chunk(samples: np.ndarray) -> None:
+            heard.append(np.array(samples, dtype=np.float32, copy=True))
+            on_chunk(samples)
+
+        return chunk
+
+    def _keep_partial(self, pieces: list[np.ndarray], heard: list[np.ndarray], synthesis: SynthesisOutput,
+                      vocoder: str, seed: int | None, timings: dict[str, float],
+                      notes: list[str]) -> GeneratedOutput | None:
+        """Turn the audio of a cancelled job into an output: the finished sentences, or everything
+        already played when that is more (a sentence streamed in pieces)."""
+        done = sum(len(piece) for piece in pieces)
+        played = sum(len(piece) for piece in heard)
+        wav = np.concatenate(heard if played > done else pieces) if max(done, played) else None
+        if wav is None or not synthesis.mels:
+            self.log("Cancelled before any audio was made.")
+            return None
+        output = self._finish_output(wav, synthesis, vocoder, seed, timings, notes, complete=False)
+        self.log(f"Cancelled: kept the {output.duration:.1f} s made so far as '{output.name}'.")
+        return output
 
     def synthesize_and_vocode(self, text: str, reference_names: Sequence[str], *, vocoder: str | None = None,
                               seed: int | None = None, enhance: bool = False, progress: ProgressCallback | None = None,
                               on_chunk: ChunkCallback | None = None, speaking_rate: float = 1.0) -> GeneratedOutput:
         """Both stages, streamed: each sentence is synthesized and vocoded before the next one starts,
         so ``on_chunk`` (the player) receives sentence 1 while the rest is still being made; with fast
-        WaveRNN it receives each sentence in pieces, the first long before the sentence is done."""
+        WaveRNN it receives each sentence in pieces, the first long before the sentence is done.
+
+        Progress comes within each sentence (decoder steps of a Tacotron against an estimate, then
+        the vocoder's samples) with an ETA. ``progress`` or ``on_chunk`` may raise :class:`Cancelled`:
+        the sentences made (and the audio already played) become an output, ``complete=False``,
+        carried by the exception's ``partial``. Every warning is logged with its sentence.
+        """
         voice = self.voice(reference_names)
-        sentences = prepare_utterances(text)
+        notes: list[str] = []
+        with self._warnings_to_log(notes):
+            sentences = prepare_utterances(text)
         seed = self._seed(seed)
         vocoder = vocoder or self.vocoder_name
-        mels, alignments, pieces = [], [], []
+        mels, alignments, pieces, heard = [], [], [], []
         synth_seconds = vocode_seconds = 0.0
-        current = {"index": 0}
+        count = len(sentences)
+        # The share of a sentence's time spent synthesizing: WaveRNN dominates; the others are quick.
+        synth_share = 0.3 if vocoder == "wavernn" else 0.8
+        eta = Eta()
+        chunk = self._keeping(heard, on_chunk)
 
-        def report(step: int, total: int, *_rest: object) -> None:
-            if progress and total:
-                index = current["index"]
-                progress((index + step / total) / len(sentences), f"Sentence {index + 1}/{len(sentences)}: vocoding")
-
-        with self._lock, warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        def tell(index: int, within: float, what: str) -> None:
             if progress:
-                progress(0.0, f"Sentence 1/{len(sentences)}: synthesizing")
-            for part in self.pipeline.stream(voice.embedding, sentences, vocoder=vocoder, seed=seed,
-                                             enhance=enhance, vocoder_progress=report, on_audio=on_chunk,
-                                             speaking_rate=speaking_rate):
-                synth_seconds += part.synthesis_seconds
-                vocode_seconds += part.vocoder_seconds
-                mels.append(part.mel)
-                alignments.append(part.alignment)
-                pieces.append(part.wav)
-                current["index"] = part.index + 1
-                if progress and part.index + 1 < len(sentences):
-                    progress((part.index + 1) / len(sentences),
-                             f"Sentence {part.index + 2}/{len(sentences)}: synthesizing")
-        for warning in caught:
-            self.log(f"Warning: {warning.message}")
+                fraction = (index + within) / count
+                progress(fraction, f"Sentence {index + 1}/{count}: {what}{eta.text(fraction)}")
+
+        try:
+            with self._lock:
+                for index, sentence in enumerate(sentences):
+                    sentence_seed = None if seed is None else seed + index
+                    estimate = max(FRAMES_PER_CHARACTER * len(sentence), 1.0)
+
+                    def step(frame: int, *_rest: object, _index: int = index, _estimate: float = estimate) -> None:
+                        tell(_index, synth_share * min(frame / _estimate, 0.95), f"synthesizing (step {frame})")
+
+                    def report(done: int, total: int, *_rest: object, _index: int = index) -> None:
+                        if total:
+                            tell(_index, synth_share + (1 - synth_share) * done / total,
+                                 f"vocoding {100 * done / total:.0f} %")
+
+                    tell(index, 0.0, "synthesizing")
+                    with self._warnings_to_log(notes, lambda message, _i=index: sentence_message(
+                            message, sentences, _i)):
+                        part = self.pipeline.synthesize([sentence], voice.embedding, seed=sentence_seed,
+                                                        speaking_rate=speaking_rate,
+                                                        step_callback=step if progress else None)
+                        synth_seconds += part.seconds
+                        mels.append(part.mels[0])
+                        alignments.append(part.alignments[0])
+                        tell(index, synth_share, "vocoding")
+                        start = time.perf_counter()
+                        try:
+                            piece = self.pipeline.vocode_sentence(part.mels[0], vocoder, seed=sentence_seed,
+                                                                  enhance=enhance, progress_callback=report,
+                                                                  on_audio=chunk)
+                        finally:
+                            vocode_seconds += time.perf_counter() - start
+                    pieces.append(piece)
+        except Cancelled as cancelled:
+            synthesis = SynthesisOutput(sentences[: len(mels)], mels, alignments, synth_seconds)
+            cancelled.partial = self._keep_partial(pieces, heard, synthesis, vocoder, seed,
+                                                   {"synthesizer": synth_seconds, vocoder: vocode_seconds}, notes)
+            raise
         synthesis = SynthesisOutput(sentences, mels, alignments, synth_seconds)
         self.current_synthesis = synthesis
         wav = np.concatenate(pieces)
@@ -490,14 +830,17 @@ class ToolboxController:
             progress(1.0, "Done.")
         self.log(f"Generated {len(wav) / SAMPLE_RATE:.1f} s of audio in {synth_seconds + vocode_seconds:.1f} s.")
         return self._finish_output(wav, synthesis, vocoder, seed,
-                                   {"synthesizer": synth_seconds, vocoder: vocode_seconds})
+                                   {"synthesizer": synth_seconds, vocoder: vocode_seconds}, notes)
 
     def _finish_output(self, wav: np.ndarray, synthesis: SynthesisOutput, vocoder: str, seed: int | None,
-                       timings: dict[str, float]) -> GeneratedOutput:
+                       timings: dict[str, float], notes: Sequence[str] = (), *,
+                       complete: bool = True) -> GeneratedOutput:
         """Embed the output, measure its similarity to the voice, keep it in the histories."""
         voice = self.current_voice
         speaker = voice.speaker if voice else "unknown"
-        name = f"{speaker}_gen_{next(self._counter):05d}"
+        slug = text_slug(" ".join(synthesis.sentences))
+        # The number keeps names unique; the first words say which text it is.
+        name = f"{speaker}_gen_{next(self._counter):03d}" + (f"_{slug}" if slug else "")
         utterance, similarity = None, None
         try:
             utterance = self.register(wav, name, speaker, generated=True)
@@ -506,7 +849,8 @@ class ToolboxController:
                 self.log(f"Similarity of the output to the voice: {similarity:.2f}.")
         except AudioError as error:
             self.log(f"The output could not be embedded for the similarity meter: {error}")
-        output = GeneratedOutput(name, speaker, wav, synthesis, vocoder, seed, similarity, utterance, timings)
+        output = GeneratedOutput(name, speaker, wav, synthesis, vocoder, seed, similarity, utterance, timings,
+                                 list(notes), complete)
         self.outputs.insert(0, output)
         del self.outputs[MAX_OUTPUTS:]
         return output
@@ -522,22 +866,26 @@ class ToolboxController:
 
     # ----------------------------------------------------------------------------------- analysis
     def projection(self, seed: int = 0) -> Projection | None:
-        """UMAP of every projected utterance's embedding; ``None`` below :data:`MIN_UMAP_POINTS`."""
+        """UMAP of every projected utterance's embedding; ``None`` below :data:`MIN_UMAP_POINTS`.
+
+        Each new fit is rotated, mirrored, scaled and shifted onto the previous one (Procrustes on
+        the utterances both hold), so points stay where they were when one more arrives.
+        """
         utterances = {u.name: u for u in self.history}
         names = [name for name in self.projection_names if name in utterances]
         if len(names) < MIN_UMAP_POINTS:
             return None
         embeddings = np.stack([utterances[name].embedding for name in names])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # UMAP's and numba's chatter about small inputs and threads
-            import umap
+        import umap
 
-            reducer = umap.UMAP(
-                n_neighbors=max(2, int(math.ceil(math.sqrt(len(names))))), metric="cosine",
-                init="random" if len(names) < 10 else "spectral", random_state=seed, n_jobs=1,
-            )
-            points = reducer.fit_transform(embeddings)
-        return Projection(np.asarray(points, dtype=np.float32), names, [utterances[n].speaker for n in names],
+        reducer = umap.UMAP(
+            n_neighbors=max(2, int(math.ceil(math.sqrt(len(names))))), metric="cosine",
+            init="random" if len(names) < 10 else "spectral", random_state=seed, n_jobs=1,
+        )
+        points = np.asarray(reducer.fit_transform(embeddings), dtype=np.float32)
+        points = align_points(points, names, self._last_projection)
+        self._last_projection = dict(zip(names, points))
+        return Projection(points, names, [utterances[n].speaker for n in names],
                           [utterances[n].generated for n in names])
 
     def random_seed(self) -> int:

@@ -5,6 +5,10 @@ A :class:`Worker` wraps one call. The call receives a :class:`WorkerHooks` whose
 arguments; the hooks re-emit them as signals, which Qt delivers in the GUI thread (queued
 connections), so slots may touch widgets freely.
 
+Cancelling is cooperative: :meth:`Worker.cancel` sets a flag that the hooks check on every call and
+answer by raising :class:`~toolbox.controller.Cancelled`; the controller keeps what was made and
+lets it through, and the worker reports it with :attr:`WorkerSignals.cancelled`.
+
 Examples
 --------
 >>> worker = Worker(lambda hooks: controller.synthesize(text, names, progress=hooks.progress))  # doctest: +SKIP
@@ -15,6 +19,7 @@ Examples
 from __future__ import annotations
 
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +29,7 @@ from PyQt5.QtCore import QObject, QRunnable, QThreadPool, pyqtSignal
 
 from pipeline import MissingModelError
 from synthesizer.text import TextError
+from toolbox.controller import Cancelled
 from toolbox.datasets import DatasetError
 from toolbox.devices import AudioUnavailable
 from utils.audio_io import AudioError
@@ -70,21 +76,43 @@ class WorkerSignals(QObject):
     chunk = pyqtSignal(object)  # np.ndarray of audio, as soon as it is made
     finished = pyqtSignal(object)  # the call's return value
     failed = pyqtSignal(str)  # one-line message
-    done = pyqtSignal()  # after finished or failed: lets the owner release the job slot
+    cancelled = pyqtSignal(object)  # what was made before the cancel (Cancelled.partial), or None
+    done = pyqtSignal()  # after finished, failed or cancelled: lets the owner release the job slot
 
 
 class WorkerHooks:
     """What the wrapped call gets: callbacks that forward to the worker's signals."""
 
-    def __init__(self, signals: WorkerSignals) -> None:
+    def __init__(self, signals: WorkerSignals, cancel_flag: threading.Event | None = None) -> None:
         self._signals = signals
+        self._cancel = cancel_flag or threading.Event()
+
+    def check(self) -> None:
+        """Raise :class:`Cancelled` once the job was asked to stop."""
+        if self._cancel.is_set():
+            raise Cancelled()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
 
     def progress(self, fraction: float, message: str = "") -> None:
-        self._signals.progress.emit(float(min(max(fraction, 0.0), 1.0)), str(message))
+        self.check()
+        _emit(self._signals.progress, float(min(max(fraction, 0.0), 1.0)), str(message))
 
     def chunk(self, samples: np.ndarray) -> None:
+        self.check()
         # A copy: the producer may reuse its buffer once the callback has returned.
-        self._signals.chunk.emit(np.array(samples, dtype=np.float32, copy=True))
+        _emit(self._signals.chunk, np.array(samples, dtype=np.float32, copy=True))
+
+
+def _emit(signal, *args: object) -> None:  # noqa: ANN001 (a bound pyqtSignal)
+    """Emit unless the signals object is gone: when the window closed while the job ran, Qt may have
+    deleted it already, and there is nobody left to tell (RuntimeError: wrapped C/C++ object …)."""
+    try:
+        signal.emit(*args)
+    except RuntimeError:
+        pass
 
 
 class Worker(QRunnable):
@@ -103,22 +131,34 @@ class Worker(QRunnable):
         self.call = call
         self.name = name
         self.signals = WorkerSignals()
-        self.hooks = WorkerHooks(self.signals)
+        self._cancel = threading.Event()
+        self.hooks = WorkerHooks(self.signals, self._cancel)
         # The pool must not delete the C++ object while Python still holds the worker and its signals.
         self.setAutoDelete(False)
+
+    def cancel(self) -> None:
+        """Ask the call to stop at its next progress report or audio piece (any thread)."""
+        self._cancel.set()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
 
     def run(self) -> None:  # runs on a pool thread
         try:
             result = self.call(self.hooks)
+        except Cancelled as cancelled:
+            _emit(self.signals.cancelled, cancelled.partial)
         except BaseException as error:  # noqa: BLE001 -- nothing may escape a pool thread
             message = describe_error(error)
-            if message.startswith("Unexpected error"):
+            if message.startswith("Unexpected error") and not self._cancel.is_set():
                 traceback.print_exc(file=sys.stderr)
-            self.signals.failed.emit(message)
+            _emit(self.signals.failed, message)
         else:
-            self.signals.finished.emit(result)
+            # Also after a late cancel: the work is done, so it is kept.
+            _emit(self.signals.finished, result)
         finally:
-            self.signals.done.emit()
+            _emit(self.signals.done)
 
 
 class WorkerPool:
@@ -145,6 +185,11 @@ class WorkerPool:
     def active(self) -> int:
         """Workers started and not yet done."""
         return len(self._running)
+
+    def cancel_all(self) -> None:
+        """Ask every running worker to stop."""
+        for worker in list(self._running):
+            worker.cancel()
 
     def wait(self, milliseconds: int = -1) -> bool:
         """Block until every worker has returned (used when the window closes)."""
