@@ -38,6 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="RTVC's exact WaveRNN generation (same samples as RTVC for a seed; ~4x slower on CPU)")
     parser.add_argument("--seed", type=int, default=None,
                         help="pre-set and tick the 'Random seed' box so outputs are repeatable")
+    # The download error's advice names these two (and their environment variables), so the toolbox
+    # must accept them as the downloader's own command line does.
+    parser.add_argument("--models_url", default=None,
+                        help="mirror base URL for 'Download default models' (default: $SV2TTS_MODELS_URL, "
+                             "then the Hugging Face repository)")
+    parser.add_argument("--models_source", type=Path, default=None,
+                        help="folder that already holds the default model files, copied instead of downloaded "
+                             "(default: $SV2TTS_MODELS_SOURCE)")
     return parser
 
 
@@ -94,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     app = QApplication(sys.argv[:1])
     controller = ToolboxController(args.models_dir, device="cpu" if args.cpu else None, seed=args.seed,
-                                   exact_vocoder=args.exact_vocoder)
+                                   exact_vocoder=args.exact_vocoder, models_url=args.models_url,
+                                   models_source=args.models_source)
     window = ToolboxWindow(controller, args.datasets_root, AudioDevices())
     screen = app.primaryScreen()
     if screen is not None:
@@ -102,7 +111,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.resize(max(int(available.width() * 0.8), min(1400, available.width())),
                       max(int(available.height() * 0.8), min(900, available.height())))
     window.show()
-    return app.exec_()
+    return run_until_closed(app, window)
+
+
+def run_until_closed(app, window) -> int:  # noqa: ANN001 (QApplication, ToolboxWindow)
+    """Run the event loop; once the window is closed, exit at once even if a job is still running.
+
+    Closing cancels the jobs and waits briefly (:meth:`ToolboxWindow.closeEvent`); a step that cannot
+    be interrupted (a UMAP fit) would otherwise keep the process alive, windowless, until it ends,
+    because Python waits for the thread pool on exit.
+    """
+    code = app.exec_()
+    if window.jobs_running:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

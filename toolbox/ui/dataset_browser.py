@@ -59,7 +59,7 @@ class DatasetBrowser(QWidget):
                                                   (self.speaker_box, self.random_speaker_button),
                                                   (self.utterance_box, self.random_utterance_button))):
             combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(6)
+            combo.setMinimumContentsLength(4)
             combo.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
             grid.addWidget(combo, 1, column)
             grid.addWidget(button, 2, column)

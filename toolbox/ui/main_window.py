@@ -4,7 +4,12 @@ The window holds no model and computes nothing: every action is forwarded to a
 :class:`~toolbox.controller.ToolboxController` on a worker thread (see :mod:`toolbox.ui.workers`),
 and the results are displayed when the worker reports back. One foreground job runs at a time (the
 action buttons are disabled meanwhile, the window stays responsive); the UMAP projection is
-recomputed in the background beside it.
+recomputed in the background beside it. Cancel (or Esc) stops any of them at its next progress report
+and keeps what was made; closing the window cancels them too.
+
+Keyboard: Ctrl+Enter synthesize and vocode, Ctrl+Shift+Enter synthesize only, Ctrl+O browse,
+Ctrl+R record/stop, Ctrl+E export, Esc cancel, Delete and F2 remove and rename in the history. Audio
+files dropped on the window are loaded.
 
 Examples
 --------
@@ -16,19 +21,24 @@ Examples
 from __future__ import annotations
 
 import random
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PyQt5.QtCore import Qt, QTimer
-from PyQt5.QtGui import QCloseEvent
+from PyQt5.QtCore import QEvent, Qt, QTimer
+from PyQt5.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PyQt5.QtWidgets import (
     QAbstractItemView,
+    QInputDialog,
+    QMenu,
+    QMessageBox,
+    QShortcut,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QFrame,
+    QScrollArea,
     QFileDialog,
     QGridLayout,
     QGroupBox,
@@ -64,7 +74,12 @@ from toolbox.ui.widgets import LevelMeter, LogPanel, SimilarityMeter, ThreadBrid
 from toolbox.ui.workers import Worker, WorkerHooks, WorkerPool, describe_error, one_line
 from utils.default_models import missing_default_models
 
-AUDIO_FILTER = "Audio files (*.wav *.flac *.mp3 *.m4a *.ogg);;All files (*)"
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg")
+AUDIO_FILTER = f"Audio files ({' '.join('*' + suffix for suffix in AUDIO_SUFFIXES)});;All files (*)"
+# Closing waits this long for cancelled jobs to stop; a job stuck in a step that cannot be interrupted
+# (a UMAP fit) is left to the process exit (see demo_toolbox.py).
+CLOSE_WAIT_MS = 1500
+MINIMUM_SIZE = (1024, 640)
 EXPORT_FILTER = "WAV audio (*.wav);;FLAC audio (*.flac)"
 WELCOME_TEXT = (
     "Welcome to the voice cloning toolbox. Load, browse or record a voice first.\n"
@@ -73,6 +88,17 @@ WELCOME_TEXT = (
 )
 SENTENCE_GAP_FRAMES = 12  # 0.15 s of silence between sentences in the output's mel display
 WARNING_STYLE = "color: #c06000;"
+
+
+def scrollable(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless scroll area: below its natural size the panel scrolls instead of
+    forcing the whole window to stay large."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.NoFrame)
+    area.setMinimumWidth(200)
+    return area
 
 
 def short_name(name: str, speaker: str) -> str:
@@ -125,10 +151,11 @@ class ToolboxWindow(QMainWindow):
         self._projection_pending = False
         self._projection_epoch = 0  # bumped by Clear: results of older jobs are dropped
         self._projection_announced = False
-        # warnings.catch_warnings is process-wide: the controller records synthesis warnings with it
-        # and silences UMAP's with it, so running both at once would log UMAP's chatter as synthesis
-        # warnings. Generation and projection therefore never overlap (the other one waits).
-        self._warnings_guard = threading.Lock()
+        self._closing = False
+        # Warnings and errors since the current job started (or since start-up): the status bar
+        # points at them when the job ends, so they are not lost in the log.
+        self._problems: list[str] = []
+        self._selection_at_start: list[str] = []  # selection when a load started
 
         self.bridge = ThreadBridge()
         self.bridge.log.connect(self.log)
@@ -141,7 +168,10 @@ class ToolboxWindow(QMainWindow):
         self.audio_reason = reason
 
         self.setWindowTitle("SV2TTS toolbox")
+        self.setAcceptDrops(True)
         self._build()
+        self.setMinimumSize(*MINIMUM_SIZE)
+        self._build_shortcuts()
         self._populate_devices()
         self._populate_models()
         self.browser.set_root(datasets_root)
@@ -152,19 +182,22 @@ class ToolboxWindow(QMainWindow):
         if self.audio_reason:
             self.log(f"Audio: {self.audio_reason}")
         if load_models:
-            self.run_job("Loading the models", lambda hooks: controller.load_models(hooks.progress))
+            self.run_job("Loading the models", lambda hooks: controller.load_models(hooks.progress),
+                         keep_problems=True)
+        elif self._problems:
+            self._show_problems("Ready")
 
     # ============================================================================== construction
     def _build(self) -> None:
         top = QSplitter(Qt.Horizontal)
-        top.addWidget(self._build_reference_box())
+        top.addWidget(scrollable(self._build_reference_box()))
         middle = QWidget()
         middle_layout = QVBoxLayout(middle)
         middle_layout.setContentsMargins(0, 0, 0, 0)
         middle_layout.addWidget(self._build_history_box(), 1)
         middle_layout.addWidget(self._build_models_box())
-        top.addWidget(middle)
-        top.addWidget(self._build_generation_box())
+        top.addWidget(scrollable(middle))
+        top.addWidget(scrollable(self._build_generation_box()))
         self._top_splitter = top
         self._sized = False
         top.setChildrenCollapsible(False)
@@ -178,16 +211,25 @@ class ToolboxWindow(QMainWindow):
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("")
         self.progress_bar.setMaximumHeight(18)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the running job (Esc): synthesis, vocoding, the projection, a "
+                                      "download or a recording. What was made so far is kept.")
+        self.cancel_button.setMaximumHeight(22)
+        self.cancel_button.clicked.connect(self.cancel)
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress_bar, 1)
+        progress_row.addWidget(self.cancel_button)
         self.log_panel = LogPanel()
-        self.log_panel.setMinimumHeight(60)
-        bottom_layout.addWidget(self.progress_bar)
+        # About eight lines: start-up messages and a job's warnings stay visible.
+        self.log_panel.setMinimumHeight(self.log_panel.fontMetrics().lineSpacing() * 5 + 10)
+        bottom_layout.addLayout(progress_row)
         bottom_layout.addWidget(self.log_panel, 1)
 
         splitter = QSplitter(Qt.Vertical)
         splitter.addWidget(top)
         splitter.addWidget(plots)
         splitter.addWidget(bottom)
-        splitter.setSizes([400, 370, 110])
+        splitter.setSizes([380, 330, 170])
         splitter.setChildrenCollapsible(False)
         self.setCentralWidget(splitter)
         self.statusBar().showMessage("Ready.")
@@ -223,12 +265,13 @@ class ToolboxWindow(QMainWindow):
         self.input_box, self.output_box = QComboBox(), QComboBox()
         for combo in (self.input_box, self.output_box):
             combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(8)
-        devices_row = QHBoxLayout()
-        devices_row.addWidget(QLabel("Input:"))
-        devices_row.addWidget(self.input_box, 1)
-        devices_row.addWidget(QLabel("Output:"))
-        devices_row.addWidget(self.output_box, 1)
+            combo.setMinimumContentsLength(5)
+        devices_row = QGridLayout()  # one device per row: long device names, narrow windows
+        devices_row.addWidget(QLabel("Input:"), 0, 0)
+        devices_row.addWidget(self.input_box, 0, 1)
+        devices_row.addWidget(QLabel("Output:"), 1, 0)
+        devices_row.addWidget(self.output_box, 1, 1)
+        devices_row.setColumnStretch(1, 1)
         grid.addLayout(devices_row, 3, 0, 1, 3)
         self.audio_label = QLabel()
         self.audio_label.setWordWrap(True)
@@ -269,7 +312,24 @@ class ToolboxWindow(QMainWindow):
         layout.addWidget(self.voice_label)
         layout.addWidget(self.voice_warning_label)
         self.history_list.itemSelectionChanged.connect(self._on_history_selection)
+        self.history_list.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.history_list.customContextMenuRequested.connect(self._history_menu)
         return box
+
+    def _history_menu(self, position) -> None:  # noqa: ANN001 (QPoint)
+        names = self.selected_names()
+        if not names:
+            return
+        menu = QMenu(self)
+        rename = menu.addAction("Rename…  (F2)")
+        rename.setEnabled(len(names) == 1)
+        remove = menu.addAction(f"Remove {len(names)} from the history  (Delete)" if len(names) > 1
+                                else "Remove from the history  (Delete)")
+        chosen = menu.exec_(self.history_list.viewport().mapToGlobal(position))
+        if chosen is rename:
+            self.rename_dialog()
+        elif chosen is remove:
+            self.remove_selected()
 
     def _build_models_box(self) -> QGroupBox:
         box = QGroupBox("Models")
@@ -280,15 +340,19 @@ class ToolboxWindow(QMainWindow):
             grid.addWidget(QLabel(kind.capitalize()), 0, column)
             combo = QComboBox()
             combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(6)
+            combo.setMinimumContentsLength(4)
             combo.currentIndexChanged.connect(lambda _index, kind=kind: self._on_model_changed(kind))
             grid.addWidget(combo, 1, column)
             self.model_boxes[kind] = combo
-        self.download_button = QPushButton("Download default models")
+        self.download_button = QPushButton("Download defaults")
         self.download_button.setToolTip("Fetch RTVC's pretrained synthesizer (370 MB) and vocoder (54 MB) "
                                         "into the models folder.")
         self.download_button.clicked.connect(self.download_default_models)
-        grid.addWidget(self.download_button, 2, 0, 1, 3)
+        self.rescan_button = QPushButton("Rescan")
+        self.rescan_button.setToolTip("Look for checkpoints in the models folder again (files copied there by hand).")
+        self.rescan_button.clicked.connect(self.rescan_models)
+        grid.addWidget(self.download_button, 2, 0, 1, 2)
+        grid.addWidget(self.rescan_button, 2, 2)
         return box
 
     def _build_generation_box(self) -> QGroupBox:
@@ -302,7 +366,7 @@ class ToolboxWindow(QMainWindow):
         self.synthesizer_help_label.setStyleSheet(WARNING_STYLE)
         layout.addWidget(self.synthesizer_help_label)
 
-        buttons = QHBoxLayout()
+        buttons = QGridLayout()  # the main action on a row of its own, the two stages below it
         self.synthesize_vocode_button = QPushButton("Synthesize and vocode")
         self.synthesize_button = QPushButton("Synthesize")
         self.vocode_button = QPushButton("Vocode")
@@ -310,8 +374,9 @@ class ToolboxWindow(QMainWindow):
                                                  "as soon as it is ready.")
         self.synthesize_button.setToolTip("Make the mel spectrogram only (fast), to check it before vocoding.")
         self.vocode_button.setToolTip("Turn the last synthesized spectrogram into audio with the selected vocoder.")
-        for button in (self.synthesize_vocode_button, self.synthesize_button, self.vocode_button):
-            buttons.addWidget(button)
+        buttons.addWidget(self.synthesize_vocode_button, 0, 0, 1, 2)
+        buttons.addWidget(self.synthesize_button, 1, 0)
+        buttons.addWidget(self.vocode_button, 1, 1)
         layout.addLayout(buttons)
 
         options = QHBoxLayout()
@@ -340,11 +405,13 @@ class ToolboxWindow(QMainWindow):
         self.enhance_check.setToolTip("Trim long silences from the output and normalise its loudness.")
         options.addWidget(self.seed_check)
         options.addWidget(self.seed_spin)
-        options.addWidget(self.rate_label)
-        options.addWidget(self.rate_spin)
-        options.addWidget(self.enhance_check)
         options.addStretch(1)
         layout.addLayout(options)
+        rate_row = QHBoxLayout()  # a row of its own: the window stays usable at 1024 pixels wide
+        rate_row.addWidget(self.rate_label)
+        rate_row.addWidget(self.rate_spin)
+        rate_row.addStretch(1)
+        layout.addLayout(rate_row)
 
         outputs = QHBoxLayout()
         outputs.addWidget(QLabel("Output:"))
@@ -361,9 +428,11 @@ class ToolboxWindow(QMainWindow):
         judge = QHBoxLayout()
         judge.addWidget(self.replay_button)
         judge.addWidget(self.export_button)
-        self.similarity_meter = SimilarityMeter()
-        judge.addWidget(self.similarity_meter, 1)
+        judge.addStretch(1)
+        judge.addWidget(self.enhance_check)
         layout.addLayout(judge)
+        self.similarity_meter = SimilarityMeter()
+        layout.addWidget(self.similarity_meter)
 
         self._default_tooltips = {button: button.toolTip() for button in
                                   (self.synthesize_vocode_button, self.synthesize_button, self.vocode_button)}
@@ -384,7 +453,7 @@ class ToolboxWindow(QMainWindow):
         projection_layout.setContentsMargins(0, 0, 0, 0)
         projection_layout.setSpacing(2)
         self.projection_plot = ProjectionPlot()
-        self.projection_plot.setMinimumSize(280, 280)
+        self.projection_plot.setMinimumSize(240, 190)
         self.clear_projection_button = QPushButton("Clear")
         self.clear_projection_button.setToolTip("Remove every point from the projection "
                                                 "(the utterance history keeps them).")
@@ -400,7 +469,7 @@ class ToolboxWindow(QMainWindow):
         self.reference_plot = UtterancePlot("reference")
         self.output_plot = UtterancePlot("output")
         for canvas in (self.reference_plot, self.output_plot):
-            canvas.setMinimumHeight(140)
+            canvas.setMinimumHeight(95)
             rows_layout.addWidget(canvas, 1)
         layout.addWidget(rows, 7)
         self.alignment_plot = AlignmentPlot()
@@ -411,14 +480,24 @@ class ToolboxWindow(QMainWindow):
     # ================================================================================== logging
     def log(self, message: str) -> None:
         """Add a line to the log panel (GUI thread only; other threads go through ``bridge.log``)."""
-        self.log_panel.add(one_line(message))
+        message = one_line(message)
+        if message.startswith("Warning: "):
+            self._problems.append(message)
+        self.log_panel.add(message)
 
     def report_error(self, message: str) -> None:
         """Show an error in the log and, as one sentence, in the status bar."""
         message = one_line(message)
         self.last_error = message
         self.log(f"Error: {message}")
+        self._problems.append(f"Error: {message}")
         self.statusBar().showMessage(message)
+
+    def _show_problems(self, what: str) -> None:
+        """Point the status bar at the warnings and errors in the log (the first one, and how many)."""
+        count = len(self._problems)
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        self.statusBar().showMessage(f"{what}, see the log: {self._problems[0]}{more}")
 
     # ===================================================================================== jobs
     @property
@@ -432,17 +511,23 @@ class ToolboxWindow(QMainWindow):
         return self._projection_job is not None or self._projection_pending
 
     def run_job(self, name: str, call: Callable[[WorkerHooks], Any],
-                on_finished: Callable[[Any], None] | None = None, *, stream: bool = False) -> Worker | None:
+                on_finished: Callable[[Any], None] | None = None, *, stream: bool = False,
+                on_cancelled: Callable[[Any], None] | None = None, keep_problems: bool = False) -> Worker | None:
         """Start ``call`` on a worker thread as the single foreground job.
 
-        Returns ``None`` (and logs why) when another job is still running.
+        ``on_cancelled`` gets what a cancelled call had made (``Cancelled.partial``). Returns ``None``
+        (and logs why) when another job is still running.
         """
         if self.job is not None:
-            self.log(f"Please wait: {self.job.name.lower()} is still running.")
+            self.log(f"Please wait: {self.job.name.lower()} is still running (Esc cancels it).")
+            return None
+        if self._closing:
             return None
         worker = Worker(call, name)
         self.job = worker
         self.chunks_received = 0
+        if not keep_problems:
+            self._problems = []
         if stream:
             self._start_streaming()
             worker.signals.chunk.connect(self._on_chunk)
@@ -450,6 +535,7 @@ class ToolboxWindow(QMainWindow):
         worker.signals.failed.connect(self._on_job_failed)
         if on_finished is not None:
             worker.signals.finished.connect(on_finished)
+        worker.signals.cancelled.connect(lambda partial: self._on_job_cancelled(partial, on_cancelled))
         worker.signals.done.connect(self._on_job_done)
         self.progress_bar.setRange(0, 0)  # busy indicator until the first progress report
         self.progress_bar.setFormat(name)
@@ -469,6 +555,21 @@ class ToolboxWindow(QMainWindow):
             self._player = None
         self.report_error(message)
 
+    def _on_job_cancelled(self, partial: Any, on_cancelled: Callable[[Any], None] | None) -> None:
+        if self._player is not None:
+            self._player.stop()  # Cancel means silence now; the output is kept for Replay
+            self._player = None
+        name = self.job.name if self.job is not None else "The job"
+        self.log(f"{name}: cancelled.")
+        if on_cancelled is not None and partial:
+            on_cancelled(partial)
+        kept = ""
+        if isinstance(partial, GeneratedOutput):
+            kept = f": kept the {partial.duration:.1f} s made so far as '{short_name(partial.name, partial.speaker)}'"
+        elif isinstance(partial, list) and partial:
+            kept = f": kept the {len(partial)} file(s) loaded so far"
+        self.statusBar().showMessage(f"Cancelled{kept}.")
+
     def _on_job_done(self) -> None:
         if self._player is not None:
             self._player.finish()  # what was streamed plays out
@@ -478,12 +579,60 @@ class ToolboxWindow(QMainWindow):
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("")
         if self.statusBar().currentMessage().endswith("…"):
-            self.statusBar().showMessage("Ready.")
+            if self._problems:
+                self._show_problems("Done with warnings" if not any(p.startswith("Error") for p in self._problems)
+                                    else "Ready, but there were errors")
+            else:
+                self.statusBar().showMessage("Ready.")
+        self._update_actions()
+
+    # ================================================================================== cancel
+    def cancel(self) -> None:
+        """Stop what is running (Esc): the foreground job at its next progress report (what it made is
+        kept), the projection (its result is dropped), a recording (the take is discarded)."""
+        stopped = []
+        if self.job is not None and not self.job.cancel_requested:
+            self.job.cancel()
+            stopped.append(self.job.name.lower())
+            self.progress_bar.setFormat(f"{self.job.name}: cancelling…")
+        if self._projection_job is not None or self._projection_pending:
+            # A UMAP fit cannot stop half-way; its result is dropped and the plot keeps its last state.
+            self._projection_epoch += 1
+            self._projection_pending = False
+            stopped.append("the projection")
+        if self._recorder is not None:
+            recorder, self._recorder = self._recorder, None
+            self._record_timer.stop()
+            try:
+                recorder.stop()
+            except Exception as error:  # noqa: BLE001 -- a vanished device must not block Cancel
+                self.log(f"The recording stopped with an error: {describe_error(error)}")
+            self.record_button.setText("Record")
+            self.level_meter.setValue(0)
+            stopped.append("the recording (discarded)")
+        if stopped:
+            waiting = self.job is not None  # the job reports back; the rest stopped already
+            self.log(f"Cancelling {' and '.join(stopped)}.")
+            self.statusBar().showMessage(f"Cancelling {' and '.join(stopped)}…" if waiting
+                                         else f"Cancelled {' and '.join(stopped)}.")
         self._update_actions()
 
     # ============================================================================ files, record
+    def _already_loaded(self, path: str | Path) -> bool:
+        """Select the history's utterance of ``path`` instead of loading it again (no duplicates)."""
+        existing = self.controller.find_source(path)
+        if existing is None:
+            return False
+        self.log(f"'{existing.name}' is already in the history: selected it.")
+        self._selection_at_start = self.selected_names()
+        self._on_utterance_added(existing)
+        return True
+
     def load_dataset_utterance(self, utterance: DatasetUtterance) -> Worker | None:
         """Load an utterance picked in the dataset browser."""
+        if self._already_loaded(utterance.path):
+            return None
+        self._selection_at_start = self.selected_names()
         return self.run_job(f"Loading '{utterance.name}'",
                             lambda hooks: self.controller.load_dataset_utterance(utterance),
                             self._on_utterance_added)
@@ -496,8 +645,48 @@ class ToolboxWindow(QMainWindow):
     def load_file(self, path: str | Path) -> Worker | None:
         """Load any audio file as a reference (what Browse… does once a file is chosen)."""
         path = Path(path)
+        if self._already_loaded(path):
+            return None
+        self._selection_at_start = self.selected_names()
         return self.run_job(f"Loading '{path.name}'", lambda hooks: self.controller.load_file(path),
                             self._on_utterance_added)
+
+    def load_files(self, paths: Sequence[str | Path]) -> Worker | None:
+        """Load several files in one job (a drop on the window); Cancel keeps those already loaded."""
+        paths = [Path(path) for path in paths]
+        if len(paths) == 1:
+            return self.load_file(paths[0])
+        self._selection_at_start = self.selected_names()
+        return self.run_job(f"Loading {len(paths)} files",
+                            lambda hooks: self.controller.load_files(paths, hooks.progress),
+                            self._on_utterances_added, on_cancelled=self._on_utterances_added)
+
+    def _on_utterances_added(self, utterances: list[Utterance]) -> None:
+        if utterances:
+            self._on_utterance_added(utterances[-1])
+
+    # ========================================================================== drag and drop
+    @staticmethod
+    def _dropped_audio(mime) -> list[Path]:  # noqa: ANN001 (QMimeData)
+        if not mime.hasUrls():
+            return []
+        paths = [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
+        return [path for path in paths if path.suffix.lower() in AUDIO_SUFFIXES]
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self._dropped_audio(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = self._dropped_audio(event.mimeData())
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        if self.load_files(paths) is None and self.job is not None:
+            self.report_error("Wait for the running job to end (or press Esc) before dropping files.")
 
     def toggle_recording(self) -> None:
         if self._recorder is None:
@@ -550,7 +739,18 @@ class ToolboxWindow(QMainWindow):
             self.level_meter.set_level_dbfs(level)
 
     def _on_utterance_added(self, utterance: Utterance) -> None:
-        self._refresh_history(select=[utterance.name])
+        """Select the new utterance. It replaces the selection only when the user left a single
+        reference (or none) untouched while it loaded; a selection of several references, or one
+        changed meanwhile, is a voice being built, so the new utterance is added to it."""
+        current = self.selected_names()
+        untouched = current == self._selection_at_start and len(current) <= 1
+        if untouched or utterance.name in current:
+            select = [utterance.name] if untouched else current
+        else:
+            select = current + [utterance.name]
+            self.log(f"Added '{short_name(utterance.name, utterance.speaker)}' to the {len(current)} selected "
+                     "reference(s); click it alone to use only it.")
+        self._refresh_history(select=select)
         self._update_projection()
 
     # =================================================================================== audio
@@ -713,33 +913,27 @@ class ToolboxWindow(QMainWindow):
             return int(self.seed_spin.value())
         return self.controller.random_seed()  # still recorded, so a good output can be reproduced
 
-    def _guarded(self, call: Callable[[], Any]) -> Any:
-        with self._warnings_guard:
-            return call()
-
     def synthesize(self) -> Worker | None:
         """Text → spectrograms in the selected voice (no audio yet)."""
         text, names, seed = self.text_edit.toPlainText(), self.selected_names(), self._seed()
         rate = self.rate_spin.value()
-        return self.run_job("Synthesizing", lambda hooks: self._guarded(lambda: self.controller.synthesize(
-            text, names, seed=seed, progress=hooks.progress, speaking_rate=rate)), self._on_synthesized)
+        return self.run_job("Synthesizing", lambda hooks: self.controller.synthesize(
+            text, names, seed=seed, progress=hooks.progress, speaking_rate=rate), self._on_synthesized)
 
     def vocode(self) -> Worker | None:
         """The last spectrogram → audio with the selected vocoder, streamed to the output device."""
         seed, enhance = self._seed(), self.enhance_check.isChecked()
-        return self.run_job("Vocoding", lambda hooks: self._guarded(lambda: self.controller.vocode(
-            seed=seed, enhance=enhance, progress=hooks.progress, on_chunk=hooks.chunk)),
-            self._on_generated, stream=True)
+        return self.run_job("Vocoding", lambda hooks: self.controller.vocode(
+            seed=seed, enhance=enhance, progress=hooks.progress, on_chunk=hooks.chunk),
+            self._on_generated, stream=True, on_cancelled=self._on_generated)
 
     def synthesize_and_vocode(self) -> Worker | None:
         """Both stages, sentence by sentence: sentence 1 plays while the next ones are made."""
         text, names = self.text_edit.toPlainText(), self.selected_names()
         seed, enhance, rate = self._seed(), self.enhance_check.isChecked(), self.rate_spin.value()
-        return self.run_job("Synthesizing and vocoding", lambda hooks: self._guarded(
-            lambda: self.controller.synthesize_and_vocode(text, names, seed=seed, enhance=enhance,
-                                                          progress=hooks.progress, on_chunk=hooks.chunk,
-                                                          speaking_rate=rate)),
-            self._on_generated, stream=True)
+        return self.run_job("Synthesizing and vocoding", lambda hooks: self.controller.synthesize_and_vocode(
+            text, names, seed=seed, enhance=enhance, progress=hooks.progress, on_chunk=hooks.chunk,
+            speaking_rate=rate), self._on_generated, stream=True, on_cancelled=self._on_generated)
 
     def _on_synthesized(self, synthesis) -> None:
         self.output_plot.plot("synthesized, not vocoded yet", None, synthesis.joined_mel(SENTENCE_GAP_FRAMES))
@@ -747,7 +941,9 @@ class ToolboxWindow(QMainWindow):
         self.similarity_meter.set_similarity(None)
 
     def _on_generated(self, output: GeneratedOutput) -> None:
-        self.log(f"Output '{output.name}': {output.duration:.1f} s, vocoder {output.vocoder}, seed {output.seed}.")
+        partial = "" if output.complete else " (cancelled: what was made)"
+        self.log(f"Output '{output.name}': {output.duration:.1f} s, vocoder {output.vocoder}, "
+                 f"seed {output.seed}{partial}.")
         self._refresh_history()
         self._refresh_outputs()  # selects the newest output, which shows it
         self._update_projection()
@@ -757,8 +953,9 @@ class ToolboxWindow(QMainWindow):
         self.outputs_box.clear()
         for output in self.controller.outputs:
             vocoder = GRIFFIN_LIM if output.vocoder == "griffinlim" else output.vocoder
+            partial = ", cancelled" if not output.complete else ""
             self.outputs_box.addItem(f"{short_name(output.name, output.speaker)} ({output.duration:.1f} s, "
-                                     f"{vocoder})", output.name)
+                                     f"{vocoder}{partial})", output.name)
             self.outputs_box.setItemData(self.outputs_box.count() - 1, output.name, Qt.ToolTipRole)
         self.outputs_box.blockSignals(False)
         if self.controller.outputs:
@@ -830,11 +1027,14 @@ class ToolboxWindow(QMainWindow):
         self._missing_defaults = [entry.name for entry in missing]
         self.download_button.setVisible(bool(self._missing_defaults))
         if self._missing_defaults:
-            self.download_button.setText(f"Download default {' and '.join(self._missing_defaults)}")
+            self.download_button.setText("Download defaults")
+            self.download_button.setToolTip(f"Fetch RTVC's pretrained {' and '.join(self._missing_defaults)} into "
+                                            f"'{self.controller.models_dir / 'default'}'.")
         if not self.controller.has_synthesizer():
             self.synthesizer_help = (
-                f"No synthesizer in '{self.controller.models_dir}': click 'Download default "
-                f"{' and '.join(self._missing_defaults) or 'models'}' (Models), or train one (see the README), "
+                f"No synthesizer in '{self.controller.models_dir}': click 'Download defaults' (Models) for RTVC's "
+                f"{' and '.join(self._missing_defaults) or 'models'}, copy a checkpoint there and click "
+                "'Rescan', or train one (see the README), "
                 "to generate speech. Loading, recording and the voice plots work without it.")
         else:
             self.synthesizer_help = ""
@@ -855,10 +1055,38 @@ class ToolboxWindow(QMainWindow):
         self._update_actions()
 
     def download_default_models(self) -> Worker | None:
+        """Fetch RTVC's synthesizer and vocoder; asks first when that would replace existing files."""
         names = list(self._missing_defaults) or ["synthesizer", "vocoder"]
+        existing = self.controller.existing_default_files(names)
+        if existing and not self.confirm_overwrite(existing):
+            self.log("Download skipped: the existing model files are kept.")
+            return None
         return self.run_job(f"Downloading the default {' and '.join(names)}",
                             lambda hooks: self.controller.download_default_models(names, hooks.progress),
-                            lambda _result: self._populate_models())
+                            lambda _result: self._populate_models(),
+                            on_cancelled=lambda _partial: self._populate_models())
+
+    def confirm_overwrite(self, paths: Sequence[Path]) -> bool:
+        """Ask before a download replaces files (a model of one's own can sit in ``default/``)."""
+        listing = "\n".join(str(path) for path in paths)
+        answer = QMessageBox.question(
+            self, "Replace model files?",
+            f"The download replaces these files, which are not RTVC's published models:\n{listing}\n\n"
+            "Replace them?", QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+        return answer == QMessageBox.Yes
+
+    def rescan_models(self) -> Worker | None:
+        """List the checkpoints of the models folder again (files copied there by hand)."""
+        return self.run_job("Looking for models", lambda hooks: self.controller.scan_models(),
+                            lambda _result: self._on_rescanned())
+
+    def _on_rescanned(self) -> None:
+        self._populate_models()
+        found = {kind: len(self.controller.model_choices.get(kind, [])) for kind in MODEL_KINDS}
+        found["vocoder"] -= 1  # Griffin-Lim is always there
+        self.log("Models found: " + ", ".join(f"{count} {kind}{'s' if count != 1 else ''}"
+                                               for kind, count in found.items()) + ".")
+        self._update_actions()
 
     # ==================================================================================== UMAP
     def _update_projection(self) -> None:
@@ -875,16 +1103,18 @@ class ToolboxWindow(QMainWindow):
             self._projection_announced = True
             self.log("Computing the projection; the first time takes a few seconds.")
         epoch = self._projection_epoch
-        worker = Worker(lambda hooks: self._guarded(self.controller.projection), "Computing the projection")
+        worker = Worker(lambda hooks: self.controller.projection(), "Computing the projection")
         worker.signals.finished.connect(lambda projection: self._on_projection(projection, epoch))
-        worker.signals.failed.connect(lambda message: self.report_error(f"Projection failed: {message}"))
+        worker.signals.failed.connect(lambda message: None if self._closing
+                                      else self.report_error(f"Projection failed: {message}"))
         worker.signals.done.connect(self._on_projection_done)
         self._projection_job = worker
         self._projection_pending = False
         self.pool.start(worker)
+        self._update_actions()
 
     def _on_projection(self, projection, epoch: int) -> None:
-        if epoch != self._projection_epoch:
+        if epoch != self._projection_epoch or self._closing:
             return
         if projection is None:
             self._update_projection()
@@ -893,7 +1123,8 @@ class ToolboxWindow(QMainWindow):
 
     def _on_projection_done(self) -> None:
         self._projection_job = None
-        if self._projection_pending:
+        self._update_actions()
+        if self._projection_pending and not self._closing:
             self._projection_pending = False
             self._update_projection()
 
@@ -935,6 +1166,9 @@ class ToolboxWindow(QMainWindow):
         for kind, combo in self.model_boxes.items():
             combo.setEnabled(idle and bool(self.controller.model_choices.get(kind)))
         self.download_button.setEnabled(idle)
+        self.rescan_button.setEnabled(idle)
+        self.cancel_button.setEnabled(self.job is not None or recording or self._projection_job is not None
+                                      or self._projection_pending)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -943,14 +1177,91 @@ class ToolboxWindow(QMainWindow):
             # giving the history (long dataset names) a little more.
             self._sized = True
             width = self._top_splitter.width() or self.width()
-            self._top_splitter.setSizes([width * 30 // 100, width * 35 // 100, width * 35 // 100])
+            self._top_splitter.setSizes([width * 33 // 100, width * 32 // 100, width * 35 // 100])
+
+    # =============================================================================== shortcuts
+    def _build_shortcuts(self) -> None:
+        """Keyboard shortcuts (also named in the buttons' tooltips)."""
+        def shortcut(keys: str, slot: Callable[[], Any], widget: QWidget | None = None) -> QShortcut:
+            item = QShortcut(QKeySequence(keys), widget or self, activated=slot)
+            item.setContext(Qt.WidgetShortcut if widget is not None else Qt.WindowShortcut)
+            return item
+
+        self.shortcuts = {
+            "Esc": shortcut("Esc", self.cancel),
+            "Ctrl+Return": shortcut("Ctrl+Return", self._shortcut(self.synthesize_vocode_button)),
+            "Ctrl+Enter": shortcut("Ctrl+Enter", self._shortcut(self.synthesize_vocode_button)),
+            "Ctrl+Shift+Return": shortcut("Ctrl+Shift+Return", self._shortcut(self.synthesize_button)),
+            "Ctrl+O": shortcut("Ctrl+O", self._shortcut(self.browse_button)),
+            "Ctrl+R": shortcut("Ctrl+R", self._shortcut(self.record_button)),
+            "Ctrl+E": shortcut("Ctrl+E", self._shortcut(self.export_button)),
+        }
+        # The list's own key handling comes before a widget shortcut, so its keys go through a filter.
+        self._history_keys = {Qt.Key_Delete: self.remove_selected, Qt.Key_F2: self.rename_dialog}
+        self.shortcuts.update({"Delete": self.remove_selected, "F2": self.rename_dialog})
+        self.history_list.installEventFilter(self)
+        for button, keys in ((self.synthesize_vocode_button, "Ctrl+Enter"), (self.synthesize_button, "Ctrl+Shift+Enter"),
+                             (self.browse_button, "Ctrl+O"), (self.export_button, "Ctrl+E")):
+            button.setToolTip(f"{button.toolTip()} ({keys})")
+        self._default_tooltips = {button: button.toolTip() for button in self._default_tooltips}
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt's name)
+        if watched is self.history_list and event.type() == QEvent.KeyPress and event.key() in self._history_keys:
+            self._history_keys[event.key()]()
+            return True
+        return super().eventFilter(watched, event)
+
+    @staticmethod
+    def _shortcut(button: QPushButton) -> Callable[[], None]:
+        """Click ``button`` if it is enabled (a shortcut must not bypass why a button is disabled)."""
+        return lambda: button.click() if button.isEnabled() else None
+
+    # ============================================================================ history edits
+    def remove_selected(self) -> None:
+        """Forget the selected utterances (history and projection)."""
+        names = self.selected_names()
+        if not names or self.job is not None:
+            return
+        self.controller.remove(names)
+        self._refresh_history(select=[])
+        self._update_projection()
+
+    def rename_dialog(self) -> None:
+        names = self.selected_names()
+        if len(names) != 1 or self.job is not None:
+            return
+        new_name, ok = QInputDialog.getText(self, "Rename", "New name:", text=names[0])
+        if ok:
+            self.rename_utterance(names[0], new_name)
+
+    def rename_utterance(self, name: str, new_name: str) -> bool:
+        """Rename an utterance (what the Rename dialog does); problems go to the log."""
+        try:
+            utterance = self.controller.rename(name, new_name)
+        except (ValueError, KeyError) as error:
+            self.report_error(describe_error(error))
+            return False
+        self._refresh_history(select=[utterance.name])
+        self._refresh_outputs()
+        self._update_projection()
+        return True
 
     # =================================================================================== close
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self._recorder is not None:
-            self._recorder.stop()
-            self._recorder = None
+        """Cancel every job, wait briefly for them, and close: the window never hangs on a job."""
+        self._closing = True
+        self.cancel()
         self.stop_playback()
-        # Workers hold references to this window's slots; let them end before Qt deletes it.
-        self.pool.wait(60_000)
+        ended = self.pool.wait(CLOSE_WAIT_MS)
+        if not ended:
+            # A step that cannot be interrupted (a UMAP fit, one Tacotron batch on a slow CPU) is still
+            # running: nobody is left to hear from it, so its signals are silenced (their C++ side
+            # may be deleted with the window) and demo_toolbox ends the process without waiting.
+            for worker in list(self.pool._running):
+                worker.signals.blockSignals(True)
         super().closeEvent(event)
+
+    @property
+    def jobs_running(self) -> bool:
+        """Whether a worker thread is still busy (after close: whether the process must not wait)."""
+        return self.pool.pool.activeThreadCount() > 0
