@@ -106,9 +106,12 @@ def test_load_file_registers_an_embedded_utterance(controller, voices):
     assert np.linalg.norm(utterance.embedding) == pytest.approx(1.0, abs=1e-5)
     assert 1.0 < utterance.speech_seconds <= utterance.duration
     assert abs(np.abs(utterance.wav).max() - 0.9) < 1e-5  # RTVC's display/playback peak
-    # A second file with the same name gets a distinct name instead of replacing the first.
+    # The same file again is not loaded twice (issue 16): the history's utterance is returned.
     again = controller.load_file(voices["anna"])
-    assert again.name != utterance.name and len(controller.history) == 2
+    assert again is utterance and again.reused and len(controller.history) == 1
+    # Another file with the same name gets a distinct name instead of replacing the first.
+    other = controller.load_file(voices["bob"])
+    assert other.name != utterance.name and len(controller.history) == 2
 
 
 def test_recording_is_resampled_named_and_checked(controller, voices):
