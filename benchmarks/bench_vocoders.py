@@ -12,10 +12,11 @@ vocoder asked for. Each output is compared with its source:
   (the source's own WER is printed as the floor);
 * ``rtf``: vocoding time over audio duration on this machine (``--threads``).
 
-Vocoders: ``istft`` (``--istft`` checkpoint), ``griffinlim`` (:class:`vocoder.inference.GriffinLimVocoder`,
-60 plain iterations, as RTVC), ``griffinlim_fast`` (32 iterations of fast Griffin-Lim, momentum 0.99),
-``wavernn`` (``--wavernn`` checkpoint, fast generator), and ``istft_amplitude_gl``: the iSTFT
-vocoder's learned amplitude with fast Griffin-Lim phase (the fallback if its phase head were worse).
+Vocoders: ``istft`` (``--istft`` checkpoint), ``griffinlim`` (:class:`vocoder.inference.GriffinLimVocoder`'s
+tuned fast Griffin-Lim: power 1.2, momentum 0.99, 32 iterations), ``griffinlim_rtvc`` (RTVC's power
+1.5 and 60 plain iterations), ``wavernn`` (``--wavernn`` checkpoint, fast generator), and
+``istft_amplitude_gl``: the iSTFT vocoder's learned amplitude with fast Griffin-Lim phase (the
+fallback if its phase head were worse).
 
 Examples
 --------
@@ -41,7 +42,7 @@ from benchmarks.bench_quality import DEFAULT_LIBRISPEECH, HELD_OUT_SPEAKERS, cos
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ENCODER = REPO_ROOT / "saved_models" / "default" / "encoder.pt"
-VOCODERS = ("istft", "istft_amplitude_gl", "griffinlim", "griffinlim_fast", "wavernn")
+VOCODERS = ("istft", "istft_amplitude_gl", "griffinlim", "griffinlim_rtvc", "wavernn")
 
 
 def held_out_utterances(librispeech: Path, count: int, min_seconds: float = 0.0) -> list[tuple[str, Path, str]]:
@@ -68,31 +69,17 @@ def held_out_utterances(librispeech: Path, count: int, min_seconds: float = 0.0)
     return found
 
 
-class FastGriffinLim:
-    """Fast Griffin-Lim (Perraudin et al. 2013, momentum 0.99) on the synthesizer's mel, as the Griffin-Lim
-    vocoder but with fewer iterations; deterministic for a seed."""
+def griffin_lim_on_amplitude(amplitude: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Plain audio from a linear amplitude ``(n_fft // 2 + 1, T)`` of the pre-emphasised STFT, with the tuned
+    fast Griffin-Lim's momentum and iterations (the amplitude is used as it is: no exponent)."""
+    from synthesizer.audio import TUNED_GRIFFIN_LIM, griffin_lim, inv_preemphasis
+    from synthesizer.hparams import SynthesizerHParams
 
-    def __init__(self, n_iters: int = 32, seed: int = 0) -> None:
-        from synthesizer.hparams import SynthesizerHParams
-
-        self.hparams, self.n_iters, self.seed = SynthesizerHParams(), n_iters, seed
-        self.sample_rate = self.hparams.sample_rate
-
-    def vocode(self, mel: np.ndarray, magnitude: np.ndarray | None = None) -> np.ndarray:
-        """Invert ``mel`` ``(80, T)``; ``magnitude`` ``(n_fft // 2 + 1, T)`` replaces the mel's own estimate."""
-        import librosa
-
-        from synthesizer.audio import db_to_amp, denormalize, inv_preemphasis, mel_to_linear
-
-        hp = self.hparams
-        if magnitude is None:
-            magnitude = mel_to_linear(db_to_amp(denormalize(mel.astype(np.float64), hp) + hp.ref_level_db),
-                                      hp) ** hp.power
-        length = (mel.shape[1] - 1) * hp.hop_size
-        wav = librosa.griffinlim(magnitude, n_iter=self.n_iters, hop_length=hp.hop_size, win_length=hp.win_size,
-                                 n_fft=hp.n_fft, center=True, pad_mode="constant", momentum=0.99, init="random",
-                                 random_state=np.random.default_rng(self.seed), length=length)
-        return inv_preemphasis(wav, hp.preemphasis, hp.preemphasize).astype(np.float32)
+    hp = SynthesizerHParams()
+    length = (amplitude.shape[1] - 1) * hp.hop_size
+    wav = griffin_lim(amplitude.astype(np.float64), hp, TUNED_GRIFFIN_LIM.n_iters, np.random.default_rng(seed),
+                      length, momentum=TUNED_GRIFFIN_LIM.momentum)
+    return inv_preemphasis(wav, hp.preemphasis, hp.preemphasize).astype(np.float32)
 
 
 def load_vocoders(args: argparse.Namespace) -> dict:
@@ -111,15 +98,13 @@ def load_vocoders(args: argparse.Namespace) -> dict:
 
             if args.istft is None:
                 raise ValueError("--istft must name an iSTFT vocoder checkpoint to benchmark 'istft_amplitude_gl'.")
-            amplitude_model, fast_gl = ISTFTVocoder.from_checkpoint(args.istft), FastGriffinLim()
-            vocoders[name] = lambda mel, a=amplitude_model, g=fast_gl: g.vocode(mel, a.amplitude(mel))
-        elif name == "griffinlim":
+            amplitude_model = ISTFTVocoder.from_checkpoint(args.istft)
+            vocoders[name] = lambda mel, a=amplitude_model: griffin_lim_on_amplitude(a.amplitude(mel))
+        elif name in ("griffinlim", "griffinlim_rtvc"):
             from vocoder.inference import GriffinLimVocoder
 
-            griffin_lim = GriffinLimVocoder()
+            griffin_lim = GriffinLimVocoder(exact_rtvc=name == "griffinlim_rtvc")
             vocoders[name] = lambda mel, g=griffin_lim: g.vocode(mel, generator=torch.Generator().manual_seed(0))
-        elif name == "griffinlim_fast":
-            vocoders[name] = FastGriffinLim().vocode
         elif name == "wavernn":
             from vocoder.inference import WaveRNNVocoder
 
@@ -211,13 +196,13 @@ def run(args: argparse.Namespace) -> dict:
 
 def print_table(result: dict) -> None:
     print(f"Copy-synthesis on {result['utterances']} held-out utterances ({result['seconds']:.0f} s of speech)")
-    print(f"{'vocoder':<16} {'spectral dB':>11} {'GE2E cos':>9} {'WER %':>6} {'RTF':>7}")
+    print(f"{"vocoder":<18} {'spectral dB':>11} {'GE2E cos':>9} {'WER %':>6} {'RTF':>7}")
     for name, scores in result["summary"].items():
         def show(key: str, fmt: str, scale: float = 1.0) -> str:
             width = int(fmt.split(".")[0])
             return format(scores[key] * scale, fmt) if key in scores else "-".rjust(width)
 
-        print(f"{name:<16} {show('spectral_dB', '11.2f')} {show('ge2e_cos', '9.4f')} {show('wer', '6.1f', 100)} "
+        print(f"{name:<18} {show('spectral_dB', '11.2f')} {show('ge2e_cos', '9.4f')} {show('wer', '6.1f', 100)} "
               f"{show('rtf', '7.3f')}")
 
 
@@ -225,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--istft", type=Path, default=None, help="iSTFT vocoder checkpoint")
     parser.add_argument("--wavernn", type=Path, default=None, help="WaveRNN vocoder checkpoint")
-    parser.add_argument("--vocoders", default="istft,griffinlim,griffinlim_fast",
+    parser.add_argument("--vocoders", default="istft,griffinlim,griffinlim_rtvc",
                         help=f"comma-separated, from: {', '.join(VOCODERS)} (default: %(default)s)")
     parser.add_argument("-n", "--utterances", type=int, default=4, help="held-out utterances (one per speaker)")
     parser.add_argument("--min_seconds", type=float, default=3.0,
