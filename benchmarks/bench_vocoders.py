@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def print_table(result: dict) -> None:
     print(f"Copy-synthesis on {result['utterances']} held-out utterances ({result['seconds']:.0f} s of speech)")
-    print(f"{"vocoder":<18} {'spectral dB':>11} {'GE2E cos':>9} {'WER %':>6} {'RTF':>7}")
+    print(f"{'vocoder':<18} {'spectral dB':>11} {'GE2E cos':>9} {'WER %':>6} {'RTF':>7}")
     for name, scores in result["summary"].items():
         def show(key: str, fmt: str, scale: float = 1.0) -> str:
             width = int(fmt.split(".")[0])
