@@ -27,7 +27,8 @@ def open_temp_file(target: Path, suffix: str = ".tmp") -> tuple[int, Path]:
     """Create a new, empty hidden file next to ``target`` and return its OS handle and path.
 
     The name is ``.<target name>.<random hex><suffix>`` in ``target``'s folder (so that ``os.replace``
-    is a rename on the same file system). The permissions follow the umask, as for a normal ``open``.
+    is a rename on the same file system), with the target name shortened when the whole would exceed
+    :data:`NAME_MAX` bytes. The permissions follow the umask, as for a normal ``open``.
 
     Raises
     ------
@@ -35,13 +36,54 @@ def open_temp_file(target: Path, suffix: str = ".tmp") -> tuple[int, Path]:
         When the folder is not writable (or, very unlikely, no free name is found).
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    stem = _temp_stem(target.name, suffix)
     for _ in range(100):
-        temp = target.parent / f".{target.name}.{secrets.token_hex(6)}{suffix}"
+        temp = target.parent / f".{stem}.{secrets.token_hex(6)}{suffix}"
         try:
             return os.open(temp, flags, 0o666), temp
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary file name next to '{target}'")
+
+
+#: Longest file name (in bytes) that common file systems accept (ext4, XFS, btrfs, APFS, NTFS in UTF-16 units).
+NAME_MAX = 255
+
+
+def _temp_stem(name: str, suffix: str) -> str:
+    """``name``, shortened so that ``.<stem>.<12 hex><suffix>`` fits in :data:`NAME_MAX` bytes.
+
+    Without this a legal 250-byte target name had an illegal 268-byte temporary name, and the
+    write failed only after all the work that made the data.
+    """
+    room = NAME_MAX - len(f"..{'0' * 12}{suffix}".encode())
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) <= room:
+        return name
+    return encoded[:room].decode("utf-8", "ignore")  # "ignore" drops a multi-byte character cut in two
+
+
+def check_target_name(target: str | Path) -> None:
+    """Refuse, before any work, a file name that no common file system can hold.
+
+    Raises
+    ------
+    ValueError
+        With one sentence naming the file and its length in bytes.
+
+    Examples
+    --------
+    >>> check_target_name("out/" + "a" * 255 + "")
+    >>> check_target_name("a" * 256 + ".wav")
+    Traceback (most recent call last):
+      ...
+    ValueError: The file name 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...a.wav' is 260 bytes long; file systems allow at most 255.
+    """
+    name = Path(target).name
+    size = len(name.encode("utf-8", "surrogateescape"))
+    if size > NAME_MAX:
+        shown = name if len(name) <= 60 else f"{name[:40]}...{name[-5:]}"
+        raise ValueError(f"The file name '{shown}' is {size} bytes long; file systems allow at most {NAME_MAX}.")
 
 
 @contextmanager

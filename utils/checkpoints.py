@@ -24,16 +24,14 @@ Examples
 from __future__ import annotations
 
 import errno
-import pickle
 import re
-import struct
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from utils.atomic_write import atomic_write
 from utils.hparams import HParams, HParamsError
@@ -141,8 +139,12 @@ def load_checkpoint_file(path: str | Path, what: str, map_location: str | torch.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Detected pickle protocol")  # junk bytes, reported below
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError,
-            IndexError, KeyError, TypeError, AttributeError, struct.error) as error:  # the safe unpickler chokes variously on junk
+    except MemoryError:
+        raise CheckpointError(f"{prefix} ({size:,} bytes) needs more memory to load than is available.") from None
+    except Exception as error:  # noqa: BLE001 - the safe unpickler chokes variously on damaged bytes
+        # Not only RuntimeError, EOFError, BadZipFile, UnpicklingError...: one flipped byte in a zip
+        # record can also raise AssertionError ("storage key ... not found") or any other type, and
+        # every one of them means the same thing to the user: this file is damaged.
         text = _ANSI_ESCAPE.sub("", str(error)).strip()  # torch's messages contain terminal bold codes
         # torch's weights-only message starts with advice about weights_only=False; the cause comes after
         # "WeightsUnpickler error:". "Unsupported global" means a pickled Python object (a class instance,
@@ -175,6 +177,14 @@ def extract_state_dict(checkpoint: Mapping[str, Any], path: str | Path, what: st
         raise CheckpointError(f"{_describe(Path(path), what)} has no 'model_state' entry (it holds {keys}).")
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{_describe(Path(path), what)} has a 'model_state' that is not a dictionary.")
+    # torch.load(weights_only=True) accepts strings, numbers and lists as values too; they would fail
+    # later inside load_state_dict or an export with a traceback instead of a sentence about the file.
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise CheckpointError(
+                f"{_describe(Path(path), what)} is damaged: its weight {str(key)[:80]!r} is "
+                f"{_a(type(value).__name__)}, not a tensor."
+            )
     return dict(state)
 
 
@@ -223,6 +233,58 @@ def check_state_dict(state: Mapping[str, Any], model: nn.Module, path: str | Pat
     if what == "synthesizer" and isinstance(embedding, torch.Tensor) and embedding.shape[0] != 66:
         hint = f" It was trained with {embedding.shape[0]} text symbols (ours has 66): it comes from a fork."
     raise CheckpointError(f"{prefix} does not fit this {what}: {'; '.join(problems)}.{hint}")
+
+
+def check_state_dict_before_building(state: Mapping[str, Any], build: Callable[[H], nn.Module], hparams: H,
+                                     path: str | Path, what: str) -> None:
+    """Compare ``state`` with the model ``build(hparams)`` would make, without allocating that model.
+
+    The model is built on PyTorch's ``meta`` device, where tensors have shapes but no storage, so a
+    few-KB file whose stored hyperparameters describe a huge model (``bits=16`` gives a 65,536-wide
+    output layer, a 100,000-unit RNN...) is refused by its shapes before gigabytes are allocated.
+    A builder that cannot run on the meta device (it reads values) is simply not pre-checked: the
+    check after the real build still runs.
+
+    Raises
+    ------
+    CheckpointError
+        The weights' keys or shapes differ from the model's (see :func:`check_state_dict`).
+
+    Examples
+    --------
+    >>> state = torch.nn.Linear(2, 3).state_dict()
+    >>> check_state_dict_before_building(state, lambda n: torch.nn.Linear(2, n), 3, "x.pt", "model")
+    >>> check_state_dict_before_building(state, lambda n: torch.nn.Linear(2, n), 10**6, "x.pt", "model")
+    Traceback (most recent call last):
+      ...
+    utils.checkpoints.CheckpointError: The model checkpoint 'x.pt' does not fit this model: 2 shape(s) differ (weight is (3, 2) in the file but (1000000, 2) in the model, bias is (3,) in the file but (1000000,) in the model).
+    """
+    try:
+        # The device mode must be the inner one so that _SkipRandomFills sees the fills first.
+        with _SkipRandomFills(), torch.device("meta"):
+            skeleton = build(hparams)
+    except Exception:  # noqa: BLE001 - not meta-compatible, or unbuildable: the real build reports it
+        return
+    check_state_dict(state, skeleton, path, what)
+
+
+class _SkipRandomFills(TorchFunctionMode):
+    """Turns random weight initialisation of meta tensors into a no-op.
+
+    On the meta device ``normal_`` goes through torch's reference implementations, which import
+    ``torch._dynamo`` (2 s on a small CPU) for a result without any values anyway.
+    """
+
+    FILLS = frozenset({"normal_", "uniform_", "trunc_normal_", "xavier_uniform_", "xavier_normal_",
+                       "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "random_", "bernoulli_",
+                       "exponential_", "geometric_", "log_normal_", "cauchy_"})
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        target = args[0] if args else kwargs.get("tensor")
+        if getattr(func, "__name__", "") in self.FILLS and isinstance(target, torch.Tensor) and target.is_meta:
+            return target
+        return func(*args, **kwargs)
 
 
 def read_hparams(checkpoint: Mapping[str, Any], hparams_cls: type[H], path: str | Path, what: str) -> H:
@@ -275,10 +337,14 @@ def load_model(
     checkpoint = dict(checkpoint) if checkpoint is not None else load_checkpoint_file(path, what)
     hparams = read_hparams(checkpoint, hparams_cls, path, what)
     state = extract_state_dict(checkpoint, path, what)
+    check_state_dict_before_building(state, build, hparams, path, what)
     try:
         model = build(hparams)
     except (ValueError, TypeError) as error:
         raise CheckpointError(f"{_describe(Path(path), what)} describes a model that cannot be built: {error}.") from None
+    except (MemoryError, RuntimeError) as error:  # RuntimeError: torch's "not enough memory" on allocation
+        raise CheckpointError(f"{_describe(Path(path), what)} describes a model too large to build here "
+                              f"({_first_sentence(str(error), error)}).") from None
     check_state_dict(state, model, path, what)
     model.load_state_dict(state)
     model.to(device).eval()
@@ -292,14 +358,44 @@ def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> None:
     ``path`` (``os.replace`` is atomic on POSIX and Windows).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise CheckpointError(f"Cannot write the checkpoint '{path}': it is an existing folder.")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(path) as stream:
             torch.save(dict(payload), stream)
-    except OSError as error:
-        if error.errno == errno.ENOSPC:
-            raise CheckpointError(f"Not enough disk space to write the checkpoint '{path}'.") from None
-        raise
+    except (OSError, RuntimeError) as error:
+        # torch's zip writer turns a failed write into RuntimeError("... unexpected pos ...") with the
+        # OSError as its context: look through it for the real cause. atomic_write has already removed
+        # its temporary file and left the previous checkpoint as it was.
+        raise CheckpointError(write_failure_message(path, error, "checkpoint")) from None
+
+
+def write_failure_message(path: str | Path, error: BaseException, what: str = "file") -> str:
+    """One line saying why writing ``path`` failed, from an OSError or torch's wrapped one.
+
+    Examples
+    --------
+    >>> write_failure_message("a/b.pt", OSError(errno.ENOSPC, "No space left on device"), "checkpoint")
+    "Not enough disk space to write the checkpoint 'a/b.pt'; the previous file, if any, is unchanged."
+    >>> write_failure_message("a/b.pt", PermissionError(errno.EACCES, "Permission denied"), "checkpoint")
+    "Cannot write the checkpoint 'a/b.pt': Permission denied."
+    """
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"Not enough disk space to write the {what} '{path}'; the previous file, if any, is unchanged."
+    if isinstance(cause, OSError):
+        reason = cause.strerror or _first_sentence(str(cause), cause)
+        if cause.errno == errno.ENAMETOOLONG:
+            reason = f"the file name is too long ({len(Path(path).name.encode())} bytes; most file systems allow 255)"
+        return f"Cannot write the {what} '{path}': {reason}."
+    text = _ANSI_ESCAPE.sub("", str(error)).strip()
+    if "unexpected pos" in text or "file write failed" in text:
+        # The zip writer lost bytes without an OSError we can see: on every system met so far, a full disk.
+        return f"Writing the {what} '{path}' failed part-way (the disk is probably full); the previous file, if any, is unchanged."
+    return f"Cannot write the {what} '{path}' ({_first_sentence(text, error)})."
 
 
 def make_payload(
