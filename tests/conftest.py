@@ -225,6 +225,22 @@ def full_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
 
 
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A real read-only file system (a tmpfs mounted ``ro``): even root cannot write there, unlike a
+    folder with mode 0o555. Skips when mounting is not allowed."""
+    mount_point = tmp_path / "read_only"
+    mount_point.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount_point)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs ({done.stderr.strip() or 'not root'})")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
+
+
 @pytest.fixture(scope="session")
 def rtvc_models_dir(tmp_path_factory, encoder_checkpoint) -> Path:
     """``<dir>/default/{encoder,synthesizer,vocoder}.pt``: the real encoder, and full-size random

@@ -33,6 +33,7 @@ from utils.checkpoints import (
     load_checkpoint_file,
     save_checkpoint,
 )
+from utils.atomic_write import check_target_name
 
 #: Keys of our checkpoints that inference reads; everything else (optimizer, scaler, epoch...) is dropped.
 KEPT_KEYS = ("model_type", "format_version", "hparams", "step", "symbols", "architecture", "espeak_version")
@@ -72,8 +73,15 @@ def export_checkpoint(source: str | Path, target: str | Path, *, dtype: torch.dt
         ``source`` is not a usable checkpoint.
     """
     source, target = Path(source), Path(target)
+    # Checked before the (possibly long) load: these would otherwise fail only at the very end.
+    try:
+        check_target_name(target)
+    except ValueError as error:
+        raise CheckpointError(str(error)) from None
     if source.resolve() == target.resolve():
         raise CheckpointError(f"Export to another file: '{target}' is the checkpoint being read.")
+    if target.is_dir():
+        raise CheckpointError(f"Cannot write the export '{target}': it is an existing folder; give a file name.")
     checkpoint = load_checkpoint_file(source, "model")
     state = extract_state_dict(checkpoint, source, "model")
     model_type = checkpoint.get("model_type") or guess_model_type(state)
@@ -81,7 +89,7 @@ def export_checkpoint(source: str | Path, target: str | Path, *, dtype: torch.dt
     payload.setdefault("model_type", model_type)
     payload["model_state"] = slim_state_dict(state, dtype)
     payload.update(extra or {})
-    save_checkpoint(target, payload)
+    save_checkpoint(target, payload)  # any write failure becomes one CheckpointError line; no temporary is left
     return payload
 
 

@@ -81,3 +81,40 @@ def test_cli_prints_the_size(tmp_path, capsys):
     source = _trained_synthesizer(tmp_path / "synthesizer.pt")
     assert main([str(source), str(tmp_path / "small.pt"), "--float16"]) == 0
     assert "MiB" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 18: every failure is one line.
+
+
+def test_export_onto_a_folder_or_a_read_only_place_is_one_line(tmp_path, read_only_dir, capsys):
+    source = write_rtvc_vocoder(tmp_path / "vocoder.pt")
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    for target, expected in ((folder, "existing folder"), (read_only_dir / "vocoder.pt", "Read-only file system")):
+        assert main([str(source), str(target)]) == 1
+        error = capsys.readouterr().err.strip()
+        assert error.startswith("error:") and "\n" not in error and expected in error
+    assert list(folder.iterdir()) == [] and list(read_only_dir.iterdir()) == []
+
+
+def test_export_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, full_disk, capsys):
+    source = write_rtvc_vocoder(tmp_path / "vocoder.pt")
+    assert main([str(source), str(full_disk / "vocoder.pt")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: Not enough disk space") and "\n" not in error
+    assert sorted(path.name for path in full_disk.iterdir()) == ["filler.bin"]
+
+
+def test_export_of_weights_that_are_not_tensors_is_one_line(tmp_path, capsys):
+    source = tmp_path / "vocoder.pt"
+    torch.save({"model_state": {"upsample.resnet.conv_in.weight": "not a tensor"}}, source)
+    assert main([str(source), str(tmp_path / "out.pt")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error:") and "not a tensor" in error and "\n" not in error
+
+
+def test_export_name_too_long_is_refused_before_loading(tmp_path, capsys):
+    source = write_rtvc_vocoder(tmp_path / "vocoder.pt")
+    assert main([str(source), str(tmp_path / ("v" * 300 + ".pt"))]) == 1
+    assert "bytes long" in capsys.readouterr().err
