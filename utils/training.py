@@ -31,16 +31,21 @@ Examples
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import ast
 import contextlib
 import dataclasses
+import errno
 import json
 import math
+import os
 import random
 import shutil
 import signal
+import socket
 import sys
+import threading
 import time
 import warnings
 from collections import deque
@@ -60,6 +65,7 @@ from utils.checkpoints import (
     load_checkpoint_file,
     make_payload,
     save_checkpoint,
+    write_failure_message,
 )
 from utils.distributed import (
     DistributedContext,
@@ -71,6 +77,14 @@ from utils.distributed import (
 from utils.hparams import HParams, HParamsError
 
 H = TypeVar("H", bound=HParams)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 natively on this CPU (AVX512-BF16 or AMX), as ``--cpu_bf16`` needs."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 class TrainingError(RuntimeError):
@@ -145,11 +159,38 @@ def add_training_arguments(
                        help="On the CPU, run matrix products in bfloat16 (autocast; weights and optimizer stay "
                             "float32). For large models on CPUs with native bf16 (AVX512-BF16, AMX): an "
                             "RTVC-size synthesizer step ran 1.9 times faster on 2 AMD EPYC cores.")
-    group.add_argument("--seed", type=int, default=None, help="Seed for weights, data order and dropout.")
+    group.add_argument("--seed", type=seed_argument, default=None,
+                       help=f"Seed for weights, data order and dropout (0 to {MAX_SEED}).")
     group.add_argument("--num_workers", type=int, default=num_workers,
                        help="DataLoader worker processes per rank (default: %(default)s).")
     group.add_argument("--no_tensorboard", action="store_true", help="Do not write TensorBoard logs.")
     group.add_argument("--quiet", action="store_true", help="No progress bar (log lines only).")
+
+
+#: Largest seed accepted: torch.manual_seed takes 64-bit seeds, and a larger one used to fail only
+#: after the data and models were loaded.
+MAX_SEED = 2**64 - 1
+
+
+def seed_argument(text: str) -> int:
+    """``argparse`` type for ``--seed``: an integer from 0 to :data:`MAX_SEED`, refused while parsing.
+
+    Examples
+    --------
+    >>> seed_argument("42")
+    42
+    >>> seed_argument(str(2**64))
+    Traceback (most recent call last):
+      ...
+    argparse.ArgumentTypeError: the seed must be an integer from 0 to 18446744073709551615, not 18446744073709551616
+    """
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the seed must be an integer from 0 to {MAX_SEED}, not {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"the seed must be an integer from 0 to {MAX_SEED}, not {value}")
+    return value
 
 
 def options_from_args(args: argparse.Namespace) -> TrainingOptions:
@@ -305,7 +346,7 @@ def seed_everything(seed: int | None, context: DistributedContext) -> None:
     """Seed Python, NumPy and torch; each rank gets its own stream so ranks draw different batches."""
     if seed is None:
         return
-    seed = seed + context.rank
+    seed = (seed + context.rank) % (MAX_SEED + 1)  # stays a valid 64-bit seed on every rank
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -336,10 +377,20 @@ def epochs_of_batches(make_loader: Callable[[int], Any], start_epoch: int = 0) -
 
 
 class TrainingLogger:
-    """TensorBoard scalars/images/audio on rank 0; silently nothing elsewhere or when disabled."""
+    """TensorBoard scalars/images/audio on rank 0; silently nothing elsewhere or when disabled.
+
+    A failure to write the logs (a full disk, a folder removed under the run) is reported once, as a
+    :class:`TrainingError` naming the folder and the cause, raised from the call that found it; the
+    writer is then dropped, so the trainer ends through its normal error path (which saves the last
+    finished step when that is safe). TensorBoard writes from a background thread: that thread's own
+    traceback is silenced (see :func:`_silence_writer_thread_errors`), as its error is re-raised on
+    the next call and reported here, in one line, instead of interleaved with the main thread's.
+    """
 
     def __init__(self, log_dir: Path | None) -> None:
         self.writer = None
+        self.log_dir = log_dir
+        self.failed = False
         if log_dir is None:
             return
         try:
@@ -348,16 +399,41 @@ class TrainingLogger:
             warnings.warn("TensorBoard is not installed (pip install tensorboard); training continues without logs.",
                           stacklevel=2)
             return
-        self.writer = SummaryWriter(log_dir=str(log_dir))
+        _silence_writer_thread_errors()
+        try:
+            # The writer creates its event file and writes the first record at once: a full disk at
+            # the start of a run shows up here.
+            self.writer = SummaryWriter(log_dir=str(log_dir))
+        except Exception as error:  # noqa: BLE001 - OSError, or whatever the writer wrapped it in
+            self.failed = True
+            raise TrainingError(self._failure_message(error)) from None
+
+    def _failure_message(self, error: BaseException) -> str:
+        return (f"Cannot write the TensorBoard logs in '{self.log_dir}' ({_os_reason(error)}); training "
+                "stopped (--no_tensorboard trains without these logs).")
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> None:
+        if self.writer is None:
+            return
+        try:
+            getattr(self.writer, method)(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - see the class docstring
+            self._abandon()
+            raise TrainingError(self._failure_message(error)) from None
+
+    def _abandon(self) -> None:
+        """Drop a writer that failed; closing it would only raise the same error again."""
+        writer, self.writer, self.failed = self.writer, None, True
+        with contextlib.suppress(Exception):
+            writer.close()
 
     def scalars(self, values: Mapping[str, float], step: int) -> None:
-        if self.writer is not None:
-            for name, value in values.items():
-                self.writer.add_scalar(name, value, step)
+        for name, value in values.items():
+            self._call("add_scalar", name, value, step)
 
     def figure(self, tag: str, figure: Any, step: int) -> None:
         if self.writer is not None:
-            self.writer.add_figure(tag, figure, step, close=True)
+            self._call("add_figure", tag, figure, step, close=True)
         else:
             import matplotlib.pyplot as plt
 
@@ -366,20 +442,63 @@ class TrainingLogger:
     def audio(self, tag: str, wav: np.ndarray, sample_rate: int, step: int) -> None:
         if self.writer is not None:
             clipped = np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0)
-            self.writer.add_audio(tag, torch.from_numpy(clipped)[None], step, sample_rate=sample_rate)
+            self._call("add_audio", tag, torch.from_numpy(clipped)[None], step, sample_rate=sample_rate)
 
     def text(self, tag: str, text: str, step: int) -> None:
-        if self.writer is not None:
-            self.writer.add_text(tag, text, step)
+        self._call("add_text", tag, text, step)
 
     def flush(self) -> None:
-        if self.writer is not None:
-            self.writer.flush()
+        self._call("flush")
 
     def close(self) -> None:
+        """Flush and close; a failure here is reported like any other (once)."""
         if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+            try:
+                self._call("close")
+            finally:
+                self.writer = None
+
+
+def _os_reason(error: BaseException) -> str:
+    """The ``strerror`` of the OSError behind ``error`` (libraries wrap it), else its first line.
+
+    Examples
+    --------
+    >>> _os_reason(RuntimeError("wrapped"))
+    'wrapped'
+    """
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    lines = str(error).strip().splitlines()
+    return lines[0][:160] if lines else type(error).__name__
+
+
+def _silence_writer_thread_errors() -> None:
+    """Keep TensorBoard's writer thread from printing its own traceback when a write fails.
+
+    The thread stores the exception, and the writer raises it again on the main thread at the next
+    call, where :class:`TrainingLogger` reports it in one line. Without this, a full disk printed
+    the same error twice, from two threads, interleaved. Installed once; other threads' errors are
+    passed to the previous hook unchanged.
+    """
+    global _WRITER_HOOK_INSTALLED
+    if _WRITER_HOOK_INSTALLED:
+        return
+    previous = threading.excepthook
+
+    def hook(args: Any) -> None:
+        if type(args.thread).__name__ == "_AsyncWriterThread" and isinstance(args.exc_value, Exception):
+            return
+        previous(args)
+
+    threading.excepthook = hook
+    _WRITER_HOOK_INSTALLED = True
+
+
+_WRITER_HOOK_INSTALLED = False
 
 
 class StepRate:
@@ -402,15 +521,68 @@ class StepRate:
 # Session
 
 
+class StopNow(KeyboardInterrupt):
+    """A stop signal whose step did not end within :attr:`StopRequested.grace_seconds` (or a second signal).
+
+    Raised in the main thread wherever the step was; the trainer's error path then saves the last
+    finished step if that is safe (:meth:`TrainingSession.close`). :func:`run_cli` treats it as the
+    requested stop it is: exit status 0.
+    """
+
+
 class StopRequested:
-    """Turns SIGINT/SIGTERM into a flag the loop checks, so a stopped run saves before it exits."""
+    """Turns SIGINT/SIGTERM into a flag the loop checks, so a stopped run saves before it exits.
+
+    The step in progress may finish if it does so within ``grace_seconds``; past that (a long step:
+    big batches, a slow data loader, an RTVC-size model on a CPU) :class:`StopNow` is raised in the
+    main thread, so that a stop is honoured within about a second whatever the step length. A second
+    signal stops at once. Neither happens while a checkpoint is being written (:meth:`deferring`):
+    the step boundary that follows ends the run normally.
+    """
+
+    grace_seconds = 1.0
 
     def __init__(self) -> None:
         self.requested = False
         self._previous: dict[int, Any] = {}
+        self._timer: threading.Timer | None = None
+        self._expired = False
+        self._deferred = 0
 
     def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
+        if not self.requested:
+            self.requested = True
+            self._timer = threading.Timer(self.grace_seconds, self._expire)
+            self._timer.daemon = True
+            self._timer.start()
+            return
+        # A second signal, or the grace period's end delivered as one (see _expire).
+        if self._deferred == 0 and self._previous:
+            self.step_ended()
+            raise StopNow(f"stopped by {signal.Signals(signum).name} in the middle of a step")
+
+    def _expire(self) -> None:
+        # Runs in the timer thread; the exception must come from the main thread, so it is delivered
+        # as a simulated SIGINT, which calls _handle there (our handler is installed).
+        self._expired = True
+        if self.requested and self._previous:
+            with contextlib.suppress(Exception):
+                _thread.interrupt_main(signal.SIGINT)
+
+    def step_ended(self) -> None:
+        """The step boundary was reached: the flag alone stops the run, no exception is needed."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    @contextlib.contextmanager
+    def deferring(self) -> Iterator[None]:
+        """No :class:`StopNow` inside this block (a checkpoint write); the flag is still set."""
+        self._deferred += 1
+        try:
+            yield
+        finally:
+            self._deferred -= 1
 
     def install(self) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -420,9 +592,156 @@ class StopRequested:
                 pass
 
     def uninstall(self) -> None:
+        self.step_ended()
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
+
+
+class RunLock:
+    """``<run>/.lock``: one trainer per run folder, with the owner's PID inside.
+
+    Two trainers on one run used to delete each other's temporary checkpoints and overwrite each
+    other's saves (the step went backwards). The lock is an exclusive ``flock`` on the file, which
+    the kernel drops when its process dies however it dies, so a lock left by a killed trainer is
+    stale by construction and simply taken over (with a note naming the dead PID). Where ``flock``
+    is unavailable (Windows, some network file systems) the PID in the file is checked instead.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> lock = RunLock(Path(tempfile.mkdtemp()), "demo")
+    >>> lock.acquire()
+    >>> int(lock.path.read_text().split()[0]) == os.getpid()
+    True
+    >>> lock.release(); lock.path.exists()
+    False
+    """
+
+    def __init__(self, run_dir: Path, run_id: str) -> None:
+        self.path = Path(run_dir) / ".lock"
+        self.run_id = run_id
+        self._fd: int | None = None
+
+    def _refuse(self, owner: str) -> TrainingError:
+        return TrainingError(f"run {self.run_id} is already being trained by PID {owner or '(unknown)'}.")
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`TrainingError` ("run X is already being trained by PID n")."""
+        try:
+            import fcntl
+        except ImportError:
+            fcntl = None
+        key = str(self.path.resolve())
+        leaked = _HELD_LOCKS.get(key)
+        if leaked is not None and leaked is not self:
+            # A session of this very process that was never closed (e.g. an exception escaped a
+            # script's loop) still holds it; this process is the one trainer, so it takes it back.
+            leaked.release()
+        for _ in range(10):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+            except OSError as error:
+                raise TrainingError(f"Cannot create the lock file '{self.path}': {error.strerror or error}.") from None
+            previous = _read_owner(fd)
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError as error:
+                    os.close(fd)
+                    if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                        raise self._refuse(self._current_owner() or previous) from None
+                    fcntl = None  # ENOLCK, EOPNOTSUPP...: no locking here, fall back to the PID
+                    continue
+                # The previous owner may have removed the file between our open and our flock: then
+                # we hold a lock on a deleted file. Start again on the current one.
+                try:
+                    same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+                except FileNotFoundError:
+                    same = False
+                if not same:
+                    os.close(fd)
+                    continue
+            elif previous and previous != str(os.getpid()) and _pid_alive(previous):
+                os.close(fd)
+                raise self._refuse(previous)
+            self._fd = fd
+            _HELD_LOCKS[key] = self
+            if previous and previous != str(os.getpid()):
+                print(f"Taking over the lock of run {self.run_id} left by PID {previous}, which is no longer "
+                      "running.", flush=True)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+            except OSError:
+                pass  # a full disk: the flock is the lock, the PID only names the owner in messages
+            return
+        raise TrainingError(f"Cannot take the lock file '{self.path}': it keeps changing.")
+
+    def _current_owner(self) -> str:
+        # The holder writes its PID just after taking the lock: give it a moment if it is that new.
+        for _ in range(5):
+            try:
+                words = self.path.read_text(encoding="utf-8", errors="replace").split()
+            except OSError:
+                words = []
+            if words and words[0].isdigit():
+                return words[0]
+            time.sleep(0.05)
+        return ""
+
+    def release(self) -> None:
+        """Remove the lock file (while still holding it, so nobody takes a file about to vanish)."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        for key, holder in list(_HELD_LOCKS.items()):
+            if holder is self:
+                del _HELD_LOCKS[key]
+        try:
+            if os.stat(self.path).st_ino == os.fstat(fd).st_ino:  # still our file, not a successor's
+                self.path.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
+        finally:
+            os.close(fd)
+
+
+#: The run locks this process holds, by lock file path.
+_HELD_LOCKS: dict[str, RunLock] = {}
+
+
+def _read_owner(fd: int) -> str:
+    """The PID written in a lock file ("" when empty or unreadable)."""
+    try:
+        words = os.pread(fd, 200, 0).decode("utf-8", "replace").split()
+    except OSError:
+        return ""
+    return words[0] if words and words[0].isdigit() else ""
+
+
+def _pid_alive(pid: str) -> bool:
+    """Whether a process with this PID exists on this machine (the fallback without ``flock``)."""
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
+        import ctypes
+
+        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        handle = kernel32.OpenProcess(0x1000, False, int(pid))  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        code = ctypes.c_ulong()
+        kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        kernel32.CloseHandle(handle)
+        return code.value == 259  # STILL_ACTIVE
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # exists but belongs to someone else / unparsable: do not take the lock over
+    except OSError:
+        return True
+    return True
 
 
 class TrainingSession:
@@ -473,6 +792,11 @@ class TrainingSession:
         self.use_cpu_bf16 = options.cpu_bf16 and context.device.type == "cpu"
         if self.use_cpu_bf16 and not torch.backends.mkldnn.is_available():
             raise TrainingError("--cpu_bf16 needs a PyTorch build with oneDNN (mkldnn)")
+        if self.use_cpu_bf16 and not cpu_has_native_bf16():
+            # Emulated bfloat16 is many times slower than float32, and oneDNN has no bf16 LSTM for it.
+            raise TrainingError(f"--cpu_bf16 needs a CPU with native bfloat16 (AVX512-BF16 or AMX); this one has "
+                                f"{torch.backends.cpu.get_cpu_capability()} only, so train without it (float32 is "
+                                "faster here).")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.rate = StepRate()
         self.stop = StopRequested()
@@ -480,13 +804,29 @@ class TrainingSession:
         self._start_step = 0
         self._running_losses: dict[str, list[float]] = {}
         self._bar = None
+        self.lock: RunLock | None = None
+        # Rank 0 alone makes the folder and holds the run's lock (the other ranks are its helpers, not
+        # rival trainers); its verdict is shared so that every rank stops with the same line.
+        problem = None
         if context.is_main:
             try:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
+                lock = RunLock(self.run_dir, options.run_id)
+                lock.acquire()
+                self.lock = lock
             except OSError as error:
-                raise TrainingError(f"Cannot create the run folder '{self.run_dir}': {error.strerror or error}.") from None
-        barrier(context)
-        self.logger = TrainingLogger(self.run_dir / "tensorboard" if options.tensorboard and context.is_main else None)
+                problem = f"Cannot create the run folder '{self.run_dir}': {error.strerror or error}."
+            except TrainingError as error:
+                problem = str(error)
+        problem = broadcast_object(problem, context)
+        if problem:
+            raise TrainingError(problem)
+        try:
+            self.logger = TrainingLogger(self.run_dir / "tensorboard" if options.tensorboard and context.is_main
+                                         else None)
+        except BaseException:
+            self._release_lock()
+            raise
 
     # -- paths ------------------------------------------------------------------------------------
 
@@ -617,6 +957,12 @@ class TrainingSession:
         self.rate.tick()
         return self.step
 
+    def _release_lock(self) -> None:
+        if self.lock is not None:
+            with contextlib.suppress(OSError):
+                self.lock.release()
+            self.lock = None
+
     def _remove_stale_temporaries(self) -> None:
         # A run killed while saving leaves its hidden temporary file (the real checkpoint is intact).
         for stale in self.run_dir.glob(f".{self.model_type}*.tmp"):
@@ -678,6 +1024,8 @@ class TrainingSession:
         """
         self.step += 1
         self._step_open = False
+        if self.stop.requested:
+            self.stop.step_ended()  # the boundary came within the grace period: a normal stop
         self.rate.tick()
         for name, value in (losses or {}).items():
             if not math.isfinite(float(value)):
@@ -737,17 +1085,26 @@ class TrainingSession:
         """Atomically write the checkpoint (rank 0 only; with ``sync`` the others wait for it)."""
         path = self.backup_path(self.step) if backup else self.checkpoint_path
         if self.context.is_main:
-            if backup and self.checkpoint_path.exists() and self._saved_step == self.step:
-                temporary = path.with_name(f".{path.name}.copy.tmp")
-                shutil.copyfile(self.checkpoint_path, temporary)
-                temporary.replace(path)
-            else:
-                save_checkpoint(path, self.payload())
+            with self.stop.deferring():  # a stop signal never interrupts a write: it ends the run after it
+                if backup and self.checkpoint_path.exists() and self._saved_step == self.step:
+                    self._copy_checkpoint(path)
+                else:
+                    save_checkpoint(path, self.payload())
         if not backup:
             self._saved_step = self.step
         if sync:
             barrier(self.context)
         return path if self.context.is_main else None
+
+    def _copy_checkpoint(self, path: Path) -> None:
+        """The backup of a step just saved is a copy of the checkpoint, atomically, like a save."""
+        temporary = path.with_name(f".{path.name}.copy.tmp")
+        try:
+            shutil.copyfile(self.checkpoint_path, temporary)
+            temporary.replace(path)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            raise CheckpointError(write_failure_message(path, error, "checkpoint backup")) from None
 
     _saved_step = -1
     _resumed = False
@@ -768,6 +1125,7 @@ class TrainingSession:
         >>> session = TrainingSession("encoder", TrainingOptions("run", tensorboard=False), DistributedContext())
         >>> session.unsafe_to_save()
         'no model was attached'
+        >>> session.close(save=False)  # ends the session and unlocks the run
         """
         if self.model is None:
             return "no model was attached"
@@ -803,7 +1161,10 @@ class TrainingSession:
             if self._bar is not None:
                 self._bar.close()
                 self._bar = None
-            self.logger.close()
+            try:
+                self.logger.close()
+            finally:
+                self._release_lock()
         if save and self.context.is_main and self.model is not None:  # not after a failure: nothing was saved
             reason = f" ({self.stop_reason})" if self.stop_reason else ""
             verb = "Saved" if unsaved else "Nothing to train: the checkpoint stays"
@@ -811,27 +1172,30 @@ class TrainingSession:
 
     def _close_after_error(self, error: BaseException) -> None:
         message = None
+        after = "the stop signal" if isinstance(error, StopNow) else "the error"
         try:
             reason = self.unsafe_to_save()
             if reason is None:
                 try:
                     self.save(sync=False)  # no barrier: the other ranks may be stuck or gone
-                    message = f"Saved {self.checkpoint_path} at step {self.step}, the last finished step, after the error."
+                    message = f"Saved {self.checkpoint_path} at step {self.step}, the last finished step, after {after}."
                 except Exception as save_error:  # noqa: BLE001 - the original error is the one to report
-                    message = f"Could not save {self.checkpoint_path} after the error ({save_error})."
+                    message = f"Could not save {self.checkpoint_path} after {after} ({save_error})."
             elif self.model is not None and self.step != self._start_step and self._saved_step != self.step:
                 # (Nothing is lost when no step finished since the last save: no line for that.)
                 if self._saved_step >= 0 or self._resumed:
                     kept = f"{self.checkpoint_path} stays at step {max(self._saved_step, self._start_step)}"
                 else:
                     kept = "no checkpoint was written"
-                message = f"Not saving after the error: {reason}; {kept}."
+                message = f"Not saving after {after}: {reason}; {kept}."
         finally:
             self.stop.uninstall()
             if self._bar is not None:
                 self._bar.close()
                 self._bar = None
-            self.logger.close()
+            with contextlib.suppress(Exception):  # the error being handled is the one to report
+                self.logger.close()
+            self._release_lock()
         if message and self.context.is_main:
             print(message, flush=True)
 
@@ -846,6 +1210,8 @@ def run_cli(main: Callable[..., Any], *args: Any) -> int:
     except (TrainingError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 1
+    except StopNow:
+        return 0  # a requested stop; close() has said what was saved
     except KeyboardInterrupt:
         print("error: interrupted.", file=sys.stderr, flush=True)
         return 130

@@ -22,6 +22,7 @@ from encoder.inference import Encoder
 from encoder.model import SpeakerEncoder
 from encoder.train import MAX_GRADIENT_NORM, apply_gradient_rules, main, train_from_args
 from tests.conftest import REPO_ROOT
+from utils.training import cpu_has_native_bf16
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -251,6 +252,7 @@ def test_two_process_torchrun_ranks_agree(clean_data_root, tmp_path):
 
 
 @pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bfloat16 (AVX512-BF16 or AMX)")
 def test_cpu_bf16_trains_with_float32_weights(clean_data_root, tmp_path):
     models = tmp_path / "models"
     args = run_args("bf16", clean_data_root, models, "--max_steps", "60", "--log_every", "1", "--cpu_bf16")

@@ -30,7 +30,7 @@ from synthesizer.train import (
     train_from_args,
 )
 from tests.synthesizer.test_data import spoken_utterances, unit_vector, write_synthesizer_layout
-from utils.training import TrainingError
+from utils.training import TrainingError, cpu_has_native_bf16
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -435,6 +435,7 @@ def test_feeding_predictions_replaces_the_target_frames_the_decoder_sees():
 
 
 @pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bfloat16 (AVX512-BF16 or AMX)")
 def test_cpu_bf16_autocast_trains_down_and_keeps_float32_weights(spoken_dir, tmp_path, capsys):
     train_from_args(trainer_args(spoken_dir, tmp_path, "--max_steps", "40", "--log_every", "10", "--cpu_bf16",
                                  schedule="[[2, 3e-3, 1000, 6]]"))

@@ -17,6 +17,7 @@ from utils.checkpoints import CheckpointError
 from utils.distributed import DistributedContext, all_reduce_mean, any_rank, broadcast_object, init_distributed
 from utils.training import (
     TrainingError,
+    cpu_has_native_bf16,
     TrainingOptions,
     TrainingSession,
     parse_hparam_overrides,
@@ -39,15 +40,19 @@ def train_tiny_encoder(models_dir: Path, max_steps: int, on_step=None, **option_
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     session.attach(model, optimizer, hparams, checkpoint)
     generator = torch.Generator().manual_seed(session.step)
-    while not session.finished:
-        frames = torch.rand(8, 20, 40, generator=generator)
-        loss = model.loss(model(frames).reshape(4, 2, -1))
-        session.backward(loss)
-        session.unscale_gradients()
-        session.optimizer_step()
-        session.end_step({"loss": loss.item()})
-        if on_step is not None:
-            on_step(session)
+    try:
+        while not session.finished:
+            frames = torch.rand(8, 20, 40, generator=generator)
+            loss = model.loss(model(frames).reshape(4, 2, -1))
+            session.backward(loss)
+            session.unscale_gradients()
+            session.optimizer_step()
+            session.end_step({"loss": loss.item()})
+            if on_step is not None:
+                on_step(session)
+    except BaseException as error:  # as the trainers do: the session ends (and unlocks the run) either way
+        session.close(error=error)
+        raise
     session.close()
     return session
 
@@ -279,3 +284,14 @@ def test_failure_before_any_step_writes_nothing(tmp_path, capsys):
     session.close(error=TrainingError("The training data produced no batch."))
     assert not (tmp_path / "run" / "encoder.pt").exists() and capsys.readouterr().out == ""
     assert session.logger.writer is None  # the TensorBoard writer (and its thread) is closed
+
+
+@pytest.mark.skipif(cpu_has_native_bf16(), reason="this CPU has native bfloat16, so --cpu_bf16 is allowed")
+def test_cpu_bf16_is_refused_in_one_line_without_native_bfloat16(tmp_path):
+    from utils.distributed import DistributedContext
+
+    options = TrainingOptions(run_id="bf16", models_dir=tmp_path, cpu_bf16=True, tensorboard=False, progress=False)
+    context = DistributedContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    with pytest.raises(TrainingError, match="native bfloat16") as info:
+        TrainingSession("encoder", options, context)
+    assert "\n" not in str(info.value)

@@ -168,7 +168,8 @@ def test_vocoders_follow_the_protocol() -> None:
     assert isinstance(vocoder, Vocoder)
     assert isinstance(GriffinLimVocoder(n_iters=4), Vocoder)
     assert vocoder.sample_rate == 16000 == GriffinLimVocoder().sample_rate
-    assert GriffinLimVocoder(n_iters=7).hparams.griffin_lim_iters == 7
+    assert GriffinLimVocoder(n_iters=7).settings.n_iters == 7
+    assert GriffinLimVocoder(n_iters=7, exact_rtvc=True).settings.n_iters == 7
     with pytest.raises(ValueError):
         GriffinLimVocoder(n_iters=0)
 

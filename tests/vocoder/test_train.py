@@ -22,6 +22,7 @@ from vocoder.hparams import VocoderHParams
 from vocoder.inference import WaveRNNVocoder
 from vocoder.model import build_wavernn
 from vocoder.train import main, rtvc_loss, sample_indices
+from utils.training import cpu_has_native_bf16
 
 TINY_HPARAMS = [f"{key}={value}" for key, value in TINY_VOCODER.items()]
 
@@ -212,6 +213,7 @@ def test_two_processes_end_with_identical_weights(speech_dataset_root, tmp_path)
 
 
 @pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bfloat16 (AVX512-BF16 or AMX)")
 def test_cpu_bf16_trains_down_with_float32_weights(speech_dataset_root, tmp_path, capsys, torch_single_thread) -> None:
     source = speech_dataset_root / "SV2TTS" / "synthesizer"
     entry = read_train_txt(source / "train.txt")[2]
