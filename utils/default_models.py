@@ -1,8 +1,12 @@
 """Fetch the pretrained default models into ``<models_dir>/default/``.
 
 The three published RTVC checkpoints (``encoder.pt``, ``synthesizer.pt`` and
-``vocoder.pt``) are identified only by their byte size: the upstream project
-publishes no checksums, so the exact size is the integrity check used here.
+``vocoder.pt``) are identified by their byte size and, where it is known, their
+SHA-256. The upstream project publishes no checksums: the encoder's is pinned
+from the byte-identical copy in the ``resemblyzer`` package; the synthesizer's
+and vocoder's could not be obtained without downloading them, so for those two
+the exact size is still the only check (a right-size wrong file is accepted).
+A file whose hash is pinned and differs is refused, removed and fetched again.
 
 Where each file comes from, in order of preference:
 
@@ -15,8 +19,10 @@ Where each file comes from, in order of preference:
   ``CorentinJ/SV2TTS``.
 
 Downloads go to ``<file>.part``, resume with an HTTP ``Range`` request after an
-interruption, are size-checked and then renamed atomically, so a final file of
-the right size is always complete. Every failure surfaces as a
+interruption (with ``If-Range``, so that a file changed on the server since is
+downloaded again whole instead of being spliced onto old bytes), are size- and
+hash-checked and then renamed atomically, so a final file of the right size is
+always complete. Every failure surfaces as a
 :class:`ModelDownloadError` carrying one line that says what went wrong and how
 to get the file otherwise.
 
@@ -36,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import hashlib
 import http.client
 import importlib.util
 import logging
@@ -73,6 +80,7 @@ __all__ = [
     "default_model_path",
     "download_file",
     "ensure_default_models",
+    "file_sha256",
     "install_encoder_from_resemblyzer",
     "main",
     "missing_default_models",
@@ -122,9 +130,12 @@ class ModelFile:
     filename : str
         File name, both on the server and inside ``<models_dir>/default/``.
     size : int
-        Exact size in bytes, the only integrity check available.
+        Exact size in bytes.
     description : str
         One human-readable line for listings and error messages.
+    sha256 : str or None
+        Lower-case hex SHA-256 of the file, or None where no trustworthy value is known (then the
+        size is the only check).
 
     Examples
     --------
@@ -136,12 +147,18 @@ class ModelFile:
     filename: str
     size: int
     description: str
+    sha256: str | None = None
 
 
 # A tuple of frozen records, so the registry cannot be mutated at run time.
 DEFAULT_MODEL_FILES: tuple[ModelFile, ...] = (
+    # Computed from resemblyzer 0.1.4's pretrained.pt, byte-identical to RTVC's encoder.pt.
     ModelFile("encoder", "encoder.pt", 17_090_379,
-              "GE2E speaker encoder (3-layer LSTM, 256-d embeddings)"),
+              "GE2E speaker encoder (3-layer LSTM, 256-d embeddings)",
+              "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e"),
+    # No SHA-256 for these two: RTVC publishes none, and this project was written offline, with no
+    # copy of the files to hash. Pin them here once computed from a download that loads and
+    # synthesizes correctly; until then the exact size is their only check.
     ModelFile("synthesizer", "synthesizer.pt", 370_554_559,
               "Tacotron synthesizer conditioned on speaker embeddings"),
     ModelFile("vocoder", "vocoder.pt", 53_845_290,
@@ -174,6 +191,43 @@ def _one_line(text: object) -> str:
 
 def _part_path(target: Path) -> Path:
     return target.with_name(target.name + PART_SUFFIX)
+
+
+def _validator_path(target: Path) -> Path:
+    # Beside the .part: the server's ETag or Last-Modified for the bytes it holds (for If-Range).
+    return target.with_name(target.name + PART_SUFFIX + ".validator")
+
+
+def _remove_part(target: Path) -> None:
+    _part_path(target).unlink(missing_ok=True)
+    _validator_path(target).unlink(missing_ok=True)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Lower-case hex SHA-256 of a file, read in 1 MiB pieces.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile() as f:
+    ...     _ = f.write(b"abc"); f.flush(); file_sha256(f.name)[:16]
+    'ba7816bf8f01cfea'
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _hash_matches(path: Path, expected: str | None) -> bool:
+    """True when nothing is pinned, else whether the file's SHA-256 is the pinned one."""
+    if expected is None:
+        return True
+    try:
+        return file_sha256(path) == expected.lower()
+    except OSError:
+        return False
 
 
 def _file_size(path: Path) -> int | None:
@@ -312,8 +366,9 @@ def _check_free_space(directory: Path, needed: int, what: str) -> None:
             f"but only {free} are free.")
 
 
-def _copy_atomically(source: Path, target: Path, expected_size: int | None) -> Path:
-    """Copy ``source`` over ``target`` via a temporary file and ``os.replace``."""
+def _copy_atomically(source: Path, target: Path, expected_size: int | None,
+                     sha256: str | None = None) -> Path:
+    """Copy ``source`` over ``target`` via a temporary file and ``os.replace`` (size and hash checked)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     if expected_size is not None:
         _check_free_space(target.parent, expected_size, target.name)
@@ -329,6 +384,10 @@ def _copy_atomically(source: Path, target: Path, expected_size: int | None) -> P
             raise ModelDownloadError(
                 f"Copying {source} gave {size} bytes but {expected_size} were expected "
                 f"for {target.name}; the source file is probably incomplete or a different model.")
+        if not _hash_matches(tmp, sha256):
+            raise ModelDownloadError(
+                f"{source} has the right size but not the published SHA-256 of {target.name}; "
+                f"it is a different or damaged file and was not copied.")
         os.replace(tmp, target)
         _fsync_dir(target.parent)
     except OSError as exc:
@@ -500,7 +559,8 @@ def install_encoder_from_resemblyzer(models_dir: str | os.PathLike = DEFAULT_MOD
         raise ModelDownloadError(
             f"{source} has {size} bytes but {expected_size} were expected for encoder.pt; "
             f"this resemblyzer version does not bundle the RTVC encoder.")
-    return _copy_atomically(source, default_model_path(models_dir, "encoder"), expected_size)
+    sha256 = DEFAULT_MODEL_FILES[0].sha256 if expected_size == DEFAULT_MODEL_FILES[0].size else None
+    return _copy_atomically(source, default_model_path(models_dir, "encoder"), expected_size, sha256)
 
 
 def _open_response(url: str, target: Path, offset: int, expected_size: int | None,
@@ -512,11 +572,17 @@ def _open_response(url: str, target: Path, offset: int, expected_size: int | Non
     """
     part = _part_path(target)
     alternatives = _alternatives(url, target)
+    validator = None
     # At most one restart: after it, offset is 0 and no Range is sent.
     for _ in range(2):
         headers = {"User-Agent": "sv2tts-toolbox/default_models"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
+            # If-Range: "the rest, if the file is still the one you described then; else all of it".
+            # Without it a file replaced on the server would be spliced onto the old .part's bytes.
+            validator = _read_validator(target)
+            if validator:
+                headers["If-Range"] = validator
         request = urllib.request.Request(url, headers=headers)
         try:
             response = urllib.request.urlopen(request, timeout=timeout)
@@ -527,7 +593,7 @@ def _open_response(url: str, target: Path, offset: int, expected_size: int | Non
                 # The .part does not fit the server's file: start over.
                 logger.warning("The server rejected resuming %s at byte %d; restarting "
                                "the download from the beginning.", target.name, offset)
-                part.unlink(missing_ok=True)
+                _remove_part(target)
                 offset = 0
                 continue
             raise ModelDownloadError(
@@ -557,29 +623,62 @@ def _open_response(url: str, target: Path, offset: int, expected_size: int | Non
                 response.close()
                 logger.warning("The server resumed %s at an unexpected position; restarting "
                                "the download from the beginning.", target.name)
-                part.unlink(missing_ok=True)
+                _remove_part(target)
                 offset = 0
                 continue
             total = (int(match.group(3)) if match.group(3) != "*"
                      else (offset + length if length is not None else None))
             return response, offset, total
-        if offset:
+        if offset and validator:
+            logger.warning("%s changed on the server at %s since the partial download; "
+                           "downloading it again from the beginning.", target.name, _host(url))
+        elif offset:
             logger.warning("The server at %s does not support resuming; downloading %s "
                            "again from the beginning.", _host(url), target.name)
+        _write_validator(target, response)
         return response, 0, length
     raise AssertionError("unreachable: the second attempt never sends a Range header")
+
+
+def _read_validator(target: Path) -> str | None:
+    try:
+        text = _validator_path(target).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeError):
+        return None
+    return text or None
+
+
+def _write_validator(target: Path, response) -> None:
+    """Remember what identifies the file being downloaded from scratch, for a later ``If-Range``.
+
+    A strong ``ETag`` is preferred; weak ones (``W/...``) are not allowed in ``If-Range``, so then
+    ``Last-Modified`` is used. Without either nothing is written, and a resume sends ``Range``
+    alone (where a SHA-256 is pinned, the final check still catches a spliced file).
+    """
+    etag = response.headers.get("ETag") or ""
+    value = etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified") or ""
+    path = _validator_path(target)
+    try:
+        if value and value.isascii() and "\n" not in value:
+            path.write_text(value + "\n", encoding="ascii")
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass  # only costs a full download instead of a resume later
 
 
 def download_file(url: str, target: str | os.PathLike, expected_size: int | None, *,
                   timeout: float = DEFAULT_TIMEOUT, show_progress: bool = True,
                   progress_callback: ProgressCallback | None = None,
-                  chunk_size: int = 1 << 20) -> Path:
-    """Download ``url`` to ``target`` with resume, size check and atomic rename.
+                  chunk_size: int = 1 << 20, sha256: str | None = None) -> Path:
+    """Download ``url`` to ``target`` with resume, size and hash checks and atomic rename.
 
     Bytes go to ``<target>.part``. An existing ``.part`` is resumed with an
-    HTTP ``Range: bytes=N-`` request; if the server answers 200 instead of 206
-    (or the ``.part`` is larger than ``expected_size``) the download restarts
-    from zero. On success the file is fsynced and renamed to ``target``.
+    HTTP ``Range: bytes=N-`` request, with ``If-Range`` naming the server's
+    ``ETag`` (or ``Last-Modified``) of the first attempt; if the server answers
+    200 instead of 206 (it cannot resume, or the file changed) or the ``.part``
+    is larger than ``expected_size`` the download restarts from zero. On
+    success the file is fsynced, its SHA-256 checked and it is renamed to ``target``.
 
     Parameters
     ----------
@@ -600,6 +699,8 @@ def download_file(url: str, target: str | os.PathLike, expected_size: int | None
         (``total`` is 0 when unknown), e.g. to drive a GUI progress bar.
     chunk_size : int
         Bytes read per iteration.
+    sha256 : str, optional
+        Expected lower-case hex SHA-256; a complete file with another hash is discarded.
 
     Returns
     -------
@@ -609,8 +710,9 @@ def download_file(url: str, target: str | os.PathLike, expected_size: int | None
     Raises
     ------
     ModelDownloadError
-        Malformed URL or timeout, host unreachable, HTTP error, size mismatch, interrupted or
-        stalled transfer (the ``.part`` is kept for resuming) or full disk (``.part`` kept).
+        Malformed URL or timeout, host unreachable, HTTP error, size or hash mismatch (the file is
+        discarded), interrupted or stalled transfer (the ``.part`` is kept for resuming) or full
+        disk (``.part`` kept).
 
     Examples
     --------
@@ -632,14 +734,20 @@ def download_file(url: str, target: str | os.PathLike, expected_size: int | None
     if expected_size is not None and offset > expected_size:
         logger.warning("%s is larger than the expected %d bytes; restarting the download.",
                        part, expected_size)
-        part.unlink(missing_ok=True)
+        _remove_part(target)
         offset = 0
     if expected_size is not None and offset == expected_size and offset > 0:
         # A previous run received every byte but stopped before the rename.
-        _fsync_file(part)
-        os.replace(part, target)
-        _fsync_dir(target.parent)
-        return target
+        if _hash_matches(part, sha256):
+            _fsync_file(part)
+            os.replace(part, target)
+            _validator_path(target).unlink(missing_ok=True)
+            _fsync_dir(target.parent)
+            return target
+        logger.warning("%s is complete but not the published file (SHA-256 differs); "
+                       "downloading it again.", part)
+        _remove_part(target)
+        offset = 0
 
     response, offset, total = _open_response(url, target, offset, expected_size, timeout)
     with response:
@@ -659,11 +767,18 @@ def download_file(url: str, target: str | os.PathLike, expected_size: int | None
             f"The download of {target.name} from {_host(url)} stopped after {downloaded} of "
             f"{total} bytes; run the same command again to resume from {part}.")
     if expected_size is not None and downloaded != expected_size:
-        part.unlink(missing_ok=True)
+        _remove_part(target)
         raise ModelDownloadError(
             f"Downloaded {target.name} from {url} has {downloaded} bytes but {expected_size} "
             f"were expected; the file was discarded — is the server offering a different file?")
+    if not _hash_matches(part, sha256):
+        _remove_part(target)
+        raise ModelDownloadError(
+            f"Downloaded {target.name} from {url} has the right size but not the published "
+            f"SHA-256; the file was discarded — is the server offering a different file (an "
+            f"error page, another model)?")
     os.replace(part, target)
+    _validator_path(target).unlink(missing_ok=True)
     _fsync_dir(target.parent)
     return target
 
@@ -705,7 +820,7 @@ def _stream_to_part(response, url: str, target: Path, offset: int, total: int | 
                 if total is not None and downloaded + len(chunk) > total:
                     # Keeping more bytes than the expected size can never give a valid file.
                     fh.close()
-                    part.unlink(missing_ok=True)
+                    _remove_part(target)
                     raise ModelDownloadError(
                         f"The server at {url} sent at least {downloaded + len(chunk)} bytes "
                         f"for {target.name} but {total} were expected; the file was "
@@ -738,7 +853,7 @@ def _stream_to_part(response, url: str, target: Path, offset: int, total: int | 
 def missing_default_models(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
                            names: Sequence[str] = DEFAULT_MODEL_NAMES,
                            files: Sequence[ModelFile] = DEFAULT_MODEL_FILES) -> list[ModelFile]:
-    """List the default models that are absent or have the wrong size.
+    """List the default models that are absent, or have the wrong size or (where pinned) SHA-256.
 
     Nothing is downloaded; this lets a command line explain what is missing.
 
@@ -754,7 +869,8 @@ def missing_default_models(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
     Returns
     -------
     list of ModelFile
-        Registry entries whose file is missing or of the wrong size.
+        Registry entries whose file is missing, of the wrong size or (where a hash is pinned) of
+        the wrong content.
 
     Examples
     --------
@@ -765,7 +881,7 @@ def missing_default_models(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
     for name in names:
         entry = _registry_entry(files, name)
         path = Path(models_dir) / DEFAULT_SUBDIR / entry.filename
-        if _file_size(path) != entry.size:
+        if _file_size(path) != entry.size or not _hash_matches(path, entry.sha256):
             missing.append(entry)
     return missing
 
@@ -780,8 +896,9 @@ def ensure_default_models(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
                           timeout: float = DEFAULT_TIMEOUT) -> dict[str, Path]:
     """Make sure the default models exist in ``<models_dir>/default/``.
 
-    Files of the exact expected size are kept; missing ones (or ones of the
-    wrong size, with a logged notice) are fetched. Sources, in order: the
+    Files of the exact expected size (and SHA-256, where pinned) are kept;
+    missing ones (or ones of the wrong size, with a logged notice) are fetched,
+    and a right-size file with the wrong SHA-256 is removed and fetched again. Sources, in order: the
     local folder ``source_dir``; for the encoder, the ``resemblyzer`` package
     when its bundled file has the registry's size; otherwise a download from
     ``base_url``. A wrong-size file is only replaced once the new copy is complete.
@@ -843,17 +960,27 @@ def ensure_default_models(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
     for entry in entries:
         target = default_dir / entry.filename
         size = _file_size(target)
-        if size == entry.size:
+        if size == entry.size and _hash_matches(target, entry.sha256):
             logger.info("%s is present (%d bytes).", target, size)
             paths[entry.name] = target
             continue
-        if size is not None:
+        if size == entry.size:
+            # Right size, wrong bytes (an error page padded to size, a damaged copy): never use it.
+            logger.warning("%s has the right size but not the published SHA-256; removing it and "
+                           "fetching it again.", target)
+            try:
+                target.unlink()
+            except OSError as exc:
+                raise ModelDownloadError(
+                    f"{target} is not the published file (SHA-256 differs) and cannot be "
+                    f"removed: {_one_line(exc)}.") from exc
+        elif size is not None:
             logger.warning("%s has %d bytes instead of %d; fetching it again.",
                            target, size, entry.size)
         paths[entry.name] = _fetch(entry, target, base, source, show_progress,
                                    progress_callback, timeout)
         # Same final assertion as upstream: a present file of the exact size.
-        if _file_size(target) != entry.size:
+        if _file_size(target) != entry.size or not _hash_matches(target, entry.sha256):
             raise ModelDownloadError(
                 f"{target} is not {entry.size} bytes after fetching it: "
                 f"{_alternatives(base + '/' + entry.filename, target)}.")
@@ -873,7 +1000,7 @@ def _fetch(entry: ModelFile, target: Path, base_url: str, source_dir: str | None
                     f"{source} has {source_size} bytes but {entry.size} were expected for "
                     f"{entry.filename}; {_alternatives(url, target)}.")
             logger.info("Copying %s from %s.", entry.filename, source_dir)
-            return _copy_atomically(source, target, entry.size)
+            return _copy_atomically(source, target, entry.size, entry.sha256)
         if entry.name != "encoder":
             raise ModelDownloadError(
                 f"{entry.filename} is not in the local models folder {source_dir} "
@@ -884,13 +1011,13 @@ def _fetch(entry: ModelFile, target: Path, base_url: str, source_dir: str | None
         # Only when it is the very file the registry asks for (tests use small encoders).
         if bundled is not None and _file_size(bundled) == entry.size:
             logger.info("Copying encoder.pt from the resemblyzer package (%s).", bundled)
-            return _copy_atomically(bundled, target, entry.size)
+            return _copy_atomically(bundled, target, entry.size, entry.sha256)
         if bundled is None:
             logger.info("resemblyzer is not installed (pip install --no-deps resemblyzer "
                         "gives the encoder offline); downloading encoder.pt instead.")
     logger.info("Downloading %s from %s.", entry.filename, url)
     return download_file(url, target, entry.size, timeout=timeout, show_progress=show_progress,
-                         progress_callback=progress_callback)
+                         progress_callback=progress_callback, sha256=entry.sha256)
 
 
 # ----------------------------------------------------------------------------
