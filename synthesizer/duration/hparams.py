@@ -6,10 +6,17 @@ so Griffin-Lim, the vocoders and the trainers read one definition.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
-from synthesizer.hparams import SynthesizerHParams
-from utils.hparams import HParams
+from synthesizer.hparams import SynthesizerHParams, _cleaner_names
+from utils.hparams import Check, HParams, OneOf, Range, Rule, positive_float, positive_int
+
+
+def _odd(value: int, _hparams: "DurationHParams") -> str | None:
+    # Odd kernels with padding k // 2 keep every sequence's length.
+    return None if value % 2 == 1 else "an odd number"
 
 
 @dataclass(frozen=True)
@@ -61,19 +68,38 @@ class DurationHParams(HParams):
     min_phoneme_frames: int = 1  # frames given to each non-blank symbol at the least
     max_frames: int = 3000
 
+    RULES: ClassVar[Mapping[str, Rule]] = {
+        "num_mels": positive_int(),
+        "speaker_embedding_size": positive_int(),
+        "cleaner_names": OneOf(_cleaner_names),
+        "encoder_channels": Range(1, 4096, integer=True),
+        "encoder_layers": Range(1, 64, integer=True),
+        "encoder_kernel": Check(_odd),
+        "dropout": Range(0, 1, high_inclusive=False),
+        "duration_channels": Range(1, 4096, integer=True),
+        "duration_layers": Range(1, 64, integer=True),
+        "duration_kernel": Check(_odd),
+        "decoder_channels": Range(1, 4096, integer=True),
+        "decoder_layers": Range(1, 64, integer=True),
+        "decoder_kernel": Check(_odd),
+        "decoder_expansion": Range(1, 16, integer=True),
+        "learning_rate": positive_float(),
+        "warmup_steps": positive_int(1),
+        "lr_decay_half_life": positive_int(1),
+        "weight_decay": Range(0, 1),
+        "clip_grad_norm": positive_float(),
+        "batch_frames": positive_int(),
+        "max_batch_items": positive_int(),
+        "max_mel_frames": positive_int(),
+        "prior_loss_weight": Range(0),
+        "duration_loss_weight": Range(0),
+        "alignment_prior_steps": positive_int(0),
+        "eval_interval": positive_int(),
+        "min_phoneme_frames": positive_int(0),
+        "max_frames": positive_int(),
+    }
+
     @property
     def mel(self) -> SynthesizerHParams:
         """The signal contract: sample rate, hop, mel bands and range of the mels this model makes."""
         return SynthesizerHParams(num_mels=self.num_mels)
-
-    def __post_init__(self) -> None:
-        for name in ("num_mels", "speaker_embedding_size", "encoder_channels", "encoder_layers", "encoder_kernel",
-                     "duration_channels", "duration_layers", "duration_kernel", "decoder_channels",
-                     "decoder_layers", "decoder_kernel", "decoder_expansion", "batch_frames", "max_batch_items",
-                     "max_mel_frames", "max_frames"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), not {self.dropout}")
-        if self.encoder_kernel % 2 == 0 or self.decoder_kernel % 2 == 0 or self.duration_kernel % 2 == 0:
-            raise ValueError("kernel sizes must be odd so that sequences keep their length")

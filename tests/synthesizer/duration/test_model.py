@@ -63,3 +63,15 @@ def test_the_decoder_starts_as_the_identity_on_the_means():
     out = model(torch.tensor([[0, 3, 0]]), torch.tensor([3]), torch.randn(1, 256), torch.randn(1, 80, 10),
                 torch.tensor([10]))
     torch.testing.assert_close(out.mel, out.means)
+
+
+def test_hyperparameter_ranges_are_checked_in_one_line():
+    import pytest
+
+    from utils.hparams import HParamsError
+
+    for bad, fragment in (({"dropout": 1.5}, "dropout"), ({"decoder_kernel": 4}, "odd"),
+                          ({"cleaner_names": ["nope"]}, "cleaner_names"), ({"learning_rate": float("nan")}, "learning_rate")):
+        with pytest.raises(HParamsError, match=fragment) as info:
+            DurationHParams.from_dict(bad)
+        assert "\n" not in str(info.value)
