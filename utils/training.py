@@ -352,6 +352,62 @@ def seed_everything(seed: int | None, context: DistributedContext) -> None:
     torch.manual_seed(seed)
 
 
+def check_window_fits_data(name: str, value: int, longest: int, unit: str = "samples",
+                           sample_rate: int | None = None) -> None:
+    """Refuse a training window longer than the longest utterance of the data, before any step.
+
+    Utterances shorter than a window are padded to it, so an absurd window (``voc_seq_len=1000000``,
+    62 s) made every item that long and grew to 21 GB before the first step, for no data at all.
+
+    Raises
+    ------
+    TrainingError
+        Naming the hyperparameter, its value and the longest utterance.
+
+    Examples
+    --------
+    >>> check_window_fits_data("voc_seq_len", 1000, 48_000, sample_rate=16_000)
+    >>> check_window_fits_data("voc_seq_len", 1_000_000, 48_000, sample_rate=16_000)
+    Traceback (most recent call last):
+      ...
+    utils.training.TrainingError: voc_seq_len=1000000 samples (62.5 s) is longer than the longest utterance of the training data (48000 samples, 3 s); use at most 48000.
+    """
+    if value <= longest:
+        return
+
+    def seconds(count: int) -> str:
+        return f", {count / sample_rate:.3g} s" if sample_rate else ""
+
+    shown = f"{value} {unit}" + (f" ({value / sample_rate:.3g} s)" if sample_rate else "")
+    raise TrainingError(f"{name}={shown} is longer than the longest utterance of the training data "
+                        f"({longest} {unit}{seconds(longest)}); use at most {longest}.")
+
+
+def check_batch_fits_data(name: str, batch_size: int, n_items: int, context: DistributedContext,
+                          what: str = "utterances") -> None:
+    """Refuse a batch larger than the data can fill (for loaders that drop incomplete batches).
+
+    Such a run produced no batch at all and stopped only after loading everything; under torchrun
+    every rank needs its own full batch.
+
+    Examples
+    --------
+    >>> check_batch_fits_data("batch_size", 16, 20, DistributedContext())
+    >>> check_batch_fits_data("batch_size", 16, 20, DistributedContext(world_size=2))
+    Traceback (most recent call last):
+      ...
+    utils.training.TrainingError: batch_size=16 needs 32 usable utterances (16 per rank x 2 ranks) but the training data has 20; lower batch_size to at most 10.
+    """
+    needed = batch_size * context.world_size
+    if needed <= n_items:
+        return
+    per_rank = f" ({batch_size} per rank x {context.world_size} ranks)" if context.world_size > 1 else ""
+    most = n_items // context.world_size
+    advice = f"lower {name} to at most {most}" if most >= 1 else "add data"
+    raise TrainingError(f"{name}={batch_size} needs {needed} usable {what}{per_rank} but the training data has "
+                        f"{n_items}; {advice}.")
+
+
 def worker_init_fn(worker_id: int) -> None:
     """Give every DataLoader worker its own NumPy/random stream (torch already does that for itself)."""
     seed = torch.initial_seed() % 2**32

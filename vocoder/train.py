@@ -34,6 +34,7 @@ from utils.training import (
     TrainingOptions,
     TrainingSession,
     add_training_arguments,
+    check_window_fits_data,
     epochs_of_batches,
     options_from_args,
     resolve_hparams,
@@ -200,6 +201,10 @@ def train(
                                       options.hparam_overrides)
             check_hparams(hparams)
             dataset = VocoderDataset.from_data(data, hparams)
+            # Shorter utterances are padded to one window: the window must not outgrow the data.
+            check_window_fits_data("voc_seq_len", hparams.voc_seq_len,
+                                   max(int(entry.n_samples) for entry in dataset.entries),
+                                   sample_rate=hparams.sample_rate)
 
             model = build_wavernn(hparams).to(context.device)
             # All parameters, ``step`` included, as RTVC: its optimizer state then loads into ours.

@@ -31,12 +31,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from synthesizer.metadata import MetadataError, read_train_txt
 from utils.distributed import init_distributed, shutdown_distributed, wrap_model
 from utils.training import (
     TrainingError,
     TrainingOptions,
     TrainingSession,
     add_training_arguments,
+    check_batch_fits_data,
+    check_window_fits_data,
     epochs_of_batches,
     options_from_args,
     resolve_hparams,
@@ -103,6 +106,16 @@ def write_samples(session: TrainingSession, model: ISTFTVocoderNet, dataset: Seg
     return written
 
 
+def _longest_frames(syn_dir: str | Path, hop_size: int) -> int:
+    """Mel frames of the longest utterance listed in ``<syn_dir>/train.txt`` (0 when unreadable: the
+    dataset then reports the problem itself)."""
+    try:
+        entries = read_train_txt(Path(syn_dir) / "train.txt")
+    except MetadataError:
+        return 0
+    return max((int(entry.n_samples) // hop_size for entry in entries), default=0)
+
+
 def train(options: TrainingOptions, syn_dir: str | Path, *, sample_seconds: float = 3.0) -> ISTFTVocoderNet:
     """Train (or resume) the run ``options.run_id``; returns the bare trained model.
 
@@ -122,7 +135,13 @@ def train(options: TrainingOptions, syn_dir: str | Path, *, sample_seconds: floa
                                     "(use another run_id or --force_restart).")
             hparams = resolve_hparams(ISTFTHParams, session.stored_hparams(checkpoint), options.config,
                                       options.hparam_overrides)
+            longest = _longest_frames(syn_dir, hparams.signal.hop_size)
+            if longest:  # else the dataset says what is wrong with train.txt
+                check_window_fits_data("segment_frames", hparams.segment_frames, longest, unit="frames")
             dataset = SegmentDataset.from_folder(syn_dir, hparams)
+            # Batches are full or dropped: a batch larger than the data would never produce a step.
+            check_batch_fits_data("batch_size", hparams.batch_size, len(dataset), context,
+                                  what=f"utterances of at least {hparams.segment_frames} frames")
             model = build_istft_vocoder(hparams).to(context.device)
             model.bf16 = session.use_cpu_bf16  # the backbone autocasts itself; losses stay float32
             decay, no_decay = [], []
