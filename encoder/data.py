@@ -151,6 +151,7 @@ class SpeakerScan:
     wrong_shape: int = 0
     unreadable: int = 0
     missing: int = 0
+    other_bands: dict[int, int] = field(default_factory=dict)  # (T, n) float arrays with n != mel_n_channels
 
 
 def read_sources(path: Path) -> list[tuple[str, str | None]]:
@@ -209,7 +210,10 @@ def scan_speaker(folder: Path, hparams: EncoderHParams) -> SpeakerScan:
             scan.unreadable += 1
             continue
         shape, dtype = described
-        if len(shape) != 2 or shape[1] != hparams.mel_n_channels or dtype.kind != "f":
+        if len(shape) == 2 and dtype.kind == "f" and shape[1] != hparams.mel_n_channels:
+            scan.other_bands[int(shape[1])] = scan.other_bands.get(int(shape[1]), 0) + 1
+            scan.wrong_shape += 1
+        elif len(shape) != 2 or dtype.kind != "f":
             scan.wrong_shape += 1
         elif shape[0] < hparams.partials_n_frames:
             scan.too_short += 1
@@ -231,6 +235,7 @@ class SpeakerCorpus:
     n_unreadable: int
     n_missing: int
     n_usable_elsewhere: int = 0  # usable utterances of the folders with too few of them
+    other_bands: dict[int, int] = field(default_factory=dict)  # mel band count → files, when not mel_n_channels
 
     @property
     def n_utterances(self) -> int:
@@ -286,9 +291,28 @@ class SpeakerCorpus:
             n_unreadable=sum(scan.unreadable for scan in scans),
             n_missing=sum(scan.missing for scan in scans),
             n_usable_elsewhere=sum(len(scan.usable) for scan in scans if len(scan.usable) < needed),
+            other_bands=_merge_counts(scan.other_bands for scan in scans),
         )
+        corpus.check_mel_bands(hparams)
         corpus.check_enough_speakers(hparams)
         return corpus
+
+    def check_mel_bands(self, hparams: EncoderHParams) -> None:
+        """Raise :class:`TrainingError` when most utterances have another number of mel bands.
+
+        Such data was preprocessed with other settings; it used to be reported as "not enough
+        speakers", which sent users looking for missing folders. A few odd files among good ones
+        are only skipped (and counted in :meth:`summary`).
+        """
+        n_other = sum(self.other_bands.values())
+        if not n_other or n_other < self.n_utterances + self.n_usable_elsewhere:
+            return
+        bands, count = max(self.other_bands.items(), key=lambda item: item[1])
+        raise TrainingError(
+            f"The encoder data in '{self.root}' has {bands} mel bands ({count} utterances) but mel_n_channels is "
+            f"{hparams.mel_n_channels}: pass --hparams mel_n_channels={bands}, or preprocess again with "
+            f"mel_n_channels={hparams.mel_n_channels}."
+        )
 
     def check_enough_speakers(self, hparams: EncoderHParams) -> None:
         """Raise :class:`TrainingError` unless one batch's worth of speakers is available."""
@@ -308,6 +332,14 @@ class SpeakerCorpus:
             f"Only {found} speaker(s) in '{self.root}' have at least {needed} utterances of "
             f"{hparams.partials_n_frames} frames or more, fewer than speakers_per_batch={wanted}; {advice}."
         )
+
+
+def _merge_counts(counts: Iterable[dict[int, int]]) -> dict[int, int]:
+    merged: dict[int, int] = {}
+    for count in counts:
+        for key, value in count.items():
+            merged[key] = merged.get(key, 0) + value
+    return merged
 
 
 # ----------------------------------------------------------------------------------------------
