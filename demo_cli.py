@@ -19,6 +19,9 @@ import time
 import warnings
 from pathlib import Path
 
+from utils.arguments import seed_argument
+from utils.atomic_write import check_target_name
+
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 OUTPUT_SUFFIXES = (".wav", ".flac")
 
@@ -43,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--griffin_lim_rtvc", action="store_true",
                         help="Griffin-Lim with RTVC's exact settings (power 1.5, 60 iterations) instead of the "
                              "tuned fast Griffin-Lim")
-    parser.add_argument("--seed", type=int, default=None, help="make synthesis and vocoding repeatable")
+    parser.add_argument("--seed", type=seed_argument, default=None,
+                        help="make synthesis and vocoding repeatable (an integer from 0 to 2**64 - 1)")
     parser.add_argument("--speaking_rate", "--rate", dest="speaking_rate", type=speaking_rate_argument, default=1.0,
                         metavar="RATE", help="speech pace: 1.25 is 25%% faster, 0.8 slower (0.5 to 2)")
     parser.add_argument("--exact_vocoder", action="store_true",
@@ -98,6 +102,7 @@ def check_output_path(path: Path) -> None:
     """Fail before any work when the output cannot be written."""
     if path.suffix.lower() not in OUTPUT_SUFFIXES:
         raise ValueError(f"The output '{path}' must end in .wav or .flac.")
+    check_target_name(path)  # a name no file system takes would fail only after all the synthesis
     if path.is_dir():
         raise ValueError(f"The output '{path}' is a folder; give a file name.")
     folder = path.parent if str(path.parent) else Path(".")

@@ -44,6 +44,7 @@ from synthesizer.hparams import SynthesizerHParams
 from synthesizer.model import Tacotron
 from utils.checkpoints import CheckpointError, extract_state_dict, guess_model_type, load_checkpoint_file, read_hparams
 from utils.distributed import barrier, init_distributed
+from utils.arguments import seed_argument
 from utils.training import TrainingError, TrainingOptions, parse_hparam_overrides, run_cli
 
 DEFAULT_CHECKPOINT = Path("saved_models/default/synthesizer.pt")
@@ -253,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save_every", type=int, default=500, help="Save every this many steps (default: %(default)s).")
     parser.add_argument("--sample_every", type=int, default=500,
                         help="Write sample plots/audio every this many steps; 0 = never (default: %(default)s).")
-    parser.add_argument("--seed", type=int, default=None, help="Seed for data order and dropout.")
+    parser.add_argument("--seed", type=seed_argument, default=None, help="Seed for data order and dropout.")
     parser.add_argument("--cpu", action="store_true", help="Train on the CPU even if CUDA is available.")
     parser.add_argument("--num_workers", type=int, default=2, help="DataLoader workers (default: %(default)s).")
     parser.add_argument("--no_tensorboard", action="store_true", help="Do not write TensorBoard logs.")

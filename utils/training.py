@@ -74,6 +74,7 @@ from utils.distributed import (
     broadcast_object,
     unwrap_model,
 )
+from utils.arguments import MAX_SEED, seed_argument
 from utils.hparams import HParams, HParamsError
 
 H = TypeVar("H", bound=HParams)
@@ -165,32 +166,6 @@ def add_training_arguments(
                        help="DataLoader worker processes per rank (default: %(default)s).")
     group.add_argument("--no_tensorboard", action="store_true", help="Do not write TensorBoard logs.")
     group.add_argument("--quiet", action="store_true", help="No progress bar (log lines only).")
-
-
-#: Largest seed accepted: torch.manual_seed takes 64-bit seeds, and a larger one used to fail only
-#: after the data and models were loaded.
-MAX_SEED = 2**64 - 1
-
-
-def seed_argument(text: str) -> int:
-    """``argparse`` type for ``--seed``: an integer from 0 to :data:`MAX_SEED`, refused while parsing.
-
-    Examples
-    --------
-    >>> seed_argument("42")
-    42
-    >>> seed_argument(str(2**64))
-    Traceback (most recent call last):
-      ...
-    argparse.ArgumentTypeError: the seed must be an integer from 0 to 18446744073709551615, not 18446744073709551616
-    """
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"the seed must be an integer from 0 to {MAX_SEED}, not {text!r}") from None
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"the seed must be an integer from 0 to {MAX_SEED}, not {value}")
-    return value
 
 
 def options_from_args(args: argparse.Namespace) -> TrainingOptions:
