@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Mapping
 
-from utils.hparams import HParams, OneOf, Range, Rule, positive_float, positive_int
+from utils.hparams import (
+    MAX_LAYERS, MAX_MELS, MAX_SAMPLE_RATE, MAX_WIDTH,
+    HParams, OneOf, Range, Rule, positive_float, positive_int,
+)
 
 
 @dataclass(frozen=True)
@@ -47,24 +50,24 @@ class EncoderHParams(HParams):
     #: Allowed values, checked on construction (see :class:`utils.hparams.HParams`).
     RULES: ClassVar[Mapping[str, Rule]] = {
         # Below 1 kHz a 10 ms hop is under 10 samples; no speech corpus is sampled that low.
-        "sample_rate": positive_int(1000),
+        "sample_rate": Range(1000, MAX_SAMPLE_RATE, integer=True),
         "mel_window_length_ms": positive_int(),
         "mel_window_step_ms": positive_int(),
-        "mel_n_channels": positive_int(),
-        "partials_n_frames": positive_int(),
+        "mel_n_channels": Range(1, MAX_MELS, integer=True),
+        "partials_n_frames": Range(1, 100_000, integer=True),
         "partials_min_coverage": Range(0, 1, low_inclusive=False),
         "partials_overlap": Range(0, 1, high_inclusive=False),  # 1 would never advance
         "vad_window_length_ms": OneOf((10, 20, 30)),  # the only frame lengths webrtcvad accepts
         "vad_moving_average_width": positive_int(),
         "vad_max_silence_length": positive_int(0),
         "audio_norm_target_dbfs": Range(high=0),
-        "hidden_size": positive_int(),
-        "num_layers": positive_int(),
-        "embedding_size": positive_int(),
+        "hidden_size": Range(1, MAX_WIDTH, integer=True),
+        "num_layers": Range(1, MAX_LAYERS, integer=True),
+        "embedding_size": Range(1, MAX_WIDTH, integer=True),
         "learning_rate_init": positive_float(),
         # GE2E: a softmax over one speaker is trivial, and the own-speaker centroid leaves one utterance out.
-        "speakers_per_batch": positive_int(2),
-        "utterances_per_speaker": positive_int(2),
+        "speakers_per_batch": Range(2, 100_000, integer=True),
+        "utterances_per_speaker": Range(2, 10_000, integer=True),
     }
 
     @property

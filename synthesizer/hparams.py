@@ -7,7 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
-from utils.hparams import Check, HParams, OneOf, Range, Rule, positive_float, positive_int, probability
+from utils.hparams import (
+    MAX_FFT, MAX_LAYERS, MAX_MELS, MAX_SAMPLE_RATE, MAX_WIDTH,
+    Check, HParams, OneOf, Range, Rule, positive_float, positive_int, probability,
+)
 
 #: What one ``tts_schedule`` row holds.
 SCHEDULE_ROW = "[r, learning_rate, until_step, batch_size]"
@@ -170,10 +173,10 @@ class SynthesizerHParams(HParams):
     #: Allowed values, checked on construction (see :class:`utils.hparams.HParams`). Field order
     #: matters for the cross-field checks: n_fft, sample_rate, fmin and max_r come first.
     RULES: ClassVar[Mapping[str, Rule]] = {
-        "sample_rate": positive_int(1000),
-        "n_fft": positive_int(),
-        "num_mels": positive_int(),
-        "hop_size": positive_int(),
+        "sample_rate": Range(1000, MAX_SAMPLE_RATE, integer=True),
+        "n_fft": Range(1, MAX_FFT, integer=True),
+        "num_mels": Range(1, MAX_MELS, integer=True),
+        "hop_size": Range(1, MAX_FFT, integer=True),
         "win_size": Check(_check_win_size),
         "fmin": Range(low=0),
         "fmax": Check(_check_fmax),
@@ -183,18 +186,18 @@ class SynthesizerHParams(HParams):
         "preemphasis": Range(0, 1, high_inclusive=False),
         "power": positive_float(),
         "griffin_lim_iters": positive_int(),
-        "tts_embed_dims": positive_int(),
-        "tts_encoder_dims": positive_int(),
-        "tts_decoder_dims": positive_int(),
-        "tts_postnet_dims": positive_int(),
-        "tts_encoder_K": positive_int(),
-        "tts_lstm_dims": positive_int(),
-        "tts_postnet_K": positive_int(),
-        "tts_num_highways": positive_int(0),
+        "tts_embed_dims": Range(1, MAX_WIDTH, integer=True),
+        "tts_encoder_dims": Range(1, MAX_WIDTH, integer=True),
+        "tts_decoder_dims": Range(1, MAX_WIDTH, integer=True),
+        "tts_postnet_dims": Range(1, MAX_WIDTH, integer=True),
+        "tts_encoder_K": Range(1, MAX_LAYERS, integer=True),
+        "tts_lstm_dims": Range(1, MAX_WIDTH, integer=True),
+        "tts_postnet_K": Range(1, MAX_LAYERS, integer=True),
+        "tts_num_highways": Range(0, MAX_LAYERS, integer=True),
         "tts_dropout": Range(0, 1, high_inclusive=False),  # p = 1 zeroes the pre-net (and its 1/(1-p) scale is infinite)
         "tts_cleaner_names": OneOf(_cleaner_names),
         "tts_stop_threshold": Range(),
-        "max_r": positive_int(),
+        "max_r": Range(1, MAX_LAYERS, integer=True),
         "tts_schedule": Check(_check_schedule),
         "tts_clip_grad_norm": positive_float(),
         "tts_guided_attention_weight": Range(low=0),
@@ -205,7 +208,7 @@ class SynthesizerHParams(HParams):
         "max_mel_frames": positive_int(),
         "rescaling_max": Range(0, 1, low_inclusive=False),
         "synthesis_batch_size": positive_int(),
-        "speaker_embedding_size": positive_int(),
+        "speaker_embedding_size": Range(1, MAX_WIDTH, integer=True),
         "silence_min_duration_split": Range(low=0),
         "utterance_min_duration": Range(low=0),
         "max_decoder_steps": positive_int(),

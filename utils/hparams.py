@@ -180,6 +180,22 @@ class Check(Rule):
         return self.check(value, hparams)
 
 
+# Upper bounds for sizes. Far above any real model (RTVC's widest layer is 1,024; the largest numbers of
+# layers, kernel widths or reduction factors are 16), they exist so that a stored or typed value such as
+# hidden_size=10**7 is refused in one line instead of allocating gigabytes (or ending in the OOM killer)
+# before anything can compare it with the data or the weights.
+#: Widest layer or embedding accepted.
+MAX_WIDTH = 16_384
+#: Most layers, blocks, kernel taps or decoder frames per step accepted.
+MAX_LAYERS = 256
+#: Most mel bands accepted.
+MAX_MELS = 1_024
+#: Longest FFT, window or hop, in samples.
+MAX_FFT = 65_536
+#: Highest sample rate accepted, in Hz.
+MAX_SAMPLE_RATE = 384_000
+
+
 def positive_int(low: int = 1) -> Range:
     """An integer of at least ``low`` (sizes, counts, steps)."""
     return Range(low=low, integer=True)

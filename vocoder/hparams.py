@@ -6,7 +6,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
-from utils.hparams import Check, HParams, OneOf, Range, Rule, positive_float, positive_int
+from utils.hparams import (
+    MAX_FFT, MAX_LAYERS, MAX_MELS, MAX_SAMPLE_RATE, MAX_WIDTH,
+    Check, HParams, OneOf, Range, Rule, positive_float, positive_int,
+)
 
 
 def _check_upsample_factors(factors: Any, hparams: "VocoderHParams") -> str | None:
@@ -69,21 +72,21 @@ class VocoderHParams(HParams):
 
     #: Allowed values, checked on construction (see :class:`utils.hparams.HParams`).
     RULES: ClassVar[Mapping[str, Rule]] = {
-        "sample_rate": positive_int(1000),
-        "hop_length": positive_int(),
-        "num_mels": positive_int(),
+        "sample_rate": Range(1000, MAX_SAMPLE_RATE, integer=True),
+        "hop_length": Range(1, MAX_FFT, integer=True),
+        "num_mels": Range(1, MAX_MELS, integer=True),
         "mel_max_abs_value": positive_float(),
         "preemphasis": Range(0, 1, high_inclusive=False),
         "voc_mode": OneOf(("RAW", "MOL")),
         # RAW's softmax has 2**bits classes (2 at the least); beyond 16 bits the output layer explodes.
         "bits": Range(2, 16, integer=True),
         "voc_upsample_factors": Check(_check_upsample_factors),
-        "voc_rnn_dims": positive_int(),
-        "voc_fc_dims": positive_int(),
-        "voc_compute_dims": positive_int(),
-        "voc_res_out_dims": positive_int(),
-        "voc_res_blocks": positive_int(),
-        "voc_pad": positive_int(0),
+        "voc_rnn_dims": Range(1, MAX_WIDTH, integer=True),
+        "voc_fc_dims": Range(1, MAX_WIDTH, integer=True),
+        "voc_compute_dims": Range(1, MAX_WIDTH, integer=True),
+        "voc_res_out_dims": Range(1, MAX_WIDTH, integer=True),
+        "voc_res_blocks": Range(1, MAX_LAYERS, integer=True),
+        "voc_pad": Range(0, MAX_LAYERS, integer=True),
         "voc_batch_size": positive_int(),
         "voc_lr": positive_float(),
         "voc_seq_len": positive_int(),

@@ -166,14 +166,14 @@ def test_loss_goes_down_and_umap_plots_are_written(clean_data_root, tmp_path):
 @pytest.mark.parametrize("case, expected", [
     ("missing_data", "does not exist (run python -m encoder.preprocess first)"),
     ("too_many_speakers", "Only 6 speaker(s)"),
-    ("one_utterance", "utterances_per_speaker must be at least 2"),
+    ("one_utterance", "utterances_per_speaker must be between 2 and 10000"),
     ("unknown_hparam", "Invalid hyperparameters: unknown EncoderHParams field(s): hiden_size."),
     ("broken_checkpoint", "is truncated or not a PyTorch checkpoint"),
     ("negative_umap", "--umap_every cannot be negative."),
     # Out-of-range values used to end in torch tracebacks (issue 17).
-    ("num_layers=0", "Invalid hyperparameters: num_layers must be at least 1, not 0."),
-    ("hidden_size=0", "Invalid hyperparameters: hidden_size must be at least 1, not 0."),
-    ("partials_n_frames=0", "Invalid hyperparameters: partials_n_frames must be at least 1, not 0."),
+    ("num_layers=0", "Invalid hyperparameters: num_layers must be between 1 and 256, not 0."),
+    ("hidden_size=0", "Invalid hyperparameters: hidden_size must be between 1 and 16384, not 0."),
+    ("partials_n_frames=0", "Invalid hyperparameters: partials_n_frames must be between 1 and 100000, not 0."),
     ("learning_rate_init=Infinity", "learning_rate_init must be above 0 and finite, not inf."),
 ])
 def test_user_errors_are_one_line(clean_data_root, tmp_path, capsys, case, expected):

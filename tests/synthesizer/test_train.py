@@ -365,7 +365,7 @@ def test_user_errors_exit_1_with_one_line(spoken_dir, tmp_path, capsys, problem,
             "tts_dropout=1.5": "tts_dropout must be at least 0 and below 1, not 1.5",
             "tts_cleaner_names=klingon_cleaners": "tts_cleaner_names must be a list of names from basic_cleaners, "
                                                   "transliteration_cleaners, english_cleaners, not ['klingon_cleaners']",
-            "tts_postnet_dims=0": "tts_postnet_dims must be at least 1, not 0"}[problem] in err
+            "tts_postnet_dims=0": "tts_postnet_dims must be between 1 and 16384, not 0"}[problem] in err
 
 
 def test_cli_help_lists_the_trainer_flags():

@@ -88,20 +88,23 @@ def test_every_non_boolean_field_has_a_range_rule(cls):
 
 
 @pytest.mark.parametrize("cls, key, value, allowed", [
-    (EncoderHParams, "num_layers", 0, "at least 1"),
-    (EncoderHParams, "hidden_size", 0, "at least 1"),
-    (EncoderHParams, "partials_n_frames", 0, "at least 1"),
+    (EncoderHParams, "num_layers", 0, "between 1 and 256"),
+    (EncoderHParams, "hidden_size", 0, "between 1 and 16384"),
+    (EncoderHParams, "hidden_size", 10**7, "between 1 and 16384"),  # issue 18: sizes have upper bounds
+    (EncoderHParams, "partials_n_frames", 0, "between 1 and 100000"),
     (EncoderHParams, "hidden_size", 1.5, "an integer"),
     (EncoderHParams, "learning_rate_init", float("inf"), "above 0 and finite"),
     (EncoderHParams, "learning_rate_init", float("nan"), "above 0 and finite"),
     (EncoderHParams, "partials_overlap", 1.0, "below 1"),
     (EncoderHParams, "vad_window_length_ms", 25, "one of 10, 20, 30"),
-    (EncoderHParams, "speakers_per_batch", 1, "at least 2"),
+    (EncoderHParams, "speakers_per_batch", 1, "between 2 and 100000"),
     (SynthesizerHParams, "tts_dropout", 1.5, "at least 0 and below 1"),
     (SynthesizerHParams, "tts_dropout", -0.1, "at least 0 and below 1"),
     (SynthesizerHParams, "tts_feed_predictions", 2.0, "between 0 and 1"),
     (SynthesizerHParams, "tts_cleaner_names", ("nope_cleaners",), "english_cleaners"),
-    (SynthesizerHParams, "tts_lstm_dims", -3, "at least 1"),
+    (SynthesizerHParams, "tts_lstm_dims", -3, "between 1 and 16384"),
+    (SynthesizerHParams, "n_fft", 2**20, "between 1 and 65536"),
+    (SynthesizerHParams, "max_r", 1000, "between 1 and 256"),
     (SynthesizerHParams, "fmax", 9000, "at most half the sample rate (8000)"),
     (SynthesizerHParams, "win_size", 1024, "between 1 and n_fft (800)"),
     (SynthesizerHParams, "tts_schedule", ((2, 1e-3, 10, 4), (2, 1e-4, 10, 4)), "larger than the previous"),
@@ -111,7 +114,9 @@ def test_every_non_boolean_field_has_a_range_rule(cls):
     (VocoderHParams, "voc_mode", "raw", "one of RAW, MOL"),
     (VocoderHParams, "voc_upsample_factors", (5, 5, 4), "multiply to 100"),
     (VocoderHParams, "voc_lr", float("nan"), "above 0 and finite"),
-    (VocoderHParams, "voc_rnn_dims", 0, "at least 1"),
+    (VocoderHParams, "voc_rnn_dims", 0, "between 1 and 16384"),
+    (VocoderHParams, "voc_fc_dims", 10**6, "between 1 and 16384"),
+    (VocoderHParams, "sample_rate", 10**9, "between 1000 and 384000"),
     (VocoderHParams, "bits", 40, "between 2 and 16"),
 ])
 def test_out_of_range_values_are_refused_naming_key_value_and_range(cls, key, value, allowed):
@@ -138,6 +143,6 @@ def test_checkpoint_with_out_of_range_hparams_is_one_checkpoint_error(tmp_path):
     from utils.checkpoints import CheckpointError, read_hparams
 
     stored = {**EncoderHParams().to_dict(), "num_layers": 0}
-    with pytest.raises(CheckpointError, match="cannot use: num_layers must be at least 1, not 0"):
+    with pytest.raises(CheckpointError, match="cannot use: num_layers must be between 1 and 256, not 0"):
         read_hparams({"hparams": stored, "model_type": "encoder"}, EncoderHParams, tmp_path / "e.pt", "encoder")
     assert read_hparams({"model_state": {}}, EncoderHParams, tmp_path / "rtvc.pt", "encoder") == EncoderHParams()
