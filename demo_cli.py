@@ -127,8 +127,10 @@ def resolve_model_paths(args: argparse.Namespace):
     wanted = []
     if args.vocoder is None:  # a neural vocoder whenever one can be had, else the model-free Griffin-Lim
         found = args.voc_model_fpath or resolve_model_path(args.models_dir, "vocoder")
-        if args.voc_model_fpath is not None or found.exists():
+        if found.exists():
             args.vocoder = vocoder_architecture(found)
+        elif args.voc_model_fpath is not None:
+            args.vocoder = "wavernn"  # loading the missing file explains what to do, Griffin-Lim included
         elif args.download or args.models_url or args.models_source:
             args.vocoder = "wavernn"  # RTVC's published vocoder
         else:
