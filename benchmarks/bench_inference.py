@@ -16,8 +16,11 @@ WaveRNN is timed twice: ``wavernn_exact`` (RTVC's algorithm, bit-identical to it
 ``time_to_first_audio`` is what streaming (``demo_cli.py --play``) waits before the first sentence
 starts playing: synthesizing a ``--first_sentence`` (2.5 s) sentence and fast-vocoding it until its
 first piece is out (:meth:`vocoder.fast.FastWaveRNNGenerator.generate_stream`);
-``playback_stall_seconds`` says how long playback, started then, would wait for a later piece (0: never). ``--models shipped``
-times the sizes of the shipped offline models instead of RTVC's.
+``playback_stall_seconds`` says how long playback, started then, would wait for a later piece (0: never).
+
+``--models shipped`` times the shipped offline models themselves (saved_models/shipped, their real
+weights and architectures, e.g. the duration synthesizer and the iSTFT vocoder): the synthesizer
+speaks the benchmark text at its own length, so ``--seconds`` does not apply to it.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from synthesizer.model import build_tacotron  # noqa: E402
 from vocoder.hparams import VocoderHParams  # noqa: E402
 from vocoder.inference import GriffinLimVocoder, WaveRNNVocoder  # noqa: E402
 from vocoder.model import build_wavernn  # noqa: E402
+from utils.checkpoints import CheckpointError  # noqa: E402
 
 # About 10 s of speech at a typical reading rate (~15 characters per second).
 TEXT = ("The quick brown fox jumps over the lazy dog, while the five boxing wizards jump quickly "
@@ -63,27 +67,76 @@ def timed(function: Callable[[], object], repeats: int) -> float:
     return best
 
 
-def model_sizes(which: str) -> tuple[SynthesizerHParams, int, VocoderHParams]:
-    """Synthesizer hyperparameters, its r, and vocoder hyperparameters of RTVC's models or the shipped ones."""
-    if which == "rtvc":
-        return SynthesizerHParams(), 2, VocoderHParams()  # RTVC's published model decodes 2 frames per step
-    from utils.checkpoints import load_checkpoint_file, read_hparams
-    from utils.default_models import shipped_model_path
+def benchmark_shipped(device: torch.device, repeats: int, first_sentence_seconds: float = 2.5) -> dict[str, dict]:
+    """Time the shipped offline models themselves (their real weights, whatever their architectures).
 
-    found = {name: shipped_model_path(name) for name in ("synthesizer", "vocoder")}
-    missing = [name for name, path in found.items() if path is None]
+    The synthesizer speaks :data:`TEXT` at its own pace, so ``audio_seconds`` is the length it chose
+    (``--seconds`` does not apply). ``time_to_first_audio`` synthesizes the first clause and streams
+    the vocoder until its first piece is out, as ``demo_cli.py --play`` does.
+    """
+    from synthesizer.inference import load_synthesizer
+    from utils.default_models import shipped_model_path
+    from vocoder.inference import load_vocoder
+
+    found = {name: shipped_model_path(name) for name in ("encoder", "synthesizer", "vocoder")}
+    missing = [name for name in ("synthesizer", "vocoder") if found[name] is None]
     if missing:
         raise FileNotFoundError(f"No shipped {' or '.join(missing)} in saved_models/shipped.")
-    synthesizer = load_checkpoint_file(found["synthesizer"], "synthesizer")
-    vocoder = load_checkpoint_file(found["vocoder"], "vocoder")
-    return (read_hparams(synthesizer, SynthesizerHParams, found["synthesizer"], "synthesizer"),
-            int(synthesizer["model_state"]["decoder.r"]),
-            read_hparams(vocoder, VocoderHParams, found["vocoder"], "vocoder"))
+    rng = np.random.default_rng(0)
+    results: dict[str, dict] = {}
+    encoder_hparams = EncoderHParams()
+    encoder = Encoder(SpeakerEncoder(encoder_hparams), encoder_hparams, device)
+    n_samples = int(5.0 * encoder_hparams.sample_rate)
+    wav = (0.1 * rng.standard_normal(n_samples)).astype(np.float32)
+    results["encoder"] = {"seconds": timed(lambda: encoder.embed_utterance(wav), repeats), "audio_seconds": 5.0}
+
+    synthesizer = load_synthesizer(found["synthesizer"], device)
+    vocoder = load_vocoder(found["vocoder"], device)
+    hop, sample_rate = synthesizer.hparams.hop_size, synthesizer.sample_rate
+    embedding = rng.random(encoder_hparams.embedding_size).astype(np.float32)
+    embedding /= np.linalg.norm(embedding)
+    mel_holder: dict[str, np.ndarray] = {}
+
+    def synthesize() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SynthesisWarning)
+            mel_holder["mel"] = synthesizer.synthesize([TEXT], embedding).mels[0]
+
+    results["synthesizer"] = {"seconds": timed(synthesize, repeats)}
+    mel = mel_holder["mel"]
+    audio_seconds = (mel.shape[1] - 1) * hop / sample_rate
+    results["synthesizer"]["audio_seconds"] = audio_seconds
+    vocoder_stage = "wavernn_fast" if isinstance(vocoder, WaveRNNVocoder) else "istft"
+    vocode = (lambda: vocoder.vocode(mel, fast=True)) if vocoder_stage == "wavernn_fast" else (lambda: vocoder.vocode(mel))
+    results[vocoder_stage] = {"seconds": timed(vocode, repeats), "audio_seconds": audio_seconds}
+    griffin_lim = GriffinLimVocoder(synthesizer.hparams)
+    results["griffinlim"] = {"seconds": timed(lambda: griffin_lim.vocode(mel), repeats), "audio_seconds": audio_seconds}
+
+    if first_sentence_seconds > 0:
+        first_text = TEXT.split(",")[0]
+
+        def first_audio() -> tuple[float, float]:
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SynthesisWarning)
+                first_mel = synthesizer.synthesize([first_text], embedding).mels[0]
+            first = None
+            for _ in vocoder.vocode_stream(first_mel):
+                first = time.perf_counter() - start
+                break
+            return (first if first is not None else time.perf_counter() - start), (first_mel.shape[1] - 1) * hop / sample_rate
+
+        runs = [first_audio() for _ in range(repeats + 1)][1:]  # the first run pays for lazy set-up
+        results["time_to_first_audio"] = {"seconds": min(run[0] for run in runs), "audio_seconds": runs[0][1],
+                                          "playback_stall_seconds": 0.0}
+    for figures in results.values():
+        figures["rtf"] = figures["seconds"] / figures["audio_seconds"]
+    return results
 
 
 def benchmark_device(
     device: torch.device, seconds: float, repeats: int, skip_wavernn: bool, skip_exact: bool = False,
-    sizes: str = "rtvc", first_sentence_seconds: float = 2.5,
+    first_sentence_seconds: float = 2.5,
 ) -> dict[str, dict]:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -98,9 +151,9 @@ def benchmark_device(
     elapsed = timed(lambda: encoder.embed_utterance(wav), repeats)
     results["encoder"] = {"seconds": elapsed, "audio_seconds": seconds}
 
-    synth_hparams, r, vocoder_hparams = model_sizes(sizes)
+    synth_hparams, vocoder_hparams = SynthesizerHParams(), VocoderHParams()
     tacotron = build_tacotron(synth_hparams)
-    tacotron.r = r
+    tacotron.r = 2  # RTVC's published model decodes 2 frames per step
     with torch.no_grad():
         tacotron.decoder.stop_proj.bias.fill_(-1e4)  # never stop: decode exactly max_steps frames
     synthesizer = Synthesizer(tacotron.to(device), synth_hparams)
@@ -176,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip_exact", action="store_true",
                         help="skip the slow exact (RTVC) WaveRNN stage, keep the fast one")
     parser.add_argument("--models", choices=("rtvc", "shipped"), default="rtvc",
-                        help="model sizes: RTVC's published models, or the shipped offline ones (saved_models/shipped)")
+                        help="RTVC's published model sizes (random weights), or the shipped offline models themselves")
     parser.add_argument("--first_sentence", type=float, default=2.5,
                         help="seconds of the first sentence when timing the time to first audio (0: skip)")
     parser.add_argument("--json", action="store_true", help="print one JSON object: device → stage → figures")
@@ -194,15 +247,18 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         report = {device.type: benchmark_device(device, args.seconds, args.repeats, args.skip_wavernn,
-                                                args.skip_exact, args.models, args.first_sentence)
+                                                args.skip_exact, args.first_sentence)
+                  if args.models == "rtvc" else benchmark_shipped(device, args.repeats, args.first_sentence)
                   for device in devices}
-    except FileNotFoundError as error:
+    except (FileNotFoundError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"{'RTVC' if args.models == 'rtvc' else 'Shipped'} model sizes; fixed utterance: {args.seconds:g} s of audio; "
+    what = f"RTVC model sizes; fixed utterance: {args.seconds:g} s of audio" if args.models == "rtvc" \
+        else "Shipped models (their own weights); the synthesizer picks the utterance length"
+    print(f"{what}; "
           f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     print(f"{'device':<6} {'stage':<20} {'seconds':>8} {'audio s':>8} {'RTF':>7}")
     for device, stages in report.items():

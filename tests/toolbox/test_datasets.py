@@ -50,9 +50,11 @@ def test_shared_datasets_are_found_quickly(shared_datasets: Path) -> None:
     assert elapsed < 1.0, f"discovery took {elapsed:.2f} s"
     # The corpora only: neither their speaker folders nor the FSDD parent folder nor texts/.
     assert [d.name for d in datasets] == [
+        "english-misc",
         "free-spoken-digit-dataset/recordings",
         "LibriSpeech/train-clean-100",
         "LJSpeech-mini",
+        "speechocean762",
     ]
 
 
