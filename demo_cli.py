@@ -208,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
 
 def open_player():
     """A started streaming player on the default output device, or a one-line AudioUnavailable."""
-    from toolbox.devices import AudioDevices, AudioUnavailable
+    from utils.audio_devices import AudioDevices, AudioUnavailable
 
     devices = AudioDevices()
     available, reason = devices.available()
@@ -323,7 +323,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from synthesizer.text import TextError
     from utils.audio_io import AudioError
     from utils.checkpoints import CheckpointError
-    from toolbox.devices import AudioUnavailable
+    from utils.audio_devices import AudioUnavailable
     from utils.default_models import ModelDownloadError
 
     return (AudioUnavailable, AudioError, TextError, CheckpointError, ModelDownloadError, MissingModelError, FileNotFoundError,

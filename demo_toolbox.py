@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PyQt5.QtWidgets import QApplication
 
     from toolbox.controller import ToolboxController
-    from toolbox.devices import AudioDevices
+    from utils.audio_devices import AudioDevices
     from toolbox.ui.main_window import ToolboxWindow
 
     app = QApplication(sys.argv[:1])

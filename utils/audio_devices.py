@@ -1,4 +1,4 @@
-"""Audio playback and recording for the toolbox that turn every device problem into one sentence.
+"""Audio playback and recording (toolbox and CLI) that turn every device problem into one sentence.
 
 RTVC's users regularly hit "PortAudio library not found", "Invalid sample rate [PaErrorCode -9997]"
 and a default device that cannot play (HDMI outputs, headless machines). Here:

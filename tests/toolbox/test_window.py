@@ -28,7 +28,7 @@ from PyQt5.QtCore import Qt, QTimer
 from demo_toolbox import NO_DISPLAY
 from tests.conftest import LIBRISPEECH_DIR, REPO_ROOT
 from toolbox.controller import ToolboxController
-from toolbox.devices import AudioDevice, AudioDevices, AudioUnavailable
+from utils.audio_devices import AudioDevice, AudioDevices, AudioUnavailable
 from toolbox.ui.main_window import ToolboxWindow
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

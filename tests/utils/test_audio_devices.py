@@ -1,4 +1,4 @@
-"""toolbox.devices without audio hardware: the real sound system of a device-less machine, a missing
+"""utils.audio_devices without audio hardware: the real sound system of a device-less machine, a missing
 PortAudio (in subprocesses), a fake ``sounddevice`` module for device selection and rate fallback, and
 the queue/metering logic called directly."""
 
@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from toolbox.devices import (
+from utils.audio_devices import (
     NO_DEVICE,
     NO_OUTPUT,
     SILENCE_DBFS,
@@ -92,7 +92,7 @@ def test_streams_on_a_machine_without_devices_raise_audio_unavailable(deviceless
 def test_missing_portaudio_disables_audio_with_a_clear_message(simulation: str) -> None:
     code = f"""{simulation}
 import numpy as np
-from toolbox.devices import AudioDevices, AudioUnavailable, StreamingPlayer, Recorder
+from utils.audio_devices import AudioDevices, AudioUnavailable, StreamingPlayer, Recorder
 devices = AudioDevices()
 ok, reason = devices.available()
 print("AVAILABLE", ok, reason)
@@ -115,7 +115,7 @@ for action in (lambda: devices.play(np.zeros(160, np.float32), 16000),
 
 REAL_STREAMS = """
 import time, numpy as np
-from toolbox.devices import AudioDevices, StreamingPlayer
+from utils.audio_devices import AudioDevices, StreamingPlayer
 devices = AudioDevices()
 if not devices.outputs(None) or not devices.inputs(None):
     print("SKIP", devices.available()[1])
@@ -269,7 +269,7 @@ def fake_sd(monkeypatch: pytest.MonkeyPatch) -> FakeSoundDevice:
         ],
         default=(0, 1),
     )
-    monkeypatch.setattr("toolbox.devices.import_sounddevice", lambda: sd)
+    monkeypatch.setattr("utils.audio_devices.import_sounddevice", lambda: sd)
     return sd
 
 
@@ -298,11 +298,11 @@ def test_device_lists_and_defaults_with_fake_sounddevice(fake_sd: FakeSoundDevic
 
 def test_available_when_only_one_direction_works(monkeypatch: pytest.MonkeyPatch) -> None:
     only_output = FakeSoundDevice([fake_device(0, "Speakers", 0, 2, 48000, {48000})], default=(-1, 0))
-    monkeypatch.setattr("toolbox.devices.import_sounddevice", lambda: only_output)
+    monkeypatch.setattr("utils.audio_devices.import_sounddevice", lambda: only_output)
     ok, reason = AudioDevices().available()
     assert ok and "recording is disabled" in reason
     only_input = FakeSoundDevice([fake_device(0, "Mic", 1, 0, 48000, {48000})], default=(0, -1))
-    monkeypatch.setattr("toolbox.devices.import_sounddevice", lambda: only_input)
+    monkeypatch.setattr("utils.audio_devices.import_sounddevice", lambda: only_input)
     devices = AudioDevices()
     assert devices.available() == (True, NO_OUTPUT)
     with pytest.raises(AudioUnavailable, match="playback is disabled"):

@@ -67,7 +67,7 @@ from toolbox.controller import (
     Utterance,
 )
 from toolbox.datasets import DatasetUtterance
-from toolbox.devices import AudioDevices, AudioUnavailable, Recorder, StreamingPlayer
+from utils.audio_devices import AudioDevices, AudioUnavailable, Recorder, StreamingPlayer
 from toolbox.ui.dataset_browser import DatasetBrowser
 from toolbox.ui.plots import AlignmentPlot, ProjectionPlot, UtterancePlot
 from toolbox.ui.widgets import LevelMeter, LogPanel, SimilarityMeter, ThreadBridge

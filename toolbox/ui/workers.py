@@ -31,7 +31,7 @@ from pipeline import MissingModelError
 from synthesizer.text import TextError
 from toolbox.controller import Cancelled
 from toolbox.datasets import DatasetError
-from toolbox.devices import AudioUnavailable
+from utils.audio_devices import AudioUnavailable
 from utils.audio_io import AudioError
 from utils.checkpoints import CheckpointError
 from utils.default_models import ModelDownloadError
