@@ -20,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+import logging
 import threading
 import warnings
 from collections.abc import Iterable, Sequence
@@ -37,6 +38,15 @@ IPA = (
 )
 ESPEAK_LANGUAGE = "en-us"
 _KEPT_PUNCTUATION = ';:,.!?¡¿—…"«»“”()'
+
+
+def _silent_logger() -> logging.Logger:
+    """A logger that drops phonemizer's notes: its "words count mismatch" lines are harmless here, and
+    phonemizer's own "quiet" logger still propagates them to any handler on the root logger."""
+    logger = logging.getLogger("sv2tts.phonemizer")
+    logger.handlers = [logging.NullHandler()]
+    logger.propagate = False
+    return logger
 
 
 class PhonemizerError(RuntimeError):
@@ -100,14 +110,13 @@ class Phonemizer:
         if self._backend is None:
             try:
                 from phonemizer.backend import EspeakBackend
-                from phonemizer.logger import get_logger
 
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     # Quiet: its "words count mismatch" notes are harmless here and would reach the user's terminal.
                     self._backend = EspeakBackend(self.language, preserve_punctuation=True, with_stress=True,
                                                   punctuation_marks=_KEPT_PUNCTUATION,
-                                                  language_switch="remove-flags", logger=get_logger("quiet"))
+                                                  language_switch="remove-flags", logger=_silent_logger())
             except ImportError:
                 raise PhonemizerError("the phonemizer package is not installed (pip install phonemizer)") from None
             except RuntimeError as error:

@@ -43,3 +43,12 @@ def test_front_end_cleans_numbers_and_reports_nothing_dropped_for_english():
     assert "doctor" in item.cleaned and "five dollars" in item.cleaned and "second" in item.cleaned
     assert item.dropped == ()
     assert len(item.ids) == 2 * len(item.phonemes.replace(BLANK, "")) + 1
+
+
+@needs_espeak
+def test_phonemizer_notes_never_reach_the_users_log_handlers(caplog):
+    # phonemizer logs "words count mismatch" for some sentences; with a handler on the root logger (as
+    # any application may install) those notes used to reach the user's terminal.
+    with caplog.at_level("DEBUG"):
+        Phonemizer().phonemize(["the birch canoe slid on the smooth planks."])
+    assert [record.getMessage() for record in caplog.records if "phonemizer" in record.name] == []
