@@ -21,6 +21,7 @@ from pathlib import Path
 
 from utils.arguments import seed_argument
 from utils.atomic_write import check_target_name
+from utils.signal_contract import SAMPLE_RATE
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 OUTPUT_SUFFIXES = (".wav", ".flac")
@@ -174,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
 
     # Validate every input before loading models, so mistakes are reported in a second.
     sentences = prepare_utterances(text)
-    references = [load_audio_with_rate(path, 16000) for path in args.reference]
+    references = [load_audio_with_rate(path, SAMPLE_RATE) for path in args.reference]
 
     import torch
 
@@ -215,7 +216,7 @@ def open_player():
     if not available:
         raise AudioUnavailable(f"--play needs an audio output: {reason}")
     player = devices.streaming_player()
-    player.start(16000)
+    player.start(SAMPLE_RATE)
     return player
 
 
@@ -245,13 +246,13 @@ def stream_to_player(pipeline, voice, sentences, args, player):  # noqa: ANN001,
                                     on_audio=push, speaking_rate=args.speaking_rate):
             parts.append(part)
         player.finish()
-        player.wait(timeout=sum(len(p.wav) for p in parts) / 16000 + 10)
+        player.wait(timeout=sum(len(p.wav) for p in parts) / SAMPLE_RATE + 10)
     finally:
         player.stop()
     synthesis = SynthesisOutput([p.sentence for p in parts], [p.mel for p in parts], [p.alignment for p in parts],
                                 sum(p.synthesis_seconds for p in parts))
     timings = {"synthesizer": synthesis.seconds, args.vocoder: sum(p.vocoder_seconds for p in parts)}
-    return CloneResult(np.concatenate([p.wav for p in parts]), 16000, synthesis, timings)
+    return CloneResult(np.concatenate([p.wav for p in parts]), SAMPLE_RATE, synthesis, timings)
 
 
 def clone_in_one_go(pipeline, voice, sentences, args):  # noqa: ANN001, ANN201

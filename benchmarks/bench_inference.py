@@ -168,7 +168,7 @@ def benchmark_device(
             mel_holder["mel"] = synthesizer.synthesize([TEXT], embedding, max_steps=n_frames).mels[0]
 
     elapsed = timed(synthesize, repeats)
-    results["synthesizer"] = {"seconds": elapsed, "audio_seconds": n_frames * synth_hparams.hop_size / 16000}
+    results["synthesizer"] = {"seconds": elapsed, "audio_seconds": n_frames * synth_hparams.hop_size / synth_hparams.sample_rate}
 
     # The vocoders get a mel of exactly the benchmark length (the synthesizer may trim quiet frames).
     mel = np.clip(rng.normal(-1.5, 1.0, (synth_hparams.num_mels, n_frames + 1)), -4, 4).astype(np.float32)

@@ -44,12 +44,12 @@ from synthesizer.text import prepare_utterances
 from utils.audio_io import CLIPPING_LEVEL, AudioError, load_audio_with_rate, save_audio
 from utils.checkpoints import inspect_checkpoint
 from utils.default_models import SHIPPED_MODELS_DIR, SHIPPED_MODELS_ENV, shipped_model_path
+from utils.signal_contract import SAMPLE_RATE
 
 LogCallback = Callable[[str], None]
 ProgressCallback = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
 ChunkCallback = Callable[[np.ndarray], None]
 
-SAMPLE_RATE = 16000
 MAX_OUTPUTS = 20
 MIN_UMAP_POINTS = 4
 GRIFFIN_LIM = "Griffin-Lim"

@@ -53,8 +53,8 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from utils.atomic_write import atomic_write
 from utils.audio_io import resample, save_audio
+from utils.signal_contract import SAMPLE_RATE
 
-SAMPLE_RATE = 16000
 DEFAULT_TEXTS = REPO_ROOT.parent / "shared" / "datasets" / "texts" / "ljspeech_metadata.csv"
 DEFAULT_SHIFTS = "1.0:1.0,1.15:0.92,0.87:1.08"
 ENGINES = ("espeak", "flite", "festival", "piper")

@@ -25,8 +25,10 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from utils.signal_contract import SIGNAL
+
 HEATMAP_RANGE = (0.0, 0.30)  # GE2E embedding entries are non-negative and rarely above 0.3
-HOP_SECONDS = 200 / 16000  # synthesizer mel hop (12.5 ms)
+HOP_SECONDS = SIGNAL.hop_seconds  # one mel frame (12.5 ms)
 BACKGROUND = "#F0F0F0"
 MIN_PROJECTION_POINTS = 4
 MAX_LEGEND_SPEAKERS = 24  # beyond this the legend column is too long: hovering names them instead
