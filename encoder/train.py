@@ -39,7 +39,7 @@ from encoder.data import SpeakerBatchStream, SpeakerCorpus, make_batch_loader, p
 from encoder.hparams import EncoderHParams
 from encoder.metrics import ge2e_softmax_loss, similarity_eer
 from encoder.model import SpeakerEncoder, build_speaker_encoder
-from utils.distributed import init_distributed, shutdown_distributed, unwrap_model, wrap_model
+from utils.distributed import unwrap_model, wrap_model
 from utils.training import (
     TrainingError,
     TrainingOptions,
@@ -49,6 +49,7 @@ from utils.training import (
     resolve_hparams,
     run_cli,
     seed_everything,
+    training_session,
 )
 
 #: RTVC's gradient rules (``encoder/model.py: do_gradient_ops``).
@@ -217,11 +218,9 @@ def train(options: TrainingOptions, clean_data_root: str | Path, umap_every: int
     """
     if umap_every < 0:
         raise TrainingError("--umap_every cannot be negative.")
-    context = init_distributed(use_cuda=not options.cpu)
-    session: TrainingSession | None = None
-    try:
+    with training_session("encoder", options) as session:
+        context = session.context
         seed_everything(options.seed, context)
-        session = TrainingSession("encoder", options, context)
         checkpoint = session.checkpoint_to_resume()
         hparams = resolve_hparams(EncoderHParams, session.stored_hparams(checkpoint), options.config,
                                   options.hparam_overrides)
@@ -268,16 +267,8 @@ def train(options: TrainingOptions, clean_data_root: str | Path, umap_every: int
                     umap_sampler(encoder, session.step)
         finally:
             del batches  # stops the DataLoader workers
-    except BaseException as error:
-        if session is not None:
-            session.close(error=error)  # saves only a finished, finite step (utils.training)
-        raise
-    else:
-        session.close()
         del trainer  # DDP holds the process group: let it go before the group is destroyed
-        return unwrap_model(encoder)
-    finally:
-        shutdown_distributed(context)
+    return unwrap_model(encoder)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -50,8 +50,6 @@ from utils.distributed import (
     DistributedContext,
     broadcast_buffers,
     broadcast_object,
-    init_distributed,
-    shutdown_distributed,
     wrap_model,
 )
 from utils.training import (
@@ -64,6 +62,7 @@ from utils.training import (
     resolve_hparams,
     run_cli,
     seed_everything,
+    training_session,
 )
 
 MODEL_TYPE = "synthesizer"
@@ -393,25 +392,9 @@ def train(options: TrainingOptions, syn_dir: str | Path) -> Tacotron:
     TrainingError
         Unusable data, options, schedule or checkpoint.
     """
-    context = init_distributed(use_cuda=not options.cpu)
-    try:
-        return _train(options, Path(syn_dir), context)
-    finally:
-        shutdown_distributed(context)
-
-
-def _train(options: TrainingOptions, syn_dir: Path, context: DistributedContext) -> Tacotron:
-    session = TrainingSession(MODEL_TYPE, options, context)
-    try:
-        model = _prepare_and_train(session, options, syn_dir, context)
-    except BaseException as error:
-        # From the session's creation on, so its TensorBoard writer is closed whatever fails; saves
-        # only a finished, finite step (utils.training), without a collective: the other ranks may
-        # be stuck or gone.
-        session.close(error=error)
-        raise
-    session.close()
-    broadcast_buffers(model, context)  # every rank returns rank 0's BatchNorm statistics
+    with training_session(MODEL_TYPE, options) as session:
+        model = _prepare_and_train(session, options, Path(syn_dir), session.context)
+        broadcast_buffers(model, session.context)  # every rank returns rank 0's BatchNorm statistics
     return model
 
 

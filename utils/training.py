@@ -1,4 +1,4 @@
-"""Training-loop plumbing shared by the three trainers: options, hparams, resume, saving, logging.
+"""Training-loop plumbing shared by the trainers: options, hparams, resume, saving, logging.
 
 Each model package's ``train.py`` holds only what is specific to its model (data, loss, schedule,
 sample plots); everything else is here, once:
@@ -11,7 +11,8 @@ sample plots); everything else is here, once:
   backups, ``--max_steps``, SIGINT/SIGTERM → save and stop, mixed precision on CUDA, TensorBoard and
   a tqdm bar on rank 0, and all of it correct under ``torchrun``.
 
-How a run ends, the same for the three trainers (:meth:`TrainingSession.close`):
+How a run ends, the same for the five trainers, which all run inside :func:`training_session`
+(:meth:`TrainingSession.close`):
 
 * a clean end (``--max_steps``, the end of the schedule, Ctrl-C/SIGTERM, which stop after the step in
   progress) saves the checkpoint;
@@ -72,6 +73,8 @@ from utils.distributed import (
     any_rank,
     barrier,
     broadcast_object,
+    init_distributed,
+    shutdown_distributed,
     unwrap_model,
 )
 from utils.arguments import MAX_SEED, seed_argument
@@ -776,25 +779,24 @@ def _pid_alive(pid: str) -> bool:
 
 
 class TrainingSession:
-    """One training run's mechanics, shared by the three trainers.
+    """One training run's mechanics, shared by the trainers.
 
-    Typical use (``encoder/train.py`` is the shortest complete example)::
+    Typical use, through :func:`training_session` (``encoder/train.py`` is the shortest complete example)::
 
-        session = TrainingSession("encoder", options, context)
-        checkpoint = session.checkpoint_to_resume()
-        hparams = resolve_hparams(EncoderHParams, session.stored_hparams(checkpoint),
-                                  options.config, options.hparam_overrides)
-        model = build_speaker_encoder(hparams).to(context.device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=hparams.learning_rate_init)
-        session.attach(model, optimizer, hparams, checkpoint)
-        while not session.finished:
-            with session.autocast():
-                loss = ...
-            session.backward(loss)
-            session.unscale_gradients()          # before clipping
-            session.optimizer_step()
-            session.end_step({"loss": loss.item()})
-        session.close()
+        with training_session("encoder", options) as session:
+            checkpoint = session.checkpoint_to_resume()
+            hparams = resolve_hparams(EncoderHParams, session.stored_hparams(checkpoint),
+                                      options.config, options.hparam_overrides)
+            model = build_speaker_encoder(hparams).to(session.context.device)
+            optimizer = torch.optim.Adam(model.parameters(), lr=hparams.learning_rate_init)
+            session.attach(model, optimizer, hparams, checkpoint)
+            while not session.finished:
+                with session.autocast():
+                    loss = ...
+                session.backward(loss)
+                session.unscale_gradients()          # before clipping
+                session.optimizer_step()
+                session.end_step({"loss": loss.item()})
 
     Parameters
     ----------
@@ -858,6 +860,13 @@ class TrainingSession:
         except BaseException:
             self._release_lock()
             raise
+
+    def __enter__(self) -> TrainingSession:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> None:
+        """End the run as :meth:`close` says: a clean end saves, an exception saves only a safe state."""
+        self.close(error=error)
 
     # -- paths ------------------------------------------------------------------------------------
 
@@ -1229,6 +1238,30 @@ class TrainingSession:
             self._release_lock()
         if message and self.context.is_main:
             print(message, flush=True)
+
+
+@contextlib.contextmanager
+def training_session(model_type: str, options: TrainingOptions) -> Iterator[TrainingSession]:
+    """The one way every trainer runs: join the process group, open the run, end it, leave the group.
+
+    The body resumes (:meth:`TrainingSession.checkpoint_to_resume`, :meth:`~TrainingSession.attach`)
+    and trains; leaving the block ends the run as :meth:`TrainingSession.close` says, whether the
+    body returned, raised or was stopped by a signal. DDP-wrapped models hold the process group: a
+    body that returns normally deletes them before it ends.
+
+    Parameters
+    ----------
+    model_type
+        As for :class:`TrainingSession`.
+    options
+        The run settings (``options.cpu`` keeps the run off CUDA).
+    """
+    context = init_distributed(use_cuda=not options.cpu)
+    try:
+        with TrainingSession(model_type, options, context) as session:
+            yield session
+    finally:
+        shutdown_distributed(context)
 
 
 def run_cli(main: Callable[..., Any], *args: Any) -> int:

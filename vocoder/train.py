@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.distributed import broadcast_buffers, init_distributed, shutdown_distributed, wrap_model
+from utils.distributed import broadcast_buffers, wrap_model
 from utils.training import (
     TrainingError,
     TrainingOptions,
@@ -40,6 +40,7 @@ from utils.training import (
     resolve_hparams,
     run_cli,
     seed_everything,
+    training_session,
 )
 from vocoder.data import VocoderData, VocoderDataset, make_data_loader
 from vocoder.distribution import discretized_mix_logistic_loss
@@ -191,42 +192,34 @@ def train(
     if clip_grad_norm is not None and clip_grad_norm <= 0:
         raise TrainingError("--clip_grad_norm must be positive.")
     data = VocoderData.locate(syn_dir, voc_dir, ground_truth)  # before any run folder is made
-    context = init_distributed(use_cuda=not options.cpu)
-    try:
+    with training_session("vocoder", options) as session:
+        context = session.context
         seed_everything(options.seed, context)
-        session = TrainingSession("vocoder", options, context)
-        try:
-            checkpoint = session.checkpoint_to_resume()
-            hparams = resolve_hparams(VocoderHParams, session.stored_hparams(checkpoint), options.config,
-                                      options.hparam_overrides)
-            check_hparams(hparams)
-            dataset = VocoderDataset.from_data(data, hparams)
-            # Shorter utterances are padded to one window: the window must not outgrow the data.
-            check_window_fits_data("voc_seq_len", hparams.voc_seq_len,
-                                   max(int(entry.n_samples) for entry in dataset.entries),
-                                   sample_rate=hparams.sample_rate)
+        checkpoint = session.checkpoint_to_resume()
+        hparams = resolve_hparams(VocoderHParams, session.stored_hparams(checkpoint), options.config,
+                                  options.hparam_overrides)
+        check_hparams(hparams)
+        dataset = VocoderDataset.from_data(data, hparams)
+        # Shorter utterances are padded to one window: the window must not outgrow the data.
+        check_window_fits_data("voc_seq_len", hparams.voc_seq_len,
+                               max(int(entry.n_samples) for entry in dataset.entries),
+                               sample_rate=hparams.sample_rate)
 
-            model = build_wavernn(hparams).to(context.device)
-            # All parameters, ``step`` included, as RTVC: its optimizer state then loads into ours.
-            optimizer = torch.optim.Adam(model.parameters(), lr=hparams.voc_lr)
-            session.attach(
-                model, optimizer, hparams, checkpoint,
-                model_step=lambda m: int(m.step.item()),
-                set_model_step=lambda m, step: m.step.data.fill_(step),
-            )
-            session.set_learning_rate(hparams.voc_lr)  # no schedule: a resumed optimizer takes this run's rate
-            net = wrap_model(model, context)
-            model.train()
-            _train_loop(session, net, model, dataset, options, clip_grad_norm, sample_seconds)
-        except BaseException as error:
-            session.close(error=error)  # saves only a finished, finite step (utils.training)
-            raise
-        session.close()
+        model = build_wavernn(hparams).to(context.device)
+        # All parameters, ``step`` included, as RTVC: its optimizer state then loads into ours.
+        optimizer = torch.optim.Adam(model.parameters(), lr=hparams.voc_lr)
+        session.attach(
+            model, optimizer, hparams, checkpoint,
+            model_step=lambda m: int(m.step.item()),
+            set_model_step=lambda m, step: m.step.data.fill_(step),
+        )
+        session.set_learning_rate(hparams.voc_lr)  # no schedule: a resumed optimizer takes this run's rate
+        net = wrap_model(model, context)
+        model.train()
+        _train_loop(session, net, model, dataset, options, clip_grad_norm, sample_seconds)
         del net  # DDP holds the process group: let it go before the group is destroyed
         broadcast_buffers(model, context)  # every rank returns rank 0's BatchNorm statistics
-        return model
-    finally:
-        shutdown_distributed(context)
+    return model
 
 
 def _train_loop(

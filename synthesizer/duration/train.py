@@ -39,8 +39,7 @@ from synthesizer.duration.data import DurationDataset, frame_budget_batches
 from synthesizer.duration.hparams import DurationHParams
 from synthesizer.duration.model import DurationSynthesizerModel, SynthesizerOutput, count_parameters
 from synthesizer.duration.phonemes import PhonemeFrontEnd, SymbolTable
-from utils.checkpoints import CheckpointError
-from utils.distributed import DistributedContext, broadcast_buffers, init_distributed, shutdown_distributed, wrap_model
+from utils.distributed import broadcast_buffers, wrap_model
 from utils.training import (
     TrainingError,
     TrainingOptions,
@@ -50,6 +49,7 @@ from utils.training import (
     resolve_hparams,
     run_cli,
     seed_everything,
+    training_session,
 )
 
 MODEL_TYPE = "synthesizer"
@@ -138,11 +138,8 @@ def train(options: TrainingOptions, syn_dir: str | Path, oversample: Sequence[tu
     TrainingError
         Unusable data, options or checkpoint.
     """
-    context = init_distributed(use_cuda=not options.cpu)
-    try:
-        return _train(options, Path(syn_dir), oversample, context)
-    finally:
-        shutdown_distributed(context)
+    with training_session(MODEL_TYPE, options) as session:
+        return _train(session, options, Path(syn_dir), oversample)
 
 
 def _check_architecture(checkpoint: dict | None) -> None:
@@ -151,9 +148,9 @@ def _check_architecture(checkpoint: dict | None) -> None:
                             "synthesizer: train it with `python -m synthesizer.train`, or use another run_id.")
 
 
-def _train(options: TrainingOptions, syn_dir: Path, oversample: Sequence[tuple[str, int]],
-           context: DistributedContext) -> DurationSynthesizerModel:
-    session = TrainingSession(MODEL_TYPE, options, context)
+def _train(session: TrainingSession, options: TrainingOptions, syn_dir: Path,
+           oversample: Sequence[tuple[str, int]]) -> DurationSynthesizerModel:
+    context = session.context
     checkpoint = session.checkpoint_to_resume()
     _check_architecture(checkpoint)
     hparams = resolve_hparams(DurationHParams, session.stored_hparams(checkpoint), options.config,
@@ -182,54 +179,51 @@ def _train(options: TrainingOptions, syn_dir: Path, oversample: Sequence[tuple[s
     model.train()
     trained = wrap_model(model, context)
     skipped = 0
-    try:
-        while not session.finished:
-            batches = frame_budget_batches(dataset.frame_counts, hparams.batch_frames, hparams.max_batch_items, rng)
-            for indices in batches[context.rank :: context.world_size]:
-                batch = dataset.collate(indices)
-                session.set_learning_rate(learning_rate(hparams, session.step))
-                with session.autocast():
-                    output = trained(batch["ids"].to(context.device), batch["lengths"].to(context.device),
-                                     batch["speakers"].to(context.device), batch["mels"].to(context.device),
-                                     batch["frame_lengths"].to(context.device),
-                                     alignment_prior_weight(hparams, session.step))
-                losses = duration_losses(output, {k: v.to(context.device) for k, v in batch.items()})
-                total = (losses["mel_l1"] + losses["mel_l2"] + hparams.prior_loss_weight * losses["prior"]
-                         + hparams.duration_loss_weight * losses["duration"])
-                session.backward(total)
-                session.unscale_gradients()
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), hparams.clip_grad_norm)
-                values: dict[str, float] = {}
-                if torch.isfinite(grad_norm):
-                    session.optimizer_step()
-                    skipped = 0
-                    values = {name: float(value.detach()) for name, value in losses.items()}
-                    values["grad_norm"] = float(grad_norm)
-                    with torch.no_grad():
-                        predicted = torch.clamp(torch.exp(output.log_durations.float()) - 1, min=0).sum(1)
-                        values["length_ratio"] = float((predicted / batch["frame_lengths"]).mean())
-                        nonblank = (batch["ids"] != 0)
-                        values["empty_phonemes"] = float(((output.durations == 0) & nonblank).sum() / nonblank.sum())
-                else:
-                    session.optimizer.zero_grad(set_to_none=True)
-                    skipped += 1
-                    warnings.warn(f"The gradient norm is {float(grad_norm)} at step {session.step + 1}; "
-                                  "this update was skipped.", stacklevel=1)
-                    if skipped >= MAX_CONSECUTIVE_SKIPPED_UPDATES:
-                        raise TrainingError(f"The gradients were NaN or infinite for {skipped} steps in a row; "
-                                            "the run diverged: lower the learning rate or check the data.")
-                session.end_step(values)
-                if context.is_main and session.due(options.sample_every):
-                    try:
-                        write_samples(session, model, hparams, batch, output, table)
-                    except OSError as error:
-                        warnings.warn(f"Could not write the samples of step {session.step}: {error}", stacklevel=1)
-                if session.finished:
-                    break
-            session.epoch += 1
-    finally:
-        broadcast_buffers(model, context)
-        session.close()
+    while not session.finished:
+        batches = frame_budget_batches(dataset.frame_counts, hparams.batch_frames, hparams.max_batch_items, rng)
+        for indices in batches[context.rank :: context.world_size]:
+            batch = dataset.collate(indices)
+            session.set_learning_rate(learning_rate(hparams, session.step))
+            with session.autocast():
+                output = trained(batch["ids"].to(context.device), batch["lengths"].to(context.device),
+                                 batch["speakers"].to(context.device), batch["mels"].to(context.device),
+                                 batch["frame_lengths"].to(context.device),
+                                 alignment_prior_weight(hparams, session.step))
+            losses = duration_losses(output, {k: v.to(context.device) for k, v in batch.items()})
+            total = (losses["mel_l1"] + losses["mel_l2"] + hparams.prior_loss_weight * losses["prior"]
+                     + hparams.duration_loss_weight * losses["duration"])
+            session.backward(total)
+            session.unscale_gradients()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), hparams.clip_grad_norm)
+            values: dict[str, float] = {}
+            if torch.isfinite(grad_norm):
+                session.optimizer_step()
+                skipped = 0
+                values = {name: float(value.detach()) for name, value in losses.items()}
+                values["grad_norm"] = float(grad_norm)
+                with torch.no_grad():
+                    predicted = torch.clamp(torch.exp(output.log_durations.float()) - 1, min=0).sum(1)
+                    values["length_ratio"] = float((predicted / batch["frame_lengths"]).mean())
+                    nonblank = (batch["ids"] != 0)
+                    values["empty_phonemes"] = float(((output.durations == 0) & nonblank).sum() / nonblank.sum())
+            else:
+                session.optimizer.zero_grad(set_to_none=True)
+                skipped += 1
+                warnings.warn(f"The gradient norm is {float(grad_norm)} at step {session.step + 1}; "
+                              "this update was skipped.", stacklevel=1)
+                if skipped >= MAX_CONSECUTIVE_SKIPPED_UPDATES:
+                    raise TrainingError(f"The gradients were NaN or infinite for {skipped} steps in a row; "
+                                        "the run diverged: lower the learning rate or check the data.")
+            session.end_step(values)
+            if context.is_main and session.due(options.sample_every):
+                try:
+                    write_samples(session, model, hparams, batch, output, table)
+                except OSError as error:
+                    warnings.warn(f"Could not write the samples of step {session.step}: {error}", stacklevel=1)
+            if session.finished:
+                break
+        session.epoch += 1
+    broadcast_buffers(model, context)  # every rank returns rank 0's normalisation statistics
     return model
 
 

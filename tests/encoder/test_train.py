@@ -268,7 +268,7 @@ def test_cpu_bf16_trains_with_float32_weights(clean_data_root, tmp_path):
 
 @pytest.mark.parametrize("where", ["between", "mid_step", "nan"])
 def test_an_exception_saves_only_a_finished_finite_step(clean_data_root, tmp_path, monkeypatch, capsys, where):
-    """The rule shared by the three trainers (utils.training): see tests/utils/test_training.py."""
+    """The rule every trainer shares (utils.training.training_session): see tests/utils/test_training.py."""
     from tests.utils.test_training import FAILURES, InjectedFailure, check_end_after_failure, inject_failure
 
     inject_failure(monkeypatch, where, at_step=FAILURES[where][0])

@@ -449,7 +449,7 @@ def test_cpu_bf16_autocast_trains_down_and_keeps_float32_weights(spoken_dir, tmp
 
 @pytest.mark.parametrize("where", ["between", "mid_step", "nan"])
 def test_an_exception_saves_only_a_finished_finite_step(spoken_dir, tmp_path, monkeypatch, capsys, where):
-    """The rule shared by the three trainers (utils.training): see tests/utils/test_training.py."""
+    """The rule every trainer shares (utils.training.training_session): see tests/utils/test_training.py."""
     from tests.utils.test_training import FAILURES, InjectedFailure, check_end_after_failure, inject_failure
 
     inject_failure(monkeypatch, where, at_step=FAILURES[where][0])

@@ -33,14 +33,14 @@ def train_tiny_encoder(models_dir: Path, max_steps: int, on_step=None, **option_
     settings = dict(save_every=2, backup_every=3, seed=0, progress=False, tensorboard=False)
     settings.update(option_changes)
     options = TrainingOptions(run_id="run", models_dir=models_dir, max_steps=max_steps, **settings)
-    session = TrainingSession("encoder", options, DistributedContext())
-    checkpoint = session.checkpoint_to_resume()
-    hparams = resolve_hparams(EncoderHParams, session.stored_hparams(checkpoint), None, TINY)
-    model = build_speaker_encoder(hparams)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    session.attach(model, optimizer, hparams, checkpoint)
-    generator = torch.Generator().manual_seed(session.step)
-    try:
+    # As the trainers do (utils.training.training_session): the session ends, and unlocks the run, either way.
+    with TrainingSession("encoder", options, DistributedContext()) as session:
+        checkpoint = session.checkpoint_to_resume()
+        hparams = resolve_hparams(EncoderHParams, session.stored_hparams(checkpoint), None, TINY)
+        model = build_speaker_encoder(hparams)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        session.attach(model, optimizer, hparams, checkpoint)
+        generator = torch.Generator().manual_seed(session.step)
         while not session.finished:
             frames = torch.rand(8, 20, 40, generator=generator)
             loss = model.loss(model(frames).reshape(4, 2, -1))
@@ -50,10 +50,6 @@ def train_tiny_encoder(models_dir: Path, max_steps: int, on_step=None, **option_
             session.end_step({"loss": loss.item()})
             if on_step is not None:
                 on_step(session)
-    except BaseException as error:  # as the trainers do: the session ends (and unlocks the run) either way
-        session.close(error=error)
-        raise
-    session.close()
     return session
 
 
@@ -198,7 +194,7 @@ def test_distributed_helpers_are_identities_in_a_single_process(monkeypatch):
 
 
 # ----------------------------------------------------------------------------------------------
-# How a run ends on an exception (issue 17): the same rule for the three trainers.
+# How a run ends on an exception (issues 17 and 15): the same rule for every trainer.
 
 
 class InjectedFailure(RuntimeError):
@@ -210,7 +206,7 @@ def inject_failure(monkeypatch, where: str, at_step: int) -> None:
 
     ``where`` is ``"between"`` (after the step was counted: it finished), ``"mid_step"`` (after the
     optimizer updated the weights, before the step was counted) or ``"nan"`` (the step finished but
-    left a NaN weight). Used by the trainers' tests too, so all three are held to one rule.
+    left a NaN weight). Used by the five trainers' tests too, so all of them are held to one rule.
     """
     from utils.distributed import unwrap_model
 
@@ -266,11 +262,7 @@ def test_session_saves_after_an_exception_only_a_finished_finite_step(tmp_path, 
     original_attach = TrainingSession.attach
     monkeypatch.setattr(TrainingSession, "attach", lambda self, *a, **k: (keep(self), original_attach(self, *a, **k))[1])
     with pytest.raises(InjectedFailure):
-        try:
-            train_tiny_encoder(tmp_path, max_steps=10, save_every=2, backup_every=0)
-        except InjectedFailure as error:
-            sessions[0].close(error=error)  # what the trainers do
-            raise
+        train_tiny_encoder(tmp_path, max_steps=10, save_every=2, backup_every=0)
     check_end_after_failure(tmp_path / "run" / "encoder.pt", where, capsys.readouterr().out)
     assert signal.getsignal(signal.SIGTERM) != sessions[0].stop._handle  # handlers restored on this path too
 

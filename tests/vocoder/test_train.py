@@ -231,7 +231,7 @@ def test_cpu_bf16_trains_down_with_float32_weights(speech_dataset_root, tmp_path
 @pytest.mark.parametrize("where", ["between", "mid_step", "nan"])
 def test_an_exception_saves_only_a_finished_finite_step(speech_dataset_root, tmp_path, monkeypatch, capsys, where,
                                                         torch_single_thread) -> None:
-    """The rule shared by the three trainers (utils.training): see tests/utils/test_training.py."""
+    """The rule every trainer shares (utils.training.training_session): see tests/utils/test_training.py."""
     from tests.utils.test_training import FAILURES, InjectedFailure, check_end_after_failure, inject_failure
     from vocoder.train import train_from_args
 

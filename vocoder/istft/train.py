@@ -32,7 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from synthesizer.metadata import MetadataError, read_train_txt
-from utils.distributed import init_distributed, shutdown_distributed, wrap_model
+from utils.distributed import wrap_model
 from utils.training import (
     TrainingError,
     TrainingOptions,
@@ -45,6 +45,7 @@ from utils.training import (
     resolve_hparams,
     run_cli,
     seed_everything,
+    training_session,
     worker_init_fn,
 )
 from vocoder.istft.data import SegmentDataset
@@ -124,46 +125,38 @@ def train(options: TrainingOptions, syn_dir: str | Path, *, sample_seconds: floa
     TrainingError
         Missing or unusable data, bad hyperparameters, a checkpoint of another model or architecture.
     """
-    context = init_distributed(use_cuda=not options.cpu)
-    try:
+    with training_session("vocoder", options) as session:
+        context = session.context
         seed_everything(options.seed, context)
-        session = TrainingSession("vocoder", options, context)
-        try:
-            checkpoint = session.checkpoint_to_resume()
-            if checkpoint is not None and checkpoint.get("architecture") != ARCHITECTURE:
-                raise TrainingError("The vocoder checkpoint to resume or fine-tune from is not an iSTFT vocoder "
-                                    "(use another run_id or --force_restart).")
-            hparams = resolve_hparams(ISTFTHParams, session.stored_hparams(checkpoint), options.config,
-                                      options.hparam_overrides)
-            longest = _longest_frames(syn_dir, hparams.signal.hop_size)
-            if longest:  # else the dataset says what is wrong with train.txt
-                check_window_fits_data("segment_frames", hparams.segment_frames, longest, unit="frames")
-            dataset = SegmentDataset.from_folder(syn_dir, hparams)
-            # Batches are full or dropped: a batch larger than the data would never produce a step.
-            check_batch_fits_data("batch_size", hparams.batch_size, len(dataset), context,
-                                  what=f"utterances of at least {hparams.segment_frames} frames")
-            model = build_istft_vocoder(hparams).to(context.device)
-            model.bf16 = session.use_cpu_bf16  # the backbone autocasts itself; losses stay float32
-            decay, no_decay = [], []
-            for name, parameter in model.named_parameters():
-                (no_decay if parameter.ndim < 2 or name.endswith("scale") else decay).append(parameter)
-            optimizer = torch.optim.AdamW(
-                [{"params": decay, "weight_decay": hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                lr=hparams.learning_rate, betas=tuple(hparams.adam_betas),
-            )
-            session.attach(model, optimizer, hparams, checkpoint,
-                           set_model_step=lambda m, step: m.step.fill_(step),
-                           extra_state=lambda: {"architecture": ARCHITECTURE})
-            net = wrap_model(model, context)
-            model.train()
-            _train_loop(session, net, model, dataset, options, sample_seconds)
-        except BaseException:
-            session.close(save=False)
-            raise
-        session.close()
-        return model
-    finally:
-        shutdown_distributed(context)
+        checkpoint = session.checkpoint_to_resume()
+        if checkpoint is not None and checkpoint.get("architecture") != ARCHITECTURE:
+            raise TrainingError("The vocoder checkpoint to resume or fine-tune from is not an iSTFT vocoder "
+                                "(use another run_id or --force_restart).")
+        hparams = resolve_hparams(ISTFTHParams, session.stored_hparams(checkpoint), options.config,
+                                  options.hparam_overrides)
+        longest = _longest_frames(syn_dir, hparams.signal.hop_size)
+        if longest:  # else the dataset says what is wrong with train.txt
+            check_window_fits_data("segment_frames", hparams.segment_frames, longest, unit="frames")
+        dataset = SegmentDataset.from_folder(syn_dir, hparams)
+        # Batches are full or dropped: a batch larger than the data would never produce a step.
+        check_batch_fits_data("batch_size", hparams.batch_size, len(dataset), context,
+                              what=f"utterances of at least {hparams.segment_frames} frames")
+        model = build_istft_vocoder(hparams).to(context.device)
+        model.bf16 = session.use_cpu_bf16  # the backbone autocasts itself; losses stay float32
+        decay, no_decay = [], []
+        for name, parameter in model.named_parameters():
+            (no_decay if parameter.ndim < 2 or name.endswith("scale") else decay).append(parameter)
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=hparams.learning_rate, betas=tuple(hparams.adam_betas),
+        )
+        session.attach(model, optimizer, hparams, checkpoint,
+                       set_model_step=lambda m, step: m.step.fill_(step),
+                       extra_state=lambda: {"architecture": ARCHITECTURE})
+        net = wrap_model(model, context)
+        model.train()
+        _train_loop(session, net, model, dataset, options, sample_seconds)
+    return model
 
 
 def _train_loop(session: TrainingSession, net: nn.Module, model: ISTFTVocoderNet, dataset: SegmentDataset,

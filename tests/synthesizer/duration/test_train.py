@@ -91,3 +91,15 @@ def test_learning_rate_warms_up_then_halves():
     hparams = DurationHParams(learning_rate=1e-3, warmup_steps=10, lr_decay_half_life=100)
     assert learning_rate(hparams, 5) == pytest.approx(5e-4)
     assert learning_rate(hparams, 110) == pytest.approx(5e-4)
+
+
+@pytest.mark.parametrize("where", ["between", "mid_step", "nan"])
+def test_an_exception_saves_only_a_finished_finite_step(syn_dir, tmp_path, monkeypatch, capsys, where):
+    """The rule every trainer shares (utils.training.training_session): see tests/utils/test_training.py."""
+    from tests.utils.test_training import FAILURES, InjectedFailure, check_end_after_failure, inject_failure
+
+    inject_failure(monkeypatch, where, at_step=FAILURES[where][0])
+    with pytest.raises(InjectedFailure):
+        train_from_args(["run", str(syn_dir), "-m", str(tmp_path), "--max_steps", "10", "--save_every", "2",
+                         "--quiet", "--seed", "0", "--no_tensorboard", "--hparams", *TINY])
+    check_end_after_failure(tmp_path / "run" / "synthesizer.pt", where, capsys.readouterr().out)

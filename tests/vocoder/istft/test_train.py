@@ -91,3 +91,15 @@ def test_overfitting_one_clip_beats_griffin_lim(speech_clip):
     ours_distance, griffin_lim_distance = spectral_distance(reference, ours), spectral_distance(reference, griffin_lim)
     print(f"spectral distance: iSTFT {ours_distance:.2f} dB, Griffin-Lim {griffin_lim_distance:.2f} dB")
     assert ours_distance < griffin_lim_distance
+
+
+@pytest.mark.parametrize("where", ["between", "mid_step", "nan"])
+def test_an_exception_saves_only_a_finished_finite_step(tmp_path, syn_dir, monkeypatch, capsys, where):
+    """The rule every trainer shares (utils.training.training_session): see tests/utils/test_training.py."""
+    from tests.utils.test_training import FAILURES, InjectedFailure, check_end_after_failure, inject_failure
+
+    inject_failure(monkeypatch, where, at_step=FAILURES[where][0])
+    with pytest.raises(InjectedFailure):
+        train_from_args(["run", str(syn_dir), "-m", str(tmp_path), *QUIET, "--sample_every", "0", "--seed", "0",
+                         "--max_steps", "10", "--save_every", "2", *TINY])
+    check_end_after_failure(tmp_path / "run" / "vocoder.pt", where, capsys.readouterr().out)
