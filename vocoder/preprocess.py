@@ -9,7 +9,10 @@ with what the synthesizer really produces. RTVC's procedure (reference §4.6), w
   from (RTVC's own or ours), so the same file always gives the same mels;
 * batches group utterances of similar length (less padding, faster) instead of file order;
 * under ``torchrun --nproc_per_node=N`` the batches are shared among the ranks (RTVC's multi-GPU
-  GTA crashed, quirk 25); each ``.npy`` is written atomically, ``--skip_existing`` resumes a run.
+  GTA crashed, quirk 25); each ``.npy`` is written atomically, ``--skip_existing`` resumes a run;
+* a duration synthesizer file (``architecture="duration"``, the shipped offline one) works too: its
+  mels are decoded along the monotonic alignment of the real mel, exactly as in its training step.
+  They feed ``python -m vocoder.istft.train --gta_dir`` as well as the WaveRNN trainer.
 
 Output: ``<out_dir>/mels_gta/<mel name of train.txt>`` as ``(T, num_mels)`` float32, cropped to the
 ground-truth length, and ``<out_dir>/synthesized.txt``: the ``train.txt`` lines that have a GTA mel.
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +37,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from synthesizer.data import SynthesizerBatch, SynthesizerCollator, SynthesizerDataset, mel_pad_value
-from synthesizer.inference import Synthesizer
+from synthesizer.inference import Synthesizer, synthesizer_architecture
 from synthesizer.metadata import write_train_txt
 from synthesizer.model import Tacotron, build_tacotron
 from utils.atomic_write import atomic_write
@@ -145,6 +149,56 @@ def gta_mels(model: Tacotron, batch: SynthesizerBatch) -> list[np.ndarray]:
     ]
 
 
+class _TacotronGtaSource:
+    """Teacher-forced Tacotron mels (RTVC's GTA), in the padded batches of the synthesizer's data loader."""
+
+    def __init__(self, path: str | Path, in_dir: Path, device: torch.device, num_workers: int) -> None:
+        self.model = load_gta_synthesizer(path, device)
+        self.dataset = SynthesizerDataset(in_dir, self.model.hparams)
+        self.entries = self.dataset.entries
+        self.hop_size, self.sample_rate = self.model.hparams.hop_size, self.model.hparams.sample_rate
+        self.num_workers = num_workers
+
+    def batches(self, batches: list[list[int]]) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+        loader = DataLoader(
+            self.dataset, batch_sampler=batches, num_workers=self.num_workers,
+            collate_fn=SynthesizerCollator(self.model.r, mel_pad_value(self.model.hparams)),
+            pin_memory=next(self.model.parameters()).device.type == "cuda",
+        )
+        for batch in loader:
+            yield batch.indices.tolist(), gta_mels(self.model, batch)
+
+
+class _DurationGtaSource:
+    """Mels of the duration synthesizer decoded along the monotonic alignment of the real mel.
+
+    The same path as its training step (:meth:`DurationSynthesizerModel.forward`), so the vocoder
+    learns the synthesizer's smoothing while timing and speaker stay those of the recording.
+    Utterances the synthesizer cannot align (fewer frames than phoneme slots) get no GTA mel.
+    """
+
+    def __init__(self, path: str | Path, in_dir: Path, device: torch.device) -> None:
+        from synthesizer.duration.data import DurationDataset
+        from synthesizer.duration.inference import DurationSynthesizer
+
+        synthesizer = DurationSynthesizer.from_checkpoint(path, device)
+        self.model = synthesizer.model.eval()
+        self.dataset = DurationDataset(in_dir, synthesizer.front_end, max_mel_frames=10**9)
+        self.entries = [item.entry for item in self.dataset.items]
+        self.hop_size, self.sample_rate = synthesizer.hparams.hop_size, synthesizer.sample_rate
+
+    @torch.inference_mode()
+    def batches(self, batches: list[list[int]]) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+        device = next(self.model.parameters()).device
+        for indices in batches:
+            batch = {name: value.to(device) for name, value in self.dataset.collate(indices).items()}
+            output = self.model(batch["ids"], batch["lengths"], batch["speakers"], batch["mels"],
+                                batch["frame_lengths"])
+            mels = output.mel.float().cpu().numpy()  # (B, num_mels, T_padded)
+            yield indices, [np.ascontiguousarray(mels[row, :, :length].T, dtype=np.float32)  # (T_i, num_mels)
+                            for row, length in enumerate(batch["frame_lengths"].tolist())]
+
+
 def synthesize_gta(
     syn_model_fpath: str | Path,
     in_dir: str | Path,
@@ -199,9 +253,11 @@ def synthesize_gta(
             "first (or pass --in_dir)."
         )
     start = time.perf_counter()
-    model = load_gta_synthesizer(syn_model_fpath, context.device)
-    dataset = SynthesizerDataset(in_dir, model.hparams)
     gta_dir = out_dir / GTA_FOLDER
+    if synthesizer_architecture(syn_model_fpath) == "duration":
+        source = _DurationGtaSource(syn_model_fpath, in_dir, context.device)
+    else:
+        source = _TacotronGtaSource(syn_model_fpath, in_dir, context.device, num_workers)
     if context.is_main:
         try:
             gta_dir.mkdir(parents=True, exist_ok=True)
@@ -209,17 +265,9 @@ def synthesize_gta(
             raise TrainingError(f"Cannot create the output folder '{gta_dir}': {error.strerror or error}.") from None
     barrier(context)
 
-    todo = [i for i, entry in enumerate(dataset.entries)
-            if not (skip_existing and (gta_dir / entry.mel_name).is_file())]
-    frame_counts = [entry.n_frames for entry in dataset.entries]
-    mine = length_sorted_batches(frame_counts, todo, batch_size)[context.rank :: context.world_size]
-    loader = DataLoader(
-        dataset,
-        batch_sampler=mine,
-        collate_fn=SynthesizerCollator(model.r, mel_pad_value(model.hparams)),
-        num_workers=num_workers,
-        pin_memory=context.device.type == "cuda",
-    )
+    entries = source.entries
+    todo = [i for i, entry in enumerate(entries) if not (skip_existing and (gta_dir / entry.mel_name).is_file())]
+    mine = length_sorted_batches([entry.n_frames for entry in entries], todo, batch_size)[context.rank :: context.world_size]
 
     bar = None
     if progress and context.is_main:
@@ -227,13 +275,13 @@ def synthesize_gta(
 
         bar = tqdm(total=sum(len(batch) for batch in mine), desc="GTA mels", unit="utt", dynamic_ncols=True)
     written = frames = 0
-    for batch in loader:
-        for index, mel in zip(batch.indices.tolist(), gta_mels(model, batch)):
-            save_npy(gta_dir / dataset.entries[index].mel_name, mel)
+    for indices, mels in source.batches(mine):
+        for index, mel in zip(indices, mels):
+            save_npy(gta_dir / entries[index].mel_name, mel)
             written += 1
             frames += mel.shape[0]
         if bar is not None:
-            bar.update(len(batch.indices))
+            bar.update(len(indices))
     if bar is not None:
         bar.close()
 
@@ -241,13 +289,12 @@ def synthesize_gta(
     summary = GtaSummary(
         out_dir,
         written=sum(c[0] for c in counts),
-        skipped=len(dataset.entries) - len(todo),
+        skipped=len(entries) - len(todo),
         frames=sum(c[1] for c in counts),
     )
-    hparams = model.hparams
-    summary.audio_hours = summary.frames * hparams.hop_size / hparams.sample_rate / 3600
+    summary.audio_hours = summary.frames * source.hop_size / source.sample_rate / 3600
     if context.is_main:
-        done = [entry for entry in dataset.entries if (gta_dir / entry.mel_name).is_file()]
+        done = [entry for entry in entries if (gta_dir / entry.mel_name).is_file()]
         write_train_txt(out_dir / SYNTHESIZED_TXT, done)
         summary.listed = len(done)
     summary.seconds = time.perf_counter() - start

@@ -91,6 +91,37 @@ def test_gta_is_deterministic_and_equals_a_teacher_forced_pass(gta_inputs, tmp_p
     assert np.abs(noisy[0] - noisy[1]).max() > 1e-3
 
 
+def test_a_duration_synthesizer_gives_its_teacher_forced_mels(gta_inputs, tmp_path, capsys, torch_single_thread) -> None:
+    from synthesizer.duration.data import DurationDataset
+    from synthesizer.duration.hparams import DurationHParams
+    from synthesizer.duration.inference import DurationSynthesizer
+
+    root, _ = gta_inputs
+    syn_dir = root / "SV2TTS" / "synthesizer"
+    torch.manual_seed(0)
+    tiny = DurationHParams(encoder_channels=8, duration_channels=8, decoder_channels=8, decoder_layers=1,
+                           encoder_layers=1)
+    checkpoint = tmp_path / "duration.pt"
+    DurationSynthesizer.untrained(tiny).save(checkpoint)
+    assert run_gta(root, checkpoint, tmp_path / "voc", "--batch_size", "2") == 0
+    assert "GTA mels: 3 written" in capsys.readouterr().out
+    gta = read_gta(tmp_path / "voc")
+    entries = read_train_txt(syn_dir / "train.txt")
+    assert sorted(gta) == sorted(entry.mel_name for entry in entries)
+    assert len(read_train_txt(tmp_path / "voc" / "synthesized.txt")) == 3
+
+    # By hand, one utterance alone: the training step's pass along the alignment of the real mel.
+    loaded = DurationSynthesizer.from_checkpoint(checkpoint)
+    dataset = DurationDataset(syn_dir, loaded.front_end, max_mel_frames=10**9)
+    row = next(i for i, item in enumerate(dataset.items) if item.entry.mel_name == entries[0].mel_name)
+    batch = dataset.collate([row])
+    with torch.no_grad():
+        output = loaded.model(batch["ids"], batch["lengths"], batch["speakers"], batch["mels"], batch["frame_lengths"])
+    expected = output.mel[0].numpy().T  # (T, 80)
+    assert gta[entries[0].mel_name].shape == np.load(syn_dir / "mels" / entries[0].mel_name).shape == expected.shape
+    np.testing.assert_allclose(gta[entries[0].mel_name], expected, rtol=1e-4, atol=1e-4)
+
+
 def test_skip_existing_keeps_finished_mels(gta_inputs, tmp_path, capsys, torch_single_thread) -> None:
     root, checkpoint = gta_inputs
     out_dir = tmp_path / "voc"
