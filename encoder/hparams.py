@@ -1,14 +1,15 @@
-"""Speaker-encoder hyperparameters; defaults are RTVC's (``encoder/params_data.py`` + ``params_model.py``)."""
+"""Speaker-encoder hyperparameters; defaults are RTVC's (``encoder/params_data.py`` + ``params_model.py``).
+
+The front-end's rate, windows and bands come from :mod:`utils.signal_contract`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar, Mapping
 
-from utils.hparams import (
-    MAX_LAYERS, MAX_MELS, MAX_SAMPLE_RATE, MAX_WIDTH,
-    HParams, OneOf, Range, Rule, positive_float, positive_int,
-)
+from utils.hparams import MAX_LAYERS, MAX_MELS, MAX_WIDTH, HParams, OneOf, Range, Rule, positive_float, positive_int
+from utils.signal_contract import ENCODER_NUM_MELS, ENCODER_STEP_MS, ENCODER_WINDOW_MS, SAMPLE_RATE, MelSignal
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,10 @@ class EncoderHParams(HParams):
     """
 
     # Audio front-end
-    sample_rate: int = 16000
-    mel_window_length_ms: int = 25
-    mel_window_step_ms: int = 10
-    mel_n_channels: int = 40
+    sample_rate: int = SAMPLE_RATE
+    mel_window_length_ms: int = ENCODER_WINDOW_MS
+    mel_window_step_ms: int = ENCODER_STEP_MS
+    mel_n_channels: int = ENCODER_NUM_MELS
     partials_n_frames: int = 160  # 1.6 s windows for partial embeddings
     partials_min_coverage: float = 0.75
     partials_overlap: float = 0.5
@@ -49,8 +50,7 @@ class EncoderHParams(HParams):
 
     #: Allowed values, checked on construction (see :class:`utils.hparams.HParams`).
     RULES: ClassVar[Mapping[str, Rule]] = {
-        # Below 1 kHz a 10 ms hop is under 10 samples; no speech corpus is sampled that low.
-        "sample_rate": Range(1000, MAX_SAMPLE_RATE, integer=True),
+        "sample_rate": MelSignal.RULES["sample_rate"],
         "mel_window_length_ms": positive_int(),
         "mel_window_step_ms": positive_int(),
         "mel_n_channels": Range(1, MAX_MELS, integer=True),

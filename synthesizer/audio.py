@@ -1,5 +1,8 @@
 """Synthesizer audio front-end, identical to RTVC's: pre-emphasis, 80-band mel in symmetric dB, Griffin-Lim.
 
+The mel functions take a :class:`utils.signal_contract.MelSignal` (the synthesizer's hyperparameters
+are one); loading and Griffin-Lim also read the synthesizer's own settings.
+
 Forward: pre-emphasis 0.97 → STFT (800/200/800, centred, zero padded) → magnitude → Slaney mel basis
 (55–7600 Hz) → 20·log10(max(1e-5, x)) − 20 dB → linear map of [−100, 0] dB onto [−4, 4] with clipping.
 Silence therefore sits at −4. Inverse: the same steps backwards, magnitude raised to ``power`` (1.5),
@@ -28,6 +31,7 @@ from scipy import signal
 
 from synthesizer.hparams import SynthesizerHParams
 from utils.audio_io import load_audio
+from utils.signal_contract import SIGNAL, MelSignal
 
 
 def load_wav(path: str | Path, hparams: SynthesizerHParams) -> np.ndarray:
@@ -49,7 +53,7 @@ def inv_preemphasis(wav: np.ndarray, coefficient: float, enabled: bool = True) -
 
 
 @lru_cache(maxsize=8)
-def mel_basis(hparams: SynthesizerHParams) -> np.ndarray:
+def mel_basis(hparams: MelSignal) -> np.ndarray:
     """``(num_mels, n_fft // 2 + 1)`` Slaney-normalised mel filterbank."""
     import librosa
 
@@ -59,11 +63,11 @@ def mel_basis(hparams: SynthesizerHParams) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def inverse_mel_basis(hparams: SynthesizerHParams) -> np.ndarray:
+def inverse_mel_basis(hparams: MelSignal) -> np.ndarray:
     return np.linalg.pinv(mel_basis(hparams))
 
 
-def stft(wav: np.ndarray, hparams: SynthesizerHParams) -> np.ndarray:
+def stft(wav: np.ndarray, hparams: MelSignal) -> np.ndarray:
     import librosa
 
     return librosa.stft(
@@ -72,7 +76,7 @@ def stft(wav: np.ndarray, hparams: SynthesizerHParams) -> np.ndarray:
     )
 
 
-def amp_to_db(x: np.ndarray, hparams: SynthesizerHParams) -> np.ndarray:
+def amp_to_db(x: np.ndarray, hparams: MelSignal) -> np.ndarray:
     min_level = np.exp(hparams.min_level_db / 20 * np.log(10))  # 1e-5 for −100 dB
     return 20 * np.log10(np.maximum(min_level, x))
 
@@ -81,7 +85,7 @@ def db_to_amp(x: np.ndarray) -> np.ndarray:
     return np.power(10.0, x * 0.05)
 
 
-def normalize(spectrogram_db: np.ndarray, hparams: SynthesizerHParams) -> np.ndarray:
+def normalize(spectrogram_db: np.ndarray, hparams: MelSignal) -> np.ndarray:
     """Map [min_level_db, 0] dB onto [−max_abs, max_abs] (symmetric) or [0, max_abs]."""
     scaled = (spectrogram_db - hparams.min_level_db) / (-hparams.min_level_db)
     if hparams.symmetric_mels:
@@ -95,7 +99,7 @@ def normalize(spectrogram_db: np.ndarray, hparams: SynthesizerHParams) -> np.nda
     return normalized
 
 
-def denormalize(mel: np.ndarray, hparams: SynthesizerHParams) -> np.ndarray:
+def denormalize(mel: np.ndarray, hparams: MelSignal) -> np.ndarray:
     """Inverse of :func:`normalize` (input clipped to the valid range first, as RTVC)."""
     if hparams.symmetric_mels:
         clipped = np.clip(mel, -hparams.max_abs_value, hparams.max_abs_value)
@@ -105,12 +109,11 @@ def denormalize(mel: np.ndarray, hparams: SynthesizerHParams) -> np.ndarray:
     return scaled * (-hparams.min_level_db) + hparams.min_level_db
 
 
-def melspectrogram(wav: np.ndarray, hparams: SynthesizerHParams | None = None) -> np.ndarray:
+def melspectrogram(wav: np.ndarray, hparams: MelSignal = SIGNAL) -> np.ndarray:
     """Normalised mel spectrogram ``(num_mels, 1 + len(wav) // hop)`` float32 in [−4, 4].
 
     The waveform itself is not changed; pre-emphasis is applied only to the STFT input.
     """
-    hparams = hparams or SynthesizerHParams()
     emphasized = preemphasis(wav, hparams.preemphasis, hparams.preemphasize)
     magnitude = np.abs(stft(emphasized, hparams))  # (n_fft/2+1, T)
     mel_db = amp_to_db(mel_basis(hparams) @ magnitude, hparams) - hparams.ref_level_db
@@ -119,7 +122,7 @@ def melspectrogram(wav: np.ndarray, hparams: SynthesizerHParams | None = None) -
     return mel_db.astype(np.float32)
 
 
-def mel_to_linear(mel_amplitude: np.ndarray, hparams: SynthesizerHParams) -> np.ndarray:
+def mel_to_linear(mel_amplitude: np.ndarray, hparams: MelSignal) -> np.ndarray:
     return np.maximum(1e-10, inverse_mel_basis(hparams) @ mel_amplitude)
 
 

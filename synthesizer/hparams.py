@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
 from utils.hparams import (
-    MAX_FFT, MAX_LAYERS, MAX_MELS, MAX_SAMPLE_RATE, MAX_WIDTH,
-    Check, HParams, OneOf, Range, Rule, positive_float, positive_int, probability,
+    MAX_LAYERS, MAX_WIDTH, Check, OneOf, Range, Rule, positive_float, positive_int, probability,
 )
+from utils.signal_contract import MelSignal
 
 #: What one ``tts_schedule`` row holds.
 SCHEDULE_ROW = "[r, learning_rate, until_step, batch_size]"
@@ -61,21 +61,6 @@ def _check_schedule(rows: Any, hparams: "SynthesizerHParams") -> str | None:
     return None if problem is None else f"a list of rows {SCHEDULE_ROW} with increasing until_step ({problem})"
 
 
-def _check_fmax(fmax: Any, hparams: "SynthesizerHParams") -> str | None:
-    # The mel filterbank has nothing to put above Nyquist, and an empty band range has no filters.
-    nyquist = hparams.sample_rate / 2
-    if not isinstance(fmax, (int, float)) or isinstance(fmax, bool) or not hparams.fmin < fmax <= nyquist:
-        return f"above fmin ({hparams.fmin}) and at most half the sample rate ({nyquist:g})"
-    return None
-
-
-def _check_win_size(win_size: Any, hparams: "SynthesizerHParams") -> str | None:
-    # The STFT zero-pads each window to n_fft; it cannot cut a longer window down.
-    if not isinstance(win_size, int) or isinstance(win_size, bool) or not 1 <= win_size <= hparams.n_fft:
-        return f"an integer between 1 and n_fft ({hparams.n_fft})"
-    return None
-
-
 def _cleaner_names() -> tuple[str, ...]:
     from synthesizer.text.cleaners import CLEANERS  # imported when checked: the registry stays the one list
 
@@ -83,9 +68,11 @@ def _cleaner_names() -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class SynthesizerHParams(HParams):
+class SynthesizerHParams(MelSignal):
     """Signal processing, Tacotron sizes, training schedule and SV2TTS settings.
 
+    The mel fields (``sample_rate`` … ``symmetric_mels``) and their rules are inherited from
+    :class:`utils.signal_contract.MelSignal`, the contract the vocoders read too.
     ``tts_schedule`` rows are ``(r, learning_rate, until_step, batch_size)``.
 
     Examples
@@ -97,22 +84,7 @@ class SynthesizerHParams(HParams):
     256
     """
 
-    # Signal processing
-    sample_rate: int = 16000
-    n_fft: int = 800
-    num_mels: int = 80
-    hop_size: int = 200
-    win_size: int = 800
-    fmin: int = 55
-    fmax: int = 7600
-    min_level_db: float = -100.0
-    ref_level_db: float = 20.0
-    max_abs_value: float = 4.0
-    preemphasis: float = 0.97
-    preemphasize: bool = True
-    signal_normalization: bool = True
-    allow_clipping_in_normalization: bool = True
-    symmetric_mels: bool = True
+    # Griffin-Lim (RTVC's inversion of the mel)
     power: float = 1.5
     griffin_lim_iters: int = 60
 
@@ -171,19 +143,9 @@ class SynthesizerHParams(HParams):
     max_decoder_steps: int = 2000  # frames; RTVC's generate() limit (25 s)
 
     #: Allowed values, checked on construction (see :class:`utils.hparams.HParams`). Field order
-    #: matters for the cross-field checks: n_fft, sample_rate, fmin and max_r come first.
+    #: matters for the cross-field checks: max_r comes before tts_schedule.
     RULES: ClassVar[Mapping[str, Rule]] = {
-        "sample_rate": Range(1000, MAX_SAMPLE_RATE, integer=True),
-        "n_fft": Range(1, MAX_FFT, integer=True),
-        "num_mels": Range(1, MAX_MELS, integer=True),
-        "hop_size": Range(1, MAX_FFT, integer=True),
-        "win_size": Check(_check_win_size),
-        "fmin": Range(low=0),
-        "fmax": Check(_check_fmax),
-        "min_level_db": Range(high=0, high_inclusive=False),  # the dB floor divides: 0 would divide by 0
-        "ref_level_db": Range(),
-        "max_abs_value": positive_float(),
-        "preemphasis": Range(0, 1, high_inclusive=False),
+        **MelSignal.RULES,
         "power": positive_float(),
         "griffin_lim_iters": positive_int(),
         "tts_embed_dims": Range(1, MAX_WIDTH, integer=True),

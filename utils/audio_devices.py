@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 
 from utils.audio_io import resample
+from utils.signal_contract import SAMPLE_RATE
 
-DEFAULT_SAMPLE_RATE = 16000
+DEFAULT_SAMPLE_RATE = SAMPLE_RATE
 SILENCE_DBFS = -120.0  # level reported for digital silence instead of -inf
 NO_OUTPUT = "No audio output device was found: playback is disabled."
 NO_INPUT = "No audio input device was found: recording is disabled."

@@ -30,6 +30,7 @@ import numpy as np
 import soundfile
 
 from utils.atomic_write import atomic_write
+from utils.signal_contract import SAMPLE_RATE
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".aac", ".wma", ".aiff", ".aif")
 WRITABLE_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
@@ -145,7 +146,7 @@ def check_waveform(wav: np.ndarray, name: str, sample_rate: int, min_seconds: fl
 
 def load_audio(
     path: str | Path,
-    sample_rate: int | None = 16000,
+    sample_rate: int | None = SAMPLE_RATE,
     *,
     max_seconds: float | None = DEFAULT_MAX_SECONDS,
     check: bool = True,
@@ -174,7 +175,7 @@ def load_audio(
 
 def load_audio_with_rate(
     path: str | Path,
-    sample_rate: int | None = 16000,
+    sample_rate: int | None = SAMPLE_RATE,
     *,
     max_seconds: float | None = DEFAULT_MAX_SECONDS,
     check: bool = True,

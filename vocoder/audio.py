@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from scipy.signal import lfilter
 
+from utils.signal_contract import SIGNAL
+
 ArrayLike = TypeVar("ArrayLike", np.ndarray, torch.Tensor)
 
 
@@ -143,7 +145,7 @@ def decode_mu_law(y: ArrayLike, mu: int, from_labels: bool = True) -> ArrayLike:
     return np.sign(y) / m * ((1 + m) ** np.abs(y) - 1)
 
 
-def pre_emphasis(x: np.ndarray, coef: float = 0.97) -> np.ndarray:
+def pre_emphasis(x: np.ndarray, coef: float = SIGNAL.preemphasis) -> np.ndarray:
     """First-order high-pass ``y[n] = x[n] - coef x[n-1]`` applied to training targets.
 
     Examples
@@ -154,7 +156,7 @@ def pre_emphasis(x: np.ndarray, coef: float = 0.97) -> np.ndarray:
     return lfilter([1, -coef], [1], x)
 
 
-def de_emphasis(x: np.ndarray, coef: float = 0.97) -> np.ndarray:
+def de_emphasis(x: np.ndarray, coef: float = SIGNAL.preemphasis) -> np.ndarray:
     """Inverse of :func:`pre_emphasis`: the IIR filter ``1 / (1 - coef z^-1)`` applied to generated audio.
 
     Examples

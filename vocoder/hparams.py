@@ -6,10 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
-from utils.hparams import (
-    MAX_FFT, MAX_LAYERS, MAX_MELS, MAX_SAMPLE_RATE, MAX_WIDTH,
-    Check, HParams, OneOf, Range, Rule, positive_float, positive_int,
-)
+from utils.hparams import MAX_LAYERS, MAX_WIDTH, Check, HParams, OneOf, Range, Rule, positive_float, positive_int
+from utils.signal_contract import SIGNAL, MelSignal
 
 
 def _check_upsample_factors(factors: Any, hparams: "VocoderHParams") -> str | None:
@@ -33,13 +31,15 @@ class VocoderHParams(HParams):
     ('RAW', 9, 512, (5, 5, 8))
     """
 
-    # Signal (shared with the synthesizer)
-    sample_rate: int = 16000
-    hop_length: int = 200
-    num_mels: int = 80
-    mel_max_abs_value: float = 4.0
-    preemphasis: float = 0.97
-    apply_preemphasis: bool = True
+    # Signal: the mel of :data:`utils.signal_contract.SIGNAL`, under RTVC's vocoder names (saved in
+    # checkpoints): hop_length is its hop_size, mel_max_abs_value its max_abs_value, apply_preemphasis
+    # its preemphasize.
+    sample_rate: int = SIGNAL.sample_rate
+    hop_length: int = SIGNAL.hop_size
+    num_mels: int = SIGNAL.num_mels
+    mel_max_abs_value: float = SIGNAL.max_abs_value
+    preemphasis: float = SIGNAL.preemphasis
+    apply_preemphasis: bool = SIGNAL.preemphasize
 
     # Model
     voc_mode: str = "RAW"  # "RAW" (softmax over 2**bits classes) or "MOL" (mixture of logistics)
@@ -63,7 +63,7 @@ class VocoderHParams(HParams):
     voc_gen_batched: bool = True
     voc_target: int = 8000
     voc_overlap: int = 800  # RTVC's infer_waveform default (its training previews use 400)
-    fade_out_samples: int = 4000  # 20 hops
+    fade_out_samples: int = 20 * SIGNAL.hop_size  # RTVC fades the last 20 hops out
 
     @property
     def n_classes(self) -> int:
@@ -72,11 +72,11 @@ class VocoderHParams(HParams):
 
     #: Allowed values, checked on construction (see :class:`utils.hparams.HParams`).
     RULES: ClassVar[Mapping[str, Rule]] = {
-        "sample_rate": Range(1000, MAX_SAMPLE_RATE, integer=True),
-        "hop_length": Range(1, MAX_FFT, integer=True),
-        "num_mels": Range(1, MAX_MELS, integer=True),
-        "mel_max_abs_value": positive_float(),
-        "preemphasis": Range(0, 1, high_inclusive=False),
+        "sample_rate": MelSignal.RULES["sample_rate"],
+        "hop_length": MelSignal.RULES["hop_size"],
+        "num_mels": MelSignal.RULES["num_mels"],
+        "mel_max_abs_value": MelSignal.RULES["max_abs_value"],
+        "preemphasis": MelSignal.RULES["preemphasis"],
         "voc_mode": OneOf(("RAW", "MOL")),
         # RAW's softmax has 2**bits classes (2 at the least); beyond 16 bits the output layer explodes.
         "bits": Range(2, 16, integer=True),

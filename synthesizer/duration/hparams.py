@@ -1,7 +1,8 @@
 """Hyperparameters of the phoneme duration synthesizer (saved in its checkpoints).
 
-The mel format is not repeated here: it is the synthesizer's (:class:`synthesizer.hparams.SynthesizerHParams`),
-so Griffin-Lim, the vocoders and the trainers read one definition.
+The mel format is not repeated here: it is :data:`utils.signal_contract.SIGNAL` (as Tacotron's, with
+Griffin-Lim settings from :class:`synthesizer.hparams.SynthesizerHParams`), so the vocoders and the
+trainers read one definition.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import ClassVar
 
 from synthesizer.hparams import SynthesizerHParams, _cleaner_names
 from utils.hparams import Check, HParams, OneOf, Range, Rule, positive_float, positive_int
+from utils.signal_contract import SIGNAL
 
 
 def _odd(value: int, _hparams: "DurationHParams") -> str | None:
@@ -30,7 +32,7 @@ class DurationHParams(HParams):
     (80, 192, 200)
     """
 
-    num_mels: int = 80
+    num_mels: int = SIGNAL.num_mels
     speaker_embedding_size: int = 256
     cleaner_names: tuple[str, ...] = ("english_cleaners",)
 

@@ -1,19 +1,19 @@
-"""Hyperparameters of the iSTFT vocoder; the signal contract itself comes from the synthesizer's hparams."""
+"""Hyperparameters of the iSTFT vocoder; the signal contract itself is :data:`utils.signal_contract.SIGNAL`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from synthesizer.hparams import SynthesizerHParams
 from utils.hparams import HParams
+from utils.signal_contract import SIGNAL, MelSignal
 
 
 @dataclass(frozen=True)
 class ISTFTHParams(HParams):
     """Sizes, loss weights and schedule of the frame-rate vocoder.
 
-    The STFT geometry, mel bands and dB mapping are not repeated here: they are the synthesizer's
-    (:attr:`signal`), so the vocoder inverts exactly the mel the synthesizer predicts.
+    The STFT geometry, mel bands and dB mapping are not repeated here: they are the shared contract
+    (:attr:`signal`), so the vocoder inverts exactly the mel the synthesizers predict.
 
     Examples
     --------
@@ -56,9 +56,9 @@ class ISTFTHParams(HParams):
     mr_resolutions: tuple[tuple[int, int, int], ...] = ((512, 128, 512), (1024, 256, 1024), (256, 64, 256))
 
     @property
-    def signal(self) -> SynthesizerHParams:
-        """The synthesizer's signal settings (rate, STFT geometry, mel bands, dB mapping)."""
-        return SynthesizerHParams()
+    def signal(self) -> MelSignal:
+        """The signal settings (rate, STFT geometry, mel bands, dB mapping)."""
+        return SIGNAL
 
     @property
     def n_bins(self) -> int:

@@ -1,7 +1,7 @@
-"""The synthesizer's signal contract in torch: pre-emphasis, STFT, mel in [-4, 4], its amplitude prior, iSTFT.
+"""The signal contract in torch: pre-emphasis, STFT, mel in [-4, 4], its amplitude prior, iSTFT.
 
 Everything here follows :mod:`synthesizer.audio` (and reads its constants from
-:class:`synthesizer.hparams.SynthesizerHParams`): pre-emphasis 0.97, a centred zero-padded STFT with a
+:class:`utils.signal_contract.MelSignal`): pre-emphasis 0.97, a centred zero-padded STFT with a
 periodic Hann window, the Slaney mel basis, ``20·log10(max(1e-5, x)) − ref_level_db`` and the linear
 map of [min_level_db, 0] dB onto [−max_abs, max_abs]. The vocoder predicts the spectrum of the
 *pre-emphasised* signal, so :meth:`SpectralFrontEnd.istft` returns pre-emphasised audio and
@@ -11,8 +11,7 @@ Examples
 --------
 >>> import numpy as np, torch
 >>> from synthesizer.audio import melspectrogram
->>> from synthesizer.hparams import SynthesizerHParams
->>> hp = SynthesizerHParams()
+>>> from utils.signal_contract import SIGNAL as hp
 >>> front = SpectralFrontEnd(hp)
 >>> wav = np.random.default_rng(0).normal(0, 0.1, 4000).astype(np.float32)
 >>> mel = front.mel_from_wave(torch.from_numpy(wav)[None])[0]     # (80, 21)
@@ -31,7 +30,7 @@ from scipy import signal as scipy_signal
 from torch import nn
 
 from synthesizer.audio import inverse_mel_basis, mel_basis
-from synthesizer.hparams import SynthesizerHParams
+from utils.signal_contract import MelSignal
 
 
 def preemphasis(wav: torch.Tensor, coefficient: float, history: torch.Tensor | None = None) -> torch.Tensor:
@@ -71,10 +70,10 @@ class SpectralFrontEnd(nn.Module):
     Parameters
     ----------
     hparams
-        The synthesizer's hyperparameters (only the signal fields are read).
+        The signal settings (the synthesizer's hyperparameters are such settings too).
     """
 
-    def __init__(self, hparams: SynthesizerHParams) -> None:
+    def __init__(self, hparams: MelSignal) -> None:
         super().__init__()
         if not (hparams.signal_normalization and hparams.symmetric_mels):
             raise ValueError("the iSTFT vocoder needs the synthesizer's symmetric normalised mels")
