@@ -8,6 +8,12 @@ always match exactly, and the saved mels are never needed.
 Each item is ``1 + segment_frames·hop`` samples: one sample of pre-emphasis history (zero at the
 start of an utterance), then the segment.
 
+With a GTA folder (``mels_gta/`` and ``synthesized.txt`` of ``python -m vocoder.preprocess``), the
+utterances are those of ``synthesized.txt``, segments start on a frame boundary, and each item is the
+pair ``(segment, gta_mel)`` where ``gta_mel`` ``(num_mels, 1 + segment_frames)`` holds the
+synthesizer's frames centred on the segment's frames: the vocoder then learns to turn the
+synthesizer's smoothed mels into the recorded audio.
+
 Examples
 --------
 >>> import tempfile
@@ -46,27 +52,35 @@ class SegmentDataset(Dataset):
         ``segment_frames`` and the hop.
     """
 
-    def __init__(self, audio_paths: list[Path], hparams: ISTFTHParams) -> None:
+    def __init__(self, audio_paths: list[Path], hparams: ISTFTHParams, mel_paths: list[Path] | None = None) -> None:
         self.audio_paths = list(audio_paths)
+        self.mel_paths = None if mel_paths is None else list(mel_paths)
+        self.hop = hparams.signal.hop_size
+        self.frames = hparams.segment_frames
         self.length = hparams.segment_frames * hparams.signal.hop_size
 
     @classmethod
-    def from_folder(cls, syn_dir: str | Path, hparams: ISTFTHParams, min_samples: int | None = None) -> SegmentDataset:
-        """Every utterance of ``<syn_dir>/train.txt`` at least ``min_samples`` long (default one segment)."""
+    def from_folder(cls, syn_dir: str | Path, hparams: ISTFTHParams, min_samples: int | None = None,
+                    gta_dir: str | Path | None = None) -> SegmentDataset:
+        """Every utterance of ``<syn_dir>/train.txt`` (of ``<gta_dir>/synthesized.txt`` with GTA mels)
+        at least ``min_samples`` long (default one segment)."""
         syn_dir = Path(syn_dir)
+        listing = syn_dir / "train.txt" if gta_dir is None else Path(gta_dir) / "synthesized.txt"
         try:
-            entries = read_train_txt(syn_dir / "train.txt")
+            entries = read_train_txt(listing)
         except MetadataError as error:
             raise TrainingError(str(error)) from None
         length = hparams.segment_frames * hparams.signal.hop_size
         needed = length if min_samples is None else min_samples
-        paths = [syn_dir / "audio" / entry.audio_name for entry in entries if entry.n_samples >= needed]
+        entries = [entry for entry in entries if entry.n_samples >= needed]
+        paths = [syn_dir / "audio" / entry.audio_name for entry in entries]
         if not paths:
-            raise TrainingError(f"'{syn_dir / 'train.txt'}' lists no utterance of at least {needed} samples.")
-        missing = [path for path in paths[:50] if not path.exists()]
-        if missing:
-            raise TrainingError(f"The audio file '{missing[0]}' listed in train.txt does not exist.")
-        return cls(paths, hparams)
+            raise TrainingError(f"'{listing}' lists no utterance of at least {needed} samples.")
+        mel_paths = None if gta_dir is None else [Path(gta_dir) / "mels_gta" / entry.mel_name for entry in entries]
+        for path in paths[:50] + (mel_paths or [])[:50]:
+            if not path.exists():
+                raise TrainingError(f"The file '{path}' listed in '{listing}' does not exist.")
+        return cls(paths, hparams, mel_paths)
 
     def __len__(self) -> int:
         return len(self.audio_paths)
@@ -75,11 +89,26 @@ class SegmentDataset(Dataset):
         """The whole utterance ``(N,)`` float32."""
         return np.load(self.audio_paths[index]).astype(np.float32)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
+    def __getitem__(self, index: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         wav = np.load(self.audio_paths[index], mmap_mode="r")  # only the window is read
+        if self.mel_paths is not None:
+            return self._gta_item(wav, np.load(self.mel_paths[index], mmap_mode="r"))
         start = np.random.randint(0, max(0, len(wav) - self.length) + 1)
+        return self._window(wav, start)
+
+    def _window(self, wav: np.ndarray, start: int) -> torch.Tensor:
         window = np.zeros(self.length + 1, dtype=np.float32)  # (1 + L,): history sample, then the segment
         piece = np.asarray(wav[max(0, start - 1): start + self.length], dtype=np.float32)
         offset = 1 if start == 0 else 0
         window[offset: offset + len(piece)] = piece[: len(window) - offset]
         return torch.from_numpy(window)
+
+    def _gta_item(self, wav: np.ndarray, gta: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        # Frame k of a mel is centred on sample k·hop, so a segment starting at frame j is analysed
+        # into frames j … j + segment_frames of the utterance's mel.
+        last_start = min((len(wav) - self.length) // self.hop, len(gta) - 1 - self.frames)
+        first = np.random.randint(0, max(0, last_start) + 1)
+        mel = np.full((self.frames + 1, gta.shape[1]), -4.0, dtype=np.float32)  # silence where the mel ends
+        piece = np.asarray(gta[first: first + self.frames + 1], dtype=np.float32)
+        mel[: len(piece)] = piece
+        return self._window(wav, first * self.hop), torch.from_numpy(mel.T.copy())  # (1 + L,), (num_mels, 1 + frames)

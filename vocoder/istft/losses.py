@@ -68,7 +68,7 @@ def multi_resolution_stft_loss(output: torch.Tensor, target: torch.Tensor,
 
 
 def compute_losses(model: ISTFTVocoderNet, segment: torch.Tensor, hparams: ISTFTHParams,
-                   ) -> tuple[torch.Tensor, dict[str, float]]:
+                   mel: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted total loss and its parts for a batch of plain audio segments.
 
     Parameters
@@ -80,6 +80,9 @@ def compute_losses(model: ISTFTVocoderNet, segment: torch.Tensor, hparams: ISTFT
         ``L`` (a multiple of ``hop``), which are analysed into ``1 + L / hop`` frames and re-synthesised.
     hparams
         Loss weights and resolutions.
+    mel
+        ``(B, num_mels, 1 + L / hop)`` input mels, e.g. a synthesizer's ground-truth-aligned ones;
+        by default the segment's own mel (copy-synthesis). The targets are always the segment's.
 
     Returns
     -------
@@ -93,7 +96,8 @@ def compute_losses(model: ISTFTVocoderNet, segment: torch.Tensor, hparams: ISTFT
     with torch.no_grad():
         target_spectrum = front.stft(emphasised)  # (B, F, T)
         target_magnitude = target_spectrum.abs()
-        mel = front.mel_from_magnitude(target_magnitude)  # (B, M, T): exactly the synthesizer's mel
+        if mel is None:
+            mel = front.mel_from_magnitude(target_magnitude)  # (B, M, T): exactly the synthesizer's mel
         target_log_amplitude = torch.log(target_magnitude.clamp_min(front.min_amplitude))
         target_phase = torch.angle(target_spectrum)
         target_log_mel = torch.log(torch.matmul(front.mel_basis, target_magnitude).clamp_min(front.min_amplitude))

@@ -6,6 +6,8 @@ front-end, the APNet-style losses of :mod:`vocoder.istft.losses`, AdamW with a l
 cosine decay. The run folder ``<models_dir>/<run_id>/`` gets ``vocoder.pt`` (our checkpoint layout
 with ``architecture="istft"``), backups, ``hparams.json``, TensorBoard logs and, every
 ``--sample_every`` steps, a few vocoded training utterances next to their originals in ``samples/``.
+``--gta_dir`` fine-tunes on a synthesizer's ground-truth-aligned mels instead (see
+:mod:`vocoder.istft.data`), usually with ``--init_from`` a vocoder trained on real mels.
 Resume, ``--max_steps``, SIGINT/SIGTERM save-and-stop, ``--cpu_bf16`` and ``torchrun`` come from
 :mod:`utils.training`.
 
@@ -70,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     group = parser.add_argument_group("iSTFT vocoder")
     group.add_argument("--init_from", type=Path, default=None,
                        help="iSTFT vocoder checkpoint to fine-tune from when the run has none yet.")
+    group.add_argument("--gta_dir", type=Path, default=None,
+                       help="Fine-tune on a synthesizer's ground-truth-aligned mels: the folder with "
+                            "synthesized.txt and mels_gta/ written by python -m vocoder.preprocess.")
     group.add_argument("--sample_seconds", type=float, default=3.0,
                        help="Length of each vocoded sample utterance, in seconds (default: %(default)s).")
     return parser
@@ -117,7 +122,8 @@ def _longest_frames(syn_dir: str | Path, hop_size: int) -> int:
     return max((int(entry.n_samples) // hop_size for entry in entries), default=0)
 
 
-def train(options: TrainingOptions, syn_dir: str | Path, *, sample_seconds: float = 3.0) -> ISTFTVocoderNet:
+def train(options: TrainingOptions, syn_dir: str | Path, *, sample_seconds: float = 3.0,
+          gta_dir: str | Path | None = None) -> ISTFTVocoderNet:
     """Train (or resume) the run ``options.run_id``; returns the bare trained model.
 
     Raises
@@ -137,7 +143,7 @@ def train(options: TrainingOptions, syn_dir: str | Path, *, sample_seconds: floa
         longest = _longest_frames(syn_dir, hparams.signal.hop_size)
         if longest:  # else the dataset says what is wrong with train.txt
             check_window_fits_data("segment_frames", hparams.segment_frames, longest, unit="frames")
-        dataset = SegmentDataset.from_folder(syn_dir, hparams)
+        dataset = SegmentDataset.from_folder(syn_dir, hparams, gta_dir=gta_dir)
         # Batches are full or dropped: a batch larger than the data would never produce a step.
         check_batch_fits_data("batch_size", hparams.batch_size, len(dataset), context,
                               what=f"utterances of at least {hparams.segment_frames} frames")
@@ -192,8 +198,10 @@ def _train_loop(session: TrainingSession, net: nn.Module, model: ISTFTVocoderNet
     for epoch, segments in epochs_of_batches(make_loader, start_epoch=session.epoch):
         session.epoch = epoch
         session.set_learning_rate(learning_rate_at(session.step, hparams))
+        segments, mels = segments if isinstance(segments, (list, tuple)) else (segments, None)
         segments = segments.to(context.device, non_blocking=True)  # (B, 1 + L)
-        loss, parts = compute_losses(net, segments, hparams)
+        mels = None if mels is None else mels.to(context.device, non_blocking=True)  # (B, M, 1 + L / hop)
+        loss, parts = compute_losses(net, segments, hparams, mels)
         session.backward(loss)
         session.unscale_gradients()
         grad_norm = nn.utils.clip_grad_norm_(model.parameters(), hparams.clip_grad_norm)
@@ -210,7 +218,7 @@ def _train_loop(session: TrainingSession, net: nn.Module, model: ISTFTVocoderNet
 def train_from_args(argv: list[str] | None = None) -> ISTFTVocoderNet:
     """Parse the command line and train; returns the bare trained model."""
     args = build_parser().parse_args(argv)
-    return train(options_from_args(args), args.syn_dir, sample_seconds=args.sample_seconds)
+    return train(options_from_args(args), args.syn_dir, sample_seconds=args.sample_seconds, gta_dir=args.gta_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

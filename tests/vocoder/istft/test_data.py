@@ -40,3 +40,39 @@ def test_unusable_folders_are_one_line_errors(tmp_path):
         SegmentDataset.from_folder(tmp_path, ISTFTHParams())
     with pytest.raises(TrainingError, match="no utterance"):
         SegmentDataset.from_folder(make_folder(tmp_path, [100]), ISTFTHParams())
+
+
+def test_gta_items_pair_each_segment_with_the_synthesizer_frames_centred_on_it(tmp_path, speech_clip):
+    from synthesizer.audio import melspectrogram
+    from synthesizer.hparams import SynthesizerHParams
+    from vocoder.istft.model import build_istft_vocoder
+
+    hp = ISTFTHParams(segment_frames=12)
+    (tmp_path / "audio").mkdir()
+    (tmp_path / "gta" / "mels_gta").mkdir(parents=True)
+    mel = melspectrogram(speech_clip, SynthesizerHParams())  # (80, T) of the whole utterance, as preprocessing writes it
+    entry = TrainEntry.from_basename("u0", len(speech_clip), mel.shape[1], "text")
+    np.save(tmp_path / "audio" / entry.audio_name, speech_clip)
+    np.save(tmp_path / "gta" / "mels_gta" / entry.mel_name, mel.T.astype(np.float32))
+    write_train_txt(tmp_path / "train.txt", [entry])
+    write_train_txt(tmp_path / "gta" / "synthesized.txt", [entry])
+    data = SegmentDataset.from_folder(tmp_path, hp, gta_dir=tmp_path / "gta")
+    front = build_istft_vocoder(hp).front
+    np.random.seed(1)
+    for _ in range(5):
+        segment, gta = data[0]
+        assert segment.shape == (1 + 12 * 200,) and gta.shape == (80, 13)
+        # Inside the segment (away from its edges, where the analysis pads) the segment's own mel is the
+        # GTA mel: the frames line up.
+        own = front.mel_from_wave(segment[None, 1:], segment[None, 0])[0].numpy()  # (80, 13)
+        np.testing.assert_allclose(own[:, 2:-2], gta.numpy()[:, 2:-2], atol=2e-3)
+
+
+def test_gta_folders_must_hold_every_listed_mel(tmp_path):
+    root = make_folder(tmp_path, [5000])
+    (root / "gta").mkdir()
+    write_train_txt(root / "gta" / "synthesized.txt", [TrainEntry.from_basename("u0", 5000, 26, "text")])
+    with pytest.raises(TrainingError, match="mels_gta"):
+        SegmentDataset.from_folder(root, ISTFTHParams(segment_frames=4), gta_dir=root / "gta")
+    with pytest.raises(TrainingError, match="synthesized.txt"):
+        SegmentDataset.from_folder(root, ISTFTHParams(segment_frames=4), gta_dir=root / "missing")

@@ -49,6 +49,36 @@ def test_trains_saves_resumes_and_writes_samples(tmp_path, syn_dir):
     assert int(model.step) == 3 and ISTFTVocoder.from_checkpoint(path).step == 3
 
 
+def test_fine_tunes_on_gta_mels(tmp_path, syn_dir):
+    from vocoder.preprocess import GTA_FOLDER, SYNTHESIZED_TXT
+    from synthesizer.metadata import read_train_txt
+
+    gta = tmp_path / "gta"
+    (gta / GTA_FOLDER).mkdir(parents=True)
+    entries = read_train_txt(syn_dir / "train.txt")
+    for entry in entries:  # "GTA" mels: the real ones blurred along time, as a synthesizer smooths them
+        mel = melspectrogram(np.load(syn_dir / "audio" / entry.audio_name), SynthesizerHParams())
+        blurred = (mel + np.roll(mel, 1, axis=1) + np.roll(mel, -1, axis=1)) / 3
+        np.save(gta / GTA_FOLDER / entry.mel_name, blurred.T.astype(np.float32))
+    write_train_txt(gta / SYNTHESIZED_TXT, entries[:2])
+    models = tmp_path / "models"
+    model = train_from_args(["run", str(syn_dir), "-m", str(models), *TINY, *QUIET, "--sample_every", "0",
+                             "--gta_dir", str(gta), "--max_steps", "2"])
+    assert int(model.step) == 2 and ISTFTVocoder.from_checkpoint(models / "run" / "vocoder.pt").step == 2
+
+
+def test_gta_mels_change_the_loss_but_not_its_targets(speech_clip):
+    hp = ISTFTHParams(**{"channels": 16, "num_blocks": 1})
+    model = small_model(channels=16, num_blocks=1)
+    segment = torch.from_numpy(np.concatenate([[0.0], speech_clip[:8000]]).astype(np.float32))[None]
+    own = model.front.mel_from_wave(segment[:, 1:], segment[:, 0])
+    with torch.no_grad():
+        default, _ = compute_losses(model, segment, hp)
+        same, _ = compute_losses(model, segment, hp, own)
+        other, _ = compute_losses(model, segment, hp, own.roll(3, dims=2))
+    assert torch.allclose(default, same) and not torch.allclose(default, other)
+
+
 def test_refuses_to_resume_a_wavernn_run(tmp_path, syn_dir, capsys):
     from vocoder.hparams import VocoderHParams
     from vocoder.inference import WaveRNNVocoder
