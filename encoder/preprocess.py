@@ -52,7 +52,8 @@ from utils.corpora import (
     group_by_speaker,
     select_corpora,
 )
-from utils.parallel import describe_error, parallel_map
+from utils.errors import describe_error
+from utils.parallel import parallel_map
 
 __all__ = [
     "SOURCES_FILE",

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from utils.atomic_write import atomic_write
+from utils.errors import UserError
 
 __all__ = ["MetadataError", "TrainEntry", "append_train_txt", "read_train_txt", "write_train_txt"]
 
@@ -32,7 +33,7 @@ MEL_FOLDER = "mels"
 EMBED_FOLDER = "embeds"
 
 
-class MetadataError(ValueError):
+class MetadataError(UserError, ValueError):
     """``train.txt`` cannot be read; the message names the file and line."""
 
 

@@ -44,6 +44,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from utils.errors import UserError
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".ogg")
 LIBRI_SUBSETS = (
     "dev-clean",
@@ -77,7 +79,7 @@ _SPEAKER_SEARCH_DEPTH = 2
 Rng = random.Random | np.random.Generator
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A datasets root or a dataset cannot be used; the message is one sentence."""
 
 

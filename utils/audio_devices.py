@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from utils.audio_io import resample
+from utils.errors import REASON_LIMIT, UserError, one_line
 from utils.signal_contract import SAMPLE_RATE
 
 DEFAULT_SAMPLE_RATE = SAMPLE_RATE
@@ -49,7 +50,7 @@ NO_SOUNDDEVICE = (
 )
 
 
-class AudioUnavailable(RuntimeError):
+class AudioUnavailable(UserError, RuntimeError):
     """Audio cannot be played or recorded; the message is one sentence saying what to do."""
 
 
@@ -411,7 +412,7 @@ class StreamingPlayer:
             stream.start()
         except Exception as error:  # noqa: BLE001 - PortAudioError, or ValueError for a device that vanished
             raise AudioUnavailable(
-                f"Cannot play on '{name}' ({_first_line(error)}): choose another output device."
+                f"Cannot play on '{name}' ({one_line(error, REASON_LIMIT)}): choose another output device."
             ) from None
         self._stream = stream
 
@@ -586,7 +587,7 @@ class Recorder:
             stream.start()
         except Exception as error:  # noqa: BLE001 - PortAudioError, or ValueError for a device that vanished
             raise AudioUnavailable(
-                f"Could not record from '{name}' ({_first_line(error)}): choose another input device."
+                f"Could not record from '{name}' ({one_line(error, REASON_LIMIT)}): choose another input device."
             ) from None
         self._stream = stream
 
@@ -654,7 +655,7 @@ def import_sounddevice() -> ModuleType:
         raise AudioUnavailable(NO_SOUNDDEVICE) from None
     except Exception as error:  # noqa: BLE001 - PortAudioError when Pa_Initialize fails (broken sound server)
         raise AudioUnavailable(
-            f"PortAudio failed to start ({_first_line(error)}): recording and playback are disabled."
+            f"PortAudio failed to start ({one_line(error, REASON_LIMIT)}): recording and playback are disabled."
         ) from None
     return sounddevice
 
@@ -694,7 +695,7 @@ def negotiate(sd: ModuleType, device: int | None, kind: str, sample_rate: int) -
                 last_error = error
                 continue
             return channels, rate, name
-    reason = _first_line(last_error) if last_error is not None else "no usable settings"
+    reason = one_line(last_error, REASON_LIMIT) if last_error is not None else "no usable settings"
     raise AudioUnavailable(
         f"The {kind} device '{name}' accepts neither {sample_rate} Hz nor its default rate ({reason}): "
         f"choose another {kind} device."
@@ -761,8 +762,3 @@ def _drain(pending: queue.SimpleQueue[np.ndarray]) -> list[np.ndarray]:
             chunks.append(pending.get_nowait())
         except queue.Empty:
             return chunks
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:200] if text else type(error).__name__

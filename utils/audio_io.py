@@ -30,6 +30,7 @@ import numpy as np
 import soundfile
 
 from utils.atomic_write import atomic_write
+from utils.errors import REASON_LIMIT, UserError, one_line
 from utils.signal_contract import SAMPLE_RATE
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".aac", ".wma", ".aiff", ".aif")
@@ -42,17 +43,12 @@ CLIPPING_LEVEL = 0.999
 CLIPPING_FRACTION = 0.01
 
 
-class AudioError(ValueError):
+class AudioError(UserError, ValueError):
     """An audio file cannot be used; the message is one sentence naming the file."""
 
 
 class AudioWarning(UserWarning):
     """An audio file can be used but something about it will hurt quality."""
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:200] if text else type(error).__name__
 
 
 def _read_with_soundfile(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int]:
@@ -94,7 +90,7 @@ def _read_with_audioread(path: Path, max_seconds: float | None) -> tuple[np.ndar
                 f"Cannot decode '{path}': no audio backend can read {path.suffix or 'this'} files; "
                 "install ffmpeg (apt-get install ffmpeg) or convert it to WAV/FLAC."
             ) from None
-        raise AudioError(f"Cannot read '{path}' as audio ({_first_line(error)}).") from None
+        raise AudioError(f"Cannot read '{path}' as audio ({one_line(error, REASON_LIMIT)}).") from None
     if max_seconds is not None and len(wav) > max_seconds * rate:
         raise AudioError(
             f"'{path}' lasts more than {max_seconds:.0f} s, the limit: cut a shorter excerpt."
@@ -241,5 +237,5 @@ def save_audio(path: str | Path, wav: np.ndarray, sample_rate: int, *, subtype: 
     except OSError as error:
         if getattr(error, "errno", None) == errno.ENOSPC:
             raise AudioError(f"Cannot write '{path}': the disk is full.") from None
-        raise AudioError(f"Cannot write '{path}' ({_first_line(error)}).") from None
+        raise AudioError(f"Cannot write '{path}' ({one_line(error, REASON_LIMIT)}).") from None
     return path

@@ -34,6 +34,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from utils.atomic_write import atomic_write
+from utils.errors import REASON_LIMIT, UserError, one_line
 from utils.hparams import HParams, HParamsError
 
 FORMAT_VERSION = 1
@@ -48,7 +49,7 @@ _SIGNATURE_KEYS = {
 }
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint is missing, unreadable, or does not fit the model it is loaded into."""
 
 
@@ -102,13 +103,6 @@ def _a(noun: str) -> str:
     return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
-def _first_sentence(text: str, error: BaseException) -> str:
-    """First sentence of an exception message, on one line and at most 160 characters."""
-    line = text.splitlines()[0].strip() if text else type(error).__name__
-    sentence = line.split(". ")[0].rstrip(".")
-    return sentence if len(sentence) <= 160 else sentence[:157] + "..."
-
-
 def load_checkpoint_file(path: str | Path, what: str, map_location: str | torch.device = "cpu") -> dict:
     """Read a checkpoint with ``torch.load(weights_only=True)`` and return its top-level dict.
 
@@ -158,8 +152,8 @@ def load_checkpoint_file(path: str | Path, what: str, map_location: str | torch.
                 "loaded for safety; only load files from sources you trust."
             ) from None
         raise CheckpointError(
-            f"{prefix} ({size:,} bytes) is truncated or not a PyTorch checkpoint ({_first_sentence(cause, error)}); "
-            "download or train it again."
+            f"{prefix} ({size:,} bytes) is truncated or not a PyTorch checkpoint "
+            f"({one_line(cause or error, REASON_LIMIT)}); download or train it again."
         ) from None
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{prefix} holds a {type(checkpoint).__name__}, not a checkpoint dictionary.")
@@ -344,7 +338,7 @@ def load_model(
         raise CheckpointError(f"{_describe(Path(path), what)} describes a model that cannot be built: {error}.") from None
     except (MemoryError, RuntimeError) as error:  # RuntimeError: torch's "not enough memory" on allocation
         raise CheckpointError(f"{_describe(Path(path), what)} describes a model too large to build here "
-                              f"({_first_sentence(str(error), error)}).") from None
+                              f"({one_line(error, REASON_LIMIT)}).") from None
     check_state_dict(state, model, path, what)
     model.load_state_dict(state)
     model.to(device).eval()
@@ -387,7 +381,7 @@ def write_failure_message(path: str | Path, error: BaseException, what: str = "f
     if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"Not enough disk space to write the {what} '{path}'; the previous file, if any, is unchanged."
     if isinstance(cause, OSError):
-        reason = cause.strerror or _first_sentence(str(cause), cause)
+        reason = cause.strerror or one_line(cause, REASON_LIMIT)
         if cause.errno == errno.ENAMETOOLONG:
             reason = f"the file name is too long ({len(Path(path).name.encode())} bytes; most file systems allow 255)"
         return f"Cannot write the {what} '{path}': {reason}."
@@ -395,7 +389,7 @@ def write_failure_message(path: str | Path, error: BaseException, what: str = "f
     if "unexpected pos" in text or "file write failed" in text:
         # The zip writer lost bytes without an OSError we can see: on every system met so far, a full disk.
         return f"Writing the {what} '{path}' failed part-way (the disk is probably full); the previous file, if any, is unchanged."
-    return f"Cannot write the {what} '{path}' ({_first_sentence(text, error)})."
+    return f"Cannot write the {what} '{path}' ({one_line(text or error, REASON_LIMIT)})."
 
 
 def make_payload(

@@ -59,6 +59,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from utils.errors import UserError
+
 __all__ = [
     "AUDIO_EXTENSIONS",
     "DATASET_ALIASES",
@@ -102,7 +104,7 @@ _FSDD_STEM = re.compile(r"^(\d)_(.+)_\d+$")
 _DISCOVERY_DEPTH = 3
 
 
-class CorpusError(ValueError):
+class CorpusError(UserError, ValueError):
     """A datasets root or dataset cannot be used; the message is one sentence."""
 
 

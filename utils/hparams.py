@@ -42,10 +42,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, TypeVar
 
+from utils.errors import UserError
+
 T = TypeVar("T", bound="HParams")
 
 
-class HParamsError(ValueError):
+class HParamsError(UserError, ValueError):
     """Raised when stored hyperparameters do not fit the dataclass (unknown key, wrong type, out of range)."""
 
 

@@ -28,12 +28,11 @@ from typing import Any, Generic, TypeVar
 
 from tqdm import tqdm
 
-__all__ = ["TaskResult", "describe_error", "parallel_map"]
+from utils.errors import describe_error
+
+__all__ = ["TaskResult", "parallel_map"]
 
 T = TypeVar("T")
-
-# Exceptions whose message is written for users (AudioError, CorpusError... derive from ValueError).
-_SELF_EXPLAINING = (ValueError, OSError)
 
 
 @dataclass(frozen=True)
@@ -60,23 +59,6 @@ class TaskResult(Generic[T]):
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-def describe_error(error: BaseException) -> str:
-    """One line for a failed item: the message of user-facing errors, the type too for other errors.
-
-    Examples
-    --------
-    >>> describe_error(ValueError("The file 'a.wav' is silent."))
-    "The file 'a.wav' is silent."
-    >>> describe_error(KeyError("x"))
-    "KeyError: 'x'"
-    """
-    lines = str(error).strip().splitlines()
-    message = lines[0][:300] if lines else ""
-    if not message:
-        return type(error).__name__
-    return message if isinstance(error, _SELF_EXPLAINING) else f"{type(error).__name__}: {message}"
 
 
 def _run_guarded(function: Callable[[Any], T], item: Any) -> tuple[T | None, str | None]:

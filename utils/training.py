@@ -78,6 +78,7 @@ from utils.distributed import (
     unwrap_model,
 )
 from utils.arguments import MAX_SEED, seed_argument
+from utils.errors import UserError, os_reason
 from utils.hparams import HParams, HParamsError
 
 H = TypeVar("H", bound=HParams)
@@ -91,7 +92,7 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserError, RuntimeError):
     """A problem the user can fix (bad option, unusable data or checkpoint): one sentence."""
 
 
@@ -443,7 +444,7 @@ class TrainingLogger:
             raise TrainingError(self._failure_message(error)) from None
 
     def _failure_message(self, error: BaseException) -> str:
-        return (f"Cannot write the TensorBoard logs in '{self.log_dir}' ({_os_reason(error)}); training "
+        return (f"Cannot write the TensorBoard logs in '{self.log_dir}' ({os_reason(error)}); training "
                 "stopped (--no_tensorboard trains without these logs).")
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> None:
@@ -491,23 +492,6 @@ class TrainingLogger:
                 self._call("close")
             finally:
                 self.writer = None
-
-
-def _os_reason(error: BaseException) -> str:
-    """The ``strerror`` of the OSError behind ``error`` (libraries wrap it), else its first line.
-
-    Examples
-    --------
-    >>> _os_reason(RuntimeError("wrapped"))
-    'wrapped'
-    """
-    cause: BaseException | None = error
-    while cause is not None and not isinstance(cause, OSError):
-        cause = cause.__cause__ or cause.__context__
-    if isinstance(cause, OSError) and cause.strerror:
-        return cause.strerror
-    lines = str(error).strip().splitlines()
-    return lines[0][:160] if lines else type(error).__name__
 
 
 def _silence_writer_thread_errors() -> None:

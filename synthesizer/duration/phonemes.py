@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from synthesizer.text import clean_text
+from utils.errors import UserError
 
 BLANK = "_"
 # Word separator and the punctuation espeak-ng keeps (preserve_punctuation), then IPA.
@@ -49,7 +50,7 @@ def _silent_logger() -> logging.Logger:
     return logger
 
 
-class PhonemizerError(RuntimeError):
+class PhonemizerError(UserError, RuntimeError):
     """espeak-ng (or the phonemizer package) is missing or failed; the message is one line."""
 
 

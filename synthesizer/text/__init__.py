@@ -29,6 +29,7 @@ from synthesizer.text.cleaners import (
     transliteration_cleaners,
 )
 from synthesizer.text.symbols import EOS, NUM_SYMBOLS, PAD, SYMBOL_TO_ID, SYMBOLS
+from utils.errors import UserError
 
 __all__ = [
     "CLEANERS",
@@ -62,7 +63,7 @@ class TextWarning(UserWarning):
     """Input text was changed in a way the user should know about."""
 
 
-class TextError(ValueError):
+class TextError(UserError, ValueError):
     """Input text cannot be synthesized; the message is one line for the UI."""
 
 

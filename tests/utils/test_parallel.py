@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 from functools import partial
 
-import pytest
-
-from utils.parallel import TaskResult, describe_error, parallel_map
+from utils.parallel import TaskResult, parallel_map
 
 _initialised_in: list[int] = []
 
@@ -88,16 +86,3 @@ def test_stopping_early_does_not_hang():
     first = next(results)
     results.close()  # runs the generator's cleanup: queued work is cancelled
     assert first.value[1] == 1
-
-
-@pytest.mark.parametrize(
-    "error, expected",
-    [
-        (ValueError("The file 'a.wav' is silent.\nmore"), "The file 'a.wav' is silent."),
-        (FileNotFoundError(2, "No such file or directory"), "[Errno 2] No such file or directory"),
-        (RuntimeError(""), "RuntimeError"),
-        (KeyError("x"), "KeyError: 'x'"),
-    ],
-)
-def test_describe_error(error, expected):
-    assert describe_error(error) == expected

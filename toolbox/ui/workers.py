@@ -27,27 +27,14 @@ from typing import Any
 import numpy as np
 from PyQt5.QtCore import QObject, QRunnable, QThreadPool, pyqtSignal
 
-from pipeline import MissingModelError
-from synthesizer.text import TextError
 from toolbox.controller import Cancelled
-from toolbox.datasets import DatasetError
-from utils.audio_devices import AudioUnavailable
-from utils.audio_io import AudioError
-from utils.checkpoints import CheckpointError
 from utils.default_models import ModelDownloadError
-from utils.hparams import HParamsError
+from utils.errors import SELF_EXPLAINING_ERRORS, one_line
 
 # Errors whose message is written for the user (one sentence saying what to do); anything else is a
-# bug or an environment problem, shown with its type so that a report can be searched for.
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
-    AudioError, AudioUnavailable, CheckpointError, DatasetError, HParamsError, MissingModelError,
-    ModelDownloadError, TextError, ValueError, KeyError, OSError,
-)
-
-
-def one_line(text: object) -> str:
-    """Collapse whitespace and newlines so a message fits the status bar."""
-    return " ".join(str(text).split())
+# bug or an environment problem, shown with its type so that a report can be searched for. KeyError
+# too: the window's look-ups raise it with a sentence for the user.
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (*SELF_EXPLAINING_ERRORS, ModelDownloadError, KeyError)
 
 
 def describe_error(error: BaseException) -> str:
@@ -60,13 +47,10 @@ def describe_error(error: BaseException) -> str:
     >>> describe_error(ZeroDivisionError("division by zero"))
     'Unexpected error: ZeroDivisionError: division by zero'
     """
-    if isinstance(error, KeyError) and error.args:
-        message = one_line(error.args[0])  # str(KeyError) adds quotes around the message
-    else:
-        message = one_line(error)
-    if isinstance(error, EXPECTED_ERRORS) and message:
+    message = one_line(error)
+    if isinstance(error, EXPECTED_ERRORS) and str(error).strip():
         return message
-    return f"Unexpected error: {type(error).__name__}: {message or 'no message'}"
+    return f"Unexpected error: {type(error).__name__}: {message if str(error).strip() else 'no message'}"
 
 
 class WorkerSignals(QObject):
