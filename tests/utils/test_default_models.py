@@ -24,20 +24,18 @@ import pytest
 import torch
 from torch import nn
 
-from utils import default_models
+from utils import download
 from utils.default_models import (
     DEFAULT_MODEL_FILES,
-    MODELS_SOURCE_ENV,
-    MODELS_URL_ENV,
-    ModelDownloadError,
     ModelFile,
     default_model_path,
-    download_file,
     ensure_default_models,
     install_encoder_from_resemblyzer,
     missing_default_models,
     resemblyzer_encoder_path,
+    resolve_model,
 )
+from utils.download import MODELS_SOURCE_ENV, MODELS_URL_ENV, ModelDownloadError, download_file
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESEMBLYZER_ENCODER_SIZE = 17_090_379
@@ -569,6 +567,18 @@ needs_resemblyzer = pytest.mark.skipif(
 
 
 @needs_resemblyzer
+def test_resolve_model_installs_the_missing_encoder_from_resemblyzer(tmp_path):
+    installed = resolve_model("encoder", tmp_path, shipped_dir=None)
+    assert installed.source == "installed" and installed.path == tmp_path / "default" / "encoder.pt"
+    assert installed.path.read_bytes() == resemblyzer_encoder_path().read_bytes()
+    assert resolve_model("encoder", tmp_path, shipped_dir=None).source == "downloaded"
+    read_only = tmp_path / "read_only"
+    read_only.mkdir(mode=0o500)
+    if not os.access(read_only, os.W_OK):  # root writes anywhere
+        assert resolve_model("encoder", read_only, shipped_dir=None).source == "resemblyzer"
+
+
+@needs_resemblyzer
 def test_encoder_from_resemblyzer(tmp_path):
     path = install_encoder_from_resemblyzer(tmp_path)
     assert path == tmp_path / "default" / "encoder.pt"
@@ -702,7 +712,7 @@ def test_slow_but_steady_download_is_not_a_stall(tmp_path, server, served, monke
     """A transfer that takes several timeout periods but brings enough bytes in each one completes."""
     _, files = served
     entry = _entry(files, "encoder")  # 61 kB: about 3 s at 1 kB per 50 ms, six timeout periods
-    monkeypatch.setattr(default_models, "MIN_PROGRESS_BYTES", 4096)  # 1 kB per 50 ms is 10 kB per period
+    monkeypatch.setattr(download, "MIN_PROGRESS_BYTES", 4096)  # 1 kB per 50 ms is 10 kB per period
     server.behaviour.trickle_every, server.behaviour.trickle_bytes = 0.05, 1024
     path = download_file(f"{server.url}/encoder.pt", tmp_path / "encoder.pt", entry.size, timeout=0.5,
                          show_progress=False)
@@ -732,7 +742,7 @@ def pinned(served) -> tuple[ModelFile, ...]:
     import dataclasses
 
     root, files = served
-    return tuple(dataclasses.replace(f, sha256=default_models.file_sha256(root / f.filename)) for f in files)
+    return tuple(dataclasses.replace(f, sha256=download.file_sha256(root / f.filename)) for f in files)
 
 
 def test_published_encoder_hash_is_the_resemblyzer_files():
@@ -741,7 +751,7 @@ def test_published_encoder_hash_is_the_resemblyzer_files():
     bundled = resemblyzer_encoder_path()
     if bundled is None:
         pytest.skip("resemblyzer is not installed")
-    assert default_models.file_sha256(bundled) == entry.sha256
+    assert download.file_sha256(bundled) == entry.sha256
     # No invented hashes: the other two are unknown offline and stay size-checked only.
     assert _entry(DEFAULT_MODEL_FILES, "synthesizer").sha256 is None
     assert _entry(DEFAULT_MODEL_FILES, "vocoder").sha256 is None
