@@ -42,9 +42,7 @@ from synthesizer.model import Tacotron, build_tacotron, stop_lengths
 from synthesizer.text import encode_text
 from synthesizer.text.symbols import SYMBOLS
 from utils.checkpoints import CheckpointError, load_model, make_payload, require_finite, save_checkpoint
-
-ProgressCallback = Callable[[int, int], None]
-
+from utils.progress import ProgressCallback
 
 class SynthesisWarning(UserWarning):
     """A text was synthesized, but the result is probably not what the user wanted."""

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -39,12 +38,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from utils.checkpoints import NonFiniteOutputError, non_finite_message
+from utils.progress import ProgressCallback
 from vocoder.audio import de_emphasis, decode_mu_law
 from vocoder.distribution import sample_from_discretized_mix_logistic
 from vocoder.hparams import VocoderHParams
-
-ProgressCallback = Callable[[int, int, int, float], None]
-"""``(step, seq_len, batch_size, gen_rate_khz)``; see :meth:`WaveRNN.generate`."""
 
 
 class ResBlock(nn.Module):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -38,9 +38,9 @@ from utils.checkpoints import (
     read_hparams,
     save_checkpoint,
 )
+from utils.progress import ProgressCallback
 
 ARCHITECTURE = "duration"
-ProgressCallback = Callable[[int, int], None]
 
 
 class DurationSynthesizer:
