@@ -12,7 +12,9 @@ Recognised layouts
       sub-folders hold audio files directly ("speaker folders", e.g. ``my_voices/alice/*.wav``).
 
 A recognised dataset is never searched further, so its speaker folders are not offered as datasets.
-Nothing here opens an audio file: discovery only lists directories.
+Nothing here opens an audio file: discovery only lists directories. The file-system rules (which files
+are audio, natural order, the FSDD file names, the names of the kinds) are :mod:`utils.corpora`'s, the
+discovery the trainers use; this module adds RTVC's fixed paths and the browser's speaker lists.
 
 A generic speaker-folders dataset is recognised by sub-folders holding audio *directly*. A deeper
 user corpus such as ``corpus/<speaker>/<session>/*.wav`` therefore shows up as ``corpus/<speaker>``
@@ -35,7 +37,6 @@ Examples
 
 from __future__ import annotations
 
-import os
 import random
 import re
 from dataclasses import dataclass
@@ -44,9 +45,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from utils.corpora import (
+    Kind, fsdd_parts, fsdd_speakers, has_audio, is_audio, list_folder, natural_key, walk_audio,
+)
 from utils.errors import UserError
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".ogg")
 LIBRI_SUBSETS = (
     "dev-clean",
     "dev-other",
@@ -59,19 +62,18 @@ LIBRI_SUBSETS = (
 # (path relative to the datasets root, kind): RTVC's recognised datasets plus the VCTK 0.92 and
 # VoxCeleb2 test_wav spellings that its encoder config uses.
 KNOWN_LAYOUTS: tuple[tuple[str, str], ...] = (
-    *((f"LibriSpeech/{subset}", "librispeech") for subset in LIBRI_SUBSETS),
-    *((f"LibriTTS/{subset}", "libritts") for subset in LIBRI_SUBSETS),
-    ("LJSpeech-1.1", "ljspeech"),
-    ("VoxCeleb1/wav", "voxceleb1"),
-    ("VoxCeleb1/test_wav", "voxceleb1"),
-    ("VoxCeleb2/dev/aac", "voxceleb2"),
-    ("VoxCeleb2/test/aac", "voxceleb2"),
-    ("VoxCeleb2/test_wav", "voxceleb2"),
-    ("VCTK-Corpus/wav48", "vctk"),
-    ("VCTK-Corpus-0.92/wav48_silence_trimmed", "vctk"),
+    *((f"LibriSpeech/{subset}", Kind.LIBRISPEECH) for subset in LIBRI_SUBSETS),
+    *((f"LibriTTS/{subset}", Kind.LIBRITTS) for subset in LIBRI_SUBSETS),
+    ("LJSpeech-1.1", Kind.LJSPEECH),
+    ("VoxCeleb1/wav", Kind.VOXCELEB),
+    ("VoxCeleb1/test_wav", Kind.VOXCELEB),
+    ("VoxCeleb2/dev/aac", Kind.VOXCELEB),
+    ("VoxCeleb2/test/aac", Kind.VOXCELEB),
+    ("VoxCeleb2/test_wav", Kind.VOXCELEB),
+    ("VCTK-Corpus/wav48", Kind.VCTK),
+    ("VCTK-Corpus-0.92/wav48_silence_trimmed", Kind.VCTK),
 )
 _LIBRI_SUBSET_NAME = re.compile(r"^(train|dev|test)-(clean|other)(-\d+)?$")
-_FSDD_STEM = re.compile(r"^\d+_(.+)_\d+$")
 # How deep below a candidate speaker folder audio may sit (speaker/chapter/file is 1, VoxCeleb's
 # speaker/video/file too); bounded so discovery never walks a whole corpus.
 _SPEAKER_SEARCH_DEPTH = 2
@@ -122,8 +124,8 @@ class Dataset:
     root
         Absolute path of the dataset folder.
     kind
-        ``"librispeech"``, ``"libritts"``, ``"vctk"``, ``"voxceleb1"``, ``"voxceleb2"``, ``"ljspeech"``,
-        ``"fsdd"`` or ``"speaker_folders"``.
+        A :class:`utils.corpora.Kind`: ``"librispeech"``, ``"libritts"``, ``"vctk"``, ``"voxceleb"``,
+        ``"ljspeech"``, ``"fsdd"`` or ``"speaker_folders"``.
     speakers
         Speaker ids in natural order (folder names; for ``fsdd`` the name part of the files; for
         ``ljspeech`` the dataset folder's name).
@@ -171,22 +173,19 @@ class Dataset:
         """
         if speaker not in self.speakers:
             raise DatasetError(f"'{speaker}' is not a speaker of the dataset {self.name}.")
-        if self.kind == "fsdd":
-            paths = [
-                self.root / file
-                for file in _list_folder(self.root).audio
-                if _fsdd_speaker(file) == speaker
-            ]
-        elif self.kind == "ljspeech":
+        if self.kind == Kind.FSDD:
+            audio = _list_folder(self.root).audio
+            paths = [self.root / file for file in audio if (parts := fsdd_parts(file)) and parts[1] == speaker]
+        elif self.kind == Kind.LJSPEECH:
             paths = [self.root / "wavs" / file for file in _list_folder(self.root / "wavs").audio]
         else:
-            paths = _audio_files_under(self.root / speaker)
+            paths = walk_audio(self.root / speaker)
         base = self.datasets_root
         label = self.speaker_label(speaker)
         items = [
             DatasetUtterance(path, self.name, label, path.relative_to(base).as_posix()) for path in paths
         ]
-        return sorted(items, key=lambda item: _natural_key(item.name))
+        return sorted(items, key=lambda item: natural_key(item.name))
 
     def random_speaker(self, rng: Rng | None = None) -> str:
         """A speaker id drawn with ``rng`` (a ``random.Random`` or numpy ``Generator``).
@@ -276,7 +275,7 @@ def discover_datasets(datasets_root: str | Path, max_depth: int = 3) -> list[Dat
             found[folder] = dataset
         elif depth < max_depth:
             pending.extend((folder / child, depth + 1) for child in listing.dirs)
-    return sorted(found.values(), key=lambda dataset: _natural_key(dataset.name))
+    return sorted(found.values(), key=lambda dataset: natural_key(dataset.name))
 
 
 def speaker_name_for_file(path: str | Path) -> str:
@@ -298,27 +297,9 @@ class _Listing(NamedTuple):
 
 
 def _list_folder(folder: Path) -> _Listing:
-    """One ``scandir`` of ``folder``; unreadable folders look empty rather than failing the scan."""
-    dirs: list[str] = []
-    audio: list[str] = []
-    files: set[str] = set()
-    try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                try:
-                    if entry.is_dir():
-                        dirs.append(entry.name)
-                    elif entry.name.lower().endswith(AUDIO_EXTENSIONS):
-                        audio.append(entry.name)
-                    else:
-                        files.add(entry.name)
-                except OSError:  # a dangling link or a file removed during the scan
-                    continue
-    except OSError:
-        pass
-    return _Listing(dirs, audio, frozenset(files))
+    """One listing of ``folder``; unreadable folders look empty rather than failing the scan."""
+    dirs, files = list_folder(folder)
+    return _Listing(dirs, [file for file in files if is_audio(file)], frozenset(f for f in files if not is_audio(f)))
 
 
 def _identify(folder: Path, listing: _Listing, root: Path, found: dict[Path, Dataset]) -> Dataset | None:
@@ -328,16 +309,16 @@ def _identify(folder: Path, listing: _Listing, root: Path, found: dict[Path, Dat
     parent = folder.parent.name.lower()
 
     if "metadata.csv" in listing.files and "wavs" in listing.dirs:
-        return Dataset(name, folder, "ljspeech", [folder.name], base)
+        return Dataset(name, folder, Kind.LJSPEECH, [folder.name], base)
     if listing.dirs and _LIBRI_SUBSET_NAME.match(folder.name):
-        kind = "libritts" if "tts" in parent else "librispeech"
+        kind = Kind.LIBRITTS if "tts" in parent else Kind.LIBRISPEECH
         return Dataset(name, folder, kind, _sorted(listing.dirs), base)
     if listing.dirs and parent.startswith("vctk") and folder.name.startswith("wav48"):
-        return Dataset(name, folder, "vctk", _sorted(listing.dirs), base)
+        return Dataset(name, folder, Kind.VCTK, _sorted(listing.dirs), base)
 
-    fsdd_speakers = _fsdd_speakers(listing.audio)
-    if fsdd_speakers:
-        return Dataset(name, folder, "fsdd", fsdd_speakers, base)
+    digit_speakers = fsdd_speakers(listing.audio)
+    if digit_speakers:
+        return Dataset(name, folder, Kind.FSDD, digit_speakers, base)
 
     candidates = [child for child in listing.dirs if folder / child not in found]
     children = {child: _list_folder(folder / child) for child in candidates}
@@ -345,63 +326,20 @@ def _identify(folder: Path, listing: _Listing, root: Path, found: dict[Path, Dat
     direct = [
         child
         for child, sub in children.items()
-        if sub.audio and not _fsdd_speakers(sub.audio) and "metadata.csv" not in sub.files
+        if sub.audio and not fsdd_speakers(sub.audio) and "metadata.csv" not in sub.files
     ]
     if not direct:
         return None
     nested = [
         child
         for child, sub in children.items()
-        if not sub.audio and _has_audio(folder / child, _SPEAKER_SEARCH_DEPTH)
+        if not sub.audio and has_audio(folder / child, _SPEAKER_SEARCH_DEPTH)
     ]
-    return Dataset(name, folder, "speaker_folders", _sorted(direct + nested), base)
-
-
-def _fsdd_speaker(file_name: str) -> str | None:
-    match = _FSDD_STEM.match(Path(file_name).stem)
-    return match.group(1) if match else None
-
-
-def _fsdd_speakers(audio: list[str]) -> list[str]:
-    """Speakers of a flat ``{digit}_{speaker}_{index}`` folder; ``[]`` unless every file fits and
-    there are at least two speakers (one speaker is just a speaker folder)."""
-    speakers = set()
-    for file in audio:
-        speaker = _fsdd_speaker(file)
-        if speaker is None:
-            return []
-        speakers.add(speaker)
-    return _sorted(speakers) if len(speakers) >= 2 else []
-
-
-def _has_audio(folder: Path, depth: int) -> bool:
-    listing = _list_folder(folder)
-    if listing.audio:
-        return True
-    return depth > 0 and any(_has_audio(folder / child, depth - 1) for child in listing.dirs)
-
-
-def _audio_files_under(folder: Path) -> list[Path]:
-    paths = []
-    for current, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        paths.extend(
-            Path(current) / file
-            for file in files
-            if not file.startswith(".") and file.lower().endswith(AUDIO_EXTENSIONS)
-        )
-    return paths
-
-
-def _natural_key(text: str) -> tuple:
-    """Sort key with digit runs compared as numbers, so ``utt_2`` precedes ``utt_10``."""
-    # re.split with a capturing group alternates text and digits, so every position has one type.
-    parts = re.split(r"(\d+)", text)
-    return tuple(int(part) if index % 2 else part.lower() for index, part in enumerate(parts)), text
+    return Dataset(name, folder, Kind.SPEAKER_FOLDERS, _sorted(direct + nested), base)
 
 
 def _sorted(names) -> list[str]:
-    return sorted(names, key=_natural_key)
+    return sorted(names, key=natural_key)
 
 
 def _random_index(count: int, rng: Rng | None) -> int:

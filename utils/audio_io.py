@@ -33,7 +33,6 @@ from utils.atomic_write import atomic_write
 from utils.errors import REASON_LIMIT, UserError, one_line
 from utils.signal_contract import SAMPLE_RATE
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".aac", ".wma", ".aiff", ".aif")
 WRITABLE_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
 # Past this a "reference" is a recording session, not a voice sample; refuse it instead of
 # silently using minutes of memory and time.

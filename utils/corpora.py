@@ -68,17 +68,26 @@ __all__ = [
     "Alignment",
     "Corpus",
     "CorpusError",
+    "Kind",
     "Utterance",
     "collect_utterances",
     "detect_layout",
     "find_corpora",
+    "fsdd_parts",
+    "fsdd_speakers",
     "group_by_speaker",
+    "has_audio",
+    "is_audio",
+    "list_folder",
+    "natural_key",
     "parse_alignment_line",
     "resolve_corpora",
     "safe_name",
     "select_corpora",
+    "walk_audio",
 ]
 
+#: The files discovery counts as audio (training and the toolbox's dataset browser).
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".ogg")
 # RTVC's encoder dataset names (encoder_preprocess.py -d).
 DATASET_ALIASES = {
@@ -92,10 +101,24 @@ VOXCELEB1_META = "vox1_meta.csv"
 VOXCELEB1_NATIONALITIES = frozenset({"australia", "canada", "ireland", "uk", "usa"})
 FSDD_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
-_SPECIFIC_KINDS = ("librispeech", "libritts", "voxceleb", "vctk", "ljspeech", "fsdd")
-_GENERIC_KINDS = ("text_folder", "speaker_folders")
+
+class Kind:
+    """The names of the recognised layouts (``Corpus.kind`` here, ``Dataset.kind`` in the toolbox)."""
+
+    LIBRISPEECH = "librispeech"
+    LIBRITTS = "libritts"
+    VOXCELEB = "voxceleb"
+    VCTK = "vctk"
+    LJSPEECH = "ljspeech"
+    FSDD = "fsdd"
+    TEXT_FOLDER = "text_folder"
+    SPEAKER_FOLDERS = "speaker_folders"
+
+
+_SPECIFIC_KINDS = (Kind.LIBRISPEECH, Kind.LIBRITTS, Kind.VOXCELEB, Kind.VCTK, Kind.LJSPEECH, Kind.FSDD)
+_GENERIC_KINDS = (Kind.TEXT_FOLDER, Kind.SPEAKER_FOLDERS)
 # Kinds whose utterance ids already name the speaker, so the id alone is unique in the corpus.
-_SELF_NAMING_KINDS = frozenset({"librispeech", "libritts", "vctk", "ljspeech", "fsdd"})
+_SELF_NAMING_KINDS = frozenset({Kind.LIBRISPEECH, Kind.LIBRITTS, Kind.VCTK, Kind.LJSPEECH, Kind.FSDD})
 _UNSAFE_CHARACTERS = re.compile(r"[^\w.\-]+")
 _MAX_NAME_LENGTH = 150  # output names get prefixes and suffixes; file names stop at 255 bytes
 _DIGITS = re.compile(r"^\d+$")
@@ -252,7 +275,7 @@ def _deduplicate(names: Sequence[str]) -> list[str]:
 
 
 def _name_utterances(corpus: Corpus, found: list[_Found]) -> list[Utterance]:
-    found = sorted(found, key=lambda f: (_natural_key(f.speaker_key), _natural_key(str(f.audio_path))))
+    found = sorted(found, key=lambda f: (natural_key(f.speaker_key), natural_key(str(f.audio_path))))
     label = corpus.label
     speakers = [safe_name(f"{label}_{f.speaker_key.replace('/', '_')}") if f.speaker_key else label for f in found]
     local_names = [
@@ -324,13 +347,20 @@ def group_by_speaker(utterances: Iterable[Utterance]) -> dict[str, list[Utteranc
 # --------------------------------------------------------------------------------------------------
 # File-system helpers
 # --------------------------------------------------------------------------------------------------
-def _natural_key(text: str) -> tuple:
-    """Sort key comparing digit runs as numbers, so ``utt_2`` precedes ``utt_10``."""
+def natural_key(text: str) -> tuple:
+    """Sort key comparing digit runs as numbers, so ``utt_2`` precedes ``utt_10``; case only breaks ties.
+
+    Examples
+    --------
+    >>> sorted(["utt_10", "Utt_2", "utt_2"], key=natural_key)
+    ['Utt_2', 'utt_2', 'utt_10']
+    """
+    # re.split with a capturing group alternates text and digits, so every position has one type.
     parts = re.split(r"(\d+)", text)
-    return tuple((0, int(part), "") if index % 2 else (1, 0, part.lower()) for index, part in enumerate(parts))
+    return tuple(int(part) if index % 2 else part.lower() for index, part in enumerate(parts)), text
 
 
-def _list_dir(folder: Path) -> tuple[list[str], list[str]]:
+def list_folder(folder: Path) -> tuple[list[str], list[str]]:
     """Non-hidden sub-folder names and file names of ``folder`` (symbolic links followed); sorted."""
     dirs: list[str] = []
     files: list[str] = []
@@ -348,14 +378,27 @@ def _list_dir(folder: Path) -> tuple[list[str], list[str]]:
                     continue
     except OSError:
         pass  # an unreadable folder looks empty rather than failing the whole discovery
-    return sorted(dirs, key=_natural_key), sorted(files, key=_natural_key)
+    return sorted(dirs, key=natural_key), sorted(files, key=natural_key)
 
 
-def _is_audio(file_name: str) -> bool:
+def is_audio(file_name: str) -> bool:
+    """Whether ``file_name`` has one of the :data:`AUDIO_EXTENSIONS` (any case)."""
     return file_name.lower().endswith(AUDIO_EXTENSIONS)
 
 
-def _walk_audio(folder: Path) -> list[Path]:
+def fsdd_parts(file_name: str) -> tuple[int, str] | None:
+    """``(digit, speaker)`` of a free-spoken-digit-dataset file ``{digit}_{speaker}_{index}.wav``, else ``None``.
+
+    Examples
+    --------
+    >>> fsdd_parts("7_jackson_32.wav"), fsdd_parts("take_1.wav")
+    ((7, 'jackson'), None)
+    """
+    match = _FSDD_STEM.match(Path(file_name).stem)
+    return (int(match.group(1)), match.group(2)) if match else None
+
+
+def walk_audio(folder: Path) -> list[Path]:
     """Every audio file under ``folder`` (recursive, hidden entries skipped, symbolic links followed once)."""
     found: list[Path] = []
     visited: set[str] = set()
@@ -366,17 +409,18 @@ def _walk_audio(folder: Path) -> list[Path]:
         if real in visited:  # a link cycle, or two links to one folder
             continue
         visited.add(real)
-        dirs, files = _list_dir(current)
-        found.extend(current / file for file in files if _is_audio(file))
+        dirs, files = list_folder(current)
+        found.extend(current / file for file in files if is_audio(file))
         pending.extend(current / child for child in reversed(dirs))
     return found
 
 
-def _has_audio(folder: Path, depth: int) -> bool:
-    dirs, files = _list_dir(folder)
-    if any(_is_audio(file) for file in files):
+def has_audio(folder: Path, depth: int) -> bool:
+    """Whether an audio file lies in ``folder`` or at most ``depth`` levels below it."""
+    dirs, files = list_folder(folder)
+    if any(is_audio(file) for file in files):
         return True
-    return depth > 0 and any(_has_audio(folder / child, depth - 1) for child in dirs)
+    return depth > 0 and any(has_audio(folder / child, depth - 1) for child in dirs)
 
 
 def _read_text(path: Path) -> str | None:
@@ -402,7 +446,7 @@ def _read_lines(path: Path) -> list[str]:
 def _read_librispeech_transcripts(folder: Path) -> dict[str, str]:
     """``{utterance id: text}`` from every ``*.trans.txt`` in ``folder`` (lines ``<id> TEXT``)."""
     transcripts: dict[str, str] = {}
-    for file in _list_dir(folder)[1]:
+    for file in list_folder(folder)[1]:
         if file.endswith(".trans.txt"):
             for line in _read_lines(folder / file):
                 parts = line.strip().split(maxsplit=1)
@@ -438,7 +482,7 @@ def parse_alignment_line(line: str) -> tuple[str, Alignment] | None:
 
 def _read_alignments(folder: Path) -> dict[str, Alignment]:
     alignments: dict[str, Alignment] = {}
-    for file in _list_dir(folder)[1]:
+    for file in list_folder(folder)[1]:
         if file.endswith(".alignment.txt"):
             for line in _read_lines(folder / file):
                 parsed = parse_alignment_line(line)
@@ -452,11 +496,11 @@ def _read_alignments(folder: Path) -> dict[str, Alignment]:
 # --------------------------------------------------------------------------------------------------
 def _list_librispeech(corpus: Corpus, with_text: bool) -> list[_Found]:
     found = []
-    for speaker in _list_dir(corpus.path)[0]:
+    for speaker in list_folder(corpus.path)[0]:
         speaker_dir = corpus.path / speaker
         transcripts: dict[Path, dict[str, str]] = {}
         alignments: dict[Path, dict[str, Alignment]] = {}
-        for audio in _walk_audio(speaker_dir):
+        for audio in walk_audio(speaker_dir):
             text = alignment = None
             if with_text:
                 folder = audio.parent
@@ -471,9 +515,9 @@ def _list_librispeech(corpus: Corpus, with_text: bool) -> list[_Found]:
 
 def _list_libritts(corpus: Corpus, with_text: bool) -> list[_Found]:
     found = []
-    for speaker in _list_dir(corpus.path)[0]:
+    for speaker in list_folder(corpus.path)[0]:
         speaker_dir = corpus.path / speaker
-        for audio in _walk_audio(speaker_dir):
+        for audio in walk_audio(speaker_dir):
             text = None
             if with_text:
                 text = _read_text(audio.with_suffix(".normalized.txt")) or _read_text(
@@ -485,7 +529,7 @@ def _list_libritts(corpus: Corpus, with_text: bool) -> list[_Found]:
 
 def _voxceleb_speakers(corpus: Corpus) -> list[str]:
     """Speaker folders, restricted to RTVC's anglophone nationalities when ``vox1_meta.csv`` is there."""
-    speakers = _list_dir(corpus.path)[0]
+    speakers = list_folder(corpus.path)[0]
     meta = corpus.path.parent / VOXCELEB1_META
     if not meta.is_file():
         return speakers
@@ -501,17 +545,17 @@ def _list_voxceleb(corpus: Corpus, with_text: bool) -> list[_Found]:
     found = []
     for speaker in _voxceleb_speakers(corpus):
         speaker_dir = corpus.path / speaker
-        found.extend(_Found(speaker, speaker_dir, audio) for audio in _walk_audio(speaker_dir))
+        found.extend(_Found(speaker, speaker_dir, audio) for audio in walk_audio(speaker_dir))
     return found
 
 
 def _list_vctk(corpus: Corpus, with_text: bool) -> list[_Found]:
     text_root = corpus.path.parent / "txt"
     found = []
-    for speaker in _list_dir(corpus.path)[0]:
+    for speaker in list_folder(corpus.path)[0]:
         speaker_dir = corpus.path / speaker
-        for file in _list_dir(speaker_dir)[1]:
-            if not _is_audio(file):
+        for file in list_folder(speaker_dir)[1]:
+            if not is_audio(file):
                 continue
             stem = Path(file).stem
             if stem.endswith("_mic2"):  # VCTK 0.92 has every sentence from two microphones
@@ -541,23 +585,23 @@ def _list_ljspeech(corpus: Corpus, with_text: bool) -> list[_Found]:
     texts = _read_ljspeech_metadata(corpus.path / "metadata.csv") if with_text else {}
     return [
         _Found("", wavs, audio, texts.get(audio.stem), audio.stem)
-        for audio in _walk_audio(wavs)
+        for audio in walk_audio(wavs)
     ]
 
 
 def _list_fsdd(corpus: Corpus, with_text: bool) -> list[_Found]:
     found = []
-    for file in _list_dir(corpus.path)[1]:
-        match = _FSDD_STEM.match(Path(file).stem) if _is_audio(file) else None
-        if match:
-            text = FSDD_WORDS[int(match.group(1))] if with_text else None
-            found.append(_Found(match.group(2), corpus.path, corpus.path / file, text, Path(file).stem))
+    for file in list_folder(corpus.path)[1]:
+        parts = fsdd_parts(file) if is_audio(file) else None
+        if parts:
+            text = FSDD_WORDS[parts[0]] if with_text else None
+            found.append(_Found(parts[1], corpus.path, corpus.path / file, text, Path(file).stem))
     return found
 
 
 def _list_text_folder(corpus: Corpus, with_text: bool) -> list[_Found]:
     found = []
-    for audio in _walk_audio(corpus.path):
+    for audio in walk_audio(corpus.path):
         speaker_key = audio.parent.relative_to(corpus.path).as_posix()
         text = _read_text(audio.with_suffix(".txt")) if with_text else None
         found.append(_Found("" if speaker_key == "." else speaker_key, audio.parent, audio, text))
@@ -566,21 +610,21 @@ def _list_text_folder(corpus: Corpus, with_text: bool) -> list[_Found]:
 
 def _list_speaker_folders(corpus: Corpus, with_text: bool) -> list[_Found]:
     found = []
-    for speaker in _list_dir(corpus.path)[0]:
+    for speaker in list_folder(corpus.path)[0]:
         speaker_dir = corpus.path / speaker
-        found.extend(_Found(speaker, speaker_dir, audio) for audio in _walk_audio(speaker_dir))
+        found.extend(_Found(speaker, speaker_dir, audio) for audio in walk_audio(speaker_dir))
     return found
 
 
 _LISTERS = {
-    "librispeech": _list_librispeech,
-    "libritts": _list_libritts,
-    "voxceleb": _list_voxceleb,
-    "vctk": _list_vctk,
-    "ljspeech": _list_ljspeech,
-    "fsdd": _list_fsdd,
-    "text_folder": _list_text_folder,
-    "speaker_folders": _list_speaker_folders,
+    Kind.LIBRISPEECH: _list_librispeech,
+    Kind.LIBRITTS: _list_libritts,
+    Kind.VOXCELEB: _list_voxceleb,
+    Kind.VCTK: _list_vctk,
+    Kind.LJSPEECH: _list_ljspeech,
+    Kind.FSDD: _list_fsdd,
+    Kind.TEXT_FOLDER: _list_text_folder,
+    Kind.SPEAKER_FOLDERS: _list_speaker_folders,
 }
 
 
@@ -592,68 +636,74 @@ def _libri_kind(folder: Path, dirs: list[str]) -> str | None:
     if not dirs or not all(_DIGITS.match(d) for d in dirs):
         return None
     for speaker in dirs[:3]:
-        chapters = [c for c in _list_dir(folder / speaker)[0] if _DIGITS.match(c)]
+        chapters = [c for c in list_folder(folder / speaker)[0] if _DIGITS.match(c)]
         for chapter in chapters[:2]:
-            files = _list_dir(folder / speaker / chapter)[1]
+            files = list_folder(folder / speaker / chapter)[1]
             if any(f.endswith(".trans.txt") for f in files):
-                return "librispeech"
+                return Kind.LIBRISPEECH
             if any(f.endswith((".normalized.txt", ".original.txt")) for f in files):
-                return "libritts"
+                return Kind.LIBRITTS
             suffixes = {Path(f).suffix.lower() for f in files}
             if ".flac" in suffixes:
-                return "librispeech"
+                return Kind.LIBRISPEECH
             if ".wav" in suffixes:
-                return "libritts"
+                return Kind.LIBRITTS
     return None
 
 
-def _fsdd_like(files: list[str]) -> bool:
-    """Every audio file is ``{digit}_{speaker}_{index}`` and there are at least two speakers."""
-    audio = [f for f in files if _is_audio(f)]
+def fsdd_speakers(file_names: Iterable[str]) -> list[str]:
+    """The speakers of a flat FSDD folder, in natural order; ``[]`` unless every audio file is
+    ``{digit}_{speaker}_{index}`` and there are at least two speakers (one is just a speaker folder).
+
+    Examples
+    --------
+    >>> fsdd_speakers(["0_bo_1.wav", "1_ann_2.wav", "notes.txt"]), fsdd_speakers(["0_bo_1.wav", "x.wav"])
+    (['ann', 'bo'], [])
+    """
     speakers = set()
-    for file in audio:
-        match = _FSDD_STEM.match(Path(file).stem)
-        if match is None:
-            return False
-        speakers.add(match.group(2))
-    return len(speakers) >= 2
+    for file in filter(is_audio, file_names):
+        parts = fsdd_parts(file)
+        if parts is None:
+            return []
+        speakers.add(parts[1])
+    return sorted(speakers, key=natural_key) if len(speakers) >= 2 else []
 
 
 def _has_transcribed_audio(folder: Path, depth: int) -> bool:
     """Whether an audio file with a ``<same name>.txt`` beside it lies within ``depth`` levels."""
-    dirs, files = _list_dir(folder)
+    dirs, files = list_folder(folder)
     stems = {Path(f).stem for f in files if f.endswith(".txt")}
-    if any(_is_audio(f) and Path(f).stem in stems for f in files):
+    if any(is_audio(f) and Path(f).stem in stems for f in files):
         return True
     return depth > 0 and any(_has_transcribed_audio(folder / d, depth - 1) for d in dirs)
 
 
 def _identify_specific(folder: Path) -> tuple[str, Path] | None:
-    dirs, files = _list_dir(folder)
+    dirs, files = list_folder(folder)
     if "metadata.csv" in files and "wavs" in dirs:
-        return "ljspeech", folder
+        return Kind.LJSPEECH, folder
     for audio_dir in ("wav48_silence_trimmed", "wav48"):
         if audio_dir in dirs and "txt" in dirs:
-            return "vctk", folder / audio_dir
+            return Kind.VCTK, folder / audio_dir
     if folder.name.startswith("wav48") and (folder.parent / "txt").is_dir() and dirs:
-        return "vctk", folder
+        return Kind.VCTK, folder
     libri = _libri_kind(folder, dirs)
     if libri:
         return libri, folder
     if dirs and all(_VOXCELEB_ID.match(d) for d in dirs):
-        return "voxceleb", folder
-    if _fsdd_like(files):
-        return "fsdd", folder
+        return Kind.VOXCELEB, folder
+    if fsdd_speakers(files):
+        return Kind.FSDD, folder
     return None
 
 
 def _identify_generic(folder: Path, depth: int) -> str | None:
     if _has_transcribed_audio(folder, depth):
-        return "text_folder"
+        return Kind.TEXT_FOLDER
     # A sub-folder that is a corpus of its own (FSDD's recordings/) is not a speaker of this folder.
-    dirs = _list_dir(folder)[0]
-    if any(_has_audio(folder / d, depth - 1) and _identify_specific(folder / d) is None for d in dirs):
-        return "speaker_folders"
+    dirs = list_folder(folder)[0]
+    if any(has_audio(folder / d, depth - 1) and _identify_specific(folder / d) is None for d in dirs):
+        return Kind.SPEAKER_FOLDERS
     return None
 
 
@@ -711,7 +761,7 @@ def _search(folder: Path, root: Path, max_depth: int, kinds: Sequence[str]) -> l
     speaker folder) so that ``LibriSpeech/`` is searched further rather than taken for speaker folders.
     """
     found: list[Corpus] = []
-    pending = [(folder / child, 1) for child in _list_dir(folder)[0] if child != OUTPUT_FOLDER]
+    pending = [(folder / child, 1) for child in list_folder(folder)[0] if child != OUTPUT_FOLDER]
     while pending:
         current, depth = pending.pop(0)
         identified = _identify_specific(current)
@@ -722,8 +772,8 @@ def _search(folder: Path, root: Path, max_depth: int, kinds: Sequence[str]) -> l
             kind, path = identified
             found.append(Corpus(_corpus_name(path, root), path, kind))
         elif identified is None and depth < max_depth:
-            pending.extend((current / child, depth + 1) for child in _list_dir(current)[0])
-    return sorted(found, key=lambda corpus: _natural_key(corpus.name))
+            pending.extend((current / child, depth + 1) for child in list_folder(current)[0])
+    return sorted(found, key=lambda corpus: natural_key(corpus.name))
 
 
 def find_corpora(datasets_root: str | Path, max_depth: int = _DISCOVERY_DEPTH) -> list[Corpus]:

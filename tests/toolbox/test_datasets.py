@@ -120,7 +120,7 @@ def test_voxceleb1_layout(tmp_path: Path) -> None:
     (vox / "vox1_meta.csv").write_text("VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet\n")
 
     (dataset,) = discover_datasets(tmp_path)
-    assert (dataset.name, dataset.kind, dataset.speakers) == ("VoxCeleb1/wav", "voxceleb1", ["id10001", "id10002"])
+    assert (dataset.name, dataset.kind, dataset.speakers) == ("VoxCeleb1/wav", "voxceleb", ["id10001", "id10002"])
     utterances = dataset.utterances("id10001")
     assert [u.name for u in utterances] == [
         "VoxCeleb1/wav/id10001/1zcIwhmdeo4/00001.wav",
