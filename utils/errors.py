@@ -70,20 +70,7 @@ def describe_error(error: BaseException, limit: int | None = None) -> str:
 
 def os_reason(error: BaseException, limit: int = REASON_LIMIT) -> str:
     """Why a file operation failed: the ``strerror`` of the ``OSError`` behind ``error`` (libraries such
-    as torch and TensorBoard wrap it), else :func:`one_line` of ``error``.
-
-    Examples
-    --------
-    >>> import errno
-    >>> try:
-    ...     try:
-    ...         raise PermissionError(errno.EACCES, "Permission denied")
-    ...     except OSError as cause:
-    ...         raise RuntimeError("writer failed") from cause
-    ... except RuntimeError as wrapped:
-    ...     os_reason(wrapped)
-    'Permission denied'
-    """
+    as torch and TensorBoard wrap it), else :func:`one_line` of ``error``."""
     cause: BaseException | None = error
     while cause is not None and not isinstance(cause, OSError):
         cause = cause.__cause__ or cause.__context__

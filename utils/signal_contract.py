@@ -1,16 +1,9 @@
 """The signal contract between the models: sample rate, STFT geometry, mel bands, dB range, pre-emphasis.
 
-Every model's hyperparameters take their signal defaults from here, so the values exist once:
-
-* :class:`MelSignal` is the mel that the synthesizers predict and the vocoders invert (RTVC's values:
-  16 kHz, 800-sample FFT and window, 200-sample hop (12.5 ms), 80 Slaney bands from 55 to 7600 Hz,
-  [−100, 0] dB mapped onto [−4, 4] with clipping, pre-emphasis 0.97). :class:`synthesizer.hparams.SynthesizerHParams`
-  derives from it; the WaveRNN vocoder, the duration synthesizer and the iSTFT vocoder read its fields.
-* The speaker encoder's own front-end (``ENCODER_*``: 25 ms windows, 10 ms steps, 40 power-mel bands)
-  shares only the sample rate.
-
-Checkpoints store these values under the field names of the model that saved them (RTVC's names), so
-old files keep loading; only the defaults live here.
+:class:`MelSignal` is the mel the synthesizers predict and the vocoders invert (RTVC's values);
+:class:`synthesizer.hparams.SynthesizerHParams` derives from it and the other models take their signal
+defaults and rules from it. The speaker encoder's own front-end (``ENCODER_*``) shares only the rate.
+Checkpoints keep storing these values under each model's field names (RTVC's), so old files still load.
 
 Examples
 --------
