@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         window.show()
         wait_until(app, lambda: not window.busy, 120, "the models to load")
 
-        browser = window.browser
+        browser = window.reference.browser
         if browser.select_dataset("LibriSpeech/train-clean-100"):
             speakers = random.Random(1).sample(range(browser.speaker_box.count()), args.utterances)
             for index in speakers:
@@ -91,13 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"warning: no LibriSpeech under '{args.datasets_root}': the picture has no references")
 
-        vocoder_box = window.model_boxes["vocoder"]
+        vocoder_box = window.models.model_boxes["vocoder"]
         vocoder_box.setCurrentIndex(vocoder_box.findData("Griffin-Lim"))
-        window.text_edit.setPlainText(TEXT)
-        if window.synthesize_vocode_button.isEnabled():
-            window.synthesize_vocode_button.click()
+        window.generation.text_edit.setPlainText(TEXT)
+        if window.generation.synthesize_vocode_button.isEnabled():
+            window.generation.synthesize_vocode_button.click()
             wait_until(app, lambda: not window.busy, 300, "the generation")
-        wait_until(app, lambda: not window.projecting, 300, "the UMAP projection")
+        wait_until(app, lambda: not window.plots.projecting, 300, "the UMAP projection")
         for _ in range(20):  # let the canvases finish their deferred draws
             app.processEvents()
             time.sleep(0.02)

@@ -177,7 +177,7 @@ def wait_idle(qtbot, window: ToolboxWindow, timeout: int = JOB_TIMEOUT_MS) -> No
 
 def load(qtbot, window: ToolboxWindow, path: Path) -> None:
     """What Browse… does once a file is chosen."""
-    assert window.load_file(path) is not None
+    assert window.reference.load_file(path) is not None
     wait_idle(qtbot, window)
 
 
@@ -186,7 +186,7 @@ def errors_in_log(window: ToolboxWindow) -> list[str]:
 
 
 def choose_vocoder(window: ToolboxWindow, label: str) -> None:
-    box = window.model_boxes["vocoder"]
+    box = window.models.model_boxes["vocoder"]
     index = box.findData(label)
     assert index >= 0, [box.itemText(i) for i in range(box.count())]
     box.setCurrentIndex(index)
@@ -197,18 +197,19 @@ def choose_vocoder(window: ToolboxWindow, label: str) -> None:
 def test_opens_without_a_synthesizer(qtbot, open_window, encoder_only_dir, voices):
     window = open_window(encoder_only_dir)
     assert not window.controller.has_synthesizer()
-    for button in (window.synthesize_vocode_button, window.synthesize_button, window.vocode_button):
+    generation = window.generation
+    for button in (generation.synthesize_vocode_button, generation.synthesize_button, generation.vocode_button):
         assert not button.isEnabled()
         assert "Download" in button.toolTip() and "train" in button.toolTip()
-    assert window.synthesizer_help_label.isVisible()
-    assert window.download_button.isVisible() and window.download_button.isEnabled()
-    assert window.model_boxes["synthesizer"].currentText() == "none found"
+    assert window.generation.synthesizer_help_label.isVisible()
+    assert window.models.download_button.isVisible() and window.models.download_button.isEnabled()
+    assert window.models.model_boxes["synthesizer"].currentText() == "none found"
 
     # Everything that needs only the encoder still works.
     load(qtbot, window, voices["alice"])
-    assert window.history_list.count() == 1
-    assert window.reference_plot.has_image()
-    assert not window.synthesize_button.isEnabled()  # a reference alone does not make a synthesizer
+    assert window.history.history_list.count() == 1
+    assert window.plots.reference_plot.has_image()
+    assert not window.generation.synthesize_button.isEnabled()  # a reference alone does not make a synthesizer
     assert errors_in_log(window) == []
 
 
@@ -216,14 +217,14 @@ def test_bad_datasets_root_is_a_log_message(qtbot, open_window, encoder_only_dir
     window = open_window(encoder_only_dir, datasets_root=tmp_path / "missing")
     assert "does not exist" in window.last_error
     assert any("does not exist" in line for line in window.log_panel.lines())
-    assert window.browser.dataset_box.count() == 0
-    assert not window.browser.load_button.isEnabled()
-    assert window.browse_button.isEnabled()
+    assert window.reference.browser.dataset_box.count() == 0
+    assert not window.reference.browser.load_button.isEnabled()
+    assert window.reference.browse_button.isEnabled()
 
 
 def test_librispeech_speakers_and_projection(qtbot, open_window, models_dir, librispeech_dir):
     window = open_window(models_dir, datasets_root=DATASETS_ROOT)
-    browser = window.browser
+    browser = window.reference.browser
     datasets = [browser.dataset_box.itemData(i) for i in range(browser.dataset_box.count())]
     assert "LibriSpeech/train-clean-100" in datasets
     assert browser.select_dataset("LibriSpeech/train-clean-100")
@@ -235,40 +236,40 @@ def test_librispeech_speakers_and_projection(qtbot, open_window, models_dir, lib
         speakers.append(browser.speaker_box.currentText())
         qtbot.mouseClick(browser.load_button, Qt.LeftButton)
         wait_idle(qtbot, window)
-        assert window.history_list.count() == index + 1, errors_in_log(window)
+        assert window.history.history_list.count() == index + 1, errors_in_log(window)
         # The newest utterance is selected and drawn: embedding heatmap with the fixed scale, mel.
         newest = window.controller.history[0]
-        assert window.selected_names() == [newest.name]
+        assert window.history.selected_names() == [newest.name]
         assert newest.speaker == f"LibriSpeech_train-clean-100_{speakers[-1]}"
-        assert window.reference_plot.has_image()
-        assert window.reference_plot.heatmap.get_clim() == (0.0, 0.30)
-        assert window.reference_plot.mel_ax.images[0].origin == "lower"
+        assert window.plots.reference_plot.has_image()
+        assert window.plots.reference_plot.heatmap.get_clim() == (0.0, 0.30)
+        assert window.plots.reference_plot.mel_ax.images[0].origin == "lower"
         if index == 1:
-            assert "Add 2 more utterances" in window.projection_plot.waiting_text()
+            assert "Add 2 more utterances" in window.plots.projection_plot.waiting_text()
 
     # More speakers than RTVC's 14-colour palette: all drawn, each in its own colour.
-    qtbot.waitUntil(lambda: len(window.projection_plot.speaker_colours) == 16 and not window.projecting,
+    qtbot.waitUntil(lambda: len(window.plots.projection_plot.speaker_colours) == 16 and not window.plots.projecting,
                     timeout=JOB_TIMEOUT_MS)
-    colours = window.projection_plot.speaker_colours
+    colours = window.plots.projection_plot.speaker_colours
     assert len(set(colours.values())) == 16
     assert {f"LibriSpeech_train-clean-100_{s}" for s in speakers} == set(colours)
-    assert window.projection_plot.waiting_text() == ""
+    assert window.plots.projection_plot.waiting_text() == ""
     assert errors_in_log(window) == []
 
     # Hovering a point names it.
-    collection, labels = window.projection_plot._collections[0]
-    x, y = window.projection_plot.ax.transData.transform(collection.get_offsets()[0])
+    collection, labels = window.plots.projection_plot._collections[0]
+    x, y = window.plots.projection_plot.ax.transData.transform(collection.get_offsets()[0])
     from matplotlib.backend_bases import MouseEvent
 
-    event = MouseEvent("motion_notify_event", window.projection_plot, x, y)
-    window.projection_plot._on_motion(event)
+    event = MouseEvent("motion_notify_event", window.plots.projection_plot, x, y)
+    window.plots.projection_plot._on_motion(event)
     first = window.controller.history[-1]
-    assert window.projection_plot.hover_text() == labels[0] == f"{first.name}\n{first.speaker}"
+    assert window.plots.projection_plot.hover_text() == labels[0] == f"{first.name}\n{first.speaker}"
 
     # Clear empties the projection but not the history.
-    qtbot.mouseClick(window.clear_projection_button, Qt.LeftButton)
-    assert "Add 4 more utterances" in window.projection_plot.waiting_text()
-    assert window.history_list.count() == 16
+    qtbot.mouseClick(window.plots.clear_projection_button, Qt.LeftButton)
+    assert "Add 4 more utterances" in window.plots.projection_plot.waiting_text()
+    assert window.history.history_list.count() == 16
 
 
 def test_browse_files_and_average_two_references(qtbot, open_window, encoder_only_dir, voices):
@@ -277,60 +278,60 @@ def test_browse_files_and_average_two_references(qtbot, open_window, encoder_onl
     load(qtbot, window, voices["bob"])
     history = window.controller.history
     assert [u.speaker for u in history] == ["bob", "alice"]  # speaker = the file's folder, as in RTVC
-    assert window.history_list.item(0).text().startswith("bob.wav — bob (")
+    assert window.history.history_list.item(0).text().startswith("bob.wav — bob (")
 
-    window.select_history([u.name for u in history])
+    window.history.select([u.name for u in history])
     total = sum(u.speech_seconds for u in history)
-    assert window.voice_label.text() == f"Voice from 2 utterances, {total:.1f} s of speech"
-    assert window.reference_plot.has_image()
+    assert window.history.voice_label.text() == f"Voice from 2 utterances, {total:.1f} s of speech"
+    assert window.plots.reference_plot.has_image()
 
-    window.select_history([history[0].name])
-    assert window.voice_label.text() == f"Voice from 1 utterance, {history[0].speech_seconds:.1f} s of speech"
+    window.history.select([history[0].name])
+    assert window.history.voice_label.text() == f"Voice from 1 utterance, {history[0].speech_seconds:.1f} s of speech"
 
 
 def test_generate_with_griffin_lim_and_export(qtbot, open_window, models_dir, voices, tmp_path):
     window = open_window(models_dir)
     load(qtbot, window, voices["alice"])
     choose_vocoder(window, "Griffin-Lim")
-    window.seed_check.setChecked(True)
-    window.seed_spin.setValue(7)
+    window.generation.seed_check.setChecked(True)
+    window.generation.seed_spin.setValue(7)
 
     # Synthesize only, then vocode the spectrogram.
-    window.text_edit.setPlainText("Hello there.")
-    assert not window.vocode_button.isEnabled()
-    qtbot.mouseClick(window.synthesize_button, Qt.LeftButton)
+    window.generation.text_edit.setPlainText("Hello there.")
+    assert not window.generation.vocode_button.isEnabled()
+    qtbot.mouseClick(window.generation.synthesize_button, Qt.LeftButton)
     wait_idle(qtbot, window)
-    assert window.output_plot.mel_ax.images and window.alignment_plot.has_image()
-    assert window.vocode_button.isEnabled()
-    qtbot.mouseClick(window.vocode_button, Qt.LeftButton)
+    assert window.plots.output_plot.mel_ax.images and window.plots.alignment_plot.has_image()
+    assert window.generation.vocode_button.isEnabled()
+    qtbot.mouseClick(window.generation.vocode_button, Qt.LeftButton)
     wait_idle(qtbot, window)
-    assert window.outputs_box.count() == 1
+    assert window.generation.outputs_box.count() == 1
 
     # Both at once, two lines: streamed sentence by sentence.
-    window.text_edit.setPlainText("Hello there.\nThis is a second line.")
-    qtbot.mouseClick(window.synthesize_vocode_button, Qt.LeftButton)
-    assert window.busy and not window.synthesize_vocode_button.isEnabled()  # one job at a time
+    window.generation.text_edit.setPlainText("Hello there.\nThis is a second line.")
+    qtbot.mouseClick(window.generation.synthesize_vocode_button, Qt.LeftButton)
+    assert window.busy and not window.generation.synthesize_vocode_button.isEnabled()  # one job at a time
     wait_idle(qtbot, window)
     assert errors_in_log(window) == []
     assert window.chunks_received == 2
-    assert window.outputs_box.count() == 2
-    output = window.selected_output
+    assert window.generation.outputs_box.count() == 2
+    output = window.generation.selected_output
     assert output is window.controller.outputs[0] and output.vocoder == "griffinlim" and output.seed == 7
-    assert re.fullmatch(r"Similarity to the voice: -?\d\.\d\d", window.similarity_meter.label.text())
-    assert window.similarity_meter.bar.value() == int(round(min(max(output.similarity, 0), 1) * 100))
-    assert len(output.synthesis.alignments) == 2 and window.alignment_plot.has_image()
-    assert window.output_plot.has_image()
+    assert re.fullmatch(r"Similarity to the voice: -?\d\.\d\d", window.generation.similarity_meter.label.text())
+    assert window.generation.similarity_meter.bar.value() == int(round(min(max(output.similarity, 0), 1) * 100))
+    assert len(output.synthesis.alignments) == 2 and window.plots.alignment_plot.has_image()
+    assert window.plots.output_plot.has_image()
     # Generated outputs join the history (RTVC bug 34), unselected: the voice stays the reference.
-    names = [window.history_list.item(i).data(Qt.UserRole) for i in range(window.history_list.count())]
+    names = [window.history.history_list.item(i).data(Qt.UserRole) for i in range(window.history.history_list.count())]
     assert output.name in names
-    assert window.selected_names() == [window.controller.history[-1].name]
+    assert window.history.selected_names() == [window.controller.history[-1].name]
 
-    flac = window.export_output(tmp_path / "x.flac")
+    flac = window.generation.export_output(tmp_path / "x.flac")
     data, rate = soundfile.read(flac)
     assert rate == 16000 and len(data) == len(output.wav)
-    wav = window.export_output(tmp_path / "no_suffix")
+    wav = window.generation.export_output(tmp_path / "no_suffix")
     assert wav.suffix == ".wav" and soundfile.info(wav).samplerate == 16000
-    assert window.export_output(tmp_path / "missing" / "x.wav") is None  # logged, not raised
+    assert window.generation.export_output(tmp_path / "missing" / "x.wav") is None  # logged, not raised
     assert window.last_error
 
 
@@ -339,7 +340,7 @@ def test_wavernn_streams_while_the_window_stays_responsive(qtbot, open_window, m
     window = open_window(models_dir, devices=audio)
     load(qtbot, window, voices["bob"])
     choose_vocoder(window, "default")
-    window.text_edit.setPlainText("First sentence here. And a second one.")
+    window.generation.text_edit.setPlainText("First sentence here. And a second one.")
 
     ticks = []
     timer = QTimer()
@@ -348,13 +349,13 @@ def test_wavernn_streams_while_the_window_stays_responsive(qtbot, open_window, m
     timer.start()
     audio.events.clear()
     started = time.perf_counter()
-    qtbot.mouseClick(window.synthesize_vocode_button, Qt.LeftButton)
+    qtbot.mouseClick(window.generation.synthesize_vocode_button, Qt.LeftButton)
     wait_idle(qtbot, window)
     finished = time.perf_counter()
     timer.stop()
 
     assert errors_in_log(window) == []
-    assert window.selected_output.vocoder == "wavernn"
+    assert window.generation.selected_output.vocoder == "wavernn"
     assert len(ticks) >= 5, f"{len(ticks)} timer ticks in {finished - started:.1f} s of vocoding"
     kinds = [event[0] for event in audio.events]
     pushes = audio.events[1:-1]
@@ -363,7 +364,7 @@ def test_wavernn_streams_while_the_window_stays_responsive(qtbot, open_window, m
     assert audio.events[0][1] == 16000
     # The first audio reached the player while the rest was still being made.
     assert pushes[-1][2] - pushes[0][2] > 0.05
-    assert sum(event[1] for event in pushes) == len(window.selected_output.wav)
+    assert sum(event[1] for event in pushes) == len(window.generation.selected_output.wav)
 
 
 def test_errors_are_reported_not_raised(qtbot, open_window, models_dir, voices, monkeypatch):
@@ -372,19 +373,19 @@ def test_errors_are_reported_not_raised(qtbot, open_window, models_dir, voices, 
     window = open_window(models_dir)
 
     # Without an audio device: recording and playback are disabled, with the reason.
-    for button in (window.record_button, window.play_button, window.replay_button):
+    for button in (window.reference.record_button, window.reference.play_button, window.generation.replay_button):
         assert not button.isEnabled()
         assert NO_AUDIO_REASON in button.toolTip()
-    assert window.audio_label.text() == NO_AUDIO_REASON
+    assert window.reference.audio_label.text() == NO_AUDIO_REASON
 
     # Generating without a reference: the controller's message, nothing raised.
-    assert window.synthesize() is not None
+    assert window.generation.synthesize() is not None
     wait_idle(qtbot, window)
     assert "Select at least one reference" in window.last_error
 
     load(qtbot, window, voices["alice"])
-    window.text_edit.setPlainText("   \n ")
-    qtbot.mouseClick(window.synthesize_button, Qt.LeftButton)
+    window.generation.text_edit.setPlainText("   \n ")
+    qtbot.mouseClick(window.generation.synthesize_button, Qt.LeftButton)
     wait_idle(qtbot, window)
     assert window.last_error == "The text is empty: type at least one word."
     assert window.statusBar().currentMessage() == window.last_error
@@ -392,7 +393,7 @@ def test_errors_are_reported_not_raised(qtbot, open_window, models_dir, voices, 
 
     load(qtbot, window, Path(voices["alice"]).with_name("missing.wav"))
     assert "missing.wav" in window.last_error
-    assert window.synthesize_button.isEnabled()  # the window is usable after each error
+    assert window.generation.synthesize_button.isEnabled()  # the window is usable after each error
     assert escaped == []
 
 
@@ -401,23 +402,23 @@ def test_record_plays_back_and_registers(qtbot, open_window, encoder_only_dir, v
     assert rate == 16000
     audio = FakeAudio(take=take)
     window = open_window(encoder_only_dir, devices=audio)
-    assert window.record_button.isEnabled() and window.input_box.currentText() == "fake microphone"
+    assert window.reference.record_button.isEnabled() and window.reference.input_box.currentText() == "fake microphone"
 
-    qtbot.mouseClick(window.record_button, Qt.LeftButton)
-    assert window.record_button.text() == "Stop recording"
-    qtbot.waitUntil(lambda: window.level_meter.value() > 0)
-    qtbot.mouseClick(window.record_button, Qt.LeftButton)
-    assert window.record_button.text() == "Record"
+    qtbot.mouseClick(window.reference.record_button, Qt.LeftButton)
+    assert window.reference.record_button.text() == "Stop recording"
+    qtbot.waitUntil(lambda: window.reference.level_meter.value() > 0)
+    qtbot.mouseClick(window.reference.record_button, Qt.LeftButton)
+    assert window.reference.record_button.text() == "Record"
     wait_idle(qtbot, window)
     assert ("play", len(take)) in [event[:2] for event in audio.events]  # played back after recording
     assert window.controller.history[0].name.startswith("user01_rec_")
-    assert window.history_list.count() == 1 and window.play_button.isEnabled()
+    assert window.history.history_list.count() == 1 and window.reference.play_button.isEnabled()
 
     # A device that fails to open: one message, and the Record button is usable again (RTVC bug 33).
     audio.broken_input = True
-    qtbot.mouseClick(window.record_button, Qt.LeftButton)
+    qtbot.mouseClick(window.reference.record_button, Qt.LeftButton)
     assert "unplugged" in window.last_error
-    assert window.record_button.text() == "Record" and window.record_button.isEnabled()
+    assert window.reference.record_button.text() == "Record" and window.reference.record_button.isEnabled()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="only Linux can lack a display")

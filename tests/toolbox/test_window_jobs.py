@@ -98,7 +98,7 @@ def open_window(qtbot):
 
 
 def load(qtbot, window: ToolboxWindow, path: Path) -> None:
-    assert window.load_file(path) is not None
+    assert window.reference.load_file(path) is not None
     wait_idle(qtbot, window)
 
 
@@ -108,9 +108,9 @@ def test_esc_cancels_a_streamed_generation_and_keeps_what_was_made(qtbot, open_w
     window = open_window(slow_models, devices=audio)
     load(qtbot, window, voices["bob"])
     assert not window.cancel_button.isEnabled()
-    window.text_edit.setPlainText("First sentence here.\nAnd a second one that never gets made.")
+    window.generation.text_edit.setPlainText("First sentence here.\nAnd a second one that never gets made.")
     progress = []
-    qtbot.mouseClick(window.synthesize_vocode_button, Qt.LeftButton)
+    qtbot.mouseClick(window.generation.synthesize_vocode_button, Qt.LeftButton)
     window.job.signals.progress.connect(lambda fraction, message: progress.append((fraction, message)))
     assert window.cancel_button.isEnabled()
     qtbot.waitUntil(lambda: window.chunks_received >= 2, timeout=120_000)  # WaveRNN is playing sentence 1
@@ -120,10 +120,10 @@ def test_esc_cancels_a_streamed_generation_and_keeps_what_was_made(qtbot, open_w
     wait_idle(qtbot, window, timeout=10_000)
     assert time.perf_counter() - started < 2.0
     assert errors_in_log(window) == []
-    output = window.selected_output
+    output = window.generation.selected_output
     assert output is not None and not output.complete
     assert output.duration > 0 and len(output.synthesis.mels) == 1  # sentence 2 was never started
-    assert "cancelled" in window.outputs_box.currentText()
+    assert "cancelled" in window.generation.outputs_box.currentText()
     assert window.statusBar().currentMessage().startswith("Cancelled: kept the")
     assert ("stop", 0) in [event[:2] for event in audio.events]  # the player fell silent
     # Progress within the sentence, with an ETA.
@@ -131,8 +131,8 @@ def test_esc_cancels_a_streamed_generation_and_keeps_what_was_made(qtbot, open_w
     assert len(set(within)) > 3, progress[:10]
     assert any("left" in message for _, message in progress), progress[-5:]
     # The window is usable again.
-    assert window.synthesize_vocode_button.isEnabled() and not window.cancel_button.isEnabled()
-    assert window.replay_button.isEnabled()
+    assert window.generation.synthesize_vocode_button.isEnabled() and not window.cancel_button.isEnabled()
+    assert window.generation.replay_button.isEnabled()
 
 
 def test_controller_cancel_keeps_finished_sentences(slow_models, voices):
@@ -166,8 +166,8 @@ def test_cancel_a_download_and_the_projection(qtbot, open_window, slow_models, v
 
     monkeypatch.setattr("utils.default_models.ensure_default_models", fake_download)
     monkeypatch.setattr("utils.default_models.missing_default_models", lambda *args: [])
-    monkeypatch.setattr(window, "confirm_overwrite", lambda paths: True)
-    assert window.download_default_models() is not None
+    monkeypatch.setattr(window.models, "confirm_overwrite", lambda paths: True)
+    assert window.models.download_defaults() is not None
     qtbot.waitUntil(lambda: "Downloading" in window.progress_bar.format(), timeout=10_000)
     window.cancel()
     started = time.perf_counter()
@@ -179,23 +179,23 @@ def test_cancel_a_download_and_the_projection(qtbot, open_window, slow_models, v
     # The projection: Cancel drops the fit's result and leaves the window usable.
     for speaker in ("alice", "bob", "carol", "phone"):
         load(qtbot, window, voices[speaker])
-    assert window.projecting
+    assert window.plots.projecting
     window.cancel()
-    assert not window.cancel_button.isEnabled() or window._projection_job is not None
-    qtbot.waitUntil(lambda: not window.projecting, timeout=120_000)
-    assert window.projection_plot.speaker_colours == {}  # the cancelled fit was not drawn
-    assert window.browse_button.isEnabled()
+    assert not window.cancel_button.isEnabled() or window.plots._projection_job is not None
+    qtbot.waitUntil(lambda: not window.plots.projecting, timeout=120_000)
+    assert window.plots.projection_plot.speaker_colours == {}  # the cancelled fit was not drawn
+    assert window.reference.browse_button.isEnabled()
 
 
 def test_esc_discards_a_recording(qtbot, open_window, slow_models, voices):
     take, _ = soundfile.read(voices["bob"], dtype="float32")
     window = open_window(slow_models, devices=FakeAudio(take=take))
-    qtbot.mouseClick(window.record_button, Qt.LeftButton)
+    qtbot.mouseClick(window.reference.record_button, Qt.LeftButton)
     assert window.cancel_button.isEnabled()
     qtbot.keyClick(window, Qt.Key_Escape)
-    assert window.record_button.text() == "Record" and window.record_button.isEnabled()
+    assert window.reference.record_button.text() == "Record" and window.reference.record_button.isEnabled()
     wait_idle(qtbot, window)
-    assert window.history_list.count() == 0
+    assert window.history.history_list.count() == 0
 
 
 CLOSE_SCRIPT = textwrap.dedent("""
@@ -212,8 +212,8 @@ CLOSE_SCRIPT = textwrap.dedent("""
     window = ToolboxWindow(controller, None, NoAudio(), load_models=False)
     window.show()
     reference = controller.load_file(sys.argv[2])
-    window._refresh_history(select=[reference.name])
-    window.text_edit.setPlainText("A first sentence to make.\\nA second one.\\nAnd a third.")
+    window.history.refresh(select=[reference.name])
+    window.generation.text_edit.setPlainText("A first sentence to make.\\nA second one.\\nAnd a third.")
 
     def close_when_running():
         if window.progress_bar.value() > 0:
@@ -222,7 +222,7 @@ CLOSE_SCRIPT = textwrap.dedent("""
         else:
             QTimer.singleShot(50, close_when_running)
 
-    window.synthesize_and_vocode()
+    window.generation.synthesize_and_vocode()
     QTimer.singleShot(50, close_when_running)
     sys.exit(demo_toolbox.run_until_closed(app, window))
 """)
@@ -255,9 +255,9 @@ def test_every_warning_reaches_the_log_with_its_sentence(qtbot, open_window, slo
     assert any("8000 Hz" in line and "Warning" in line for line in window.log_panel.lines())
     assert "see the log" in window.statusBar().currentMessage()
 
-    window.model_boxes["vocoder"].setCurrentIndex(window.model_boxes["vocoder"].findData("Griffin-Lim"))
-    window.text_edit.setPlainText("Hello there.\nПривет, как дела? 😀🎉")
-    qtbot.mouseClick(window.synthesize_vocode_button, Qt.LeftButton)
+    window.models.model_boxes["vocoder"].setCurrentIndex(window.models.model_boxes["vocoder"].findData("Griffin-Lim"))
+    window.generation.text_edit.setPlainText("Hello there.\nПривет, как дела? 😀🎉")
+    qtbot.mouseClick(window.generation.synthesize_vocode_button, Qt.LeftButton)
     wait_idle(qtbot, window)
     lines = window.log_panel.lines()
     assert any("Warning: Sentence 1/2 (\"Hello there.\"): reached the" in line for line in lines), lines
@@ -266,7 +266,7 @@ def test_every_warning_reaches_the_log_with_its_sentence(qtbot, open_window, slo
     assert not any("Text 0" in line for line in lines)
     status = window.statusBar().currentMessage()
     assert status.startswith("Done with warnings, see the log:") and "more" in status
-    assert len(window.selected_output.warnings) >= 2
+    assert len(window.generation.selected_output.warnings) >= 2
 
 
 # ------------------------------------------------------------------------------ selection, history
@@ -274,17 +274,18 @@ def test_a_finishing_load_adds_to_the_selection_and_nothing_loads_twice(qtbot, o
     window = open_window(slow_models)
     load(qtbot, window, voices["alice"])
     load(qtbot, window, voices["bob"])
-    assert window.selected_names() == [window.controller.history[0].name]  # one reference: replaced
+    assert window.history.selected_names() == [window.controller.history[0].name]  # one reference: replaced
     names = [u.name for u in window.controller.history]
-    window.select_history(names)
+    window.history.select(names)
     load(qtbot, window, voices["carol"])
-    assert set(window.selected_names()) == set(names) | {"carol.wav"}  # three selected, none lost
+    assert set(window.history.selected_names()) == set(names) | {"carol.wav"}  # three selected, none lost
 
-    count = window.history_list.count()
-    window.select_history(["bob.wav"])
-    assert window.load_file(voices["alice"]) is None  # already there: selected, not loaded again
-    assert window.history_list.count() == count
-    assert set(window.selected_names()) == {"bob.wav", "alice.wav"} or window.selected_names() == ["alice.wav"]
+    count = window.history.history_list.count()
+    window.history.select(["bob.wav"])
+    assert window.reference.load_file(voices["alice"]) is None  # already there: selected, not loaded again
+    assert window.history.history_list.count() == count
+    selected = window.history.selected_names()
+    assert set(selected) == {"bob.wav", "alice.wav"} or selected == ["alice.wav"]
     assert not any("(" in u.name for u in window.controller.history)
     assert window.controller.projection_names.count("alice.wav") == 1
 
@@ -293,16 +294,16 @@ def test_remove_and_rename_in_the_history(qtbot, open_window, slow_models, voice
     window = open_window(slow_models)
     load(qtbot, window, voices["alice"])
     load(qtbot, window, voices["bob"])
-    window.select_history(["alice.wav"])
-    assert window.rename_utterance("alice.wav", "Alice at home")
+    window.history.select(["alice.wav"])
+    assert window.history.rename_utterance("alice.wav", "Alice at home")
     assert window.controller.history[1].name == "Alice at home"
-    assert window.selected_names() == ["Alice at home"]
-    assert not window.rename_utterance("Alice at home", "bob.wav")  # taken: one line, nothing renamed
+    assert window.history.selected_names() == ["Alice at home"]
+    assert not window.history.rename_utterance("Alice at home", "bob.wav")  # taken: one line, nothing renamed
     assert "already in the history" in window.last_error
     window.activateWindow()
-    window.history_list.setFocus()
-    qtbot.waitUntil(window.history_list.hasFocus, timeout=5_000)
-    qtbot.keyClick(window.history_list, Qt.Key_Delete)
+    window.history.history_list.setFocus()
+    qtbot.waitUntil(window.history.history_list.hasFocus, timeout=5_000)
+    qtbot.keyClick(window.history.history_list, Qt.Key_Delete)
     assert [u.name for u in window.controller.history] == ["bob.wav"]
     assert "Alice at home" not in window.controller.projection_names
 
@@ -378,19 +379,20 @@ def test_rescan_finds_copied_models_and_downloads_ask_first(qtbot, open_window, 
     window = open_window(root)
     assert not window.controller.has_synthesizer()
     shutil.copyfile(slow_models / "default" / "synthesizer.pt", root / "default" / "synthesizer.pt")
-    qtbot.mouseClick(window.rescan_button, Qt.LeftButton)
+    qtbot.mouseClick(window.models.rescan_button, Qt.LeftButton)
     wait_idle(qtbot, window)
     assert window.controller.has_synthesizer()
-    assert window.model_boxes["synthesizer"].currentText() == "default"
-    assert not window.synthesizer_help_label.isVisible()
+    assert window.models.model_boxes["synthesizer"].currentText() == "default"
+    assert not window.generation.synthesizer_help_label.isVisible()
 
     # The copied synthesizer is not RTVC's: a download would replace it, so the window asks first.
     asked = []
-    monkeypatch.setattr(window, "confirm_overwrite", lambda paths: asked.append(paths) or False)
-    assert window.download_button.isVisible()
-    assert window.download_default_models() is None
+    monkeypatch.setattr(window.models, "confirm_overwrite", lambda paths: asked.append(paths) or False)
+    assert window.models.download_button.isVisible()
+    assert window.models.download_defaults() is None
     assert asked and asked[0][0].name == "synthesizer.pt"
-    assert (root / "default" / "synthesizer.pt").stat().st_size == (slow_models / "default" / "synthesizer.pt").stat().st_size
+    copied = (slow_models / "default" / "synthesizer.pt").stat().st_size
+    assert (root / "default" / "synthesizer.pt").stat().st_size == copied
 
 
 def test_the_download_advice_is_accepted_by_the_toolbox(tmp_path, monkeypatch):
@@ -427,18 +429,18 @@ def test_polish_small_window_drop_shortcuts_colour_bar_and_output_names(qtbot, o
     assert sorted(u.name for u in window.controller.history) == ["alice.wav", "bob.wav"]
 
     # The embedding's colour bar sits at the heatmap's left, away from the mel.
-    plot = window.reference_plot
+    plot = window.plots.reference_plot
     assert plot.colorbar_ax.get_position().x1 <= plot.embed_ax.get_position().x0
     assert {"Esc", "Ctrl+Return", "Delete", "F2"} <= set(window.shortcuts)
 
     # Ctrl+Enter in the text box generates; the output's name says what it says.
-    window.model_boxes["vocoder"].setCurrentIndex(window.model_boxes["vocoder"].findData("Griffin-Lim"))
-    window.text_edit.setPlainText("Good evening, dear listeners.")
+    window.models.model_boxes["vocoder"].setCurrentIndex(window.models.model_boxes["vocoder"].findData("Griffin-Lim"))
+    window.generation.text_edit.setPlainText("Good evening, dear listeners.")
     window.activateWindow()
-    window.text_edit.setFocus()
-    qtbot.waitUntil(window.text_edit.hasFocus, timeout=5_000)
-    qtbot.keyClick(window.text_edit, Qt.Key_Return, Qt.ControlModifier)
+    window.generation.text_edit.setFocus()
+    qtbot.waitUntil(window.generation.text_edit.hasFocus, timeout=5_000)
+    qtbot.keyClick(window.generation.text_edit, Qt.Key_Return, Qt.ControlModifier)
     assert window.busy
     wait_idle(qtbot, window)
-    assert window.text_edit.toPlainText() == "Good evening, dear listeners."  # no newline typed
-    assert "good_evening_dear_listeners" in window.selected_output.name
+    assert window.generation.text_edit.toPlainText() == "Good evening, dear listeners."  # no newline typed
+    assert "good_evening_dear_listeners" in window.generation.selected_output.name

@@ -1,12 +1,13 @@
-"""Small display widgets of the toolbox window: similarity meter, level meter and log panel."""
+"""Small display pieces shared by the toolbox panels: similarity meter, level meter, log panel, names."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from PyQt5.QtCore import QObject, pyqtSignal
 from PyQt5.QtGui import QFont
-from PyQt5.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QWidget
+from PyQt5.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QScrollArea, QWidget
 
 # Cosine similarity of GE2E embeddings: two different real speakers average about 0.55 on
 # LibriSpeech, the same speaker usually scores above 0.75.
@@ -16,6 +17,34 @@ RED, ORANGE, GREEN = "#d9534f", "#e69500", "#3c9a3c"
 LOG_LINES = 200
 # Level meter: -60 dBFS (quiet room) at the left end, full scale at the right.
 METER_FLOOR_DBFS = -60.0
+WARNING_STYLE = "color: #c06000;"
+
+
+def scrollable(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless scroll area: below its natural size the panel scrolls instead of
+    forcing the whole window to stay large."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.NoFrame)
+    area.setMinimumWidth(200)
+    return area
+
+
+def short_name(name: str, speaker: str) -> str:
+    """What lists show of an utterance's name: the file name, or the part of a generated name after
+    its speaker (the speaker is shown beside it anyway).
+
+    Examples
+    --------
+    >>> short_name("LibriSpeech/train-clean-100/19/198/19-198-0000.flac", "LibriSpeech_train-clean-100_19")
+    '19-198-0000.flac'
+    >>> short_name("alice_gen_00003", "alice")
+    'gen_00003'
+    """
+    if name.startswith(f"{speaker}_gen_"):
+        return name[len(speaker) + 1:]
+    return Path(name).name or name
 
 
 def similarity_colour(value: float) -> str:

@@ -1,0 +1,247 @@
+"""The text and generation box of the toolbox window: the text, Synthesize / Vocode, seed, speaking
+rate and enhancement, and the generated outputs (replay, export, similarity to the voice)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PyQt5.QtCore import Qt
+from PyQt5.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout,
+                             QLabel, QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout)
+
+from synthesizer.inference import MAX_SPEAKING_RATE, MIN_SPEAKING_RATE
+from toolbox.controller import GRIFFIN_LIM, GeneratedOutput
+from toolbox.ui.widgets import WARNING_STYLE, SimilarityMeter, short_name
+from toolbox.ui.workers import Worker, describe_error
+
+if TYPE_CHECKING:
+    from toolbox.ui.main_window import ToolboxWindow
+
+EXPORT_FILTER = "WAV audio (*.wav);;FLAC audio (*.flac)"
+WELCOME_TEXT = (
+    "Welcome to the voice cloning toolbox. Load, browse or record a voice first.\n"
+    "Each line of this box is spoken separately, and long lines are cut into sentences.\n"
+    "Outputs of five to twelve seconds usually sound best."
+)
+SENTENCE_GAP_FRAMES = 12  # 0.15 s of silence between sentences in the output's mel display
+
+
+class GenerationPanel(QGroupBox):
+    """Text → speech in the selected voice, and the outputs made so far (newest first)."""
+
+    def __init__(self, window: ToolboxWindow) -> None:
+        super().__init__("Text and generation")
+        self.window = window
+        layout = QVBoxLayout(self)
+        self.text_edit = QPlainTextEdit(WELCOME_TEXT)
+        self.text_edit.setToolTip("One utterance per line; long lines are split into sentences.")
+        layout.addWidget(self.text_edit, 1)
+        self.synthesizer_help_label = QLabel()
+        self.synthesizer_help_label.setWordWrap(True)
+        self.synthesizer_help_label.setStyleSheet(WARNING_STYLE)
+        layout.addWidget(self.synthesizer_help_label)
+
+        buttons = QGridLayout()  # the main action on a row of its own, the two stages below it
+        self.synthesize_vocode_button = QPushButton("Synthesize and vocode")
+        self.synthesize_button = QPushButton("Synthesize")
+        self.vocode_button = QPushButton("Vocode")
+        self.synthesize_vocode_button.setToolTip("Speak the text in the selected voice; each sentence plays "
+                                                 "as soon as it is ready.")
+        self.synthesize_button.setToolTip("Make the mel spectrogram only (fast), to check it before vocoding.")
+        self.vocode_button.setToolTip("Turn the last synthesized spectrogram into audio with the selected vocoder.")
+        buttons.addWidget(self.synthesize_vocode_button, 0, 0, 1, 2)
+        buttons.addWidget(self.synthesize_button, 1, 0)
+        buttons.addWidget(self.vocode_button, 1, 1)
+        layout.addLayout(buttons)
+
+        options = QHBoxLayout()
+        self.seed_check = QCheckBox("Random seed:")
+        self.seed_check.setToolTip("Fix the random seed: synthesis and vocoding then give the same output "
+                                   "every time. Unchecked, a new seed is drawn and written to the log.")
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin.setMaximumWidth(100)
+        if window.controller.seed is not None:
+            self.seed_check.setChecked(True)
+            self.seed_spin.setValue(int(window.controller.seed))
+        self.seed_spin.setEnabled(self.seed_check.isChecked())
+        self.seed_check.toggled.connect(self.seed_spin.setEnabled)
+        self.rate_label = QLabel("Speaking rate:")
+        self.rate_spin = QDoubleSpinBox()
+        self.rate_spin.setRange(MIN_SPEAKING_RATE, MAX_SPEAKING_RATE)
+        self.rate_spin.setSingleStep(0.05)
+        self.rate_spin.setDecimals(2)
+        self.rate_spin.setValue(1.0)
+        self.rate_spin.setSuffix("×")
+        self.rate_spin.setToolTip("Pace of the speech: 1.25× is 25 % faster, 0.8× slower. The duration "
+                                  "synthesizer changes its phoneme durations; a Tacotron's mel is resampled.")
+        self.rate_label.setBuddy(self.rate_spin)
+        self.enhance_check = QCheckBox("Enhance output")
+        self.enhance_check.setToolTip("Trim long silences from the output and normalise its loudness.")
+        options.addWidget(self.seed_check)
+        options.addWidget(self.seed_spin)
+        options.addStretch(1)
+        layout.addLayout(options)
+        rate_row = QHBoxLayout()  # a row of its own: the window stays usable at 1024 pixels wide
+        rate_row.addWidget(self.rate_label)
+        rate_row.addWidget(self.rate_spin)
+        rate_row.addStretch(1)
+        layout.addLayout(rate_row)
+
+        outputs = QHBoxLayout()
+        outputs.addWidget(QLabel("Output:"))
+        self.outputs_box = QComboBox()
+        self.outputs_box.setToolTip("Generated outputs, newest first.")
+        self.outputs_box.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.outputs_box.setMinimumContentsLength(10)
+        self.replay_button = QPushButton("Replay")
+        self.replay_button.setToolTip("Play the selected output again.")
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Save the selected output as a WAV or FLAC file (16 kHz).")
+        outputs.addWidget(self.outputs_box, 1)
+        layout.addLayout(outputs)
+        judge = QHBoxLayout()
+        judge.addWidget(self.replay_button)
+        judge.addWidget(self.export_button)
+        judge.addStretch(1)
+        judge.addWidget(self.enhance_check)
+        layout.addLayout(judge)
+        self.similarity_meter = SimilarityMeter()
+        layout.addWidget(self.similarity_meter)
+
+        # What the generation buttons say when they are usable (the window adds their shortcut keys).
+        self.default_tooltips = {button: button.toolTip() for button in
+                                 (self.synthesize_vocode_button, self.synthesize_button, self.vocode_button)}
+        self.synthesize_vocode_button.clicked.connect(self.synthesize_and_vocode)
+        self.synthesize_button.clicked.connect(self.synthesize)
+        self.vocode_button.clicked.connect(self.vocode)
+        self.outputs_box.currentIndexChanged.connect(self._on_output_selected)
+        self.replay_button.clicked.connect(self.replay)
+        self.export_button.clicked.connect(self.export_dialog)
+
+    # ============================================================================== generation
+    def _seed(self) -> int:
+        if self.seed_check.isChecked():
+            return int(self.seed_spin.value())
+        return self.window.controller.random_seed()  # still recorded, so a good output can be reproduced
+
+    def synthesize(self) -> Worker | None:
+        """Text → spectrograms in the selected voice (no audio yet)."""
+        controller = self.window.controller
+        text, names, seed = self.text_edit.toPlainText(), self.window.history.selected_names(), self._seed()
+        rate = self.rate_spin.value()
+        return self.window.run_job("Synthesizing", lambda hooks: controller.synthesize(
+            text, names, seed=seed, progress=hooks.progress, speaking_rate=rate), self._on_synthesized)
+
+    def vocode(self) -> Worker | None:
+        """The last spectrogram → audio with the selected vocoder, streamed to the output device."""
+        controller = self.window.controller
+        seed, enhance = self._seed(), self.enhance_check.isChecked()
+        return self.window.run_job("Vocoding", lambda hooks: controller.vocode(
+            seed=seed, enhance=enhance, progress=hooks.progress, on_chunk=hooks.chunk),
+            self._on_generated, stream=True, on_cancelled=self._on_generated)
+
+    def synthesize_and_vocode(self) -> Worker | None:
+        """Both stages, sentence by sentence: sentence 1 plays while the next ones are made."""
+        controller = self.window.controller
+        text, names = self.text_edit.toPlainText(), self.window.history.selected_names()
+        seed, enhance, rate = self._seed(), self.enhance_check.isChecked(), self.rate_spin.value()
+        return self.window.run_job("Synthesizing and vocoding", lambda hooks: controller.synthesize_and_vocode(
+            text, names, seed=seed, enhance=enhance, progress=hooks.progress, on_chunk=hooks.chunk,
+            speaking_rate=rate), self._on_generated, stream=True, on_cancelled=self._on_generated)
+
+    def _on_synthesized(self, synthesis) -> None:  # noqa: ANN001 (the controller's synthesis result)
+        plots = self.window.plots
+        plots.output_plot.plot("synthesized, not vocoded yet", None, synthesis.joined_mel(SENTENCE_GAP_FRAMES))
+        plots.alignment_plot.plot(synthesis.alignments)
+        self.similarity_meter.set_similarity(None)
+
+    def _on_generated(self, output: GeneratedOutput) -> None:
+        partial = "" if output.complete else " (cancelled: what was made)"
+        self.window.log(f"Output '{output.name}': {output.duration:.1f} s, vocoder {output.vocoder}, "
+                        f"seed {output.seed}{partial}.")
+        self.window.history.refresh()
+        self.refresh_outputs()  # selects the newest output, which shows it
+        self.window.plots.update_projection()
+
+    # ================================================================================= outputs
+    def refresh_outputs(self) -> None:
+        """List the controller's outputs (newest first) and show the newest."""
+        outputs = self.window.controller.outputs
+        self.outputs_box.blockSignals(True)
+        self.outputs_box.clear()
+        for output in outputs:
+            vocoder = GRIFFIN_LIM if output.vocoder == "griffinlim" else output.vocoder
+            partial = ", cancelled" if not output.complete else ""
+            self.outputs_box.addItem(f"{short_name(output.name, output.speaker)} ({output.duration:.1f} s, "
+                                     f"{vocoder}{partial})", output.name)
+            self.outputs_box.setItemData(self.outputs_box.count() - 1, output.name, Qt.ToolTipRole)
+        self.outputs_box.blockSignals(False)
+        if outputs:
+            self.outputs_box.setCurrentIndex(0)
+            self._on_output_selected(0)
+        self.window.update_actions()
+
+    @property
+    def selected_output(self) -> GeneratedOutput | None:
+        name = self.outputs_box.currentData()
+        return next((output for output in self.window.controller.outputs if output.name == name), None)
+
+    def _on_output_selected(self, _index: int) -> None:
+        output = self.selected_output
+        if output is None:
+            return
+        plots = self.window.plots
+        embedding = output.utterance.embedding if output.utterance is not None else None
+        plots.output_plot.plot(short_name(output.name, output.speaker), embedding,
+                               output.synthesis.joined_mel(SENTENCE_GAP_FRAMES))
+        plots.alignment_plot.plot(output.synthesis.alignments)
+        self.similarity_meter.set_similarity(output.similarity)
+        self.window.update_actions()
+
+    def replay(self) -> None:
+        output = self.selected_output
+        if output is not None:
+            self.window.reference.play_audio(output.wav)
+
+    def export_dialog(self) -> None:
+        output = self.selected_output
+        if output is None:
+            return
+        path, chosen_filter = QFileDialog.getSaveFileName(self, "Export the output", f"{output.name}.wav",
+                                                          EXPORT_FILTER)
+        if path:
+            if not Path(path).suffix and "flac" in chosen_filter.lower():
+                path += ".flac"
+            self.export_output(path)
+
+    def export_output(self, path: str | Path) -> Path | None:
+        """Write the selected output to ``path`` (.wav or .flac; .wav added when there is no suffix)."""
+        output = self.selected_output
+        if output is None:
+            self.window.report_error("Nothing to export yet: generate an output first.")
+            return None
+        try:
+            return self.window.controller.export(output, path)
+        except Exception as error:  # noqa: BLE001 -- a full disk or a bad name must not close the window
+            self.window.report_error(f"Could not export: {describe_error(error)}")
+            return None
+
+    def update_actions(self, idle: bool, has_reference: bool) -> None:
+        """Enable what can be done now; disabled buttons say why in their tooltip."""
+        controller, reference = self.window.controller, self.window.reference
+        has_synthesizer = controller.has_synthesizer()
+        generate = idle and has_reference and has_synthesizer
+        self.synthesize_vocode_button.setEnabled(generate)
+        self.synthesize_button.setEnabled(generate)
+        self.vocode_button.setEnabled(idle and has_synthesizer and controller.current_synthesis is not None)
+        help_text = self.window.models.synthesizer_help
+        for button, tooltip in self.default_tooltips.items():
+            button.setToolTip(help_text or tooltip)
+        self.synthesizer_help_label.setText(help_text)
+        self.synthesizer_help_label.setVisible(bool(help_text))
+        self.replay_button.setEnabled(reference.can_play and self.selected_output is not None)
+        self.export_button.setEnabled(self.selected_output is not None)
+        if not reference.can_play:
+            self.replay_button.setToolTip(f"Playback is disabled: {reference.audio_reason}")
