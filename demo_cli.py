@@ -21,7 +21,7 @@ from pathlib import Path
 
 from utils.arguments import seed_argument
 from utils.atomic_write import check_target_name
-from utils.signal_contract import SAMPLE_RATE
+from utils.signal_contract import SAMPLE_RATE, SIGNAL
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 OUTPUT_SUFFIXES = (".wav", ".flac")
@@ -113,50 +113,6 @@ def check_output_path(path: Path) -> None:
         raise ValueError(f"Cannot write '{path}': the folder '{folder}' is not writable.")
 
 
-def resolve_model_paths(args: argparse.Namespace):
-    """The checkpoints to use: explicit paths, else RTVC's downloaded files, else the shipped ones."""
-    from pipeline import ModelPaths
-    from utils.default_models import (default_model_path, ensure_default_models, install_encoder_from_resemblyzer,
-                                      resolve_model_path)
-
-    encoder = args.enc_model_fpath or default_model_path(args.models_dir, "encoder")
-    if args.enc_model_fpath is None and not encoder.exists():
-        # The default encoder ships inside the resemblyzer package: no download needed.
-        install_encoder_from_resemblyzer(args.models_dir)
-    from vocoder.inference import NEURAL_VOCODERS, vocoder_architecture
-
-    wanted = []
-    if args.vocoder is None:  # a neural vocoder whenever one can be had, else the model-free Griffin-Lim
-        found = args.voc_model_fpath or resolve_model_path(args.models_dir, "vocoder")
-        if found.exists():
-            args.vocoder = vocoder_architecture(found)
-        elif args.voc_model_fpath is not None:
-            args.vocoder = "wavernn"  # loading the missing file explains what to do, Griffin-Lim included
-        elif args.download or args.models_url or args.models_source:
-            args.vocoder = "wavernn"  # RTVC's published vocoder
-        else:
-            args.vocoder = "griffinlim"
-            print("No vocoder file: using Griffin-Lim (add --download for RTVC's vocoder).")
-    if args.syn_model_fpath is None and not default_model_path(args.models_dir, "synthesizer").exists():
-        wanted.append("synthesizer")
-    if args.vocoder == "wavernn" and args.voc_model_fpath is None \
-            and not default_model_path(args.models_dir, "vocoder").exists():
-        wanted.append("vocoder")
-    if wanted and (args.download or args.models_url or args.models_source):
-        ensure_default_models(args.models_dir, wanted, base_url=args.models_url, source_dir=args.models_source,
-                              show_progress=not args.quiet)
-    synthesizer = args.syn_model_fpath or resolve_model_path(args.models_dir, "synthesizer")
-    vocoder = args.voc_model_fpath or resolve_model_path(args.models_dir, "vocoder")
-    shipped = [name for name, path, explicit in (("synthesizer", synthesizer, args.syn_model_fpath),
-                                                  ("vocoder", vocoder, args.voc_model_fpath))
-               if explicit is None and path != default_model_path(args.models_dir, name)
-               and (name == "synthesizer" or args.vocoder in NEURAL_VOCODERS)]
-    if shipped:
-        print(f"Using this project's offline {' and '.join(shipped)} from '{synthesizer.parent}' "
-              "(add --download for RTVC's published models).")
-    return ModelPaths(encoder, synthesizer, vocoder if args.vocoder in NEURAL_VOCODERS else None)
-
-
 def describe_device(device) -> str:  # noqa: ANN001
     import torch
 
@@ -170,22 +126,27 @@ def run(args: argparse.Namespace) -> int:
     text = read_text_argument(args)
     check_output_path(args.out)
 
-    from synthesizer.text import prepare_utterances
-    from utils.audio_io import load_audio_with_rate
+    from pipeline import ClonePipeline, load_reference, resolve_models, split_text
 
     # Validate every input before loading models, so mistakes are reported in a second.
-    sentences = prepare_utterances(text)
-    references = [load_audio_with_rate(path, SAMPLE_RATE) for path in args.reference]
+    sentences, text_warnings = split_text(text)
+    references = [load_reference(path) for path in args.reference]
+    shown = text_warnings + [note for reference in references for note in reference.warnings]
+    print_warnings(shown)
 
     import torch
 
-    from pipeline import ClonePipeline
     from utils.audio_io import save_audio
 
     player = open_player() if args.play else None  # fail before the slow work when there is no device
-    paths = resolve_model_paths(args)
+    models = resolve_models(args.models_dir, encoder=args.enc_model_fpath, synthesizer=args.syn_model_fpath,
+                            vocoder=args.voc_model_fpath, vocoder_name=args.vocoder, download=args.download,
+                            models_url=args.models_url, models_source=args.models_source, show_progress=not args.quiet)
+    args.vocoder = models.vocoder
+    for note in models.notes:
+        print(note)
     device = torch.device("cpu" if args.cpu or not torch.cuda.is_available() else "cuda")
-    pipeline = ClonePipeline(paths, device, missing_model_help="Or add --download to fetch the defaults now.",
+    pipeline = ClonePipeline(models.paths, device, missing_model_help="Or add --download to fetch the defaults now.",
                              exact_vocoder=args.exact_vocoder, exact_griffin_lim=args.griffin_lim_rtvc)
     print(describe_device(device))
 
@@ -194,17 +155,24 @@ def run(args: argparse.Namespace) -> int:
     print(f"Loaded models in {time.perf_counter() - start:.2f} s")
 
     start = time.perf_counter()
-    voice = pipeline.embed_references(references, names=[path.name for path in args.reference])
+    voice = pipeline.embed_references(references)
     encoder_seconds = time.perf_counter() - start
-    reference_seconds = voice.speech_seconds
+    print_warnings([note for note in voice.warnings if note not in shown])
 
     if player is not None:
         result = stream_to_player(pipeline, voice, sentences, args, player)
     else:
         result = clone_in_one_go(pipeline, voice, sentences, args)
+    print_warnings(result.warnings)
     save_audio(args.out, result.wav, result.sample_rate)
-    print_report(args, result, encoder_seconds, reference_seconds)
+    print_report(args, result, encoder_seconds, voice.speech_seconds)
     return EXIT_OK
+
+
+def print_warnings(notes: list[str]) -> None:
+    """What the models and the audio code said about the inputs and the result (the pipeline returns it)."""
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
 
 
 def open_player():
@@ -226,15 +194,10 @@ def stream_to_player(pipeline, voice, sentences, args, player):  # noqa: ANN001,
     With fast WaveRNN the first sentence arrives in pieces while it is vocoded, so playback starts
     after a fraction of its generation time.
     """
-    import numpy as np
-
-    from pipeline import CloneResult, SynthesisOutput
-
     start = time.perf_counter()
     first_audio = None
-    parts = []
 
-    def push(piece: np.ndarray) -> None:
+    def push(piece) -> None:  # noqa: ANN001
         nonlocal first_audio
         if first_audio is None and len(piece):
             first_audio = time.perf_counter() - start
@@ -242,17 +205,13 @@ def stream_to_player(pipeline, voice, sentences, args, player):  # noqa: ANN001,
         player.push(piece)
 
     try:
-        for part in pipeline.stream(voice, sentences, vocoder=args.vocoder, seed=args.seed, enhance=args.enhance,
-                                    on_audio=push, speaking_rate=args.speaking_rate):
-            parts.append(part)
+        *_, result = pipeline.stream(voice, sentences, vocoder=args.vocoder, seed=args.seed, enhance=args.enhance,
+                                     on_audio=push, speaking_rate=args.speaking_rate)
         player.finish()
-        player.wait(timeout=sum(len(p.wav) for p in parts) / SAMPLE_RATE + 10)
+        player.wait(timeout=result.duration + 10)
     finally:
         player.stop()
-    synthesis = SynthesisOutput([p.sentence for p in parts], [p.mel for p in parts], [p.alignment for p in parts],
-                                sum(p.synthesis_seconds for p in parts))
-    timings = {"synthesizer": synthesis.seconds, args.vocoder: sum(p.vocoder_seconds for p in parts)}
-    return CloneResult(np.concatenate([p.wav for p in parts]), SAMPLE_RATE, synthesis, timings)
+    return result
 
 
 def clone_in_one_go(pipeline, voice, sentences, args):  # noqa: ANN001, ANN201
@@ -266,7 +225,7 @@ def clone_in_one_go(pipeline, voice, sentences, args):  # noqa: ANN001, ANN201
         vocoder_bar = tqdm(total=100, desc="Vocoding", unit="%", disable=args.quiet or args.vocoder != "wavernn",
                            leave=False, bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}]")
 
-        def vocoder_progress(step: int, total: int, *_rest) -> None:
+        def vocoder_progress(step: int, total: int, *_details) -> None:
             vocoder_bar.update(100 * step / max(total, 1) - vocoder_bar.n)
 
         try:
@@ -281,7 +240,7 @@ def print_report(args, result, encoder_seconds: float, reference_seconds: float)
     """Per-stage seconds and real-time factors."""
     import numpy as np
 
-    spoken_seconds = sum(mel.shape[1] for mel in result.synthesis.mels) * 200 / result.sample_rate
+    spoken_seconds = sum(mel.shape[1] for mel in result.synthesis.mels) * SIGNAL.hop_size / result.sample_rate
     rows = [("encoder", encoder_seconds, reference_seconds),
             ("synthesizer", result.timings["synthesizer"], spoken_seconds),
             (args.vocoder, result.timings[args.vocoder], result.duration)]

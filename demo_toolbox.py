@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder holding speech corpora (LibriSpeech/, LibriTTS/, VCTK-Corpus/, LJSpeech-1.1/, "
                              "or folders of speaker folders) for the dataset browser")
     parser.add_argument("-m", "--models_dir", type=Path, default=Path("saved_models"),
-                        help="folder scanned for encoder, synthesizer and vocoder checkpoints")
+                        help="folder scanned for encoder, synthesizer and vocoder checkpoints (the default encoder "
+                             "is installed into its default/ from the resemblyzer package when missing)")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is available")
     parser.add_argument("--exact_vocoder", action="store_true",
                         help="RTVC's exact WaveRNN generation (same samples as RTVC for a seed; ~4x slower on CPU)")
@@ -73,26 +74,11 @@ def display_available(environ: Mapping[str, str] = os.environ, platform: str = s
     return bool(environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"))
 
 
-def ensure_encoder(models_dir: Path) -> None:
-    """Install the default encoder from the resemblyzer package (offline) when it is missing."""
-    from utils.default_models import ModelDownloadError, default_model_path, install_encoder_from_resemblyzer
-
-    if default_model_path(models_dir, "encoder").exists():
-        return
-    try:
-        path = install_encoder_from_resemblyzer(models_dir)
-        print(f"Installed the default encoder at {path}.")
-    except (ModelDownloadError, OSError) as error:
-        # The window still opens and explains in its log what cannot work without an encoder.
-        print(f"warning: {error}", file=sys.stderr)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not display_available():
         print(NO_DISPLAY, file=sys.stderr)
         return 1
-    ensure_encoder(args.models_dir)
 
     from PyQt5.QtWidgets import QApplication
 

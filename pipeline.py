@@ -1,8 +1,11 @@
 """The voice-cloning pipeline: references → voice embedding → mel spectrograms → waveform.
 
-:class:`ClonePipeline` composes the three models, loads each one lazily on first use, on one device,
-and is what the CLI, the toolbox controller, the benchmarks and the tests call. Nothing is global:
-two pipelines with different models can live side by side.
+This is the application layer: the CLI, the toolbox controller and the benchmarks call it and nothing
+below it. It decides which checkpoint each model comes from (:func:`resolve_models`), loads and embeds
+references (:func:`load_reference`, :meth:`ClonePipeline.embed_reference`), and returns what the
+models had to say as data (the ``warnings`` of every result). :class:`ClonePipeline` composes the three
+models, loads each one lazily on first use, on one device. Nothing is global: two pipelines with
+different models can live side by side.
 
 Examples
 --------
@@ -15,6 +18,9 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -28,15 +34,19 @@ from encoder.audio import require_speech, trim_long_silences, webrtcvad_availabl
 from encoder.inference import Encoder, UtteranceEmbedding, average_embeddings
 from synthesizer.inference import Synthesizer, check_speaking_rate, load_synthesizer
 from synthesizer.text import prepare_utterances
-from utils.audio_io import AudioWarning, load_audio_with_rate
-from vocoder.inference import NEURAL_VOCODERS, GriffinLimVocoder, WaveRNNVocoder, load_vocoder
+from utils.audio_io import load_audio_with_rate, resample
+from utils.checkpoints import CheckpointError
+from utils.default_models import ensure_default_models, resolve_model
+from utils.progress import ProgressCallback
+from utils.signal_contract import SAMPLE_RATE
+from vocoder.inference import NEURAL_VOCODERS, GriffinLimVocoder, WaveRNNVocoder, load_vocoder, vocoder_architecture
 from vocoder.istft.inference import ISTFTVocoder
 
 if TYPE_CHECKING:
     from synthesizer.duration.inference import DurationSynthesizer
 
 VocoderName = Literal["wavernn", "istft", "griffinlim"]
-ProgressCallback = Callable[[int, int], None]
+AudioCallback = Callable[[np.ndarray], None]
 # References shorter than this make a poor voice (GE2E was trained on 1.6 s windows of longer clips).
 MIN_RECOMMENDED_SPEECH_SECONDS = 3.0
 # Silence put between sentences when they are joined into one output.
@@ -64,6 +74,154 @@ class ModelPaths:
 
 
 @dataclass
+class ResolvedModels:
+    """The checkpoints to use, the vocoder to run, and what the user should be told about the choice."""
+
+    paths: ModelPaths
+    vocoder: VocoderName
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_models(models_dir: str | Path, *, encoder: Path | None = None, synthesizer: Path | None = None,
+                   vocoder: Path | None = None, vocoder_name: VocoderName | None = None, download: bool = False,
+                   models_url: str | None = None, models_source: Path | None = None,
+                   show_progress: bool = True) -> ResolvedModels:
+    """Explicit files, else RTVC's downloaded ones, else this project's shipped offline ones.
+
+    Each file comes from :func:`utils.default_models.resolve_model`. Without ``vocoder_name`` the
+    vocoder is the kind its file holds, or Griffin-Lim (no file) when there is none. With
+    ``download`` (or a mirror URL or source folder) RTVC's missing synthesizer and WaveRNN vocoder
+    are fetched into ``models_dir/default`` first.
+    """
+    download = download or bool(models_url or models_source)
+    notes: list[str] = []
+    chosen = {"synthesizer": resolve_model("synthesizer", models_dir, synthesizer),
+              "vocoder": resolve_model("vocoder", models_dir, vocoder)}
+    if vocoder_name is None:  # a neural vocoder whenever one can be had, else the model-free Griffin-Lim
+        if chosen["vocoder"].source != "missing" or not download:
+            vocoder_name = vocoder_kind(chosen["vocoder"].path if chosen["vocoder"].source != "missing" else None)
+        else:
+            vocoder_name = "wavernn"  # RTVC's published vocoder, about to be downloaded
+        if vocoder_name == "griffinlim":
+            notes.append("No vocoder file: using Griffin-Lim (add --download for RTVC's vocoder).")
+    neural = vocoder_name in NEURAL_VOCODERS
+    wanted = [name for name, model in chosen.items() if model.source in ("shipped", "missing")
+              and (name == "synthesizer" or vocoder_name == "wavernn")]
+    if wanted and download:
+        ensure_default_models(models_dir, wanted, base_url=models_url, source_dir=models_source,
+                              show_progress=show_progress)
+        chosen.update({name: resolve_model(name, models_dir) for name in wanted})
+    shipped = [name for name, model in chosen.items() if model.source == "shipped" and (name == "synthesizer" or neural)]
+    if shipped:
+        notes.append(f"Using this project's offline {' and '.join(shipped)} from '{chosen[shipped[0]].path.parent}' "
+                     "(add --download for RTVC's published models).")
+    paths = ModelPaths(resolve_model("encoder", models_dir, encoder).path, chosen["synthesizer"].path,
+                       chosen["vocoder"].path if neural else None)
+    return ResolvedModels(paths, vocoder_name, notes)
+
+
+def vocoder_kind(path: Path | None) -> VocoderName:
+    """``"griffinlim"`` without a file, else the kind the file holds (``"wavernn"`` when it cannot be
+    read: loading it then says what is wrong). Cached per file version, as the toolbox asks often."""
+    if path is None:
+        return "griffinlim"
+    path = Path(path)
+    return _file_vocoder_kind(path, path.stat().st_mtime_ns if path.exists() else 0)
+
+
+@functools.lru_cache(maxsize=32)
+def _file_vocoder_kind(path: Path, modified_ns: int) -> VocoderName:
+    try:
+        return vocoder_architecture(path)  # type: ignore[return-value]
+    except CheckpointError:
+        return "wavernn"
+
+
+# The warnings module is process-wide: recording blocks must not overlap, whichever pipeline runs them.
+_RECORDING = threading.RLock()
+_REPO_ROOT = Path(__file__).resolve().parent
+
+
+@contextlib.contextmanager
+def recorded_warnings(notes: list[str]) -> Iterator[None]:
+    """Turn the project's warnings raised inside the block into data: their messages go to ``notes``.
+
+    The models and the audio code warn (a clipped reference, a text cut at the frame limit); every
+    result of the pipeline carries these notes, so its callers never touch :mod:`warnings`.
+    """
+    with _RECORDING, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for warning in caught:
+                ours = issubclass(warning.category, UserWarning) and not issubclass(warning.category, DeprecationWarning)
+                if ours and Path(warning.filename).resolve().is_relative_to(_REPO_ROOT):
+                    if str(warning.message) not in notes:
+                        notes.append(str(warning.message))
+
+
+def split_text(text: str | Sequence[str]) -> tuple[list[str], list[str]]:
+    """The sentences to synthesize and the warnings about the text (see :func:`prepare_utterances`).
+
+    A string is split into lines and sentences, so that attention never has to cover a paragraph;
+    a list is taken as already split.
+    """
+    notes: list[str] = []
+    if not isinstance(text, str):
+        sentences = [sentence for sentence in text if sentence.strip()]
+        if not sentences:
+            raise ValueError("The text is empty: type at least one word.")
+        return sentences, notes
+    with recorded_warnings(notes):
+        return prepare_utterances(text), notes
+
+
+@dataclass
+class Reference:
+    """A reference recording at :data:`SAMPLE_RATE`, as loaded (before the encoder trims its silences)."""
+
+    name: str
+    wav: np.ndarray  # (samples,) float32
+    description: str  # how messages name it: "The audio file 'x.wav'"
+    source: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_reference(reference: str | Path | tuple[np.ndarray, int] | Reference, name: str | None = None) -> Reference:
+    """Load a file, or take a ``(waveform, rate)`` pair, as a reference at :data:`SAMPLE_RATE`.
+
+    Raises :class:`~utils.audio_io.AudioError` for unreadable, empty, silent or corrupt audio, so
+    that a CLI can check its inputs before any model is loaded.
+    """
+    if isinstance(reference, Reference):
+        return reference
+    notes: list[str] = []
+    if isinstance(reference, tuple):
+        wav, rate = reference
+        label = name or "recording"
+        return Reference(label, resample(np.asarray(wav, dtype=np.float32), rate, SAMPLE_RATE),
+                         f"The recording '{label}'")
+    with recorded_warnings(notes):
+        wav, _ = load_audio_with_rate(reference, SAMPLE_RATE)
+    return Reference(name or Path(reference).name, wav, f"The audio file '{reference}'", Path(reference), notes)
+
+
+@dataclass
+class ReferenceEmbedding:
+    """One reference's embedding (with its partial embeddings) and the speech it rests on."""
+
+    reference: Reference
+    details: UtteranceEmbedding
+    speech_seconds: float  # speech left after silence trimming
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def embedding(self) -> np.ndarray:
+        return self.details.embedding
+
+
+@dataclass
 class VoiceEmbedding:
     """A voice built from one or more references."""
 
@@ -72,6 +230,16 @@ class VoiceEmbedding:
     names: list[str]
     speech_seconds: float  # speech left after silence trimming, all references together
     warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def average(cls, embeddings: Sequence[np.ndarray], names: Sequence[str], speech_seconds: float,
+                warnings: Sequence[str] = (), **extra: object) -> "VoiceEmbedding":
+        """One voice from the references' embeddings, with their warnings and one when speech is short."""
+        notes = list(warnings)
+        if speech_seconds < MIN_RECOMMENDED_SPEECH_SECONDS:
+            notes.append(f"The references hold only {speech_seconds:.1f} s of speech; "
+                         f"{MIN_RECOMMENDED_SPEECH_SECONDS:.0f} s or more gives a closer voice.")
+        return cls(average_embeddings(embeddings), list(embeddings), list(names), speech_seconds, notes, **extra)
 
 
 @dataclass
@@ -82,6 +250,7 @@ class SynthesisOutput:
     mels: list[np.ndarray]  # each (80, T_i)
     alignments: list[np.ndarray]  # each (decoder steps, characters)
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)  # about the text and the synthesis
 
     def joined_mel(self, gap_frames: int = 0, silence_value: float = -4.0) -> np.ndarray:
         """All sentences as one mel ``(80, ΣT + gaps)`` with ``gap_frames`` of silence between them."""
@@ -101,6 +270,7 @@ class CloneResult:
     sample_rate: int
     synthesis: SynthesisOutput
     timings: dict[str, float]  # stage → seconds
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -145,8 +315,8 @@ class ClonePipeline:
         if path is None or not Path(path).exists():
             where = f" at '{path}'" if path is not None else ""
             advice = {
-                "encoder": "install the default one with `python -m utils.default_models encoder` "
-                "(it is copied from the resemblyzer package, no download)",
+                "encoder": "install the default one with `pip install --no-deps resemblyzer` (its copy is used, "
+                "no download) or `python -m utils.default_models encoder`",
                 "synthesizer": "download RTVC's pretrained one with `python -m utils.default_models synthesizer` "
                 "(370 MB), or train your own synthesizer on your data",
                 "vocoder": "download RTVC's pretrained one with `python -m utils.default_models vocoder` (54 MB), "
@@ -200,7 +370,7 @@ class ClonePipeline:
 
     @property
     def sample_rate(self) -> int:
-        return 16000
+        return SAMPLE_RATE
 
     def load_all(self, vocoder: VocoderName = "wavernn") -> None:
         """Load every model the given vocoder choice needs now (so errors surface before any work)."""
@@ -209,25 +379,29 @@ class ClonePipeline:
             _ = self._vocoder_of_kind(vocoder)
 
     # ----------------------------------------------------------------------------------- stages
-    def embed_waveform(self, wav: np.ndarray, sample_rate: int,
-                       description: str = "The recording") -> tuple[UtteranceEmbedding, float]:
-        """Preprocess (resample, loudness, VAD trim) and embed one waveform.
+    def embed_reference(self, reference: str | Path | tuple[np.ndarray, int] | Reference,
+                        name: str | None = None) -> ReferenceEmbedding:
+        """Load (see :func:`load_reference`), preprocess (loudness, VAD trim) and embed one reference.
 
-        Returns the embedding with its partial embeddings, and the seconds of speech left after
-        trimming; raises :class:`~utils.audio_io.AudioError` naming ``description`` when no speech is left.
+        Raises :class:`~utils.audio_io.AudioError` naming the reference when no speech is left.
         """
+        reference = load_reference(reference, name)
         encoder = self.encoder
-        speech = require_speech(encoder.preprocess(wav, sample_rate), description, encoder.hparams)
-        return encoder.embed_utterance_details(speech), len(speech) / encoder.sample_rate
+        notes = list(reference.warnings)
+        with recorded_warnings(notes):
+            speech = require_speech(encoder.preprocess(reference.wav, SAMPLE_RATE), reference.description,
+                                    encoder.hparams)
+        return ReferenceEmbedding(reference, encoder.embed_utterance_details(speech),
+                                  len(speech) / encoder.sample_rate, notes)
 
-    def embed_references(self, references: Sequence[str | Path | tuple[np.ndarray, int]],
+    def embed_references(self, references: Sequence[str | Path | tuple[np.ndarray, int] | Reference],
                          names: Sequence[str] | None = None) -> VoiceEmbedding:
         """Embed one or more reference recordings and average them into one voice.
 
         Parameters
         ----------
         references
-            Audio file paths, or ``(waveform, sample_rate)`` pairs.
+            Audio file paths, ``(waveform, sample_rate)`` pairs, or :class:`Reference` objects.
         names
             Display names for the references (default: file names, or "reference N").
         """
@@ -235,45 +409,24 @@ class ClonePipeline:
             raise ValueError("Give at least one reference recording.")
         if names is not None and len(names) != len(references):
             raise ValueError(f"Got {len(names)} names for {len(references)} references.")
-        encoder = self.encoder
-        embeddings, labels, notes = [], [], []
-        speech_seconds = 0.0
-        for index, reference in enumerate(references):
-            if isinstance(reference, tuple):
-                wav, rate = reference
-                label = names[index] if names else f"reference {index + 1}"
-                description = f"The recording '{label}'"
-            else:
-                wav, rate = load_audio_with_rate(reference, encoder.sample_rate)
-                label = names[index] if names else Path(reference).name
-                description = f"The audio file '{reference}'"
-            details, seconds = self.embed_waveform(wav, rate, description)
-            speech_seconds += seconds
-            embeddings.append(details.embedding)
-            labels.append(label)
-        if speech_seconds < MIN_RECOMMENDED_SPEECH_SECONDS:
-            notes.append(
-                f"The references hold only {speech_seconds:.1f} s of speech; "
-                f"{MIN_RECOMMENDED_SPEECH_SECONDS:.0f} s or more gives a closer voice."
-            )
-            warnings.warn(notes[-1], AudioWarning, stacklevel=2)
-        return VoiceEmbedding(average_embeddings(embeddings), embeddings, labels, speech_seconds, notes)
+        embedded = [self.embed_reference(reference, names[index] if names else
+                                         f"reference {index + 1}" if isinstance(reference, tuple) else None)
+                    for index, reference in enumerate(references)]
+        return VoiceEmbedding.average([e.embedding for e in embedded], [e.reference.name for e in embedded],
+                                      sum(e.speech_seconds for e in embedded), [n for e in embedded for n in e.warnings])
 
     def synthesize(self, text: str | Sequence[str], voice: VoiceEmbedding | np.ndarray, *, seed: int | None = None,
                    progress_callback: ProgressCallback | None = None, speaking_rate: float = 1.0,
                    step_callback: Callable[..., None] | None = None) -> SynthesisOutput:
-        """Text → mel spectrograms, one per sentence.
+        """Text → mel spectrograms, one per sentence (the text is split by :func:`split_text`).
 
-        A string is split into lines and sentences (:func:`synthesizer.text.prepare_utterances`) so
-        that attention never has to cover a paragraph; a list is taken as already split.
         ``speaking_rate`` (0.5-2) speaks faster above 1 and slower below. ``step_callback`` gets a
         Tacotron's decoder steps (see :meth:`Synthesizer.synthesize`); the duration synthesizer,
-        which makes a sentence in one pass, reports per sentence only.
+        which makes a sentence in one pass, reports per sentence only. The warnings of the output
+        name each text as "Text N (…)", N counting from 0 in ``text``'s sentences.
         """
         speaking_rate = check_speaking_rate(speaking_rate)
-        sentences = prepare_utterances(text) if isinstance(text, str) else [s for s in text if s.strip()]
-        if not sentences:
-            raise ValueError("The text is empty: type at least one word.")
+        sentences, notes = split_text(text)
         embedding = voice.embedding if isinstance(voice, VoiceEmbedding) else np.asarray(voice, dtype=np.float32)
         synthesizer = self.synthesizer
         if seed is not None:
@@ -281,12 +434,13 @@ class ClonePipeline:
             torch.manual_seed(seed)
         start = time.perf_counter()
         extra = {"step_callback": step_callback} if step_callback is not None and isinstance(synthesizer, Synthesizer) else {}
-        result = synthesizer.synthesize(sentences, embedding, progress_callback=progress_callback,
-                                        speaking_rate=speaking_rate, **extra)
-        return SynthesisOutput(sentences, result.mels, result.alignments, time.perf_counter() - start)
+        with recorded_warnings(notes):
+            result = synthesizer.synthesize(sentences, embedding, progress_callback=progress_callback,
+                                            speaking_rate=speaking_rate, **extra)
+        return SynthesisOutput(sentences, result.mels, result.alignments, time.perf_counter() - start, notes)
 
     def vocode(self, mel: np.ndarray, vocoder: VocoderName = "wavernn", *, seed: int | None = None,
-               progress_callback: Callable[..., None] | None = None) -> np.ndarray:
+               progress_callback: ProgressCallback | None = None) -> np.ndarray:
         """Mel ``(80, T)`` → waveform ``((T − 1) · 200,)`` float32 with WaveRNN, the iSTFT vocoder or Griffin-Lim."""
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         if vocoder == "wavernn":
@@ -300,7 +454,7 @@ class ClonePipeline:
 
     def vocode_sentences(self, mels: Sequence[np.ndarray], vocoder: VocoderName = "wavernn", *,
                          seed: int | None = None,
-                         progress_callback: Callable[..., None] | None = None) -> list[np.ndarray]:
+                         progress_callback: ProgressCallback | None = None) -> list[np.ndarray]:
         """Vocode several sentences; the fast WaveRNN path runs all their folds as one batch."""
         if vocoder == "wavernn":
             generator = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -312,7 +466,7 @@ class ClonePipeline:
     def clone(self, voice: VoiceEmbedding | np.ndarray, text: str | Sequence[str], *,
               vocoder: VocoderName = "wavernn", seed: int | None = None, enhance: bool = False,
               synthesis_progress: ProgressCallback | None = None,
-              vocoder_progress: Callable[..., None] | None = None, speaking_rate: float = 1.0) -> CloneResult:
+              vocoder_progress: ProgressCallback | None = None, speaking_rate: float = 1.0) -> CloneResult:
         """Synthesize and vocode ``text`` in ``voice``; sentences are joined with short pauses.
 
         The waveform holds ``(T_i − 1) · 200`` samples per sentence mel, with 0.15 s of silence
@@ -327,19 +481,20 @@ class ClonePipeline:
         wav = np.concatenate([part for piece in pieces for part in (gap, piece)][1:])
         wav = enhance_output(wav, self.sample_rate) if enhance else limit_peak(wav)
         timings = {"synthesizer": synthesis.seconds, vocoder: vocode_seconds}
-        return CloneResult(wav.astype(np.float32), self.sample_rate, synthesis, timings)
-
+        return CloneResult(wav.astype(np.float32), self.sample_rate, synthesis, timings, list(synthesis.warnings))
 
     def stream(self, voice: VoiceEmbedding | np.ndarray, text: str | Sequence[str], *,
                vocoder: VocoderName = "wavernn", seed: int | None = None, enhance: bool = False,
-               vocoder_progress: Callable[..., None] | None = None,
-               on_audio: Callable[[np.ndarray], None] | None = None,
-               speaking_rate: float = 1.0) -> Iterator[StreamedSentence]:
-        """Synthesize and vocode sentence by sentence, yielding each as soon as its audio exists.
+               step_callback: Callable[..., None] | None = None, vocoder_progress: ProgressCallback | None = None,
+               on_audio: AudioCallback | None = None, on_synthesis: Callable[[SynthesisOutput], None] | None = None,
+               speaking_rate: float = 1.0) -> Iterator[StreamedSentence | CloneResult]:
+        """Synthesize and vocode sentence by sentence, yielding each as soon as its audio exists, and
+        last the :class:`CloneResult` of the whole text (the sentences' audio joined, as played).
 
         This is what lets playback start while later sentences are still being made. Sentence ``i``
         uses the seed ``seed + i``, so a streamed text is repeatable. Each piece ends with the short
-        pause that separates sentences.
+        pause that separates sentences. ``step_callback`` gets a Tacotron's decoder steps;
+        ``on_synthesis`` gets each sentence's mel before it is vocoded.
 
         ``on_audio`` (a player's ``push``) receives the audio earlier still: with the fast WaveRNN path
         and no ``enhance``, each sentence arrives in pieces while it is vocoded, the first after a
@@ -347,21 +502,29 @@ class ClonePipeline:
         peaks are then soft-limited piece by piece instead of scaling the whole sentence. Otherwise it
         gets each whole sentence. The pieces it receives join into the sentences' ``wav``.
         """
-        sentences = prepare_utterances(text) if isinstance(text, str) else [s for s in text if s.strip()]
-        if not sentences:
-            raise ValueError("The text is empty: type at least one word.")
+        sentences, text_notes = split_text(text)
+        parts: list[StreamedSentence] = []
         for index, sentence in enumerate(sentences):
             sentence_seed = None if seed is None else seed + index
-            part = self.synthesize([sentence], voice, seed=sentence_seed, speaking_rate=speaking_rate)
+            part = self.synthesize([sentence], voice, seed=sentence_seed, speaking_rate=speaking_rate,
+                                   step_callback=step_callback)
+            if on_synthesis is not None:
+                on_synthesis(part)
             start = time.perf_counter()
             piece = self.vocode_sentence(part.mels[0], vocoder, seed=sentence_seed, enhance=enhance,
                                          progress_callback=vocoder_progress, on_audio=on_audio)
-            yield StreamedSentence(index, len(sentences), sentence, part.mels[0], part.alignments[0], piece,
-                                   part.seconds, time.perf_counter() - start)
+            parts.append(StreamedSentence(index, len(sentences), sentence, part.mels[0], part.alignments[0], piece,
+                                          part.seconds, time.perf_counter() - start, part.warnings))
+            yield parts[-1]
+        synthesis = SynthesisOutput(sentences, [p.mel for p in parts], [p.alignment for p in parts],
+                                    sum(p.synthesis_seconds for p in parts), text_notes)
+        timings = {"synthesizer": synthesis.seconds, vocoder: sum(p.vocoder_seconds for p in parts)}
+        notes = text_notes + [note for p in parts for note in p.warnings]
+        yield CloneResult(np.concatenate([p.wav for p in parts]), SAMPLE_RATE, synthesis, timings, notes)
 
     def vocode_sentence(self, mel: np.ndarray, vocoder: VocoderName = "wavernn", *, seed: int | None = None,
-                        enhance: bool = False, progress_callback: Callable[..., None] | None = None,
-                        on_audio: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
+                        enhance: bool = False, progress_callback: ProgressCallback | None = None,
+                        on_audio: AudioCallback | None = None) -> np.ndarray:
         """One sentence's playable audio: vocoded, enhanced or peak-limited, then the pause that follows it.
 
         ``on_audio`` receives the audio as soon as it is playable: in pieces while the fast WaveRNN path
@@ -402,6 +565,7 @@ class StreamedSentence:
     wav: np.ndarray
     synthesis_seconds: float
     vocoder_seconds: float
+    warnings: list[str] = field(default_factory=list)  # "Text 0 (…)" means this sentence
 
 
 def limit_peak(wav: np.ndarray, peak: float = OUTPUT_PEAK) -> np.ndarray:
@@ -431,7 +595,7 @@ def soft_limit(wav: np.ndarray, peak: float = OUTPUT_PEAK, knee: float = 0.8) ->
     return np.where(magnitude > start, np.sign(wav) * bent, wav).astype(np.float32)
 
 
-def enhance_output(wav: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
+def enhance_output(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Trim long silences (webrtcvad) and peak-normalise to 0.97: RTVC's "Enhance vocoder output".
 
     Unlike RTVC, no −30 dBFS gain is applied first, so quiet outputs are not pumped up and clipped.

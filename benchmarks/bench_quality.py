@@ -110,11 +110,10 @@ def find_utterance(librispeech: Path, speaker: str) -> Path:
 
 def make_reference(pipeline, path: Path, speaker: str, seconds: float) -> Reference:
     """Embed the first ``seconds`` of speech (after the encoder's VAD trimming) and the rest."""
-    from utils.audio_io import load_audio_with_rate
+    from pipeline import load_reference
 
     encoder = pipeline.encoder
-    wav, rate = load_audio_with_rate(path, encoder.sample_rate)
-    speech = encoder.preprocess(wav, rate)
+    speech = encoder.preprocess(load_reference(path).wav, pipeline.sample_rate)
     cut = int(seconds * encoder.sample_rate)
     head = encoder.embed_utterance(speech[:cut])
     rest = encoder.embed_utterance(speech[cut:]) if len(speech) - cut >= 2 * encoder.sample_rate else None
@@ -128,18 +127,15 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 def run(args: argparse.Namespace) -> dict:
     import torch
 
-    from demo_cli import resolve_model_paths
-    from pipeline import ClonePipeline
+    from pipeline import ClonePipeline, resolve_models
     from utils.asr import Transcriber, corpus_word_error_rate, word_error_rate
 
     warnings.simplefilter("ignore")
     if args.threads:
         torch.set_num_threads(args.threads)
-    cli_args = argparse.Namespace(models_dir=args.models_dir, enc_model_fpath=args.enc_model_fpath,
-                                  syn_model_fpath=args.syn_model_fpath, voc_model_fpath=args.voc_model_fpath,
-                                  vocoder=next((v for v in args.vocoders if v != "griffinlim"), "griffinlim"),
-                                  download=False, models_url=None, models_source=None, quiet=True)
-    paths = resolve_model_paths(cli_args)
+    paths = resolve_models(args.models_dir, encoder=args.enc_model_fpath, synthesizer=args.syn_model_fpath,
+                           vocoder=args.voc_model_fpath,
+                           vocoder_name=next((v for v in args.vocoders if v != "griffinlim"), "griffinlim")).paths
     pipeline = ClonePipeline(paths, torch.device("cpu"))
     transcriber = Transcriber.load(threads=args.threads or 0)
     rng = np.random.default_rng(args.seed)

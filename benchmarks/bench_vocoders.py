@@ -6,7 +6,7 @@ vocoder asked for. Each output is compared with its source:
 
 * ``spectral_dB``: multi-resolution log-spectral distance (:func:`vocoder.istft.metrics.spectral_distance`),
   lower is better;
-* ``ge2e_cos``: cosine between the GE2E embeddings (``saved_models/default/encoder.pt``) of the
+* ``ge2e_cos``: cosine between the GE2E embeddings (the default encoder) of the
   output and of the source, higher is better (1 = the encoder hears the same voice);
 * ``wer``: Whisper-base word error rate against the LibriSpeech transcript, all errors over all words
   (the source's own WER is printed as the floor);
@@ -41,7 +41,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_quality import DEFAULT_LIBRISPEECH, HELD_OUT_SPEAKERS, cosine  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_ENCODER = REPO_ROOT / "saved_models" / "default" / "encoder.pt"
 VOCODERS = ("istft", "istft_amplitude_gl", "griffinlim", "griffinlim_rtvc", "wavernn")
 
 
@@ -125,12 +124,13 @@ def run(args: argparse.Namespace) -> dict:
     from encoder.inference import Encoder
     from synthesizer.audio import load_wav, melspectrogram
     from synthesizer.hparams import SynthesizerHParams
+    from utils.default_models import resolve_model
     from vocoder.istft.metrics import spectral_distance
 
     if args.threads:
         torch.set_num_threads(args.threads)
     hp = SynthesizerHParams()
-    encoder = Encoder.from_checkpoint(args.encoder)
+    encoder = Encoder.from_checkpoint(resolve_model("encoder", REPO_ROOT / "saved_models", args.encoder).path)
     transcriber = None
     if not args.no_asr:
         from utils.asr import Transcriber
@@ -218,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max_seconds", type=float, default=None,
                         help="crop each recording (skips the WER, whose transcript covers the whole recording)")
     parser.add_argument("--librispeech", type=Path, default=DEFAULT_LIBRISPEECH)
-    parser.add_argument("--encoder", type=Path, default=DEFAULT_ENCODER, help="GE2E checkpoint")
+    parser.add_argument("--encoder", type=Path, default=None,
+                        help="GE2E checkpoint (default: the one the CLI would use, see utils.default_models.resolve_model)")
     parser.add_argument("--no_asr", action="store_true", help="skip the Whisper WER")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch and the ASR")
     parser.add_argument("--save_dir", type=Path, default=None, help="also write every output here")

@@ -384,24 +384,20 @@ def preprocess_embeddings(entries: Sequence[TrainEntry], out_dir: Path, encoder_
 
 
 def resolve_encoder_path(requested: Path | None) -> Path:
-    """The encoder checkpoint to use: ``requested``, else the default file, else resemblyzer's copy.
+    """The encoder checkpoint to use (see :func:`utils.default_models.resolve_model`).
 
     Raises
     ------
     FileNotFoundError
         With a one-sentence message when no encoder can be found.
     """
-    from utils.default_models import resemblyzer_encoder_path
+    from utils.default_models import resolve_model
 
-    if requested is not None:
-        if not requested.is_file():
-            raise FileNotFoundError(f"The encoder checkpoint '{requested}' does not exist.")
-        return requested
-    if DEFAULT_ENCODER.is_file():
-        return DEFAULT_ENCODER
-    bundled = resemblyzer_encoder_path()
-    if bundled is not None:
-        return bundled
+    resolved = resolve_model("encoder", DEFAULT_ENCODER.parents[1], requested)
+    if resolved.path.is_file():
+        return resolved.path
+    if resolved.source == "explicit":
+        raise FileNotFoundError(f"The encoder checkpoint '{requested}' does not exist.")
     raise FileNotFoundError(
         f"No encoder at {DEFAULT_ENCODER}: run 'python -m utils.default_models encoder' "
         "(or pip install --no-deps resemblyzer), or pass -e ENCODER.pt."

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
-from pipeline import (ClonePipeline, MissingModelError, ModelPaths, VoiceEmbedding, enhance_output, limit_peak,
-                      soft_limit)
+from pipeline import (ClonePipeline, CloneResult, MissingModelError, ModelPaths, VoiceEmbedding, enhance_output,
+                      limit_peak, resolve_models, soft_limit)
+from utils.default_models import SHIPPED_MODELS_ENV
 
 
 @pytest.fixture(scope="module")
@@ -98,11 +101,27 @@ def test_vocode_sentence_hands_out_wavernn_audio_in_pieces_as_it_is_made(pipelin
     assert len(whole) == 1 and whole[0] is wav
 
 
-def test_stream_on_audio_pieces_join_into_the_sentences(pipeline, voice):
+def test_stream_yields_the_sentences_then_the_clone_result(pipeline, voice):
     pieces: list[np.ndarray] = []
-    parts = list(pipeline.stream(voice, "Hello there. How are you today?", seed=3, on_audio=pieces.append))
+    *parts, result = pipeline.stream(voice, "Hello there. How are you today?", seed=3, on_audio=pieces.append)
     assert [p.sentence for p in parts] == ["Hello there.", "How are you today?"]
     np.testing.assert_array_equal(np.concatenate(pieces), np.concatenate([p.wav for p in parts]))
+    assert isinstance(result, CloneResult) and result.synthesis.sentences == [p.sentence for p in parts]
+    np.testing.assert_array_equal(result.wav, np.concatenate(pieces))
+    assert [mel.shape for mel in result.synthesis.mels] == [p.mel.shape for p in parts]
+    assert set(result.timings) == {"synthesizer", "wavernn"}
+
+
+def test_warnings_come_back_as_data(pipeline, voice, tmp_path, espeak):
+    short = espeak(tmp_path / "short.wav", "Hi.", voice="en-us+f2")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing may reach the warnings module: it is all data
+        quiet = pipeline.embed_references([short])
+        synthesis = pipeline.synthesize("Привет, мир.", voice, seed=0)
+        *_, streamed = pipeline.stream(voice, "Привет.", vocoder="griffinlim", seed=0)
+    assert any("s of speech" in note for note in quiet.warnings)
+    assert any("not English" in note for note in synthesis.warnings)
+    assert any("not English" in note for note in streamed.warnings)
 
 
 def test_soft_limit_leaves_quiet_audio_alone_and_bends_peaks_below_the_limit():
@@ -112,3 +131,26 @@ def test_soft_limit_leaves_quiet_audio_alone_and_bends_peaks_below_the_limit():
     bent = soft_limit(loud)
     assert np.abs(bent).max() <= 0.97 and np.all(np.diff(bent) >= 0)  # below the limit, still monotonic
     assert np.abs(np.diff(bent)).max() <= np.abs(np.diff(loud)).max() + 1e-6  # no jump at the knee
+
+
+def test_resolve_models_prefers_explicit_then_downloaded_then_shipped_files(rtvc_models_dir, tmp_path, monkeypatch):
+    nothing = tmp_path / "no_shipped"
+    nothing.mkdir()
+    monkeypatch.setenv(SHIPPED_MODELS_ENV, str(nothing))
+    bare = resolve_models(tmp_path / "models")
+    assert bare.vocoder == "griffinlim" and bare.paths.vocoder is None and "Griffin-Lim" in bare.notes[0]
+    assert bare.paths.synthesizer == tmp_path / "models" / "default" / "synthesizer.pt"  # missing: loading explains
+
+    downloaded = resolve_models(rtvc_models_dir)
+    assert downloaded.paths == ModelPaths.in_folder(rtvc_models_dir / "default")
+    assert downloaded.vocoder == "wavernn" and downloaded.notes == []
+
+    monkeypatch.setenv(SHIPPED_MODELS_ENV, str(rtvc_models_dir / "default"))  # as if these were shipped
+    shipped = resolve_models(tmp_path / "models")
+    assert (shipped.paths.synthesizer, shipped.paths.vocoder) == (rtvc_models_dir / "default" / "synthesizer.pt",
+                                                                 rtvc_models_dir / "default" / "vocoder.pt")
+    assert "offline synthesizer and vocoder" in shipped.notes[0]
+
+    explicit = resolve_models(tmp_path / "models", vocoder=tmp_path / "mine.pt", vocoder_name=None)
+    assert explicit.paths.vocoder == tmp_path / "mine.pt" and explicit.vocoder == "wavernn"  # loading it explains
+    assert resolve_models(rtvc_models_dir, vocoder_name="griffinlim").paths.vocoder is None

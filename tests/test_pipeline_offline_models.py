@@ -58,9 +58,10 @@ def test_clone_with_the_offline_models(pipeline, voice, vocoder):
 
 def test_streamed_istft_pieces_join_into_the_sentence(pipeline, voice):
     pieces = []
-    [part] = list(pipeline.stream(voice, "One streamed sentence.", vocoder="istft", seed=0, on_audio=pieces.append))
+    part, result = pipeline.stream(voice, "One streamed sentence.", vocoder="istft", seed=0, on_audio=pieces.append)
     assert len(pieces) > 2  # the first audio arrives before the sentence is done
     np.testing.assert_allclose(np.concatenate(pieces), part.wav, atol=1e-6)
+    np.testing.assert_array_equal(result.wav, part.wav)
 
 
 def test_speaking_rate_changes_the_length(pipeline, voice):

@@ -15,11 +15,8 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import itertools
 import math
-import os
 import random
 import re
 import threading
@@ -27,28 +24,34 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-from encoder.inference import average_embeddings
 from pipeline import (
-    MIN_RECOMMENDED_SPEECH_SECONDS,
+    AudioCallback,
     ClonePipeline,
+    CloneResult,
     ModelPaths,
+    Reference,
+    StreamedSentence,
     SynthesisOutput,
+    VoiceEmbedding,
+    load_reference,
+    split_text,
+    vocoder_kind,
 )
 from synthesizer.audio import melspectrogram
 from synthesizer.hparams import SynthesizerHParams
-from synthesizer.text import prepare_utterances
-from utils.audio_io import CLIPPING_LEVEL, AudioError, load_audio_with_rate, save_audio
+from utils.audio_io import CLIPPING_LEVEL, AudioError, save_audio
 from utils.checkpoints import inspect_checkpoint
-from utils.default_models import SHIPPED_MODELS_DIR, SHIPPED_MODELS_ENV, shipped_model_path
+from utils.default_models import resolve_model, shipped_model_path
 from utils.signal_contract import SAMPLE_RATE
 
 LogCallback = Callable[[str], None]
-ProgressCallback = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
-ChunkCallback = Callable[[np.ndarray], None]
+# What the window's progress bar shows: the fraction done in [0, 1] and what is happening. The stages
+# below report counts (utils.progress.ProgressCallback); the controller turns them into this.
+StatusCallback = Callable[[float, str], None]
 
 MAX_OUTPUTS = 20
 MIN_UMAP_POINTS = 4
@@ -60,7 +63,6 @@ NOISY_DYNAMIC_RANGE_DB = 15.0
 # A Tacotron makes about 6 frames (12.5 ms each) per character of English: the estimate that the
 # decoder-step progress of a sentence is measured against (it never claims more than 95 %).
 FRAMES_PER_CHARACTER = 6.0
-REPO_ROOT = Path(__file__).resolve().parents[1]
 # UMAP, numba and pynndescent comment on small inputs and threads; silenced once here rather than with
 # warnings.catch_warnings around the projection, which is process-wide and would swallow (or leak into)
 # the warnings a generation running beside it collects for the log.
@@ -196,14 +198,10 @@ class ModelChoice:
 
 
 @dataclass
-class Voice:
-    """The voice built from the selected references."""
+class Voice(VoiceEmbedding):
+    """The voice built from the selected references, and whose it is (a speaker, or "a+b")."""
 
-    embedding: np.ndarray
-    names: list[str]
-    speaker: str
-    speech_seconds: float
-    warnings: list[str]
+    speaker: str = "unknown"
 
 
 @dataclass
@@ -284,18 +282,6 @@ def align_points(points: np.ndarray, names: Sequence[str], previous: dict[str, n
     return ((points - source_mean) @ rotation * scale + target_mean).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=32)
-def _vocoder_kind(path: Path, modified_ns: int) -> str:
-    """The vocoder file's kind, cached per file version (the property is read on every action)."""
-    from utils.checkpoints import CheckpointError
-    from vocoder.inference import vocoder_architecture
-
-    try:
-        return vocoder_architecture(path)
-    except CheckpointError:
-        return "wavernn"  # loading it reports what is wrong with the file
-
-
 class ToolboxController:
     """Owns the models, the utterances and the generated outputs.
 
@@ -327,8 +313,7 @@ class ToolboxController:
         self.models_url = models_url
         self.models_source = models_source
         # "" means the usual place ($SV2TTS_SHIPPED_MODELS_DIR or saved_models/shipped); None: none.
-        self.shipped_dir = None if shipped_dir is None else Path(
-            shipped_dir or os.environ.get(SHIPPED_MODELS_ENV) or SHIPPED_MODELS_DIR)
+        self.shipped_dir = shipped_dir
         self.exact_vocoder = exact_vocoder
         self.device = device
         self.seed = seed
@@ -354,38 +339,27 @@ class ToolboxController:
         for listener in self._log_listeners:
             listener(message)
 
-    @contextlib.contextmanager
-    def _warnings_to_log(self, notes: list[str], describe: Callable[[str], str] = lambda message: message,
-                         ) -> Iterator[None]:
-        """Log the project's warnings raised inside the block (also if it fails or is cancelled),
-        each passed through ``describe`` (which says the sentence it belongs to), and add them to ``notes``.
-
-        ``warnings.catch_warnings`` is process-wide; only foreground jobs use it, one at a time (the
-        projection's libraries are silenced by a filter instead), so two blocks never overlap.
-        """
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                yield
-            finally:
-                for warning in caught:
-                    # Only ours (text, audio, synthesis): they are written for the user.
-                    if not issubclass(warning.category, UserWarning) or issubclass(warning.category, DeprecationWarning):
-                        continue
-                    if not Path(warning.filename).resolve().is_relative_to(REPO_ROOT):
-                        continue
-                    note = describe(str(warning.message))
-                    if note not in notes:
-                        notes.append(note)
-                        self.log(f"Warning: {note}")
+    def _log_warnings(self, notes: list[str], new: Sequence[str],
+                      describe: Callable[[str], str] = lambda message: message) -> None:
+        """Log the warnings a pipeline result carries, each passed through ``describe`` (which says
+        the sentence it belongs to), and add them to ``notes``."""
+        for note in map(describe, new):
+            if note not in notes:
+                notes.append(note)
+                self.log(f"Warning: {note}")
 
     # -------------------------------------------------------------------------------------- models
     def scan_models(self) -> dict[str, list[ModelChoice]]:
-        """List every compatible checkpoint under ``models_dir`` (kind read from the file's keys).
+        """List every compatible checkpoint under ``models_dir`` (kind read from the file's keys) and
+        this project's shipped ones.
 
-        Keeps the current selection when it is still there; otherwise prefers ``default/`` files.
+        Keeps the current selection when it is still there; otherwise selects the file that
+        :func:`utils.default_models.resolve_model` picks (RTVC's downloaded one, else the shipped one).
         The vocoder list always ends with Griffin-Lim, which needs no file.
         """
+        preferred = {kind: resolve_model(kind, self.models_dir, shipped_dir=self.shipped_dir) for kind in MODEL_KINDS}
+        if preferred["encoder"].source == "installed":
+            self.log(f"Installed the default encoder at '{preferred['encoder'].path}' (from the resemblyzer package).")
         found: dict[str, list[ModelChoice]] = {kind: [] for kind in MODEL_KINDS}
         if self.models_dir.is_dir():
             candidates = sorted(set(self.models_dir.glob("*.pt")) | set(self.models_dir.glob("*/*.pt")))
@@ -397,14 +371,14 @@ class ToolboxController:
                 label = relative.parent.as_posix() if relative.stem == kind else relative.with_suffix("").as_posix()
                 found[kind].append(ModelChoice(kind, label if label != "." else relative.stem, path))
         # The project's offline models are offered whatever models_dir is, so a clone always works.
-        for kind in MODEL_KINDS if self.shipped_dir is not None else ():
+        for kind in MODEL_KINDS:
             shipped = shipped_model_path(kind, self.shipped_dir)
             listed = {choice.path.resolve() for choice in found[kind] if choice.path is not None}
             if shipped is not None and shipped.resolve() not in listed and inspect_checkpoint(shipped) == kind:
                 found[kind].append(ModelChoice(kind, SHIPPED_LABEL, shipped))
-        order = {"default": 0, SHIPPED_LABEL: 1}  # RTVC's downloaded models first, then ours
-        for kind in MODEL_KINDS:
-            found[kind].sort(key=lambda choice: (order.get(choice.label, 2), choice.label))
+            # The resolver's choice first, then the other shipped file, then the rest by name.
+            found[kind].sort(key=lambda choice, _kind=kind: (choice.path != preferred[_kind].path,
+                                                             choice.label != SHIPPED_LABEL, choice.label))
         found["vocoder"].append(ModelChoice("vocoder", GRIFFIN_LIM, None))
         self.model_choices = found
         for kind in MODEL_KINDS:
@@ -443,14 +417,12 @@ class ToolboxController:
     def vocoder_name(self) -> str:
         """``"griffinlim"``, or the kind of the selected vocoder file (``"wavernn"`` or ``"istft"``)."""
         choice = self.selected.get("vocoder")
-        if choice is None or choice.path is None:
-            return "griffinlim"
-        return _vocoder_kind(Path(choice.path), Path(choice.path).stat().st_mtime_ns if Path(choice.path).exists() else 0)
+        return vocoder_kind(choice.path if choice is not None else None)
 
     def has_synthesizer(self) -> bool:
         return self.selected.get("synthesizer") is not None
 
-    def load_models(self, progress: ProgressCallback | None = None) -> None:
+    def load_models(self, progress: StatusCallback | None = None) -> None:
         """Load the selected encoder (and synthesizer/vocoder when present) now, e.g. at start-up."""
         with self._lock:
             pipeline = self.pipeline
@@ -469,7 +441,7 @@ class ToolboxController:
                 progress(1.0, "Models loaded.")
 
     def download_default_models(self, names: Sequence[str] = ("synthesizer", "vocoder"),
-                                progress: ProgressCallback | None = None) -> None:
+                                progress: StatusCallback | None = None) -> None:
         """Fetch RTVC's pretrained models into ``models_dir/default`` (see :mod:`utils.default_models`)."""
         from utils.default_models import ensure_default_models
 
@@ -521,15 +493,10 @@ class ToolboxController:
             existing.reused = True
             self.log(f"'{existing.name}' is already in the history: selected it instead of loading it again.")
             return existing
-        notes: list[str] = []
-        # Warnings about the file (a low sample rate, clipping) go to the log and stay with the utterance.
-        with self._warnings_to_log(notes):
-            wav, _ = load_audio_with_rate(path, SAMPLE_RATE)
-        utterance = self.register(wav, name or path.name, speaker or path.parent.name or "unknown", source=path)
-        utterance.warnings[:0] = [note for note in notes if note not in utterance.warnings]
-        return utterance
+        reference = load_reference(path, name)
+        return self.register(reference, speaker or path.parent.name or "unknown")
 
-    def load_files(self, paths: Sequence[str | Path], progress: ProgressCallback | None = None) -> list[Utterance]:
+    def load_files(self, paths: Sequence[str | Path], progress: StatusCallback | None = None) -> list[Utterance]:
         """Load several files (a drop on the window); a cancel keeps the ones already loaded."""
         loaded: list[Utterance] = []
         for index, path in enumerate(paths):
@@ -576,32 +543,32 @@ class ToolboxController:
 
     def add_recording(self, wav: np.ndarray, sample_rate: int, speaker: str = "user01") -> Utterance:
         """Register a take from the microphone."""
-        from utils.audio_io import check_waveform, resample
+        from utils.audio_io import check_waveform
 
         wav = check_waveform(np.asarray(wav, dtype=np.float32), "The recording", sample_rate, min_seconds=0.3)
-        wav = resample(wav, sample_rate, SAMPLE_RATE)
-        name = f"{speaker}_rec_{next(self._counter):05d}"
-        return self.register(wav, name, speaker)
+        return self.register(load_reference((wav, sample_rate), f"{speaker}_rec_{next(self._counter):05d}"), speaker)
 
-    def register(self, wav: np.ndarray, name: str, speaker: str, *, source: Path | None = None,
-                 generated: bool = False) -> Utterance:
-        """Embed a 16 kHz waveform and add it to the history (top) and to the projection."""
+    def register(self, reference: Reference, speaker: str, *, generated: bool = False) -> Utterance:
+        """Embed a loaded reference and add it to the history (top) and to the projection."""
+        name = reference.name
         if any(u.name == name for u in self.history):
-            name = f"{name} ({next(self._counter)})"
-        notes = [] if generated else reference_quality_warnings(wav, name)
+            name = reference.name = f"{name} ({next(self._counter)})"
+            reference.description = f"The recording '{name}'"
+        wav = reference.wav
         peak = float(np.max(np.abs(wav))) if wav.size else 0.0
         display = (wav / peak * 0.9).astype(np.float32) if peak > 0 else wav  # RTVC's 0.9 peak on load
         with self._lock:
-            details, speech_seconds = self.pipeline.embed_waveform(wav, SAMPLE_RATE, f"The recording '{name}'")
+            embedded = self.pipeline.embed_reference(reference)
+        # Warnings about the file (a low sample rate, clipping) go to the log and stay with the utterance.
+        notes: list[str] = []
+        self._log_warnings(notes, embedded.warnings + ([] if generated else reference_quality_warnings(wav, name)))
         utterance = Utterance(
             name=name, speaker=speaker, wav=display, mel=melspectrogram(display, SynthesizerHParams()),
-            embedding=details.embedding, partial_embeddings=details.partial_embeddings,
-            speech_seconds=speech_seconds, generated=generated, source=source, warnings=notes,
+            embedding=embedded.embedding, partial_embeddings=embedded.details.partial_embeddings,
+            speech_seconds=embedded.speech_seconds, generated=generated, source=reference.source, warnings=notes,
         )
         self.history.insert(0, utterance)
         self.projection_names.append(name)
-        for note in notes:
-            self.log(f"Warning: {note}")
         self.log(f"Loaded '{name}' ({utterance.duration:.1f} s, {utterance.speech_seconds:.1f} s of speech).")
         return utterance
 
@@ -620,14 +587,10 @@ class ToolboxController:
         if not names:
             raise ValueError("Select at least one reference utterance first (load, browse or record one).")
         utterances = [self.find(name) for name in names]
-        seconds = sum(u.speech_seconds for u in utterances)
-        notes = [note for u in utterances for note in u.warnings]
-        if seconds < MIN_RECOMMENDED_SPEECH_SECONDS:
-            notes.append(f"The voice rests on {seconds:.1f} s of speech; "
-                         f"{MIN_RECOMMENDED_SPEECH_SECONDS:.0f} s or more gives a closer clone.")
         speakers = sorted({u.speaker for u in utterances})
-        voice = Voice(average_embeddings([u.embedding for u in utterances]), [u.name for u in utterances],
-                      speakers[0] if len(speakers) == 1 else "+".join(speakers), seconds, notes)
+        voice = Voice.average([u.embedding for u in utterances], [u.name for u in utterances],
+                              sum(u.speech_seconds for u in utterances), [n for u in utterances for n in u.warnings],
+                              speaker=speakers[0] if len(speakers) == 1 else "+".join(speakers))
         if remember:
             self.current_voice = voice
         return voice
@@ -637,7 +600,7 @@ class ToolboxController:
         return self.seed if seed is None else seed
 
     def synthesize(self, text: str, reference_names: Sequence[str], *, seed: int | None = None,
-                   progress: ProgressCallback | None = None, speaking_rate: float = 1.0) -> SynthesisOutput:
+                   progress: StatusCallback | None = None, speaking_rate: float = 1.0) -> SynthesisOutput:
         """Text → mel spectrograms (one per line and sentence) in the voice of the references;
         ``speaking_rate`` above 1 speaks faster.
 
@@ -646,8 +609,8 @@ class ToolboxController:
         """
         voice = self.voice(reference_names)
         notes: list[str] = []
-        with self._warnings_to_log(notes):
-            sentences = prepare_utterances(text)
+        sentences, text_notes = split_text(text)
+        self._log_warnings(notes, text_notes)
         eta = Eta()
         estimate = max(FRAMES_PER_CHARACTER * sum(len(s) for s in sentences), 1.0)
         with self._lock:
@@ -668,17 +631,17 @@ class ToolboxController:
                     progress(fraction, f"Synthesizing: {state['done']}/{len(sentences)} sentences, "
                                        f"decoder step {frame}{eta.text(fraction)}")
 
-            with self._warnings_to_log(notes, lambda message: sentence_message(message, sentences)):
-                synthesis = self.pipeline.synthesize(sentences, voice.embedding, seed=self._seed(seed),
-                                                     progress_callback=report, speaking_rate=speaking_rate,
-                                                     step_callback=step if progress else None)
+            synthesis = self.pipeline.synthesize(sentences, voice.embedding, seed=self._seed(seed),
+                                                 progress_callback=report, speaking_rate=speaking_rate,
+                                                 step_callback=step if progress else None)
+        self._log_warnings(notes, synthesis.warnings, lambda message: sentence_message(message, sentences))
         self.current_synthesis = synthesis
         self.log(f"Synthesized {len(sentences)} sentence(s) in {synthesis.seconds:.1f} s.")
         return synthesis
 
     def vocode(self, synthesis: SynthesisOutput | None = None, *, vocoder: str | None = None,
-               seed: int | None = None, enhance: bool = False, progress: ProgressCallback | None = None,
-               on_chunk: ChunkCallback | None = None) -> GeneratedOutput:
+               seed: int | None = None, enhance: bool = False, progress: StatusCallback | None = None,
+               on_chunk: AudioCallback | None = None) -> GeneratedOutput:
         """Mel spectrograms → audio, sentence by sentence (``on_chunk`` gets the audio as soon as it is
         playable: in pieces with fast WaveRNN, else sentence by sentence).
 
@@ -693,7 +656,6 @@ class ToolboxController:
         total_frames = sum(mel.shape[1] for mel in synthesis.mels)
         pieces: list[np.ndarray] = []
         heard: list[np.ndarray] = []
-        notes: list[str] = []
         start = time.perf_counter()
         eta = Eta()
         done_frames = 0
@@ -708,16 +670,14 @@ class ToolboxController:
                             progress(fraction, f"Vocoding sentence {_index + 1}/{count}: "
                                                f"{100 * step / total:.0f} %{eta.text(fraction)}")
 
-                    with self._warnings_to_log(notes, lambda message, _i=index: sentence_message(
-                            message, synthesis.sentences, _i)):
-                        piece = self.pipeline.vocode_sentence(
-                            mel, vocoder, seed=None if seed is None else seed + index, enhance=enhance,
-                            progress_callback=report, on_audio=self._keeping(heard, on_chunk))
+                    piece = self.pipeline.vocode_sentence(
+                        mel, vocoder, seed=None if seed is None else seed + index, enhance=enhance,
+                        progress_callback=report, on_audio=self._keeping(heard, on_chunk))
                     pieces.append(piece)
                     done_frames += mel.shape[1]
         except Cancelled as cancelled:
             cancelled.partial = self._keep_partial(pieces, heard, synthesis, vocoder, seed,
-                                                   {vocoder: time.perf_counter() - start}, notes)
+                                                   {vocoder: time.perf_counter() - start})
             raise
         wav = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
         seconds = time.perf_counter() - start
@@ -725,11 +685,10 @@ class ToolboxController:
             progress(1.0, "Vocoded.")
         self.log(f"Vocoded {len(wav) / SAMPLE_RATE:.1f} s of audio with {vocoder} in {seconds:.1f} s "
                  f"({seconds / max(len(wav) / SAMPLE_RATE, 1e-9):.2f}× real time).")
-        return self._finish_output(wav, synthesis, vocoder, seed, {"synthesizer": synthesis.seconds, vocoder: seconds},
-                                   notes)
+        return self._finish_output(wav, synthesis, vocoder, seed, {"synthesizer": synthesis.seconds, vocoder: seconds})
 
     @staticmethod
-    def _keeping(heard: list[np.ndarray], on_chunk: ChunkCallback | None) -> ChunkCallback | None:
+    def _keeping(heard: list[np.ndarray], on_chunk: AudioCallback | None) -> AudioCallback | None:
         """``on_chunk``, also keeping a copy of each piece: what was played survives a cancel."""
         if on_chunk is None:
             return None
@@ -742,7 +701,7 @@ class ToolboxController:
 
     def _keep_partial(self, pieces: list[np.ndarray], heard: list[np.ndarray], synthesis: SynthesisOutput,
                       vocoder: str, seed: int | None, timings: dict[str, float],
-                      notes: list[str]) -> GeneratedOutput | None:
+                      notes: Sequence[str] = ()) -> GeneratedOutput | None:
         """Turn the audio of a cancelled job into an output: the finished sentences, or everything
         already played when that is more (a sentence streamed in pieces)."""
         done = sum(len(piece) for piece in pieces)
@@ -756,11 +715,12 @@ class ToolboxController:
         return output
 
     def synthesize_and_vocode(self, text: str, reference_names: Sequence[str], *, vocoder: str | None = None,
-                              seed: int | None = None, enhance: bool = False, progress: ProgressCallback | None = None,
-                              on_chunk: ChunkCallback | None = None, speaking_rate: float = 1.0) -> GeneratedOutput:
-        """Both stages, streamed: each sentence is synthesized and vocoded before the next one starts,
-        so ``on_chunk`` (the player) receives sentence 1 while the rest is still being made; with fast
-        WaveRNN it receives each sentence in pieces, the first long before the sentence is done.
+                              seed: int | None = None, enhance: bool = False, progress: StatusCallback | None = None,
+                              on_chunk: AudioCallback | None = None, speaking_rate: float = 1.0) -> GeneratedOutput:
+        """Both stages, streamed (:meth:`ClonePipeline.stream`): each sentence is synthesized and vocoded
+        before the next one starts, so ``on_chunk`` (the player) receives sentence 1 while the rest is
+        still being made; with fast WaveRNN it receives each sentence in pieces, the first long before
+        the sentence is done.
 
         Progress comes within each sentence (decoder steps of a Tacotron against an estimate, then
         the vocoder's samples) with an ETA. ``progress`` or ``on_chunk`` may raise :class:`Cancelled`:
@@ -769,68 +729,63 @@ class ToolboxController:
         """
         voice = self.voice(reference_names)
         notes: list[str] = []
-        with self._warnings_to_log(notes):
-            sentences = prepare_utterances(text)
+        sentences, text_notes = split_text(text)
+        self._log_warnings(notes, text_notes)
         seed = self._seed(seed)
         vocoder = vocoder or self.vocoder_name
-        mels, alignments, pieces, heard = [], [], [], []
-        synth_seconds = vocode_seconds = 0.0
+        parts: list[StreamedSentence] = []
+        made: list[SynthesisOutput] = []  # also the sentence being vocoded: a cancelled output keeps its mel
+        heard: list[np.ndarray] = []
         count = len(sentences)
         # The share of a sentence's time spent synthesizing: WaveRNN dominates; the others are quick.
         synth_share = 0.3 if vocoder == "wavernn" else 0.8
         eta = Eta()
-        chunk = self._keeping(heard, on_chunk)
 
-        def tell(index: int, within: float, what: str) -> None:
+        def tell(within: float, what: str) -> None:
             if progress:
-                fraction = (index + within) / count
-                progress(fraction, f"Sentence {index + 1}/{count}: {what}{eta.text(fraction)}")
+                fraction = (len(parts) + within) / count
+                progress(fraction, f"Sentence {len(parts) + 1}/{count}: {what}{eta.text(fraction)}")
 
+        def step(frame: int, *_details: object) -> None:
+            estimate = max(FRAMES_PER_CHARACTER * len(sentences[len(parts)]), 1.0)
+            tell(synth_share * min(frame / estimate, 0.95), f"synthesizing (step {frame})")
+
+        def report(done: int, total: int, *_details: object) -> None:
+            if total:
+                tell(synth_share + (1 - synth_share) * done / total, f"vocoding {100 * done / total:.0f} %")
+
+        def synthesized(part: SynthesisOutput) -> None:
+            made.append(part)
+            tell(synth_share, "vocoding")
+
+        result: CloneResult | None = None
         try:
             with self._lock:
-                for index, sentence in enumerate(sentences):
-                    sentence_seed = None if seed is None else seed + index
-                    estimate = max(FRAMES_PER_CHARACTER * len(sentence), 1.0)
-
-                    def step(frame: int, *_rest: object, _index: int = index, _estimate: float = estimate) -> None:
-                        tell(_index, synth_share * min(frame / _estimate, 0.95), f"synthesizing (step {frame})")
-
-                    def report(done: int, total: int, *_rest: object, _index: int = index) -> None:
-                        if total:
-                            tell(_index, synth_share + (1 - synth_share) * done / total,
-                                 f"vocoding {100 * done / total:.0f} %")
-
-                    tell(index, 0.0, "synthesizing")
-                    with self._warnings_to_log(notes, lambda message, _i=index: sentence_message(
-                            message, sentences, _i)):
-                        part = self.pipeline.synthesize([sentence], voice.embedding, seed=sentence_seed,
-                                                        speaking_rate=speaking_rate,
-                                                        step_callback=step if progress else None)
-                        synth_seconds += part.seconds
-                        mels.append(part.mels[0])
-                        alignments.append(part.alignments[0])
-                        tell(index, synth_share, "vocoding")
-                        start = time.perf_counter()
-                        try:
-                            piece = self.pipeline.vocode_sentence(part.mels[0], vocoder, seed=sentence_seed,
-                                                                  enhance=enhance, progress_callback=report,
-                                                                  on_audio=chunk)
-                        finally:
-                            vocode_seconds += time.perf_counter() - start
-                    pieces.append(piece)
+                tell(0.0, "synthesizing")
+                for item in self.pipeline.stream(voice.embedding, sentences, vocoder=vocoder, seed=seed,
+                                                 enhance=enhance, step_callback=step if progress else None,
+                                                 vocoder_progress=report, on_audio=self._keeping(heard, on_chunk),
+                                                 on_synthesis=synthesized, speaking_rate=speaking_rate):
+                    if isinstance(item, CloneResult):
+                        result = item
+                        continue
+                    self._log_warnings(notes, item.warnings,
+                                       lambda message, _i=item.index: sentence_message(message, sentences, _i))
+                    parts.append(item)
+                    if len(parts) < count:
+                        tell(0.0, "synthesizing")
         except Cancelled as cancelled:
-            synthesis = SynthesisOutput(sentences[: len(mels)], mels, alignments, synth_seconds)
-            cancelled.partial = self._keep_partial(pieces, heard, synthesis, vocoder, seed,
-                                                   {"synthesizer": synth_seconds, vocoder: vocode_seconds}, notes)
+            synthesis = SynthesisOutput(sentences[: len(made)], [m.mels[0] for m in made],
+                                        [m.alignments[0] for m in made], sum(m.seconds for m in made))
+            cancelled.partial = self._keep_partial(
+                [p.wav for p in parts], heard, synthesis, vocoder, seed,
+                {"synthesizer": synthesis.seconds, vocoder: sum(p.vocoder_seconds for p in parts)}, notes)
             raise
-        synthesis = SynthesisOutput(sentences, mels, alignments, synth_seconds)
-        self.current_synthesis = synthesis
-        wav = np.concatenate(pieces)
+        self.current_synthesis = result.synthesis
         if progress:
             progress(1.0, "Done.")
-        self.log(f"Generated {len(wav) / SAMPLE_RATE:.1f} s of audio in {synth_seconds + vocode_seconds:.1f} s.")
-        return self._finish_output(wav, synthesis, vocoder, seed,
-                                   {"synthesizer": synth_seconds, vocoder: vocode_seconds}, notes)
+        self.log(f"Generated {result.duration:.1f} s of audio in {sum(result.timings.values()):.1f} s.")
+        return self._finish_output(result.wav, result.synthesis, vocoder, seed, result.timings, notes)
 
     def _finish_output(self, wav: np.ndarray, synthesis: SynthesisOutput, vocoder: str, seed: int | None,
                        timings: dict[str, float], notes: Sequence[str] = (), *,
@@ -843,7 +798,7 @@ class ToolboxController:
         name = f"{speaker}_gen_{next(self._counter):03d}" + (f"_{slug}" if slug else "")
         utterance, similarity = None, None
         try:
-            utterance = self.register(wav, name, speaker, generated=True)
+            utterance = self.register(load_reference((wav, SAMPLE_RATE), name), speaker, generated=True)
             if voice is not None:
                 similarity = cosine_similarity(utterance.embedding, voice.embedding)
                 self.log(f"Similarity of the output to the voice: {similarity:.2f}.")
