@@ -388,7 +388,16 @@ def check_batch_fits_data(name: str, batch_size: int, n_items: int, context: Dis
 
 
 def worker_init_fn(worker_id: int) -> None:
-    """Give every DataLoader worker its own NumPy/random stream (torch already does that for itself)."""
+    """Give every DataLoader worker its own NumPy/random stream (torch already does that for itself),
+    and leave stop signals to the trainer.
+
+    Ctrl-C, ``timeout``, ``kill -- -PGID`` and service managers signal the whole process group: a
+    worker killed by them made the trainer fail with a traceback ("DataLoader worker ... is killed by
+    signal") instead of saving and stopping. The trainer shuts its workers down itself (and they exit
+    on their own when it dies).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)

@@ -227,3 +227,43 @@ def test_the_largest_seed_trains(tmp_path):
     from utils.training import seed_everything
 
     seed_everything(args.seed, DistributedContext(rank=3, world_size=4))  # rank offset wraps, no overflow
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_to_the_whole_process_group_saves_and_stops_cleanly(tmp_path, signal_number):
+    # Ctrl-C, `timeout` and service managers signal the whole group, DataLoader workers included: a
+    # worker killed by the signal used to end the trainer with a traceback instead of a save.
+    import numpy as np
+
+    from synthesizer.metadata import TrainEntry, write_train_txt
+
+    syn = tmp_path / "syn"
+    (syn / "audio").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    entries = []
+    for number in range(4):
+        np.save(syn / "audio" / f"audio-u{number}.npy", (0.1 * rng.standard_normal(16000)).astype(np.float32))
+        entries.append(TrainEntry.from_basename(f"u{number}", 16000, 81, "text"))
+    write_train_txt(syn / "train.txt", entries)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vocoder.istft.train", "run", str(syn), "-m", str(tmp_path / "models"), "--num_workers", "1",
+         "--no_tensorboard", "--quiet", "--log_every", "1", "--sample_every", "0",
+         "--hparams", "channels=8", "num_blocks=1", "batch_size=2", "segment_frames=8"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while process.poll() is None and time.monotonic() < deadline:  # wait for the first steps
+            line = process.stdout.readline()
+            if line.startswith("step 3 "):
+                break
+        os.killpg(process.pid, signal_number)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert "Traceback" not in err and "killed by signal" not in err, err
+    assert process.returncode == 0, err
+    assert "(stop requested)" in out
+    assert torch.load(tmp_path / "models" / "run" / "vocoder.pt", weights_only=True)["step"] >= 3
