@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.asr import AsrUnavailableError, Transcriber  # noqa: E402
+from utils.asr import ASR_SAMPLE_RATE, AsrUnavailableError, Transcriber  # noqa: E402
 from utils.atomic_write import atomic_write  # noqa: E402
 from utils.audio_io import AudioError, load_audio_with_rate  # noqa: E402
 
@@ -83,7 +83,7 @@ def align_corpus(source: Path, out: Path, transcriber: Transcriber, min_pause: f
             if file.suffix not in AUDIO_SUFFIXES:
                 continue
             try:
-                wav, rate = load_audio_with_rate(file, 16000)
+                wav, rate = load_audio_with_rate(file, ASR_SAMPLE_RATE)
             except AudioError as error:
                 print(f"warning: skipped {file}: {error}", file=sys.stderr)
                 failed += 1
