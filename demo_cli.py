@@ -83,7 +83,7 @@ def speaking_rate_argument(text: str) -> float:
 
 
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
-    print(f"warning: {message}", file=sys.stderr)
+    print_warnings([str(message)])  # a library's warning, outside what the pipeline returns
 
 
 def read_text_argument(args: argparse.Namespace) -> str:

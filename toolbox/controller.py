@@ -553,7 +553,6 @@ class ToolboxController:
         name = reference.name
         if any(u.name == name for u in self.history):
             name = reference.name = f"{name} ({next(self._counter)})"
-            reference.description = f"The recording '{name}'"
         wav = reference.wav
         peak = float(np.max(np.abs(wav))) if wav.size else 0.0
         display = (wav / peak * 0.9).astype(np.float32) if peak > 0 else wav  # RTVC's 0.9 peak on load

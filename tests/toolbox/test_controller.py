@@ -220,3 +220,14 @@ def test_projection_needs_four_points_and_colours_any_number_of_speakers(control
     assert len(set(projection.speakers)) == 16 and not any(projection.generated)
     controller.clear_projection()
     assert controller.projection() is None and len(controller.history) == 16
+
+
+def test_warnings_reach_the_log_and_the_output_with_their_sentence(controller, voices):
+    reference = controller.load_file(voices["anna"])
+    output = controller.synthesize_and_vocode("Hello there. Then a ~ tilde.", [reference.name], vocoder="griffinlim",
+                                              seed=0)
+    dropped = [note for note in output.warnings if "Dropped" in note]
+    assert dropped and dropped[0].startswith('Sentence 2/2 ("Then a ~ tilde."): ')
+    assert f"Warning: {dropped[0]}" in controller.log_lines
+    synthesis = controller.synthesize("A ~ first. Then the second.", [reference.name], seed=0)
+    assert any("Dropped" in note for note in synthesis.warnings)
