@@ -37,6 +37,7 @@ from synthesizer.text import prepare_utterances
 from utils.audio_io import load_audio_with_rate, resample
 from utils.checkpoints import CheckpointError
 from utils.default_models import ensure_default_models, resolve_model
+from utils.errors import UserError
 from utils.progress import ProgressCallback
 from utils.signal_contract import SAMPLE_RATE
 from vocoder.inference import NEURAL_VOCODERS, GriffinLimVocoder, WaveRNNVocoder, load_vocoder, vocoder_architecture
@@ -54,7 +55,7 @@ SENTENCE_GAP_SECONDS = 0.15
 OUTPUT_PEAK = 0.97
 
 
-class MissingModelError(FileNotFoundError):
+class MissingModelError(UserError, FileNotFoundError):
     """A model file the requested work needs is not there; the message says how to get it."""
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from utils.atomic_write import open_temp_file
+from utils.errors import UserError, one_line
 from utils.progress import ProgressCallback
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ MODELS_SOURCE_ENV = "SV2TTS_MODELS_SOURCE"
 PART_SUFFIX = ".part"
 
 
-class ModelDownloadError(RuntimeError):
+class ModelDownloadError(UserError, RuntimeError):
     """A default model could not be obtained.
 
     The message is a single line meant to be shown to the user as is: what
@@ -57,11 +58,6 @@ class ModelDownloadError(RuntimeError):
     >>> str(ModelDownloadError("Cannot reach example.org."))
     'Cannot reach example.org.'
     """
-
-
-def one_line(text: object) -> str:
-    # Error strings from sockets/SSL can contain newlines; the user gets one line.
-    return " ".join(str(text).split())
 
 
 def _part_path(target: Path) -> Path:

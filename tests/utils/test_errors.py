@@ -21,6 +21,8 @@ USER_ERRORS = [
     ("synthesizer.text", "TextError", ValueError),
     ("synthesizer.metadata", "MetadataError", ValueError),
     ("synthesizer.duration.phonemes", "PhonemizerError", RuntimeError),
+    ("utils.download", "ModelDownloadError", RuntimeError),
+    ("pipeline", "MissingModelError", FileNotFoundError),
 ]
 
 
