@@ -21,6 +21,7 @@ from pathlib import Path
 
 from utils.arguments import seed_argument
 from utils.atomic_write import check_target_name
+from utils.errors import SELF_EXPLAINING_ERRORS, one_line
 from utils.signal_contract import SAMPLE_RATE, SIGNAL
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -270,24 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # the CLI's promise: one line, never a traceback
         if args.debug:
             raise
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        known = _known_errors()
-        if not isinstance(error, known):
+        message = one_line(error)
+        if not isinstance(error, (*SELF_EXPLAINING_ERRORS, MemoryError)):
             message = f"unexpected {type(error).__name__}: {message} (run with --debug for details)"
         print(f"error: {message}", file=sys.stderr)
         return EXIT_ERROR
-
-
-def _known_errors() -> tuple[type[BaseException], ...]:
-    from pipeline import MissingModelError
-    from synthesizer.text import TextError
-    from utils.audio_io import AudioError
-    from utils.checkpoints import CheckpointError
-    from utils.audio_devices import AudioUnavailable
-    from utils.default_models import ModelDownloadError
-
-    return (AudioUnavailable, AudioError, TextError, CheckpointError, ModelDownloadError, MissingModelError, FileNotFoundError,
-            ValueError, OSError, MemoryError)
 
 
 if __name__ == "__main__":
