@@ -249,9 +249,10 @@ class SynthesisOutput:
 
     sentences: list[str]
     mels: list[np.ndarray]  # each (80, T_i)
-    alignments: list[np.ndarray]  # each (decoder steps, characters)
+    alignments: list[np.ndarray]  # each (decoder steps, characters), or (frames, phonemes) of a duration synthesizer
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)  # about the text and the synthesis
+    architecture: str = "tacotron"  # of the synthesizer that made it ("tacotron" or "duration")
 
     def joined_mel(self, gap_frames: int = 0, silence_value: float = -4.0) -> np.ndarray:
         """All sentences as one mel ``(80, ΣT + gaps)`` with ``gap_frames`` of silence between them."""
@@ -438,7 +439,8 @@ class ClonePipeline:
         with recorded_warnings(notes):
             result = synthesizer.synthesize(sentences, embedding, progress_callback=progress_callback,
                                             speaking_rate=speaking_rate, **extra)
-        return SynthesisOutput(sentences, result.mels, result.alignments, time.perf_counter() - start, notes)
+        return SynthesisOutput(sentences, result.mels, result.alignments, time.perf_counter() - start, notes,
+                               synthesizer.architecture)
 
     def vocode(self, mel: np.ndarray, vocoder: VocoderName = "wavernn", *, seed: int | None = None,
                progress_callback: ProgressCallback | None = None) -> np.ndarray:
@@ -518,7 +520,7 @@ class ClonePipeline:
                                           part.seconds, time.perf_counter() - start, part.warnings))
             yield parts[-1]
         synthesis = SynthesisOutput(sentences, [p.mel for p in parts], [p.alignment for p in parts],
-                                    sum(p.synthesis_seconds for p in parts), text_notes)
+                                    sum(p.synthesis_seconds for p in parts), text_notes, self.synthesizer.architecture)
         timings = {"synthesizer": synthesis.seconds, vocoder: sum(p.vocoder_seconds for p in parts)}
         notes = text_notes + [note for p in parts for note in p.warnings]
         yield CloneResult(np.concatenate([p.wav for p in parts]), SAMPLE_RATE, synthesis, timings, notes)

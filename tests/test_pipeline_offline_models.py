@@ -54,6 +54,8 @@ def test_clone_with_the_offline_models(pipeline, voice, vocoder):
     gaps = 2400 * (len(result.synthesis.mels) - 1)
     assert len(result.wav) == sum((mel.shape[1] - 1) * 200 for mel in result.synthesis.mels) + gaps
     assert np.isfinite(result.wav).all() and set(result.timings) == {"synthesizer", vocoder}
+    # the toolbox labels the plot of these (frames, phonemes) paths by the synthesizer's architecture
+    assert result.synthesis.architecture == "duration"
 
 
 def test_streamed_istft_pieces_join_into_the_sentence(pipeline, voice):
@@ -62,6 +64,7 @@ def test_streamed_istft_pieces_join_into_the_sentence(pipeline, voice):
     assert len(pieces) > 2  # the first audio arrives before the sentence is done
     np.testing.assert_allclose(np.concatenate(pieces), part.wav, atol=1e-6)
     np.testing.assert_array_equal(result.wav, part.wav)
+    assert result.synthesis.architecture == "duration"
 
 
 def test_speaking_rate_changes_the_length(pipeline, voice):

@@ -775,7 +775,8 @@ class ToolboxController:
                         tell(0.0, "synthesizing")
         except Cancelled as cancelled:
             synthesis = SynthesisOutput(sentences[: len(made)], [m.mels[0] for m in made],
-                                        [m.alignments[0] for m in made], sum(m.seconds for m in made))
+                                        [m.alignments[0] for m in made], sum(m.seconds for m in made),
+                                        architecture=self.pipeline.synthesizer.architecture)
             cancelled.partial = self._keep_partial(
                 [p.wav for p in parts], heard, synthesis, vocoder, seed,
                 {"synthesizer": synthesis.seconds, vocoder: sum(p.vocoder_seconds for p in parts)}, notes)

@@ -452,3 +452,16 @@ def test_worker_turns_exceptions_into_one_line(qtbot, capfd):
         pool.start(expected)
     assert failed.args == ["Select a reference first."]
     assert pool.wait(10_000)
+
+
+def test_alignment_plot_names_the_axes_of_each_synthesizer(qtbot):
+    from toolbox.ui.plots import AlignmentPlot
+
+    plot = AlignmentPlot()
+    qtbot.addWidget(plot)
+    path = np.eye(6, 3, dtype=np.float32)
+    plot.plot([path], "duration")
+    assert (plot.ax.get_xlabel(), plot.ax.get_ylabel()) == ("frame", "phoneme")
+    assert plot.ax.get_title().startswith("alignment")
+    plot.plot([path])
+    assert (plot.ax.get_xlabel(), plot.ax.get_ylabel()) == ("decoder step", "character")

@@ -154,7 +154,7 @@ class GenerationPanel(QGroupBox):
     def _on_synthesized(self, synthesis) -> None:  # noqa: ANN001 (the controller's synthesis result)
         plots = self.window.plots
         plots.output_plot.plot("synthesized, not vocoded yet", None, synthesis.joined_mel(SENTENCE_GAP_FRAMES))
-        plots.alignment_plot.plot(synthesis.alignments)
+        plots.alignment_plot.plot(synthesis.alignments, synthesis.architecture)
         self.similarity_meter.set_similarity(None)
 
     def _on_generated(self, output: GeneratedOutput) -> None:
@@ -196,7 +196,7 @@ class GenerationPanel(QGroupBox):
         embedding = output.utterance.embedding if output.utterance is not None else None
         plots.output_plot.plot(short_name(output.name, output.speaker), embedding,
                                output.synthesis.joined_mel(SENTENCE_GAP_FRAMES))
-        plots.alignment_plot.plot(output.synthesis.alignments)
+        plots.alignment_plot.plot(output.synthesis.alignments, output.synthesis.architecture)
         self.similarity_meter.set_similarity(output.similarity)
         self.window.update_actions()
 

@@ -192,8 +192,14 @@ class UtterancePlot(PlotCanvas):
         ax.tick_params(labelsize=7, length=2, pad=1)
 
 
+#: Axis labels (x, y) and title of the alignment plot for each synthesizer architecture.
+ALIGNMENT_LABELS = {"tacotron": ("decoder step", "character", "attention"),
+                    "duration": ("frame", "phoneme", "alignment")}
+
+
 class AlignmentPlot(PlotCanvas):
-    """Attention of the last synthesis: decoder steps (x) against input characters (y).
+    """Alignment of the last synthesis: a Tacotron's attention (decoder steps against characters) or
+    a duration synthesizer's path (frames against phonemes).
 
     Several sentences are drawn side by side, separated by white lines, so a failed sentence (a
     blurred or broken diagonal) stands out among good ones.
@@ -213,8 +219,8 @@ class AlignmentPlot(PlotCanvas):
                      fontsize=8, transform=self.ax.transAxes)
         self.draw_idle()
 
-    def plot(self, alignments: Sequence[np.ndarray]) -> None:
-        """Draw each ``(decoder steps, characters)`` alignment."""
+    def plot(self, alignments: Sequence[np.ndarray], architecture: str = "tacotron") -> None:
+        """Draw each ``(decoder steps, characters)`` (or ``(frames, phonemes)``) alignment."""
         if not alignments:
             self.clear()
             return
@@ -228,9 +234,10 @@ class AlignmentPlot(PlotCanvas):
             boundary += alignment.shape[0]
             self.ax.axvline(boundary - 0.5, color="white", linewidth=0.8)
         count = len(alignments)
-        self.ax.set_title(f"attention ({count} sentence{'s' if count > 1 else ''})", fontsize=8)
-        self.ax.set_xlabel("decoder step", fontsize=7, labelpad=1)
-        self.ax.set_ylabel("character", fontsize=7, labelpad=1)
+        x_label, y_label, title = ALIGNMENT_LABELS.get(architecture, ALIGNMENT_LABELS["tacotron"])
+        self.ax.set_title(f"{title} ({count} sentence{'s' if count > 1 else ''})", fontsize=8)
+        self.ax.set_xlabel(x_label, fontsize=7, labelpad=1)
+        self.ax.set_ylabel(y_label, fontsize=7, labelpad=1)
         self.ax.tick_params(labelsize=6, length=2, pad=1)
         self.draw_idle()
 
