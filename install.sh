@@ -19,7 +19,9 @@ else
 fi
 
 PYTHON="${PYTHON:-python3}"
-"$PYTHON" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+# The project itself, editable (its dependencies are requirements.txt): the packages import from the
+# checkout and the console scripts (sv2tts-clone, sv2tts-toolbox, sv2tts-train-encoder, ...) are on PATH.
+"$PYTHON" -m pip install --quiet --disable-pip-version-check -e .
 # resemblyzer carries RTVC's encoder weights; its declared dependency on webrtcvad 2.0.10 cannot build
 # on current setuptools, so it is installed without dependencies (ours already cover its needs).
 "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-deps resemblyzer==0.1.4

@@ -30,24 +30,21 @@ import json
 import sys
 import time
 import warnings
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from encoder.hparams import EncoderHParams  # noqa: E402
-from encoder.inference import Encoder  # noqa: E402
-from encoder.model import SpeakerEncoder  # noqa: E402
-from synthesizer.hparams import SynthesizerHParams  # noqa: E402
-from synthesizer.inference import SynthesisWarning, Synthesizer  # noqa: E402
-from synthesizer.model import build_tacotron  # noqa: E402
-from vocoder.hparams import VocoderHParams  # noqa: E402
-from vocoder.inference import GriffinLimVocoder, WaveRNNVocoder  # noqa: E402
-from vocoder.model import build_wavernn  # noqa: E402
-from utils.checkpoints import CheckpointError  # noqa: E402
+from encoder.hparams import EncoderHParams
+from encoder.inference import Encoder
+from encoder.model import SpeakerEncoder
+from synthesizer.hparams import SynthesizerHParams
+from synthesizer.inference import SynthesisWarning, Synthesizer
+from synthesizer.model import build_tacotron
+from utils.checkpoints import CheckpointError
+from vocoder.hparams import VocoderHParams
+from vocoder.inference import GriffinLimVocoder, WaveRNNVocoder
+from vocoder.model import build_wavernn
 
 # About 10 s of speech at a typical reading rate (~15 characters per second).
 TEXT = ("The quick brown fox jumps over the lazy dog, while the five boxing wizards jump quickly "
@@ -107,8 +104,9 @@ def benchmark_shipped(device: torch.device, repeats: int, first_sentence_seconds
     audio_seconds = (mel.shape[1] - 1) * hop / sample_rate
     results["synthesizer"]["audio_seconds"] = audio_seconds
     vocoder_stage = "wavernn_fast" if isinstance(vocoder, WaveRNNVocoder) else "istft"
-    vocode = (lambda: vocoder.vocode(mel, fast=True)) if vocoder_stage == "wavernn_fast" else (lambda: vocoder.vocode(mel))
-    results[vocoder_stage] = {"seconds": timed(vocode, repeats), "audio_seconds": audio_seconds}
+    options = {"fast": True} if vocoder_stage == "wavernn_fast" else {}
+    results[vocoder_stage] = {"seconds": timed(lambda: vocoder.vocode(mel, **options), repeats),
+                              "audio_seconds": audio_seconds}
     griffin_lim = GriffinLimVocoder(synthesizer.hparams)
     results["griffinlim"] = {"seconds": timed(lambda: griffin_lim.vocode(mel), repeats), "audio_seconds": audio_seconds}
 
@@ -124,7 +122,8 @@ def benchmark_shipped(device: torch.device, repeats: int, first_sentence_seconds
             for _ in vocoder.vocode_stream(first_mel):
                 first = time.perf_counter() - start
                 break
-            return (first if first is not None else time.perf_counter() - start), (first_mel.shape[1] - 1) * hop / sample_rate
+            first_seconds = first if first is not None else time.perf_counter() - start
+            return first_seconds, (first_mel.shape[1] - 1) * hop / sample_rate
 
         runs = [first_audio() for _ in range(repeats + 1)][1:]  # the first run pays for lazy set-up
         results["time_to_first_audio"] = {"seconds": min(run[0] for run in runs), "audio_seconds": runs[0][1],
@@ -168,11 +167,11 @@ def benchmark_device(
             mel_holder["mel"] = synthesizer.synthesize([TEXT], embedding, max_steps=n_frames).mels[0]
 
     elapsed = timed(synthesize, repeats)
-    results["synthesizer"] = {"seconds": elapsed, "audio_seconds": n_frames * synth_hparams.hop_size / synth_hparams.sample_rate}
+    audio_seconds = n_frames * synth_hparams.hop_size / synth_hparams.sample_rate
+    results["synthesizer"] = {"seconds": elapsed, "audio_seconds": audio_seconds}
 
     # The vocoders get a mel of exactly the benchmark length (the synthesizer may trim quiet frames).
     mel = np.clip(rng.normal(-1.5, 1.0, (synth_hparams.num_mels, n_frames + 1)), -4, 4).astype(np.float32)
-    audio_seconds = n_frames * synth_hparams.hop_size / synth_hparams.sample_rate
     if not skip_wavernn:
         wavernn = WaveRNNVocoder(build_wavernn(vocoder_hparams).to(device))
         if not skip_exact:
@@ -266,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{device:<6} {stage:<20} {figures['seconds']:8.3f} {figures['audio_seconds']:8.2f} "
                   f"{figures['rtf']:7.3f}")
         if "time_to_first_audio" in stages:
-            print(f"{device:<6} streaming playback would wait {stages['time_to_first_audio']['playback_stall_seconds']:.3f} s "
+            stall = stages["time_to_first_audio"]["playback_stall_seconds"]
+            print(f"{device:<6} streaming playback would wait {stall:.3f} s "
                   f"for a later piece of the first sentence (0: never)")
         if "wavernn_exact" in stages and "wavernn_fast" in stages:
             ratio = stages["wavernn_exact"]["seconds"] / stages["wavernn_fast"]["seconds"]

@@ -37,8 +37,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LIBRISPEECH = REPO_ROOT.parent / "shared" / "datasets" / "LibriSpeech" / "train-clean-100"
 
@@ -234,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     args.vocoders = [v.strip() for v in args.vocoders.split(",") if v.strip()]
     args.speakers = [s.strip() for s in args.speakers.split(",") if s.strip()]
     if not args.librispeech.is_dir():
-        print(f"error: the LibriSpeech folder '{args.librispeech}' does not exist (give --librispeech).", file=sys.stderr)
+        print(f"error: the LibriSpeech folder '{args.librispeech}' does not exist (give --librispeech).",
+              file=sys.stderr)
         return 1
     if args.save_dir:
         args.save_dir.mkdir(parents=True, exist_ok=True)

@@ -19,23 +19,20 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Callable
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from encoder.hparams import EncoderHParams  # noqa: E402
-from encoder.model import build_speaker_encoder  # noqa: E402
-from encoder.train import GE2ELossModule, apply_gradient_rules  # noqa: E402
-from synthesizer.data import SynthesizerBatch  # noqa: E402
-from synthesizer.hparams import SynthesizerHParams  # noqa: E402
-from synthesizer.model import build_tacotron  # noqa: E402
-from synthesizer.train import tacotron_loss  # noqa: E402
-from vocoder.hparams import VocoderHParams  # noqa: E402
-from vocoder.model import build_wavernn  # noqa: E402
-from vocoder.train import rtvc_loss  # noqa: E402
+from encoder.hparams import EncoderHParams
+from encoder.model import build_speaker_encoder
+from encoder.train import GE2ELossModule, apply_gradient_rules
+from synthesizer.data import SynthesizerBatch
+from synthesizer.hparams import SynthesizerHParams
+from synthesizer.model import build_tacotron
+from synthesizer.train import tacotron_loss
+from vocoder.hparams import VocoderHParams
+from vocoder.model import build_wavernn
+from vocoder.train import rtvc_loss
 
 MODELS = ("encoder", "synthesizer", "vocoder")
 

@@ -36,9 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.bench_quality import DEFAULT_LIBRISPEECH, HELD_OUT_SPEAKERS, cosine  # noqa: E402
+# A sibling script: Python puts the script's own folder, benchmarks/, first on sys.path.
+from bench_quality import DEFAULT_LIBRISPEECH, HELD_OUT_SPEAKERS, cosine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VOCODERS = ("istft", "istft_amplitude_gl", "griffinlim", "griffinlim_rtvc", "wavernn")
@@ -219,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="crop each recording (skips the WER, whose transcript covers the whole recording)")
     parser.add_argument("--librispeech", type=Path, default=DEFAULT_LIBRISPEECH)
     parser.add_argument("--encoder", type=Path, default=None,
-                        help="GE2E checkpoint (default: the one the CLI would use, see utils.default_models.resolve_model)")
+                        help="GE2E checkpoint (default: the one the CLI would use, "
+                             "see utils.default_models.resolve_model)")
     parser.add_argument("--no_asr", action="store_true", help="skip the Whisper WER")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch and the ASR")
     parser.add_argument("--save_dir", type=Path, default=None, help="also write every output here")
@@ -231,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --utterances must be at least 1.", file=sys.stderr)
         return 1
     if not args.librispeech.is_dir():
-        print(f"error: the LibriSpeech folder '{args.librispeech}' does not exist (give --librispeech).", file=sys.stderr)
+        print(f"error: the LibriSpeech folder '{args.librispeech}' does not exist (give --librispeech).",
+              file=sys.stderr)
         return 1
     if args.save_dir:
         args.save_dir.mkdir(parents=True, exist_ok=True)

@@ -16,9 +16,6 @@ import os
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
 
 def main() -> None:
     module_name, out_dir, *trainer_args = sys.argv[1:]

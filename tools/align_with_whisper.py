@@ -27,11 +27,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from utils.asr import ASR_SAMPLE_RATE, AsrUnavailableError, Transcriber  # noqa: E402
-from utils.atomic_write import atomic_write  # noqa: E402
-from utils.audio_io import AudioError, load_audio_with_rate  # noqa: E402
+from utils.asr import ASR_SAMPLE_RATE, AsrUnavailableError, Transcriber
+from utils.atomic_write import atomic_write
+from utils.audio_io import AudioError, load_audio_with_rate
 
 AUDIO_SUFFIXES = (".flac", ".wav")
 

@@ -48,14 +48,12 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
 from utils.atomic_write import atomic_write
 from utils.audio_io import resample, save_audio
 from utils.errors import UserError
 from utils.signal_contract import SAMPLE_RATE
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEXTS = REPO_ROOT.parent / "shared" / "datasets" / "texts" / "ljspeech_metadata.csv"
 DEFAULT_SHIFTS = "1.0:1.0,1.15:0.92,0.87:1.08"
 ENGINES = ("espeak", "flite", "festival", "piper")
@@ -418,7 +416,8 @@ def select_sentences(sentences: Sequence[Sentence], min_chars: int = 1,
     """
     kept = [s for s in sentences if len(s.text) >= min_chars and (max_chars is None or len(s.text) <= max_chars)]
     if not kept:
-        raise CorpusGenerationError(f"no sentence has between {min_chars} and {max_chars or 'any number of'} characters")
+        raise CorpusGenerationError(
+            f"no sentence has between {min_chars} and {max_chars or 'any number of'} characters")
     return kept
 
 
@@ -472,7 +471,8 @@ def parse_shifts(spec: str) -> list[tuple[float, float]]:
     return shifts
 
 
-def make_speakers(voices: Sequence[Voice], shifts: Sequence[tuple[float, float]], max_speakers: int | None) -> list[Speaker]:
+def make_speakers(voices: Sequence[Voice], shifts: Sequence[tuple[float, float]],
+                  max_speakers: int | None) -> list[Speaker]:
     """Every voice times every shift (voice-major: all shifts of a voice come together), truncated."""
     speakers = [Speaker(v, p, f) for v in voices for p, f in shifts]
     return speakers[:max_speakers] if max_speakers else speakers
@@ -497,7 +497,8 @@ class Job:
         return self.wav_path.with_suffix(".txt")
 
 
-def plan_jobs(out: Path, speakers: Sequence[Speaker], sentences: Sequence[Sentence], count: int, seed: int) -> list[Job]:
+def plan_jobs(out: Path, speakers: Sequence[Speaker], sentences: Sequence[Sentence], count: int,
+              seed: int) -> list[Job]:
     """The files of every speaker, in speaker order."""
     return [
         Job(s, sentence, out / s.name / f"{sentence.id}.wav")
