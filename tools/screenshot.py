@@ -6,9 +6,8 @@ the window::
 
     python tools/screenshot.py --datasets_root ../shared/datasets --out docs/toolbox.png
 
-When ``--models_dir`` (default ``saved_models``) holds no synthesizer, a temporary models folder with
-the real encoder and random RTVC-format synthesizer/vocoder is made (the output is then noise, but
-every panel is drawn).
+Without any synthesizer (none in ``--models_dir``, default ``saved_models``, and no shipped one) the
+picture shows the references only.
 """
 
 from __future__ import annotations
@@ -17,14 +16,12 @@ import argparse
 import os
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before Qt is imported
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
 
 TEXT = "Hello, this is a cloned voice speaking from the toolbox."
 
@@ -48,66 +45,45 @@ def wait_until(app, condition: Callable[[], bool], timeout: float, what: str) ->
         time.sleep(0.02)
 
 
-def models_with_synthesizer(models_dir: Path, scratch: Path) -> Path:
-    """``models_dir`` if it has a synthesizer, else a temporary RTVC-format folder."""
-    from toolbox.controller import ToolboxController
-
-    if models_dir.is_dir() and ToolboxController(models_dir).has_synthesizer():
-        return models_dir
-    from tests.model_files import make_models_dir
-    from utils.default_models import resemblyzer_encoder_path
-
-    encoder = resemblyzer_encoder_path()
-    if encoder is None:
-        raise SystemExit("error: no synthesizer in --models_dir and no resemblyzer encoder to build a stand-in")
-    print(f"No synthesizer in '{models_dir}': using random RTVC-format models for the picture.")
-    return make_models_dir(scratch, encoder)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from PyQt5.QtWidgets import QApplication
 
     from toolbox.controller import ToolboxController
-    from utils.audio_devices import AudioDevices
     from toolbox.ui.main_window import ToolboxWindow
+    from utils.audio_devices import AudioDevices
 
     app = QApplication(sys.argv[:1])
-    with tempfile.TemporaryDirectory() as scratch:
-        models = models_with_synthesizer(args.models_dir, Path(scratch))
-        controller = ToolboxController(models, device="cpu", seed=3)
-        window = ToolboxWindow(controller, args.datasets_root, AudioDevices())
-        width, height = (int(value) for value in args.size.lower().split("x"))
-        window.resize(width, height)
-        window.show()
-        wait_until(app, lambda: not window.busy, 120, "the models to load")
+    controller = ToolboxController(args.models_dir, device="cpu", seed=3)
+    window = ToolboxWindow(controller, args.datasets_root, AudioDevices())
+    width, height = (int(value) for value in args.size.lower().split("x"))
+    window.resize(width, height)
+    window.show()
+    wait_until(app, lambda: not window.busy, 120, "the models to load")
 
-        browser = window.reference.browser
-        if browser.select_dataset("LibriSpeech/train-clean-100"):
-            speakers = random.Random(1).sample(range(browser.speaker_box.count()), args.utterances)
-            for index in speakers:
-                browser.speaker_box.setCurrentIndex(index)
-                browser.load_button.click()
-                wait_until(app, lambda: not window.busy, 120, "an utterance to load")
-        else:
-            print(f"warning: no LibriSpeech under '{args.datasets_root}': the picture has no references")
+    browser = window.reference.browser
+    if browser.select_dataset("LibriSpeech/train-clean-100"):
+        speakers = random.Random(1).sample(range(browser.speaker_box.count()), args.utterances)
+        for index in speakers:
+            browser.speaker_box.setCurrentIndex(index)
+            browser.load_button.click()
+            wait_until(app, lambda: not window.busy, 120, "an utterance to load")
+    else:
+        print(f"warning: no LibriSpeech under '{args.datasets_root}': the picture has no references")
 
-        if models != args.models_dir:  # random stand-in weights: Griffin-Lim at least draws a clean waveform
-            vocoder_box = window.models.model_boxes["vocoder"]
-            vocoder_box.setCurrentIndex(vocoder_box.findData("Griffin-Lim"))
-        window.generation.text_edit.setPlainText(TEXT)
-        if window.generation.synthesize_vocode_button.isEnabled():
-            window.generation.synthesize_vocode_button.click()
-            wait_until(app, lambda: not window.busy, 300, "the generation")
-        wait_until(app, lambda: not window.plots.projecting, 300, "the UMAP projection")
-        for _ in range(20):  # let the canvases finish their deferred draws
-            app.processEvents()
-            time.sleep(0.02)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        if not window.grab().save(str(args.out)):
-            raise SystemExit(f"error: could not write {args.out}")
-        print(f"Saved {args.out} ({window.width()}×{window.height()}).")
-        window.close()
+    window.generation.text_edit.setPlainText(TEXT)
+    if window.generation.synthesize_vocode_button.isEnabled():
+        window.generation.synthesize_vocode_button.click()
+        wait_until(app, lambda: not window.busy, 300, "the generation")
+    wait_until(app, lambda: not window.plots.projecting, 300, "the UMAP projection")
+    for _ in range(20):  # let the canvases finish their deferred draws
+        app.processEvents()
+        time.sleep(0.02)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if not window.grab().save(str(args.out)):
+        raise SystemExit(f"error: could not write {args.out}")
+    print(f"Saved {args.out} ({window.width()}×{window.height()}).")
+    window.close()
     return 0
 
 
