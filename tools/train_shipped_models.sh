@@ -17,7 +17,7 @@ mkdir -p "$WORK/datasets/LibriSpeech/train-clean-100"
 
 # 1. Real speech only: LibriSpeech minus the 20 held-out speakers of benchmarks/bench_quality.py,
 #    speechocean762, english-misc and LJSpeech-mini, linked (never copied).
-HELD_OUT=$(python -c "import sys; sys.path.insert(0, 'benchmarks'); import bench_quality as b; print(' '.join(b.HELD_OUT_SPEAKERS))")
+HELD_OUT=$(cd benchmarks && python -c "import bench_quality as b; print(' '.join(b.HELD_OUT_SPEAKERS))")
 for speaker in "$SHARED"/LibriSpeech/train-clean-100/*; do
     id=$(basename "$speaker")
     [[ " $HELD_OUT " == *" $id "* ]] || ln -sfn "$speaker" "$WORK/datasets/LibriSpeech/train-clean-100/$id"
