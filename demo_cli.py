@@ -59,9 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="trim long silences from the output and normalise its level")
     parser.add_argument("-m", "--models_dir", type=Path, default=Path("saved_models"),
                         help="folder whose default/ sub-folder holds encoder.pt, synthesizer.pt, vocoder.pt")
-    parser.add_argument("-e", "--enc_model_fpath", type=Path, default=None, help="encoder checkpoint (overrides --models_dir)")
-    parser.add_argument("-s", "--syn_model_fpath", type=Path, default=None, help="synthesizer checkpoint (overrides --models_dir)")
-    parser.add_argument("-v", "--voc_model_fpath", type=Path, default=None, help="vocoder checkpoint (overrides --models_dir)")
+    parser.add_argument("-e", "--enc_model_fpath", type=Path, default=None,
+                        help="encoder checkpoint (overrides --models_dir)")
+    parser.add_argument("-s", "--syn_model_fpath", type=Path, default=None,
+                        help="synthesizer checkpoint (overrides --models_dir)")
+    parser.add_argument("-v", "--voc_model_fpath", type=Path, default=None,
+                        help="vocoder checkpoint (overrides --models_dir)")
     parser.add_argument("--download", action="store_true",
                         help="download RTVC's pretrained synthesizer/vocoder into --models_dir/default when missing")
     parser.add_argument("--models_url", default=None, help="mirror URL to download the default models from")

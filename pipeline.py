@@ -112,7 +112,8 @@ def resolve_models(models_dir: str | Path, *, encoder: Path | None = None, synth
         ensure_default_models(models_dir, wanted, base_url=models_url, source_dir=models_source,
                               show_progress=show_progress)
         chosen.update({name: resolve_model(name, models_dir) for name in wanted})
-    shipped = [name for name, model in chosen.items() if model.source == "shipped" and (name == "synthesizer" or neural)]
+    shipped = [name for name, model in chosen.items()
+               if model.source == "shipped" and (name == "synthesizer" or neural)]
     if shipped:
         notes.append(f"Using this project's offline {' and '.join(shipped)} from '{chosen[shipped[0]].path.parent}' "
                      "(add --download for RTVC's published models).")
@@ -156,7 +157,8 @@ def recorded_warnings(notes: list[str]) -> Iterator[None]:
             yield
         finally:
             for warning in caught:
-                ours = issubclass(warning.category, UserWarning) and not issubclass(warning.category, DeprecationWarning)
+                category = warning.category
+                ours = issubclass(category, UserWarning) and not issubclass(category, DeprecationWarning)
                 if ours and Path(warning.filename).resolve().is_relative_to(_REPO_ROOT):
                     if str(warning.message) not in notes:
                         notes.append(str(warning.message))
@@ -415,7 +417,8 @@ class ClonePipeline:
                                          f"reference {index + 1}" if isinstance(reference, tuple) else None)
                     for index, reference in enumerate(references)]
         return VoiceEmbedding.average([e.embedding for e in embedded], [e.reference.name for e in embedded],
-                                      sum(e.speech_seconds for e in embedded), [n for e in embedded for n in e.warnings])
+                                      sum(e.speech_seconds for e in embedded),
+                                      [note for e in embedded for note in e.warnings])
 
     def synthesize(self, text: str | Sequence[str], voice: VoiceEmbedding | np.ndarray, *, seed: int | None = None,
                    progress_callback: ProgressCallback | None = None, speaking_rate: float = 1.0,
@@ -435,7 +438,8 @@ class ClonePipeline:
             # The pre-net dropout stays on at inference (RTVC's behaviour), so the seed drives it.
             torch.manual_seed(seed)
         start = time.perf_counter()
-        extra = {"step_callback": step_callback} if step_callback is not None and isinstance(synthesizer, Synthesizer) else {}
+        wants_steps = step_callback is not None and isinstance(synthesizer, Synthesizer)
+        extra = {"step_callback": step_callback} if wants_steps else {}
         with recorded_warnings(notes):
             result = synthesizer.synthesize(sentences, embedding, progress_callback=progress_callback,
                                             speaking_rate=speaking_rate, **extra)

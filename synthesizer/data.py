@@ -167,7 +167,8 @@ class SynthesizerDataset(Dataset):
             raise TrainingError(f"Cannot read '{metadata}': {error}") from None
         self.entries = [entry for entry in entries if int(entry.n_frames) > 0]
         if not self.entries:
-            raise TrainingError(f"'{metadata}' lists no utterance with mel frames; preprocess a dataset into '{self.root}'.")
+            raise TrainingError(f"'{metadata}' lists no utterance with mel frames; "
+                                f"preprocess a dataset into '{self.root}'.")
         self.mels_dir = self.root / "mels"
         self.embeds_dir = self.root / "embeds"
         self._check_files(metadata)

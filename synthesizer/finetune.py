@@ -70,7 +70,8 @@ def base_checkpoint_facts(path: Path) -> tuple[SynthesizerHParams, int, int]:
         raise CheckpointError(f"The synthesizer checkpoint '{path}' is {'an' if other == 'encoder' else 'a'} {other} "
                               "checkpoint, not a synthesizer checkpoint.")
     if "decoder.r" not in state or "step" not in state:
-        raise CheckpointError(f"The synthesizer checkpoint '{path}' has no decoder.r or step entry; it is not a Tacotron.")
+        raise CheckpointError(f"The synthesizer checkpoint '{path}' has no decoder.r or step entry; "
+                              "it is not a Tacotron.")
     step = int(checkpoint["step"]) if isinstance(checkpoint.get("step"), int) else int(state["step"].reshape(-1)[0])
     return hparams, step, int(state["decoder.r"])
 
@@ -251,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Other hyperparameter overrides with JSON values (sizes must match the checkpoint).")
     parser.add_argument("-n", "--n_processes", type=int, default=min(4, os.cpu_count() or 1),
                         help="Preprocessing worker processes (default: %(default)s).")
-    parser.add_argument("--save_every", type=int, default=500, help="Save every this many steps (default: %(default)s).")
+    parser.add_argument("--save_every", type=int, default=500,
+                        help="Save every this many steps (default: %(default)s).")
     parser.add_argument("--sample_every", type=int, default=500,
                         help="Write sample plots/audio every this many steps; 0 = never (default: %(default)s).")
     parser.add_argument("--seed", type=seed_argument, default=None, help="Seed for data order and dropout.")

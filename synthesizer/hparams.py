@@ -156,7 +156,8 @@ class SynthesizerHParams(MelSignal):
         "tts_lstm_dims": Range(1, MAX_WIDTH, integer=True),
         "tts_postnet_K": Range(1, MAX_LAYERS, integer=True),
         "tts_num_highways": Range(0, MAX_LAYERS, integer=True),
-        "tts_dropout": Range(0, 1, high_inclusive=False),  # p = 1 zeroes the pre-net (and its 1/(1-p) scale is infinite)
+        # p = 1 zeroes the pre-net (and its 1/(1-p) scale is infinite).
+        "tts_dropout": Range(0, 1, high_inclusive=False),
         "tts_cleaner_names": OneOf(_cleaner_names),
         "tts_stop_threshold": Range(),
         "max_r": Range(1, MAX_LAYERS, integer=True),

@@ -176,7 +176,8 @@ def _as_embedding_matrix(embeddings: Any, n_texts: int, size: int) -> np.ndarray
         if matrix.shape[0] == 1:
             matrix = np.repeat(matrix, n_texts, axis=0)  # one voice for every text
     if matrix.shape[0] != n_texts:
-        raise ValueError(f"got {matrix.shape[0]} speaker embeddings for {n_texts} texts; pass one per text or a single one")
+        raise ValueError(f"got {matrix.shape[0]} speaker embeddings for {n_texts} texts; "
+                         "pass one per text or a single one")
     if not np.issubdtype(matrix.dtype, np.number) or not np.isfinite(matrix).all():
         raise ValueError("speaker embeddings contain NaN, infinite or non-numeric values")
     return matrix.astype(np.float32, copy=False)
@@ -204,7 +205,8 @@ class Synthesizer:
     (1, 0, 16000)
     """
 
-    def __init__(self, model: Tacotron, hparams: SynthesizerHParams | None = None, path: str | Path | None = None) -> None:
+    def __init__(self, model: Tacotron, hparams: SynthesizerHParams | None = None,
+                 path: str | Path | None = None) -> None:
         self.model = model
         self.hparams = hparams if hparams is not None else model.hparams
         self.path = Path(path) if path is not None else None
@@ -224,14 +226,16 @@ class Synthesizer:
             When the file is missing, damaged, another model's, or made for another symbol table.
         """
         if checkpoint is not None and checkpoint.get("architecture", "tacotron") != "tacotron":
-            raise CheckpointError(f"The synthesizer checkpoint '{path}' is not a Tacotron; load it with load_synthesizer.")
+            raise CheckpointError(f"The synthesizer checkpoint '{path}' is not a Tacotron; "
+                                  "load it with load_synthesizer.")
         model, hparams, checkpoint = load_model(path, "synthesizer", SynthesizerHParams, build_tacotron, device,
                                                 checkpoint)
         symbols = checkpoint.get("symbols")
         if symbols is not None and symbols != "".join(SYMBOLS):
             raise CheckpointError(
                 f"The synthesizer checkpoint '{path}' was trained with another text symbol table "
-                f"({len(symbols) if isinstance(symbols, str) else '?'} symbols, not the {len(SYMBOLS)} of this version), "
+                f"({len(symbols) if isinstance(symbols, str) else '?'} symbols, "
+                f"not the {len(SYMBOLS)} of this version), "
                 "so its character embedding would read the wrong letters."
             )
         return cls(model, hparams, path=path)

@@ -143,7 +143,8 @@ class CBHG(nn.Module):
     torch.Size([2, 7, 16])
     """
 
-    def __init__(self, K: int, in_channels: int, channels: int, proj_channels: tuple[int, int], num_highways: int) -> None:
+    def __init__(self, K: int, in_channels: int, channels: int, proj_channels: tuple[int, int],
+                 num_highways: int) -> None:
         super().__init__()
         if channels % 2:
             raise ValueError(f"CBHG channels must be even (BiGRU halves), not {channels}")
@@ -208,7 +209,8 @@ class Encoder(nn.Module):
     torch.Size([1, 3, 16])
     """
 
-    def __init__(self, embed_dims: int, num_chars: int, encoder_dims: int, K: int, num_highways: int, dropout: float) -> None:
+    def __init__(self, embed_dims: int, num_chars: int, encoder_dims: int, K: int, num_highways: int,
+                 dropout: float) -> None:
         super().__init__()
         self.embedding = nn.Embedding(num_chars, embed_dims)
         self.pre_net = PreNet(embed_dims, encoder_dims, encoder_dims, dropout)
@@ -519,7 +521,8 @@ class Tacotron(nn.Module):
         """Like :meth:`_memory` but each text encoded alone, so pads never reach the CBHG/BiGRU."""
         memory = texts.new_zeros((texts.size(0), texts.size(1), self.memory_dims), dtype=speaker_embeddings.dtype)
         for index, length in enumerate(lengths.tolist()):
-            memory[index, :length] = self._memory(texts[index : index + 1, :length], speaker_embeddings[index : index + 1])[0]
+            one_text, one_speaker = texts[index : index + 1, :length], speaker_embeddings[index : index + 1]
+            memory[index, :length] = self._memory(one_text, one_speaker)[0]
         return memory  # (B, Tc, E + S), zeros at pads
 
     def _postnet(self, mels: Tensor) -> Tensor:
@@ -639,7 +642,8 @@ class Tacotron(nn.Module):
         self.eval()
         try:
             with torch.inference_mode():
-                return self._generate(texts, speaker_embeddings, max_steps, exact_rtvc_batching, text_lengths, step_callback)
+                return self._generate(texts, speaker_embeddings, max_steps, exact_rtvc_batching, text_lengths,
+                                      step_callback)
         finally:
             self.train(was_training)
 

@@ -426,7 +426,8 @@ def parse_hparams_overrides(overrides: Sequence[str], base: SynthesizerHParams |
     """
     base = base or SynthesizerHParams()
     try:
-        return resolve_hparams(SynthesizerHParams, stored=base.to_dict(), overrides=parse_hparam_overrides(list(overrides)))
+        return resolve_hparams(SynthesizerHParams, stored=base.to_dict(),
+                               overrides=parse_hparam_overrides(list(overrides)))
     except TrainingError as error:
         raise HParamsError(str(error).removeprefix("Invalid hyperparameters: ").rstrip(".")) from None
 

@@ -10,7 +10,8 @@ Usage::
 ``embeds/``). Training follows ``tts_schedule``: rows ``(r, learning_rate, until_step, batch_size)``
 are sessions, the current one is the first whose ``until_step`` lies beyond the step count, and
 training ends after the last. ``batch_size`` is per process, as in the other trainers: under
-``torchrun`` each rank draws its own batches and the effective batch is ``batch_size`` × processes. The checkpoint ``<models_dir>/<run_id>/synthesizer.pt`` loads with
+``torchrun`` each rank draws its own batches and the effective batch is ``batch_size`` × processes.
+The checkpoint ``<models_dir>/<run_id>/synthesizer.pt`` loads with
 :meth:`synthesizer.inference.Synthesizer.from_checkpoint` and, through its RTVC keys, in RTVC.
 
 What differs from RTVC: padded frames are masked out of the losses (quirk 27), the stop token is
@@ -248,9 +249,11 @@ def guided_attention_loss(attention: Tensor, text_lengths: Tensor, step_lengths:
     chars = torch.arange(n_chars, device=device).unsqueeze(0) / text_lengths.clamp(min=1).unsqueeze(1).float()  # (B, N)
     distance = chars.unsqueeze(1) - steps.unsqueeze(2)  # (B, S, N)
     penalty = 1.0 - torch.exp(-distance.pow(2) / (2.0 * sigma**2))
-    real_chars = (torch.arange(n_chars, device=device).unsqueeze(0) < text_lengths.unsqueeze(1)).unsqueeze(1)  # (B, 1, N)
+    real_chars = torch.arange(n_chars, device=device).unsqueeze(0) < text_lengths.unsqueeze(1)
+    real_chars = real_chars.unsqueeze(1)  # (B, 1, N)
     penalty = torch.where(real_chars, penalty, torch.ones_like(penalty))
-    real_steps = (torch.arange(n_steps, device=device).unsqueeze(0) < step_lengths.unsqueeze(1)).to(attention.dtype)  # (B, S)
+    real_steps = torch.arange(n_steps, device=device).unsqueeze(0) < step_lengths.unsqueeze(1)
+    real_steps = real_steps.to(attention.dtype)  # (B, S)
     # Normalised by the number of real decoder steps: each step's weights sum to one.
     return (attention * penalty * real_steps.unsqueeze(2)).sum() / real_steps.sum().clamp(min=1.0)
 
@@ -530,7 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_training_arguments(parser, save_every=1000, backup_every=25_000, sample_every=500)
     parser.add_argument("syn_dir", type=Path,
-                        help="Synthesizer data folder with train.txt, mels/ and embeds/ (e.g. <datasets_root>/SV2TTS/synthesizer).")
+                        help="Synthesizer data folder with train.txt, mels/ and embeds/ "
+                             "(e.g. <datasets_root>/SV2TTS/synthesizer).")
     parser.add_argument("--init_from", type=Path, default=None, metavar="CHECKPOINT",
                         help="Start a new run from these synthesizer weights (RTVC's synthesizer.pt or ours) "
                              "instead of random ones; ignored when the run already has a checkpoint.")

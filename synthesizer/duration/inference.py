@@ -99,9 +99,11 @@ class DurationSynthesizer:
         try:
             model = DurationSynthesizerModel(hparams, len(table))
         except (ValueError, TypeError, RuntimeError) as error:
-            raise CheckpointError(f"The synthesizer checkpoint '{path}' describes a model that cannot be built: {error}.") from None
+            raise CheckpointError(f"The synthesizer checkpoint '{path}' describes a model that cannot be built: "
+                                  f"{error}.") from None
         check_state_dict(state, model, path, "synthesizer")
-        model.load_state_dict({key: value.float() if value.is_floating_point() else value for key, value in state.items()})
+        model.load_state_dict({key: value.float() if value.is_floating_point() else value
+                               for key, value in state.items()})
         return cls(model.to(device), table, path, checkpoint.get("espeak_version"))
 
     # -- properties shared with the Tacotron's Synthesizer ----------------------------------------
@@ -187,7 +189,8 @@ class DurationSynthesizer:
             n_frames = min(n_frames, limit)
             mel = output.mel[0, :, :n_frames].float().cpu().numpy()
             if not np.isfinite(mel).all():
-                raise ValueError(f"The synthesizer '{self.path}' produced NaN or infinite values; its weights are damaged.")
+                raise ValueError(f"The synthesizer '{self.path}' produced NaN or infinite values; "
+                                 "its weights are damaged.")
             mels.append(np.ascontiguousarray(mel, dtype=np.float32))
             alignments.append(np.ascontiguousarray(output.path[0, :, :n_frames].T.cpu().numpy(), dtype=np.float32))
             reached.append(fits)

@@ -121,7 +121,8 @@ class Phonemizer:
             except ImportError:
                 raise PhonemizerError("the phonemizer package is not installed (pip install phonemizer)") from None
             except RuntimeError as error:
-                raise PhonemizerError(f"espeak-ng is not usable ({error}); install it (apt-get install espeak-ng)") from None
+                raise PhonemizerError(f"espeak-ng is not usable ({error}); "
+                                      "install it (apt-get install espeak-ng)") from None
         return self._backend
 
     @property

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from synthesizer.duration.data import DurationDataset, frame_budget_batches
 from synthesizer.duration.hparams import DurationHParams
@@ -130,7 +130,8 @@ def write_samples(session: TrainingSession, model: DurationSynthesizerModel, hpa
     session.logger.flush()
 
 
-def train(options: TrainingOptions, syn_dir: str | Path, oversample: Sequence[tuple[str, int]] = ()) -> DurationSynthesizerModel:
+def train(options: TrainingOptions, syn_dir: str | Path,
+          oversample: Sequence[tuple[str, int]] = ()) -> DurationSynthesizerModel:
     """Train (or resume) the duration synthesizer on ``syn_dir``; returns the bare model.
 
     Raises
@@ -174,7 +175,8 @@ def _train(session: TrainingSession, options: TrainingOptions, syn_dir: Path,
                    set_model_step=lambda m, step: m.step.fill_(step))
     if context.is_main:
         print(f"Training the duration synthesizer on {len(dataset)} utterances from '{syn_dir}' "
-              f"({count_parameters(model) / 1e6:.2f}M parameters, {context.world_size} process(es) on {context.device}).",
+              f"({count_parameters(model) / 1e6:.2f}M parameters, "
+              f"{context.world_size} process(es) on {context.device}).",
               flush=True)
     model.train()
     trained = wrap_model(model, context)
