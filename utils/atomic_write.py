@@ -78,7 +78,7 @@ def check_target_name(target: str | Path) -> None:
     Traceback (most recent call last):
       ...
     ValueError: The file name 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...a.wav' is 260 bytes long; file systems allow at most 255.
-    """
+    """  # noqa: E501 (a doctest's expected output is one line)
     name = Path(target).name
     size = len(name.encode("utf-8", "surrogateescape"))
     if size > NAME_MAX:

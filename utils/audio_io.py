@@ -77,7 +77,8 @@ def _read_with_audioread(path: Path, max_seconds: float | None) -> tuple[np.ndar
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # librosa's "PySoundFile failed" FutureWarning is noise here
             wav, rate = librosa.load(str(path), sr=None, mono=True, duration=duration)
-    except Exception as error:  # audioread raises many unrelated types (NoBackendError, EOFError, ...)
+    # Any exception: audioread raises many unrelated types (NoBackendError, EOFError, ...).
+    except Exception as error:  # noqa: BLE001
         if type(error).__name__ == "NoBackendError":
             if shutil.which("ffmpeg") is not None:
                 # ffmpeg is there and could not open it either: the file is the problem, not the setup.

@@ -68,7 +68,7 @@ def non_finite_message(what: str, output: str, path: str | Path | None) -> str:
     --------
     >>> non_finite_message("vocoder", "audio", "saved_models/default/vocoder.pt")
     "The vocoder checkpoint 'saved_models/default/vocoder.pt' produced NaN or infinite audio: its weights are damaged or its training diverged."
-    """
+    """  # noqa: E501 (a doctest's expected output is one line)
     source = f"{_describe(Path(path), what)}" if path is not None else f"The {what}"
     return f"{source} produced NaN or infinite {output}: its weights are damaged or its training diverged."
 
@@ -86,7 +86,7 @@ def require_finite(values: Any, what: str, output: str, path: str | Path | None 
     Traceback (most recent call last):
       ...
     utils.checkpoints.NonFiniteOutputError: The encoder produced NaN or infinite speaker embeddings: its weights are damaged or its training diverged.
-    """
+    """  # noqa: E501 (a doctest's expected output is one line)
     tensor = values if isinstance(values, torch.Tensor) else torch.as_tensor(values)
     if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
         raise NonFiniteOutputError(non_finite_message(what, output, path))
@@ -252,7 +252,7 @@ def check_state_dict_before_building(state: Mapping[str, Any], build: Callable[[
     Traceback (most recent call last):
       ...
     utils.checkpoints.CheckpointError: The model checkpoint 'x.pt' does not fit this model: 2 shape(s) differ (weight is (3, 2) in the file but (1000000, 2) in the model, bias is (3,) in the file but (1000000,) in the model).
-    """
+    """  # noqa: E501 (a doctest's expected output is one line)
     try:
         # The device mode must be the inner one so that _SkipRandomFills sees the fills first.
         with _SkipRandomFills(), torch.device("meta"):
@@ -294,7 +294,8 @@ def read_hparams(checkpoint: Mapping[str, Any], hparams_cls: type[H], path: str 
     try:
         return hparams_cls.from_dict(stored)
     except (HParamsError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{_describe(Path(path), what)} has hyperparameters this version cannot use: {error}.") from None
+        raise CheckpointError(f"{_describe(Path(path), what)} has hyperparameters this version cannot use: "
+                              f"{error}.") from None
 
 
 def load_model(
@@ -335,7 +336,8 @@ def load_model(
     try:
         model = build(hparams)
     except (ValueError, TypeError) as error:
-        raise CheckpointError(f"{_describe(Path(path), what)} describes a model that cannot be built: {error}.") from None
+        raise CheckpointError(f"{_describe(Path(path), what)} describes a model that cannot be built: "
+                              f"{error}.") from None
     except (MemoryError, RuntimeError) as error:  # RuntimeError: torch's "not enough memory" on allocation
         raise CheckpointError(f"{_describe(Path(path), what)} describes a model too large to build here "
                               f"({one_line(error, REASON_LIMIT)}).") from None
@@ -388,7 +390,8 @@ def write_failure_message(path: str | Path, error: BaseException, what: str = "f
     text = _ANSI_ESCAPE.sub("", str(error)).strip()
     if "unexpected pos" in text or "file write failed" in text:
         # The zip writer lost bytes without an OSError we can see: on every system met so far, a full disk.
-        return f"Writing the {what} '{path}' failed part-way (the disk is probably full); the previous file, if any, is unchanged."
+        return (f"Writing the {what} '{path}' failed part-way (the disk is probably full); "
+                "the previous file, if any, is unchanged.")
     return f"Cannot write the {what} '{path}' ({one_line(text or error, REASON_LIMIT)})."
 
 

@@ -217,10 +217,12 @@ def resolve_model(name: str, models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
     ...     print(resolve_model("vocoder", root, shipped_dir=shipped).source)
     ...     _ = Path(root, "default").mkdir(); _ = Path(root, "default", "vocoder.pt").write_bytes(b"x")
     ...     print(resolve_model("vocoder", root, shipped_dir=shipped).source)
-    ...     print(resolve_model("vocoder", root, "mine.pt").source, resolve_model("synthesizer", root, shipped_dir=None).source)
+    ...     print(resolve_model("vocoder", root, "mine.pt").source)
+    ...     print(resolve_model("synthesizer", root, shipped_dir=None).source)
     shipped
     downloaded
-    explicit missing
+    explicit
+    missing
     """
     if explicit is not None:
         return ResolvedModel(Path(explicit), "explicit")

@@ -171,7 +171,7 @@ def check_url(url: str, what: str = "download URL") -> str:
     Traceback (most recent call last):
       ...
     utils.download.ModelDownloadError: The download URL 'http://[::1' is malformed (Invalid IPv6 URL); give an http://, https:// or file:// URL.
-    """
+    """  # noqa: E501 (a doctest's expected output is one line)
     hint = "give an http://, https:// or file:// URL"
     try:
         parts = urllib.parse.urlsplit(str(url))

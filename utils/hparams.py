@@ -274,7 +274,8 @@ class HParams:
             if f.name in values:
                 default = f.default if f.default is not dataclasses.MISSING else None
                 value = values[f.name]
-                converted[f.name] = _to_tuples(value) if isinstance(default, tuple) or isinstance(value, list) else value
+                tuple_valued = isinstance(default, tuple) or isinstance(value, list)
+                converted[f.name] = _to_tuples(value) if tuple_valued else value
         return cls(**converted)
 
     def replace(self: T, **changes: Any) -> T:

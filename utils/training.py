@@ -148,12 +148,15 @@ def add_training_arguments(
                             "'tts_schedule=[[2,1e-3,20000,12]]'. Applied after --config; repeating "
                             "--hparams adds to the list.")
     group.add_argument("-s", "--save_every", type=int, default=save_every,
-                       help="Save <run>/<model>.pt every this many steps; 0 saves only at the end (default: %(default)s).")
+                       help="Save <run>/<model>.pt every this many steps; 0 saves only at the end "
+                            "(default: %(default)s).")
     group.add_argument("-b", "--backup_every", type=int, default=backup_every,
-                       help="Keep a copy <run>/<model>_<step>.pt every this many steps; 0 = never (default: %(default)s).")
+                       help="Keep a copy <run>/<model>_<step>.pt every this many steps; 0 = never "
+                            "(default: %(default)s).")
     group.add_argument("--max_steps", type=int, default=None,
                        help="Stop once the step count (including earlier runs of this run_id) reaches this.")
-    group.add_argument("--log_every", type=int, default=10, help="Log scalars every this many steps (default: %(default)s).")
+    group.add_argument("--log_every", type=int, default=10,
+                       help="Log scalars every this many steps (default: %(default)s).")
     group.add_argument("--sample_every", type=int, default=sample_every,
                        help="Write sample plots/audio every this many steps; 0 = never (default: %(default)s).")
     group.add_argument("-f", "--force_restart", action="store_true",
@@ -304,7 +307,8 @@ def resolve_hparams(
         except OSError as error:
             raise TrainingError(f"Cannot read the config file '{config}': {error.strerror or error}.") from None
         except json.JSONDecodeError as error:
-            raise TrainingError(f"The config file '{config}' is not valid JSON ({error.msg}, line {error.lineno}).") from None
+            raise TrainingError(f"The config file '{config}' is not valid JSON "
+                                f"({error.msg}, line {error.lineno}).") from None
         if not isinstance(loaded, dict):
             raise TrainingError(f"The config file '{config}' must hold a JSON object of hyperparameters.")
         values.update(loaded)
@@ -350,7 +354,7 @@ def check_window_fits_data(name: str, value: int, longest: int, unit: str = "sam
     Traceback (most recent call last):
       ...
     utils.training.TrainingError: voc_seq_len=1000000 samples (62.5 s) is longer than the longest utterance of the training data (48000 samples, 3 s); use at most 48000.
-    """
+    """  # noqa: E501 (a doctest's expected output is one line)
     if value <= longest:
         return
 
@@ -376,7 +380,7 @@ def check_batch_fits_data(name: str, batch_size: int, n_items: int, context: Dis
     Traceback (most recent call last):
       ...
     utils.training.TrainingError: batch_size=16 needs 32 usable utterances (16 per rank x 2 ranks) but the training data has 20; lower batch_size to at most 10.
-    """
+    """  # noqa: E501 (a doctest's expected output is one line)
     needed = batch_size * context.world_size
     if needed <= n_items:
         return
@@ -1211,7 +1215,8 @@ class TrainingSession:
             if reason is None:
                 try:
                     self.save(sync=False)  # no barrier: the other ranks may be stuck or gone
-                    message = f"Saved {self.checkpoint_path} at step {self.step}, the last finished step, after {after}."
+                    message = (f"Saved {self.checkpoint_path} at step {self.step}, the last finished step, "
+                               f"after {after}.")
                 except Exception as save_error:  # noqa: BLE001 - the original error is the one to report
                     message = f"Could not save {self.checkpoint_path} after {after} ({save_error})."
             elif self.model is not None and self.step != self._start_step and self._saved_step != self.step:

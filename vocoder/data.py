@@ -73,7 +73,7 @@ class VocoderData:
         Traceback (most recent call last):
         ...
         utils.training.TrainingError: The synthesizer data folder '/nowhere/synthesizer' does not exist; run python -m synthesizer.preprocess first (or pass --syn_dir).
-        """
+        """  # noqa: E501 (a doctest's expected output is one line)
         syn_dir, voc_dir = Path(syn_dir), Path(voc_dir)
         if not syn_dir.is_dir():
             raise TrainingError(
@@ -265,7 +265,8 @@ def pad_to_window(mel: np.ndarray, labels: np.ndarray, hparams: VocoderHParams) 
     return mel, labels
 
 
-def crop_window(mel: np.ndarray, labels: np.ndarray, offset: int, hparams: VocoderHParams) -> tuple[np.ndarray, np.ndarray]:
+def crop_window(mel: np.ndarray, labels: np.ndarray, offset: int,
+                hparams: VocoderHParams) -> tuple[np.ndarray, np.ndarray]:
     """The training window at frame ``offset``: ``(mel (num_mels, window_frames), labels (voc_seq_len + 1,))``.
 
     The labels start at sample ``(offset + pad)·hop``: the first sample of the first frame the network
@@ -281,7 +282,8 @@ def crop_window(mel: np.ndarray, labels: np.ndarray, offset: int, hparams: Vocod
 
 
 class VocoderCollate:
-    """Batch of random windows: ``x (B, L)`` floats, ``y (B, L)`` (RAW: int64 classes, MOL: floats), ``mels (B, 80, F)``.
+    """Batch of random windows: ``x (B, L)`` floats, ``y (B, L)`` (RAW: int64 classes, MOL: floats),
+    ``mels (B, 80, F)``.
 
     ``L = voc_seq_len`` and ``F = L / hop + 2·pad``. Offsets come from ``rng`` or, by default, NumPy's
     global generator, which :func:`utils.training.worker_init_fn` seeds in every DataLoader worker.
@@ -303,7 +305,8 @@ class VocoderCollate:
         high = max_window_offset(n_frames, self.hparams) + 1
         return int(self.rng.integers(0, high)) if self.rng is not None else int(np.random.randint(0, high))
 
-    def __call__(self, batch: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __call__(self, batch: Sequence[tuple[np.ndarray, np.ndarray]]
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         hp = self.hparams
         windows = [crop_window(mel, labels, self._offset(mel.shape[1]), hp) for mel, labels in batch]
         mels = torch.from_numpy(np.stack([mel for mel, _ in windows]).astype(np.float32))  # (B, 80, F)

@@ -252,7 +252,10 @@ class FastWaveRNNGenerator:
             #   g1 = W_ih1·I + b_ih1,  g2 = W_ih2x·I + W_ih2a·a2 + b_ih2,  f1 = W_fc1x·I + W_fc1a·a3 + b_fc1,
             #   f2 = W_fc2a·a4 + b_fc2,  with I = W_Im·mel + W_Ia·a1 + b_I (its previous-sample term apart).
             fc = W_fc2.size(0)
-            zeros = lambda rows: torch.zeros(rows, aux_dims, dtype=d, device=W_I.device)
+
+            def zeros(rows: int) -> torch.Tensor:
+                return torch.zeros(rows, aux_dims, dtype=d, device=W_I.device)
+
             parts, biases, x_terms = [], [], []
             for W_from_I, b_extra, aux_index, W_aux in (
                 (W_ih1, b_ih1, None, None),
@@ -343,8 +346,8 @@ class FastWaveRNNGenerator:
                 callback = progress_callback
                 if progress_callback is not None and len(groups) > 1:
                     # One progress scale over all groups: steps done so far, of all groups' steps.
-                    callback = lambda i, _, batch, rate, offset=done_steps: progress_callback(
-                        offset + i, total_steps, batch, rate)
+                    def callback(i: int, _: int, batch: int, rate: float, offset: int = done_steps) -> None:
+                        progress_callback(offset + i, total_steps, batch, rate)
                 with torch.inference_mode():
                     conds = [self._conditioning(mels[active[j]], lengths[active[j]]) for j in group]  # (L_i, C) each
                     labels = self._run(conds, steps, folds, callback, generator)  # (B, steps) int

@@ -73,7 +73,7 @@ class GtaSummary:
         --------
         >>> GtaSummary(Path("out"), written=3, frames=600, audio_hours=0.002, seconds=1.5, listed=3).describe()
         'GTA mels: 3 written, 0 already there, 600 frames (0.00 h of audio) in 1.5 s; out/synthesized.txt lists 3 utterances.'
-        """
+        """  # noqa: E501 (a doctest's expected output is one line)
         return (
             f"GTA mels: {self.written} written, {self.skipped} already there, "
             f"{self.frames:,} frames ({self.audio_hours:.2f} h of audio) in {self.seconds:.1f} s; "
@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-s", "--syn_model_fpath", type=Path, default=Path("saved_models/default/synthesizer.pt"),
                         help="Synthesizer checkpoint (RTVC's or ours).")
     parser.add_argument("-i", "--in_dir", type=Path, default=None,
-                        help="Synthesizer data folder (train.txt, mels/, embeds/); default <datasets_root>/SV2TTS/synthesizer.")
+                        help="Synthesizer data folder (train.txt, mels/, embeds/); "
+                             "default <datasets_root>/SV2TTS/synthesizer.")
     parser.add_argument("-o", "--out_dir", type=Path, default=None,
                         help="Output folder (mels_gta/, synthesized.txt); default <datasets_root>/SV2TTS/vocoder.")
     parser.add_argument("--batch_size", type=int, default=16, help="Utterances per teacher-forced batch.")
@@ -113,7 +114,8 @@ def load_gta_synthesizer(path: str | Path, device: torch.device | str = "cpu") -
     checkpoint's weights (including its ``r``) are copied in.
     """
     loaded = Synthesizer.from_checkpoint(path, device="cpu")
-    model = build_tacotron(loaded.hparams.replace(tts_dropout=0.0), num_chars=loaded.model.encoder.embedding.num_embeddings)
+    model = build_tacotron(loaded.hparams.replace(tts_dropout=0.0),
+                           num_chars=loaded.model.encoder.embedding.num_embeddings)
     model.load_state_dict(loaded.model.state_dict())
     return model.to(device).eval()
 
@@ -267,7 +269,8 @@ def synthesize_gta(
 
     entries = source.entries
     todo = [i for i, entry in enumerate(entries) if not (skip_existing and (gta_dir / entry.mel_name).is_file())]
-    mine = length_sorted_batches([entry.n_frames for entry in entries], todo, batch_size)[context.rank :: context.world_size]
+    batches = length_sorted_batches([entry.n_frames for entry in entries], todo, batch_size)
+    mine = batches[context.rank :: context.world_size]
 
     bar = None
     if progress and context.is_main:

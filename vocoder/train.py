@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Folder holding SV2TTS/ (the defaults of --syn_dir and --voc_dir live under it).")
     group = parser.add_argument_group("vocoder")
     group.add_argument("--syn_dir", type=Path, default=None,
-                       help="Synthesizer data folder (train.txt, mels/, audio/); default <datasets_root>/SV2TTS/synthesizer.")
+                       help="Synthesizer data folder (train.txt, mels/, audio/); "
+                            "default <datasets_root>/SV2TTS/synthesizer.")
     group.add_argument("--voc_dir", type=Path, default=None,
                        help="GTA folder (synthesized.txt, mels_gta/); default <datasets_root>/SV2TTS/vocoder.")
     group.add_argument("-g", "--ground_truth", action="store_true",
