@@ -85,7 +85,8 @@ class TestSuccess:
         assert "wavernn" in result.stdout
 
     def test_text_file_several_references_and_enhance(self, models_dir, reference, tmp_path, espeak):
-        second = espeak(tmp_path / "second.wav", "And here is a second sample of the very same voice.", voice="en-us+m3")
+        second = espeak(tmp_path / "second.wav", "And here is a second sample of the very same voice.",
+                        voice="en-us+m3")
         text_file = tmp_path / "lines.txt"
         text_file.write_text("First line.\n\nSecond line! Third sentence?\n", encoding="utf-8")
         out = tmp_path / "out.flac"

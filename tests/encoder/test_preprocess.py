@@ -149,7 +149,8 @@ def test_cli_with_two_worker_processes_matches_in_process(corpus_root, tmp_path)
     assert main([str(corpus_root), "-o", str(tmp_path / "serial"), "-n", "1", "-d", "LibriSpeech/train-clean-100"]) == 0
     parallel = sorted((tmp_path / "parallel").rglob("*.npy"))
     serial = sorted((tmp_path / "serial").rglob("*.npy"))
-    assert [p.relative_to(tmp_path / "parallel") for p in parallel] == [p.relative_to(tmp_path / "serial") for p in serial]
+    assert ([p.relative_to(tmp_path / "parallel") for p in parallel]
+            == [p.relative_to(tmp_path / "serial") for p in serial])
     for a, b in zip(parallel, serial):
         np.testing.assert_array_equal(np.load(a), np.load(b))
 
@@ -182,4 +183,5 @@ def test_real_librispeech_speakers(librispeech_dir, tmp_path, capsys):
         source = chosen[speaker]
         assert npy.name == f"{source.parent.name}_{source.stem}.npy"
         np.testing.assert_array_equal(np.load(npy), wav_to_mel_spectrogram(preprocess_wav(source)))
-        assert read_sources(npy.parent / SOURCES_FILE) == {npy.name: str(subset / speaker / source.parent.name / source.name)}
+        expected_source = subset / speaker / source.parent.name / source.name
+        assert read_sources(npy.parent / SOURCES_FILE) == {npy.name: str(expected_source)}

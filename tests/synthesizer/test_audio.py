@@ -41,7 +41,8 @@ def speech(request, tmp_path_factory) -> np.ndarray:
     if LJSPEECH_CLIP.is_file():
         return load_audio(LJSPEECH_CLIP, 16000)[: 3 * 16000]
     speak = request.getfixturevalue("espeak")  # skips when espeak-ng / sox are missing too
-    path = speak(tmp_path_factory.mktemp("speech") / "speech.wav", "Printing, in the only sense with which we are at present concerned.")
+    path = speak(tmp_path_factory.mktemp("speech") / "speech.wav",
+                 "Printing, in the only sense with which we are at present concerned.")
     return load_audio(path, 16000)[: 3 * 16000]
 
 

@@ -109,7 +109,8 @@ def tone_utterances(n_utterances: int, n_letters: int, seed: int = 1) -> list[tu
     for _ in range(n_utterances):
         letters = rng.integers(0, len(TONE_LETTERS), n_letters)
         wav = np.concatenate([chords[k] for k in letters])
-        utterances.append(("".join(TONE_LETTERS[k] for k in letters), (wav / np.abs(wav).max() * 0.9).astype(np.float32)))
+        text = "".join(TONE_LETTERS[k] for k in letters)
+        utterances.append((text, (wav / np.abs(wav).max() * 0.9).astype(np.float32)))
     return utterances
 
 
@@ -223,7 +224,8 @@ def test_unusable_data_folders_raise_one_sentence(tmp_path, tone_dir, problem, e
         (root / "train.txt").unlink()
     elif problem == "empty_train_txt":
         (root / "train.txt").write_text("")
-    hparams = SynthesizerHParams(speaker_embedding_size=64) if problem == "wrong_embedding_size" else SynthesizerHParams()
+    hparams = (SynthesizerHParams(speaker_embedding_size=64) if problem == "wrong_embedding_size"
+               else SynthesizerHParams())
     with pytest.raises(TrainingError, match=expected) as caught:
         SynthesizerDataset(root, hparams)
     assert "\n" not in str(caught.value)

@@ -87,7 +87,8 @@ def test_rtvc_checkpoint_loads_and_synthesizes(rtvc_checkpoint) -> None:
 
 def test_vocoder_file_is_rejected_with_one_sentence(tmp_path: Path) -> None:
     path = tmp_path / "vocoder.pt"
-    state = {"step": torch.zeros(1), "upsample.resnet.conv_in.weight": torch.zeros(128, 80, 5), "I.weight": torch.zeros(512, 113)}
+    state = {"step": torch.zeros(1), "upsample.resnet.conv_in.weight": torch.zeros(128, 80, 5),
+             "I.weight": torch.zeros(512, 113)}
     torch.save({"model_state": state, "optimizer_state": {}}, path)
     with pytest.raises(CheckpointError, match="vocoder checkpoint, not a synthesizer") as error:
         Synthesizer.from_checkpoint(path)
@@ -137,7 +138,8 @@ def test_own_format_round_trip(tmp_path: Path) -> None:
 def test_own_format_with_other_symbol_table_is_rejected(tmp_path: Path) -> None:
     synthesizer = small_synthesizer()
     path = tmp_path / "other_symbols.pt"
-    save_checkpoint(path, make_payload(synthesizer.model, "synthesizer", synthesizer.hparams, symbols="".join(reversed(SYMBOLS))))
+    save_checkpoint(path, make_payload(synthesizer.model, "synthesizer", synthesizer.hparams,
+                                       symbols="".join(reversed(SYMBOLS))))
     with pytest.raises(CheckpointError, match="another text symbol table") as error:
         Synthesizer.from_checkpoint(path)
     assert_one_line(error)
@@ -196,7 +198,8 @@ def test_results_in_input_order_with_progress() -> None:
         synthesizer.model.decoder.stop_proj.bias.fill_(100.0)  # every item stops after 14 frames
     texts = ["one", "a rather longer text than the others", "two words"]
     calls: list[tuple[int, int]] = []
-    result = synthesizer.synthesize(texts, embedding(), batch_size=2, progress_callback=lambda d, t: calls.append((d, t)))
+    result = synthesizer.synthesize(texts, embedding(), batch_size=2,
+                                    progress_callback=lambda d, t: calls.append((d, t)))
     assert calls == [(2, 3), (3, 3)]
     assert isinstance(result, SynthesisResult)
     assert [a.shape[1] for a in result.alignments] == [len(encode_text(t).ids) for t in texts]

@@ -55,7 +55,8 @@ def rtvc_listing() -> list[tuple[str, tuple[int, ...], str]]:
 @pytest.mark.skipif(not STATE_DICTS.exists(), reason=f"RTVC state_dict listing not found at {STATE_DICTS}")
 def test_state_dict_equals_rtvc_listing_in_order() -> None:
     model = build_tacotron()
-    ours = [(key, tuple(value.shape), str(value.dtype).removeprefix("torch.")) for key, value in model.state_dict().items()]
+    ours = [(key, tuple(value.shape), str(value.dtype).removeprefix("torch."))
+            for key, value in model.state_dict().items()]
     expected = rtvc_listing()
     assert len(expected) == 170
     assert ours == expected
@@ -162,7 +163,8 @@ def test_mel_projection_is_mel_major_and_sliced_to_r() -> None:
     captured: list[torch.Tensor] = []
     hook = model.decoder.mel_proj.register_forward_hook(lambda module, args, output: captured.append(output.clone()))
     frames_seen: list[torch.Tensor] = []
-    out = model.generate(TEXTS, speakers(), max_steps=3, step_callback=lambda t, mels, attn, stop: frames_seen.append(mels))
+    out = model.generate(TEXTS, speakers(), max_steps=3,
+                         step_callback=lambda t, mels, attn, stop: frames_seen.append(mels))
     hook.remove()
     assert len(captured) == 1 and captured[0].shape == (2, 1600)
     expected = captured[0].view(2, 80, 20)[:, :, :3]  # element index = mel * 20 + frame

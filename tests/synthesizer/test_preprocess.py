@@ -105,8 +105,9 @@ def corpus_root(tmp_path_factory, espeak) -> Path:
         "LJ001-0001|It cost $5.20 in the old shop.|It cost five dollars and twenty cents in the old shop.\n")
 
     tts = root / "LibriTTS" / "dev-clean" / "84" / "121123"
-    espeak(tts / "84_121123_000007_000001.wav", "Go, do you hear the music playing in the garden tonight?")
-    (tts / "84_121123_000007_000001.normalized.txt").write_text("Go, do you hear the music playing in the garden tonight?")
+    sentence = "Go, do you hear the music playing in the garden tonight?"
+    espeak(tts / "84_121123_000007_000001.wav", sentence)
+    (tts / "84_121123_000007_000001.normalized.txt").write_text(sentence)
 
     mine = root / "mine"
     for speaker, pitch in (("alice", 80), ("bob", 20)):

@@ -221,7 +221,8 @@ def test_train_writes_a_checkpoint_the_synthesizer_loads_and_resume_continues(sp
     assert checkpoint["step"] == 4 and int(checkpoint["model_state"]["step"]) == 4
     assert {"model_state", "optimizer_state", "hparams", "symbols"} <= set(checkpoint)
     assert checkpoint["symbols"] == "".join(SYMBOLS) and checkpoint["model_type"] == "synthesizer"
-    assert checkpoint["hparams"]["tts_lstm_dims"] == 64 and checkpoint["hparams"]["tts_schedule"] == [[2, 1e-3, 1000, 3]]
+    assert checkpoint["hparams"]["tts_lstm_dims"] == 64
+    assert checkpoint["hparams"]["tts_schedule"] == [[2, 1e-3, 1000, 3]]
     for name, tensor in model.state_dict().items():  # train() returns exactly what was saved
         assert torch.equal(tensor, checkpoint["model_state"][name]), name
 
@@ -342,7 +343,8 @@ def test_non_finite_gradients_skip_the_update(tmp_path, capsys):
     mel[3, 5] = np.nan
     np.save(mel_path, mel)
     with pytest.warns(UserWarning, match="this update was skipped"):
-        model = train_from_args(trainer_args(data, tmp_path / "models", "--max_steps", "2", schedule="[[2, 1e-3, 100, 1]]"))
+        model = train_from_args(trainer_args(data, tmp_path / "models", "--max_steps", "2",
+                                             schedule="[[2, 1e-3, 100, 1]]"))
     assert all(torch.isfinite(parameter).all() for parameter in model.parameters())
     assert load(tmp_path / "models" / "run" / "synthesizer.pt")["step"] == 2
 
@@ -363,8 +365,9 @@ def test_user_errors_exit_1_with_one_line(spoken_dir, tmp_path, capsys, problem,
     assert {"missing_folder": "does not exist", "encoder_checkpoint": "encoder checkpoint",
             "bad_hparams": "tts_lstm_dimz",
             "tts_dropout=1.5": "tts_dropout must be at least 0 and below 1, not 1.5",
-            "tts_cleaner_names=klingon_cleaners": "tts_cleaner_names must be a list of names from basic_cleaners, "
-                                                  "transliteration_cleaners, english_cleaners, not ['klingon_cleaners']",
+            "tts_cleaner_names=klingon_cleaners": "tts_cleaner_names must be a list of names from "
+                                                  "basic_cleaners, transliteration_cleaners, english_cleaners, "
+                                                  "not ['klingon_cleaners']",
             "tts_postnet_dims=0": "tts_postnet_dims must be between 1 and 16384, not 0"}[problem] in err
 
 

@@ -32,7 +32,8 @@ def models_dir(rtvc_models_dir):
 def voices(tmp_path_factory, espeak):
     folder = tmp_path_factory.mktemp("voices")
     return {
-        "anna": espeak(folder / "anna" / "one.wav", "Good morning, my name is Anna and I read the news.", voice="en+f2"),
+        "anna": espeak(folder / "anna" / "one.wav", "Good morning, my name is Anna and I read the news.",
+                       voice="en+f2"),
         "anna2": espeak(folder / "anna" / "two.wav", "The weather will be sunny with a light breeze.", voice="en+f2"),
         "bob": espeak(folder / "bob" / "one.wav", "Hello, I am Bob and I like long walks.", voice="en-us+m3"),
     }

@@ -138,7 +138,8 @@ def test_sentence_choice_is_deterministic_per_speaker(tool: ModuleType) -> None:
     assert first != tool.pick_sentences(sentences, "espeak-en-us_p1.00_f1.00", 5, seed=1)
 
 
-def test_skip_existing_does_not_rewrite_and_fills_gaps(tool: ModuleType, corpus: Path, texts: Path, engines: str) -> None:
+def test_skip_existing_does_not_rewrite_and_fills_gaps(tool: ModuleType, corpus: Path, texts: Path,
+                                                       engines: str) -> None:
     wavs = sorted(corpus.glob("*/*.wav"))
     before = {p: p.stat().st_mtime_ns for p in wavs}
     wavs[0].unlink()
@@ -166,7 +167,8 @@ def test_pitch_shift_scales_f0(tool: ModuleType, espeak_wav: np.ndarray, pitch: 
 
 
 @pytest.mark.parametrize("formant", [1.2, 0.83])
-def test_formant_shift_moves_the_envelope_and_keeps_f0(tool: ModuleType, espeak_wav: np.ndarray, formant: float) -> None:
+def test_formant_shift_moves_the_envelope_and_keeps_f0(tool: ModuleType, espeak_wav: np.ndarray,
+                                                       formant: float) -> None:
     shifted = tool.shift_voice(espeak_wav, SAMPLE_RATE, 1.0, formant)
     ratio = _centroid(shifted) / _centroid(espeak_wav)
     assert (ratio > 1.05) if formant > 1 else (ratio < 0.95)
@@ -207,9 +209,11 @@ def test_ljspeech_metadata_uses_the_normalized_column(tool: ModuleType, tmp_path
 
 def test_voices_and_sentence_lengths_can_be_chosen(tool: ModuleType, texts: Path, tmp_path: Path) -> None:
     out = tmp_path / "chosen"
-    assert tool.main([str(out), "--texts", str(texts), "--engines", "espeak", "--voices", "espeak-en-us,espeak-en-us+f2",
-                      "--shifts", "1.0:1.0", "--sentences_per_speaker", "3", "--max_chars", "46", "-n", "1"]) == 0
-    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["espeak-en-us+f2_p1.00_f1.00", "espeak-en-us_p1.00_f1.00"]
+    assert tool.main([str(out), "--texts", str(texts), "--engines", "espeak",
+                      "--voices", "espeak-en-us,espeak-en-us+f2", "--shifts", "1.0:1.0",
+                      "--sentences_per_speaker", "3", "--max_chars", "46", "-n", "1"]) == 0
+    assert (sorted(p.name for p in out.iterdir() if p.is_dir())
+            == ["espeak-en-us+f2_p1.00_f1.00", "espeak-en-us_p1.00_f1.00"])
     spoken = {path.read_text(encoding="utf-8").strip() for path in out.glob("*/*.txt")}
     assert spoken and all(len(text) <= 46 for text in spoken)
     assert spoken <= {s for s in SENTENCES if len(s) <= 46}

@@ -150,7 +150,8 @@ def test_missing_and_unexpected_keys_are_counted(tmp_path):
     torch.save({"model_state": state}, path)
     with pytest.raises(CheckpointError) as error:
         load_encoder(path)
-    assert_one_sentence(error, path, "1 key(s) are missing (lstm.weight_ih_l2)", "1 unexpected key(s) (lstm.weight_ih_l3)")
+    assert_one_sentence(error, path, "1 key(s) are missing (lstm.weight_ih_l2)",
+                        "1 unexpected key(s) (lstm.weight_ih_l3)")
 
 
 def test_our_file_of_another_model_type(tmp_path):

@@ -120,7 +120,8 @@ def test_every_non_boolean_field_has_a_range_rule(cls):
     (VocoderHParams, "bits", 40, "between 2 and 16"),
 ])
 def test_out_of_range_values_are_refused_naming_key_value_and_range(cls, key, value, allowed):
-    for build in (lambda: cls(**{key: value}), lambda: cls.from_dict({key: list(value) if isinstance(value, tuple) else value})):
+    stored = list(value) if isinstance(value, tuple) else value  # as a JSON file gives it
+    for build in (lambda: cls(**{key: value}), lambda: cls.from_dict({key: stored})):
         with pytest.raises(HParamsError) as error:
             build()
         message = str(error.value)

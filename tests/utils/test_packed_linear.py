@@ -39,4 +39,5 @@ def test_weights_are_copied_and_other_dtypes_stay_unpacked() -> None:
     assert packed(torch.ones(1, 3)).tolist() == [[3.0] * 4]
     double = PackedLinear(torch.ones(4, 3, dtype=torch.float64), torch.zeros(4, dtype=torch.float64))
     assert double.packed is None
-    assert double.add(torch.ones(1, 3, dtype=torch.float64), torch.ones(1, 4, dtype=torch.float64)).tolist() == [[4.0] * 4]
+    total = double.add(torch.ones(1, 3, dtype=torch.float64), torch.ones(1, 4, dtype=torch.float64))
+    assert total.tolist() == [[4.0] * 4]

@@ -260,7 +260,8 @@ def test_session_saves_after_an_exception_only_a_finished_finite_step(tmp_path, 
         sessions.append(session)
 
     original_attach = TrainingSession.attach
-    monkeypatch.setattr(TrainingSession, "attach", lambda self, *a, **k: (keep(self), original_attach(self, *a, **k))[1])
+    monkeypatch.setattr(TrainingSession, "attach",
+                        lambda self, *a, **k: (keep(self), original_attach(self, *a, **k))[1])
     with pytest.raises(InjectedFailure):
         train_tiny_encoder(tmp_path, max_steps=10, save_every=2, backup_every=0)
     check_end_after_failure(tmp_path / "run" / "encoder.pt", where, capsys.readouterr().out)

@@ -246,8 +246,8 @@ def test_a_stop_signal_to_the_whole_process_group_saves_and_stops_cleanly(tmp_pa
         entries.append(TrainEntry.from_basename(f"u{number}", 16000, 81, "text"))
     write_train_txt(syn / "train.txt", entries)
     process = subprocess.Popen(
-        [sys.executable, "-m", "vocoder.istft.train", "run", str(syn), "-m", str(tmp_path / "models"), "--num_workers", "1",
-         "--no_tensorboard", "--quiet", "--log_every", "1", "--sample_every", "0",
+        [sys.executable, "-m", "vocoder.istft.train", "run", str(syn), "-m", str(tmp_path / "models"),
+         "--num_workers", "1", "--no_tensorboard", "--quiet", "--log_every", "1", "--sample_every", "0",
          "--hparams", "channels=8", "num_blocks=1", "batch_size=2", "segment_frames=8"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},

@@ -43,7 +43,8 @@ SENTENCES = (
 )
 
 
-def write_synthesizer_folder(syn_dir: Path, utterances: list[tuple[str, np.ndarray, str]], seed: int = 0) -> list[TrainEntry]:
+def write_synthesizer_folder(syn_dir: Path, utterances: list[tuple[str, np.ndarray, str]],
+                             seed: int = 0) -> list[TrainEntry]:
     """RTVC's synthesizer layout for ``(basename, wav, text)`` items: real mels, audio, random unit embeddings."""
     hparams = SynthesizerHParams()
     for folder in ("mels", "audio", "embeds"):
@@ -101,7 +102,8 @@ def mu_law_by_hand(x: float, mu: int = 512) -> int:
 
 def test_labels_are_mu_law_of_the_pre_emphasised_wave(speech_dataset_root: Path) -> None:
     hp = VocoderHParams(**TINY_VOCODER)
-    data = VocoderData.locate(speech_dataset_root / "SV2TTS" / "synthesizer", speech_dataset_root / "SV2TTS" / "vocoder")
+    sv2tts = speech_dataset_root / "SV2TTS"
+    data = VocoderData.locate(sv2tts / "synthesizer", sv2tts / "vocoder")
     dataset = VocoderDataset.from_data(data, hp)
     mel, labels = dataset[0]
     wav = np.load(data.audio_dir / dataset.entries[0].audio_name).astype(np.float64)
@@ -173,7 +175,8 @@ def test_mol_targets_are_floats() -> None:
     np.testing.assert_allclose(y[0, :-1].numpy(), x[0, 1:].numpy(), atol=1e-6)
 
 
-def test_missing_files_are_skipped_with_a_warning_and_bad_layouts_fail(tmp_path: Path, speech_dataset_root: Path) -> None:
+def test_missing_files_are_skipped_with_a_warning_and_bad_layouts_fail(tmp_path: Path,
+                                                                       speech_dataset_root: Path) -> None:
     syn_dir = tmp_path / "synthesizer"
     wav = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
     write_synthesizer_folder(syn_dir, [("a", wav, "one"), ("b", wav, "two")])
@@ -199,7 +202,8 @@ def test_missing_files_are_skipped_with_a_warning_and_bad_layouts_fail(tmp_path:
 
 def test_loader_shards_the_data_over_ranks(speech_dataset_root: Path) -> None:
     hp = VocoderHParams(**{**TINY_VOCODER, "voc_batch_size": 1})
-    data = VocoderData.locate(speech_dataset_root / "SV2TTS" / "synthesizer", speech_dataset_root / "SV2TTS" / "vocoder")
+    sv2tts = speech_dataset_root / "SV2TTS"
+    data = VocoderData.locate(sv2tts / "synthesizer", sv2tts / "vocoder")
     dataset = VocoderDataset.from_data(data, hp)
     seen = []
     for rank in (0, 1):

@@ -91,7 +91,8 @@ def test_gta_is_deterministic_and_equals_a_teacher_forced_pass(gta_inputs, tmp_p
     assert np.abs(noisy[0] - noisy[1]).max() > 1e-3
 
 
-def test_a_duration_synthesizer_gives_its_teacher_forced_mels(gta_inputs, tmp_path, capsys, torch_single_thread) -> None:
+def test_a_duration_synthesizer_gives_its_teacher_forced_mels(gta_inputs, tmp_path, capsys,
+                                                              torch_single_thread) -> None:
     from synthesizer.duration.data import DurationDataset
     from synthesizer.duration.hparams import DurationHParams
     from synthesizer.duration.inference import DurationSynthesizer

@@ -56,7 +56,8 @@ def test_train_saves_resumes_and_samples(speech_dataset_root, tmp_path, capsys, 
     checkpoint = load_checkpoint_file(run / "vocoder.pt", "vocoder")
     assert checkpoint["step"] == 4 and int(checkpoint["model_state"]["step"]) == 4
     assert checkpoint["model_type"] == "vocoder" and checkpoint["hparams"]["voc_rnn_dims"] == 32
-    assert "optimizer_state" in checkpoint and (run / "vocoder_000002.pt").is_file() and (run / "hparams.json").is_file()
+    assert "optimizer_state" in checkpoint
+    assert (run / "vocoder_000002.pt").is_file() and (run / "hparams.json").is_file()
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
 
     # samples at step 3 (--sample_every) and at the end of the run (step 4), target next to generated
@@ -224,7 +225,8 @@ def test_cpu_bf16_trains_down_with_float32_weights(speech_dataset_root, tmp_path
     assert main(args) == 0
     losses = logged_losses(capsys.readouterr().out)
     assert sorted(losses) == [10, 20] and losses[20] < losses[10] - 0.3, losses
-    state = torch.load(tmp_path / "models" / "bf16" / "vocoder.pt", map_location="cpu", weights_only=True)["model_state"]
+    checkpoint = torch.load(tmp_path / "models" / "bf16" / "vocoder.pt", map_location="cpu", weights_only=True)
+    state = checkpoint["model_state"]
     assert all(t.dtype == torch.float32 for t in state.values() if t.is_floating_point())
 
 

@@ -71,7 +71,8 @@ def test_hyperparameter_ranges_are_checked_in_one_line():
     from utils.hparams import HParamsError
 
     for bad, fragment in (({"dropout": 1.5}, "dropout"), ({"decoder_kernel": 4}, "odd"),
-                          ({"cleaner_names": ["nope"]}, "cleaner_names"), ({"learning_rate": float("nan")}, "learning_rate")):
+                          ({"cleaner_names": ["nope"]}, "cleaner_names"),
+                          ({"learning_rate": float("nan")}, "learning_rate")):
         with pytest.raises(HParamsError, match=fragment) as info:
             DurationHParams.from_dict(bad)
         assert "\n" not in str(info.value)

@@ -8,7 +8,8 @@ import pytest
 
 from synthesizer.duration.phonemes import BLANK, PhonemeFrontEnd, Phonemizer, SymbolTable
 
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)")
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                                  reason="espeak-ng not installed (apt-get install espeak-ng)")
 
 
 def test_table_starts_with_blank_and_has_unique_symbols():

@@ -50,7 +50,8 @@ def test_gta_items_pair_each_segment_with_the_synthesizer_frames_centred_on_it(t
     hp = ISTFTHParams(segment_frames=12)
     (tmp_path / "audio").mkdir()
     (tmp_path / "gta" / "mels_gta").mkdir(parents=True)
-    mel = melspectrogram(speech_clip, SynthesizerHParams())  # (80, T) of the whole utterance, as preprocessing writes it
+    # (80, T) of the whole utterance, as preprocessing writes it.
+    mel = melspectrogram(speech_clip, SynthesizerHParams())
     entry = TrainEntry.from_basename("u0", len(speech_clip), mel.shape[1], "text")
     np.save(tmp_path / "audio" / entry.audio_name, speech_clip)
     np.save(tmp_path / "gta" / "mels_gta" / entry.mel_name, mel.T.astype(np.float32))

@@ -16,7 +16,8 @@ def test_phase_losses_ignore_whole_turns_and_see_shifts():
     ip, gd, iaf = phase_losses(phase + 2 * math.pi, phase)
     assert max(float(ip), float(gd), float(iaf)) < 1e-5
     ip, gd, iaf = phase_losses(phase + 0.5, phase)
-    assert abs(float(ip) - 0.5) < 1e-5 and float(gd) < 1e-5 and float(iaf) < 1e-5  # a constant shift has no GD/IAF error
+    # A constant shift has no group-delay or instantaneous-frequency error.
+    assert abs(float(ip) - 0.5) < 1e-5 and float(gd) < 1e-5 and float(iaf) < 1e-5
 
 
 def test_multi_resolution_loss_is_zero_for_identical_signals():

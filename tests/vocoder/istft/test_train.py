@@ -10,7 +10,7 @@ from synthesizer.audio import melspectrogram
 from synthesizer.hparams import SynthesizerHParams
 from synthesizer.metadata import TrainEntry, write_train_txt
 from tests.vocoder.istft.conftest import small_model
-from utils.checkpoints import CheckpointError, load_checkpoint_file
+from utils.checkpoints import load_checkpoint_file
 from vocoder.inference import GriffinLimVocoder
 from vocoder.istft.hparams import ISTFTHParams
 from vocoder.istft.inference import ISTFTVocoder
