@@ -27,6 +27,7 @@ True
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,10 +181,17 @@ def read_sources(path: Path) -> list[tuple[str, str | None]]:
     return list(pairs.items())
 
 
+#: numpy parses ``.npy`` headers with ``ast.literal_eval``, which CPython before 3.11.8 cannot run in
+#: two threads at once ("SystemError: AST constructor recursion depth mismatch", gh-106905); the
+#: speaker scan runs in a thread pool, so header reads take turns (the data is memory-mapped, not read).
+_NPY_HEADER_LOCK = threading.Lock()
+
+
 def _npy_shape(path: Path) -> tuple[tuple[int, ...], np.dtype] | None:
     """Shape and dtype of a ``.npy`` file without reading its data, or None if unreadable."""
     try:
-        array = np.load(path, mmap_mode="r")
+        with _NPY_HEADER_LOCK:
+            array = np.load(path, mmap_mode="r")
     except (OSError, ValueError, EOFError):
         return None
     return tuple(array.shape), array.dtype
