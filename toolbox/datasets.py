@@ -278,18 +278,6 @@ def discover_datasets(datasets_root: str | Path, max_depth: int = 3) -> list[Dat
     return sorted(found.values(), key=lambda dataset: natural_key(dataset.name))
 
 
-def speaker_name_for_file(path: str | Path) -> str:
-    """Speaker label of a browsed file: its parent folder's name, as in RTVC.
-
-    Examples
-    --------
-    >>> speaker_name_for_file("/home/me/voices/alice/take1.wav")
-    'alice'
-    """
-    name = Path(path).expanduser().absolute().parent.name
-    return name or "speaker"
-
-
 class _Listing(NamedTuple):
     dirs: list[str]  # non-hidden sub-folder names
     audio: list[str]  # audio file names directly inside

@@ -458,11 +458,6 @@ class StreamingPlayer:
         """Whether the stream is open and has not finished."""
         return self._stream is not None and not self._done.is_set()
 
-    @property
-    def played_seconds(self) -> float:
-        """Seconds of pushed audio delivered so far."""
-        return self.played_samples / self.sample_rate if self.sample_rate else 0.0
-
     def _callback(self, outdata: np.ndarray, frames: int, time: Any, status: Any) -> None:
         if self._fill(outdata, frames):
             raise self._stop_signal

@@ -1,4 +1,4 @@
-"""Signal conventions of the WaveRNN vocoder: class labels, mu-law companding and (de-)emphasis.
+"""Signal conventions of the WaveRNN vocoder: class labels and mu-law companding.
 
 The formulas are RTVC's (``vocoder/audio.py``) so that the published ``vocoder.pt`` sees exactly the
 values it was trained on:
@@ -6,10 +6,10 @@ values it was trained on:
 * ``label_2_float(x, bits) = 2x / (2**bits - 1) - 1`` maps class labels to [-1, 1];
 * ``encode_mu_law`` compands with ``mu' = mu - 1`` and quantises to integer labels ``0 .. mu - 1``;
 * ``decode_mu_law`` expands back (optionally starting from labels);
-* pre-emphasis ``1 - coef z^-1`` is applied to training targets, its inverse to generated audio.
+* pre-emphasis (:func:`synthesizer.audio.preemphasis`) is applied to training targets, its inverse to
+  generated audio.
 
-Label and mu-law helpers accept NumPy arrays or torch tensors and answer in the same kind; the
-(de-)emphasis filters are NumPy/SciPy only (they run once per utterance, outside the model).
+The helpers accept NumPy arrays or torch tensors and answer in the same kind.
 
 Examples
 --------
@@ -20,8 +20,6 @@ Examples
 [0, 28, 256, 483, 511]
 >>> bool(np.allclose(decode_mu_law(labels, mu=512), x, atol=0.01))
 True
->>> bool(np.allclose(de_emphasis(pre_emphasis(x)), x))
-True
 """
 
 from __future__ import annotations
@@ -30,9 +28,7 @@ from typing import TypeVar
 
 import numpy as np
 import torch
-from scipy.signal import lfilter
 
-from utils.signal_contract import SIGNAL
 
 ArrayLike = TypeVar("ArrayLike", np.ndarray, torch.Tensor)
 
@@ -144,24 +140,3 @@ def decode_mu_law(y: ArrayLike, mu: int, from_labels: bool = True) -> ArrayLike:
     y = np.asarray(y)
     return np.sign(y) / m * ((1 + m) ** np.abs(y) - 1)
 
-
-def pre_emphasis(x: np.ndarray, coef: float = SIGNAL.preemphasis) -> np.ndarray:
-    """First-order high-pass ``y[n] = x[n] - coef x[n-1]`` applied to training targets.
-
-    Examples
-    --------
-    >>> pre_emphasis(np.array([1.0, 1.0, 1.0])).round(2).tolist()
-    [1.0, 0.03, 0.03]
-    """
-    return lfilter([1, -coef], [1], x)
-
-
-def de_emphasis(x: np.ndarray, coef: float = SIGNAL.preemphasis) -> np.ndarray:
-    """Inverse of :func:`pre_emphasis`: the IIR filter ``1 / (1 - coef z^-1)`` applied to generated audio.
-
-    Examples
-    --------
-    >>> de_emphasis(np.array([1.0, 0.0, 0.0])).round(4).tolist()
-    [1.0, 0.97, 0.9409]
-    """
-    return lfilter([1], [1, -coef], x)

@@ -43,7 +43,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from synthesizer.metadata import MetadataError, TrainEntry, read_train_txt
 from utils.distributed import DistributedContext
 from utils.training import TrainingError, worker_init_fn
-from vocoder.audio import encode_mu_law, float_2_label, label_2_float, pre_emphasis
+from synthesizer.audio import preemphasis
+from vocoder.audio import encode_mu_law, float_2_label, label_2_float
 from vocoder.hparams import VocoderHParams
 
 #: Label resolution of the MOL mode's targets (RTVC: 16-bit audio).
@@ -149,7 +150,7 @@ def prepare_wave(wav: np.ndarray, n_frames: int, hparams: VocoderHParams) -> np.
     """
     wav = np.asarray(wav, dtype=np.float64).reshape(-1)
     if hparams.apply_preemphasis:
-        wav = pre_emphasis(wav, hparams.preemphasis)
+        wav = preemphasis(wav, hparams.preemphasis)
     wav = np.clip(wav, -1.0, 1.0)
     length = n_frames * hparams.hop_length
     if len(wav) < length:  # frames = 1 + N // hop, so the last frame is always partly padding

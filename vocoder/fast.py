@@ -63,7 +63,8 @@ import torch.nn.functional as F
 
 from utils.checkpoints import NonFiniteOutputError, non_finite_message
 from utils.packed_linear import PackedLinear, onednn_bf16_supported
-from vocoder.audio import de_emphasis, decode_mu_law
+from synthesizer.audio import inv_preemphasis
+from vocoder.audio import decode_mu_law
 from vocoder.model import ProgressCallback, UpsampleNetwork, WaveRNN
 
 
@@ -693,7 +694,7 @@ class _Assembler:
         if hp.mu_law:
             y = decode_mu_law(y, self.n_classes, from_labels=False)
         if hp.apply_preemphasis:
-            y = de_emphasis(y, hp.preemphasis)
+            y = inv_preemphasis(y, hp.preemphasis)
             if self.previous is not None and self.previous[0] < fold.start <= self.previous[0] + len(self.previous[1]):
                 # The filter's state before this fold is the previous fold's output there: continue from it
                 # (a linear filter: add the decaying response to that state) instead of from silence.

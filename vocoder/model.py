@@ -39,7 +39,8 @@ from torch import nn
 
 from utils.checkpoints import NonFiniteOutputError, non_finite_message
 from utils.progress import ProgressCallback
-from vocoder.audio import de_emphasis, decode_mu_law
+from synthesizer.audio import inv_preemphasis
+from vocoder.audio import decode_mu_law
 from vocoder.distribution import sample_from_discretized_mix_logistic
 from vocoder.hparams import VocoderHParams
 
@@ -451,7 +452,7 @@ class WaveRNN(nn.Module):
         if self.mode == "RAW" and self.hparams.mu_law:
             output = decode_mu_law(output, self.n_classes, from_labels=False)
         if self.hparams.apply_preemphasis:
-            output = de_emphasis(output, self.hparams.preemphasis)
+            output = inv_preemphasis(output, self.hparams.preemphasis)
         output = np.array(output[:wave_len], dtype=np.float64)
         # A linear fade-out avoids a click at the end; RTVC crashed when fewer samples than the fade existed.
         fade_len = min(self.hparams.fade_out_samples, len(output))

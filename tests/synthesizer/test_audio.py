@@ -100,6 +100,9 @@ def test_preemphasis_formula_and_round_trip():
     np.testing.assert_allclose(inv_preemphasis(emphasized, 0.97), wav, atol=1e-9)
     np.testing.assert_allclose(preemphasis(inv_preemphasis(wav, 0.97), 0.97), wav, atol=1e-9)
     assert preemphasis(wav, 0.97, enabled=False) is wav and inv_preemphasis(wav, 0.97, enabled=False) is wav
+    impulse = np.zeros(50)
+    impulse[0] = 1.0
+    np.testing.assert_allclose(inv_preemphasis(impulse, 0.5), 0.5 ** np.arange(50), rtol=1e-12)
 
 
 # --------------------------------------------------------------------------------------------------

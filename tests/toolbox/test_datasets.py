@@ -16,7 +16,6 @@ from toolbox.datasets import (
     Dataset,
     DatasetError,
     discover_datasets,
-    speaker_name_for_file,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -274,7 +273,3 @@ def test_random_from_an_empty_speaker_or_dataset(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="no audio files"):
         ghost.random_utterance("ghost", random.Random(0))
 
-
-def test_speaker_name_for_browsed_file(tmp_path: Path) -> None:
-    assert speaker_name_for_file(tmp_path / "alice" / "take.wav") == "alice"
-    assert speaker_name_for_file(Path("/home/me/voices/bob/1.flac")) == "bob"

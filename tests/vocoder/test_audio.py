@@ -1,19 +1,16 @@
-"""Vocoder signal conventions: labels, mu-law (checked against a reference formula and librosa), emphasis."""
+"""Vocoder signal conventions: labels, mu-law (checked against a reference formula and librosa)."""
 
 from __future__ import annotations
 
 import librosa
 import numpy as np
-import pytest
 import torch
 
 from vocoder.audio import (
-    de_emphasis,
     decode_mu_law,
     encode_mu_law,
     float_2_label,
     label_2_float,
-    pre_emphasis,
 )
 
 RNG = np.random.default_rng(1234)
@@ -89,20 +86,3 @@ def test_torch_versions_equal_numpy() -> None:
     np.testing.assert_allclose(decode_mu_law(labels, 512).numpy(), decode_mu_law(labels.numpy(), 512), atol=1e-6)
     np.testing.assert_allclose(label_2_float(labels, 9).numpy(), label_2_float(labels.numpy(), 9), atol=1e-6)
     np.testing.assert_allclose(float_2_label(x, 9).numpy(), float_2_label(SIGNAL, 9), atol=1e-12)
-
-
-def test_pre_emphasis_is_the_first_difference_filter() -> None:
-    x = RNG.standard_normal(1000)
-    expected = np.concatenate([[x[0]], x[1:] - 0.97 * x[:-1]])
-    np.testing.assert_allclose(pre_emphasis(x), expected, atol=1e-12)
-    np.testing.assert_allclose(pre_emphasis(x, coef=0.5)[1:], x[1:] - 0.5 * x[:-1], atol=1e-12)
-
-
-@pytest.mark.parametrize("coef", [0.97, 0.5])
-def test_de_emphasis_inverts_pre_emphasis(coef: float) -> None:
-    x = RNG.standard_normal(4000)
-    np.testing.assert_allclose(de_emphasis(pre_emphasis(x, coef), coef), x, atol=1e-10)
-    np.testing.assert_allclose(pre_emphasis(de_emphasis(x, coef), coef), x, atol=1e-10)
-    impulse = np.zeros(50)
-    impulse[0] = 1.0
-    np.testing.assert_allclose(de_emphasis(impulse, coef), coef ** np.arange(50), rtol=1e-12)

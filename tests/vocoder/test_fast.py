@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from vocoder.audio import de_emphasis, decode_mu_law
+from synthesizer.audio import inv_preemphasis
+from vocoder.audio import decode_mu_law
 from vocoder.fast import FastWaveRNNGenerator, _crossfade, stretch_and_smooth, upsample_conditioning
 from vocoder.hparams import VocoderHParams
 from vocoder.inference import WaveRNNVocoder
@@ -165,7 +166,7 @@ def test_no_dips_or_clicks_at_fold_boundaries_while_rtvc_dips(dtype) -> None:
     model = constant_label_model(label)
     frames = 120  # 23 800 samples: many folds
     mel = speech_like_mel(frames)
-    level = float(de_emphasis(np.full(5000, decode_mu_law(np.array([label]), 512)[0]))[-1])  # settled value
+    level = float(inv_preemphasis(np.full(5000, decode_mu_law(np.array([label]), 512)[0]), 0.97)[-1])  # settled value
     g = FastWaveRNNGenerator(model, dtype=dtype, target=1000, crossfade=200, warmup=400)
     _, folds = g._plan([(frames - 1) * HOP])
     assert len(folds) > 10
@@ -300,7 +301,7 @@ def test_stream_keeps_a_constant_signal_constant_through_every_crossfade() -> No
     label = 400
     model = constant_label_model(label)
     frames = 200
-    level = float(de_emphasis(np.full(5000, decode_mu_law(np.array([label]), 512)[0]))[-1])
+    level = float(inv_preemphasis(np.full(5000, decode_mu_law(np.array([label]), 512)[0]), 0.97)[-1])
     g = FastWaveRNNGenerator(model, dtype=torch.float32)
     wav = np.concatenate(stream(g, speech_like_mel(frames)))
     body = wav[500 : len(wav) - model.hparams.fade_out_samples]  # after de-emphasis has risen from silence

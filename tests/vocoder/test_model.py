@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vocoder.audio import de_emphasis, decode_mu_law
+from synthesizer.audio import inv_preemphasis
+from vocoder.audio import decode_mu_law
 from vocoder.distribution import discretized_mix_logistic_loss, sample_from_discretized_mix_logistic
 from vocoder.hparams import VocoderHParams
 from vocoder.model import (
@@ -372,7 +373,7 @@ def test_constant_posterior_gives_the_closed_form_waveform() -> None:
     wav = model.generate(mel(frames), target=target, overlap=overlap, generator=torch.Generator().manual_seed(0))
     n_folds = -(-(frames * HOP - overlap) // (target + overlap))
     chunks = np.full((n_folds, target + 2 * overlap), np.float32(value), dtype=np.float64)
-    expected = de_emphasis(decode_mu_law(xfade_and_unfold(chunks, overlap), 512, from_labels=False))
+    expected = inv_preemphasis(decode_mu_law(xfade_and_unfold(chunks, overlap), 512, from_labels=False), 0.97)
     expected = expected[: (frames - 1) * HOP]
     expected[-4000:] *= np.linspace(1, 0, 4000)
     np.testing.assert_allclose(wav, expected, rtol=1e-5, atol=1e-7)
@@ -440,7 +441,7 @@ def reference_generate(model: WaveRNN, mels: torch.Tensor, batched: bool, target
     else:
         wav = y[0]
     wav = np.sign(wav) / 511 * (512 ** np.abs(wav) - 1)
-    wav = de_emphasis(wav, 0.97)[: (mels.shape[-1] - 1) * HOP]
+    wav = inv_preemphasis(wav, 0.97)[: (mels.shape[-1] - 1) * HOP]
     fade = min(4000, len(wav))  # RTVC always fades 4000 samples (and crashes below 21 frames)
     wav[len(wav) - fade :] *= np.linspace(1, 0, fade)
     return wav

@@ -170,11 +170,6 @@ class WorkerPool:
         """Workers started and not yet done."""
         return len(self._running)
 
-    def cancel_all(self) -> None:
-        """Ask every running worker to stop."""
-        for worker in list(self._running):
-            worker.cancel()
-
     def wait(self, milliseconds: int = -1) -> bool:
         """Block until every worker has returned (used when the window closes)."""
         return self.pool.waitForDone(milliseconds)

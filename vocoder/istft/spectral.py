@@ -154,17 +154,6 @@ class SpectralFrontEnd(nn.Module):
         return signal_sum[lo:hi] / envelope[lo:hi].clamp_min(1e-11)
 
 
-def spectral_frames(length: int, hop: int) -> int:
-    """Frames of a centred STFT of ``length`` samples (``1 + length // hop``).
-
-    Examples
-    --------
-    >>> spectral_frames(16000, 200)
-    81
-    """
-    return 1 + length // hop
-
-
 def anti_wrap(x: torch.Tensor) -> torch.Tensor:
     """APNet's anti-wrapping function ``|x − 2π·round(x / 2π)|``: phase distance modulo 2π, in [0, π]."""
     return torch.abs(x - 2 * math.pi * torch.round(x / (2 * math.pi)))
