@@ -1,10 +1,6 @@
-"""Fetch one file over HTTP(S) or ``file://``, or copy it, so that a final file is always complete.
-
-Downloads go to ``<file>.part``, resume with an HTTP ``Range`` request after an interruption (with
-``If-Range``, so that a file changed on the server since is downloaded again whole instead of being
-spliced onto old bytes), are size- and hash-checked and then renamed atomically. Every failure
-surfaces as a :class:`ModelDownloadError` carrying one line that says what went wrong and how to get
-the file otherwise. :mod:`utils.default_models` uses this for the published model files.
+"""Fetch one file over HTTP(S) or ``file://``, or copy it, so that a final file is always complete
+(see :func:`download_file`). Every failure is a :class:`ModelDownloadError` of one line that says what
+went wrong and how to get the file otherwise. :mod:`utils.default_models` uses this for the model files.
 """
 
 from __future__ import annotations
@@ -48,16 +44,7 @@ PART_SUFFIX = ".part"
 
 
 class ModelDownloadError(UserError, RuntimeError):
-    """A default model could not be obtained.
-
-    The message is a single line meant to be shown to the user as is: what
-    failed and how to get the file another way.
-
-    Examples
-    --------
-    >>> str(ModelDownloadError("Cannot reach example.org."))
-    'Cannot reach example.org.'
-    """
+    """A default model could not be obtained; the message says what failed and how to get the file otherwise."""
 
 
 def _part_path(target: Path) -> Path:
@@ -269,11 +256,8 @@ def copy_atomically(source: Path, target: Path, expected_size: int | None,
 
 def _open_response(url: str, target: Path, offset: int, expected_size: int | None,
                    timeout: float) -> tuple[http.client.HTTPResponse, int, int | None]:
-    """Open ``url``, resuming at ``offset`` if the server allows it.
-
-    Returns the response, the offset the body starts at and the full file
-    size announced by the server (``None`` if unknown).
-    """
+    """Open ``url``, resuming at ``offset`` if the server allows it; return the response, the offset the
+    body starts at and the full size the server announced (``None`` if unknown)."""
     alternatives = fetch_advice(url, target)
     validator = None
     # At most one restart: after it, offset is 0 and no Range is sent.
@@ -374,41 +358,26 @@ def download_file(url: str, target: str | os.PathLike, expected_size: int | None
                   timeout: float = DEFAULT_TIMEOUT, show_progress: bool = True,
                   progress_callback: ProgressCallback | None = None,
                   chunk_size: int = 1 << 20, sha256: str | None = None) -> Path:
-    """Download ``url`` to ``target`` with resume, size and hash checks and atomic rename.
+    """Download ``url`` to ``target`` with resume, size and hash checks and atomic rename; return ``target``.
 
-    Bytes go to ``<target>.part``. An existing ``.part`` is resumed with an
-    HTTP ``Range: bytes=N-`` request, with ``If-Range`` naming the server's
-    ``ETag`` (or ``Last-Modified``) of the first attempt; if the server answers
-    200 instead of 206 (it cannot resume, or the file changed) or the ``.part``
-    is larger than ``expected_size`` the download restarts from zero. On
-    success the file is fsynced, its SHA-256 checked and it is renamed to ``target``.
+    Bytes go to ``<target>.part``. An existing ``.part`` is resumed with an HTTP ``Range: bytes=N-``
+    request, with ``If-Range`` naming the server's ``ETag`` (or ``Last-Modified``) of the first attempt,
+    so that a file changed on the server is downloaded again whole instead of being spliced onto old
+    bytes; if the server answers 200 instead of 206 or the ``.part`` is larger than ``expected_size``
+    the download restarts from zero. On success the file is fsynced, hash-checked and renamed.
 
     Parameters
     ----------
-    url : str
-        HTTP(S) (or ``file://``) URL of the file.
-    target : str or os.PathLike
-        Final path; its parent directory is created if needed.
     expected_size : int or None
         Exact size in bytes, checked against ``Content-Length`` before the body
         is read and against the downloaded size at the end. ``None`` skips both.
     timeout : float
         Seconds allowed for connecting and for each read, in (0, :data:`MAX_TIMEOUT`]; a transfer that
         receives fewer than :data:`MIN_PROGRESS_BYTES` in this many seconds is given up as stalled.
-    show_progress : bool
-        Show a tqdm progress bar on stderr.
     progress_callback : callable, optional
-        Called as ``progress_callback(downloaded, total)`` after each chunk
-        (``total`` is 0 when unknown), e.g. to drive a GUI progress bar.
-    chunk_size : int
-        Bytes read per iteration.
+        Called as ``progress_callback(downloaded, total)`` after each chunk (``total`` is 0 when unknown).
     sha256 : str, optional
         Expected lower-case hex SHA-256; a complete file with another hash is discarded.
-
-    Returns
-    -------
-    pathlib.Path
-        ``target``.
 
     Raises
     ------
@@ -416,12 +385,6 @@ def download_file(url: str, target: str | os.PathLike, expected_size: int | None
         Malformed URL or timeout, host unreachable, HTTP error, size or hash mismatch (the file is
         discarded), interrupted or stalled transfer (the ``.part`` is kept for resuming) or full
         disk (``.part`` kept).
-
-    Examples
-    --------
-    >>> download_file("https://huggingface.co/CorentinJ/SV2TTS/resolve/main/vocoder.pt",
-    ...               "saved_models/default/vocoder.pt", 53_845_290)  # doctest: +SKIP
-    PosixPath('saved_models/default/vocoder.pt')
     """
     check_url(url)
     check_timeout(timeout)
