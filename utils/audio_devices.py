@@ -213,23 +213,13 @@ class AudioDevices:
 
     # -- selection --------------------------------------------------------------------------------
     def set_input(self, index: int | None) -> None:
-        """Record from device ``index`` from now on; ``None`` goes back to the default input.
-
-        Raises
-        ------
-        AudioUnavailable
-            ``index`` is not an input device (any more).
-        """
+        """Record from device ``index`` from now on (``None``: the default input); raises
+        :class:`AudioUnavailable` when ``index`` is not an input device (any more)."""
         self._input = self._validated(index, "input")
 
     def set_output(self, index: int | None) -> None:
-        """Play on device ``index`` from now on; ``None`` goes back to the default output.
-
-        Raises
-        ------
-        AudioUnavailable
-            ``index`` is not an output device (any more).
-        """
+        """Play on device ``index`` from now on (``None``: the default output); raises
+        :class:`AudioUnavailable` when ``index`` is not an output device (any more)."""
         self._output = self._validated(index, "output")
 
     def _validated(self, index: int | None, kind: str) -> int | None:
@@ -263,13 +253,7 @@ class AudioDevices:
         return self._default(kind)
 
     def recorder(self) -> Recorder:
-        """A :class:`Recorder` on the selected input device.
-
-        Raises
-        ------
-        AudioUnavailable
-            No PortAudio or no input device.
-        """
+        """A :class:`Recorder` on the selected input device (:class:`AudioUnavailable` without one)."""
         self._sounddevice()
         device = self.input_device
         if device is None:
@@ -277,13 +261,8 @@ class AudioDevices:
         return Recorder(device.index)
 
     def streaming_player(self) -> StreamingPlayer:
-        """A :class:`StreamingPlayer` on the selected output device (stops any current playback).
-
-        Raises
-        ------
-        AudioUnavailable
-            No PortAudio or no output device.
-        """
+        """A :class:`StreamingPlayer` on the selected output device, stopping any current playback
+        (:class:`AudioUnavailable` without one)."""
         self._sounddevice()
         device = self.output_device
         if device is None:
@@ -381,12 +360,7 @@ class StreamingPlayer:
     def start(self, sample_rate: int) -> None:
         """Open the output stream; audio pushed so far starts playing.
 
-        Raises
-        ------
-        AudioUnavailable
-            No PortAudio, no output device, or the device refused to open.
-        RuntimeError
-            Already started.
+        Raises :class:`AudioUnavailable` when the device cannot be opened, ``RuntimeError`` when already started.
         """
         if self._stream is not None:
             raise RuntimeError("This StreamingPlayer has already been started.")
@@ -400,15 +374,8 @@ class StreamingPlayer:
         self.sample_rate = rate
         self._stop_signal = sd.CallbackStop
         try:
-            stream = sd.OutputStream(
-                samplerate=rate,
-                device=self.device,
-                channels=channels,
-                dtype="float32",
-                latency=self.latency,
-                callback=self._callback,
-                finished_callback=self._done.set,
-            )
+            stream = sd.OutputStream(samplerate=rate, device=self.device, channels=channels, dtype="float32",
+                                     latency=self.latency, callback=self._callback, finished_callback=self._done.set)
             stream.start()
         except Exception as error:  # noqa: BLE001 - PortAudioError, or ValueError for a device that vanished
             raise AudioUnavailable(
@@ -417,13 +384,7 @@ class StreamingPlayer:
         self._stream = stream
 
     def push(self, chunk: np.ndarray) -> None:
-        """Queue audio at the rate given to :meth:`start`; ignored after :meth:`stop`.
-
-        Raises
-        ------
-        RuntimeError
-            Called after :meth:`finish`.
-        """
+        """Queue audio at the rate given to :meth:`start`; ignored after :meth:`stop`, refused after :meth:`finish`."""
         if self._stopped:
             return
         if self._finishing.is_set():
@@ -537,11 +498,8 @@ class Recorder:
         self._target_rate = DEFAULT_SAMPLE_RATE
         self._level_callback: Callable[[float], None] | None = None
 
-    def start(
-        self,
-        sample_rate: int = DEFAULT_SAMPLE_RATE,
-        level_callback: Callable[[float], None] | None = None,
-    ) -> None:
+    def start(self, sample_rate: int = DEFAULT_SAMPLE_RATE, level_callback: Callable[[float], None] | None = None
+              ) -> None:
         """Start a new take.
 
         Parameters
@@ -553,12 +511,7 @@ class Recorder:
             Called from the audio thread with each block's RMS level in dBFS (about 20 times a second);
             a GUI must hand the value over to its own thread.
 
-        Raises
-        ------
-        AudioUnavailable
-            No PortAudio, no input device, or the device refused to open.
-        RuntimeError
-            Already recording.
+        Raises :class:`AudioUnavailable` when the device cannot be opened, ``RuntimeError`` when already recording.
         """
         if self._stream is not None:
             raise RuntimeError("Already recording: call stop() first.")
@@ -571,14 +524,9 @@ class Recorder:
         self._level_callback = level_callback
         self.level_callback_error = None
         try:
-            stream = sd.InputStream(
-                samplerate=rate,
-                device=self.device,
-                channels=channels,
-                dtype="float32",
-                blocksize=max(1, rate // 20),  # 50 ms blocks: a smooth meter at little overhead
-                callback=lambda indata, frames, time, status: self._on_block(indata),
-            )
+            stream = sd.InputStream(samplerate=rate, device=self.device, channels=channels, dtype="float32",
+                                    blocksize=max(1, rate // 20),  # 50 ms blocks: a smooth meter at little overhead
+                                    callback=lambda indata, frames, time, status: self._on_block(indata))
             stream.start()
         except Exception as error:  # noqa: BLE001 - PortAudioError, or ValueError for a device that vanished
             raise AudioUnavailable(
@@ -656,21 +604,9 @@ def import_sounddevice() -> ModuleType:
 
 
 def negotiate(sd: ModuleType, device: int | None, kind: str, sample_rate: int) -> tuple[int, int, str]:
-    """Channels and rate to open ``device`` with: mono at ``sample_rate`` if possible.
-
-    Falls back to two channels (some devices refuse mono) and then to the device's default rate
-    (PortAudio error -9997, "Invalid sample rate"), in that order of preference.
-
-    Returns
-    -------
-    tuple of (int, int, str)
-        ``(channels, sample rate, device name)``.
-
-    Raises
-    ------
-    AudioUnavailable
-        No such device, or it accepts none of the settings.
-    """
+    """``(channels, rate, device name)`` to open ``device`` with: mono at ``sample_rate`` if possible, else
+    two channels (some devices refuse mono), else the device's default rate (PortAudio error -9997,
+    "Invalid sample rate"). Raises :class:`AudioUnavailable` when it accepts none of these."""
     try:
         info = sd.query_devices(device, kind)
     except Exception:  # noqa: BLE001 - no default device, or an index without channels of this kind
@@ -727,13 +663,9 @@ class _LinearResampler:
 
 
 def _device_from_info(index: int, info: Any) -> AudioDevice:
-    return AudioDevice(
-        index=int(info.get("index", index)),
-        name=str(info.get("name", f"device {index}")),
-        max_input_channels=int(info.get("max_input_channels", 0)),
-        max_output_channels=int(info.get("max_output_channels", 0)),
-        default_samplerate=float(info.get("default_samplerate", 0.0)),
-    )
+    return AudioDevice(int(info.get("index", index)), str(info.get("name", f"device {index}")),
+                       int(info.get("max_input_channels", 0)), int(info.get("max_output_channels", 0)),
+                       float(info.get("default_samplerate", 0.0)))
 
 
 def _channels(device: AudioDevice, kind: str) -> int:
