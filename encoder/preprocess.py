@@ -55,17 +55,6 @@ from utils.corpora import (
 from utils.errors import describe_error
 from utils.parallel import parallel_map
 
-__all__ = [
-    "SOURCES_FILE",
-    "DatasetReport",
-    "SpeakerJob",
-    "SpeakerReport",
-    "main",
-    "parse_source_line",
-    "preprocess_corpus",
-    "preprocess_speaker",
-    "read_sources",
-]
 
 SOURCES_FILE = "_sources.txt"
 MAX_FAILURES_SHOWN = 5
@@ -126,9 +115,7 @@ class DatasetReport:
         self.durations.extend(report.durations)
 
 
-# --------------------------------------------------------------------------------------------------
-# _sources.txt
-# --------------------------------------------------------------------------------------------------
+# -- _sources.txt ----------------------------------------------------------------------------------
 def parse_source_line(line: str) -> tuple[str, str] | None:
     """``(npy name, source path)`` of one ``_sources.txt`` line; ``None`` for a blank or malformed line.
 
@@ -153,9 +140,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(stream, array, allow_pickle=False)
 
 
-# --------------------------------------------------------------------------------------------------
-# One speaker
-# --------------------------------------------------------------------------------------------------
+# -- One speaker -----------------------------------------------------------------------------------
 def _mel_frames(utterance: Utterance, hparams: EncoderHParams, trim: bool) -> tuple[np.ndarray, float]:
     """Mel frames ``(T, 40)`` and the trimmed duration in seconds of one file."""
     with warnings.catch_warnings():
@@ -212,9 +197,7 @@ def preprocess_speaker(
     return report
 
 
-# --------------------------------------------------------------------------------------------------
-# One dataset
-# --------------------------------------------------------------------------------------------------
+# -- One dataset -----------------------------------------------------------------------------------
 def _hparams_lines(hparams: EncoderHParams) -> list[str]:
     return [f"\t{f.name}: {getattr(hparams, f.name)}" for f in dataclasses.fields(hparams)]
 
@@ -286,9 +269,7 @@ def preprocess_corpus(corpus: Corpus, out_dir: Path, hparams: EncoderHParams | N
     return report
 
 
-# --------------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------------
+# -- Command line ----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m encoder.preprocess",

@@ -80,16 +80,6 @@ from utils.hparams import HParamsError
 from utils.parallel import parallel_map
 from utils.training import TrainingError, parse_hparam_overrides, resolve_hparams
 
-__all__ = [
-    "DROP_REASONS",
-    "Segment",
-    "SynthesizerJob",
-    "main",
-    "parse_hparams_overrides",
-    "plan_segments",
-    "process_utterance",
-    "split_on_silences",
-]
 
 TRAIN_TXT = "train.txt"
 DEFAULT_ENCODER = Path("saved_models/default/encoder.pt")
@@ -131,9 +121,7 @@ class JobResult:
     dropped: Counter = field(default_factory=Counter)
 
 
-# --------------------------------------------------------------------------------------------------
-# Segments
-# --------------------------------------------------------------------------------------------------
+# -- Segments --------------------------------------------------------------------------------------
 def _clean_transcript(text: str) -> str:
     """One line without ``"`` (RTVC) nor ``|`` (the ``train.txt`` separator)."""
     return " ".join(text.replace('"', " ").replace("|", " ").split())
@@ -204,9 +192,7 @@ def plan_segments(utterance: Utterance, hparams: SynthesizerHParams, use_alignme
     return [Segment(utterance.name, _clean_transcript(utterance.text))]
 
 
-# --------------------------------------------------------------------------------------------------
-# One utterance
-# --------------------------------------------------------------------------------------------------
+# -- One utterance ---------------------------------------------------------------------------------
 def _save_npy(path: Path, array: np.ndarray) -> None:
     with atomic_write(path) as stream:
         np.save(stream, array, allow_pickle=False)
@@ -267,9 +253,7 @@ def process_utterance(job: SynthesizerJob, *, out_dir: Path, hparams: Synthesize
     return result
 
 
-# --------------------------------------------------------------------------------------------------
-# Audio stage
-# --------------------------------------------------------------------------------------------------
+# -- Audio stage -----------------------------------------------------------------------------------
 @dataclass
 class AudioReport:
     """Counts of the audio stage."""
@@ -322,9 +306,7 @@ def preprocess_audio(utterances: Sequence[Utterance], out_dir: Path, hparams: Sy
     return report
 
 
-# --------------------------------------------------------------------------------------------------
-# Embedding stage
-# --------------------------------------------------------------------------------------------------
+# -- Embedding stage -------------------------------------------------------------------------------
 _worker_encoder = None  # the Encoder of this process (set by _load_encoder)
 
 
@@ -404,9 +386,7 @@ def resolve_encoder_path(requested: Path | None) -> Path:
     )
 
 
-# --------------------------------------------------------------------------------------------------
-# Hyperparameters
-# --------------------------------------------------------------------------------------------------
+# -- Hyperparameters -------------------------------------------------------------------------------
 def parse_hparams_overrides(overrides: Sequence[str], base: SynthesizerHParams | None = None) -> SynthesizerHParams:
     """Apply ``key=value`` overrides (several per argument, comma-separated) to the synthesizer hparams.
 
@@ -432,9 +412,7 @@ def parse_hparams_overrides(overrides: Sequence[str], base: SynthesizerHParams |
         raise HParamsError(str(error).removeprefix("Invalid hyperparameters: ").rstrip(".")) from None
 
 
-# --------------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------------
+# -- Command line ----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m synthesizer.preprocess",

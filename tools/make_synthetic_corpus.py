@@ -127,9 +127,7 @@ class Sentence:
     text: str
 
 
-# --------------------------------------------------------------------------------------------------
-# Voices
-# --------------------------------------------------------------------------------------------------
+# -- Voices ----------------------------------------------------------------------------------------
 def _run(command: Sequence[str]) -> subprocess.CompletedProcess:
     return subprocess.run(list(command), check=False, capture_output=True, text=True, timeout=_SUBPROCESS_TIMEOUT)
 
@@ -225,9 +223,7 @@ def available_voices(engines: Iterable[str] = ENGINES) -> list[Voice]:
     return interleaved
 
 
-# --------------------------------------------------------------------------------------------------
-# Synthesis
-# --------------------------------------------------------------------------------------------------
+# -- Synthesis -------------------------------------------------------------------------------------
 def _read_wav(path: Path) -> tuple[np.ndarray, int]:
     import soundfile
 
@@ -284,9 +280,7 @@ def synthesize(voice: Voice, text: str) -> np.ndarray:
     return resample(wav.astype(np.float32), rate, SAMPLE_RATE) if rate != SAMPLE_RATE else wav.astype(np.float32)
 
 
-# --------------------------------------------------------------------------------------------------
-# Pitch and formant shifts
-# --------------------------------------------------------------------------------------------------
+# -- Pitch and formant shifts ----------------------------------------------------------------------
 _N_FFT = 1024
 _HOP = 256
 _LIFTER = 40  # cepstral coefficients kept for the envelope: below the first harmonic of f0 < 400 Hz
@@ -363,9 +357,7 @@ def normalize(wav: np.ndarray, peak: float = _PEAK) -> np.ndarray:
     return wav if top < 1e-6 else (wav * (peak / top)).astype(np.float32)
 
 
-# --------------------------------------------------------------------------------------------------
-# Texts and plan
-# --------------------------------------------------------------------------------------------------
+# -- Texts and plan --------------------------------------------------------------------------------
 def read_sentences(path: str | Path) -> list[Sentence]:
     """Sentences of an LJSpeech ``metadata.csv`` (``id|text|normalized``: the normalized text) or of a
     plain text file (one sentence per line; ids ``line000001``...). Blank lines are skipped.
@@ -507,9 +499,7 @@ def plan_jobs(out: Path, speakers: Sequence[Speaker], sentences: Sequence[Senten
     ]
 
 
-# --------------------------------------------------------------------------------------------------
-# Writing
-# --------------------------------------------------------------------------------------------------
+# -- Writing ---------------------------------------------------------------------------------------
 def is_done(job: Job) -> bool:
     """Both files exist; the WAV is written last, so its presence means the pair is complete."""
     return job.wav_path.is_file() and job.txt_path.is_file()
@@ -584,9 +574,7 @@ def run_jobs(jobs: Sequence[Job], processes: int) -> list[str]:
     return errors
 
 
-# --------------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------------
+# -- Command line ----------------------------------------------------------------------------------
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Make a synthetic multi-speaker corpus with the installed offline English voices.",

@@ -61,31 +61,6 @@ from pathlib import Path
 
 from utils.errors import UserError
 
-__all__ = [
-    "AUDIO_EXTENSIONS",
-    "DATASET_ALIASES",
-    "OUTPUT_FOLDER",
-    "Alignment",
-    "Corpus",
-    "CorpusError",
-    "Kind",
-    "Utterance",
-    "collect_utterances",
-    "detect_layout",
-    "find_corpora",
-    "fsdd_parts",
-    "fsdd_speakers",
-    "group_by_speaker",
-    "has_audio",
-    "is_audio",
-    "list_folder",
-    "natural_key",
-    "parse_alignment_line",
-    "resolve_corpora",
-    "safe_name",
-    "select_corpora",
-    "walk_audio",
-]
 
 #: The files discovery counts as audio (training and the toolbox's dataset browser).
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".ogg")
@@ -231,9 +206,7 @@ class _Found:
     alignment: Alignment | None = None
 
 
-# --------------------------------------------------------------------------------------------------
-# Names
-# --------------------------------------------------------------------------------------------------
+# -- Names -----------------------------------------------------------------------------------------
 def safe_name(text: str) -> str:
     """``text`` made safe for file names and for the ``,``/``|`` separated index files.
 
@@ -344,9 +317,7 @@ def group_by_speaker(utterances: Iterable[Utterance]) -> dict[str, list[Utteranc
     return groups
 
 
-# --------------------------------------------------------------------------------------------------
-# File-system helpers
-# --------------------------------------------------------------------------------------------------
+# -- File-system helpers ---------------------------------------------------------------------------
 def natural_key(text: str) -> tuple:
     """Sort key comparing digit runs as numbers, so ``utt_2`` precedes ``utt_10``; case only breaks ties.
 
@@ -440,9 +411,7 @@ def _read_lines(path: Path) -> list[str]:
         return []
 
 
-# --------------------------------------------------------------------------------------------------
-# Transcripts and alignments
-# --------------------------------------------------------------------------------------------------
+# -- Transcripts and alignments --------------------------------------------------------------------
 def _read_librispeech_transcripts(folder: Path) -> dict[str, str]:
     """``{utterance id: text}`` from every ``*.trans.txt`` in ``folder`` (lines ``<id> TEXT``)."""
     transcripts: dict[str, str] = {}
@@ -491,9 +460,7 @@ def _read_alignments(folder: Path) -> dict[str, Alignment]:
     return alignments
 
 
-# --------------------------------------------------------------------------------------------------
-# Layout listers
-# --------------------------------------------------------------------------------------------------
+# -- Layout listers --------------------------------------------------------------------------------
 def _list_librispeech(corpus: Corpus, with_text: bool) -> list[_Found]:
     found = []
     for speaker in list_folder(corpus.path)[0]:
@@ -628,9 +595,7 @@ _LISTERS = {
 }
 
 
-# --------------------------------------------------------------------------------------------------
-# Layout detection
-# --------------------------------------------------------------------------------------------------
+# -- Layout detection ------------------------------------------------------------------------------
 def _libri_kind(folder: Path, dirs: list[str]) -> str | None:
     """``librispeech``/``libritts`` when ``folder`` is ``<speaker id>/<chapter id>/<files>``."""
     if not dirs or not all(_DIGITS.match(d) for d in dirs):
@@ -731,9 +696,7 @@ def detect_layout(folder: str | Path) -> tuple[str, Path] | None:
     return (generic, folder) if generic else None
 
 
-# --------------------------------------------------------------------------------------------------
-# Finding and selecting corpora
-# --------------------------------------------------------------------------------------------------
+# -- Finding and selecting corpora -----------------------------------------------------------------
 def _check_root(datasets_root: str | Path) -> Path:
     root = Path(datasets_root).expanduser()
     if not root.exists():

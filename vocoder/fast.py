@@ -231,9 +231,7 @@ class FastWaveRNNGenerator:
             raise ValueError(f"dtype must be torch.bfloat16, torch.float16 or torch.float32, got {self.dtype}")
         self._prepare_weights()
 
-    # ------------------------------------------------------------------------------------------------
-    # Weights
-    # ------------------------------------------------------------------------------------------------
+    # -- Weights -----------------------------------------------------------------------------------
     def _prepare_weights(self) -> None:
         m = self.model
         rnn, aux_dims, n_mels = m.rnn_dims, m.aux_dims, self.hparams.num_mels
@@ -296,9 +294,7 @@ class FastWaveRNNGenerator:
             n = m.n_classes
             self._label_values = (2 * torch.arange(n, device=self.device).float() / (n - 1.0) - 1.0)
 
-    # ------------------------------------------------------------------------------------------------
-    # Public API
-    # ------------------------------------------------------------------------------------------------
+    # -- Public API --------------------------------------------------------------------------------
     def generate(
         self,
         mels: torch.Tensor,
@@ -521,9 +517,7 @@ class FastWaveRNNGenerator:
                 self._step_seconds[batch] = float(np.median(block_seconds)) / self.block
         return self._step_seconds[batch]
 
-    # ------------------------------------------------------------------------------------------------
-    # Internals
-    # ------------------------------------------------------------------------------------------------
+    # -- Internals ---------------------------------------------------------------------------------
     def _conditioning(self, mel: torch.Tensor, length: int) -> torch.Tensor:
         """Upsampled ``[mel, aux]`` for the first ``length`` samples: ``(length, num_mels + res_out)``."""
         model = self.model
