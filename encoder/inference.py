@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from encoder.audio import preprocess_wav, require_speech, wav_to_mel_spectrogram
+from encoder.audio import preprocess_wav, wav_to_mel_spectrogram
 from encoder.hparams import EncoderHParams
 from encoder.model import SpeakerEncoder, build_speaker_encoder
 from utils.checkpoints import load_model, require_finite
@@ -162,17 +162,6 @@ class Encoder:
     def embed_utterance(self, wav: np.ndarray, using_partials: bool = True) -> np.ndarray:
         """``(E,)`` unit-norm embedding of one preprocessed 16 kHz utterance (RTVC's ``embed_utterance``)."""
         return self.embed_utterance_details(wav, using_partials).embedding
-
-    def embed_file(self, path: str | Path) -> np.ndarray:
-        """Load, preprocess and embed one audio file; refuses files with no speech."""
-        wav = require_speech(self.preprocess(path), f"The audio file '{path}'", self.hparams)
-        return self.embed_utterance(wav)
-
-    def embed_speaker(self, wavs: Sequence[np.ndarray]) -> np.ndarray:
-        """One voice from several preprocessed utterances: mean of their embeddings, re-normalised."""
-        if len(wavs) == 0:
-            raise ValueError("embed_speaker needs at least one utterance")
-        return average_embeddings([self.embed_utterance(wav) for wav in wavs])
 
 
 def average_embeddings(embeddings: Sequence[np.ndarray]) -> np.ndarray:
