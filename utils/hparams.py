@@ -285,7 +285,3 @@ class HParams:
     def save_json(self, path: str | Path) -> None:
         """Write the hyperparameters as pretty JSON (kept next to checkpoints for people to read)."""
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-
-    @classmethod
-    def load_json(cls: type[T], path: str | Path) -> T:
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))

@@ -113,10 +113,6 @@ class DurationSynthesizer:
         return self.model.hparams.mel
 
     @property
-    def model_hparams(self) -> DurationHParams:
-        return self.model.hparams
-
-    @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 

@@ -51,8 +51,8 @@ def test_round_trip_through_dict_and_json(cls, tmp_path):
     assert cls.from_dict(original.to_dict()) == original
     path = tmp_path / "hparams.json"
     original.save_json(path)
-    assert cls.load_json(path) == original
     assert json.loads(path.read_text(encoding="utf-8")) == original.to_dict()
+    assert cls.from_dict(json.loads(path.read_text(encoding="utf-8"))) == original
 
 
 def test_replace_validates_and_converts():

@@ -28,13 +28,12 @@ import numpy as np
 from PyQt5.QtCore import QObject, QRunnable, QThreadPool, pyqtSignal
 
 from toolbox.controller import Cancelled
-from utils.default_models import ModelDownloadError
 from utils.errors import SELF_EXPLAINING_ERRORS, one_line
 
-# Errors whose message is written for the user (one sentence saying what to do); anything else is a
-# bug or an environment problem, shown with its type so that a report can be searched for. KeyError
-# too: the window's look-ups raise it with a sentence for the user.
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (*SELF_EXPLAINING_ERRORS, ModelDownloadError, KeyError)
+# Errors whose message is written for the user; anything else is a bug or an environment problem, shown
+# with its type so that a report can be searched for. KeyError too: the window's look-ups raise it with a
+# sentence for the user.
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (*SELF_EXPLAINING_ERRORS, KeyError)
 
 
 def describe_error(error: BaseException) -> str:

@@ -108,4 +108,4 @@ def test_untrained_hparams_are_kept(tmp_path):
     hp = DurationHParams(encoder_channels=8, duration_channels=8, decoder_channels=8, decoder_layers=1,
                          encoder_layers=1)
     DurationSynthesizer.untrained(hp).save(tmp_path / "tiny.pt")
-    assert load_synthesizer(tmp_path / "tiny.pt").model_hparams == hp
+    assert load_synthesizer(tmp_path / "tiny.pt").model.hparams == hp
