@@ -46,9 +46,9 @@ from typing import NamedTuple
 import numpy as np
 
 from utils.corpora import (
-    Kind, fsdd_parts, fsdd_speakers, has_audio, is_audio, list_folder, natural_key, walk_audio,
+    CorpusError, Kind, check_datasets_root, fsdd_parts, fsdd_speakers, has_audio, is_audio, list_folder, natural_key,
+    walk_audio,
 )
-from utils.errors import UserError
 
 LIBRI_SUBSETS = (
     "dev-clean",
@@ -79,10 +79,6 @@ _LIBRI_SUBSET_NAME = re.compile(r"^(train|dev|test)-(clean|other)(-\d+)?$")
 _SPEAKER_SEARCH_DEPTH = 2
 
 Rng = random.Random | np.random.Generator
-
-
-class DatasetError(UserError, ValueError):
-    """A datasets root or a dataset cannot be used; the message is one sentence."""
 
 
 @dataclass(frozen=True)
@@ -168,11 +164,11 @@ class Dataset:
 
         Raises
         ------
-        DatasetError
+        CorpusError
             ``speaker`` is not one of :attr:`speakers`.
         """
         if speaker not in self.speakers:
-            raise DatasetError(f"'{speaker}' is not a speaker of the dataset {self.name}.")
+            raise CorpusError(f"'{speaker}' is not a speaker of the dataset {self.name}.")
         if self.kind == Kind.FSDD:
             audio = _list_folder(self.root).audio
             paths = [self.root / file for file in audio if (parts := fsdd_parts(file)) and parts[1] == speaker]
@@ -192,11 +188,11 @@ class Dataset:
 
         Raises
         ------
-        DatasetError
+        CorpusError
             The dataset has no speakers.
         """
         if not self.speakers:
-            raise DatasetError(f"The dataset {self.name} has no speakers.")
+            raise CorpusError(f"The dataset {self.name} has no speakers.")
         return self.speakers[_random_index(len(self.speakers), rng)]
 
     def random_utterance(self, speaker: str | None = None, rng: Rng | None = None) -> DatasetUtterance:
@@ -204,14 +200,14 @@ class Dataset:
 
         Raises
         ------
-        DatasetError
+        CorpusError
             Unknown speaker, or the speaker has no audio files.
         """
         if speaker is None:
             speaker = self.random_speaker(rng)
         items = self.utterances(speaker)
         if not items:
-            raise DatasetError(f"The speaker '{speaker}' of the dataset {self.name} has no audio files.")
+            raise CorpusError(f"The speaker '{speaker}' of the dataset {self.name} has no audio files.")
         return items[_random_index(len(items), rng)]
 
 
@@ -235,7 +231,7 @@ def discover_datasets(datasets_root: str | Path, max_depth: int = 3) -> list[Dat
 
     Raises
     ------
-    DatasetError
+    CorpusError
         The root does not exist or is not a folder.
 
     Examples
@@ -247,14 +243,9 @@ def discover_datasets(datasets_root: str | Path, max_depth: int = 3) -> list[Dat
     >>> discover_datasets(root / "missing")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    toolbox.datasets.DatasetError: The datasets root '...missing' does not exist.
+    utils.corpora.CorpusError: The datasets root '...missing' does not exist.
     """
-    root = Path(datasets_root).expanduser()
-    if not root.exists():
-        raise DatasetError(f"The datasets root '{root}' does not exist.")
-    if not root.is_dir():
-        raise DatasetError(f"The datasets root '{root}' is not a folder.")
-    root = root.resolve()
+    root = check_datasets_root(datasets_root).resolve()
 
     found: dict[Path, Dataset] = {}
     for relative, kind in KNOWN_LAYOUTS:

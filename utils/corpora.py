@@ -697,7 +697,8 @@ def detect_layout(folder: str | Path) -> tuple[str, Path] | None:
 
 
 # -- Finding and selecting corpora -----------------------------------------------------------------
-def _check_root(datasets_root: str | Path) -> Path:
+def check_datasets_root(datasets_root: str | Path) -> Path:
+    """``datasets_root`` as a path, or a :class:`CorpusError` when it is missing or not a folder."""
     root = Path(datasets_root).expanduser()
     if not root.exists():
         raise CorpusError(f"The datasets root '{root}' does not exist.")
@@ -751,7 +752,7 @@ def find_corpora(datasets_root: str | Path, max_depth: int = _DISCOVERY_DEPTH) -
     CorpusError
         The root does not exist or is not a folder.
     """
-    root = _check_root(datasets_root)
+    root = check_datasets_root(datasets_root)
     found = _search(root, root, max_depth, _SPECIFIC_KINDS + _GENERIC_KINDS)
     if not found:
         layout = detect_layout(root)
@@ -772,7 +773,7 @@ def resolve_corpora(datasets_root: str | Path, dataset: str) -> list[Corpus]:
     CorpusError
         The folder does not exist or matches no layout.
     """
-    root = _check_root(datasets_root)
+    root = check_datasets_root(datasets_root)
     relative = DATASET_ALIASES.get(dataset, dataset)
     folder = Path(relative).expanduser()
     folder = folder if folder.is_absolute() else root / folder

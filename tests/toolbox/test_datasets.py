@@ -12,11 +12,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from toolbox.datasets import (
-    Dataset,
-    DatasetError,
-    discover_datasets,
-)
+from toolbox.datasets import Dataset, discover_datasets
+from utils.corpora import CorpusError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
@@ -164,7 +161,7 @@ def test_speaker_folders_layout(tmp_path: Path) -> None:
     alice = [u.name for u in dataset.utterances("alice")]
     assert alice == ["my_voices/alice/take2.wav", "my_voices/alice/take10.wav"]  # natural order
     assert [u.speaker for u in dataset.utterances("carol")] == ["my_voices_carol"]
-    with pytest.raises(DatasetError, match="not a speaker"):
+    with pytest.raises(CorpusError, match="not a speaker"):
         dataset.utterances("notes")
 
 
@@ -220,10 +217,10 @@ def test_empty_missing_and_non_folder_roots(tmp_path: Path) -> None:
 
     bad_roots = ((tmp_path / "missing", "does not exist"), (tmp_path / "docs" / "readme.txt", "not a folder"))
     for bad, fragment in bad_roots:
-        with pytest.raises(DatasetError, match=fragment) as error:
+        with pytest.raises(CorpusError, match=fragment) as error:
             discover_datasets(bad)
         assert "\n" not in str(error.value) and str(bad) in str(error.value)
-    assert issubclass(DatasetError, ValueError)
+    assert issubclass(CorpusError, ValueError)
 
 
 def test_discovery_never_opens_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -266,10 +263,10 @@ def test_random_selection_is_reproducible(tmp_path: Path) -> None:
 
 def test_random_from_an_empty_speaker_or_dataset(tmp_path: Path) -> None:
     empty = Dataset("x", tmp_path / "x", "speaker_folders", [])
-    with pytest.raises(DatasetError, match="no speakers"):
+    with pytest.raises(CorpusError, match="no speakers"):
         empty.random_speaker(random.Random(0))
     (tmp_path / "x" / "ghost").mkdir(parents=True)
     ghost = Dataset("x", tmp_path / "x", "speaker_folders", ["ghost"])
-    with pytest.raises(DatasetError, match="no audio files"):
+    with pytest.raises(CorpusError, match="no audio files"):
         ghost.random_utterance("ghost", random.Random(0))
 

@@ -17,7 +17,6 @@ USER_ERRORS = [
     ("utils.checkpoints", "NonFiniteOutputError", RuntimeError),
     ("utils.corpora", "CorpusError", ValueError),
     ("utils.hparams", "HParamsError", ValueError),
-    ("toolbox.datasets", "DatasetError", ValueError),
     ("synthesizer.text", "TextError", ValueError),
     ("synthesizer.metadata", "MetadataError", ValueError),
     ("synthesizer.duration.phonemes", "PhonemizerError", RuntimeError),

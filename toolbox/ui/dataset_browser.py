@@ -13,7 +13,8 @@ from PyQt5.QtCore import Qt, pyqtSignal
 from PyQt5.QtGui import QFont
 from PyQt5.QtWidgets import QCheckBox, QComboBox, QGridLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
-from toolbox.datasets import Dataset, DatasetError, DatasetUtterance, discover_datasets
+from toolbox.datasets import Dataset, DatasetUtterance, discover_datasets
+from utils.corpora import CorpusError
 
 FORMATS_HELP = "LibriSpeech, LibriTTS, VCTK, VoxCeleb, LJSpeech or folders of speaker folders"
 
@@ -91,7 +92,7 @@ class DatasetBrowser(QWidget):
         else:
             try:
                 self.datasets = discover_datasets(root)
-            except DatasetError as error:
+            except CorpusError as error:
                 self.error.emit(f"{error} The dataset browser is disabled; use Browse… or Record.")
             else:
                 if self.datasets:
@@ -144,7 +145,7 @@ class DatasetBrowser(QWidget):
         if dataset is not None and speaker:
             try:
                 self._utterances = dataset.utterances(speaker)
-            except DatasetError as error:
+            except CorpusError as error:
                 self.error.emit(str(error))
         self.utterance_box.clear()
         for utterance in self._utterances:
