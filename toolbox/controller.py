@@ -181,7 +181,6 @@ class Utterance:
     generated: bool = False
     source: Path | None = None
     warnings: list[str] = field(default_factory=list)
-    reused: bool = False  # load_file found it already in the history instead of loading it again
 
     @property
     def duration(self) -> float:
@@ -485,12 +484,11 @@ class ToolboxController:
         """Load any audio file as a reference (name: file name; speaker: its folder, as RTVC).
 
         A file already in the history is not loaded again (its embedding would be a duplicate point
-        in the projection): that utterance is returned with ``reused`` set.
+        in the projection): that utterance is returned.
         """
         path = Path(path)
         existing = self.find_source(path)
         if existing is not None:
-            existing.reused = True
             self.log(f"'{existing.name}' is already in the history: selected it instead of loading it again.")
             return existing
         reference = load_reference(path, name)
