@@ -83,50 +83,21 @@ Rng = random.Random | np.random.Generator
 
 @dataclass(frozen=True)
 class DatasetUtterance:
-    """One audio file of a dataset, named the way RTVC's toolbox names loaded utterances.
+    """One audio file of a dataset, named the way RTVC's toolbox names loaded utterances."""
 
-    Attributes
-    ----------
-    path
-        Absolute path of the audio file.
-    dataset
-        Name of its dataset (relative path from the datasets root).
-    speaker
-        Speaker label ``<dataset>_<speaker id>`` with ``/`` in the dataset replaced by ``_``.
-    name
-        File path relative to the datasets root, as a posix string.
-
-    Examples
-    --------
-    >>> DatasetUtterance(Path("/d/LJSpeech-1.1/wavs/a.wav"), "LJSpeech-1.1", "LJSpeech-1.1_LJSpeech-1.1",
-    ...                  "LJSpeech-1.1/wavs/a.wav").name
-    'LJSpeech-1.1/wavs/a.wav'
-    """
-
-    path: Path
-    dataset: str
-    speaker: str
-    name: str
+    path: Path  # absolute
+    dataset: str  # the dataset's name (its path relative to the datasets root)
+    speaker: str  # Dataset.speaker_label of its speaker
+    name: str  # file path relative to the datasets root, posix
 
 
 @dataclass
 class Dataset:
     """A corpus found under a datasets root.
 
-    Attributes
-    ----------
-    name
-        Path relative to the datasets root, e.g. ``"LibriSpeech/train-clean-100"``.
-    root
-        Absolute path of the dataset folder.
-    kind
-        A :class:`utils.corpora.Kind`: ``"librispeech"``, ``"libritts"``, ``"vctk"``, ``"voxceleb"``,
-        ``"ljspeech"``, ``"fsdd"`` or ``"speaker_folders"``.
-    speakers
-        Speaker ids in natural order (folder names; for ``fsdd`` the name part of the files; for
-        ``ljspeech`` the dataset folder's name).
-    datasets_root
-        The folder utterance names are relative to; derived from ``root`` and ``name`` when omitted.
+    ``speakers`` are ids in natural order: folder names; for ``fsdd`` the name part of the files; for
+    ``ljspeech`` the dataset folder's name. ``datasets_root`` (what utterance names are relative to) is
+    derived from ``root`` and ``name`` when omitted.
 
     Examples
     --------
@@ -137,9 +108,9 @@ class Dataset:
     True
     """
 
-    name: str
-    root: Path
-    kind: str
+    name: str  # path relative to the datasets root, e.g. "LibriSpeech/train-clean-100"
+    root: Path  # absolute path of the dataset folder
+    kind: str  # a utils.corpora.Kind
     speakers: list[str]
     datasets_root: Path | None = None
 
@@ -160,13 +131,8 @@ class Dataset:
         return f"{self.name.replace('/', '_')}_{speaker}"
 
     def utterances(self, speaker: str) -> list[DatasetUtterance]:
-        """All audio files of ``speaker`` (recursive, hidden folders skipped), in natural order.
-
-        Raises
-        ------
-        CorpusError
-            ``speaker`` is not one of :attr:`speakers`.
-        """
+        """All audio files of ``speaker`` (recursive, hidden folders skipped), in natural order; a
+        :class:`CorpusError` when ``speaker`` is not one of :attr:`speakers`."""
         if speaker not in self.speakers:
             raise CorpusError(f"'{speaker}' is not a speaker of the dataset {self.name}.")
         if self.kind == Kind.FSDD:
@@ -184,25 +150,15 @@ class Dataset:
         return sorted(items, key=lambda item: natural_key(item.name))
 
     def random_speaker(self, rng: Rng | None = None) -> str:
-        """A speaker id drawn with ``rng`` (a ``random.Random`` or numpy ``Generator``).
-
-        Raises
-        ------
-        CorpusError
-            The dataset has no speakers.
-        """
+        """A speaker id drawn with ``rng`` (a ``random.Random`` or numpy ``Generator``); a
+        :class:`CorpusError` when the dataset has no speakers."""
         if not self.speakers:
             raise CorpusError(f"The dataset {self.name} has no speakers.")
         return self.speakers[_random_index(len(self.speakers), rng)]
 
     def random_utterance(self, speaker: str | None = None, rng: Rng | None = None) -> DatasetUtterance:
-        """An utterance of ``speaker`` (a random speaker when ``None``) drawn with ``rng``.
-
-        Raises
-        ------
-        CorpusError
-            Unknown speaker, or the speaker has no audio files.
-        """
+        """An utterance of ``speaker`` (a random speaker when ``None``) drawn with ``rng``; a
+        :class:`CorpusError` for an unknown speaker or one without audio files."""
         if speaker is None:
             speaker = self.random_speaker(rng)
         items = self.utterances(speaker)
