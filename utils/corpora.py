@@ -108,64 +108,28 @@ class CorpusError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class Alignment:
-    """Word-level forced alignment of one LibriSpeech utterance.
+    """Word-level forced alignment of one LibriSpeech utterance."""
 
-    Attributes
-    ----------
-    words
-        Words in order; ``""`` is a silence (the first and last entries are silences).
-    end_times
-        End time of each word in seconds (a word starts where the previous one ends).
-    """
-
-    words: tuple[str, ...]
-    end_times: tuple[float, ...]
+    words: tuple[str, ...]  # in order; "" is a silence (the first and last entries are silences)
+    end_times: tuple[float, ...]  # seconds; a word starts where the previous one ends
 
 
 @dataclass(frozen=True)
 class Utterance:
-    """One audio file of a corpus.
-
-    Attributes
-    ----------
-    speaker
-        RTVC speaker name, e.g. ``LibriSpeech_train-clean-100_1006`` (safe as a folder name).
-    audio_path
-        The audio file, as found under the datasets root (symbolic links are not resolved).
-    text
-        Transcript, or ``None`` when the corpus has none for this file.
-    name
-        Basename unique across the utterances of one :func:`collect_utterances` call.
-    local_name
-        Path relative to the speaker folder, separators replaced by ``_``, no extension; unique per speaker.
-    dataset
-        Name of the corpus (see :attr:`Corpus.name`).
-    alignment
-        LibriSpeech forced alignment when an ``*.alignment.txt`` lists the utterance.
-    """
+    """One audio file of a corpus (``speaker``, ``name`` and ``local_name``: see "Names" above)."""
 
     speaker: str
-    audio_path: Path
-    text: str | None
+    audio_path: Path  # as found under the datasets root (symbolic links are not resolved)
+    text: str | None  # None when the corpus has no transcript for this file
     name: str
     local_name: str = ""
-    dataset: str = ""
-    alignment: Alignment | None = None
+    dataset: str = ""  # Corpus.name
+    alignment: Alignment | None = None  # LibriSpeech's, when an *.alignment.txt lists the utterance
 
 
 @dataclass(frozen=True)
 class Corpus:
     """A dataset folder and its layout.
-
-    Attributes
-    ----------
-    name
-        Path relative to the datasets root (``LibriSpeech/train-clean-100``), or the folder's name for a
-        folder outside the root.
-    path
-        The folder the layout describes (for VCTK the ``wav48*`` folder).
-    kind
-        One of the layouts listed in the module documentation.
 
     Examples
     --------
@@ -173,9 +137,9 @@ class Corpus:
     'LibriSpeech_train-clean-100'
     """
 
-    name: str
-    path: Path
-    kind: str
+    name: str  # relative to the datasets root (LibriSpeech/train-clean-100), else the folder's name
+    path: Path  # the folder the layout describes (for VCTK the wav48* folder)
+    kind: str  # a Kind
 
     @property
     def label(self) -> str:
@@ -183,13 +147,8 @@ class Corpus:
         return safe_name(self.name.replace("/", "_"))
 
     def utterances(self, with_text: bool = True) -> list[Utterance]:
-        """Every utterance of the corpus, sorted by speaker then file name.
-
-        Parameters
-        ----------
-        with_text
-            Read transcripts and alignments; ``False`` (the encoder) leaves ``text`` at ``None``.
-        """
+        """Every utterance of the corpus, sorted by speaker then file name; ``with_text=False`` (the encoder)
+        reads no transcripts or alignments and leaves ``text`` at ``None``."""
         found = _LISTERS[self.kind](self, with_text)
         return _name_utterances(self, found)
 
@@ -287,15 +246,7 @@ def _unique_names(utterances: list[Utterance]) -> list[Utterance]:
 
 
 def collect_utterances(corpora: Iterable[Corpus], with_text: bool = True) -> list[Utterance]:
-    """The utterances of several corpora, with ``name`` unique across all of them.
-
-    Parameters
-    ----------
-    corpora
-        Corpora from :func:`select_corpora` or :func:`find_corpora`.
-    with_text
-        Read transcripts and alignments (see :meth:`Corpus.utterances`).
-    """
+    """The utterances of several corpora (see :meth:`Corpus.utterances`), with ``name`` unique across all."""
     utterances: list[Utterance] = []
     for corpus in corpora:
         utterances.extend(corpus.utterances(with_text))
