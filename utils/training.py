@@ -916,25 +916,16 @@ class TrainingSession:
         stored = checkpoint.get("hparams")
         return dict(stored) if isinstance(stored, Mapping) else None
 
-    def attach(
-        self,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        hparams: HParams,
-        checkpoint: Mapping[str, Any] | None = None,
-        *,
-        model_step: Callable[[nn.Module], int] | None = None,
-        set_model_step: Callable[[nn.Module, int], None] | None = None,
-        extra_state: Callable[[], dict[str, Any]] | None = None,
-    ) -> int:
+    def attach(self, model: nn.Module, optimizer: torch.optim.Optimizer, hparams: HParams,
+               checkpoint: Mapping[str, Any] | None = None, *, model_step: Callable[[nn.Module], int] | None = None,
+               set_model_step: Callable[[nn.Module, int], None] | None = None,
+               extra_state: Callable[[], dict[str, Any]] | None = None) -> int:
         """Adopt the model and optimizer, restore them from ``checkpoint`` and return the step.
 
         Parameters
         ----------
         model
             The bare model (not DDP-wrapped), already on its device.
-        optimizer
-            Its optimizer.
         hparams
             The run's hyperparameters (saved in every checkpoint and as ``hparams.json``).
         checkpoint
@@ -1245,14 +1236,7 @@ def training_session(model_type: str, options: TrainingOptions) -> Iterator[Trai
     The body resumes (:meth:`TrainingSession.checkpoint_to_resume`, :meth:`~TrainingSession.attach`)
     and trains; leaving the block ends the run as :meth:`TrainingSession.close` says, whether the
     body returned, raised or was stopped by a signal. DDP-wrapped models hold the process group: a
-    body that returns normally deletes them before it ends.
-
-    Parameters
-    ----------
-    model_type
-        As for :class:`TrainingSession`.
-    options
-        The run settings (``options.cpu`` keeps the run off CUDA).
+    body that returns normally deletes them before it ends. ``options.cpu`` keeps the run off CUDA.
     """
     context = init_distributed(use_cuda=not options.cpu)
     try:
