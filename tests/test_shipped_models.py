@@ -20,11 +20,11 @@ SHIPPED_BUDGET_BYTES = 40 * 2**20
 SYNTHESIZER_BUDGET_BYTES = 25 * 2**20
 VOCODER_BUDGET_BYTES = 15 * 2**20
 TEXT = "The birch canoe slid on the smooth planks."
-#: Word error rate the offline clone of TEXT must not exceed. A loose regression bound (the shipped models
-#: are still in training and were not measured on held-out speakers yet, saved_models/README.md): it
-#: fails when the clone is babble or Whisper hallucinates more words than were said. Tighten it to the
-#: measured figure plus a margin once bench_quality.py has run on the shipped files.
-MAX_WORD_ERROR_RATE = 1.0
+#: Word error rate the offline clone of TEXT must not exceed: a regression bound. The shipped files
+#: (synthesizer step 4,750, iSTFT vocoder step 8,983) give 3 wrong words of 8 (0.375: "the birch can
+#: just sit on the smooth planks") from this espeak-ng reference; one more word is the margin.
+#: Held-out figures are in saved_models/README.md.
+MAX_WORD_ERROR_RATE = 0.5
 
 pytestmark = pytest.mark.skipif(
     not all((SHIPPED_MODELS_DIR / f"{name}.pt").is_file() for name in ("synthesizer", "vocoder")),
