@@ -119,19 +119,6 @@ def stretch_mel(mel: np.ndarray, speaking_rate: float) -> np.ndarray:
     return np.stack([np.interp(positions, frames, band) for band in mel]).astype(np.float32)
 
 
-def synthesizer_architecture(path: str | Path) -> str:
-    """``"tacotron"`` (RTVC's and ours) or ``"duration"``: which synthesizer a file holds.
-
-    Raises
-    ------
-    CheckpointError
-        Missing, damaged or mismatched files, as one sentence.
-    """
-    from utils.checkpoints import load_checkpoint_file
-
-    return str(load_checkpoint_file(path, "synthesizer").get("architecture", "tacotron"))
-
-
 def load_synthesizer(path: str | Path, device: str | torch.device = "cpu"):
     """Load any synthesizer file: RTVC's or our Tacotron (:class:`Synthesizer`) or a duration
     synthesizer (:class:`synthesizer.duration.inference.DurationSynthesizer`), by the file's ``architecture``.

@@ -37,7 +37,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from synthesizer.data import SynthesizerBatch, SynthesizerCollator, SynthesizerDataset, mel_pad_value
-from synthesizer.inference import Synthesizer, synthesizer_architecture
+from synthesizer.duration.inference import DurationSynthesizer
+from synthesizer.inference import Synthesizer, load_synthesizer
 from synthesizer.metadata import write_train_txt
 from synthesizer.model import Tacotron, build_tacotron
 from utils.atomic_write import atomic_write
@@ -106,14 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_gta_synthesizer(path: str | Path, device: torch.device | str = "cpu") -> Tacotron:
+def load_gta_synthesizer(path: str | Path | Synthesizer, device: torch.device | str = "cpu") -> Tacotron:
     """The synthesizer of ``path`` rebuilt with pre-net dropout 0, in eval mode, on ``device``.
 
     RTVC's pre-nets keep dropout on even in eval mode (quirk 11); for GTA the noise must go, so the
     model is built again from the checkpoint's hyperparameters with ``tts_dropout = 0`` and the
-    checkpoint's weights (including its ``r``) are copied in.
+    checkpoint's weights (including its ``r``) are copied in. ``path`` may be an already loaded file.
     """
-    loaded = Synthesizer.from_checkpoint(path, device="cpu")
+    loaded = path if isinstance(path, Synthesizer) else Synthesizer.from_checkpoint(path, device="cpu")
     model = build_tacotron(loaded.hparams.replace(tts_dropout=0.0),
                            num_chars=loaded.model.encoder.embedding.num_embeddings)
     model.load_state_dict(loaded.model.state_dict())
@@ -154,8 +155,8 @@ def gta_mels(model: Tacotron, batch: SynthesizerBatch) -> list[np.ndarray]:
 class _TacotronGtaSource:
     """Teacher-forced Tacotron mels (RTVC's GTA), in the padded batches of the synthesizer's data loader."""
 
-    def __init__(self, path: str | Path, in_dir: Path, device: torch.device, num_workers: int) -> None:
-        self.model = load_gta_synthesizer(path, device)
+    def __init__(self, loaded: Synthesizer, in_dir: Path, device: torch.device, num_workers: int) -> None:
+        self.model = load_gta_synthesizer(loaded, device)
         self.dataset = SynthesizerDataset(in_dir, self.model.hparams)
         self.entries = self.dataset.entries
         self.hop_size, self.sample_rate = self.model.hparams.hop_size, self.model.hparams.sample_rate
@@ -179,12 +180,10 @@ class _DurationGtaSource:
     Utterances the synthesizer cannot align (fewer frames than phoneme slots) get no GTA mel.
     """
 
-    def __init__(self, path: str | Path, in_dir: Path, device: torch.device) -> None:
+    def __init__(self, synthesizer: DurationSynthesizer, in_dir: Path, device: torch.device) -> None:
         from synthesizer.duration.data import DurationDataset
-        from synthesizer.duration.inference import DurationSynthesizer
 
-        synthesizer = DurationSynthesizer.from_checkpoint(path, device)
-        self.model = synthesizer.model.eval()
+        self.model = synthesizer.model.to(device).eval()
         self.dataset = DurationDataset(in_dir, synthesizer.front_end, max_mel_frames=10**9)
         self.entries = [item.entry for item in self.dataset.items]
         self.hop_size, self.sample_rate = synthesizer.hparams.hop_size, synthesizer.sample_rate
@@ -256,10 +255,11 @@ def synthesize_gta(
         )
     start = time.perf_counter()
     gta_dir = out_dir / GTA_FOLDER
-    if synthesizer_architecture(syn_model_fpath) == "duration":
-        source = _DurationGtaSource(syn_model_fpath, in_dir, context.device)
+    loaded = load_synthesizer(syn_model_fpath)  # either architecture, read once
+    if isinstance(loaded, Synthesizer):
+        source = _TacotronGtaSource(loaded, in_dir, context.device, num_workers)
     else:
-        source = _TacotronGtaSource(syn_model_fpath, in_dir, context.device, num_workers)
+        source = _DurationGtaSource(loaded, in_dir, context.device)
     if context.is_main:
         try:
             gta_dir.mkdir(parents=True, exist_ok=True)
