@@ -22,6 +22,8 @@ class ISTFTHParams(HParams):
     (256, 8, 401, 200)
     >>> hp.receptive_frames  # frames of context on each side of an output frame
     27
+    >>> hp.adversarial  # plain regression training unless w_adversarial > 0
+    False
     """
 
     # Backbone
@@ -55,6 +57,12 @@ class ISTFTHParams(HParams):
     w_multi_resolution: float = 5.0
     mr_resolutions: tuple[tuple[int, int, int], ...] = ((512, 128, 512), (1024, 256, 1024), (256, 64, 256))
 
+    # Optional adversarial fine-tuning (vocoder.istft.discriminator): off while w_adversarial is 0.
+    # The discriminator looks at the mr_resolutions spectrograms of the output.
+    w_adversarial: float = 0.0
+    w_feature_matching: float = 2.0
+    discriminator_channels: int = 16
+
     @property
     def signal(self) -> MelSignal:
         """The signal settings (rate, STFT geometry, mel bands, dB mapping)."""
@@ -66,6 +74,11 @@ class ISTFTHParams(HParams):
         return self.signal.n_fft // 2 + 1
 
     @property
+    def adversarial(self) -> bool:
+        """Whether training adds the spectrogram discriminator's losses."""
+        return self.w_adversarial > 0
+
+    @property
     def receptive_frames(self) -> int:
         """How many mel frames on each side influence one output frame (the input conv and the blocks)."""
         return self.input_kernel_size // 2 + self.num_blocks * (self.kernel_size // 2)
@@ -75,5 +88,7 @@ class ISTFTHParams(HParams):
             raise ValueError("channels and expansion must be positive and num_blocks non-negative")
         if self.kernel_size % 2 == 0 or self.input_kernel_size % 2 == 0:
             raise ValueError("kernel sizes must be odd so that the convolutions stay centred")
+        if self.w_adversarial < 0 or self.w_feature_matching < 0 or self.discriminator_channels < 1:
+            raise ValueError("adversarial weights must be non-negative and discriminator_channels positive")
         if self.segment_frames < 2 or self.batch_size < 1:
             raise ValueError("segment_frames must be at least 2 and batch_size at least 1")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from vocoder.istft.discriminator import SpectrogramDiscriminator, generator_losses
 from vocoder.istft.hparams import ISTFTHParams
 from vocoder.istft.model import ISTFTVocoderNet
 from vocoder.istft.spectral import anti_wrap, preemphasis
@@ -69,7 +70,15 @@ def multi_resolution_stft_loss(output: torch.Tensor, target: torch.Tensor,
 
 def compute_losses(model: ISTFTVocoderNet, segment: torch.Tensor, hparams: ISTFTHParams,
                    mel: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted total loss and its parts for a batch of plain audio segments.
+    """Weighted total of the regression losses and their parts (see :func:`losses_and_signals`)."""
+    total, parts, _ = losses_and_signals(model, segment, hparams, mel)
+    return total, parts
+
+
+def losses_and_signals(model: ISTFTVocoderNet, segment: torch.Tensor, hparams: ISTFTHParams,
+                       mel: torch.Tensor | None = None, discriminator: SpectrogramDiscriminator | None = None,
+                       ) -> tuple[torch.Tensor, dict[str, float], tuple[torch.Tensor, torch.Tensor]]:
+    """Weighted total loss, its parts, and the (target, output) pre-emphasised signals of a batch.
 
     Parameters
     ----------
@@ -83,11 +92,15 @@ def compute_losses(model: ISTFTVocoderNet, segment: torch.Tensor, hparams: ISTFT
     mel
         ``(B, num_mels, 1 + L / hop)`` input mels, e.g. a synthesizer's ground-truth-aligned ones;
         by default the segment's own mel (copy-synthesis). The targets are always the segment's.
+    discriminator
+        With one, the generator's adversarial and feature-matching losses join the total (weights
+        ``w_adversarial`` and ``w_feature_matching``).
 
     Returns
     -------
-    total, parts
-        The scalar to minimise and the unweighted parts as floats (for logging).
+    total, parts, (target, output)
+        The scalar to minimise, the unweighted parts as floats (for logging), and the ``(B, L)``
+        pre-emphasised target and output (the discriminator's step needs both).
     """
     front = getattr(model, "module", model).front  # DDP wraps the model under .module
     signal = hparams.signal
@@ -122,5 +135,8 @@ def compute_losses(model: ISTFTVocoderNet, segment: torch.Tensor, hparams: ISTFT
         "phase_iaf": hparams.w_phase_iaf, "consistency": hparams.w_consistency, "mel": hparams.w_mel,
         "multi_resolution": hparams.w_multi_resolution,
     }
+    if discriminator is not None:
+        parts_t["adversarial"], parts_t["feature_matching"] = generator_losses(discriminator, emphasised, output)
+        weights["adversarial"], weights["feature_matching"] = hparams.w_adversarial, hparams.w_feature_matching
     total = sum(weights[name] * value for name, value in parts_t.items())
-    return total, {name: float(value.detach()) for name, value in parts_t.items()}
+    return total, {name: float(value.detach()) for name, value in parts_t.items()}, (emphasised, output)

@@ -54,7 +54,8 @@ from vocoder.istft.data import SegmentDataset
 from utils.audio_io import save_audio
 from vocoder.istft.hparams import ISTFTHParams
 from vocoder.istft.inference import ISTFTVocoder
-from vocoder.istft.losses import compute_losses
+from vocoder.istft.discriminator import SpectrogramDiscriminator, discriminator_loss
+from vocoder.istft.losses import losses_and_signals
 from vocoder.istft.model import ISTFTVocoderNet, build_istft_vocoder
 
 #: The checkpoint's ``architecture`` entry: how loaders tell this vocoder from a WaveRNN file.
@@ -156,17 +157,74 @@ def train(options: TrainingOptions, syn_dir: str | Path, *, sample_seconds: floa
             [{"params": decay, "weight_decay": hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=hparams.learning_rate, betas=tuple(hparams.adam_betas),
         )
+        adversary = _Adversary.build(hparams, context.device, checkpoint)
         session.attach(model, optimizer, hparams, checkpoint,
                        set_model_step=lambda m, step: m.step.fill_(step),
-                       extra_state=lambda: {"architecture": ARCHITECTURE})
+                       extra_state=lambda: {"architecture": ARCHITECTURE, **adversary.state()})
         net = wrap_model(model, context)
+        if adversary.enabled:
+            adversary.net = wrap_model(adversary.discriminator, context)
         model.train()
-        _train_loop(session, net, model, dataset, options, sample_seconds)
+        _train_loop(session, net, model, dataset, options, sample_seconds, adversary)
     return model
 
 
+class _Adversary:
+    """The optional discriminator, its optimizer and its step (nothing at all when ``w_adversarial`` is 0).
+
+    Its state rides in the training checkpoint under ``discriminator_state`` and
+    ``discriminator_optimizer_state``; a run that turns the adversary on later, or fine-tunes from a
+    plain vocoder, starts it fresh.
+    """
+
+    def __init__(self, discriminator: SpectrogramDiscriminator | None, optimizer: torch.optim.Optimizer | None,
+                 clip_grad_norm: float) -> None:
+        self.discriminator, self.optimizer, self.clip_grad_norm = discriminator, optimizer, clip_grad_norm
+        self.net: nn.Module | None = discriminator
+
+    @property
+    def enabled(self) -> bool:
+        return self.discriminator is not None
+
+    @classmethod
+    def build(cls, hparams: ISTFTHParams, device: torch.device, checkpoint: dict | None) -> _Adversary:
+        if not hparams.adversarial:
+            return cls(None, None, hparams.clip_grad_norm)
+        discriminator = SpectrogramDiscriminator(hparams.discriminator_channels, hparams.mr_resolutions).to(device)
+        optimizer = torch.optim.AdamW(discriminator.parameters(), lr=hparams.learning_rate,
+                                      betas=tuple(hparams.adam_betas), weight_decay=0.0)
+        if checkpoint is not None and checkpoint.get("resume") and "discriminator_state" in checkpoint:
+            try:
+                discriminator.load_state_dict(checkpoint["discriminator_state"])
+                optimizer.load_state_dict(checkpoint["discriminator_optimizer_state"])
+            except (RuntimeError, ValueError, KeyError) as error:
+                raise TrainingError(f"The discriminator saved in the checkpoint does not fit "
+                                    f"discriminator_channels / mr_resolutions ({str(error).splitlines()[0]}); "
+                                    "use --force_restart to start over.") from None
+        discriminator.train()
+        return cls(discriminator, optimizer, hparams.clip_grad_norm)
+
+    def state(self) -> dict:
+        if not self.enabled:
+            return {}
+        return {"discriminator_state": self.discriminator.state_dict(),
+                "discriminator_optimizer_state": self.optimizer.state_dict()}
+
+    def step(self, target: torch.Tensor, output: torch.Tensor, learning_rate: float) -> float:
+        """One discriminator update on real ``target`` and the generator's detached ``output``."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate
+        self.optimizer.zero_grad(set_to_none=True)  # drops what the generator's loss left here
+        loss = discriminator_loss(self.net, target, output.detach())
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.discriminator.parameters(), self.clip_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(loss.detach())
+
+
 def _train_loop(session: TrainingSession, net: nn.Module, model: ISTFTVocoderNet, dataset: SegmentDataset,
-                options: TrainingOptions, sample_seconds: float) -> None:
+                options: TrainingOptions, sample_seconds: float, adversary: _Adversary) -> None:
     hparams, context = model.hparams, session.context
     last_sample_step = session.step
 
@@ -201,11 +259,14 @@ def _train_loop(session: TrainingSession, net: nn.Module, model: ISTFTVocoderNet
         segments, mels = segments if isinstance(segments, (list, tuple)) else (segments, None)
         segments = segments.to(context.device, non_blocking=True)  # (B, 1 + L)
         mels = None if mels is None else mels.to(context.device, non_blocking=True)  # (B, M, 1 + L / hop)
-        loss, parts = compute_losses(net, segments, hparams, mels)
+        loss, parts, (target, output) = losses_and_signals(net, segments, hparams, mels,
+                                                           discriminator=adversary.net)
         session.backward(loss)
         session.unscale_gradients()
         grad_norm = nn.utils.clip_grad_norm_(model.parameters(), hparams.clip_grad_norm)
         session.optimizer_step()
+        if adversary.enabled:
+            parts["discriminator"] = adversary.step(target, output, session.learning_rate)
         session.end_step({"loss": float(loss.detach()), **parts, "grad_norm": float(grad_norm)})
         if session.due(options.sample_every):
             sample()

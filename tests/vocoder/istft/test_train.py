@@ -133,3 +133,35 @@ def test_an_exception_saves_only_a_finished_finite_step(tmp_path, syn_dir, monke
         train_from_args(["run", str(syn_dir), "-m", str(tmp_path), *QUIET, "--sample_every", "0", "--seed", "0",
                          "--max_steps", "10", "--save_every", "2", *TINY])
     check_end_after_failure(tmp_path / "run" / "vocoder.pt", where, capsys.readouterr().out)
+
+
+def test_adversarial_fine_tuning_keeps_the_discriminator_in_the_training_checkpoint_only(tmp_path, syn_dir):
+    from utils.export_model import export_checkpoint
+
+    models = tmp_path / "models"
+    adversarial = ["--hparams", "channels=16", "num_blocks=1", "segment_frames=8", "batch_size=2",
+                   "w_adversarial=1", "discriminator_channels=4"]
+    args = ["run", str(syn_dir), "-m", str(models), *adversarial, *QUIET, "--sample_every", "0"]
+    train_from_args([*args, "--max_steps", "2"])
+    path = models / "run" / "vocoder.pt"
+    checkpoint = load_checkpoint_file(path, "vocoder")
+    assert {"discriminator_state", "discriminator_optimizer_state"} <= set(checkpoint)
+    saved = {k: v.clone() for k, v in checkpoint["discriminator_state"].items()}
+    model = train_from_args([*args, "--max_steps", "3"])  # resumes the discriminator too
+    resumed = load_checkpoint_file(path, "vocoder")["discriminator_state"]
+    assert int(model.step) == 3 and saved.keys() == resumed.keys()
+    assert any(not torch.equal(saved[k], resumed[k]) for k in saved)  # it kept learning
+    export_checkpoint(path, tmp_path / "shipped.pt")
+    shipped = torch.load(tmp_path / "shipped.pt", map_location="cpu", weights_only=True)
+    assert not any(key.startswith("discriminator") for key in shipped)
+    assert ISTFTVocoder.from_checkpoint(tmp_path / "shipped.pt").step == 3
+
+
+def test_refuses_a_discriminator_of_another_size(tmp_path, syn_dir, capsys):
+    models = tmp_path / "models"
+    base = ["run", str(syn_dir), "-m", str(models), *QUIET, "--sample_every", "0"]
+    sizes = ["channels=16", "num_blocks=1", "segment_frames=8", "batch_size=2", "w_adversarial=1"]
+    train_from_args([*base, "--hparams", *sizes, "discriminator_channels=4", "--max_steps", "1"])
+    assert main([*base, "--hparams", *sizes, "discriminator_channels=6", "--max_steps", "2"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error:") and "discriminator" in error and "\n" not in error
