@@ -19,6 +19,10 @@ Examples
     python benchmarks/bench_quality.py                       # the default models (RTVC's if downloaded, else shipped)
     python benchmarks/bench_quality.py -s run/synthesizer.pt -v run/vocoder.pt --vocoders wavernn,griffinlim
     python benchmarks/bench_quality.py --sentences_per_speaker 1 --speakers 19,60 --json
+    python benchmarks/bench_quality.py -v a.pt --vocoders istft,griffinlim --compare_istft b.pt c.pt
+
+Each clone is synthesized once and every vocoder vocodes that same mel, so vocoders are compared on
+identical input (a paired comparison).
 
 The held-out speakers below were kept out of the training of the shipped models
 (``saved_models/README.md``); the sentences are Harvard sentences (IEEE 1969), in none of the training texts.
@@ -127,6 +131,7 @@ def run(args: argparse.Namespace) -> dict:
 
     from pipeline import ClonePipeline, resolve_models
     from utils.asr import Transcriber, corpus_word_error_rate, word_error_rate
+    from utils.signal_contract import SIGNAL
 
     warnings.simplefilter("ignore")
     if args.threads:
@@ -144,47 +149,57 @@ def run(args: argparse.Namespace) -> dict:
     same = [cosine(r.embedding, r.rest_embedding) for r in references if r.rest_embedding is not None]
     reference_matrix = np.stack([r.embedding for r in references])  # (S, 256)
 
-    reports = []
+    # Every vocoder turns the same synthesized mel into audio: the comparison between them is paired.
+    variants = [(name, lambda mel, seed, name=name: pipeline.vocode(mel, name, seed=seed)) for name in args.vocoders]
+    for path in args.compare_istft:
+        from vocoder.istft.inference import ISTFTVocoder
+
+        extra = ISTFTVocoder.from_checkpoint(path)
+        variants.append((f"istft@{path.parent.name}/{path.stem}", lambda mel, seed, extra=extra: extra.vocode(mel)))
+    clones: dict[str, list[Clone]] = {label: [] for label, _ in variants}
+    vocode_seconds = dict.fromkeys(clones, 0.0)
+    synth_seconds = audio_seconds = 0.0
     sentence_cycle = itertools.cycle(rng.permutation(len(EVALUATION_SENTENCES)).tolist())
     plan = [(reference, [EVALUATION_SENTENCES[next(sentence_cycle)] for _ in range(args.sentences_per_speaker)])
             for reference in references]
-    for vocoder in args.vocoders:
-        clones: list[Clone] = []
-        synth_seconds = vocode_seconds = audio_seconds = 0.0
-        for index, (reference, sentences) in enumerate(plan):
-            for number, sentence in enumerate(sentences):
-                seed = args.seed + 1000 * index + number
+    for index, (reference, sentences) in enumerate(plan):
+        for number, sentence in enumerate(sentences):
+            seed = args.seed + 1000 * index + number
+            start = time.perf_counter()
+            synthesis = pipeline.synthesize([sentence], reference.embedding, seed=seed,
+                                            speaking_rate=args.speaking_rate)
+            synth_seconds += time.perf_counter() - start
+            audio_seconds += (synthesis.mels[0].shape[1] - 1) * SIGNAL.hop_size / SIGNAL.sample_rate
+            for label, vocode in variants:
                 start = time.perf_counter()
-                synthesis = pipeline.synthesize([sentence], reference.embedding, seed=seed,
-                                                speaking_rate=args.speaking_rate)
-                synth_seconds += time.perf_counter() - start
-                start = time.perf_counter()
-                wav = pipeline.vocode(synthesis.mels[0], vocoder, seed=seed)
-                vocode_seconds += time.perf_counter() - start
-                seconds = len(wav) / pipeline.sample_rate
-                audio_seconds += seconds
+                wav = vocode(synthesis.mels[0], seed)
+                vocode_seconds[label] += time.perf_counter() - start
                 transcript = transcriber.transcribe(wav)
                 speech = pipeline.encoder.preprocess(wav, pipeline.sample_rate)
                 embedding = pipeline.encoder.embed_utterance(speech if len(speech) > 1600 else wav)
                 similarities = reference_matrix @ embedding  # (S,) unit vectors: cosines
-                clones.append(Clone(reference.speaker, vocoder, sentence, transcript,
-                                    word_error_rate(sentence, transcript), float(similarities[index]),
-                                    bool(np.argmax(similarities) == index), seconds))
+                clones[label].append(Clone(reference.speaker, label, sentence, transcript,
+                                           word_error_rate(sentence, transcript), float(similarities[index]),
+                                           bool(np.argmax(similarities) == index), len(wav) / pipeline.sample_rate))
                 if args.save_dir:
                     from utils.audio_io import save_audio
-                    save_audio(args.save_dir / f"{vocoder}-{reference.speaker}-{number}.wav", wav, pipeline.sample_rate)
+                    name = label.replace("/", "_")
+                    save_audio(args.save_dir / f"{name}-{reference.speaker}-{number}.wav", wav, pipeline.sample_rate)
                 if args.verbose:
-                    print(f"{vocoder} {reference.speaker}: {clones[-1].wer:.2f} sim {clones[-1].similarity:.2f} "
-                          f"| {sentence} -> {transcript}", flush=True)
-        reports.append(VocoderReport(
-            vocoder,
-            corpus_word_error_rate([c.text for c in clones], [c.transcript for c in clones]),
-            float(np.mean([c.similarity for c in clones])),
-            float(np.mean([c.closest_is_own for c in clones])),
+                    print(f"{label} {reference.speaker}: {clones[label][-1].wer:.2f} sim "
+                          f"{clones[label][-1].similarity:.2f} | {sentence} -> {transcript}", flush=True)
+    reports = [
+        VocoderReport(
+            label,
+            corpus_word_error_rate([c.text for c in done], [c.transcript for c in done]),
+            float(np.mean([c.similarity for c in done])),
+            float(np.mean([c.closest_is_own for c in done])),
             synth_seconds / audio_seconds,
-            vocode_seconds / audio_seconds,
-            clones,
-        ))
+            vocode_seconds[label] / audio_seconds,
+            done,
+        )
+        for label, done in clones.items()
+    ]
     return {
         "synthesizer": str(paths.synthesizer),
         "vocoder": str(paths.vocoder) if paths.vocoder else None,
@@ -203,9 +218,10 @@ def print_table(result: dict) -> None:
           f"{result['sentences_per_speaker']} sentence(s) each")
     print(f"Real speech: same speaker {result['same_speaker_similarity']:.3f}, "
           f"different speakers {result['different_speaker_similarity']:.3f} (GE2E cosine)")
-    print(f"{'vocoder':<12}{'WER':>8}{'similarity':>12}{'closest ref':>13}{'synth RTF':>11}{'vocoder RTF':>13}")
+    width = max([12] + [len(report["vocoder"]) + 2 for report in result["reports"]])
+    print(f"{'vocoder':<{width}}{'WER':>8}{'similarity':>12}{'closest ref':>13}{'synth RTF':>11}{'vocoder RTF':>13}")
     for report in result["reports"]:
-        print(f"{report['vocoder']:<12}{report['wer']:>8.1%}{report['similarity']:>12.3f}"
+        print(f"{report['vocoder']:<{width}}{report['wer']:>8.1%}{report['similarity']:>12.3f}"
               f"{report['closest_reference_rate']:>13.0%}{report['synthesizer_rtf']:>11.3f}{report['vocoder_rtf']:>13.3f}")
 
 
@@ -217,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--voc_model_fpath", type=Path, default=None)
     parser.add_argument("--vocoders", default="griffinlim",
                         help="comma-separated: wavernn, istft (the kind of the -v file), griffinlim")
+    parser.add_argument("--compare_istft", type=Path, nargs="+", default=[],
+                        help="more iSTFT vocoder files, each scored on the same synthesized mels as the others")
     parser.add_argument("--speaking_rate", type=float, default=1.0, help="synthesizer pace (1 = the model's own)")
     parser.add_argument("--librispeech", type=Path, default=DEFAULT_LIBRISPEECH,
                         help="LibriSpeech train-clean-100 folder (default: %(default)s)")

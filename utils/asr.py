@@ -109,9 +109,13 @@ class Transcriber:
                                 cpu_threads=threads))
 
     def _segments(self, wav: np.ndarray, **options: bool):
+        # Greedy decoding at temperature 0 keeps the scores repeatable, but it has no fallback out of
+        # Whisper's repetition loops ("you can do so you can do so ..." for a whole 30 s window), which
+        # turned one badly heard word into a WER of 28 for one clone. Forbidding a repeated 5-gram stops
+        # a loop after one turn and leaves ordinary sentences alone.
         segments, _ = self.model.transcribe(np.asarray(wav, dtype=np.float32), language="en", beam_size=1,
                                             temperature=0.0, condition_on_previous_text=False,
-                                            vad_filter=False, **options)
+                                            no_repeat_ngram_size=5, vad_filter=False, **options)
         return segments
 
     def transcribe(self, wav: np.ndarray) -> str:
