@@ -103,17 +103,26 @@ class ISTFTVocoderNet(nn.Module):
         phase = torch.atan2(imag.float(), real.float()).transpose(1, 2)  # (B, F, T)
         return log_amplitude, phase
 
-    def spectrum(self, mel: torch.Tensor) -> torch.Tensor:
-        """Complex spectrum ``(B, F, T)`` of the pre-emphasised waveform."""
+    def spectrum(self, mel: torch.Tensor, contrast: float = 1.0) -> torch.Tensor:
+        """Complex spectrum ``(B, F, T)`` of the pre-emphasised waveform.
+
+        ``contrast`` scales each frame's log amplitude about that frame's mean over frequency: above 1
+        it deepens the valleys between formants and harmonics that a smoothed (synthesized) mel has
+        lost, a post-filter like Griffin-Lim's magnitude exponent. Frame by frame, so streaming is
+        unaffected; 1 is the network's own output.
+        """
         log_amplitude, phase = self(mel)
+        if contrast != 1.0:
+            frame_mean = log_amplitude.mean(dim=1, keepdim=True)  # (B, 1, T)
+            log_amplitude = frame_mean + contrast * (log_amplitude - frame_mean)
         # Cap the amplitude (e^6 ≈ 400 ≫ any real bin of audio in [−1, 1]) so a bad step cannot overflow.
         amplitude = torch.exp(log_amplitude.clamp(max=6.0))
         return torch.polar(amplitude, phase)
 
-    def waveform(self, mel: torch.Tensor) -> torch.Tensor:
-        """Pre-emphasised audio ``(B, (T − 1)·hop)`` for a mel ``(B, M, T)``."""
+    def waveform(self, mel: torch.Tensor, contrast: float = 1.0) -> torch.Tensor:
+        """Pre-emphasised audio ``(B, (T − 1)·hop)`` for a mel ``(B, M, T)`` (``contrast``: see :meth:`spectrum`)."""
         length = (mel.shape[-1] - 1) * self.hparams.signal.hop_size
-        return self.front.istft(self.spectrum(mel), length)
+        return self.front.istft(self.spectrum(mel, contrast), length)
 
 
 def build_istft_vocoder(hparams: ISTFTHParams) -> ISTFTVocoderNet:

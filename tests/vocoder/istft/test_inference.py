@@ -10,7 +10,7 @@ from tests.vocoder.istft.conftest import small_model, synth_mel
 from utils.checkpoints import CheckpointError
 from vocoder.hparams import VocoderHParams
 from vocoder.inference import Vocoder, WaveRNNVocoder
-from vocoder.istft.inference import ISTFTVocoder, checkpoint_architecture
+from vocoder.istft.inference import SYNTHESIZED_MEL_CONTRAST, ISTFTVocoder, checkpoint_architecture
 from vocoder.model import build_wavernn
 
 
@@ -105,8 +105,37 @@ def test_float16_export_loads_and_sounds_the_same(tmp_path):
 def test_amplitude_is_the_exponential_of_the_log_amplitude_head():
     model = small_model()
     mel = synth_mel(9)
-    amplitude = ISTFTVocoder(model).amplitude(mel)
+    amplitude = ISTFTVocoder(model, contrast=1.0).amplitude(mel)
     assert amplitude.shape == (401, 9) and amplitude.dtype == np.float32
     with torch.no_grad():
         expected = torch.exp(model(torch.from_numpy(mel)[None])[0][0]).numpy()
     assert np.allclose(amplitude, expected, rtol=1e-5)
+
+
+def test_contrast_scales_each_frame_about_its_mean_log_amplitude(speech_clip):
+    from synthesizer.audio import melspectrogram
+    from synthesizer.hparams import SynthesizerHParams
+
+    model = small_model(seed=3)
+    mel = melspectrogram(speech_clip[:8000], SynthesizerHParams())  # real speech: far below the amplitude cap
+    plain = np.log(ISTFTVocoder(model, contrast=1.0).amplitude(mel))  # (F, T)
+    sharpened = np.log(ISTFTVocoder(model).amplitude(mel))  # the default: SYNTHESIZED_MEL_CONTRAST
+    assert SYNTHESIZED_MEL_CONTRAST > 1.0
+    assert np.allclose(sharpened.mean(axis=0), plain.mean(axis=0), atol=1e-4)  # each frame's level kept
+    deviations = plain - plain.mean(axis=0)
+    assert np.allclose(sharpened - sharpened.mean(axis=0), SYNTHESIZED_MEL_CONTRAST * deviations, atol=1e-3)
+
+
+def test_contrast_one_is_the_network_alone_and_bad_contrasts_are_refused():
+    model = small_model(seed=6)
+    mel = synth_mel(20)
+    with torch.no_grad():
+        emphasised = model.waveform(torch.from_numpy(mel)[None])[0].numpy()
+    plain, sharpened = ISTFTVocoder(model, contrast=1.0).vocode(mel), ISTFTVocoder(model).vocode(mel)
+    from vocoder.istft.spectral import deemphasis
+
+    assert np.allclose(plain, deemphasis(emphasised, model.hparams.signal.preemphasis)[0], atol=1e-5)
+    assert not np.allclose(plain, sharpened, atol=1e-4)
+    for bad in (0.0, -1.0, float("nan"), "1"):
+        with pytest.raises(ValueError, match="contrast must be a positive number"):
+            ISTFTVocoder(model, contrast=bad)
