@@ -41,7 +41,7 @@ from utils.errors import UserError
 from utils.progress import ProgressCallback
 from utils.signal_contract import SAMPLE_RATE
 from vocoder.inference import NEURAL_VOCODERS, GriffinLimVocoder, WaveRNNVocoder, load_vocoder, vocoder_architecture
-from vocoder.istft.inference import ISTFTVocoder
+from vocoder.istft.inference import SYNTHESIZED_MEL_CONTRAST, ISTFTVocoder
 
 if TYPE_CHECKING:
     from synthesizer.duration.inference import DurationSynthesizer
@@ -349,6 +349,9 @@ class ClonePipeline:
         """The vocoder file's model, WaveRNN or iSTFT (whichever it holds)."""
         if self._neural_vocoder is None:
             self._neural_vocoder = load_vocoder(self._require("vocoder", self.paths.vocoder), self.device)
+            if isinstance(self._neural_vocoder, ISTFTVocoder):
+                # Every mel this pipeline vocodes is a synthesizer's (smoothed) one.
+                self._neural_vocoder.contrast = SYNTHESIZED_MEL_CONTRAST
         return self._neural_vocoder
 
     def _vocoder_of_kind(self, kind: str) -> WaveRNNVocoder | ISTFTVocoder:

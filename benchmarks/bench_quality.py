@@ -152,9 +152,9 @@ def run(args: argparse.Namespace) -> dict:
     # Every vocoder turns the same synthesized mel into audio: the comparison between them is paired.
     variants = [(name, lambda mel, seed, name=name: pipeline.vocode(mel, name, seed=seed)) for name in args.vocoders]
     for path in args.compare_istft:
-        from vocoder.istft.inference import ISTFTVocoder
+        from vocoder.istft.inference import SYNTHESIZED_MEL_CONTRAST, ISTFTVocoder
 
-        extra = ISTFTVocoder.from_checkpoint(path)
+        extra = ISTFTVocoder.from_checkpoint(path, contrast=SYNTHESIZED_MEL_CONTRAST)  # as the pipeline sets it
         variants.append((f"istft@{path.parent.name}/{path.stem}", lambda mel, seed, extra=extra: extra.vocode(mel)))
     clones: dict[str, list[Clone]] = {label: [] for label, _ in variants}
     vocode_seconds = dict.fromkeys(clones, 0.0)

@@ -11,7 +11,7 @@ from synthesizer.duration.inference import DurationSynthesizer
 from tests.model_files import write_duration_synthesizer, write_istft_vocoder, write_rtvc_vocoder
 from tests.test_demo_cli import assert_clean_failure, run_cli
 from vocoder.inference import vocoder_architecture
-from vocoder.istft.inference import ISTFTVocoder
+from vocoder.istft.inference import SYNTHESIZED_MEL_CONTRAST, ISTFTVocoder
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +43,9 @@ def voice(pipeline, reference):
 def test_the_pipeline_loads_each_file_as_its_kind(pipeline, offline_dir):
     assert isinstance(pipeline.synthesizer, DurationSynthesizer)
     assert isinstance(pipeline.neural_vocoder, ISTFTVocoder)
+    # The pipeline vocodes only synthesized mels: their post-filter is on (a loaded file alone has none).
+    assert pipeline.neural_vocoder.contrast == SYNTHESIZED_MEL_CONTRAST > 1.0
+    assert ISTFTVocoder.from_checkpoint(offline_dir / "vocoder.pt").contrast == 1.0
     assert vocoder_architecture(offline_dir / "vocoder.pt") == "istft"
     with pytest.raises(ValueError, match="holds an iSTFT vocoder, not a WaveRNN one"):
         _ = pipeline.wavernn

@@ -43,12 +43,13 @@ from vocoder.model import ProgressCallback
 #: The checkpoint's ``architecture`` entry for this vocoder (WaveRNN files have no such entry).
 ARCHITECTURE = "istft"
 
-#: Default spectral contrast (:meth:`ISTFTVocoderNet.spectrum`) for the synthesizer's smoothed mels.
-#: Chosen on 40 clones of held-out speakers (shipped synthesizer at step 6,500, vocoder at 9,600,
-#: benchmark seed 1): 1.1 and 1.2 raised GE2E similarity by 0.0075 and 0.0093 over 1.0 (paired, 28
-#: and 29 of 40 clones better); checked on the benchmark's usual 40 (seed 0): 1.15 gave +0.0096
-#: (29 of 40), 1.3 only +0.001. Word error rates moved within their noise. ``contrast=1.0`` gives
-#: the network's own output, e.g. to vocode recorded speech.
+#: Spectral contrast (:meth:`ISTFTVocoderNet.spectrum`) for the synthesizer's smoothed mels, which the
+#: application layer (:class:`pipeline.ClonePipeline`) applies; the vocoder itself defaults to 1.
+#: Chosen on 40 clones of held-out speakers (synthesizer step 6,500, vocoder step 9,600, benchmark
+#: seed 1): 1.1 and 1.2 raised GE2E similarity by 0.0075 and 0.0093 over 1.0 (paired, 28 and 29 of
+#: 40 clones better); checked on the benchmark's usual 40 (seed 0): 1.15 gave +0.0096 (29 of 40),
+#: 1.3 only +0.001. On recorded speech's own mels it costs similarity (copy-synthesis 0.918 against
+#: 0.93 at 1), so it is not the vocoder's default.
 SYNTHESIZED_MEL_CONTRAST = 1.15
 
 
@@ -75,21 +76,29 @@ class ISTFTVocoder:
     path
         Where it was loaded from, if anywhere (named in error messages).
     contrast
-        Per-frame spectral contrast of the output (see :meth:`ISTFTVocoderNet.spectrum`); the default
-        suits synthesized mels, 1 leaves the network's amplitude as it is.
+        Per-frame spectral contrast of the output (see :meth:`ISTFTVocoderNet.spectrum`): 1 leaves
+        the network's amplitude as it is; :data:`SYNTHESIZED_MEL_CONTRAST` suits synthesized mels.
     """
 
-    def __init__(self, model: ISTFTVocoderNet, path: str | Path | None = None,
-                 contrast: float = SYNTHESIZED_MEL_CONTRAST) -> None:
-        if not (isinstance(contrast, (int, float)) and math.isfinite(contrast) and contrast > 0):
-            raise ValueError(f"contrast must be a positive number, not {contrast!r}.")
+    def __init__(self, model: ISTFTVocoderNet, path: str | Path | None = None, contrast: float = 1.0) -> None:
         self.model = model
         self.path = Path(path) if path is not None else None
-        self.contrast = float(contrast)
+        self.contrast = contrast
+
+    @property
+    def contrast(self) -> float:
+        """Per-frame spectral contrast applied to every mel this vocoder turns into audio."""
+        return self._contrast
+
+    @contrast.setter
+    def contrast(self, value: float) -> None:
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise ValueError(f"contrast must be a positive number, not {value!r}.")
+        self._contrast = float(value)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu",
-                        contrast: float = SYNTHESIZED_MEL_CONTRAST) -> ISTFTVocoder:
+                        contrast: float = 1.0) -> ISTFTVocoder:
         """Load one of our ``architecture="istft"`` vocoder checkpoints (full or exported float16).
 
         Raises

@@ -95,7 +95,7 @@ def write_samples(session: TrainingSession, model: ISTFTVocoderNet, dataset: Seg
                   seconds: float, count: int = 2) -> list[Path]:
     """Vocode ``count`` fixed training utterances from their ground-truth mels into ``samples/``."""
     signal = model.hparams.signal
-    vocoder = ISTFTVocoder(model, contrast=1.0)  # ground-truth mels: the network's own output
+    vocoder = ISTFTVocoder(model)
     session.samples_dir.mkdir(parents=True, exist_ok=True)
     written = []
     indices = sorted({int(i) for i in np.linspace(0, len(dataset) - 1, min(count, len(dataset))).round()})

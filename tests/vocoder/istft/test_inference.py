@@ -63,8 +63,9 @@ def test_a_wavernn_file_is_refused_in_one_sentence(tmp_path):
 
 
 @pytest.mark.parametrize("chunk_frames", [1, 7, 40, 500])
-def test_streaming_equals_one_shot(chunk_frames):
-    vocoder = ISTFTVocoder(small_model(seed=1))
+@pytest.mark.parametrize("contrast", [1.0, SYNTHESIZED_MEL_CONTRAST])
+def test_streaming_equals_one_shot(chunk_frames, contrast):
+    vocoder = ISTFTVocoder(small_model(seed=1), contrast=contrast)
     mel = synth_mel(93, seed=2)
     whole = vocoder.vocode(mel)
     pieces = list(vocoder.vocode_stream(mel, chunk_frames=chunk_frames))
@@ -105,7 +106,7 @@ def test_float16_export_loads_and_sounds_the_same(tmp_path):
 def test_amplitude_is_the_exponential_of_the_log_amplitude_head():
     model = small_model()
     mel = synth_mel(9)
-    amplitude = ISTFTVocoder(model, contrast=1.0).amplitude(mel)
+    amplitude = ISTFTVocoder(model).amplitude(mel)  # contrast 1 by default
     assert amplitude.shape == (401, 9) and amplitude.dtype == np.float32
     with torch.no_grad():
         expected = torch.exp(model(torch.from_numpy(mel)[None])[0][0]).numpy()
@@ -118,8 +119,8 @@ def test_contrast_scales_each_frame_about_its_mean_log_amplitude(speech_clip):
 
     model = small_model(seed=3)
     mel = melspectrogram(speech_clip[:8000], SynthesizerHParams())  # real speech: far below the amplitude cap
-    plain = np.log(ISTFTVocoder(model, contrast=1.0).amplitude(mel))  # (F, T)
-    sharpened = np.log(ISTFTVocoder(model).amplitude(mel))  # the default: SYNTHESIZED_MEL_CONTRAST
+    plain = np.log(ISTFTVocoder(model).amplitude(mel))  # (F, T)
+    sharpened = np.log(ISTFTVocoder(model, contrast=SYNTHESIZED_MEL_CONTRAST).amplitude(mel))
     assert SYNTHESIZED_MEL_CONTRAST > 1.0
     assert np.allclose(sharpened.mean(axis=0), plain.mean(axis=0), atol=1e-4)  # each frame's level kept
     deviations = plain - plain.mean(axis=0)
@@ -131,11 +132,16 @@ def test_contrast_one_is_the_network_alone_and_bad_contrasts_are_refused():
     mel = synth_mel(20)
     with torch.no_grad():
         emphasised = model.waveform(torch.from_numpy(mel)[None])[0].numpy()
-    plain, sharpened = ISTFTVocoder(model, contrast=1.0).vocode(mel), ISTFTVocoder(model).vocode(mel)
+    plain = ISTFTVocoder(model).vocode(mel)
+    sharpened = ISTFTVocoder(model, contrast=SYNTHESIZED_MEL_CONTRAST).vocode(mel)
     from vocoder.istft.spectral import deemphasis
 
     assert np.allclose(plain, deemphasis(emphasised, model.hparams.signal.preemphasis)[0], atol=1e-5)
     assert not np.allclose(plain, sharpened, atol=1e-4)
+    vocoder = ISTFTVocoder(model)
     for bad in (0.0, -1.0, float("nan"), "1"):
         with pytest.raises(ValueError, match="contrast must be a positive number"):
             ISTFTVocoder(model, contrast=bad)
+        with pytest.raises(ValueError, match="contrast must be a positive number"):
+            vocoder.contrast = bad
+    assert vocoder.contrast == 1.0
