@@ -281,6 +281,20 @@ class CloneResult:
         return len(self.wav) / self.sample_rate
 
 
+
+def load_vocoder_for_synthesized_mels(path: str | Path, device: str | torch.device = "cpu",
+                                      ) -> WaveRNNVocoder | ISTFTVocoder:
+    """A neural vocoder file of either kind, set up for a synthesizer's (smoothed) mels.
+
+    Every mel the pipeline vocodes is synthesized, so an iSTFT vocoder gets the contrast post-filter
+    :data:`~vocoder.istft.inference.SYNTHESIZED_MEL_CONTRAST` (a vocoder loaded by itself has none).
+    """
+    vocoder = load_vocoder(path, device)
+    if isinstance(vocoder, ISTFTVocoder):
+        vocoder.contrast = SYNTHESIZED_MEL_CONTRAST
+    return vocoder
+
+
 class ClonePipeline:
     """Encoder + synthesizer + vocoder, loaded lazily on one device.
 
@@ -348,10 +362,8 @@ class ClonePipeline:
     def neural_vocoder(self) -> WaveRNNVocoder | ISTFTVocoder:
         """The vocoder file's model, WaveRNN or iSTFT (whichever it holds)."""
         if self._neural_vocoder is None:
-            self._neural_vocoder = load_vocoder(self._require("vocoder", self.paths.vocoder), self.device)
-            if isinstance(self._neural_vocoder, ISTFTVocoder):
-                # Every mel this pipeline vocodes is a synthesizer's (smoothed) one.
-                self._neural_vocoder.contrast = SYNTHESIZED_MEL_CONTRAST
+            self._neural_vocoder = load_vocoder_for_synthesized_mels(self._require("vocoder", self.paths.vocoder),
+                                                                     self.device)
         return self._neural_vocoder
 
     def _vocoder_of_kind(self, kind: str) -> WaveRNNVocoder | ISTFTVocoder:

@@ -129,7 +129,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 def run(args: argparse.Namespace) -> dict:
     import torch
 
-    from pipeline import ClonePipeline, resolve_models
+    from pipeline import ClonePipeline, load_vocoder_for_synthesized_mels, resolve_models
     from utils.asr import Transcriber, corpus_word_error_rate, word_error_rate
     from utils.signal_contract import SIGNAL
 
@@ -152,10 +152,8 @@ def run(args: argparse.Namespace) -> dict:
     # Every vocoder turns the same synthesized mel into audio: the comparison between them is paired.
     variants = [(name, lambda mel, seed, name=name: pipeline.vocode(mel, name, seed=seed)) for name in args.vocoders]
     for path in args.compare_istft:
-        from vocoder.istft.inference import SYNTHESIZED_MEL_CONTRAST, ISTFTVocoder
-
-        extra = ISTFTVocoder.from_checkpoint(path, contrast=SYNTHESIZED_MEL_CONTRAST)  # as the pipeline sets it
-        variants.append((f"istft@{path.parent.name}/{path.stem}", lambda mel, seed, extra=extra: extra.vocode(mel)))
+        extra = load_vocoder_for_synthesized_mels(path)  # exactly as the pipeline would use it
+        variants.append((f"file@{path.parent.name}/{path.stem}", lambda mel, seed, extra=extra: extra.vocode(mel)))
     clones: dict[str, list[Clone]] = {label: [] for label, _ in variants}
     vocode_seconds = dict.fromkeys(clones, 0.0)
     synth_seconds = audio_seconds = 0.0
@@ -216,8 +214,11 @@ def print_table(result: dict) -> None:
     print(f"Synthesizer: {result['synthesizer']}\nVocoder:     {result['vocoder']}")
     print(f"{len(result['speakers'])} held-out LibriSpeech speakers, {result['reference_seconds']:g} s references, "
           f"{result['sentences_per_speaker']} sentence(s) each")
-    print(f"Real speech: same speaker {result['same_speaker_similarity']:.3f}, "
-          f"different speakers {result['different_speaker_similarity']:.3f} (GE2E cosine)")
+    def shown(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"  # one speaker has no pair to compare
+
+    print(f"Real speech: same speaker {shown(result['same_speaker_similarity'])}, "
+          f"different speakers {shown(result['different_speaker_similarity'])} (GE2E cosine)")
     width = max([12] + [len(report["vocoder"]) + 2 for report in result["reports"]])
     print(f"{'vocoder':<{width}}{'WER':>8}{'similarity':>12}{'closest ref':>13}{'synth RTF':>11}{'vocoder RTF':>13}")
     for report in result["reports"]:
@@ -234,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vocoders", default="griffinlim",
                         help="comma-separated: wavernn, istft (the kind of the -v file), griffinlim")
     parser.add_argument("--compare_istft", type=Path, nargs="+", default=[],
-                        help="more iSTFT vocoder files, each scored on the same synthesized mels as the others")
+                        help="more neural vocoder files (iSTFT or WaveRNN), each scored on the same "
+                             "synthesized mels as the others")
     parser.add_argument("--speaking_rate", type=float, default=1.0, help="synthesizer pace (1 = the model's own)")
     parser.add_argument("--librispeech", type=Path, default=DEFAULT_LIBRISPEECH,
                         help="LibriSpeech train-clean-100 folder (default: %(default)s)")

@@ -163,7 +163,8 @@ def train(options: TrainingOptions, syn_dir: str | Path, *, sample_seconds: floa
                        extra_state=lambda: {"architecture": ARCHITECTURE, **adversary.state()})
         net = wrap_model(model, context)
         if adversary.enabled:
-            adversary.net = wrap_model(adversary.discriminator, context)
+            adversary.net = wrap_model(adversary.discriminator, context)  # DDP needs its weights trainable here
+            adversary.discriminator.requires_grad_(False)  # trainable only inside its own step
         model.train()
         _train_loop(session, net, model, dataset, options, sample_seconds, adversary)
     return model
@@ -180,7 +181,7 @@ class _Adversary:
     def __init__(self, discriminator: SpectrogramDiscriminator | None, optimizer: torch.optim.Optimizer | None,
                  clip_grad_norm: float) -> None:
         self.discriminator, self.optimizer, self.clip_grad_norm = discriminator, optimizer, clip_grad_norm
-        self.net: nn.Module | None = discriminator
+        self.net: nn.Module | None = discriminator  # what its own step runs (DDP-wrapped when distributed)
 
     @property
     def enabled(self) -> bool:
@@ -214,12 +215,15 @@ class _Adversary:
         """One discriminator update on real ``target`` and the generator's detached ``output``."""
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate
-        self.optimizer.zero_grad(set_to_none=True)  # drops what the generator's loss left here
+        self.discriminator.requires_grad_(True)
         loss = discriminator_loss(self.net, target, output.detach())
         loss.backward()
         nn.utils.clip_grad_norm_(self.discriminator.parameters(), self.clip_grad_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        # Frozen for the generator's next pass: its backward then reaches the audio without
+        # computing gradients for the discriminator's weights, which nothing would use.
+        self.discriminator.requires_grad_(False)
         return float(loss.detach())
 
 
@@ -259,8 +263,10 @@ def _train_loop(session: TrainingSession, net: nn.Module, model: ISTFTVocoderNet
         segments, mels = segments if isinstance(segments, (list, tuple)) else (segments, None)
         segments = segments.to(context.device, non_blocking=True)  # (B, 1 + L)
         mels = None if mels is None else mels.to(context.device, non_blocking=True)  # (B, M, 1 + L / hop)
+        # The generator's adversarial terms use the bare, frozen discriminator: no gradient of its
+        # weights, so nothing for DDP to synchronise there.
         loss, parts, (target, output) = losses_and_signals(net, segments, hparams, mels,
-                                                           discriminator=adversary.net)
+                                                           discriminator=adversary.discriminator)
         session.backward(loss)
         session.unscale_gradients()
         grad_norm = nn.utils.clip_grad_norm_(model.parameters(), hparams.clip_grad_norm)

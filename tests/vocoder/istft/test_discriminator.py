@@ -54,6 +54,14 @@ def test_generator_losses_vanish_for_real_audio_and_send_gradients_to_the_fake(s
     (adversarial + matching).backward()
     assert float(matching_of_real.detach()) == 0.0 and float(matching.detach()) > 0.0
     assert fake.grad is not None and float(fake.grad.abs().sum()) > 0.0
+    # Frozen, as the trainer keeps it during the generator's pass: the same gradient reaches the
+    # audio, and none is computed for the discriminator's weights.
+    frozen_fake = fake.detach().clone().requires_grad_()
+    disc.zero_grad(set_to_none=True)
+    disc.requires_grad_(False)
+    sum(generator_losses(disc, real, frozen_fake)).backward()
+    assert torch.allclose(frozen_fake.grad, fake.grad, atol=1e-6)
+    assert all(p.grad is None for p in disc.parameters())
 
 
 def test_adversarial_terms_join_the_loss_only_with_a_discriminator(speech_clip):
