@@ -24,6 +24,8 @@ class ISTFTHParams(HParams):
     27
     >>> hp.adversarial  # plain regression training unless w_adversarial > 0
     False
+    >>> hp.speaker_consistency  # no speaker encoder in the loss unless w_speaker > 0
+    False
     """
 
     # Backbone
@@ -63,6 +65,10 @@ class ISTFTHParams(HParams):
     w_feature_matching: float = 2.0
     discriminator_channels: int = 16
 
+    # Optional speaker consistency (vocoder.istft.speaker_loss): 1 - cosine of the GE2E embeddings
+    # of output and target segments, through the frozen speaker encoder; off while 0.
+    w_speaker: float = 0.0
+
     @property
     def signal(self) -> MelSignal:
         """The signal settings (rate, STFT geometry, mel bands, dB mapping)."""
@@ -79,6 +85,11 @@ class ISTFTHParams(HParams):
         return self.w_adversarial > 0
 
     @property
+    def speaker_consistency(self) -> bool:
+        """Whether training adds the speaker-consistency loss (it needs a speaker encoder)."""
+        return self.w_speaker > 0
+
+    @property
     def receptive_frames(self) -> int:
         """How many mel frames on each side influence one output frame (the input conv and the blocks)."""
         return self.input_kernel_size // 2 + self.num_blocks * (self.kernel_size // 2)
@@ -88,6 +99,8 @@ class ISTFTHParams(HParams):
             raise ValueError("channels and expansion must be positive and num_blocks non-negative")
         if self.kernel_size % 2 == 0 or self.input_kernel_size % 2 == 0:
             raise ValueError("kernel sizes must be odd so that the convolutions stay centred")
+        if self.w_speaker < 0:
+            raise ValueError("w_speaker must be non-negative")
         if self.w_adversarial < 0 or self.w_feature_matching < 0 or self.discriminator_channels < 1:
             raise ValueError("adversarial weights must be non-negative and discriminator_channels positive")
         if self.segment_frames < 2 or self.batch_size < 1:

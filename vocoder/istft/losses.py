@@ -31,6 +31,7 @@ from vocoder.istft.discriminator import SpectrogramDiscriminator, generator_loss
 from vocoder.istft.hparams import ISTFTHParams
 from vocoder.istft.model import ISTFTVocoderNet
 from vocoder.istft.spectral import anti_wrap, preemphasis
+from vocoder.istft.speaker_loss import SpeakerConsistencyLoss
 
 LOSS_NAMES = ("amplitude", "phase_ip", "phase_gd", "phase_iaf", "consistency", "mel", "multi_resolution")
 
@@ -77,6 +78,7 @@ def compute_losses(model: ISTFTVocoderNet, segment: torch.Tensor, hparams: ISTFT
 
 def losses_and_signals(model: ISTFTVocoderNet, segment: torch.Tensor, hparams: ISTFTHParams,
                        mel: torch.Tensor | None = None, discriminator: SpectrogramDiscriminator | None = None,
+                       speaker: SpeakerConsistencyLoss | None = None,
                        ) -> tuple[torch.Tensor, dict[str, float], tuple[torch.Tensor, torch.Tensor]]:
     """Weighted total loss, its parts, and the (target, output) pre-emphasised signals of a batch.
 
@@ -95,6 +97,8 @@ def losses_and_signals(model: ISTFTVocoderNet, segment: torch.Tensor, hparams: I
     discriminator
         With one, the generator's adversarial and feature-matching losses join the total (weights
         ``w_adversarial`` and ``w_feature_matching``).
+    speaker
+        With one, the speaker-consistency loss joins the total (weight ``w_speaker``).
 
     Returns
     -------
@@ -138,5 +142,7 @@ def losses_and_signals(model: ISTFTVocoderNet, segment: torch.Tensor, hparams: I
     if discriminator is not None:
         parts_t["adversarial"], parts_t["feature_matching"] = generator_losses(discriminator, emphasised, output)
         weights["adversarial"], weights["feature_matching"] = hparams.w_adversarial, hparams.w_feature_matching
+    if speaker is not None:
+        parts_t["speaker"], weights["speaker"] = speaker(emphasised, output), hparams.w_speaker
     total = sum(weights[name] * value for name, value in parts_t.items())
     return total, {name: float(value.detach()) for name, value in parts_t.items()}, (emphasised, output)

@@ -56,6 +56,7 @@ from vocoder.istft.hparams import ISTFTHParams
 from vocoder.istft.inference import ISTFTVocoder
 from vocoder.istft.discriminator import SpectrogramDiscriminator, discriminator_loss
 from vocoder.istft.losses import losses_and_signals
+from vocoder.istft.speaker_loss import SpeakerConsistencyLoss
 from vocoder.istft.model import ISTFTVocoderNet, build_istft_vocoder
 
 #: The checkpoint's ``architecture`` entry: how loaders tell this vocoder from a WaveRNN file.
@@ -76,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--gta_dir", type=Path, default=None,
                        help="Fine-tune on a synthesizer's ground-truth-aligned mels: the folder with "
                             "synthesized.txt and mels_gta/ written by python -m vocoder.preprocess.")
+    group.add_argument("-e", "--encoder_model_fpath", type=Path, default=None,
+                       help="Speaker encoder of the speaker-consistency loss (used only with "
+                            "--hparams w_speaker=...; default: saved_models/default/encoder.pt).")
     group.add_argument("--sample_seconds", type=float, default=3.0,
                        help="Length of each vocoded sample utterance, in seconds (default: %(default)s).")
     return parser
@@ -124,7 +128,7 @@ def _longest_frames(syn_dir: str | Path, hop_size: int) -> int:
 
 
 def train(options: TrainingOptions, syn_dir: str | Path, *, sample_seconds: float = 3.0,
-          gta_dir: str | Path | None = None) -> ISTFTVocoderNet:
+          gta_dir: str | Path | None = None, encoder_path: str | Path | None = None) -> ISTFTVocoderNet:
     """Train (or resume) the run ``options.run_id``; returns the bare trained model.
 
     Raises
@@ -158,6 +162,7 @@ def train(options: TrainingOptions, syn_dir: str | Path, *, sample_seconds: floa
             lr=hparams.learning_rate, betas=tuple(hparams.adam_betas),
         )
         adversary = _Adversary.build(hparams, context.device, checkpoint)
+        speaker = _speaker_loss(hparams, encoder_path, context.device)
         session.attach(model, optimizer, hparams, checkpoint,
                        set_model_step=lambda m, step: m.step.fill_(step),
                        extra_state=lambda: {"architecture": ARCHITECTURE, **adversary.state()})
@@ -166,8 +171,23 @@ def train(options: TrainingOptions, syn_dir: str | Path, *, sample_seconds: floa
             adversary.net = wrap_model(adversary.discriminator, context)  # DDP needs its weights trainable here
             adversary.discriminator.requires_grad_(False)  # trainable only inside its own step
         model.train()
-        _train_loop(session, net, model, dataset, options, sample_seconds, adversary)
+        _train_loop(session, net, model, dataset, options, sample_seconds, adversary, speaker)
     return model
+
+
+def _speaker_loss(hparams: ISTFTHParams, encoder_path: str | Path | None,
+                  device: torch.device) -> SpeakerConsistencyLoss | None:
+    """The frozen speaker-consistency loss when ``w_speaker`` > 0, else ``None``."""
+    if not hparams.speaker_consistency:
+        return None
+    from synthesizer.preprocess import resolve_encoder_path
+
+    try:
+        path = resolve_encoder_path(None if encoder_path is None else Path(encoder_path))
+        return SpeakerConsistencyLoss.from_checkpoint(path, hparams.signal.preemphasis, hparams.signal.sample_rate,
+                                                      device)
+    except (FileNotFoundError, ValueError) as error:
+        raise TrainingError(str(error)) from None
 
 
 class _Adversary:
@@ -228,7 +248,8 @@ class _Adversary:
 
 
 def _train_loop(session: TrainingSession, net: nn.Module, model: ISTFTVocoderNet, dataset: SegmentDataset,
-                options: TrainingOptions, sample_seconds: float, adversary: _Adversary) -> None:
+                options: TrainingOptions, sample_seconds: float, adversary: _Adversary,
+                speaker: SpeakerConsistencyLoss | None = None) -> None:
     hparams, context = model.hparams, session.context
     last_sample_step = session.step
 
@@ -266,7 +287,7 @@ def _train_loop(session: TrainingSession, net: nn.Module, model: ISTFTVocoderNet
         # The generator's adversarial terms use the bare, frozen discriminator: no gradient of its
         # weights, so nothing for DDP to synchronise there.
         loss, parts, (target, output) = losses_and_signals(net, segments, hparams, mels,
-                                                           discriminator=adversary.discriminator)
+                                                           discriminator=adversary.discriminator, speaker=speaker)
         session.backward(loss)
         session.unscale_gradients()
         grad_norm = nn.utils.clip_grad_norm_(model.parameters(), hparams.clip_grad_norm)
@@ -285,7 +306,8 @@ def _train_loop(session: TrainingSession, net: nn.Module, model: ISTFTVocoderNet
 def train_from_args(argv: list[str] | None = None) -> ISTFTVocoderNet:
     """Parse the command line and train; returns the bare trained model."""
     args = build_parser().parse_args(argv)
-    return train(options_from_args(args), args.syn_dir, sample_seconds=args.sample_seconds, gta_dir=args.gta_dir)
+    return train(options_from_args(args), args.syn_dir, sample_seconds=args.sample_seconds, gta_dir=args.gta_dir,
+                 encoder_path=args.encoder_model_fpath)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ import torch
 
 from synthesizer.audio import melspectrogram
 from synthesizer.hparams import SynthesizerHParams
-from synthesizer.metadata import TrainEntry, write_train_txt
+from synthesizer.metadata import write_train_txt
 from tests.vocoder.istft.conftest import small_model
 from utils.checkpoints import load_checkpoint_file
 from vocoder.inference import GriffinLimVocoder
@@ -20,19 +20,6 @@ from vocoder.istft.train import learning_rate_at, main, train_from_args
 
 TINY = ["--hparams", "channels=16", "num_blocks=1", "segment_frames=8", "batch_size=2"]
 QUIET = ["--num_workers", "0", "--no_tensorboard", "--quiet", "--log_every", "1"]
-
-
-@pytest.fixture
-def syn_dir(tmp_path, speech_clip):
-    root = tmp_path / "syn"
-    (root / "audio").mkdir(parents=True)
-    entries = []
-    for number in range(3):
-        wav = np.roll(speech_clip, 1000 * number)
-        np.save(root / "audio" / f"audio-u{number}.npy", wav)
-        entries.append(TrainEntry.from_basename(f"u{number}", len(wav), 1 + len(wav) // 200, "hello"))
-    write_train_txt(root / "train.txt", entries)
-    return root
 
 
 def test_trains_saves_resumes_and_writes_samples(tmp_path, syn_dir):
