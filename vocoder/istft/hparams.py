@@ -39,6 +39,9 @@ class ISTFTHParams(HParams):
     # Training data
     segment_frames: int = 80  # output frames per training example (hop-sized steps)
     batch_size: int = 16
+    # With --gta_dir: the share of batches fed the synthesizer's mels; the others are copy-synthesis
+    # batches of the same segments (so that the vocoder keeps working on recorded speech's mels).
+    gta_batch_fraction: float = 1.0
 
     # Optimiser and schedule (AdamW, linear warm-up, cosine decay to lr * lr_min_ratio)
     learning_rate: float = 8e-4
@@ -99,6 +102,8 @@ class ISTFTHParams(HParams):
             raise ValueError("channels and expansion must be positive and num_blocks non-negative")
         if self.kernel_size % 2 == 0 or self.input_kernel_size % 2 == 0:
             raise ValueError("kernel sizes must be odd so that the convolutions stay centred")
+        if not 0.0 <= self.gta_batch_fraction <= 1.0:
+            raise ValueError("gta_batch_fraction must be between 0 and 1")
         if self.w_speaker < 0:
             raise ValueError("w_speaker must be non-negative")
         if self.w_adversarial < 0 or self.w_feature_matching < 0 or self.discriminator_channels < 1:

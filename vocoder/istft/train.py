@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="iSTFT vocoder checkpoint to fine-tune from when the run has none yet.")
     group.add_argument("--gta_dir", type=Path, default=None,
                        help="Fine-tune on a synthesizer's ground-truth-aligned mels: the folder with "
-                            "synthesized.txt and mels_gta/ written by python -m vocoder.preprocess.")
+                            "synthesized.txt and mels_gta/ written by python -m vocoder.preprocess "
+                            "(--hparams gta_batch_fraction=F mixes in copy-synthesis batches).")
     group.add_argument("-e", "--encoder_model_fpath", type=Path, default=None,
                        help="Speaker encoder of the speaker-consistency loss (used only with "
                             "--hparams w_speaker=...; default: saved_models/default/encoder.pt).")
@@ -93,6 +94,21 @@ def learning_rate_at(step: int, hparams: ISTFTHParams) -> float:
     progress = min(1.0, (step - hparams.warmup_steps) / max(1, hparams.decay_steps - hparams.warmup_steps))
     floor = peak * hparams.lr_min_ratio
     return floor + (peak - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def uses_gta_mels(step: int, hparams: ISTFTHParams, seed: int | None) -> bool:
+    """Whether the batch of ``step`` is fed GTA mels (a share ``gta_batch_fraction`` of them).
+
+    Decided by the step and seed alone, so a resumed run and every DDP rank make the same choice.
+
+    >>> hp = ISTFTHParams(gta_batch_fraction=0.25)
+    >>> share = sum(uses_gta_mels(step, hp, 1) for step in range(4000)) / 4000
+    >>> 0.22 < share < 0.28, uses_gta_mels(7, ISTFTHParams(), None)
+    (True, True)
+    """
+    if hparams.gta_batch_fraction >= 1.0:
+        return True
+    return bool(np.random.default_rng([step, seed or 0]).random() < hparams.gta_batch_fraction)
 
 
 def write_samples(session: TrainingSession, model: ISTFTVocoderNet, dataset: SegmentDataset,
@@ -283,6 +299,8 @@ def _train_loop(session: TrainingSession, net: nn.Module, model: ISTFTVocoderNet
         session.set_learning_rate(learning_rate_at(session.step, hparams))
         segments, mels = segments if isinstance(segments, (list, tuple)) else (segments, None)
         segments = segments.to(context.device, non_blocking=True)  # (B, 1 + L)
+        if mels is not None and not uses_gta_mels(session.step, hparams, options.seed):
+            mels = None  # a copy-synthesis batch: the segments' own mels
         mels = None if mels is None else mels.to(context.device, non_blocking=True)  # (B, M, 1 + L / hop)
         # The generator's adversarial terms use the bare, frozen discriminator: no gradient of its
         # weights, so nothing for DDP to synchronise there.

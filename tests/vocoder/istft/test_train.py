@@ -36,7 +36,8 @@ def test_trains_saves_resumes_and_writes_samples(tmp_path, syn_dir):
     assert int(model.step) == 3 and ISTFTVocoder.from_checkpoint(path).step == 3
 
 
-def test_fine_tunes_on_gta_mels(tmp_path, syn_dir):
+@pytest.mark.parametrize("fraction", ["1", "0.5"])
+def test_fine_tunes_on_gta_mels(tmp_path, syn_dir, fraction):
     from vocoder.preprocess import GTA_FOLDER, SYNTHESIZED_TXT
     from synthesizer.metadata import read_train_txt
 
@@ -49,9 +50,11 @@ def test_fine_tunes_on_gta_mels(tmp_path, syn_dir):
         np.save(gta / GTA_FOLDER / entry.mel_name, blurred.T.astype(np.float32))
     write_train_txt(gta / SYNTHESIZED_TXT, entries[:2])
     models = tmp_path / "models"
-    model = train_from_args(["run", str(syn_dir), "-m", str(models), *TINY, *QUIET, "--sample_every", "0",
-                             "--gta_dir", str(gta), "--max_steps", "2"])
-    assert int(model.step) == 2 and ISTFTVocoder.from_checkpoint(models / "run" / "vocoder.pt").step == 2
+    model = train_from_args(["run", str(syn_dir), "-m", str(models), *TINY, f"gta_batch_fraction={fraction}",
+                             *QUIET, "--sample_every", "0", "--gta_dir", str(gta), "--max_steps", "4"])
+    assert int(model.step) == 4 and ISTFTVocoder.from_checkpoint(models / "run" / "vocoder.pt").step == 4
+    assert load_checkpoint_file(models / "run" / "vocoder.pt", "vocoder")["hparams"]["gta_batch_fraction"] == float(
+        fraction)
 
 
 def test_gta_mels_change_the_loss_but_not_its_targets(speech_clip):
