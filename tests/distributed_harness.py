@@ -19,6 +19,10 @@ from pathlib import Path
 
 def main() -> None:
     module_name, out_dir, *trainer_args = sys.argv[1:]
+    # Python put this script's folder first on the path, where the test packages (tests/vocoder/...)
+    # would shadow the project's own packages of the same names.
+    here = str(Path(__file__).resolve().parent)
+    sys.path[:] = [str(Path(here).parent)] + [entry for entry in sys.path if str(Path(entry or ".").resolve()) != here]
     import torch
 
     module = importlib.import_module(module_name)

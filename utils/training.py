@@ -1052,6 +1052,8 @@ class TrainingSession:
         """
         self.step += 1
         self._step_open = False
+        if self.set_model_step is not None and self.model is not None:
+            self.set_model_step(unwrap_model(self.model), self.step)  # every rank's model knows its step
         if self.stop.requested:
             self.stop.step_ended()  # the boundary came within the grace period: a normal stop
         self.rate.tick()

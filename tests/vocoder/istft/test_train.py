@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +13,7 @@ import torch
 from synthesizer.audio import melspectrogram
 from synthesizer.hparams import SynthesizerHParams
 from synthesizer.metadata import write_train_txt
+from tests.conftest import REPO_ROOT
 from tests.vocoder.istft.conftest import small_model
 from utils.checkpoints import load_checkpoint_file
 from vocoder.inference import GriffinLimVocoder
@@ -155,3 +160,27 @@ def test_refuses_a_discriminator_of_another_size(tmp_path, syn_dir, capsys):
     assert main([*base, "--hparams", *sizes, "discriminator_channels=6", "--max_steps", "2"]) == 1
     error = capsys.readouterr().err.strip()
     assert error.startswith("error:") and "discriminator" in error and "\n" not in error
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not installed")
+def test_two_processes_with_discriminator_and_speaker_loss_end_with_identical_weights(tmp_path, syn_dir,
+                                                                                       encoder_checkpoint):
+    out = tmp_path / "ranks"
+    models = tmp_path / "models"
+    hparams = ["channels=16", "num_blocks=1", "segment_frames=8", "batch_size=1", "w_adversarial=1",
+               "discriminator_channels=4", "w_speaker=50"]
+    args = ["run", str(syn_dir), "-m", str(models), "--hparams", *hparams, *QUIET, "--sample_every", "0",
+            "-e", str(encoder_checkpoint), "--max_steps", "3"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run(
+        ["torchrun", "--standalone", "--nproc_per_node=2", str(REPO_ROOT / "tests" / "distributed_harness.py"),
+         "vocoder.istft.train", str(out), *args],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rank0, rank1 = (torch.load(out / f"rank{rank}.pt") for rank in (0, 1))
+    saved = load_checkpoint_file(models / "run" / "vocoder.pt", "vocoder")
+    assert saved["step"] == 3 and int(rank0["step"]) == 3 and "discriminator_state" in saved
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+        assert torch.equal(rank0[key], saved["model_state"][key]), key
