@@ -20,6 +20,7 @@ Examples
     python benchmarks/bench_quality.py -s run/synthesizer.pt -v run/vocoder.pt --vocoders wavernn,griffinlim
     python benchmarks/bench_quality.py --sentences_per_speaker 1 --speakers 19,60 --json
     python benchmarks/bench_quality.py -v a.pt --vocoders istft,griffinlim --compare_istft b.pt c.pt
+    python benchmarks/bench_quality.py --vocoders griffinlim --compare_istft b.pt --compare_contrasts 1 1.15
 
 Each clone is synthesized once and every vocoder vocodes that same mel, so vocoders are compared on
 identical input (a paired comparison).
@@ -132,6 +133,7 @@ def run(args: argparse.Namespace) -> dict:
     from pipeline import ClonePipeline, load_vocoder_for_synthesized_mels, resolve_models
     from utils.asr import Transcriber, corpus_word_error_rate, word_error_rate
     from utils.signal_contract import SIGNAL
+    from vocoder.istft.inference import ISTFTVocoder
 
     warnings.simplefilter("ignore")
     if args.threads:
@@ -152,8 +154,12 @@ def run(args: argparse.Namespace) -> dict:
     # Every vocoder turns the same synthesized mel into audio: the comparison between them is paired.
     variants = [(name, lambda mel, seed, name=name: pipeline.vocode(mel, name, seed=seed)) for name in args.vocoders]
     for path in args.compare_istft:
-        extra = load_vocoder_for_synthesized_mels(path)  # exactly as the pipeline would use it
-        variants.append((f"file@{path.parent.name}/{path.stem}", lambda mel, seed, extra=extra: extra.vocode(mel)))
+        for contrast in args.compare_contrasts or [None]:
+            extra = load_vocoder_for_synthesized_mels(path)  # exactly as the pipeline would use it
+            label = f"file@{path.parent.name}/{path.stem}"
+            if contrast is not None and isinstance(extra, ISTFTVocoder):
+                extra.contrast, label = contrast, f"{label}@contrast{contrast:g}"
+            variants.append((label, lambda mel, seed, extra=extra: extra.vocode(mel)))
     clones: dict[str, list[Clone]] = {label: [] for label, _ in variants}
     vocode_seconds = dict.fromkeys(clones, 0.0)
     synth_seconds = audio_seconds = 0.0
@@ -237,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare_istft", type=Path, nargs="+", default=[],
                         help="more neural vocoder files (iSTFT or WaveRNN), each scored on the same "
                              "synthesized mels as the others")
+    parser.add_argument("--compare_contrasts", type=float, nargs="+", default=[],
+                        help="score each --compare_istft iSTFT file at each of these spectral contrasts "
+                             "(default: the pipeline's own, vocoder.istft.inference.SYNTHESIZED_MEL_CONTRAST)")
     parser.add_argument("--speaking_rate", type=float, default=1.0, help="synthesizer pace (1 = the model's own)")
     parser.add_argument("--librispeech", type=Path, default=DEFAULT_LIBRISPEECH,
                         help="LibriSpeech train-clean-100 folder (default: %(default)s)")
