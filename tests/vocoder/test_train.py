@@ -3,10 +3,8 @@ a loss that falls on a tiny overfit run, GTA / ground-truth / MOL modes, one-lin
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ import soundfile
 import torch
 
 from synthesizer.metadata import read_train_txt
-from tests.conftest import REPO_ROOT
+from tests.distributed_harness import run_ranks
 from tests.vocoder.test_data import TINY_VOCODER, speech_dataset_root, write_synthesizer_folder  # noqa: F401 (fixture)
 from utils.checkpoints import load_checkpoint_file
 from vocoder.hparams import VocoderHParams
@@ -198,14 +196,7 @@ def test_two_processes_end_with_identical_weights(speech_dataset_root, tmp_path)
     out = tmp_path / "ranks"
     args = train_args(speech_dataset_root, tmp_path / "models", "ddp", "--max_steps", "3",
                       hparams=["voc_batch_size=2"])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
-    done = subprocess.run(
-        ["torchrun", "--standalone", "--nproc_per_node=2", str(REPO_ROOT / "tests" / "distributed_harness.py"),
-         "vocoder.train", str(out), *args],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    rank0, rank1 = (torch.load(out / f"rank{rank}.pt") for rank in (0, 1))
+    rank0, rank1 = run_ranks("vocoder.train", out, args)
     saved = load_checkpoint_file(tmp_path / "models" / "ddp" / "vocoder.pt", "vocoder")
     assert saved["step"] == 3 and int(rank0["step"]) == 3
     for key in rank0:  # BatchNorm statistics included

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ import torch
 from synthesizer.audio import melspectrogram
 from synthesizer.hparams import SynthesizerHParams
 from synthesizer.metadata import write_train_txt
-from tests.conftest import REPO_ROOT
+from tests.distributed_harness import run_ranks
 from tests.vocoder.istft.conftest import small_model
 from utils.checkpoints import load_checkpoint_file
 from vocoder.inference import GriffinLimVocoder
@@ -171,14 +169,7 @@ def test_two_processes_with_discriminator_and_speaker_loss_end_with_identical_we
                "discriminator_channels=4", "w_speaker=50"]
     args = ["run", str(syn_dir), "-m", str(models), "--hparams", *hparams, *QUIET, "--sample_every", "0",
             "-e", str(encoder_checkpoint), "--max_steps", "3"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
-    done = subprocess.run(
-        ["torchrun", "--standalone", "--nproc_per_node=2", str(REPO_ROOT / "tests" / "distributed_harness.py"),
-         "vocoder.istft.train", str(out), *args],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    rank0, rank1 = (torch.load(out / f"rank{rank}.pt") for rank in (0, 1))
+    rank0, rank1 = run_ranks("vocoder.istft.train", out, args)
     saved = load_checkpoint_file(models / "run" / "vocoder.pt", "vocoder")
     assert saved["step"] == 3 and int(rank0["step"]) == 3 and "discriminator_state" in saved
     for key in rank0:
