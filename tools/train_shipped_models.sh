@@ -31,17 +31,40 @@ ln -sfn "$SHARED/english-misc" "$WORK/datasets/english-misc"
 python -m synthesizer.preprocess "$WORK/datasets" -o "$WORK/SV2TTS/synthesizer" -s -n 2 --hparams max_mel_frames=2000
 
 # 3. Both models side by side, one thread each. The native-English sources are listed 4 times, so
-#    that the 4,800 short non-native speechocean762 sentences do not dominate.
+#    that the 4,800 short non-native speechocean762 sentences do not dominate. The vocoder learns
+#    copy-synthesis first (run istft_voc, to step 9,753), then is fine-tuned with the speaker-consistency
+#    loss through resemblyzer's GE2E encoder (run istft_scl, to step 12,478), then goes on with half of
+#    its batches on the shipped synthesizer's GTA mels (run istft_scl_gta); on a new machine it resumes
+#    from the shipped file, which is already that fine-tuned vocoder.
 init() { [ -f "$WORK/models/$1/$2.pt" ] || [ ! -f "saved_models/shipped/$2.pt" ] || echo "--init_from saved_models/shipped/$2.pt"; }
 OMP_NUM_THREADS=1 python -m synthesizer.duration.train dur1 "$WORK/SV2TTS/synthesizer" -m "$WORK/models" \
     --oversample 'english-misc=4' 'mel-[0-9]+-=4' 'mel-LJ=4' -s 250 --sample_every 500 --log_every 25 --quiet \
     --seed 1 $(init dur1 synthesizer) &
-OMP_NUM_THREADS=1 python -m vocoder.istft.train istft_voc "$WORK/SV2TTS/synthesizer" -m "$WORK/models" \
-    --save_every 200 --backup_every 1000 --sample_every 1000 --log_every 20 --num_workers 1 --seed 2 --quiet \
-    --hparams decay_steps=10000 $(init istft_voc vocoder) &
+(
+    scl_init=$(init istft_scl vocoder)
+    if [ ! -f "$WORK/models/istft_scl/vocoder.pt" ] && [ -z "$scl_init" ]; then
+        OMP_NUM_THREADS=1 python -m vocoder.istft.train istft_voc "$WORK/SV2TTS/synthesizer" -m "$WORK/models" \
+            --save_every 200 --backup_every 1000 --sample_every 1000 --log_every 20 --num_workers 1 --seed 2 \
+            --quiet --hparams decay_steps=10000 --max_steps 9753
+        scl_init="--init_from $WORK/models/istft_voc/vocoder.pt"
+    fi
+    scl=(--save_every 200 --backup_every 500 --sample_every 1000 --log_every 20 --num_workers 1 --quiet)
+    gta_init=$(init istft_scl_gta vocoder)
+    if [ ! -f "$WORK/models/istft_scl_gta/vocoder.pt" ] && [ -z "$gta_init" ]; then
+        OMP_NUM_THREADS=1 python -m vocoder.istft.train istft_scl "$WORK/SV2TTS/synthesizer" -m "$WORK/models" \
+            "${scl[@]}" --seed 3 --hparams w_speaker=200 learning_rate=4e-4 decay_steps=16000 --max_steps 12478 \
+            $scl_init
+        gta_init="--init_from $WORK/models/istft_scl/vocoder.pt"
+    fi
+    [ -d "$WORK/SV2TTS/vocoder_gta" ] || python -m vocoder.preprocess "$WORK" -s saved_models/shipped/synthesizer.pt \
+        -o "$WORK/SV2TTS/vocoder_gta" -n 0
+    OMP_NUM_THREADS=1 python -m vocoder.istft.train istft_scl_gta "$WORK/SV2TTS/synthesizer" -m "$WORK/models" \
+        "${scl[@]}" --seed 4 --gta_dir "$WORK/SV2TTS/vocoder_gta" \
+        --hparams w_speaker=200 learning_rate=4e-4 decay_steps=16000 gta_batch_fraction=0.5 $gta_init
+) &
 wait
 
 # 4. Ship: weights, hyperparameters, step and symbols only, float16; then measure.
 python -m utils.export_model "$WORK/models/dur1/synthesizer.pt" saved_models/shipped/synthesizer.pt --float16
-python -m utils.export_model "$WORK/models/istft_voc/vocoder.pt" saved_models/shipped/vocoder.pt --float16
+python -m utils.export_model "$WORK/models/istft_scl_gta/vocoder.pt" saved_models/shipped/vocoder.pt --float16
 python benchmarks/bench_quality.py --vocoders istft,griffinlim --sentences_per_speaker 1
