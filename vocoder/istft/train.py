@@ -7,7 +7,11 @@ cosine decay. The run folder ``<models_dir>/<run_id>/`` gets ``vocoder.pt`` (our
 with ``architecture="istft"``), backups, ``hparams.json``, TensorBoard logs and, every
 ``--sample_every`` steps, a few vocoded training utterances next to their originals in ``samples/``.
 ``--gta_dir`` fine-tunes on a synthesizer's ground-truth-aligned mels instead (see
-:mod:`vocoder.istft.data`), usually with ``--init_from`` a vocoder trained on real mels.
+:mod:`vocoder.istft.data`), usually with ``--init_from`` a vocoder trained on real mels, and
+``--hparams gta_batch_fraction=0.5`` keeps half of the batches on the recorded mels.
+``--hparams w_speaker=200`` adds the speaker-consistency loss of :mod:`vocoder.istft.speaker_loss`
+through the GE2E encoder of ``-e`` (by default the one the CLI uses); ``w_adversarial`` the
+discriminator of :mod:`vocoder.istft.discriminator`.
 Resume, ``--max_steps``, SIGINT/SIGTERM save-and-stop, ``--cpu_bf16`` and ``torchrun`` come from
 :mod:`utils.training`.
 
