@@ -87,6 +87,8 @@ def test_training_with_the_speaker_loss_resumes_and_names_a_missing_encoder(tmp_
     checkpoint = load_checkpoint_file(models / "run" / "vocoder.pt", "vocoder")
     assert checkpoint["step"] == 2 and checkpoint["hparams"]["w_speaker"] == 50
     assert not any("lstm" in key for key in checkpoint["model_state"])  # the encoder is not part of the model
-    assert main([*base, "-e", str(tmp_path / "missing.pt"), "--max_steps", "3"]) == 1
+    model = train_from_args([*base, "-e", str(encoder_checkpoint), "--max_steps", "3"])  # hparams from the run
+    assert int(model.step) == 3 and load_checkpoint_file(models / "run" / "vocoder.pt", "vocoder")["step"] == 3
+    assert main([*base, "-e", str(tmp_path / "missing.pt"), "--max_steps", "4"]) == 1
     error = capsys.readouterr().err.strip()
     assert error.startswith("error:") and "missing.pt" in error and "\n" not in error
