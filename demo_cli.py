@@ -17,6 +17,7 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from utils.arguments import seed_argument
@@ -52,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="make synthesis and vocoding repeatable (an integer from 0 to 2**64 - 1)")
     parser.add_argument("--speaking_rate", "--rate", dest="speaking_rate", type=speaking_rate_argument, default=1.0,
                         metavar="RATE", help="speech pace: 1.25 is 25%% faster, 0.8 slower (0.5 to 2)")
+    parser.add_argument("--pitch_shift", type=checked_argument("check_pitch_shift"), default=0.0,
+                        metavar="SEMITONES", help="raise (or lower, if negative) the voice by this many semitones "
+                                                  "(-12 to 12; needs a synthesizer with pitch control)")
+    parser.add_argument("--energy", type=checked_argument("check_energy"), default=1.0, metavar="FACTOR",
+                        help="loudness of the speech: 2 is twice the amplitude, 0.5 half (0.5 to 2)")
     parser.add_argument("--exact_vocoder", action="store_true",
                         help="RTVC's exact WaveRNN generation (same samples as RTVC for a seed; ~4x slower on CPU)")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is available")
@@ -76,14 +82,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def speaking_rate_argument(text: str) -> float:
-    """argparse type for ``--speaking_rate``: a number in [0.5, 2], checked before any work."""
-    from synthesizer.inference import check_speaking_rate
+def checked_argument(check_name: str) -> Callable[[str], float]:
+    """argparse type that applies ``synthesizer.inference.<check_name>`` before any work is done."""
 
-    try:
-        return check_speaking_rate(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    def parse(text: str) -> float:
+        import synthesizer.inference
+
+        try:
+            return getattr(synthesizer.inference, check_name)(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = check_name.removeprefix("check_")  # argparse names the type in its message
+    return parse
+
+
+speaking_rate_argument = checked_argument("check_speaking_rate")
 
 
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
@@ -210,7 +224,8 @@ def stream_to_player(pipeline, voice, sentences, args, player):  # noqa: ANN001,
 
     try:
         *_, result = pipeline.stream(voice, sentences, vocoder=args.vocoder, seed=args.seed, enhance=args.enhance,
-                                     on_audio=push, speaking_rate=args.speaking_rate)
+                                     on_audio=push, speaking_rate=args.speaking_rate,
+                                     pitch_shift=args.pitch_shift, energy=args.energy)
         player.finish()
         player.wait(timeout=result.duration + 10)
     finally:
@@ -235,7 +250,8 @@ def clone_in_one_go(pipeline, voice, sentences, args):  # noqa: ANN001, ANN201
         try:
             return pipeline.clone(voice, sentences, vocoder=args.vocoder, seed=args.seed, enhance=args.enhance,
                                   synthesis_progress=synthesis_progress, vocoder_progress=vocoder_progress,
-                                  speaking_rate=args.speaking_rate)
+                                  speaking_rate=args.speaking_rate, pitch_shift=args.pitch_shift,
+                                  energy=args.energy)
         finally:
             vocoder_bar.close()
 

@@ -32,7 +32,7 @@ import torch
 
 from encoder.audio import require_speech, trim_long_silences, webrtcvad_available
 from encoder.inference import Encoder, UtteranceEmbedding, average_embeddings
-from synthesizer.inference import Synthesizer, check_speaking_rate, load_synthesizer
+from synthesizer.inference import Synthesizer, check_energy, check_pitch_shift, check_speaking_rate, load_synthesizer
 from synthesizer.text import prepare_utterances
 from utils.audio_io import load_audio_with_rate, resample
 from utils.checkpoints import CheckpointError
@@ -437,15 +437,19 @@ class ClonePipeline:
 
     def synthesize(self, text: str | Sequence[str], voice: VoiceEmbedding | np.ndarray, *, seed: int | None = None,
                    progress_callback: ProgressCallback | None = None, speaking_rate: float = 1.0,
+                   pitch_shift: float = 0.0, energy: float = 1.0,
                    step_callback: Callable[..., None] | None = None) -> SynthesisOutput:
         """Text → mel spectrograms, one per sentence (the text is split by :func:`split_text`).
 
-        ``speaking_rate`` (0.5-2) speaks faster above 1 and slower below. ``step_callback`` gets a
-        Tacotron's decoder steps (see :meth:`Synthesizer.synthesize`); the duration synthesizer,
+        ``speaking_rate`` (0.5-2) speaks faster above 1 and slower below; ``pitch_shift`` (semitones,
+        −12..12) needs a synthesizer with a variance adaptor; ``energy`` (0.5-2) scales loudness.
+        ``step_callback`` gets a Tacotron's decoder steps (see :meth:`Synthesizer.synthesize`); the duration synthesizer,
         which makes a sentence in one pass, reports per sentence only. The warnings of the output
         name each text as "Text N (…)", N counting from 0 in ``text``'s sentences.
         """
         speaking_rate = check_speaking_rate(speaking_rate)
+        prosody = {"speaking_rate": speaking_rate, "pitch_shift": check_pitch_shift(pitch_shift),
+                   "energy": check_energy(energy)}
         sentences, notes = split_text(text)
         embedding = voice.embedding if isinstance(voice, VoiceEmbedding) else np.asarray(voice, dtype=np.float32)
         synthesizer = self.synthesizer
@@ -457,7 +461,7 @@ class ClonePipeline:
         extra = {"step_callback": step_callback} if wants_steps else {}
         with recorded_warnings(notes):
             result = synthesizer.synthesize(sentences, embedding, progress_callback=progress_callback,
-                                            speaking_rate=speaking_rate, **extra)
+                                            **prosody, **extra)
         return SynthesisOutput(sentences, result.mels, result.alignments, time.perf_counter() - start, notes,
                                synthesizer.architecture)
 
@@ -488,14 +492,15 @@ class ClonePipeline:
     def clone(self, voice: VoiceEmbedding | np.ndarray, text: str | Sequence[str], *,
               vocoder: VocoderName = "wavernn", seed: int | None = None, enhance: bool = False,
               synthesis_progress: ProgressCallback | None = None,
-              vocoder_progress: ProgressCallback | None = None, speaking_rate: float = 1.0) -> CloneResult:
+              vocoder_progress: ProgressCallback | None = None, speaking_rate: float = 1.0,
+              pitch_shift: float = 0.0, energy: float = 1.0) -> CloneResult:
         """Synthesize and vocode ``text`` in ``voice``; sentences are joined with short pauses.
 
         The waveform holds ``(T_i − 1) · 200`` samples per sentence mel, with 0.15 s of silence
         between sentences.
         """
         synthesis = self.synthesize(text, voice, seed=seed, progress_callback=synthesis_progress,
-                                    speaking_rate=speaking_rate)
+                                    speaking_rate=speaking_rate, pitch_shift=pitch_shift, energy=energy)
         start = time.perf_counter()
         pieces = self.vocode_sentences(synthesis.mels, vocoder, seed=seed, progress_callback=vocoder_progress)
         vocode_seconds = time.perf_counter() - start
@@ -509,7 +514,8 @@ class ClonePipeline:
                vocoder: VocoderName = "wavernn", seed: int | None = None, enhance: bool = False,
                step_callback: Callable[..., None] | None = None, vocoder_progress: ProgressCallback | None = None,
                on_audio: AudioCallback | None = None, on_synthesis: Callable[[SynthesisOutput], None] | None = None,
-               speaking_rate: float = 1.0) -> Iterator[StreamedSentence | CloneResult]:
+               speaking_rate: float = 1.0, pitch_shift: float = 0.0,
+               energy: float = 1.0) -> Iterator[StreamedSentence | CloneResult]:
         """Synthesize and vocode sentence by sentence, yielding each as soon as its audio exists, and
         last the :class:`CloneResult` of the whole text (the sentences' audio joined, as played).
 
@@ -529,7 +535,7 @@ class ClonePipeline:
         for index, sentence in enumerate(sentences):
             sentence_seed = None if seed is None else seed + index
             part = self.synthesize([sentence], voice, seed=sentence_seed, speaking_rate=speaking_rate,
-                                   step_callback=step_callback)
+                                   pitch_shift=pitch_shift, energy=energy, step_callback=step_callback)
             if on_synthesis is not None:
                 on_synthesis(part)
             start = time.perf_counter()

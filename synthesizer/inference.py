@@ -87,17 +87,43 @@ def trim_silent_tail(mel: np.ndarray, threshold: float) -> np.ndarray:
 
 
 MIN_SPEAKING_RATE, MAX_SPEAKING_RATE = 0.5, 2.0
+MAX_PITCH_SHIFT = 12.0  # semitones, either way
+MIN_ENERGY, MAX_ENERGY = 0.5, 2.0
+
+
+def _check_range(value: float, low: float, high: float, what: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"the {what} must be a number, not {value!r}") from None
+    if not low <= number <= high:  # also refuses NaN
+        raise ValueError(f"the {what} must be between {low:g} and {high:g}, not {value}")
+    return number
+
+
+def check_pitch_shift(semitones: float) -> float:
+    """The shift as a float, or a one-line ``ValueError`` outside [−12, 12] semitones."""
+    return _check_range(semitones, -MAX_PITCH_SHIFT, MAX_PITCH_SHIFT, "pitch shift (semitones)")
+
+
+def check_energy(factor: float) -> float:
+    """The loudness factor as a float, or a one-line ``ValueError`` outside [0.5, 2]."""
+    return _check_range(factor, MIN_ENERGY, MAX_ENERGY, "energy factor")
+
+
+def scale_mel_energy(mel: np.ndarray, factor: float, max_abs_value: float, min_level_db: float) -> np.ndarray:
+    """A normalised mel ``(num_mels, T)`` with its amplitude scaled by ``factor`` (a level shift in dB).
+
+    >>> scale_mel_energy(np.zeros((1, 2), np.float32), 10.0, 4.0, -100.0).tolist()
+    [[1.600000023841858, 1.600000023841858]]
+    """
+    offset = 20.0 * np.log10(factor) * 2 * max_abs_value / -min_level_db
+    return np.clip(mel + offset, -max_abs_value, max_abs_value).astype(np.float32)
 
 
 def check_speaking_rate(rate: float) -> float:
     """The rate as a float, or a one-line ``ValueError`` outside [0.5, 2] (or not a finite number)."""
-    try:
-        value = float(rate)
-    except (TypeError, ValueError):
-        raise ValueError(f"the speaking rate must be a number, not {rate!r}") from None
-    if not MIN_SPEAKING_RATE <= value <= MAX_SPEAKING_RATE:  # also refuses NaN
-        raise ValueError(f"the speaking rate must be between {MIN_SPEAKING_RATE} and {MAX_SPEAKING_RATE}, not {rate}")
-    return value
+    return _check_range(rate, MIN_SPEAKING_RATE, MAX_SPEAKING_RATE, "speaking rate")
 
 
 def stretch_mel(mel: np.ndarray, speaking_rate: float) -> np.ndarray:
@@ -263,6 +289,8 @@ class Synthesizer:
         max_steps: int | None = None,
         exact_rtvc_batching: bool = False,
         speaking_rate: float = 1.0,
+        pitch_shift: float = 0.0,
+        energy: float = 1.0,
         step_callback: Callable[..., None] | None = None,
     ) -> SynthesisResult:
         """Synthesize one mel spectrogram per text.
@@ -285,6 +313,10 @@ class Synthesizer:
         speaking_rate
             1 keeps the model's pace; 1.25 speaks 25 % faster by resampling each mel along time
             (:func:`stretch_mel`), within [0.5, 2].
+        pitch_shift
+            Must be 0: the Tacotron has no pitch input (a ``ValueError`` says so).
+        energy
+            Amplitude factor in [0.5, 2], applied as a level shift of the mel.
         step_callback
             Passed to :meth:`Tacotron.generate`: called after every decoder step with
             ``(frame_index, mels, attention, stop)`` (progress within a batch; raise from it to abort).
@@ -308,6 +340,10 @@ class Synthesizer:
         if not texts:
             raise ValueError("texts is empty; nothing to synthesize")
         check_speaking_rate(speaking_rate)
+        if check_pitch_shift(pitch_shift) != 0:
+            raise ValueError("the Tacotron synthesizer has no pitch control; use a duration synthesizer trained "
+                             "with the variance adaptor for --pitch_shift")
+        energy = check_energy(energy)
         batch_size = self.hparams.synthesis_batch_size if batch_size is None else int(batch_size)
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
@@ -343,6 +379,9 @@ class Synthesizer:
 
         if speaking_rate != 1.0:
             mels = [stretch_mel(mel, speaking_rate) for mel in mels]
+        if energy != 1.0:
+            mels = [scale_mel_energy(mel, energy, self.hparams.max_abs_value, self.hparams.min_level_db)
+                    for mel in mels]
         limit = self.hparams.max_decoder_steps if max_steps is None else max_steps
         for index, ok in enumerate(reached):
             if not ok:

@@ -597,9 +597,11 @@ class ToolboxController:
         return self.seed if seed is None else seed
 
     def synthesize(self, text: str, reference_names: Sequence[str], *, seed: int | None = None,
-                   progress: StatusCallback | None = None, speaking_rate: float = 1.0) -> SynthesisOutput:
+                   progress: StatusCallback | None = None, speaking_rate: float = 1.0,
+                   pitch_shift: float = 0.0, energy: float = 1.0) -> SynthesisOutput:
         """Text → mel spectrograms (one per line and sentence) in the voice of the references;
-        ``speaking_rate`` above 1 speaks faster.
+        ``speaking_rate`` above 1 speaks faster, ``pitch_shift`` semitones move the voice up or down,
+        ``energy`` scales its loudness.
 
         ``progress`` may raise :class:`Cancelled` to stop (between two decoder steps of a Tacotron);
         the spectrograms of a cancelled synthesis are not kept, the previous ones stay current.
@@ -630,6 +632,7 @@ class ToolboxController:
 
             synthesis = self.pipeline.synthesize(sentences, voice.embedding, seed=self._seed(seed),
                                                  progress_callback=report, speaking_rate=speaking_rate,
+                                                 pitch_shift=pitch_shift, energy=energy,
                                                  step_callback=step if progress else None)
         self._log_warnings(notes, synthesis.warnings, lambda message: sentence_message(message, sentences))
         self.current_synthesis = synthesis
@@ -713,7 +716,8 @@ class ToolboxController:
 
     def synthesize_and_vocode(self, text: str, reference_names: Sequence[str], *, vocoder: str | None = None,
                               seed: int | None = None, enhance: bool = False, progress: StatusCallback | None = None,
-                              on_chunk: AudioCallback | None = None, speaking_rate: float = 1.0) -> GeneratedOutput:
+                              on_chunk: AudioCallback | None = None, speaking_rate: float = 1.0,
+                              pitch_shift: float = 0.0, energy: float = 1.0) -> GeneratedOutput:
         """Both stages, streamed (:meth:`ClonePipeline.stream`): each sentence is synthesized and vocoded
         before the next one starts, so ``on_chunk`` (the player) receives sentence 1 while the rest is
         still being made; with fast WaveRNN it receives each sentence in pieces, the first long before
@@ -762,7 +766,8 @@ class ToolboxController:
                 for item in self.pipeline.stream(voice.embedding, sentences, vocoder=vocoder, seed=seed,
                                                  enhance=enhance, step_callback=step if progress else None,
                                                  vocoder_progress=report, on_audio=self._keeping(heard, on_chunk),
-                                                 on_synthesis=synthesized, speaking_rate=speaking_rate):
+                                                 on_synthesis=synthesized, speaking_rate=speaking_rate,
+                                                 pitch_shift=pitch_shift, energy=energy):
                     if isinstance(item, CloneResult):
                         result = item
                         continue

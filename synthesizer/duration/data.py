@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from synthesizer.duration.phonemes import PhonemeFrontEnd
+from synthesizer.duration.pitch import PITCH_FOLDER, continuous_log_f0, pitch_file_name
 from synthesizer.metadata import EMBED_FOLDER, MEL_FOLDER, TrainEntry, read_train_txt
 from utils.atomic_write import atomic_write
 
@@ -90,11 +91,14 @@ class DurationDataset:
     oversample
         ``(pattern, factor)`` pairs: entries whose mel file name matches the regular expression are
         listed ``factor`` times (e.g. to weigh scarce native speech against a large non-native corpus).
+    with_pitch
+        Batches carry ``log_f0`` from ``f0/`` (written by ``python -m synthesizer.duration.pitch``).
     """
 
     def __init__(self, syn_dir: str | Path, front_end: PhonemeFrontEnd, max_mel_frames: int,
-                 oversample: Sequence[tuple[str, int]] = ()) -> None:
+                 oversample: Sequence[tuple[str, int]] = (), with_pitch: bool = False) -> None:
         self.syn_dir = Path(syn_dir)
+        self.with_pitch = with_pitch
         entries = read_train_txt(self.syn_dir / "train.txt")
         phonemes = load_phonemes(self.syn_dir, entries, front_end)
         items = []
@@ -106,6 +110,12 @@ class DurationDataset:
             items += [Item(entry, ids)] * factor
         if not items:
             raise ValueError(f"No usable utterances in '{self.syn_dir / 'train.txt'}' (all too long or too short).")
+        if with_pitch:
+            missing = [item.entry for item in items
+                       if not (self.syn_dir / PITCH_FOLDER / pitch_file_name(item.entry.mel_name)).is_file()]
+            if missing:
+                raise ValueError(f"{len(missing)} utterances have no F0 contour (first '{missing[0].mel_name}'): "
+                                 f"run `python -m synthesizer.duration.pitch {self.syn_dir}` first")
         self.items = items
 
     def __len__(self) -> int:
@@ -134,4 +144,15 @@ class DurationDataset:
             "mels": padded,
             "frame_lengths": torch.tensor([len(mel) for mel in mels]),
             "speakers": torch.from_numpy(speakers.astype(np.float32)),
+            **({"log_f0": self._log_f0(items, n_frames)} if self.with_pitch else {}),
         }
+
+    def _log_f0(self, items: Sequence[Item], n_frames: int) -> torch.Tensor:
+        """``(B, T)`` continuous log F0, each row's last value repeated over its padding."""
+        rows = torch.zeros(len(items), n_frames)
+        for row, item in enumerate(items):
+            f0 = np.load(self.syn_dir / PITCH_FOLDER / pitch_file_name(item.entry.mel_name))
+            contour = torch.from_numpy(continuous_log_f0(f0))[:n_frames]
+            rows[row, : len(contour)] = contour
+            rows[row, len(contour):] = contour[-1]
+        return rows

@@ -50,6 +50,19 @@ class DurationHParams(HParams):
     decoder_layers: int = 8
     decoder_kernel: int = 7
     decoder_expansion: int = 3
+    # Variance adaptor (FastSpeech 2): per-phoneme log F0 and energy, predicted from the detached
+    # encoder output and the speaker, added to the encoder states the decoder reads. Off in older files.
+    variance_adaptor: bool = False
+    variance_channels: int = 192
+    variance_layers: int = 2
+    variance_kernel: int = 3
+    # Flow-matching post-net (0 layers: none, the regression decoder's mel is the output).
+    flow_layers: int = 0
+    flow_channels: int = 192
+    flow_kernel: int = 7
+    flow_expansion: int = 3
+    flow_noise_scale: float = 0.5  # std of the noise the flow starts from, in mel units (about the residual's)
+    flow_sigma_min: float = 1e-4
 
     # Training
     learning_rate: float = 1e-3
@@ -65,10 +78,14 @@ class DurationHParams(HParams):
     # Beta-binomial diagonal prior added to the alignment search early on (RAD-TTS style), fading to 0.
     alignment_prior_steps: int = 3000
     eval_interval: int = 500
+    variance_loss_weight: float = 0.5
+    flow_loss_weight: float = 1.0
 
     # Inference
     min_phoneme_frames: int = 1  # frames given to each non-blank symbol at the least
     max_frames: int = 3000
+    flow_steps: int = 6  # Euler steps of the flow post-net
+    flow_temperature: float = 0.667  # scales the starting noise: 0 gives the flow's mean path
 
     RULES: ClassVar[Mapping[str, Rule]] = {
         "num_mels": positive_int(),
@@ -85,6 +102,15 @@ class DurationHParams(HParams):
         "decoder_layers": Range(1, 64, integer=True),
         "decoder_kernel": Check(_odd),
         "decoder_expansion": Range(1, 16, integer=True),
+        "variance_channels": Range(1, 4096, integer=True),
+        "variance_layers": Range(1, 64, integer=True),
+        "variance_kernel": Check(_odd),
+        "flow_layers": Range(0, 64, integer=True),
+        "flow_channels": Range(1, 4096, integer=True),
+        "flow_kernel": Check(_odd),
+        "flow_expansion": Range(1, 16, integer=True),
+        "flow_noise_scale": Range(0, 10, low_inclusive=False),
+        "flow_sigma_min": Range(0, 0.1),
         "learning_rate": positive_float(),
         "warmup_steps": positive_int(1),
         "lr_decay_half_life": positive_int(1),
@@ -97,8 +123,12 @@ class DurationHParams(HParams):
         "duration_loss_weight": Range(0),
         "alignment_prior_steps": positive_int(0),
         "eval_interval": positive_int(),
+        "variance_loss_weight": Range(0, 100),
+        "flow_loss_weight": Range(0, 100),
         "min_phoneme_frames": positive_int(0),
         "max_frames": positive_int(),
+        "flow_steps": Range(1, 100, integer=True),
+        "flow_temperature": Range(0, 2),
     }
 
     @property

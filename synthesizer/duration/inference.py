@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from synthesizer.duration.hparams import DurationHParams
-from synthesizer.duration.model import DurationSynthesizerModel
+from synthesizer.duration.model import DurationSynthesizerModel, Prosody
 from synthesizer.duration.phonemes import PhonemeFrontEnd, SymbolTable
 from synthesizer.hparams import SynthesizerHParams
 from utils.checkpoints import (
@@ -148,21 +148,39 @@ class DurationSynthesizer:
         max_steps: int | None = None,
         exact_rtvc_batching: bool = False,
         speaking_rate: float = 1.0,
+        pitch_shift: float = 0.0,
+        energy: float = 1.0,
     ):
         """One mel per text (see :meth:`synthesizer.inference.Synthesizer.synthesize`).
 
         ``speaking_rate`` scales the predicted durations (1.5 speaks 50 % faster), within [0.5, 2].
+        ``pitch_shift`` (semitones, −12..12) and ``energy`` (amplitude factor, 0.5..2) move the
+        variance adaptor's per-phoneme pitch and energy; a model without one refuses a pitch shift and
+        applies the energy as a level shift of its mel. The flow post-net's noise comes from torch's
+        global generator (the pipeline seeds it).
         ``max_steps`` caps the frames of each text; ``exact_rtvc_batching`` has no meaning here and is
         ignored. Each text is synthesized on its own, so batching never changes the result.
         """
-        from synthesizer.inference import SynthesisResult, SynthesisWarning, _as_embedding_matrix, check_speaking_rate
+        from synthesizer.inference import (
+            SynthesisResult,
+            SynthesisWarning,
+            _as_embedding_matrix,
+            check_energy,
+            check_pitch_shift,
+            check_speaking_rate,
+            scale_mel_energy,
+        )
 
         if isinstance(texts, str):
             raise ValueError("texts must be a sequence of strings, not a single string; wrap it in a list")
         texts = list(texts)
         if not texts:
             raise ValueError("texts is empty; nothing to synthesize")
-        speaking_rate = check_speaking_rate(speaking_rate)
+        prosody = Prosody(check_speaking_rate(speaking_rate), check_pitch_shift(pitch_shift), check_energy(energy))
+        adapts = self.model.hparams.variance_adaptor
+        if prosody.pitch_shift != 0 and not adapts:
+            raise ValueError(f"the synthesizer '{self.path}' has no pitch control (it was trained without the "
+                             "variance adaptor)")
         matrix = _as_embedding_matrix(embeddings, len(texts), self.model.hparams.speaker_embedding_size)
         for index, text in enumerate(texts):
             if not isinstance(text, str):
@@ -178,12 +196,13 @@ class DurationSynthesizer:
             dropped.update(dict.fromkeys(item.dropped))
             ids = torch.tensor([item.ids], device=self.device)
             speaker = torch.from_numpy(matrix[index : index + 1]).to(self.device)
-            output = self.model.infer(ids, torch.tensor([len(item.ids)], device=self.device), speaker,
-                                      speaking_rate=float(speaking_rate))
+            output = self.model.infer(ids, torch.tensor([len(item.ids)], device=self.device), speaker, prosody)
             n_frames = int(output.frame_lengths[0])
             fits = n_frames <= limit
             n_frames = min(n_frames, limit)
             mel = output.mel[0, :, :n_frames].float().cpu().numpy()
+            if not adapts and prosody.energy != 1.0:
+                mel = scale_mel_energy(mel, prosody.energy, self.hparams.max_abs_value, self.hparams.min_level_db)
             if not np.isfinite(mel).all():
                 raise ValueError(f"The synthesizer '{self.path}' produced NaN or infinite values; "
                                  "its weights are damaged.")

@@ -4,11 +4,15 @@
 
     ids ─ embedding ─(+ speaker)─ conv encoder ─┬─ mean head ──────── μ      (B, 80, S)
                                                 ├─ duration head ──── log(1 + frames)  (B, S)
-                                                └─ expand by durations ─(+ speaker)─ ConvNeXt decoder ─ + μ ─ mel
+                                                ├─ variance head ──── log F0, energy   (B, 2, S)   (optional)
+                                                └─ (+ pitch, energy) expand by durations ─(+ speaker)─
+                                                   ConvNeXt decoder ─ + μ ─ mel ─ flow post-net (optional) ─ mel
 
 In training the durations come from monotonic alignment search of the target mel against μ
-(:func:`synthesizer.duration.alignment.maximum_path`); at inference, from the duration head.
-All layers are convolutions, so a sentence costs one pass, not one pass per frame.
+(:func:`synthesizer.duration.alignment.maximum_path`), pitch and energy from the target averaged over
+each phoneme's frames; at inference all three come from their heads. The flow post-net
+(:mod:`synthesizer.duration.flow`) samples detail around the decoder's mel in a few Euler steps.
+All layers are convolutions, so a sentence costs one pass per flow step, not one pass per frame.
 
 Examples
 --------
@@ -23,89 +27,64 @@ Examples
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from synthesizer.duration.alignment import beta_binomial_log_prior, maximum_path
+from synthesizer.duration.flow import FlowPostNet
 from synthesizer.duration.hparams import DurationHParams
+from synthesizer.duration.layers import ChannelNorm, ConvBlock, ConvNeXtBlock, sequence_mask
+from utils.signal_contract import SIGNAL
+
+# Log F0 enters the network centred and scaled to about unit spread across voices.
+LOG_F0_CENTRE = math.log(150.0)
+LOG_F0_SCALE = 0.4
+# Mel units per decibel: the mel's [−max_abs, max_abs] spans |min_level_db| dB.
+MEL_UNITS_PER_DB = 2 * SIGNAL.max_abs_value / -SIGNAL.min_level_db
 
 
-def sequence_mask(lengths: torch.Tensor, max_length: int | None = None) -> torch.Tensor:
-    """``(B, T)`` True where ``t < lengths[b]``."""
-    max_length = int(lengths.max()) if max_length is None else max_length
-    return torch.arange(max_length, device=lengths.device)[None, :] < lengths[:, None]
+def pitch_shift_offset(semitones: float) -> float:
+    """The change of the normalised per-phoneme pitch that raises F0 by ``semitones``."""
+    return semitones * math.log(2.0) / 12.0 / LOG_F0_SCALE
 
 
-class ChannelNorm(nn.Module):
-    """LayerNorm over the channels of a ``(B, C, T)`` tensor."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x.transpose(1, 2)).transpose(1, 2)
+def energy_offset(factor: float) -> float:
+    """The change of the per-phoneme energy (mean mel, in mel units) that scales amplitude by ``factor``."""
+    return 20.0 * math.log10(factor) * MEL_UNITS_PER_DB
 
 
-class ConvBlock(nn.Module):
-    """Pre-norm residual convolution: ``x + dropout(relu(conv(norm(x))))``, padding kept at zero."""
+@dataclass(frozen=True)
+class Prosody:
+    """Inference-time prosody controls: durations ÷ ``speaking_rate``, F0 × 2^(semitones/12), amplitude × energy."""
 
-    def __init__(self, channels: int, kernel: int, dropout: float) -> None:
-        super().__init__()
-        self.norm = ChannelNorm(channels)
-        self.conv = nn.Conv1d(channels, channels, kernel, padding=kernel // 2)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # x (B, C, T), mask (B, 1, T)
-        return (x + self.dropout(F.relu(self.conv(self.norm(x) * mask)))) * mask
-
-
-class ConvNeXtBlock(nn.Module):
-    """Depthwise conv → norm → pointwise MLP with layer scale; the speaker enters every block."""
-
-    def __init__(self, channels: int, kernel: int, expansion: int, speaker_size: int) -> None:
-        super().__init__()
-        self.speaker = nn.Linear(speaker_size, channels)
-        self.depthwise = nn.Conv1d(channels, channels, kernel, padding=kernel // 2, groups=channels)
-        self.norm = nn.LayerNorm(channels)
-        self.expand = nn.Linear(channels, expansion * channels)
-        self.project = nn.Linear(expansion * channels, channels)
-        self.scale = nn.Parameter(torch.full((channels,), 0.1))
-
-    def forward(self, x: torch.Tensor, speaker: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        # x (B, C, T), speaker (B, E), mask (B, 1, T)
-        h = (x + self.speaker(speaker)[:, :, None]) * mask
-        h = self.depthwise(h).transpose(1, 2)  # (B, T, C)
-        h = self.project(F.gelu(self.expand(self.norm(h))))
-        return (x + (self.scale * h).transpose(1, 2)) * mask
+    speaking_rate: float = 1.0
+    pitch_shift: float = 0.0  # semitones
+    energy: float = 1.0
 
 
 @dataclass
 class SynthesizerOutput:
     """Model outputs; ``path`` is the ``(B, S, T)`` symbol-to-frame alignment used."""
 
-    mel: torch.Tensor  # (B, 80, T)
+    mel: torch.Tensor  # (B, 80, T): the regression decoder's in training, the flow's sample at inference
     means: torch.Tensor  # (B, 80, T): μ expanded along the path
     log_durations: torch.Tensor  # (B, S): the duration head's prediction
     durations: torch.Tensor  # (B, S): frames per symbol along the path
     path: torch.Tensor  # (B, S, T)
     frame_lengths: torch.Tensor  # (B,)
+    variance: torch.Tensor | None = None  # (B, 2, S): predicted normalised log F0 and energy per symbol
+    variance_target: torch.Tensor | None = None  # (B, 2, S): the same from the target (training)
+    flow_velocity: torch.Tensor | None = None  # (B, 80, T): the flow's predicted velocity (training)
+    flow_goal: torch.Tensor | None = None  # (B, 80, T): its target (training)
+    decoder_mel: torch.Tensor | None = None  # (B, 80, T): the regression decoder's mel before the flow (inference)
 
 
 class DurationSynthesizerModel(nn.Module):
-    """Text encoder, duration head and frame decoder (see the module docstring).
-
-    Parameters
-    ----------
-    hparams
-        Sizes.
-    n_symbols
-        Size of the phoneme symbol table (id 0 is the blank, also used as padding).
-    """
+    """Text encoder, duration head, optional variance adaptor, frame decoder, optional flow post-net."""
 
     def __init__(self, hparams: DurationHParams, n_symbols: int) -> None:
         super().__init__()
@@ -123,6 +102,16 @@ class DurationSynthesizerModel(nn.Module):
         self.duration_layers = nn.ModuleList(ConvBlock(d, hparams.duration_kernel, hparams.dropout)
                                              for _ in range(hparams.duration_layers))
         self.duration_head = nn.Conv1d(d, 1, 1)
+        if hparams.variance_adaptor:
+            v = hparams.variance_channels
+            self.variance_in = nn.Conv1d(c, v, 1)
+            self.variance_speaker = nn.Linear(e, v)
+            self.variance_layers = nn.ModuleList(ConvBlock(v, hparams.variance_kernel, hparams.dropout)
+                                                 for _ in range(hparams.variance_layers))
+            self.variance_head = nn.Conv1d(v, 2, 1)
+            self.variance_embedding = nn.Conv1d(2, c, 3, padding=1)
+            nn.init.zeros_(self.variance_embedding.weight)  # a model started from one without it is unchanged
+            nn.init.zeros_(self.variance_embedding.bias)
         k = hparams.decoder_channels
         self.decoder_in = nn.Conv1d(c, k, 1)
         self.decoder = nn.ModuleList(ConvNeXtBlock(k, hparams.decoder_kernel, hparams.decoder_expansion, e)
@@ -131,6 +120,7 @@ class DurationSynthesizerModel(nn.Module):
         self.decoder_out = nn.Conv1d(k, hparams.num_mels, 1)
         nn.init.zeros_(self.decoder_out.weight)  # starts as "mel = μ", so early training shapes μ
         nn.init.zeros_(self.decoder_out.bias)
+        self.flow = FlowPostNet(hparams) if hparams.flow_layers > 0 else None
         self.register_buffer("step", torch.zeros(1, dtype=torch.long))
 
     def encode(self, ids: torch.Tensor, lengths: torch.Tensor,
@@ -149,13 +139,24 @@ class DurationSynthesizerModel(nn.Module):
         log_durations = (self.duration_head(d) * mask)[:, 0]
         return h, means, log_durations, mask
 
+    def predict_variance(self, states: torch.Tensor, speaker: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``(B, 2, S)`` normalised log F0 and energy per symbol, from the detached encoder states."""
+        v = (self.variance_in(states.detach()) + self.variance_speaker(speaker)[:, :, None]) * mask
+        for block in self.variance_layers:
+            v = block(v, mask)
+        return self.variance_head(v) * mask
+
+    def add_variance(self, states: torch.Tensor, variance: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return states + self.variance_embedding(variance * mask) * mask
+
     def decode(self, states: torch.Tensor, means: torch.Tensor, speaker: torch.Tensor,
-               frame_mask: torch.Tensor) -> torch.Tensor:
-        """Mel ``(B, 80, T)`` from frame-rate encoder states and means, ``frame_mask`` ``(B, 1, T)``."""
+               frame_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mel ``(B, 80, T)`` and the decoder's last features ``(B, K, T)`` from frame-rate states and means."""
         x = self.decoder_in(states) * frame_mask
         for block in self.decoder:
             x = block(x, speaker, frame_mask)
-        return (means + self.decoder_out(self.decoder_norm(x))) * frame_mask
+        hidden = self.decoder_norm(x)
+        return (means + self.decoder_out(hidden)) * frame_mask, hidden * frame_mask
 
     @staticmethod
     def alignment_score(means: torch.Tensor, mels: torch.Tensor) -> torch.Tensor:
@@ -164,9 +165,20 @@ class DurationSynthesizerModel(nn.Module):
         cross = torch.einsum("bcs,bct->bst", means, mels)
         return cross - 0.5 * (means**2).sum(1)[:, :, None] - 0.5 * (mels**2).sum(1)[:, None, :]
 
+    @staticmethod
+    def frame_variance(mels: torch.Tensor, log_f0: torch.Tensor | None) -> torch.Tensor:
+        """``(B, 2, T)`` normalised log F0 (0 when unknown) and energy (mean over mel bands) per frame."""
+        energy = mels.mean(1)  # (B, T)
+        pitch = torch.zeros_like(energy) if log_f0 is None else (log_f0 - LOG_F0_CENTRE) / LOG_F0_SCALE
+        return torch.stack([pitch, energy], dim=1)
+
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor, speaker: torch.Tensor, mels: torch.Tensor,
-                frame_lengths: torch.Tensor, prior_weight: float = 0.0) -> SynthesizerOutput:
-        """Teacher-forced pass: align ``mels`` ``(B, 80, T)`` to the text, then decode along that path."""
+                frame_lengths: torch.Tensor, prior_weight: float = 0.0,
+                log_f0: torch.Tensor | None = None) -> SynthesizerOutput:
+        """Teacher-forced pass: align ``mels`` ``(B, 80, T)`` to the text, then decode along that path.
+
+        ``log_f0`` ``(B, T)`` (continuous log F0 per frame) is what the variance adaptor learns.
+        """
         states, means, log_durations, mask = self.encode(ids, lengths, speaker)
         with torch.no_grad():
             score = self.alignment_score(means.float(), mels.float())  # (B, S, T)
@@ -177,26 +189,49 @@ class DurationSynthesizerModel(nn.Module):
                 score = score + prior_weight * prior
             path = torch.from_numpy(maximum_path(score.cpu().numpy(), lengths.cpu().numpy(),
                                                  frame_lengths.cpu().numpy())).to(means.device)
+        path = path.to(states.dtype)
         frame_mask = sequence_mask(frame_lengths, mels.shape[2])[:, None, :].to(states.dtype)
-        expanded_means = torch.bmm(means, path.to(means.dtype))  # (B, 80, T)
-        mel = self.decode(torch.bmm(states, path.to(states.dtype)), expanded_means, speaker, frame_mask)
-        return SynthesizerOutput(mel, expanded_means, log_durations, path.sum(2), path, frame_lengths)
+        variance = variance_target = None
+        if self.hparams.variance_adaptor:
+            with torch.no_grad():
+                frames = self.frame_variance(mels, log_f0) * frame_mask  # (B, 2, T)
+                variance_target = torch.bmm(frames, path.transpose(1, 2)) / path.sum(2)[:, None, :].clamp(min=1)
+            variance = self.predict_variance(states, speaker, mask)
+            states = self.add_variance(states, variance_target, mask)
+        expanded_means = torch.bmm(means, path)  # (B, 80, T)
+        mel, hidden = self.decode(torch.bmm(states, path), expanded_means, speaker, frame_mask)
+        velocity = goal = None
+        if self.flow is not None:
+            velocity, goal = self.flow.loss_terms(mels, mel.detach(), hidden.detach(), speaker, frame_mask)
+        return SynthesizerOutput(mel, expanded_means, log_durations, path.sum(2), path, frame_lengths,
+                                 variance, variance_target, velocity, goal)
 
     @torch.no_grad()
     def infer(self, ids: torch.Tensor, lengths: torch.Tensor, speaker: torch.Tensor,
-              speaking_rate: float = 1.0) -> SynthesizerOutput:
-        """Free-running synthesis; ``speaking_rate`` 1.25 speaks 25 % faster (durations divided by it)."""
+              prosody: Prosody = Prosody(), generator: torch.Generator | None = None) -> SynthesizerOutput:
+        """Free-running synthesis with the ``prosody`` controls; ``generator`` seeds the flow's noise."""
         states, means, log_durations, mask = self.encode(ids, lengths, speaker)
-        durations = torch.clamp(torch.exp(log_durations) - 1, min=0) / speaking_rate  # (B, S)
+        durations = torch.clamp(torch.exp(log_durations) - 1, min=0) / prosody.speaking_rate  # (B, S)
         durations = torch.round(durations) * mask[:, 0]
         nonblank = (ids != 0) & mask[:, 0].bool()
         durations = torch.where(nonblank, durations.clamp(min=self.hparams.min_phoneme_frames), durations)
         frame_lengths = durations.sum(1).long().clamp(min=1, max=self.hparams.max_frames)  # (B,)
-        path = durations_to_path(durations.long(), int(frame_lengths.max()))  # (B, S, T)
+        path = durations_to_path(durations.long(), int(frame_lengths.max())).to(states.dtype)  # (B, S, T)
         frame_mask = sequence_mask(frame_lengths)[:, None, :].to(states.dtype)
+        variance = None
+        if self.hparams.variance_adaptor:
+            variance = self.predict_variance(states, speaker, mask)
+            offset = torch.tensor([pitch_shift_offset(prosody.pitch_shift), energy_offset(prosody.energy)],
+                                  dtype=states.dtype, device=states.device)
+            states = self.add_variance(states, variance + offset[None, :, None], mask)
         expanded_means = torch.bmm(means, path)
-        mel = self.decode(torch.bmm(states, path), expanded_means, speaker, frame_mask)
-        return SynthesizerOutput(mel, expanded_means, log_durations, durations, path, frame_lengths)
+        decoder_mel, hidden = self.decode(torch.bmm(states, path), expanded_means, speaker, frame_mask)
+        mel = decoder_mel
+        if self.flow is not None:
+            mel = self.flow.sample(decoder_mel, hidden, speaker, frame_mask, self.hparams.flow_steps,
+                                   self.hparams.flow_temperature, generator)
+        return SynthesizerOutput(mel, expanded_means, log_durations, durations, path, frame_lengths, variance,
+                                 decoder_mel=decoder_mel)
 
 
 def durations_to_path(durations: torch.Tensor, n_frames: int) -> torch.Tensor:

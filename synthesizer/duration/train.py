@@ -12,7 +12,9 @@ with espeak-ng and cached in ``<syn_dir>/phonemes.tsv``. The checkpoint
 Tacotron file; it stores its symbol table and the espeak-ng version.
 
 Losses, averaged over valid frames or symbols: mel L1 + L2 of the decoder output, L2 of the
-aligned means (the "prior" that drives the alignment search) and L2 of log(1 + duration).
+aligned means (the "prior" that drives the alignment search) and L2 of log(1 + duration); with the
+variance adaptor, L2 of the per-phoneme log F0 and energy (F0 from ``python -m synthesizer.duration.pitch``);
+with the flow post-net, L2 of its velocity (conditional flow matching).
 
 Examples
 --------
@@ -86,12 +88,31 @@ def duration_losses(output: SynthesizerOutput, batch: dict[str, Tensor]) -> dict
     mel = output.mel.float()
     error = mel - mels
     target_log_durations = torch.log1p(output.durations.float())
-    return {
+    losses = {
         "mel_l1": masked_mean(error.abs(), frame_mask),
         "mel_l2": masked_mean(error**2, frame_mask),
         "prior": masked_mean((output.means.float() - mels) ** 2, frame_mask),
         "duration": masked_mean((output.log_durations.float() - target_log_durations) ** 2, symbol_mask),
     }
+    if output.variance is not None:
+        spoken = (symbol_mask & (output.durations > 0))[:, None, :]  # (B, 1, S)
+        squared = (output.variance.float() - output.variance_target.float()) ** 2  # (B, 2, S)
+        losses["pitch"] = masked_mean(squared[:, :1], spoken)
+        losses["energy"] = masked_mean(squared[:, 1:], spoken)
+    if output.flow_velocity is not None:
+        losses["flow"] = masked_mean((output.flow_velocity.float() - output.flow_goal.float()) ** 2, frame_mask)
+    return losses
+
+
+def total_loss(losses: dict[str, Tensor], hparams: DurationHParams) -> Tensor:
+    """The weighted sum of :func:`duration_losses`."""
+    total = (losses["mel_l1"] + losses["mel_l2"] + hparams.prior_loss_weight * losses["prior"]
+             + hparams.duration_loss_weight * losses["duration"])
+    if "pitch" in losses:
+        total = total + hparams.variance_loss_weight * (losses["pitch"] + losses["energy"])
+    if "flow" in losses:
+        total = total + hparams.flow_loss_weight * losses["flow"]
+    return total
 
 
 def write_samples(session: TrainingSession, model: DurationSynthesizerModel, hparams: DurationHParams,
@@ -149,6 +170,18 @@ def _check_architecture(checkpoint: dict | None) -> None:
                             "synthesizer: train it with `python -m synthesizer.train`, or use another run_id.")
 
 
+def _add_new_modules(checkpoint: dict, model: DurationSynthesizerModel) -> None:
+    """Let ``--init_from`` start a model with a variance adaptor or flow post-net from one without them:
+    the file's weights are kept and the new modules keep their fresh initialisation."""
+    state = checkpoint.get("model_state")
+    if not isinstance(state, dict):
+        return
+    new_prefixes = ("variance_", "flow.")
+    for key, value in model.state_dict().items():
+        if key not in state and key.startswith(new_prefixes):
+            state[key] = value.detach().clone()
+
+
 def _train(session: TrainingSession, options: TrainingOptions, syn_dir: Path,
            oversample: Sequence[tuple[str, int]]) -> DurationSynthesizerModel:
     context = session.context
@@ -159,7 +192,8 @@ def _train(session: TrainingSession, options: TrainingOptions, syn_dir: Path,
     table = SymbolTable(checkpoint["symbols"]) if checkpoint is not None else SymbolTable.default()
     front_end = PhonemeFrontEnd(table, hparams.cleaner_names)
     try:
-        dataset = DurationDataset(syn_dir, front_end, hparams.max_mel_frames, oversample)
+        dataset = DurationDataset(syn_dir, front_end, hparams.max_mel_frames, oversample,
+                                  with_pitch=hparams.variance_adaptor)
     except (OSError, ValueError) as error:
         raise TrainingError(str(error).rstrip(".") + ".") from None
     seed_everything(options.seed, context)
@@ -167,6 +201,9 @@ def _train(session: TrainingSession, options: TrainingOptions, syn_dir: Path,
     model = DurationSynthesizerModel(hparams, len(table)).to(context.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=hparams.learning_rate, weight_decay=hparams.weight_decay)
     espeak_version = front_end.phonemizer.version
+
+    if checkpoint is not None and not checkpoint.get("resume"):
+        _add_new_modules(checkpoint, model)
 
     def extra_state() -> dict:
         return {"architecture": ARCHITECTURE, "symbols": table.symbols, "espeak_version": espeak_version}
@@ -190,10 +227,10 @@ def _train(session: TrainingSession, options: TrainingOptions, syn_dir: Path,
                 output = trained(batch["ids"].to(context.device), batch["lengths"].to(context.device),
                                  batch["speakers"].to(context.device), batch["mels"].to(context.device),
                                  batch["frame_lengths"].to(context.device),
-                                 alignment_prior_weight(hparams, session.step))
+                                 alignment_prior_weight(hparams, session.step),
+                                 batch["log_f0"].to(context.device) if "log_f0" in batch else None)
             losses = duration_losses(output, {k: v.to(context.device) for k, v in batch.items()})
-            total = (losses["mel_l1"] + losses["mel_l2"] + hparams.prior_loss_weight * losses["prior"]
-                     + hparams.duration_loss_weight * losses["duration"])
+            total = total_loss(losses, hparams)
             session.backward(total)
             session.unscale_gradients()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), hparams.clip_grad_norm)

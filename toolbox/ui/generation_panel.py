@@ -1,5 +1,5 @@
 """The text and generation box of the toolbox window: the text, Synthesize / Vocode, seed, speaking
-rate and enhancement, and the generated outputs (replay, export, similarity to the voice)."""
+rate, pitch and energy, and enhancement, and the generated outputs (replay, export, similarity to the voice)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout,
                              QLabel, QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout)
 
-from synthesizer.inference import MAX_SPEAKING_RATE, MIN_SPEAKING_RATE
+from synthesizer.inference import MAX_ENERGY, MAX_PITCH_SHIFT, MAX_SPEAKING_RATE, MIN_ENERGY, MIN_SPEAKING_RATE
 from toolbox.controller import GRIFFIN_LIM, GeneratedOutput
 from toolbox.ui.widgets import WARNING_STYLE, SimilarityMeter, short_name
 from toolbox.ui.workers import Worker, describe_error
@@ -77,6 +77,25 @@ class GenerationPanel(QGroupBox):
         self.rate_spin.setToolTip("Pace of the speech: 1.25× is 25 % faster, 0.8× slower. The duration "
                                   "synthesizer changes its phoneme durations; a Tacotron's mel is resampled.")
         self.rate_label.setBuddy(self.rate_spin)
+        self.pitch_label = QLabel("Pitch:")
+        self.pitch_spin = QDoubleSpinBox()
+        self.pitch_spin.setRange(-MAX_PITCH_SHIFT, MAX_PITCH_SHIFT)
+        self.pitch_spin.setSingleStep(0.5)
+        self.pitch_spin.setDecimals(1)
+        self.pitch_spin.setValue(0.0)
+        self.pitch_spin.setSuffix(" st")
+        self.pitch_spin.setToolTip("Move the voice up or down by this many semitones (needs a synthesizer with "
+                                   "pitch control: the duration synthesizer trained with the variance adaptor).")
+        self.pitch_label.setBuddy(self.pitch_spin)
+        self.energy_label = QLabel("Energy:")
+        self.energy_spin = QDoubleSpinBox()
+        self.energy_spin.setRange(MIN_ENERGY, MAX_ENERGY)
+        self.energy_spin.setSingleStep(0.05)
+        self.energy_spin.setDecimals(2)
+        self.energy_spin.setValue(1.0)
+        self.energy_spin.setSuffix("×")
+        self.energy_spin.setToolTip("Loudness of the speech: 2× is twice the amplitude, 0.5× half.")
+        self.energy_label.setBuddy(self.energy_spin)
         self.enhance_check = QCheckBox("Enhance output")
         self.enhance_check.setToolTip("Trim long silences from the output and normalise its loudness.")
         options.addWidget(self.seed_check)
@@ -86,6 +105,10 @@ class GenerationPanel(QGroupBox):
         rate_row = QHBoxLayout()  # a row of its own: the window stays usable at 1024 pixels wide
         rate_row.addWidget(self.rate_label)
         rate_row.addWidget(self.rate_spin)
+        for label, spin in ((self.pitch_label, self.pitch_spin), (self.energy_label, self.energy_spin)):
+            rate_row.addSpacing(12)
+            rate_row.addWidget(label)
+            rate_row.addWidget(spin)
         rate_row.addStretch(1)
         layout.addLayout(rate_row)
 
@@ -126,13 +149,18 @@ class GenerationPanel(QGroupBox):
             return int(self.seed_spin.value())
         return self.window.controller.random_seed()  # still recorded, so a good output can be reproduced
 
+    def prosody(self) -> dict[str, float]:
+        """The speaking rate, pitch shift and energy set in the panel, as the controller takes them."""
+        return {"speaking_rate": self.rate_spin.value(), "pitch_shift": self.pitch_spin.value(),
+                "energy": self.energy_spin.value()}
+
     def synthesize(self) -> Worker | None:
         """Text → spectrograms in the selected voice (no audio yet)."""
         controller = self.window.controller
         text, names, seed = self.text_edit.toPlainText(), self.window.history.selected_names(), self._seed()
-        rate = self.rate_spin.value()
+        prosody = self.prosody()
         return self.window.run_job("Synthesizing", lambda hooks: controller.synthesize(
-            text, names, seed=seed, progress=hooks.progress, speaking_rate=rate), self._on_synthesized)
+            text, names, seed=seed, progress=hooks.progress, **prosody), self._on_synthesized)
 
     def vocode(self) -> Worker | None:
         """The last spectrogram → audio with the selected vocoder, streamed to the output device."""
@@ -146,10 +174,10 @@ class GenerationPanel(QGroupBox):
         """Both stages, sentence by sentence: sentence 1 plays while the next ones are made."""
         controller = self.window.controller
         text, names = self.text_edit.toPlainText(), self.window.history.selected_names()
-        seed, enhance, rate = self._seed(), self.enhance_check.isChecked(), self.rate_spin.value()
+        seed, enhance, prosody = self._seed(), self.enhance_check.isChecked(), self.prosody()
         return self.window.run_job("Synthesizing and vocoding", lambda hooks: controller.synthesize_and_vocode(
             text, names, seed=seed, enhance=enhance, progress=hooks.progress, on_chunk=hooks.chunk,
-            speaking_rate=rate), self._on_generated, stream=True, on_cancelled=self._on_generated)
+            **prosody), self._on_generated, stream=True, on_cancelled=self._on_generated)
 
     def _on_synthesized(self, synthesis) -> None:  # noqa: ANN001 (the controller's synthesis result)
         plots = self.window.plots
