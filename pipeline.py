@@ -443,8 +443,8 @@ class ClonePipeline:
 
         ``speaking_rate`` (0.5-2) speaks faster above 1 and slower below; ``pitch_shift`` (semitones,
         −12..12) needs a synthesizer with a variance adaptor; ``energy`` (0.5-2) scales loudness.
-        ``step_callback`` gets a Tacotron's decoder steps (see :meth:`Synthesizer.synthesize`); the duration synthesizer,
-        which makes a sentence in one pass, reports per sentence only. The warnings of the output
+        ``step_callback`` gets a Tacotron's decoder steps (see :meth:`Synthesizer.synthesize`); the
+        duration synthesizer, which makes a sentence in one pass, reports per sentence only. The warnings of the output
         name each text as "Text N (…)", N counting from 0 in ``text``'s sentences.
         """
         speaking_rate = check_speaking_rate(speaking_rate)
