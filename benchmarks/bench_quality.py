@@ -10,7 +10,15 @@ voice, and every clone is
   similarity. It is printed next to two real-speech yardsticks: the cosine between *different* held-out
   speakers' references (about 0.53 on LibriSpeech) and between two parts of the *same* speaker's
   recording. "Closest reference" is how often a clone is nearer its own reference than any other
-  speaker's.
+  speaker's;
+* scored by DNSMOS (:mod:`utils.dnsmos`, Microsoft's non-intrusive MOS predictors, trained on listeners'
+  ratings and independent of every loss this project trains with): P.808 MOS, and P.835 overall (OVRL)
+  and signal (SIG) quality. The reference recordings themselves are scored too: the ceiling.
+
+Every vocoder is also compared clone by clone with a baseline (Griffin-Lim when it is among them, else
+the first): the mean paired difference in similarity and DNSMOS, its standard error, and how many clones
+score higher. ``--seed 0 1`` runs two benchmark sets (other sentences and synthesis seeds, the same
+references): each set is reported, then both together.
 
 Examples
 --------
@@ -21,6 +29,7 @@ Examples
     python benchmarks/bench_quality.py --sentences_per_speaker 1 --speakers 19,60 --json
     python benchmarks/bench_quality.py -v a.pt --vocoders istft,griffinlim --compare_istft b.pt c.pt
     python benchmarks/bench_quality.py --vocoders griffinlim --compare_istft b.pt --compare_contrasts 1 1.15
+    python benchmarks/bench_quality.py --vocoders istft,griffinlim --seed 0 1   # two benchmark sets
 
 Each clone is synthesized once and every vocoder vocodes that same mel, so vocoders are compared on
 identical input (a paired comparison).
@@ -39,8 +48,12 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from utils.dnsmos import DnsmosScorer, DnsmosScores
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LIBRISPEECH = REPO_ROOT.parent / "shared" / "datasets" / "LibriSpeech" / "train-clean-100"
@@ -79,6 +92,7 @@ class Reference:
     speaker: str
     embedding: np.ndarray  # (256,) of the first reference_seconds of speech
     rest_embedding: np.ndarray | None  # (256,) of the rest of the recording, when long enough
+    dnsmos: DnsmosScores  # of the whole recording, as read from the file
 
 
 @dataclass
@@ -91,6 +105,8 @@ class Clone:
     similarity: float  # cosine to the speaker's reference
     closest_is_own: bool
     audio_seconds: float
+    dnsmos: DnsmosScores
+    seed: int  # the benchmark set (--seed) it belongs to
 
 
 @dataclass
@@ -99,9 +115,27 @@ class VocoderReport:
     wer: float
     similarity: float
     closest_reference_rate: float
+    dnsmos: DnsmosScores  # means over the clones
     synthesizer_rtf: float
     vocoder_rtf: float
     clones: list[Clone] = field(default_factory=list)
+
+
+@dataclass
+class PairedDifference:
+    """One vocoder's clones minus the baseline's clones of the same mels, for one metric."""
+
+    vocoder: str
+    baseline: str
+    metric: str  # "similarity", "p808", "ovrl" or "sig"
+    mean: float
+    standard_error: float
+    higher: int  # clones scoring higher than the baseline's
+    clones: int
+
+
+#: Metrics compared clone by clone with the baseline vocoder (higher is better for each).
+PAIRED_METRICS = ("similarity", "p808", "ovrl", "sig")
 
 
 def find_utterance(librispeech: Path, speaker: str) -> Path:
@@ -111,27 +145,81 @@ def find_utterance(librispeech: Path, speaker: str) -> Path:
     return files[0]
 
 
-def make_reference(pipeline, path: Path, speaker: str, seconds: float) -> Reference:
-    """Embed the first ``seconds`` of speech (after the encoder's VAD trimming) and the rest."""
+def make_reference(pipeline, dnsmos: DnsmosScorer, path: Path, speaker: str, seconds: float) -> Reference:
+    """Embed the first ``seconds`` of speech (after the encoder's VAD trimming) and the rest; score the
+    whole recording with DNSMOS."""
     from pipeline import load_reference
 
     encoder = pipeline.encoder
-    speech = encoder.preprocess(load_reference(path).wav, pipeline.sample_rate)
+    wav = load_reference(path).wav
+    speech = encoder.preprocess(wav, pipeline.sample_rate)
     cut = int(seconds * encoder.sample_rate)
     head = encoder.embed_utterance(speech[:cut])
     rest = encoder.embed_utterance(speech[cut:]) if len(speech) - cut >= 2 * encoder.sample_rate else None
-    return Reference(speaker, head, rest)
+    return Reference(speaker, head, rest, dnsmos.score(wav, pipeline.sample_rate))
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
+def metric(clone: Clone, name: str) -> float:
+    """A clone's similarity or one of its DNSMOS scores (``p808``, ``ovrl``, ``sig``, ``bak``)."""
+    return clone.similarity if name == "similarity" else getattr(clone.dnsmos, name)
+
+
+def paired_differences(clones: dict[str, list[Clone]]) -> list[PairedDifference]:
+    """Each vocoder against the baseline (``griffinlim`` if scored, else the first), clone by clone.
+
+    The clones of every vocoder come in the same order (the same mels), so position ``i`` pairs them.
+    """
+    labels = list(clones)
+    if len(labels) < 2:
+        return []
+    baseline = "griffinlim" if "griffinlim" in clones else labels[0]
+    result = []
+    for label in labels:
+        if label == baseline:
+            continue
+        for name in PAIRED_METRICS:
+            differences = np.array([metric(a, name) - metric(b, name)
+                                    for a, b in zip(clones[label], clones[baseline], strict=True)])
+            error = float(np.std(differences, ddof=1) / np.sqrt(len(differences))) if len(differences) > 1 else 0.0
+            result.append(PairedDifference(label, baseline, name, float(np.mean(differences)), error,
+                                           int(np.sum(differences > 0)), len(differences)))
+    return result
+
+
+def summarize(clones: dict[str, list[Clone]], synth_seconds: float, vocode_seconds: dict[str, float],
+              audio_seconds: float) -> dict:
+    """The reports (one per vocoder) and paired differences of one set of clones, as JSON-ready dicts."""
+    from utils.asr import corpus_word_error_rate
+    from utils.dnsmos import mean_scores
+
+    reports = [
+        VocoderReport(
+            label,
+            corpus_word_error_rate([c.text for c in done], [c.transcript for c in done]),
+            float(np.mean([c.similarity for c in done])),
+            float(np.mean([c.closest_is_own for c in done])),
+            mean_scores([c.dnsmos for c in done]),
+            synth_seconds / audio_seconds,
+            vocode_seconds[label] / audio_seconds,
+            done,
+        )
+        for label, done in clones.items()
+    ]
+    return {"reports": [asdict(report) for report in reports],
+            "paired": [asdict(difference) for difference in paired_differences(clones)]}
+
+
 def run(args: argparse.Namespace) -> dict:
+    """Load the models once, clone and score every benchmark set (``args.seed``: a list of seeds)."""
     import torch
 
     from pipeline import ClonePipeline, load_vocoder_for_synthesized_mels, resolve_models
-    from utils.asr import Transcriber, corpus_word_error_rate, word_error_rate
+    from utils.asr import Transcriber, word_error_rate
+    from utils.dnsmos import DnsmosScorer, mean_scores
     from utils.signal_contract import SIGNAL
     from vocoder.istft.inference import ISTFTVocoder
 
@@ -143,9 +231,10 @@ def run(args: argparse.Namespace) -> dict:
                            vocoder_name=next((v for v in args.vocoders if v != "griffinlim"), "griffinlim")).paths
     pipeline = ClonePipeline(paths, torch.device("cpu"))
     transcriber = Transcriber.load(threads=args.threads or 0)
-    rng = np.random.default_rng(args.seed)
+    dnsmos = DnsmosScorer.load(threads=args.threads or 0)
 
-    references = [make_reference(pipeline, find_utterance(args.librispeech, speaker), speaker, args.reference_seconds)
+    references = [make_reference(pipeline, dnsmos, find_utterance(args.librispeech, speaker), speaker,
+                                 args.reference_seconds)
                   for speaker in args.speakers]
     different = [cosine(a.embedding, b.embedding) for a, b in itertools.combinations(references, 2)]
     same = [cosine(r.embedding, r.rest_embedding) for r in references if r.rest_embedding is not None]
@@ -160,76 +249,104 @@ def run(args: argparse.Namespace) -> dict:
             if contrast is not None and isinstance(extra, ISTFTVocoder):
                 extra.contrast, label = contrast, f"{label}@contrast{contrast:g}"
             variants.append((label, lambda mel, seed, extra=extra: extra.vocode(mel)))
-    clones: dict[str, list[Clone]] = {label: [] for label, _ in variants}
-    vocode_seconds = dict.fromkeys(clones, 0.0)
-    synth_seconds = audio_seconds = 0.0
-    sentence_cycle = itertools.cycle(rng.permutation(len(EVALUATION_SENTENCES)).tolist())
-    plan = [(reference, [EVALUATION_SENTENCES[next(sentence_cycle)] for _ in range(args.sentences_per_speaker)])
-            for reference in references]
-    for index, (reference, sentences) in enumerate(plan):
-        for number, sentence in enumerate(sentences):
-            seed = args.seed + 1000 * index + number
-            start = time.perf_counter()
-            synthesis = pipeline.synthesize([sentence], reference.embedding, seed=seed,
-                                            speaking_rate=args.speaking_rate)
-            synth_seconds += time.perf_counter() - start
-            audio_seconds += (synthesis.mels[0].shape[1] - 1) * SIGNAL.hop_size / SIGNAL.sample_rate
-            for label, vocode in variants:
+    sets = []
+    for benchmark_seed in args.seed:
+        rng = np.random.default_rng(benchmark_seed)
+        clones: dict[str, list[Clone]] = {label: [] for label, _ in variants}
+        vocode_seconds = dict.fromkeys(clones, 0.0)
+        synth_seconds = audio_seconds = 0.0
+        sentence_cycle = itertools.cycle(rng.permutation(len(EVALUATION_SENTENCES)).tolist())
+        plan = [(reference, [EVALUATION_SENTENCES[next(sentence_cycle)] for _ in range(args.sentences_per_speaker)])
+                for reference in references]
+        for index, (reference, sentences) in enumerate(plan):
+            for number, sentence in enumerate(sentences):
+                seed = benchmark_seed + 1000 * index + number
                 start = time.perf_counter()
-                wav = vocode(synthesis.mels[0], seed)
-                vocode_seconds[label] += time.perf_counter() - start
-                transcript = transcriber.transcribe(wav)
-                speech = pipeline.encoder.preprocess(wav, pipeline.sample_rate)
-                embedding = pipeline.encoder.embed_utterance(speech if len(speech) > 1600 else wav)
-                similarities = reference_matrix @ embedding  # (S,) unit vectors: cosines
-                clones[label].append(Clone(reference.speaker, label, sentence, transcript,
-                                           word_error_rate(sentence, transcript), float(similarities[index]),
-                                           bool(np.argmax(similarities) == index), len(wav) / pipeline.sample_rate))
-                if args.save_dir:
-                    from utils.audio_io import save_audio
-                    name = label.replace("/", "_")
-                    save_audio(args.save_dir / f"{name}-{reference.speaker}-{number}.wav", wav, pipeline.sample_rate)
-                if args.verbose:
-                    print(f"{label} {reference.speaker}: {clones[label][-1].wer:.2f} sim "
-                          f"{clones[label][-1].similarity:.2f} | {sentence} -> {transcript}", flush=True)
-    reports = [
-        VocoderReport(
-            label,
-            corpus_word_error_rate([c.text for c in done], [c.transcript for c in done]),
-            float(np.mean([c.similarity for c in done])),
-            float(np.mean([c.closest_is_own for c in done])),
-            synth_seconds / audio_seconds,
-            vocode_seconds[label] / audio_seconds,
-            done,
-        )
-        for label, done in clones.items()
-    ]
-    return {
+                synthesis = pipeline.synthesize([sentence], reference.embedding, seed=seed,
+                                                speaking_rate=args.speaking_rate)
+                synth_seconds += time.perf_counter() - start
+                audio_seconds += (synthesis.mels[0].shape[1] - 1) * SIGNAL.hop_size / SIGNAL.sample_rate
+                for label, vocode in variants:
+                    start = time.perf_counter()
+                    wav = vocode(synthesis.mels[0], seed)
+                    vocode_seconds[label] += time.perf_counter() - start
+                    transcript = transcriber.transcribe(wav)
+                    speech = pipeline.encoder.preprocess(wav, pipeline.sample_rate)
+                    embedding = pipeline.encoder.embed_utterance(speech if len(speech) > 1600 else wav)
+                    similarities = reference_matrix @ embedding  # (S,) unit vectors: cosines
+                    clone = Clone(reference.speaker, label, sentence, transcript, word_error_rate(sentence, transcript),
+                                  float(similarities[index]), bool(np.argmax(similarities) == index),
+                                  len(wav) / pipeline.sample_rate, dnsmos.score(wav, pipeline.sample_rate),
+                                  benchmark_seed)
+                    clones[label].append(clone)
+                    if args.save_dir:
+                        from utils.audio_io import save_audio
+                        name = label.replace("/", "_")
+                        save_audio(args.save_dir / f"{name}-seed{benchmark_seed}-{reference.speaker}-{number}.wav",
+                                   wav, pipeline.sample_rate)
+                    if args.verbose:
+                        print(f"{label} {reference.speaker}: {clone.wer:.2f} sim {clone.similarity:.2f} "
+                              f"P.808 {clone.dnsmos.p808:.2f} OVRL {clone.dnsmos.ovrl:.2f} | "
+                              f"{sentence} -> {transcript}", flush=True)
+        sets.append((benchmark_seed, clones, synth_seconds, vocode_seconds, audio_seconds))
+
+    # Both sets together: every clone once, every second of work once.
+    pooled = {label: [c for _, clones, *_ in sets for c in clones[label]] for label, _ in variants}
+    result = {
         "synthesizer": str(paths.synthesizer),
         "vocoder": str(paths.vocoder) if paths.vocoder else None,
         "speakers": list(args.speakers),
         "reference_seconds": args.reference_seconds,
         "sentences_per_speaker": args.sentences_per_speaker,
+        "seeds": list(args.seed),
         "different_speaker_similarity": float(np.mean(different)) if different else None,
         "same_speaker_similarity": float(np.mean(same)) if same else None,
-        "reports": [asdict(report) for report in reports],
+        "reference_dnsmos": asdict(mean_scores([r.dnsmos for r in references])),
+        "reference_dnsmos_by_speaker": {r.speaker: asdict(r.dnsmos) for r in references},
+        **summarize(pooled, sum(s[2] for s in sets), {label: sum(s[3][label] for s in sets) for label in pooled},
+                    sum(s[4] for s in sets)),
+        "per_seed": [{"seed": seed, **summarize(*rest)} for seed, *rest in sets] if len(sets) > 1 else [],
     }
+    return result
+
+
+def print_reports(reports: list[dict], paired: list[dict]) -> None:
+    """One row per vocoder, then the paired differences with the baseline (mean ± standard error, clones higher)."""
+    width = max([12] + [len(report["vocoder"]) + 2 for report in reports])
+    print(f"{'vocoder':<{width}}{'WER':>8}{'similarity':>12}{'closest ref':>13}{'P.808':>7}{'OVRL':>6}{'SIG':>6}"
+          f"{'synth RTF':>11}{'vocoder RTF':>13}")
+    for report in reports:
+        dnsmos = report["dnsmos"]
+        print(f"{report['vocoder']:<{width}}{report['wer']:>8.1%}{report['similarity']:>12.3f}"
+              f"{report['closest_reference_rate']:>13.0%}{dnsmos['p808']:>7.2f}{dnsmos['ovrl']:>6.2f}{dnsmos['sig']:>6.2f}"
+              f"{report['synthesizer_rtf']:>11.3f}{report['vocoder_rtf']:>13.3f}")
+    names = {"similarity": "similarity", "p808": "P.808", "ovrl": "OVRL", "sig": "SIG"}
+    for label in dict.fromkeys(difference["vocoder"] for difference in paired):
+        rows = [d for d in paired if d["vocoder"] == label]
+        print(f"  {label} - {rows[0]['baseline']}, clone by clone (mean ± standard error, clones higher):")
+        print("    " + "   ".join(f"{names[d['metric']]} {d['mean']:+.3f} ± {d['standard_error']:.3f} "
+                                  f"({d['higher']}/{d['clones']})" for d in rows))
 
 
 def print_table(result: dict) -> None:
     print(f"Synthesizer: {result['synthesizer']}\nVocoder:     {result['vocoder']}")
     print(f"{len(result['speakers'])} held-out LibriSpeech speakers, {result['reference_seconds']:g} s references, "
-          f"{result['sentences_per_speaker']} sentence(s) each")
+          f"{result['sentences_per_speaker']} sentence(s) each, benchmark seed(s) "
+          f"{', '.join(str(seed) for seed in result['seeds'])}")
     def shown(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.3f}"  # one speaker has no pair to compare
 
     print(f"Real speech: same speaker {shown(result['same_speaker_similarity'])}, "
           f"different speakers {shown(result['different_speaker_similarity'])} (GE2E cosine)")
-    width = max([12] + [len(report["vocoder"]) + 2 for report in result["reports"]])
-    print(f"{'vocoder':<{width}}{'WER':>8}{'similarity':>12}{'closest ref':>13}{'synth RTF':>11}{'vocoder RTF':>13}")
-    for report in result["reports"]:
-        print(f"{report['vocoder']:<{width}}{report['wer']:>8.1%}{report['similarity']:>12.3f}"
-              f"{report['closest_reference_rate']:>13.0%}{report['synthesizer_rtf']:>11.3f}{report['vocoder_rtf']:>13.3f}")
+    ceiling = result["reference_dnsmos"]
+    print(f"Real reference recordings (the ceiling): DNSMOS P.808 {ceiling['p808']:.2f}, OVRL {ceiling['ovrl']:.2f}, "
+          f"SIG {ceiling['sig']:.2f}, BAK {ceiling['bak']:.2f}")
+    for one in result["per_seed"]:
+        print(f"\nBenchmark seed {one['seed']}:")
+        print_reports(one["reports"], one["paired"])
+    if result["per_seed"]:
+        print("\nAll seeds together:")
+    print_reports(result["reports"], result["paired"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,8 +369,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speakers", default=",".join(HELD_OUT_SPEAKERS), help="comma-separated speaker ids")
     parser.add_argument("--sentences_per_speaker", type=int, default=2)
     parser.add_argument("--reference_seconds", type=float, default=5.0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch and the ASR")
+    parser.add_argument("--seed", type=int, nargs="+", default=[0],
+                        help="benchmark set(s): the sentences and synthesis seeds; several (--seed 0 1) are "
+                             "reported one by one and together (default: 0)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch, the ASR and DNSMOS")
     parser.add_argument("--save_dir", type=Path, default=None, help="also write every clone here")
     parser.add_argument("--json", action="store_true", help="print one JSON object (with every transcript)")
     parser.add_argument("--verbose", action="store_true", help="print each clone's transcript as it is scored")

@@ -53,7 +53,7 @@ def test_shipped_models_fit_the_size_budget_and_have_a_model_card():
     assert (SHIPPED_MODELS_DIR / "synthesizer.pt").stat().st_size <= SYNTHESIZER_BUDGET_BYTES
     assert (SHIPPED_MODELS_DIR / "vocoder.pt").stat().st_size <= VOCODER_BUDGET_BYTES
     card = (SHIPPED_MODELS_DIR.parent / "README.md").read_text(encoding="utf-8")
-    for topic in ("Data", "Licen", "Steps", "Word error rate", "similarity", "bench_quality.py"):
+    for topic in ("Data", "Licen", "Steps", "Word error rate", "similarity", "DNSMOS", "bench_quality.py"):
         assert topic.lower() in card.lower(), topic
 
 
