@@ -101,3 +101,25 @@ def test_cli_rejects_a_bad_rate_and_a_vocoder_of_the_wrong_kind(offline_dir, ref
     result = run_cli("-r", reference, "-t", "Wrong kind.", "-o", tmp_path / "b.wav", "-e", offline_dir / "encoder.pt",
                      "-s", offline_dir / "synthesizer.pt", "-v", wavernn, "--vocoder", "istft", "--quiet")
     assert_clean_failure(result, "holds a WaveRNN vocoder")
+
+
+def test_energy_scales_the_level_and_pitch_needs_a_pitch_input(pipeline, voice):
+    levels = [float(pipeline.synthesize("Louder and louder.", voice, seed=0, energy=energy).mels[0].mean())
+              for energy in (0.5, 1.0, 2.0)]
+    assert levels[0] < levels[1] < levels[2]
+    with pytest.raises(ValueError, match="no pitch control"):
+        pipeline.synthesize("Higher.", voice, pitch_shift=3)
+    with pytest.raises(ValueError, match="between -12 and 12"):
+        pipeline.synthesize("Far too high.", voice, pitch_shift=24)
+
+
+def test_cli_refuses_prosody_outside_its_ranges_in_one_line(offline_dir, reference, tmp_path):
+    for option, value, message in (("--pitch_shift", "13", "between -12 and 12"), ("--energy", "3", "between 0.5 and 2"),
+                                   ("--energy", "loud", "must be a number")):
+        result = run_cli("-r", reference, "-t", "x", option, value, "-o", tmp_path / "a.wav")
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    result = run_cli("-r", reference, "-t", "Higher.", "-o", tmp_path / "b.wav", "-e", offline_dir / "encoder.pt",
+                     "-s", offline_dir / "synthesizer.pt", "-v", offline_dir / "vocoder.pt", "--pitch_shift", "2",
+                     "--quiet")
+    assert_clean_failure(result, "no pitch control")
+    assert not (tmp_path / "b.wav").exists()
