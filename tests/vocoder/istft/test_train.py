@@ -175,3 +175,20 @@ def test_two_processes_with_discriminator_and_speaker_loss_end_with_identical_we
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
         assert torch.equal(rank0[key], saved["model_state"][key]), key
+
+
+BAD_OVERRIDES = ["w_mel=NaN", "w_speaker=Infinity", "w_amplitude=-1", "learning_rate=-1", "learning_rate=NaN",
+                 "learning_rate=0", "mr_resolutions=[[512,600,512]]"]
+
+
+def test_bad_loss_weights_and_learning_rates_are_refused_and_keep_the_good_file(tmp_path, syn_dir, capsys):
+    args = ["run", str(syn_dir), "-m", str(tmp_path), *TINY, *QUIET, "--sample_every", "0"]
+    assert main([*args, "--max_steps", "1"]) == 0
+    path = tmp_path / "run" / "vocoder.pt"
+    before = path.read_bytes()
+    capsys.readouterr()
+    for override in BAD_OVERRIDES:
+        assert main([*args, "--hparams", override, "--max_steps", "2"]) == 1, override
+        err = capsys.readouterr().err
+        assert err.startswith("error: Invalid hyperparameters: " + override.split("=")[0]) and err.count("\n") == 1
+        assert path.read_bytes() == before
