@@ -117,6 +117,18 @@ def check_output_path(path: Path) -> None:
         raise ValueError(f"Cannot write '{path}': the folder '{folder}' is not writable.")
 
 
+def check_output_is_not_a_reference(out: Path, references: list[Path]) -> None:
+    """Refuse an output that is one of the reference recordings (also through a link or another spelling):
+    the clone would overwrite the user's own voice."""
+    for reference in references:
+        same = out.resolve() == reference.resolve()
+        if not same and out.exists() and reference.exists():
+            same = os.path.samefile(out, reference)  # a hard link, or a case-insensitive file system
+        if same:
+            raise ValueError(f"The output '{out}' is the reference recording '{reference}'; writing it would "
+                             "overwrite that recording, so give --out another file name.")
+
+
 def describe_device(device) -> str:  # noqa: ANN001
     import torch
 
@@ -129,6 +141,7 @@ def describe_device(device) -> str:  # noqa: ANN001
 def run(args: argparse.Namespace) -> int:
     text = read_text_argument(args)
     check_output_path(args.out)
+    check_output_is_not_a_reference(args.out, args.reference)
 
     from pipeline import ClonePipeline, load_reference, resolve_models, split_text
 

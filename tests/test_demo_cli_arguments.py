@@ -29,3 +29,20 @@ def test_a_legal_250_byte_output_name_is_written(tmp_path):
     out = tmp_path / ("y" * 246 + ".wav")
     save_audio(out, np.zeros(1600, np.float32), 16000)
     assert [path.name for path in tmp_path.iterdir()] == [out.name]
+
+
+def test_an_output_that_is_a_reference_recording_is_refused_and_left_as_it_was(tmp_path, espeak, capsys):
+    """Issue 26: ``--out`` equal to ``--reference`` (by name, another spelling or a hard link) overwrote it."""
+    import os
+
+    from demo_cli import main
+
+    me = espeak(tmp_path / "me.wav", "This is my own voice.")
+    original = me.read_bytes()
+    os.link(me, tmp_path / "linked.wav")
+    for out in (me, tmp_path / "." / "me.wav", tmp_path / "linked.wav"):
+        assert main(["--reference", str(tmp_path / "other.wav"), str(me), "--text", "Hi.", "--out", str(out),
+                     "--models_dir", str(tmp_path / "no_models")]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: The output") and "is the reference recording" in err and err.count("\n") == 1
+    assert me.read_bytes() == original
