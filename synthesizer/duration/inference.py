@@ -32,12 +32,14 @@ from synthesizer.hparams import SynthesizerHParams
 from utils.checkpoints import (
     CheckpointError,
     check_state_dict,
+    check_state_dict_before_building,
     extract_state_dict,
     load_checkpoint_file,
     make_payload,
     read_hparams,
     save_checkpoint,
 )
+from utils.errors import REASON_LIMIT, one_line
 from utils.progress import ProgressCallback
 
 ARCHITECTURE = "duration"
@@ -96,11 +98,15 @@ class DurationSynthesizer:
         if table is None:
             raise CheckpointError(f"The synthesizer checkpoint '{path}' has no usable phoneme symbol table.")
         state = extract_state_dict(checkpoint, path, "synthesizer")
+        # Shapes first, on the meta device: a small file whose hparams describe a huge model is refused
+        # before gigabytes are allocated.
+        check_state_dict_before_building(state, lambda hp: DurationSynthesizerModel(hp, len(table)), hparams,
+                                         path, "synthesizer")
         try:
             model = DurationSynthesizerModel(hparams, len(table))
-        except (ValueError, TypeError, RuntimeError) as error:
+        except (ValueError, TypeError, RuntimeError, MemoryError) as error:
             raise CheckpointError(f"The synthesizer checkpoint '{path}' describes a model that cannot be built: "
-                                  f"{error}.") from None
+                                  f"{one_line(error, REASON_LIMIT)}.") from None
         check_state_dict(state, model, path, "synthesizer")
         model.load_state_dict({key: value.float() if value.is_floating_point() else value
                                for key, value in state.items()})
@@ -180,9 +186,9 @@ class DurationSynthesizer:
             speaker = torch.from_numpy(matrix[index : index + 1]).to(self.device)
             output = self.model.infer(ids, torch.tensor([len(item.ids)], device=self.device), speaker,
                                       speaking_rate=float(speaking_rate))
-            n_frames = int(output.frame_lengths[0])
-            fits = n_frames <= limit
-            n_frames = min(n_frames, limit)
+            # The predicted length, before the model's own clamp at max_frames: cut sentences must be told.
+            fits = int(output.durations[0].sum()) <= limit
+            n_frames = min(int(output.frame_lengths[0]), limit)
             mel = output.mel[0, :, :n_frames].float().cpu().numpy()
             if not np.isfinite(mel).all():
                 raise ValueError(f"The synthesizer '{self.path}' produced NaN or infinite values; "
