@@ -175,6 +175,8 @@ class DurationSynthesizer:
                 raise ValueError(f"text {index} is a {type(text).__name__}, not a string")
             if not text.strip():
                 raise ValueError(f"text {index} is empty")
+            if "\0" in text:  # espeak-ng would stop at it and speak only the start
+                raise ValueError(f"text {index} contains NUL characters; remove them (UTF-16 read as UTF-8?)")
         phonemized = self.front_end([text.strip() for text in texts])
         limit = self.model.hparams.max_frames if max_steps is None else int(max_steps)
         mels, alignments, reached, dropped = [], [], [], {}

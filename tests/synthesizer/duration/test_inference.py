@@ -159,3 +159,8 @@ def test_a_small_file_describing_a_huge_model_is_refused_before_allocating_it(sy
     message, peak_mb = result.stdout.splitlines()
     assert "does not fit this synthesizer" in message and "decoder_in.weight" in message
     assert int(peak_mb) < 1500, peak_mb
+
+
+def test_nul_characters_are_refused_instead_of_cutting_the_text(synthesizer):
+    with pytest.raises(ValueError, match="text 1 contains NUL characters"):
+        synthesizer.synthesize(["Fine.", "H\0e\0l\0l\0o"], VOICE)
