@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     text = parser.add_mutually_exclusive_group(required=True)
     text.add_argument("-t", "--text", help="text to speak (long text is split into sentences)")
     text.add_argument("--text-file", "--text_file", dest="text_file", type=Path, metavar="FILE",
-                      help="UTF-8 text file, one utterance per line")
+                      help="UTF-8 (or UTF-16) text file, one utterance per line")
     parser.add_argument("-o", "--out", type=Path, default=Path("demo_output.wav"),
                         help="output audio file (.wav or .flac)")
     parser.add_argument("--vocoder", choices=("wavernn", "istft", "griffinlim"), default=None,
@@ -111,10 +111,34 @@ def read_text_argument(args: argparse.Namespace) -> str:
     path: Path = args.text_file
     if not path.is_file():
         raise FileNotFoundError(f"The text file '{path}' does not exist.")
+    data = path.read_bytes()
     try:
-        return path.read_text(encoding="utf-8-sig")
+        return data.decode(text_encoding(data))
     except UnicodeDecodeError:
-        raise ValueError(f"The text file '{path}' is not UTF-8 text.") from None
+        raise ValueError(f"The text file '{path}' is not UTF-8 (or UTF-16) text.") from None
+
+
+def text_encoding(data: bytes) -> str:
+    """The encoding of a text file's bytes: UTF-8 (with or without BOM), or UTF-16 with or without BOM.
+
+    Windows editors save "Unicode" as UTF-16, sometimes without a BOM; read as UTF-8 its NULs cut the
+    text at the first character in espeak. Without a BOM, UTF-16 shows as NULs at every other byte.
+
+    Examples
+    --------
+    >>> [text_encoding(text) for text in (b"Hi", "Hi".encode("utf-16"), "Hi".encode("utf-16-be"))]
+    ['utf-8-sig', 'utf-16', 'utf-16-be']
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if b"\0" in data and len(data) % 2 == 0:
+        # Latin text in UTF-16 has a NUL in most characters, all on one side; a stray NUL is no encoding.
+        even, odd, enough = data[0::2].count(0), data[1::2].count(0), len(data) // 2 * 0.3
+        if odd >= enough and even == 0:
+            return "utf-16-le"
+        if even >= enough and odd == 0:
+            return "utf-16-be"
+    return "utf-8-sig"
 
 
 def check_output_path(path: Path) -> None:
@@ -131,6 +155,18 @@ def check_output_path(path: Path) -> None:
         raise ValueError(f"Cannot write '{path}': the folder '{folder}' is not writable.")
 
 
+def check_output_is_not_a_reference(out: Path, references: list[Path]) -> None:
+    """Refuse an output that is one of the reference recordings (also through a link or another spelling):
+    the clone would overwrite the user's own voice."""
+    for reference in references:
+        same = out.resolve() == reference.resolve()
+        if not same and out.exists() and reference.exists():
+            same = os.path.samefile(out, reference)  # a hard link, or a case-insensitive file system
+        if same:
+            raise ValueError(f"The output '{out}' is the reference recording '{reference}'; writing it would "
+                             "overwrite that recording, so give --out another file name.")
+
+
 def describe_device(device) -> str:  # noqa: ANN001
     import torch
 
@@ -143,6 +179,7 @@ def describe_device(device) -> str:  # noqa: ANN001
 def run(args: argparse.Namespace) -> int:
     text = read_text_argument(args)
     check_output_path(args.out)
+    check_output_is_not_a_reference(args.out, args.reference)
 
     from pipeline import ClonePipeline, load_reference, resolve_models, split_text
 

@@ -171,6 +171,9 @@ def split_text(text: str | Sequence[str]) -> tuple[list[str], list[str]]:
     a list is taken as already split.
     """
     notes: list[str] = []
+    if any("\0" in item for item in ([text] if isinstance(text, str) else text)):
+        # espeak-ng reads C strings: everything after the first NUL was silently dropped.
+        raise ValueError("The text contains NUL characters (a UTF-16 file read as UTF-8?); save it as UTF-8 text.")
     if not isinstance(text, str):
         sentences = [sentence for sentence in text if sentence.strip()]
         if not sentences:

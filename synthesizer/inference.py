@@ -160,6 +160,11 @@ def load_synthesizer(path: str | Path, device: str | torch.device = "cpu"):
     from utils.checkpoints import load_checkpoint_file
 
     checkpoint = load_checkpoint_file(path, "synthesizer")
+    stored = checkpoint.get("model_type")
+    if isinstance(stored, str) and stored != "synthesizer":  # a vocoder given as -s: say so, not "architecture 'istft'"
+        article = "an" if stored[:1] in "aeiou" else "a"
+        raise CheckpointError(f"The synthesizer checkpoint '{path}' is {article} {stored} checkpoint, not a "
+                              "synthesizer checkpoint.")
     architecture = checkpoint.get("architecture", "tacotron")
     if architecture == "duration":
         from synthesizer.duration.inference import DurationSynthesizer

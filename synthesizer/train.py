@@ -472,6 +472,9 @@ def _run_schedule(
             for epoch, batch in batches:
                 session.epoch = epoch
                 batch = batch.to(context.device, non_blocking=True)
+                # The post-net's BatchNorm statistics move in the forward pass: a skipped update must
+                # restore them too, or one NaN batch leaves NaN statistics (NaN mels at inference).
+                statistics = [(buffer, buffer.clone()) for buffer in model.buffers() if buffer.is_floating_point()]
                 with session.autocast():
                     output = trained(batch.texts, batch.mels, batch.embeddings, exact_rtvc=not hparams.tts_mask_padding,
                                      feed_predictions=hparams.tts_feed_predictions)
@@ -493,6 +496,9 @@ def _run_schedule(
                     skipped_in_a_row = 0
                 else:
                     session.optimizer.zero_grad(set_to_none=True)
+                    with torch.no_grad():
+                        for buffer, saved in statistics:
+                            buffer.copy_(saved)
                     skipped_in_a_row += 1
                     if context.is_main:
                         warnings.warn(f"The gradient norm is {float(grad_norm)} at step {session.step + 1}; "

@@ -42,6 +42,27 @@ def test_shipped_files_are_float16_inference_checkpoints(name):
     assert checkpoint["step"] > 0
 
 
+@pytest.mark.parametrize("name", ["synthesizer", "vocoder"])
+def test_shipped_files_carry_their_sha256_and_a_changed_copy_is_refused(name, tmp_path):
+    """Issue 26: a SHA-256 beside each shipped file (``sha256sum -c`` format), checked at every load."""
+    import shutil
+
+    from utils.checkpoints import CheckpointError, checksum_path
+    from utils.download import file_sha256
+
+    shipped = SHIPPED_MODELS_DIR / f"{name}.pt"
+    assert checksum_path(shipped).read_text(encoding="ascii") == f"{file_sha256(shipped)}  {name}.pt\n"
+    copy = tmp_path / shipped.name
+    shutil.copyfile(shipped, copy)
+    shutil.copyfile(checksum_path(shipped), checksum_path(copy))
+    load_checkpoint_file(copy, name)
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 1  # one bit inside the weights: torch itself would load this file
+    copy.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=f"does not match the SHA-256 in '{name}.pt.sha256'"):
+        load_checkpoint_file(copy, name)
+
+
 def test_shipped_models_are_the_offline_kinds():
     assert load_checkpoint_file(SHIPPED_MODELS_DIR / "synthesizer.pt", "synthesizer")["architecture"] == "duration"
     assert load_checkpoint_file(SHIPPED_MODELS_DIR / "vocoder.pt", "vocoder")["architecture"] == "istft"

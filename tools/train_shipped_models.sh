@@ -67,4 +67,6 @@ wait
 # 4. Ship: weights, hyperparameters, step and symbols only, float16; then measure.
 python -m utils.export_model "$WORK/models/dur1/synthesizer.pt" saved_models/shipped/synthesizer.pt --float16
 python -m utils.export_model "$WORK/models/istft_scl_gta/vocoder.pt" saved_models/shipped/vocoder.pt --float16
+# The SHA-256 beside each file, checked whenever it is loaded (a changed or damaged file is refused).
+(cd saved_models/shipped && for f in synthesizer.pt vocoder.pt; do sha256sum "$f" > "$f.sha256"; done)
 python benchmarks/bench_quality.py --vocoders istft,griffinlim --sentences_per_speaker 1

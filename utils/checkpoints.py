@@ -24,6 +24,7 @@ Examples
 from __future__ import annotations
 
 import errno
+import functools
 import re
 import warnings
 from pathlib import Path
@@ -103,6 +104,54 @@ def _a(noun: str) -> str:
     return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
+#: Suffix of the checksum file kept beside a checkpoint (``synthesizer.pt.sha256``, ``sha256sum`` format).
+CHECKSUM_SUFFIX = ".sha256"
+
+
+def checksum_path(path: str | Path) -> Path:
+    """Where the SHA-256 of ``path`` is kept: ``<path>.sha256``."""
+    path = Path(path)
+    return path.with_name(path.name + CHECKSUM_SUFFIX)
+
+
+def write_checksum(path: str | Path) -> Path:
+    """Store the SHA-256 of ``path`` beside it (``sha256sum -c`` reads the file too); returns its path."""
+    from utils.download import file_sha256
+
+    target = checksum_path(path)
+    target.write_text(f"{file_sha256(path)}  {Path(path).name}\n", encoding="ascii")
+    return target
+
+
+def check_checksum(path: str | Path, what: str) -> None:
+    """Compare ``path`` with the SHA-256 stored beside it, if any (the shipped models have one).
+
+    Raises
+    ------
+    CheckpointError
+        The file was changed or damaged since its checksum was written (or the checksum file is unreadable).
+    """
+    stored = checksum_path(path)
+    if not stored.is_file():
+        return
+    status = Path(path).stat()
+    if not _checksum_matches(str(path), status.st_size, status.st_mtime_ns, stored.stat().st_mtime_ns):
+        raise CheckpointError(f"{_describe(Path(path), what)} does not match the SHA-256 in '{stored.name}': it was "
+                              "changed or damaged; restore it (git checkout -- <file>, or download it again).")
+
+
+@functools.lru_cache(maxsize=32)
+def _checksum_matches(path: str, size: int, modified_ns: int, checksum_modified_ns: int) -> bool:
+    # Cached per file version: the toolbox loads the same shipped files again and again.
+    from utils.download import file_sha256
+
+    try:
+        words = checksum_path(path).read_text(encoding="ascii", errors="replace").split()
+        return bool(words) and file_sha256(path) == words[0].lower()
+    except OSError:
+        return False
+
+
 def load_checkpoint_file(path: str | Path, what: str, map_location: str | torch.device = "cpu") -> dict:
     """Read a checkpoint with ``torch.load(weights_only=True)`` and return its top-level dict.
 
@@ -129,6 +178,7 @@ def load_checkpoint_file(path: str | Path, what: str, map_location: str | torch.
     size = path.stat().st_size
     if size == 0:
         raise CheckpointError(f"{prefix} is empty (0 bytes); download or train it again.")
+    check_checksum(path, what)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Detected pickle protocol")  # junk bytes, reported below

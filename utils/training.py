@@ -78,6 +78,7 @@ from utils.distributed import (
     unwrap_model,
 )
 from utils.arguments import MAX_SEED, seed_argument
+from utils.default_models import DEFAULT_SUBDIR, SHIPPED_MODELS_DIR
 from utils.errors import UserError, os_reason
 from utils.hparams import HParams, HParamsError
 
@@ -94,6 +95,10 @@ def cpu_has_native_bf16() -> bool:
 
 class TrainingError(UserError, RuntimeError):
     """A problem the user can fix (bad option, unusable data or checkpoint): one sentence."""
+
+
+class DivergedError(TrainingError):
+    """The weights became NaN or infinite: nothing is saved over the last good checkpoint."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -202,6 +207,54 @@ def options_from_args(args: argparse.Namespace) -> TrainingOptions:
         tensorboard=not args.no_tensorboard,
         progress=not args.quiet,
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# Run folders
+
+
+#: Folders of ``--models_dir`` that hold models a run must never overwrite: RTVC's downloaded files
+#: (``default/``) and this project's committed ones (``shipped/``).
+RESERVED_RUN_NAMES = (DEFAULT_SUBDIR, SHIPPED_MODELS_DIR.name)
+
+
+def check_run_folder(run_id: str, models_dir: str | Path) -> Path:
+    """The run folder ``<models_dir>/<run_id>``, once ``run_id`` is known to be a plain, free name.
+
+    A run name with a separator or ``..`` wrote outside ``--models_dir``, and the name ``shipped``
+    resumed and overwrote the committed model with a training checkpoint. A run folder that is a
+    link elsewhere, or to a reserved folder, is refused too.
+
+    Raises
+    ------
+    TrainingError
+        One line naming the problem.
+
+    Examples
+    --------
+    >>> check_run_folder("my_run", "saved_models").as_posix()
+    'saved_models/my_run'
+    >>> check_run_folder("../x", "saved_models")
+    Traceback (most recent call last):
+      ...
+    utils.training.TrainingError: The run name '../x' must be a plain folder name inside --models_dir (no '/', '\\', '..' or drive).
+    """  # noqa: E501 (a doctest's expected output is one line)
+    name = str(run_id)
+    plain = (name.strip() not in ("", ".", "..") and "\0" not in name
+             and not any(separator in name for separator in ("/", "\\", ":")))
+    if not plain:
+        raise TrainingError(f"The run name {name!r} must be a plain folder name inside --models_dir "
+                            "(no '/', '\\', '..' or drive).")
+    run_dir = Path(models_dir) / name
+    resolved = run_dir.resolve()
+    reserved = {item.lower() for item in RESERVED_RUN_NAMES}
+    if name.strip().rstrip(".").lower() in reserved or resolved.name.lower() in reserved:
+        raise TrainingError(f"The run name {name!r} is reserved for the downloaded and shipped models "
+                            f"({', '.join(RESERVED_RUN_NAMES)}); choose another name.")
+    if resolved.parent != Path(models_dir).resolve() or resolved == SHIPPED_MODELS_DIR.resolve():
+        raise TrainingError(f"The run folder '{run_dir}' leads outside --models_dir (to '{resolved}'); "
+                            "choose another name.")
+    return run_dir
 
 
 # ----------------------------------------------------------------------------------------------
@@ -810,7 +863,7 @@ class TrainingSession:
         self.model_type = model_type
         self.options = options
         self.context = context
-        self.run_dir = options.run_dir
+        self.run_dir = check_run_folder(options.run_id, options.models_dir)
         self.step = 0
         self.epoch = 0
         self.model: nn.Module | None = None
@@ -1112,7 +1165,17 @@ class TrainingSession:
         return make_payload(model, self.model_type, self.hparams, self.optimizer, **extra)
 
     def save(self, backup: bool = False, *, sync: bool = True) -> Path | None:
-        """Atomically write the checkpoint (rank 0 only; with ``sync`` the others wait for it)."""
+        """Atomically write the checkpoint (rank 0 only; with ``sync`` the others wait for it).
+
+        Raises
+        ------
+        DivergedError
+            Some weight is NaN or infinite: the file on disk (a good one) is left as it was. Every
+            rank checks its own copy (they are identical), so all of them stop together.
+        """
+        if self.model is not None and not self.weights_are_finite():
+            raise DivergedError(f"The {self.model_type}'s weights became NaN or infinite by step {self.step} (the "
+                                f"training diverged: lower the learning rate or check the data); {self._kept()}.")
         path = self.backup_path(self.step) if backup else self.checkpoint_path
         if self.context.is_main:
             with self.stop.deferring():  # a stop signal never interrupts a write: it ends the run after it
@@ -1139,6 +1202,12 @@ class TrainingSession:
     _saved_step = -1
     _resumed = False
     _step_open = False
+
+    def _kept(self) -> str:
+        """What is on disk when the current state is not saved: the last save, or nothing."""
+        if self._saved_step >= 0 or self._resumed:
+            return f"{self.checkpoint_path} stays at step {max(self._saved_step, self._start_step)}"
+        return "no checkpoint was written"
 
     def weights_are_finite(self) -> bool:
         """Whether every parameter and floating-point buffer of the model is finite (False without a model)."""
@@ -1212,13 +1281,10 @@ class TrainingSession:
                                f"after {after}.")
                 except Exception as save_error:  # noqa: BLE001 - the original error is the one to report
                     message = f"Could not save {self.checkpoint_path} after {after} ({save_error})."
-            elif self.model is not None and self.step != self._start_step and self._saved_step != self.step:
+            elif (self.model is not None and self.step != self._start_step and self._saved_step != self.step
+                  and not isinstance(error, DivergedError)):  # (that error already says what was kept)
                 # (Nothing is lost when no step finished since the last save: no line for that.)
-                if self._saved_step >= 0 or self._resumed:
-                    kept = f"{self.checkpoint_path} stays at step {max(self._saved_step, self._start_step)}"
-                else:
-                    kept = "no checkpoint was written"
-                message = f"Not saving after {after}: {reason}; {kept}."
+                message = f"Not saving after {after}: {reason}; {self._kept()}."
         finally:
             self.stop.uninstall()
             if self._bar is not None:

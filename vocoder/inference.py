@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from utils.checkpoints import (
+    CheckpointError,
     NonFiniteOutputError,
     load_model,
     make_payload,
@@ -409,7 +410,17 @@ def vocoder_architecture(path: str | Path) -> str:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001 - old formats cannot be memory-mapped; the full reader explains failures
         checkpoint = load_checkpoint_file(path, "vocoder")
-    return checkpoint_architecture(checkpoint)
+    # Another model's file (a synthesizer given as -v) must be named as such, not as an unknown vocoder.
+    stored = checkpoint.get("model_type") if isinstance(checkpoint, dict) else None
+    if isinstance(stored, str) and stored != "vocoder":
+        article = "an" if stored[:1] in "aeiou" else "a"
+        raise CheckpointError(f"The vocoder checkpoint '{path}' is {article} {stored} checkpoint, not a vocoder "
+                              "checkpoint.")
+    architecture = checkpoint_architecture(checkpoint)
+    if architecture not in NEURAL_VOCODERS:
+        raise CheckpointError(f"The vocoder checkpoint '{path}' holds an unknown vocoder architecture "
+                              f"{architecture!r} (this version reads {', '.join(NEURAL_VOCODERS)}).")
+    return architecture
 
 
 def load_vocoder(path: str | Path, device: str | torch.device = "cpu") -> "WaveRNNVocoder | ISTFTVocoder":

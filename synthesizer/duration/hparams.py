@@ -12,8 +12,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from synthesizer.hparams import SynthesizerHParams, _cleaner_names
-from utils.hparams import Check, HParams, OneOf, Range, Rule, positive_float, positive_int
+from utils.hparams import MAX_MELS, MAX_WIDTH, Check, HParams, OneOf, Range, Rule, positive_float, positive_int
 from utils.signal_contract import SIGNAL
+
+
+#: Bounds of ``max_frames`` (and of the training clips' ``max_mel_frames``): 1 s and 6 min 15 s of mel frames.
+MIN_FRAMES, MAX_FRAMES = SIGNAL.sample_rate // SIGNAL.hop_size, 30_000
 
 
 def _odd(value: int, _hparams: "DurationHParams") -> str | None:
@@ -88,8 +92,8 @@ class DurationHParams(HParams):
     flow_temperature: float = 0.667  # scales the starting noise: 0 gives the flow's mean path
 
     RULES: ClassVar[Mapping[str, Rule]] = {
-        "num_mels": positive_int(),
-        "speaker_embedding_size": positive_int(),
+        "num_mels": Range(1, MAX_MELS, integer=True),
+        "speaker_embedding_size": Range(1, MAX_WIDTH, integer=True),
         "cleaner_names": OneOf(_cleaner_names),
         "encoder_channels": Range(1, 4096, integer=True),
         "encoder_layers": Range(1, 64, integer=True),
@@ -116,9 +120,9 @@ class DurationHParams(HParams):
         "lr_decay_half_life": positive_int(1),
         "weight_decay": Range(0, 1),
         "clip_grad_norm": positive_float(),
-        "batch_frames": positive_int(),
-        "max_batch_items": positive_int(),
-        "max_mel_frames": positive_int(),
+        "batch_frames": Range(1, 100 * MAX_FRAMES, integer=True),
+        "max_batch_items": Range(1, 4096, integer=True),
+        "max_mel_frames": Range(1, MAX_FRAMES, integer=True),
         "prior_loss_weight": Range(0),
         "duration_loss_weight": Range(0),
         "alignment_prior_steps": positive_int(0),
@@ -126,7 +130,9 @@ class DurationHParams(HParams):
         "variance_loss_weight": Range(0, 100),
         "flow_loss_weight": Range(0, 100),
         "min_phoneme_frames": positive_int(0),
-        "max_frames": positive_int(),
+        # At least 1 s, at most 6 min 15 s: a file with max_frames=1 spoke 0 s, and the frame path of a
+        # sentence is (symbols x max_frames) floats.
+        "max_frames": Range(MIN_FRAMES, MAX_FRAMES, integer=True),
         "flow_steps": Range(1, 100, integer=True),
         "flow_temperature": Range(0, 2),
     }

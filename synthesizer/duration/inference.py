@@ -32,12 +32,14 @@ from synthesizer.hparams import SynthesizerHParams
 from utils.checkpoints import (
     CheckpointError,
     check_state_dict,
+    check_state_dict_before_building,
     extract_state_dict,
     load_checkpoint_file,
     make_payload,
     read_hparams,
     save_checkpoint,
 )
+from utils.errors import REASON_LIMIT, one_line
 from utils.progress import ProgressCallback
 
 ARCHITECTURE = "duration"
@@ -96,11 +98,15 @@ class DurationSynthesizer:
         if table is None:
             raise CheckpointError(f"The synthesizer checkpoint '{path}' has no usable phoneme symbol table.")
         state = extract_state_dict(checkpoint, path, "synthesizer")
+        # Shapes first, on the meta device: a small file whose hparams describe a huge model is refused
+        # before gigabytes are allocated.
+        check_state_dict_before_building(state, lambda hp: DurationSynthesizerModel(hp, len(table)), hparams,
+                                         path, "synthesizer")
         try:
             model = DurationSynthesizerModel(hparams, len(table))
-        except (ValueError, TypeError, RuntimeError) as error:
+        except (ValueError, TypeError, RuntimeError, MemoryError) as error:
             raise CheckpointError(f"The synthesizer checkpoint '{path}' describes a model that cannot be built: "
-                                  f"{error}.") from None
+                                  f"{one_line(error, REASON_LIMIT)}.") from None
         check_state_dict(state, model, path, "synthesizer")
         model.load_state_dict({key: value.float() if value.is_floating_point() else value
                                for key, value in state.items()})
@@ -187,6 +193,8 @@ class DurationSynthesizer:
                 raise ValueError(f"text {index} is a {type(text).__name__}, not a string")
             if not text.strip():
                 raise ValueError(f"text {index} is empty")
+            if "\0" in text:  # espeak-ng would stop at it and speak only the start
+                raise ValueError(f"text {index} contains NUL characters; remove them (UTF-16 read as UTF-8?)")
         phonemized = self.front_end([text.strip() for text in texts])
         limit = self.model.hparams.max_frames if max_steps is None else int(max_steps)
         mels, alignments, reached, dropped = [], [], [], {}
@@ -197,9 +205,9 @@ class DurationSynthesizer:
             ids = torch.tensor([item.ids], device=self.device)
             speaker = torch.from_numpy(matrix[index : index + 1]).to(self.device)
             output = self.model.infer(ids, torch.tensor([len(item.ids)], device=self.device), speaker, prosody)
-            n_frames = int(output.frame_lengths[0])
-            fits = n_frames <= limit
-            n_frames = min(n_frames, limit)
+            # The predicted length, before the model's own clamp at max_frames: cut sentences must be told.
+            fits = int(output.durations[0].sum()) <= limit
+            n_frames = min(int(output.frame_lengths[0]), limit)
             mel = output.mel[0, :, :n_frames].float().cpu().numpy()
             if not adapts and prosody.energy != 1.0:
                 mel = scale_mel_energy(mel, prosody.energy, self.hparams.max_abs_value, self.hparams.min_level_db)

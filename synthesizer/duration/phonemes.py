@@ -21,13 +21,17 @@ Examples
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from synthesizer.text import clean_text
-from utils.errors import UserError
+from utils.errors import REASON_LIMIT, UserError, one_line
 
 BLANK = "_"
 # Word separator and the punctuation espeak-ng keeps (preserve_punctuation), then IPA.
@@ -52,6 +56,72 @@ def _silent_logger() -> logging.Logger:
 
 class PhonemizerError(UserError, RuntimeError):
     """espeak-ng (or the phonemizer package) is missing or failed; the message is one line."""
+
+
+#: Environment variables that point phonemizer and espeak-ng at another library or data folder.
+ESPEAK_SETTINGS = ("PHONEMIZER_ESPEAK_LIBRARY", "ESPEAK_DATA_PATH")
+_INSTALL_ADVICE = "install or repair it (apt-get install --reinstall espeak-ng espeak-ng-data)"
+# Runs in a child process: a broken espeak-ng calls exit() with its own message, or segfaults, and
+# would take the CLI or the whole toolbox window with it.
+_PROBE = """
+import sys, warnings
+warnings.simplefilter("ignore")
+try:
+    from phonemizer.backend import EspeakBackend
+except ImportError:
+    sys.exit(3)
+try:
+    EspeakBackend(sys.argv[1]).phonemize(["hello world, one two three"], strip=True)
+except Exception as error:
+    print(" ".join(str(error).split()), file=sys.stderr)
+    sys.exit(2)
+"""
+#: Verdict of the probe per (language, settings): espeak-ng is checked once per process.
+_CHECKED: dict[tuple[str | None, ...], str | None] = {}
+
+
+def _settings_text() -> str:
+    """``" with PHONEMIZER_ESPEAK_LIBRARY=..."`` for the settings in effect, else ``""``."""
+    shown = [f"{name}={os.environ[name]}" for name in ESPEAK_SETTINGS if os.environ.get(name)]
+    return f" with {', '.join(shown)}" if shown else ""
+
+
+def _advice() -> str:
+    # A setting that points at the wrong place is the likelier cause than a broken installation.
+    return ("fix or unset that setting, or " if _settings_text() else "") + _INSTALL_ADVICE
+
+
+def espeak_problem(language: str = ESPEAK_LANGUAGE) -> str | None:
+    """Why espeak-ng cannot phonemize here (one line), or None; found in a child process, once.
+
+    Examples
+    --------
+    >>> espeak_problem() is None  # doctest: +SKIP
+    True
+    """
+    key = (language, *(os.environ.get(name) for name in ESPEAK_SETTINGS))
+    if key not in _CHECKED:
+        _CHECKED[key] = _probe_espeak(language)
+    return _CHECKED[key]
+
+
+def _probe_espeak(language: str) -> str | None:
+    try:
+        result = subprocess.run([sys.executable, "-c", _PROBE, language], capture_output=True, text=True,
+                                errors="replace", timeout=120, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"espeak-ng could not be checked{_settings_text()} ({one_line(error, REASON_LIMIT)})"
+    if result.returncode == 0:
+        return None
+    if result.returncode == 3:
+        return "the phonemizer package is not installed (pip install phonemizer)"
+    settings = _settings_text()
+    if result.returncode < 0:
+        name = signal.Signals(-result.returncode).name if -result.returncode in signal.valid_signals() else "a signal"
+        return f"espeak-ng crashed ({name}) while loading its data{settings}; {_advice()}"
+    lines = [line for line in (result.stderr + "\n" + result.stdout).splitlines() if line.strip()]
+    reason = one_line(lines[-1] if lines else f"exit status {result.returncode}", REASON_LIMIT)
+    return f"espeak-ng is not usable{settings} ({reason}); {_advice()}"
 
 
 @dataclass(frozen=True)
@@ -109,6 +179,9 @@ class Phonemizer:
 
     def _get_backend(self):  # noqa: ANN202 - phonemizer's class, imported lazily
         if self._backend is None:
+            problem = espeak_problem(self.language)
+            if problem is not None:
+                raise PhonemizerError(problem)
             try:
                 from phonemizer.backend import EspeakBackend
 
@@ -121,8 +194,8 @@ class Phonemizer:
             except ImportError:
                 raise PhonemizerError("the phonemizer package is not installed (pip install phonemizer)") from None
             except RuntimeError as error:
-                raise PhonemizerError(f"espeak-ng is not usable ({error}); "
-                                      "install it (apt-get install espeak-ng)") from None
+                raise PhonemizerError(f"espeak-ng is not usable{_settings_text()} ({one_line(error, REASON_LIMIT)}); "
+                                      f"{_advice()}") from None
         return self._backend
 
     @property

@@ -266,6 +266,10 @@ def _train(session: TrainingSession, options: TrainingOptions, syn_dir: Path,
     return model
 
 
+#: Largest --oversample factor: each repetition is a list entry, so a factor of 10**9 grew the list past 15 GB.
+MAX_OVERSAMPLE = 100
+
+
 def parse_oversample(items: Sequence[str]) -> list[tuple[str, int]]:
     """``["english-misc=3"]`` → ``[("english-misc", 3)]``; the key is a regular expression.
 
@@ -277,8 +281,8 @@ def parse_oversample(items: Sequence[str]) -> list[tuple[str, int]]:
     pairs = []
     for item in items:
         key, _, factor = item.rpartition("=")
-        if not key or not factor.isdigit() or int(factor) < 1:
-            raise TrainingError(f"--oversample takes PATTERN=N with N ≥ 1, not {item!r}.")
+        if not key or not (factor.isascii() and factor.isdigit()) or not 1 <= int(factor) <= MAX_OVERSAMPLE:
+            raise TrainingError(f"--oversample takes PATTERN=N with N from 1 to {MAX_OVERSAMPLE}, not {item!r}.")
         try:
             re.compile(key)
         except re.error as error:

@@ -296,3 +296,13 @@ def test_nan_weights_give_one_error_naming_the_checkpoint(tmp_path):
     assert str(error.value) == (f"The synthesizer checkpoint '{path}' produced NaN or infinite mel spectrograms: "
                                 "its weights are damaged or its training diverged.")
     assert isinstance(error.value, CheckpointError)
+
+
+def test_a_vocoder_file_given_as_the_synthesizer_is_named_as_such(tmp_path):
+    """Issue 26: ``-s vocoder.pt`` said "unknown architecture 'istft'"."""
+    from synthesizer.inference import load_synthesizer
+    from tests.model_files import write_istft_vocoder
+    from utils.checkpoints import CheckpointError
+
+    with pytest.raises(CheckpointError, match="is a vocoder checkpoint, not a synthesizer checkpoint"):
+        load_synthesizer(write_istft_vocoder(tmp_path / "vocoder.pt"))

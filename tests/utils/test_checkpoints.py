@@ -341,3 +341,19 @@ def test_shapes_are_compared_before_a_large_model_is_built(tmp_path):
     with pytest.raises(CheckpointError, match="does not fit this vocoder"):
         load_model(path, "vocoder", VocoderHParams, build)
     assert devices == ["meta"]  # built only as a shape skeleton, never for real
+
+
+def test_a_checkpoint_with_a_sha256_beside_it_is_checked_at_every_load(tmp_path):
+    """Issue 26 (the shipped files keep one): a changed file is refused in one line, an intact one loads."""
+    from utils.checkpoints import CheckpointError, load_checkpoint_file, save_checkpoint, write_checksum
+
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, {"model_state": torch.nn.Linear(4, 4).state_dict()})
+    write_checksum(path)
+    assert sorted(load_checkpoint_file(path, "model")) == ["model_state"]
+    save_checkpoint(path, {"model_state": torch.nn.Linear(4, 4).state_dict()})  # other weights, same size
+    with pytest.raises(CheckpointError, match="does not match the SHA-256 in 'model.pt.sha256'") as info:
+        load_checkpoint_file(path, "model")
+    assert "\n" not in str(info.value)
+    write_checksum(path)
+    load_checkpoint_file(path, "model")

@@ -235,3 +235,15 @@ def test_nan_weights_never_give_audio(tmp_path, damaged):
         with pytest.raises(NonFiniteOutputError) as error:
             attempt()
         assert str(error.value) == expected, name
+
+
+def test_a_synthesizer_file_given_as_the_vocoder_is_named_as_such(tmp_path):
+    """Issue 26: ``-v synthesizer.pt`` said "Unknown vocoder 'duration'"."""
+    from tests.model_files import write_duration_synthesizer
+    from utils.checkpoints import CheckpointError
+    from vocoder.inference import load_vocoder, vocoder_architecture
+
+    path = write_duration_synthesizer(tmp_path / "synthesizer.pt")
+    for read in (vocoder_architecture, load_vocoder):
+        with pytest.raises(CheckpointError, match="is a synthesizer checkpoint, not a vocoder checkpoint"):
+            read(path)

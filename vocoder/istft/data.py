@@ -37,8 +37,42 @@ import torch
 from torch.utils.data import Dataset
 
 from synthesizer.metadata import MetadataError, read_train_txt
+from utils.errors import REASON_LIMIT, one_line
 from utils.training import TrainingError
 from vocoder.istft.hparams import ISTFTHParams
+
+
+#: Frames a GTA mel may differ from its audio's (the trainer pads or crops that much at the end).
+GTA_FRAME_TOLERANCE = 2
+
+
+def check_gta_mel(path: Path, n_frames: int, num_mels: int) -> None:
+    """Refuse a GTA mel that is not a finite ``(n_frames, num_mels)`` float array, before training.
+
+    Checked once, up front: inside the DataLoader's workers a junk file gave a multi-line traceback
+    and then a hang, and a NaN mel made NaN weights.
+
+    Raises
+    ------
+    TrainingError
+        One line naming the file and what is wrong with it.
+    """
+    try:
+        mel = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise TrainingError(f"The GTA mel '{path}' is not a NumPy array file ({one_line(error, REASON_LIMIT)}); "
+                            "write it again with python -m vocoder.preprocess.") from None
+    expected = f"({n_frames}, {num_mels}) frames by mel bands"
+    if mel.ndim != 2 or not np.issubdtype(mel.dtype, np.floating):
+        raise TrainingError(f"The GTA mel '{path}' is a {mel.dtype} array of shape {mel.shape}, not {expected}.")
+    if mel.shape[1] != num_mels and mel.shape[0] == num_mels:
+        raise TrainingError(f"The GTA mel '{path}' has shape {mel.shape}: it is transposed (expected {expected}).")
+    if mel.shape[1] != num_mels or abs(mel.shape[0] - n_frames) > GTA_FRAME_TOLERANCE:
+        raise TrainingError(f"The GTA mel '{path}' has shape {mel.shape}, not {expected} like its audio; "
+                            "write it again with python -m vocoder.preprocess and this synthesizer.")
+    if not np.isfinite(mel).all():
+        raise TrainingError(f"The GTA mel '{path}' holds NaN or infinite values; the synthesizer that wrote it "
+                            "is damaged.")
 
 
 class SegmentDataset(Dataset):
@@ -66,6 +100,9 @@ class SegmentDataset(Dataset):
         at least ``min_samples`` long (default one segment)."""
         syn_dir = Path(syn_dir)
         listing = syn_dir / "train.txt" if gta_dir is None else Path(gta_dir) / "synthesized.txt"
+        if gta_dir is not None and not listing.is_file():
+            raise TrainingError(f"'{listing}' does not exist; write the GTA mels first with python -m "
+                                f"vocoder.preprocess <datasets_root> -s <synthesizer.pt> -o {gta_dir}.")
         try:
             entries = read_train_txt(listing)
         except MetadataError as error:
@@ -80,6 +117,8 @@ class SegmentDataset(Dataset):
         for path in paths[:50] + (mel_paths or [])[:50]:
             if not path.exists():
                 raise TrainingError(f"The file '{path}' listed in '{listing}' does not exist.")
+        for entry, mel_path in zip(entries, mel_paths or []):
+            check_gta_mel(mel_path, entry.n_frames, hparams.signal.num_mels)
         return cls(paths, hparams, mel_paths)
 
     def __len__(self) -> int:

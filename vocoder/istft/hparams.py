@@ -2,10 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
-from utils.hparams import HParams
+from utils.hparams import (
+    MAX_FFT,
+    MAX_LAYERS,
+    MAX_WIDTH,
+    Check,
+    HParams,
+    Range,
+    Rule,
+    positive_float,
+    positive_int,
+    probability,
+)
 from utils.signal_contract import SIGNAL, MelSignal
+
+
+def _odd_kernel(value: int, _hparams: "ISTFTHParams") -> str | None:
+    # Odd kernels keep the convolutions centred (padding k // 2 keeps every length).
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LAYERS or value % 2 == 0:
+        return f"an odd integer between 1 and {MAX_LAYERS}"
+    return None
+
+
+def _resolutions(value: object, _hparams: "ISTFTHParams") -> str | None:
+    # Each (n_fft, hop, window) must describe an STFT torch can run: hop and window within the FFT.
+    def fits(triple: object) -> bool:
+        return (isinstance(triple, tuple) and len(triple) == 3
+                and all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_FFT for n in triple)
+                and triple[1] <= triple[2] <= triple[0])
+
+    if isinstance(value, tuple) and value and all(fits(triple) for triple in value):
+        return None
+    return f"a non-empty list of [n_fft, hop, window] with 1 <= hop <= window <= n_fft <= {MAX_FFT}"
+
+
+#: A loss weight: 0 turns the term off; NaN, infinities and negative weights train nothing useful.
+_WEIGHT = Range(low=0)
 
 
 @dataclass(frozen=True)
@@ -72,6 +108,37 @@ class ISTFTHParams(HParams):
     # of output and target segments, through the frozen speaker encoder; off while 0.
     w_speaker: float = 0.0
 
+    RULES: ClassVar[Mapping[str, Rule]] = {
+        "channels": Range(1, MAX_WIDTH, integer=True),
+        "num_blocks": Range(0, MAX_LAYERS, integer=True),
+        "kernel_size": Check(_odd_kernel),
+        "expansion": Range(1, 16, integer=True),
+        "layer_scale_init": Range(),
+        "input_kernel_size": Check(_odd_kernel),
+        "segment_frames": Range(2, 100_000, integer=True),
+        "batch_size": Range(1, 4096, integer=True),
+        "gta_batch_fraction": probability(),
+        "learning_rate": positive_float(),
+        "weight_decay": Range(0, 1),
+        "adam_betas": Range(0, 1, high_inclusive=False),
+        "warmup_steps": positive_int(0),
+        "decay_steps": positive_int(1),
+        "lr_min_ratio": probability(),
+        "clip_grad_norm": positive_float(),
+        "w_amplitude": _WEIGHT,
+        "w_phase_ip": _WEIGHT,
+        "w_phase_gd": _WEIGHT,
+        "w_phase_iaf": _WEIGHT,
+        "w_consistency": _WEIGHT,
+        "w_mel": _WEIGHT,
+        "w_multi_resolution": _WEIGHT,
+        "mr_resolutions": Check(_resolutions),
+        "w_adversarial": _WEIGHT,
+        "w_feature_matching": _WEIGHT,
+        "discriminator_channels": Range(1, 1024, integer=True),
+        "w_speaker": _WEIGHT,
+    }
+
     @property
     def signal(self) -> MelSignal:
         """The signal settings (rate, STFT geometry, mel bands, dB mapping)."""
@@ -96,17 +163,3 @@ class ISTFTHParams(HParams):
     def receptive_frames(self) -> int:
         """How many mel frames on each side influence one output frame (the input conv and the blocks)."""
         return self.input_kernel_size // 2 + self.num_blocks * (self.kernel_size // 2)
-
-    def __post_init__(self) -> None:
-        if self.channels < 1 or self.num_blocks < 0 or self.expansion < 1:
-            raise ValueError("channels and expansion must be positive and num_blocks non-negative")
-        if self.kernel_size % 2 == 0 or self.input_kernel_size % 2 == 0:
-            raise ValueError("kernel sizes must be odd so that the convolutions stay centred")
-        if not 0.0 <= self.gta_batch_fraction <= 1.0:
-            raise ValueError("gta_batch_fraction must be between 0 and 1")
-        if self.w_speaker < 0:
-            raise ValueError("w_speaker must be non-negative")
-        if self.w_adversarial < 0 or self.w_feature_matching < 0 or self.discriminator_channels < 1:
-            raise ValueError("adversarial weights must be non-negative and discriminator_channels positive")
-        if self.segment_frames < 2 or self.batch_size < 1:
-            raise ValueError("segment_frames must be at least 2 and batch_size at least 1")

@@ -109,3 +109,58 @@ def test_untrained_hparams_are_kept(tmp_path):
                          encoder_layers=1)
     DurationSynthesizer.untrained(hp).save(tmp_path / "tiny.pt")
     assert load_synthesizer(tmp_path / "tiny.pt").model.hparams == hp
+
+
+def test_a_sentence_cut_at_the_frame_limit_is_warned_about(synthesizer, tmp_path):
+    """Issue 26: the model clamps at max_frames before the inference code compared, so no warning came."""
+    from synthesizer.duration.hparams import MIN_FRAMES
+    from synthesizer.inference import SynthesisWarning
+
+    checkpoint = load_checkpoint_file(tmp_path / "synthesizer.pt", "synthesizer")
+    checkpoint["hparams"]["max_frames"] = MIN_FRAMES
+    save_checkpoint(tmp_path / "short.pt", checkpoint)
+    short = DurationSynthesizer.from_checkpoint(tmp_path / "short.pt")
+    with pytest.warns(SynthesisWarning, match=f"cut at the {MIN_FRAMES}-frame limit"):
+        result = short.synthesize(["9" * 200], VOICE)
+    assert result.mels[0].shape[1] == MIN_FRAMES and result.stop_reached == [False]
+
+
+@pytest.mark.parametrize("max_frames", [1, 10**9])
+def test_a_stored_max_frames_out_of_range_is_refused_at_load(synthesizer, tmp_path, max_frames):
+    checkpoint = load_checkpoint_file(tmp_path / "synthesizer.pt", "synthesizer")
+    checkpoint["hparams"]["max_frames"] = max_frames
+    save_checkpoint(tmp_path / "bad.pt", checkpoint)
+    with pytest.raises(CheckpointError, match="max_frames must be between 80 and 30000"):
+        DurationSynthesizer.from_checkpoint(tmp_path / "bad.pt")
+
+
+def test_a_small_file_describing_a_huge_model_is_refused_before_allocating_it(synthesizer, tmp_path):
+    """Issue 26: stored sizes inside the rules but far from the weights reached 4.6 GB before the refusal."""
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    checkpoint = load_checkpoint_file(tmp_path / "synthesizer.pt", "synthesizer")
+    checkpoint["hparams"].update(decoder_channels=2048, decoder_expansion=16, decoder_layers=8)  # 4.3 GB of weights
+    save_checkpoint(tmp_path / "huge.pt", checkpoint)
+    probe = textwrap.dedent(f"""
+        import resource
+        from synthesizer.duration.inference import DurationSynthesizer
+        from utils.checkpoints import CheckpointError
+        try:
+            DurationSynthesizer.from_checkpoint({str(tmp_path / "huge.pt")!r})
+        except CheckpointError as error:
+            print(error)
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+    """)
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).resolve().parents[3])
+    message, peak_mb = result.stdout.splitlines()
+    assert "does not fit this synthesizer" in message and "decoder_in.weight" in message
+    assert int(peak_mb) < 1500, peak_mb
+
+
+def test_nul_characters_are_refused_instead_of_cutting_the_text(synthesizer):
+    with pytest.raises(ValueError, match="text 1 contains NUL characters"):
+        synthesizer.synthesize(["Fine.", "H\0e\0l\0l\0o"], VOICE)

@@ -81,8 +81,13 @@ def test_a_tacotron_run_is_not_resumed_as_a_duration_run(syn_dir, tmp_path, caps
 def test_bad_options_are_one_line_errors(syn_dir, tmp_path, capsys):
     assert main(["x", str(tmp_path / "nowhere"), "-m", str(tmp_path), "--quiet"]) == 1
     assert main(["x", str(syn_dir), "-m", str(tmp_path), "--oversample", "abc", "--quiet"]) == 1
+    # Issue 26: a factor of 10**9 grew the list of utterances past 15 GB.
+    assert main(["x", str(syn_dir), "-m", str(tmp_path), "--oversample", "X=1000000000", "--quiet"]) == 1
+    # Issue 26: the run "shipped" resumed and overwrote the committed saved_models/shipped/synthesizer.pt.
+    assert main(["shipped", str(syn_dir), "--max_steps", "1", "--quiet"]) == 1
     err = capsys.readouterr().err
-    assert err.count("error:") == 2 and "Traceback" not in err
+    assert err.count("error:") == 4 and "Traceback" not in err and "N from 1 to 100" in err
+    assert "The run name 'shipped' is reserved" in err
     with pytest.raises(TrainingError):
         parse_oversample(["(=2"])
 

@@ -77,3 +77,58 @@ def test_gta_folders_must_hold_every_listed_mel(tmp_path):
         SegmentDataset.from_folder(root, ISTFTHParams(segment_frames=4), gta_dir=root / "gta")
     with pytest.raises(TrainingError, match="synthesized.txt"):
         SegmentDataset.from_folder(root, ISTFTHParams(segment_frames=4), gta_dir=root / "missing")
+
+
+def _gta_folder(root, mel: np.ndarray | bytes):
+    """A data folder of one 5000-sample utterance (26 frames) whose GTA mel file holds ``mel``."""
+    make_folder(root, [5000])
+    (root / "gta" / "mels_gta").mkdir(parents=True)
+    write_train_txt(root / "gta" / "synthesized.txt", [TrainEntry.from_basename("u0", 5000, 26, "text")])
+    path = root / "gta" / "mels_gta" / "mel-u0.npy"
+    if isinstance(mel, bytes):
+        path.write_bytes(mel)
+    else:
+        np.save(path, mel)
+    return root / "gta"
+
+
+GOOD = np.zeros((26, 80), np.float32)
+JUNK_MELS = {
+    "transposed": (GOOD.T, "it is transposed"),
+    "40 bands": (np.zeros((26, 40), np.float32), r"shape \(26, 40\), not \(26, 80\)"),
+    "too short": (np.zeros((5, 80), np.float32), r"shape \(5, 80\), not \(26, 80\)"),
+    "one-dimensional": (np.zeros(2080, np.float32), "float32 array of shape"),
+    "integers": (np.zeros((26, 80), np.int64), "int64 array"),
+    "NaN": (np.where(np.eye(26, 80) > 0, np.nan, 0).astype(np.float32), "NaN or infinite"),
+    "garbage": (b"\x93NUMPY garbage, not an array" * 10, "not a NumPy array file"),
+    "truncated": (None, "not a NumPy array file"),
+}
+
+
+@pytest.mark.parametrize("kind", list(JUNK_MELS))
+def test_junk_gta_mels_are_refused_in_one_line_before_training(tmp_path, kind):
+    """Issue 26: junk or transposed mels gave a DataLoader traceback and a hang; 40-band ones a traceback."""
+    mel, message = JUNK_MELS[kind]
+    if mel is None:
+        import io
+
+        buffer = io.BytesIO()
+        np.save(buffer, GOOD)
+        mel = buffer.getvalue()[:-100]
+    gta = _gta_folder(tmp_path, mel)
+    with pytest.raises(TrainingError, match=message) as info:
+        SegmentDataset.from_folder(tmp_path, ISTFTHParams(segment_frames=4), gta_dir=gta)
+    assert "\n" not in str(info.value) and "mel-u0.npy" in str(info.value)
+    assert len(SegmentDataset.from_folder(tmp_path, ISTFTHParams(segment_frames=4), gta_dir=_regood(gta))) == 1
+
+
+def _regood(gta):
+    np.save(gta / "mels_gta" / "mel-u0.npy", GOOD)
+    return gta
+
+
+def test_an_empty_gta_folder_names_the_gta_step(tmp_path):
+    make_folder(tmp_path, [5000])
+    (tmp_path / "gta").mkdir()
+    with pytest.raises(TrainingError, match="python -m vocoder.preprocess"):
+        SegmentDataset.from_folder(tmp_path, ISTFTHParams(segment_frames=4), gta_dir=tmp_path / "gta")

@@ -175,3 +175,37 @@ def test_two_processes_with_discriminator_and_speaker_loss_end_with_identical_we
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
         assert torch.equal(rank0[key], saved["model_state"][key]), key
+
+
+BAD_OVERRIDES = ["w_mel=NaN", "w_speaker=Infinity", "w_amplitude=-1", "learning_rate=-1", "learning_rate=NaN",
+                 "learning_rate=0", "mr_resolutions=[[512,600,512]]"]
+
+
+def test_bad_loss_weights_and_learning_rates_are_refused_and_keep_the_good_file(tmp_path, syn_dir, capsys):
+    args = ["run", str(syn_dir), "-m", str(tmp_path), *TINY, *QUIET, "--sample_every", "0"]
+    assert main([*args, "--max_steps", "1"]) == 0
+    path = tmp_path / "run" / "vocoder.pt"
+    before = path.read_bytes()
+    capsys.readouterr()
+    for override in BAD_OVERRIDES:
+        assert main([*args, "--hparams", override, "--max_steps", "2"]) == 1, override
+        err = capsys.readouterr().err
+        assert err.startswith("error: Invalid hyperparameters: " + override.split("=")[0]) and err.count("\n") == 1
+        assert path.read_bytes() == before
+
+
+def test_transposed_gta_mels_end_the_trainer_in_one_line(tmp_path, syn_dir, capsys):
+    """Issue 26: they gave a DataLoader traceback and then hung (killed at 150 s)."""
+    from synthesizer.metadata import read_train_txt
+    from vocoder.preprocess import GTA_FOLDER, SYNTHESIZED_TXT
+
+    gta = tmp_path / "gta"
+    (gta / GTA_FOLDER).mkdir(parents=True)
+    entries = read_train_txt(syn_dir / "train.txt")
+    for entry in entries:
+        np.save(gta / GTA_FOLDER / entry.mel_name, np.zeros((80, entry.n_frames), np.float32))
+    write_train_txt(gta / SYNTHESIZED_TXT, entries)
+    assert main(["run", str(syn_dir), "-m", str(tmp_path / "models"), *TINY, "--num_workers", "1", "--quiet",
+                 "--gta_dir", str(gta), "--max_steps", "2"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: The GTA mel") and "transposed" in err and err.count("\n") == 1
