@@ -114,8 +114,8 @@ def test_energy_scales_the_level_and_pitch_needs_a_pitch_input(pipeline, voice):
 
 
 def test_cli_refuses_prosody_outside_its_ranges_in_one_line(offline_dir, reference, tmp_path):
-    for option, value, message in (("--pitch_shift", "13", "between -12 and 12"), ("--energy", "3", "between 0.5 and 2"),
-                                   ("--energy", "loud", "must be a number")):
+    for option, value, message in (("--pitch_shift", "13", "between -12 and 12"),
+                                   ("--energy", "3", "between 0.5 and 2"), ("--energy", "loud", "must be a number")):
         result = run_cli("-r", reference, "-t", "x", option, value, "-o", tmp_path / "a.wav")
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
     result = run_cli("-r", reference, "-t", "Higher.", "-o", tmp_path / "b.wav", "-e", offline_dir / "encoder.pt",
