@@ -47,7 +47,10 @@ def test_shared_datasets_are_found_quickly(shared_datasets: Path) -> None:
     # The corpora only: neither their speaker folders nor the FSDD parent folder nor texts/.
     assert [d.name for d in datasets] == [
         "english-misc",
+        "english-native",
         "free-spoken-digit-dataset/recordings",
+        "LibriSpeech/test-clean",
+        "LibriSpeech/train-clean-5",
         "LibriSpeech/train-clean-100",
         "LJSpeech-mini",
         "speechocean762",

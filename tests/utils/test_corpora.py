@@ -306,6 +306,20 @@ def test_real_shared_datasets():
     assert all(u.text and u.text.isupper() and u.audio_path.suffix == ".flac" for u in libri)
     first = libri[0]
     assert (first.speaker, first.local_name) == ("LibriSpeech_train-clean-100_19", "198_19-198-0000")
+    # The native speech of issue 23: complete test-clean and Mini LibriSpeech (Opus), VCTK p239.
+    assert set(corpora) == {"LJSpeech-mini", "LibriSpeech/test-clean", "LibriSpeech/train-clean-5",
+                            "LibriSpeech/train-clean-100", "english-misc", "english-native",
+                            "free-spoken-digit-dataset/recordings", "speechocean762"}
+    test_clean = corpora["LibriSpeech/test-clean"].utterances()
+    assert len(test_clean) == 2620 and len({u.speaker for u in test_clean}) == 40
+    assert all(u.text and u.audio_path.suffix == ".ogg" for u in test_clean)
+    mini = corpora["LibriSpeech/train-clean-5"].utterances()
+    assert len({u.speaker for u in mini}) == 22 and all(u.text for u in mini)
+    held_out = {"19", "118", "669", "1088", "1737", "2136"}  # ../heldout: evaluation only
+    assert not held_out & {u.speaker.rsplit("_", 1)[1] for u in mini}
+    [p239] = {u.speaker for u in corpora["english-native"].utterances()}
+    assert p239.endswith("vctk_p239") and len(corpora["english-native"].utterances()) == 503
+    assert len({u.speaker for u in corpora["speechocean762"].utterances()}) == 128
     if "LJSpeech-mini" in corpora:
         lj = corpora["LJSpeech-mini"].utterances()
         assert len(lj) == 32 and lj[1].text == "in being comparatively modern."
