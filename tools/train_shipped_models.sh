@@ -22,6 +22,11 @@ for speaker in "$SHARED"/LibriSpeech/train-clean-100/*; do
     id=$(basename "$speaker")
     [[ " $HELD_OUT " == *" $id "* ]] || ln -sfn "$speaker" "$WORK/datasets/LibriSpeech/train-clean-100/$id"
 done
+# Issue 23's native speech: complete LibriSpeech test-clean, Mini LibriSpeech (already without the
+# held-out speakers of ../heldout) and VCTK p239.
+ln -sfn "$SHARED/LibriSpeech/test-clean" "$WORK/datasets/LibriSpeech/test-clean"
+ln -sfn "$SHARED/LibriSpeech/train-clean-5" "$WORK/datasets/LibriSpeech/train-clean-5"
+ln -sfn "$SHARED/english-native" "$WORK/datasets/english-native"
 ln -sfn "$SHARED/LJSpeech-mini" "$WORK/datasets/LJSpeech-1.1"
 ln -sfn "$SHARED/speechocean762" "$WORK/datasets/speechocean762"
 ln -sfn "$SHARED/english-misc" "$WORK/datasets/english-misc"
@@ -29,6 +34,7 @@ ln -sfn "$SHARED/english-misc" "$WORK/datasets/english-misc"
 # 2. Mels, audio and GE2E embeddings (resemblyzer's encoder); whole utterances up to 25 s, since the
 #    duration synthesizer aligns itself and needs no split at pauses.
 python -m synthesizer.preprocess "$WORK/datasets" -o "$WORK/SV2TTS/synthesizer" -s -n 2 --hparams max_mel_frames=2000
+python -m synthesizer.duration.pitch "$WORK/SV2TTS/synthesizer" -n 2
 
 # 3. Both models side by side, one thread each. The native-English sources are listed 4 times, so
 #    that the 4,800 short non-native speechocean762 sentences do not dominate. The vocoder learns
@@ -63,6 +69,13 @@ OMP_NUM_THREADS=1 python -m synthesizer.duration.train dur1 "$WORK/SV2TTS/synthe
         --hparams w_speaker=200 learning_rate=4e-4 decay_steps=16000 gta_batch_fraction=0.5 $gta_init
 ) &
 wait
+
+# 3b. The synthesizer with pitch, energy and the flow-matching post-net (issue 23, run flow1), grown from
+#     the shipped regression model on the 12-hour set; it replaces the shipped file only once it beats it
+#     on two benchmark seeds (saved_models/README.md).
+OMP_NUM_THREADS=1 python -m synthesizer.duration.train flow1 "$WORK/SV2TTS/synthesizer" -m "$WORK/models" \
+    --oversample 'english-misc=3' 'mel-LJ=3' -s 250 --sample_every 1000 --log_every 25 --quiet --seed 5 \
+    $(init flow1 synthesizer) --hparams variance_adaptor=true flow_layers=6
 
 # 4. Ship: weights, hyperparameters, step and symbols only, float16; then measure.
 python -m utils.export_model "$WORK/models/dur1/synthesizer.pt" saved_models/shipped/synthesizer.pt --float16
