@@ -48,7 +48,7 @@ def slim_state_dict(state: Mapping[str, torch.Tensor], dtype: torch.dtype | None
 
 
 def export_checkpoint(source: str | Path, target: str | Path, *, dtype: torch.dtype | None = torch.float16,
-                      extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                      extra: Mapping[str, Any] | None = None, ema: bool = False) -> dict[str, Any]:
     """Write the inference-only version of the checkpoint ``source`` to ``target`` (atomically).
 
     Parameters
@@ -61,6 +61,8 @@ def export_checkpoint(source: str | Path, target: str | Path, *, dtype: torch.dt
         Precision of the floating-point weights; None keeps them as they are.
     extra
         More entries for the file (e.g. ``{"model_card": "..."}``).
+    ema
+        Export the checkpoint's exponential moving average of the weights (``ema_state``) instead.
 
     Returns
     -------
@@ -84,6 +86,12 @@ def export_checkpoint(source: str | Path, target: str | Path, *, dtype: torch.dt
         raise CheckpointError(f"Cannot write the export '{target}': it is an existing folder; give a file name.")
     checkpoint = load_checkpoint_file(source, "model")
     state = extract_state_dict(checkpoint, source, "model")
+    if ema:
+        average = checkpoint.get("ema_state")
+        if not isinstance(average, dict) or set(average) != set(state):
+            raise CheckpointError(f"'{source}' holds no weight average for this model: train with an EMA "
+                                  "(e.g. --hparams ema_decay=0.998) or export without --ema.")
+        state = average
     model_type = checkpoint.get("model_type") or guess_model_type(state)
     payload: dict[str, Any] = {key: checkpoint[key] for key in KEPT_KEYS if key in checkpoint}
     payload.setdefault("model_type", model_type)
@@ -99,9 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("checkpoint", type=Path, help="training checkpoint (ours or RTVC's)")
     parser.add_argument("out", type=Path, help="inference file to write")
     parser.add_argument("--float16", action="store_true", help="store the weights in float16 (half the size)")
+    parser.add_argument("--ema", action="store_true", help="export the weights' moving average kept in training")
     args = parser.parse_args(argv)
     try:
-        payload = export_checkpoint(args.checkpoint, args.out, dtype=torch.float16 if args.float16 else None)
+        payload = export_checkpoint(args.checkpoint, args.out, dtype=torch.float16 if args.float16 else None,
+                                    ema=args.ema)
     except CheckpointError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -83,6 +83,9 @@ class DurationHParams(HParams):
     alignment_prior_steps: int = 3000
     eval_interval: int = 500
     variance_loss_weight: float = 0.5
+    # Exponential moving average of the weights (0: none); checkpoints keep it as "ema_state" and
+    # `python -m utils.export_model --ema` ships it.
+    ema_decay: float = 0.0
     flow_loss_weight: float = 1.0
 
     # Inference
@@ -128,6 +131,7 @@ class DurationHParams(HParams):
         "alignment_prior_steps": positive_int(0),
         "eval_interval": positive_int(),
         "variance_loss_weight": Range(0, 100),
+        "ema_decay": Range(0, 1, high_inclusive=False),
         "flow_loss_weight": Range(0, 100),
         "min_phoneme_frames": positive_int(0),
         # At least 1 s, at most 6 min 15 s: a file with max_frames=1 spoke 0 s, and the frame path of a

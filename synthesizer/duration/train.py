@@ -42,6 +42,7 @@ from synthesizer.duration.hparams import DurationHParams
 from synthesizer.duration.model import DurationSynthesizerModel, SynthesizerOutput, count_parameters
 from synthesizer.duration.phonemes import PhonemeFrontEnd, SymbolTable
 from utils.distributed import broadcast_buffers, wrap_model
+from utils.ema import WeightAverage
 from utils.training import (
     TrainingError,
     TrainingOptions,
@@ -205,11 +206,21 @@ def _train(session: TrainingSession, options: TrainingOptions, syn_dir: Path,
     if checkpoint is not None and not checkpoint.get("resume"):
         _add_new_modules(checkpoint, model)
 
+    average = WeightAverage(model, hparams.ema_decay) if hparams.ema_decay > 0 else None
+
     def extra_state() -> dict:
-        return {"architecture": ARCHITECTURE, "symbols": table.symbols, "espeak_version": espeak_version}
+        extra = {"architecture": ARCHITECTURE, "symbols": table.symbols, "espeak_version": espeak_version}
+        return extra | ({"ema_state": average.state_dict()} if average is not None else {})
 
     session.attach(model, optimizer, hparams, checkpoint, extra_state=extra_state,
                    set_model_step=lambda m, step: m.step.fill_(step))
+    if average is not None:
+        # Resumed as saved, else started from the weights the run starts from.
+        saved = checkpoint.get("ema_state") if checkpoint is not None and checkpoint.get("resume") else None
+        if isinstance(saved, dict) and not average.load_state_dict(saved):
+            warnings.warn("The saved weight average does not fit this model; it starts again.", stacklevel=1)
+        if saved is None:
+            average = WeightAverage(model, hparams.ema_decay)
     if context.is_main:
         print(f"Training the duration synthesizer on {len(dataset)} utterances from '{syn_dir}' "
               f"({count_parameters(model) / 1e6:.2f}M parameters, "
@@ -237,6 +248,8 @@ def _train(session: TrainingSession, options: TrainingOptions, syn_dir: Path,
             values: dict[str, float] = {}
             if torch.isfinite(grad_norm):
                 session.optimizer_step()
+                if average is not None:
+                    average.update(model)
                 skipped = 0
                 values = {name: float(value.detach()) for name, value in losses.items()}
                 values["grad_norm"] = float(grad_norm)

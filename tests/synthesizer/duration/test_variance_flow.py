@@ -166,3 +166,25 @@ def test_a_run_with_the_new_modules_starts_from_a_file_without_them(syn_dir, tmp
     grown = load_synthesizer(tmp_path / "grown" / "synthesizer.pt").model
     assert grown.flow is not None and grown.hparams.variance_adaptor
     assert set(plain) < set(grown.state_dict())
+
+
+def test_the_weight_average_is_kept_resumed_and_exported(syn_dir, tmp_path, capsys):
+    from utils.checkpoints import load_checkpoint_file
+    from utils.export_model import main as export_main
+
+    arguments = ["avg", str(syn_dir), "-m", str(tmp_path), "--quiet", "--no_tensorboard", "--hparams", *TINY,
+                 "ema_decay=0.9"]
+    train_from_args([*arguments, "--max_steps", "3"])
+    run = tmp_path / "avg" / "synthesizer.pt"
+    first = load_checkpoint_file(run, "synthesizer")
+    assert set(first["ema_state"]) == set(first["model_state"])
+    key = "decoder_out.weight"  # zero at the start, so its average is 1 - 0.9³ of a moving target
+    assert 0 < first["ema_state"][key].abs().sum() < first["model_state"][key].abs().sum()
+    train_from_args([*arguments, "--max_steps", "4"])
+    resumed = load_checkpoint_file(run, "synthesizer")["ema_state"][key]
+    assert not torch.equal(resumed, first["ema_state"][key])
+    assert export_main([str(run), str(tmp_path / "avg.pt"), "--float16", "--ema"]) == 0
+    exported = load_synthesizer(tmp_path / "avg.pt").model.state_dict()[key]
+    assert torch.allclose(exported, resumed.half().float())
+    assert export_main([str(tmp_path / "avg.pt"), str(tmp_path / "again.pt"), "--ema"]) == 1
+    assert "holds no weight average" in capsys.readouterr().err
