@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from synthesizer.duration.hparams import DurationHParams
-from synthesizer.duration.model import DurationSynthesizerModel, durations_to_path, sequence_mask
+from synthesizer.duration.model import DurationSynthesizerModel, Prosody, durations_to_path, sequence_mask
 
 SMALL = DurationHParams(encoder_channels=24, duration_channels=16, decoder_channels=24, decoder_layers=2,
                         encoder_layers=2, dropout=0.0)
@@ -53,7 +53,7 @@ def test_speaking_rate_scales_the_length_and_every_phoneme_keeps_a_frame():
         model.duration_head.bias.fill_(2.0)  # about e² − 1 ≈ 6 frames per symbol
     ids = torch.tensor([[0, 3, 0, 4, 0, 5, 0, 6, 0]])
     normal = int(model.infer(ids, torch.tensor([9]), torch.zeros(1, 256)).frame_lengths[0])
-    fast = model.infer(ids, torch.tensor([9]), torch.zeros(1, 256), speaking_rate=2.0)
+    fast = model.infer(ids, torch.tensor([9]), torch.zeros(1, 256), Prosody(speaking_rate=2.0))
     assert abs(int(fast.frame_lengths[0]) - normal / 2) <= 5
     assert (fast.durations[0, 1::2] >= 1).all()
 
