@@ -123,6 +123,11 @@ class Transcriber:
         segments = self._segments(wav, without_timestamps=True)
         return " ".join(segment.text.strip() for segment in segments).strip()
 
+    def language(self, wav: np.ndarray) -> tuple[str, float]:
+        """The language Whisper hears in the first 30 s of ``wav`` and its probability (``("en", 0.97)``)."""
+        language, probability, _ = self.model.detect_language(np.asarray(wav, dtype=np.float32))
+        return language, float(probability)
+
     def words(self, wav: np.ndarray) -> list[tuple[str, float, float]]:
         """``(word, start, end)`` of every recognised word, times in seconds (Whisper's word timestamps)."""
         segments = self._segments(wav, word_timestamps=True)
