@@ -600,6 +600,7 @@ class ClonePipeline:
     def convert(self, voice: VoiceEmbedding | np.ndarray, source: str | Path | tuple[np.ndarray, int] | Reference,
                 *, source_text: str | None = None, target_register: F0Register | None = None,
                 vocoder: VocoderName = "wavernn", seed: int | None = None, enhance: bool = False,
+                speaking_rate: float = 1.0, pitch_shift: float = 0.0, energy: float = 1.0,
                 progress: Callable[[float, str], None] | None = None,
                 on_segment: Callable[[SynthesisOutput], None] | None = None) -> ConversionResult:
         """The words of the ``source`` recording with its timing (and intonation) in ``voice``.
@@ -609,7 +610,8 @@ class ClonePipeline:
         ``voice`` with the source's phoneme durations. A synthesizer with pitch control also gets the
         source's F0 contour moved to ``target_register`` (the target references' register; default:
         the register the synthesizer predicts for the voice). Sources longer than a few seconds are
-        split at pauses. ``progress(fraction, what)`` may raise to stop (the toolbox's Cancel);
+        split at pauses. ``speaking_rate``, ``pitch_shift`` and ``energy`` act on the converted speech
+        as on synthesized speech. ``progress(fraction, what)`` may raise to stop (the toolbox's Cancel);
         ``on_segment`` gets each piece's mel as soon as it is made.
 
         Raises
@@ -619,7 +621,6 @@ class ClonePipeline:
             synthesizer that is not a duration synthesizer.
         """
         from synthesizer.duration.conversion import (
-            MAX_SOURCE_SECONDS,
             ConversionError,
             Segment,
             convert_segment,
@@ -630,15 +631,15 @@ class ClonePipeline:
         from synthesizer.text import clean_text
         from utils.asr import normalize_transcript
 
+        from synthesizer.duration.model import Prosody
+
         def tell(fraction: float, what: str) -> None:
             if progress is not None:
                 progress(fraction, what)
 
-        source = load_reference(source, "source")
+        prosody = Prosody(check_speaking_rate(speaking_rate), check_pitch_shift(pitch_shift), check_energy(energy))
+        source = load_source(source)
         seconds = len(source.wav) / SAMPLE_RATE
-        if seconds > MAX_SOURCE_SECONDS:
-            raise ConversionError(f"{source.description} lasts {seconds / 60:.1f} minutes; convert at most "
-                                  f"{MAX_SOURCE_SECONDS / 60:.0f} minutes at a time (cut it into parts).")
         if source_text is not None and not source_text.strip():
             raise ConversionError("The source text is empty: give the words the recording says.")
         synthesizer = self.synthesizer
@@ -692,7 +693,8 @@ class ClonePipeline:
             with recorded_warnings(notes):
                 converted = convert_segment(synthesizer, wav[segment.start:segment.end], segment.text,
                                             source_embedding.embedding, embedding, source_register=source_register,
-                                            target_register=target_register, generator=generator)
+                                            target_register=target_register, prosody=prosody,
+                                            generator=generator)
             synth_seconds += time.perf_counter() - begin
             mels.append(converted.mel)
             alignments.append(converted.alignment)
@@ -702,7 +704,7 @@ class ClonePipeline:
             begin = time.perf_counter()
             tell(0.1 + 0.9 * (index + 0.5) / len(segments), f"Vocoding part {index + 1} of {len(segments)}")
             piece = self.vocode(converted.mel, vocoder, seed=None if seed is None else seed + index)
-            pieces.append(piece[: segment.end - segment.start])
+            pieces.append(piece)
             vocode_seconds += time.perf_counter() - begin
         tell(1.0, "Done")
         out = np.concatenate(pieces).astype(np.float32)
@@ -715,6 +717,18 @@ class ClonePipeline:
                    "total": time.perf_counter() - start_time}
         return ConversionResult(out, self.sample_rate, synthesis, timings, list(notes),
                                 source_mel=melspectrogram(wav), transcript=transcript, pitch_transferred=pitched)
+
+
+def load_source(source: str | Path | tuple[np.ndarray, int] | Reference) -> Reference:
+    """Load a conversion's source recording (see :func:`load_reference`), refusing one over 5 minutes."""
+    from synthesizer.duration.conversion import MAX_SOURCE_SECONDS, ConversionError
+
+    source = load_reference(source, "source")
+    seconds = len(source.wav) / SAMPLE_RATE
+    if seconds > MAX_SOURCE_SECONDS:
+        raise ConversionError(f"{source.description} lasts {seconds / 60:.1f} minutes; convert at most "
+                              f"{MAX_SOURCE_SECONDS / 60:.0f} minutes at a time (cut it into parts).")
+    return source
 
 
 #: Names of the languages Whisper most often hears instead of English.

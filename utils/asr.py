@@ -105,6 +105,9 @@ class Transcriber:
             from faster_whisper import WhisperModel
         except ImportError as error:
             raise AsrUnavailableError(f"faster-whisper is not installed ({error}).") from None
+        import logging
+
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # not "Processing audio with duration ..."
         return cls(WhisperModel(str(whisper_model_dir(cache_dir)), device="cpu", compute_type="int8",
                                 cpu_threads=threads))
 

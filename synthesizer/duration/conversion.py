@@ -12,7 +12,7 @@ Examples
 >>> register = F0Register(mean=float(np.log(100.0)), spread=0.1)
 >>> high = F0Register(mean=float(np.log(200.0)), spread=0.2)
 >>> np.round(np.exp(transfer_log_f0(np.log([100.0, 110.0], dtype=np.float32), register, high)), 1).tolist()
-[200.0, 241.3]
+[200.0, 242.0]
 >>> phoneme_average(np.array([1.0, 3.0, 5.0, 7.0]), np.array([1, 3])).tolist()
 [1.0, 5.0]
 """
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from synthesizer.duration.alignment import maximum_path
-from synthesizer.duration.model import LOG_F0_CENTRE, LOG_F0_SCALE, DurationSynthesizerModel
+from synthesizer.duration.model import LOG_F0_CENTRE, LOG_F0_SCALE, DurationSynthesizerModel, Prosody
 from synthesizer.duration.pitch import continuous_log_f0, estimate_f0
 from utils.errors import UserError
 from utils.signal_contract import SIGNAL
@@ -236,7 +236,7 @@ def split_at_pauses(words: Sequence[TimedWord], n_samples: int, sample_rate: int
         if index + 1 == len(words):
             break
         gap_start, gap_end = word[2], words[index + 1][1]
-        length = gap_end - start_sample / sample_rate
+        length = gap_start - start_sample / sample_rate
         pause = gap_end - gap_start
         if (length >= TARGET_SEGMENT_SECONDS and pause >= MIN_PAUSE_SECONDS) or length >= MAX_SEGMENT_SECONDS:
             cut = int(round((gap_start + gap_end) / 2 * sample_rate))
@@ -298,10 +298,12 @@ class ConvertedSegment:
 
 def convert_segment(synthesizer, wav: np.ndarray, text: str, source_embedding: np.ndarray,  # noqa: ANN001
                     target_embedding: np.ndarray, *, source_register: F0Register | None = None,
-                    target_register: F0Register | None = None,
+                    target_register: F0Register | None = None, prosody: Prosody = Prosody(),
                     generator: torch.Generator | None = None) -> ConvertedSegment:
     """Speak ``text`` in the target voice with the timing (and pitch contour) of ``wav`` (16 kHz, peak
     normalised as the training audio was), using a :class:`~synthesizer.duration.inference.DurationSynthesizer`.
+    ``prosody`` still applies: the source's durations ÷ speaking rate, the pitch shifted (a synthesizer
+    with a pitch input only) and the energy scaled.
 
     Raises
     ------
@@ -309,6 +311,7 @@ def convert_segment(synthesizer, wav: np.ndarray, text: str, source_embedding: n
         The text has nothing to speak, does not fit the recording, or has words the recording does not say.
     """
     from synthesizer.audio import melspectrogram
+    from synthesizer.inference import scale_mel_energy
 
     model: DurationSynthesizerModel = synthesizer.model
     item = synthesizer.front_end([text])[0]
@@ -326,7 +329,7 @@ def convert_segment(synthesizer, wav: np.ndarray, text: str, source_embedding: n
                               "recording says them (or correct --source_text).")
     device = next(model.parameters()).device
     ids = torch.from_numpy(alignment.ids)[None].to(device)
-    durations = torch.from_numpy(alignment.durations)[None].to(device)
+    durations = torch.from_numpy(scale_durations(alignment.durations, prosody.speaking_rate))[None].to(device)
     override = pitch = None
     if model.hparams.variance_adaptor:
         f0 = frame_f0(wav, mel.shape[1])
@@ -334,18 +337,37 @@ def convert_segment(synthesizer, wav: np.ndarray, text: str, source_embedding: n
         if target_register is None:
             target_register = predicted_register(model, alignment.ids, target_embedding)
         pitch = phoneme_pitch(f0, alignment.durations, source_register, target_register)
+    elif prosody.pitch_shift != 0:
+        raise ConversionError(f"The synthesizer '{synthesizer.path}' has no pitch control (it was trained without "
+                              "the variance adaptor); convert without a pitch shift.")
         override = torch.full((1, 2, len(pitch)), float("nan"), device=device)
         override[0, 0] = torch.from_numpy(pitch).to(device)
     speaker = torch.from_numpy(np.asarray(target_embedding, np.float32))[None].to(device)
-    output = model.infer(ids, torch.tensor([len(alignment.ids)], device=device), speaker, generator=generator,
+    output = model.infer(ids, torch.tensor([len(alignment.ids)], device=device), speaker, prosody, generator,
                          durations=durations, variance_override=override)
-    out_mel = output.mel[0, :, : alignment.n_frames].float().cpu().numpy()
+    n_frames = int(durations.sum())
+    out_mel = output.mel[0, :, :n_frames].float().cpu().numpy()
+    if not model.hparams.variance_adaptor and prosody.energy != 1.0:
+        out_mel = scale_mel_energy(out_mel, prosody.energy, synthesizer.hparams.max_abs_value,
+                                   synthesizer.hparams.min_level_db)
     if not np.isfinite(out_mel).all():
         raise ValueError(f"The synthesizer '{synthesizer.path}' produced NaN or infinite values; its weights "
                          "are damaged.")
-    path = output.path[0, :, : alignment.n_frames].T.cpu().numpy()
+    path = output.path[0, :, :n_frames].T.cpu().numpy()
     return ConvertedSegment(text, np.ascontiguousarray(out_mel, np.float32), np.ascontiguousarray(path, np.float32),
                             alignment.durations, pitch)
+
+
+def scale_durations(durations: np.ndarray, speaking_rate: float) -> np.ndarray:
+    """Frames per symbol ÷ ``speaking_rate``, rounded so that the total is rounded once (no drift).
+
+    >>> scale_durations(np.array([3, 3, 3]), 2.0).tolist()
+    [2, 1, 2]
+    """
+    if speaking_rate == 1.0:
+        return np.asarray(durations, np.int64)
+    ends = np.round(np.cumsum(np.asarray(durations, np.float64)) / speaking_rate).astype(np.int64)
+    return np.diff(np.concatenate([[0], ends]))
 
 
 def predicted_register(model: DurationSynthesizerModel, ids: np.ndarray, embedding: np.ndarray) -> F0Register | None:
