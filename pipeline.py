@@ -652,21 +652,20 @@ class ClonePipeline:
         try:
             source_embedding = self.embed_reference(source)
         except UserError as error:
-            raise ConversionError(f"No speech found in the source: {error}") from None
+            raise ConversionError(f"No speech found in the source ({str(error).strip().rstrip('.')}).") from None
         notes += [note for note in source_embedding.warnings if note not in notes]
         wav = source.wav / max(float(np.max(np.abs(source.wav))), 1e-9) * 0.9  # as the training audio
         words = None
         if source_text is None or seconds > 12.0:
             tell(0.05, "Recognising the source" if source_text is None else "Timing the words")
-            transcriber = self.transcriber
-            language, probability = transcriber.language(wav)
-            if language != "en" and probability >= 0.5:
-                raise ConversionError(f"The source seems to be in {language_name(language)}, not English; "
+            heard = self.transcriber.recognise(wav)
+            if not heard.words:
+                raise ConversionError(f"No speech found in the source: the recogniser heard no words in "
+                                      f"{source.description[0].lower()}{source.description[1:]}.")
+            if heard.language != "en" and heard.language_probability >= 0.5:
+                raise ConversionError(f"The source seems to be in {language_name(heard.language)}, not English; "
                                       "the synthesizer speaks English only.")
-            words = transcriber.words(wav)
-            if source_text is None and not [w for w in words if normalize_transcript(w[0])]:
-                raise ConversionError(f"No speech found in the source: {source.description} has no words the "
-                                      "recogniser could hear.")
+            words = heard.words
         if source_text is not None:
             text_words = clean_text(" ".join(source_text.split()), ("english_cleaners",)).split()
             if words:
@@ -734,7 +733,7 @@ def load_source(source: str | Path | tuple[np.ndarray, int] | Reference) -> Refe
 #: Names of the languages Whisper most often hears instead of English.
 LANGUAGE_NAMES = {"de": "German", "fr": "French", "es": "Spanish", "it": "Italian", "pt": "Portuguese",
                   "nl": "Dutch", "ru": "Russian", "zh": "Chinese", "ja": "Japanese", "ko": "Korean",
-                  "pl": "Polish", "sv": "Swedish", "tr": "Turkish", "ar": "Arabic", "hi": "Hindi"}
+                  "pl": "Polish", "sv": "Swedish", "tr": "Turkish", "ar": "Arabic", "hi": "Hindi", "th": "Thai"}
 
 
 def language_name(code: str) -> str:

@@ -86,6 +86,24 @@ def whisper_model_dir(cache_dir: str | Path | None = None) -> Path:
     return target
 
 
+#: Whisper's probability that a segment holds no speech, above which its words are taken as hallucinated.
+NO_SPEECH_PROBABILITY = 0.6
+
+
+@dataclass
+class Recognition:
+    """What :meth:`Transcriber.recognise` heard: ``(word, start s, end s)`` (empty when nothing was
+    speech) and the detected language (a Whisper code, ``"en"``) with its probability."""
+
+    words: list[tuple[str, float, float]]
+    language: str
+    language_probability: float
+
+    @property
+    def text(self) -> str:
+        return " ".join(word.strip() for word, _, _ in self.words)
+
+
 @dataclass
 class Transcriber:
     """Whisper base on the CPU (int8), English, greedy decoding: deterministic transcripts.
@@ -130,6 +148,15 @@ class Transcriber:
         """The language Whisper hears in the first 30 s of ``wav`` and its probability (``("en", 0.97)``)."""
         language, probability, _ = self.model.detect_language(np.asarray(wav, dtype=np.float32))
         return language, float(probability)
+
+    def recognise(self, wav: np.ndarray) -> "Recognition":
+        """The words with their times, the language heard, and whether anything was speech at all."""
+        language, probability = self.language(wav)
+        segments = list(self._segments(wav, word_timestamps=True))
+        words = [(word.word, float(word.start), float(word.end)) for segment in segments
+                 for word in segment.words or [] if normalize_transcript(word.word)]
+        speech = [segment for segment in segments if segment.no_speech_prob < NO_SPEECH_PROBABILITY]
+        return Recognition(words if speech else [], language, probability)
 
     def words(self, wav: np.ndarray) -> list[tuple[str, float, float]]:
         """``(word, start, end)`` of every recognised word, times in seconds (Whisper's word timestamps)."""
