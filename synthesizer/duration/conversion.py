@@ -33,10 +33,12 @@ from utils.signal_contract import SIGNAL
 
 #: Longest source accepted (5 minutes).
 MAX_SOURCE_SECONDS = 300.0
-#: A word whose frames fit its phonemes this much worse (log-likelihood per frame, summed over the mel
-#: bands) than the best of the text's phonemes is not said in the recording. Said words of real and
-#: espeak-ng speech measured ≤ 26 with the shipped synthesizer, missing ones 35-126.
-MAX_SCORE_DEFICIT = 30.0
+#: A word is not said when the text fits the recording better without it by more than this much
+#: log-likelihood (summed over frames and mel bands). With the shipped synthesizer, said words of real
+#: and espeak-ng speech measured +66 or more, words put into the text -1000 or less.
+MIN_GAIN_WITHOUT = 100.0
+#: Past this many words that are not said, the text is not the recording's.
+MAX_MISSING_WORDS = 6
 _PUNCTUATION = ".,;:!?\"'()"
 #: Voiced frames needed for a register (0.25 s).
 MIN_VOICED_FRAMES = 20
@@ -159,24 +161,56 @@ def word_symbol_spans(ids: Sequence[int], space_id: int) -> list[tuple[int, int]
     return spans
 
 
-def word_deficits(alignment: SourceAlignment, spans: Sequence[tuple[int, int]]) -> np.ndarray:
-    """Per word (symbol range), the frame-weighted mean deficit of its symbols (see :class:`SourceAlignment`)."""
-    result = []
-    for start, end in spans:
-        frames = alignment.durations[start:end]
-        result.append(float((alignment.deficits[start:end] * frames).sum() / max(int(frames.sum()), 1)))
-    return np.asarray(result, np.float32)
+def path_score(model: DurationSynthesizerModel, ids: Sequence[int], mel: np.ndarray,
+               embedding: np.ndarray) -> float:
+    """Total log-likelihood of ``mel`` along the best monotonic path through ``ids`` (``-inf`` when it cannot fit)."""
+    ids = np.asarray(ids, np.int64)
+    if mel.shape[1] < len(ids):
+        return float("-inf")
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        speaker = torch.from_numpy(np.asarray(embedding, np.float32))[None].to(device)
+        _, means, _, _ = model.encode(torch.from_numpy(ids)[None].to(device), torch.tensor([len(ids)], device=device),
+                                      speaker)
+        score = model.alignment_score(means.float(), torch.from_numpy(np.asarray(mel, np.float32))[None].to(device))
+        score = score[0].cpu().numpy()
+    path = maximum_path(score[None], np.array([len(ids)]), np.array([mel.shape[1]]))[0]
+    return float((score * path).sum())
 
 
-def unaligned_words(alignment: SourceAlignment, spans: Sequence[tuple[int, int]],
-                    words: Sequence[str]) -> list[str]:
-    """The words the recording does not seem to say: their frames fit them far worse than they fit
-    another of the text's phonemes. ``spans`` are the words' symbol ranges, one per word in ``words``
-    (no word is named when espeak-ng's words do not match the text's one to one)."""
-    if len(spans) != len(words) or not spans:
+def unaligned_words(model: DurationSynthesizerModel, ids: Sequence[int], mel: np.ndarray, embedding: np.ndarray,
+                    spans: Sequence[tuple[int, int]], words: Sequence[str],
+                    max_words: int = MAX_MISSING_WORDS) -> list[str]:
+    """The words the recording does not say. A said word is needed: taking it out of the text makes
+    the best alignment fit worse, as its frames must go to other phonemes. A word that is not said
+    only holds frames that belong to others: the text fits better without it. The worst such word is
+    taken out and the rest tested again, up to ``max_words`` times. ``spans`` are the words' symbol
+    ranges (one per word of ``words``; none is named when espeak-ng's words do not match them)."""
+    if len(spans) != len(words) or len(spans) < 2:
         return []
-    deficits = word_deficits(alignment, spans)
-    return [word.strip(_PUNCTUATION) or word for word, deficit in zip(words, deficits) if deficit > MAX_SCORE_DEFICIT]
+    ids = list(ids)
+    kept = list(range(len(words)))
+    missing: list[int] = []
+    while len(missing) < max_words and len(kept) > 1:
+        current = [symbol for index in kept for symbol in _word_ids(ids, spans, index)]
+        full = path_score(model, current, mel, embedding)
+        gains = []
+        for index in kept:
+            without = [symbol for other in kept if other != index for symbol in _word_ids(ids, spans, other)]
+            gains.append(full - path_score(model, without, mel, embedding))
+        worst = int(np.argmin(gains))
+        if gains[worst] >= -MIN_GAIN_WITHOUT:
+            break
+        missing.append(kept.pop(worst))
+    return [words[index].strip(_PUNCTUATION) or words[index] for index in sorted(missing)]
+
+
+def _word_ids(ids: Sequence[int], spans: Sequence[tuple[int, int]], index: int) -> list[int]:
+    """The symbols of word ``index`` with what follows it up to the next word (the space and blanks),
+    and for the first word what precedes it."""
+    start = 0 if index == 0 else spans[index][0]
+    end = spans[index + 1][0] if index + 1 < len(spans) else len(ids)
+    return list(ids[start:end])
 
 
 def normalised_pitch(log_f0: np.ndarray) -> np.ndarray:
@@ -302,11 +336,12 @@ class ConvertedSegment:
 def convert_segment(synthesizer, wav: np.ndarray, text: str, source_embedding: np.ndarray,  # noqa: ANN001
                     target_embedding: np.ndarray, *, source_register: F0Register | None = None,
                     target_register: F0Register | None = None, prosody: Prosody = Prosody(),
-                    generator: torch.Generator | None = None) -> ConvertedSegment:
+                    generator: torch.Generator | None = None, check_words: bool = True) -> ConvertedSegment:
     """Speak ``text`` in the target voice with the timing (and pitch contour) of ``wav`` (16 kHz, peak
     normalised as the training audio was), using a :class:`~synthesizer.duration.inference.DurationSynthesizer`.
-    ``prosody`` still applies: the source's durations ÷ speaking rate, the pitch shifted (a synthesizer
-    with a pitch input only) and the energy scaled.
+    ``check_words`` looks for words the recording does not say (an alignment per word: a model with
+    random weights finds none said). ``prosody`` still applies: the source's durations ÷ speaking rate,
+    the pitch shifted (a synthesizer with a pitch input only) and the energy scaled.
 
     Raises
     ------
@@ -325,12 +360,12 @@ def convert_segment(synthesizer, wav: np.ndarray, text: str, source_embedding: n
     space = synthesizer.table._ids.get(" ")
     words = item.cleaned.split()
     spans = word_symbol_spans(item.ids, space) if space is not None else []
-    missing = unaligned_words(alignment, spans, words)
+    missing = unaligned_words(model, item.ids, mel, source_embedding, spans, words) if check_words else []
     if missing:
         shown = ", ".join(f"'{word}'" for word in missing[:5]) + (" ..." if len(missing) > 5 else "")
-        if len(missing) > len(words) / 2:
-            raise ConversionError(f"The words do not match the source recording ({len(missing)} of {len(words)} "
-                                  f"cannot be aligned: {shown}); give the words it says.")
+        if len(missing) >= MAX_MISSING_WORDS or len(missing) > len(words) / 2:
+            raise ConversionError(f"The words do not match the source recording ({len(missing)} or more of "
+                                  f"{len(words)} cannot be aligned: {shown}); give the words it says.")
         raise ConversionError(f"Cannot align these words to the source recording: {shown}; check that the "
                               "recording says them, or give the words it says.")
     device = next(model.parameters()).device
@@ -343,11 +378,11 @@ def convert_segment(synthesizer, wav: np.ndarray, text: str, source_embedding: n
         if target_register is None:
             target_register = predicted_register(model, alignment.ids, target_embedding)
         pitch = phoneme_pitch(f0, alignment.durations, source_register, target_register)
+        override = torch.full((1, 2, len(pitch)), float("nan"), device=device)
+        override[0, 0] = torch.from_numpy(pitch).to(device)
     elif prosody.pitch_shift != 0:
         raise ConversionError(f"The synthesizer '{synthesizer.path}' has no pitch control (it was trained without "
                               "the variance adaptor); convert without a pitch shift.")
-        override = torch.full((1, 2, len(pitch)), float("nan"), device=device)
-        override[0, 0] = torch.from_numpy(pitch).to(device)
     speaker = torch.from_numpy(np.asarray(target_embedding, np.float32))[None].to(device)
     output = model.infer(ids, torch.tensor([len(alignment.ids)], device=device), speaker, prosody, generator,
                          durations=durations, variance_override=override)
