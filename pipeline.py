@@ -609,7 +609,9 @@ class ClonePipeline:
         mel by the duration synthesizer's aligner under the source speaker's embedding, and spoken in
         ``voice`` with the source's phoneme durations. A synthesizer with pitch control also gets the
         source's F0 contour moved to ``target_register`` (the target references' register; default:
-        the register the synthesizer predicts for the voice). Sources longer than a few seconds are
+        the register the synthesizer predicts for the voice). Given words are checked against the
+        recording (words it does not say are named); recognised ones come from it and are not. Sources
+        longer than a few seconds are
         split at pauses. ``speaking_rate``, ``pitch_shift`` and ``energy`` act on the converted speech
         as on synthesized speech. ``progress(fraction, what)`` may raise to stop (the toolbox's Cancel);
         ``on_segment`` gets each piece's mel as soon as it is made.
@@ -693,7 +695,7 @@ class ClonePipeline:
                 converted = convert_segment(synthesizer, wav[segment.start:segment.end], segment.text,
                                             source_embedding.embedding, embedding, source_register=source_register,
                                             target_register=target_register, prosody=prosody,
-                                            generator=generator)
+                                            generator=generator, check_words=source_text is not None)
             synth_seconds += time.perf_counter() - begin
             mels.append(converted.mel)
             alignments.append(converted.alignment)
