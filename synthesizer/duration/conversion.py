@@ -207,6 +207,28 @@ def unaligned_words(model: DurationSynthesizerModel, ids: Sequence[int], mel: np
     return [words[index].strip(_PUNCTUATION) or words[index] for index in sorted(missing)]
 
 
+def group_words(words: Sequence[str], word_lengths: Sequence[int], unit_lengths: Sequence[int]) -> list[str]:
+    """Join consecutive ``words`` into as many groups as there are phoneme units, each group as long
+    (phonemes of its words said alone, ``word_lengths``) as its unit (``unit_lengths``, in symbols with blanks).
+
+    >>> group_words(["from", "the", "store"], [4, 2, 5], [12, 10])
+    ['from the', 'store']
+    """
+    groups: list[str] = []
+    index = 0
+    for unit, target in enumerate(unit_lengths):
+        units_left = len(unit_lengths) - unit - 1
+        group, length = [words[index]], 2 * word_lengths[index]
+        index += 1
+        while len(words) - index > units_left and (
+                units_left == 0 or abs(length + 2 * word_lengths[index] - target) < abs(length - target)):
+            group.append(words[index])
+            length += 2 * word_lengths[index]
+            index += 1
+        groups.append(" ".join(group))
+    return groups
+
+
 def _word_ids(ids: Sequence[int], spans: Sequence[tuple[int, int]], index: int) -> list[int]:
     """The symbols of word ``index`` with what follows it up to the next word (the space and blanks),
     and for the first word what precedes it."""
@@ -362,6 +384,10 @@ def convert_segment(synthesizer, wav: np.ndarray, text: str, source_embedding: n
     space = synthesizer.table._ids.get(" ")
     words = item.cleaned.split()
     spans = word_symbol_spans(item.ids, space) if space is not None else []
+    if check_words and len(spans) != len(words) and len(spans) > 1:
+        # espeak-ng joins some words ("from the" → "fɹʌmðə"): name each of its words by the text's words
+        alone = synthesizer.front_end.phonemizer.phonemize(words)
+        words = group_words(words, [len(phonemes) for phonemes in alone], [end - start for start, end in spans])
     missing = unaligned_words(model, item.ids, mel, source_embedding, spans, words) if check_words else []
     if missing:
         shown = ", ".join(f"'{word}'" for word in missing[:5]) + (" ..." if len(missing) > 5 else "")
@@ -405,7 +431,7 @@ def scale_durations(durations: np.ndarray, speaking_rate: float) -> np.ndarray:
     """Frames per symbol ÷ ``speaking_rate``, rounded so that the total is rounded once (no drift).
 
     >>> scale_durations(np.array([3, 3, 3]), 2.0).tolist()
-    [2, 1, 2]
+    [2, 1, 1]
     """
     if speaking_rate == 1.0:
         return np.asarray(durations, np.int64)
