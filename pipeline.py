@@ -664,7 +664,7 @@ class ClonePipeline:
             if not heard.words:
                 raise ConversionError(f"No speech found in the source: the recogniser heard no words in "
                                       f"{source.description[0].lower()}{source.description[1:]}.")
-            if heard.language != "en" and heard.language_probability >= 0.5:
+            if heard.foreign:
                 raise ConversionError(f"The source seems to be in {language_name(heard.language)}, not English; "
                                       "the synthesizer speaks English only.")
             words = heard.words

@@ -98,6 +98,12 @@ class Recognition:
     words: list[tuple[str, float, float]]
     language: str
     language_probability: float
+    english_probability: float = 1.0
+
+    @property
+    def foreign(self) -> bool:
+        """Another language than English: Whisper is sure of it, or English is unlikely and another likelier."""
+        return self.language != "en" and (self.language_probability >= 0.5 or self.english_probability < 0.2)
 
     @property
     def text(self) -> str:
@@ -144,19 +150,21 @@ class Transcriber:
         segments = self._segments(wav, without_timestamps=True)
         return " ".join(segment.text.strip() for segment in segments).strip()
 
-    def language(self, wav: np.ndarray) -> tuple[str, float]:
-        """The language Whisper hears in the first 30 s of ``wav`` and its probability (``("en", 0.97)``)."""
-        language, probability, _ = self.model.detect_language(np.asarray(wav, dtype=np.float32))
-        return language, float(probability)
+    def language(self, wav: np.ndarray) -> tuple[str, float, float]:
+        """The language Whisper hears in the first 30 s of ``wav``, its probability and English's
+        (``("en", 0.97, 0.97)``)."""
+        language, probability, everything = self.model.detect_language(np.asarray(wav, dtype=np.float32))
+        english = next((float(p) for code, p in everything if code == "en"), 0.0)
+        return language, float(probability), english
 
     def recognise(self, wav: np.ndarray) -> "Recognition":
         """The words with their times, the language heard, and whether anything was speech at all."""
-        language, probability = self.language(wav)
+        language, probability, english = self.language(wav)
         segments = list(self._segments(wav, word_timestamps=True))
         words = [(word.word, float(word.start), float(word.end)) for segment in segments
                  for word in segment.words or [] if normalize_transcript(word.word)]
         speech = [segment for segment in segments if segment.no_speech_prob < NO_SPEECH_PROBABILITY]
-        return Recognition(words if speech else [], language, probability)
+        return Recognition(words if speech else [], language, probability, english)
 
     def words(self, wav: np.ndarray) -> list[tuple[str, float, float]]:
         """``(word, start, end)`` of every recognised word, times in seconds (Whisper's word timestamps)."""
