@@ -4,6 +4,7 @@ Examples
 --------
     python demo_cli.py --reference me.wav --text "Hello, this is my cloned voice." --out hello.wav
     python demo_cli.py --reference a.flac b.flac --text-file lines.txt --vocoder griffinlim --seed 3
+    python demo_cli.py --reference target.wav --source me_saying_it.wav --out converted.wav
 
 Every problem (unreadable audio, empty text, missing or mismatched model files, an unwritable output
 path) ends with one ``error:`` line on stderr and exit status 1; wrong flags exit with status 2.
@@ -40,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("-t", "--text", help="text to speak (long text is split into sentences)")
     text.add_argument("--text-file", "--text_file", dest="text_file", type=Path, metavar="FILE",
                       help="UTF-8 (or UTF-16) text file, one utterance per line")
+    text.add_argument("--source", type=Path, metavar="FILE",
+                      help="voice conversion: say the words of this recording, with its timing (and intonation, "
+                           "when the synthesizer has pitch control), in the reference voice (at most 5 minutes)")
+    parser.add_argument("--source_text", "--source-text", dest="source_text", default=None, metavar="TEXT",
+                        help="the words --source says (default: recognised with Whisper)")
     parser.add_argument("-o", "--out", type=Path, default=Path("demo_output.wav"),
                         help="output audio file (.wav or .flac)")
     parser.add_argument("--vocoder", choices=("wavernn", "istft", "griffinlim"), default=None,
@@ -177,6 +183,10 @@ def describe_device(device) -> str:  # noqa: ANN001
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.source_text is not None and args.source is None:
+        raise ValueError("--source_text gives the words of a --source recording; add --source FILE.")
+    if args.source is not None:
+        return run_conversion(args)
     text = read_text_argument(args)
     check_output_path(args.out)
     check_output_is_not_a_reference(args.out, args.reference)
@@ -221,6 +231,78 @@ def run(args: argparse.Namespace) -> int:
     print_warnings(result.warnings)
     save_audio(args.out, result.wav, result.sample_rate)
     print_report(args, result, encoder_seconds, voice.speech_seconds)
+    return EXIT_OK
+
+
+def load_models(args: argparse.Namespace):  # noqa: ANN201
+    """The pipeline of the chosen models, loaded (``args.vocoder`` set to the vocoder used)."""
+    import torch
+
+    from pipeline import ClonePipeline, resolve_models
+
+    models = resolve_models(args.models_dir, encoder=args.enc_model_fpath, synthesizer=args.syn_model_fpath,
+                            vocoder=args.voc_model_fpath, vocoder_name=args.vocoder, download=args.download,
+                            models_url=args.models_url, models_source=args.models_source, show_progress=not args.quiet)
+    args.vocoder = models.vocoder
+    for note in models.notes:
+        print(note)
+    device = torch.device("cpu" if args.cpu or not torch.cuda.is_available() else "cuda")
+    pipeline = ClonePipeline(models.paths, device, missing_model_help="Or add --download to fetch the defaults now.",
+                             exact_vocoder=args.exact_vocoder, exact_griffin_lim=args.griffin_lim_rtvc)
+    print(describe_device(device))
+    start = time.perf_counter()
+    pipeline.load_all(args.vocoder)
+    print(f"Loaded models in {time.perf_counter() - start:.2f} s")
+    return pipeline
+
+
+def run_conversion(args: argparse.Namespace) -> int:
+    """``--source``: the recording's words and timing in the reference voice."""
+    check_output_path(args.out)
+    check_output_is_not_a_reference(args.out, [*args.reference, args.source])
+
+    from pipeline import load_reference, load_source
+    from synthesizer.duration.conversion import F0Register, f0_register
+    from utils.audio_io import save_audio
+
+    if args.source_text is not None and not args.source_text.strip():
+        raise ValueError("--source_text is empty: give the words the recording says.")
+    references = [load_reference(path) for path in args.reference]
+    source = load_source(args.source)
+    print_warnings([note for item in (*references, source) for note in item.warnings])
+    player = open_player() if args.play else None
+    pipeline = load_models(args)
+    start = time.perf_counter()
+    voice = pipeline.embed_references(references)
+    encoder_seconds = time.perf_counter() - start
+    print_warnings(voice.warnings)
+    register = F0Register.combine([f0_register(reference.wav) for reference in references])
+    from tqdm import tqdm
+
+    with tqdm(total=100, desc="Converting", unit="%", disable=args.quiet, leave=False,
+              bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}]") as bar:
+        def progress(fraction: float, what: str) -> None:
+            bar.set_description(what)
+            bar.update(100 * fraction - bar.n)
+
+        result = pipeline.convert(voice, source, source_text=args.source_text, target_register=register,
+                                  vocoder=args.vocoder, seed=args.seed, enhance=args.enhance,
+                                  speaking_rate=args.speaking_rate, pitch_shift=args.pitch_shift, energy=args.energy,
+                                  progress=progress)
+    print_warnings(result.warnings)
+    save_audio(args.out, result.wav, result.sample_rate)
+    if player is not None:
+        try:
+            player.push(result.wav)
+            player.finish()
+            player.wait(timeout=result.duration + 10)
+        finally:
+            player.stop()
+    source_seconds = len(source.wav) / SAMPLE_RATE
+    print(f"Words: {result.transcript}")
+    print(f"Embedded the voice in {encoder_seconds:.2f} s; converted in {result.timings['total']:.2f} s")
+    print(f"Wrote {args.out} ({result.duration:.2f} s from a {source_seconds:.2f} s source, "
+          f"{len(result.synthesis.sentences)} part(s), {result.sample_rate} Hz)")
     return EXIT_OK
 
 

@@ -44,7 +44,9 @@ from vocoder.inference import NEURAL_VOCODERS, GriffinLimVocoder, WaveRNNVocoder
 from vocoder.istft.inference import SYNTHESIZED_MEL_CONTRAST, ISTFTVocoder
 
 if TYPE_CHECKING:
+    from synthesizer.duration.conversion import F0Register
     from synthesizer.duration.inference import DurationSynthesizer
+    from utils.asr import Transcriber
 
 VocoderName = Literal["wavernn", "istft", "griffinlim"]
 AudioCallback = Callable[[np.ndarray], None]
@@ -330,6 +332,7 @@ class ClonePipeline:
         self._encoder: Encoder | None = None
         self._synthesizer: Synthesizer | DurationSynthesizer | None = None
         self._neural_vocoder: WaveRNNVocoder | ISTFTVocoder | None = None
+        self._transcriber: Transcriber | None = None
 
     # ----------------------------------------------------------------------------------- models
     def _require(self, what: str, path: Path | None) -> Path:
@@ -582,6 +585,171 @@ class ClonePipeline:
         if on_audio is not None:
             on_audio(wav)
         return wav
+
+
+    # ------------------------------------------------------------------------------ conversion
+    @property
+    def transcriber(self) -> Transcriber:
+        """Whisper base (CPU), loaded on first use: recognises a conversion's source."""
+        if self._transcriber is None:
+            from utils.asr import Transcriber
+
+            self._transcriber = Transcriber.load()
+        return self._transcriber
+
+    def convert(self, voice: VoiceEmbedding | np.ndarray, source: str | Path | tuple[np.ndarray, int] | Reference,
+                *, source_text: str | None = None, target_register: F0Register | None = None,
+                vocoder: VocoderName = "wavernn", seed: int | None = None, enhance: bool = False,
+                speaking_rate: float = 1.0, pitch_shift: float = 0.0, energy: float = 1.0,
+                progress: Callable[[float, str], None] | None = None,
+                on_segment: Callable[[SynthesisOutput], None] | None = None) -> ConversionResult:
+        """The words of the ``source`` recording with its timing (and intonation) in ``voice``.
+
+        The words are ``source_text`` or what Whisper recognises; they are aligned to the source's
+        mel by the duration synthesizer's aligner under the source speaker's embedding, and spoken in
+        ``voice`` with the source's phoneme durations. A synthesizer with pitch control also gets the
+        source's F0 contour moved to ``target_register`` (the target references' register; default:
+        the register the synthesizer predicts for the voice). Given words are checked against the
+        recording (words it does not say are named); recognised ones come from it and are not. Sources
+        longer than a few seconds are
+        split at pauses. ``speaking_rate``, ``pitch_shift`` and ``energy`` act on the converted speech
+        as on synthesized speech. ``progress(fraction, what)`` may raise to stop (the toolbox's Cancel);
+        ``on_segment`` gets each piece's mel as soon as it is made.
+
+        Raises
+        ------
+        ConversionError
+            No speech, over 5 minutes, another language, words that cannot be aligned, or a
+            synthesizer that is not a duration synthesizer.
+        """
+        from synthesizer.duration.conversion import (
+            ConversionError,
+            Segment,
+            convert_segment,
+            f0_register,
+            split_at_pauses,
+            time_text_words,
+        )
+        from synthesizer.text import clean_text
+        from utils.asr import normalize_transcript
+
+        from synthesizer.duration.model import Prosody
+
+        def tell(fraction: float, what: str) -> None:
+            if progress is not None:
+                progress(fraction, what)
+
+        prosody = Prosody(check_speaking_rate(speaking_rate), check_pitch_shift(pitch_shift), check_energy(energy))
+        source = load_source(source)
+        seconds = len(source.wav) / SAMPLE_RATE
+        if source_text is not None and not source_text.strip():
+            raise ConversionError("The source text is empty: give the words the recording says.")
+        synthesizer = self.synthesizer
+        if getattr(synthesizer, "architecture", None) != "duration":
+            raise ConversionError("Converting a recording needs a duration synthesizer (this project's shipped "
+                                  "one); the loaded synthesizer is a Tacotron.")
+        notes = list(source.warnings)
+        start_time = time.perf_counter()
+        tell(0.0, "Embedding the source")
+        try:
+            source_embedding = self.embed_reference(source)
+        except UserError as error:
+            raise ConversionError(f"No speech found in the source ({str(error).strip().rstrip('.')}).") from None
+        notes += [note for note in source_embedding.warnings if note not in notes]
+        wav = source.wav / max(float(np.max(np.abs(source.wav))), 1e-9) * 0.9  # as the training audio
+        words = None
+        if source_text is None or seconds > 12.0:
+            tell(0.05, "Recognising the source" if source_text is None else "Timing the words")
+            heard = self.transcriber.recognise(wav)
+            if not heard.words:
+                raise ConversionError(f"No speech found in the source: the recogniser heard no words in "
+                                      f"{source.description[0].lower()}{source.description[1:]}.")
+            if heard.foreign:
+                raise ConversionError(f"The source seems to be in {language_name(heard.language)}, not English; "
+                                      "the synthesizer speaks English only.")
+            words = heard.words
+        if source_text is not None:
+            text_words = clean_text(" ".join(source_text.split()), ("english_cleaners",)).split()
+            if words:
+                words = time_text_words(text_words, words, normalize_transcript)
+            segments = ([Segment(0, len(wav), " ".join(text_words))] if not words
+                        else split_at_pauses(words, len(wav)))
+        else:
+            segments = split_at_pauses(words, len(wav))
+        transcript = " ".join(segment.text for segment in segments)
+        embedding = voice.embedding if isinstance(voice, VoiceEmbedding) else np.asarray(voice, np.float32)
+        source_register = f0_register(wav)
+        pitched = synthesizer.model.hparams.variance_adaptor
+        if not pitched:
+            notes.append("This synthesizer has no pitch input: the conversion keeps the source's words and "
+                         "timing, not its intonation.")
+        generator = torch.Generator(device=synthesizer.device)
+        if seed is not None:
+            generator.manual_seed(seed)
+        mels, alignments, pieces = [], [], []
+        vocode_seconds = synth_seconds = 0.0
+        for index, segment in enumerate(segments):
+            tell(0.1 + 0.9 * index / len(segments), f"Converting part {index + 1} of {len(segments)}")
+            begin = time.perf_counter()
+            with recorded_warnings(notes):
+                converted = convert_segment(synthesizer, wav[segment.start:segment.end], segment.text,
+                                            source_embedding.embedding, embedding, source_register=source_register,
+                                            target_register=target_register, prosody=prosody,
+                                            generator=generator, check_words=source_text is not None)
+            synth_seconds += time.perf_counter() - begin
+            mels.append(converted.mel)
+            alignments.append(converted.alignment)
+            if on_segment is not None:
+                on_segment(SynthesisOutput([segment.text], [converted.mel], [converted.alignment],
+                                           architecture=synthesizer.architecture))
+            begin = time.perf_counter()
+            tell(0.1 + 0.9 * (index + 0.5) / len(segments), f"Vocoding part {index + 1} of {len(segments)}")
+            piece = self.vocode(converted.mel, vocoder, seed=None if seed is None else seed + index)
+            pieces.append(piece)
+            vocode_seconds += time.perf_counter() - begin
+        tell(1.0, "Done")
+        out = np.concatenate(pieces).astype(np.float32)
+        out = enhance_output(out, self.sample_rate) if enhance else limit_peak(out)
+        synthesis = SynthesisOutput([segment.text for segment in segments], mels, alignments, synth_seconds, notes,
+                                    synthesizer.architecture)
+        from synthesizer.audio import melspectrogram
+
+        timings = {"synthesizer": synth_seconds, vocoder: vocode_seconds,
+                   "total": time.perf_counter() - start_time}
+        return ConversionResult(out, self.sample_rate, synthesis, timings, list(notes),
+                                source_mel=melspectrogram(wav), transcript=transcript, pitch_transferred=pitched)
+
+
+def load_source(source: str | Path | tuple[np.ndarray, int] | Reference) -> Reference:
+    """Load a conversion's source recording (see :func:`load_reference`), refusing one over 5 minutes."""
+    from synthesizer.duration.conversion import MAX_SOURCE_SECONDS, ConversionError
+
+    source = load_reference(source, "source")
+    seconds = len(source.wav) / SAMPLE_RATE
+    if seconds > MAX_SOURCE_SECONDS:
+        raise ConversionError(f"{source.description} lasts {seconds / 60:.1f} minutes; convert at most "
+                              f"{MAX_SOURCE_SECONDS / 60:.0f} minutes at a time (cut it into parts).")
+    return source
+
+
+#: Names of the languages Whisper most often hears instead of English.
+LANGUAGE_NAMES = {"de": "German", "fr": "French", "es": "Spanish", "it": "Italian", "pt": "Portuguese",
+                  "nl": "Dutch", "ru": "Russian", "zh": "Chinese", "ja": "Japanese", "ko": "Korean",
+                  "pl": "Polish", "sv": "Swedish", "tr": "Turkish", "ar": "Arabic", "hi": "Hindi", "th": "Thai"}
+
+
+def language_name(code: str) -> str:
+    """``"de"`` → ``"German"``; unknown codes are given as they are."""
+    return LANGUAGE_NAMES.get(code, f"the language '{code}'")
+
+
+@dataclass
+class ConversionResult(CloneResult):
+    """A converted recording: the clone, with the source's mel and words."""
+
+    source_mel: np.ndarray | None = None  # (80, T) of the whole source
+    transcript: str = ""  # the words spoken (recognised, or as given)
+    pitch_transferred: bool = False  # the synthesizer had a pitch input and got the source's contour
 
 
 @dataclass

@@ -321,6 +321,7 @@ class ToolboxController:
         self.projection_names: list[str] = []  # utterances shown in the UMAP, in order of arrival
         self.outputs: list[GeneratedOutput] = []  # newest first
         self.current_synthesis: SynthesisOutput | None = None
+        self.last_source_mel: np.ndarray | None = None  # (80, T) of the last conversion's source
         self.current_voice: Voice | None = None
         self._lock = threading.RLock()
         self._counter = itertools.count(1)
@@ -788,6 +789,38 @@ class ToolboxController:
         if progress:
             progress(1.0, "Done.")
         self.log(f"Generated {result.duration:.1f} s of audio in {sum(result.timings.values()):.1f} s.")
+        return self._finish_output(result.wav, result.synthesis, vocoder, seed, result.timings, notes)
+
+    def convert(self, source_name: str, reference_names: Sequence[str], *, source_text: str | None = None,
+                vocoder: str | None = None, seed: int | None = None, enhance: bool = False,
+                progress: StatusCallback | None = None, speaking_rate: float = 1.0, pitch_shift: float = 0.0,
+                energy: float = 1.0) -> GeneratedOutput:
+        """Say the words of the utterance ``source_name`` (a loaded file or a recording) with its timing
+        in the voice of the references (:meth:`ClonePipeline.convert`); the pitch register comes from
+        the references. ``progress`` may raise :class:`Cancelled`: nothing is kept (a conversion is
+        made in one piece per pause-separated part, and a part alone is not the performance).
+        The output joins the outputs and the history like any generated utterance; the source's mel is
+        :attr:`last_source_mel`.
+        """
+        from synthesizer.duration.conversion import F0Register, f0_register
+
+        source = self.find(source_name)
+        if source.name in reference_names and len(reference_names) == 1:
+            self.log("The source is also the voice: the output says it again in the same voice.")
+        voice = self.voice(reference_names)
+        seed = self._seed(seed)
+        vocoder = vocoder or self.vocoder_name
+        register = F0Register.combine([f0_register(self.find(name).wav) for name in reference_names])
+        with self._lock:
+            result = self.pipeline.convert(voice, load_reference((source.wav, SAMPLE_RATE), source.name),
+                                           source_text=source_text, target_register=register, vocoder=vocoder,
+                                           seed=seed, enhance=enhance, progress=progress,
+                                           speaking_rate=speaking_rate, pitch_shift=pitch_shift, energy=energy)
+        notes: list[str] = []
+        self._log_warnings(notes, result.warnings)
+        self.last_source_mel = result.source_mel
+        self.current_synthesis = result.synthesis
+        self.log(f"Converted '{source.name}' ({source.duration:.1f} s): \"{result.transcript}\"")
         return self._finish_output(result.wav, result.synthesis, vocoder, seed, result.timings, notes)
 
     def _finish_output(self, wav: np.ndarray, synthesis: SynthesisOutput, vocoder: str, seed: int | None,

@@ -86,6 +86,30 @@ def whisper_model_dir(cache_dir: str | Path | None = None) -> Path:
     return target
 
 
+#: Whisper's probability that a segment holds no speech, above which its words are taken as hallucinated.
+NO_SPEECH_PROBABILITY = 0.6
+
+
+@dataclass
+class Recognition:
+    """What :meth:`Transcriber.recognise` heard: ``(word, start s, end s)`` (empty when nothing was
+    speech) and the detected language (a Whisper code, ``"en"``) with its probability."""
+
+    words: list[tuple[str, float, float]]
+    language: str
+    language_probability: float
+    english_probability: float = 1.0
+
+    @property
+    def foreign(self) -> bool:
+        """Another language than English: Whisper is sure of it, or English is unlikely and another likelier."""
+        return self.language != "en" and (self.language_probability >= 0.5 or self.english_probability < 0.2)
+
+    @property
+    def text(self) -> str:
+        return " ".join(word.strip() for word, _, _ in self.words)
+
+
 @dataclass
 class Transcriber:
     """Whisper base on the CPU (int8), English, greedy decoding: deterministic transcripts.
@@ -105,6 +129,9 @@ class Transcriber:
             from faster_whisper import WhisperModel
         except ImportError as error:
             raise AsrUnavailableError(f"faster-whisper is not installed ({error}).") from None
+        import logging
+
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # not "Processing audio with duration ..."
         return cls(WhisperModel(str(whisper_model_dir(cache_dir)), device="cpu", compute_type="int8",
                                 cpu_threads=threads))
 
@@ -122,6 +149,22 @@ class Transcriber:
         """The text of 16 kHz mono float audio."""
         segments = self._segments(wav, without_timestamps=True)
         return " ".join(segment.text.strip() for segment in segments).strip()
+
+    def language(self, wav: np.ndarray) -> tuple[str, float, float]:
+        """The language Whisper hears in the first 30 s of ``wav``, its probability and English's
+        (``("en", 0.97, 0.97)``)."""
+        language, probability, everything = self.model.detect_language(np.asarray(wav, dtype=np.float32))
+        english = next((float(p) for code, p in everything if code == "en"), 0.0)
+        return language, float(probability), english
+
+    def recognise(self, wav: np.ndarray) -> "Recognition":
+        """The words with their times, the language heard, and whether anything was speech at all."""
+        language, probability, english = self.language(wav)
+        segments = list(self._segments(wav, word_timestamps=True))
+        words = [(word.word, float(word.start), float(word.end)) for segment in segments
+                 for word in segment.words or [] if normalize_transcript(word.word)]
+        speech = [segment for segment in segments if segment.no_speech_prob < NO_SPEECH_PROBABILITY]
+        return Recognition(words if speech else [], language, probability, english)
 
     def words(self, wav: np.ndarray) -> list[tuple[str, float, float]]:
         """``(word, start, end)`` of every recognised word, times in seconds (Whisper's word timestamps)."""

@@ -208,19 +208,31 @@ class DurationSynthesizerModel(nn.Module):
 
     @torch.no_grad()
     def infer(self, ids: torch.Tensor, lengths: torch.Tensor, speaker: torch.Tensor,
-              prosody: Prosody = Prosody(), generator: torch.Generator | None = None) -> SynthesizerOutput:
-        """Free-running synthesis with the ``prosody`` controls; ``generator`` seeds the flow's noise."""
+              prosody: Prosody = Prosody(), generator: torch.Generator | None = None,
+              durations: torch.Tensor | None = None,
+              variance_override: torch.Tensor | None = None) -> SynthesizerOutput:
+        """Free-running synthesis with the ``prosody`` controls; ``generator`` seeds the flow's noise.
+
+        ``durations`` ``(B, S)`` (frames per symbol) replace the predicted ones (voice conversion: the
+        source's timing; ``speaking_rate`` is then not applied); ``variance_override`` ``(B, 2, S)`` replaces the
+        predicted normalised log F0 and energy where it is not NaN (the prosody offsets still apply).
+        """
         states, means, log_durations, mask = self.encode(ids, lengths, speaker)
-        durations = torch.clamp(torch.exp(log_durations) - 1, min=0) / prosody.speaking_rate  # (B, S)
-        durations = torch.round(durations) * mask[:, 0]
-        nonblank = (ids != 0) & mask[:, 0].bool()
-        durations = torch.where(nonblank, durations.clamp(min=self.hparams.min_phoneme_frames), durations)
+        if durations is None:
+            durations = torch.clamp(torch.exp(log_durations) - 1, min=0) / prosody.speaking_rate  # (B, S)
+            durations = torch.round(durations) * mask[:, 0]
+            nonblank = (ids != 0) & mask[:, 0].bool()
+            durations = torch.where(nonblank, durations.clamp(min=self.hparams.min_phoneme_frames), durations)
+        else:
+            durations = durations.to(states.dtype) * mask[:, 0]
         frame_lengths = durations.sum(1).long().clamp(min=1, max=self.hparams.max_frames)  # (B,)
         path = durations_to_path(durations.long(), int(frame_lengths.max())).to(states.dtype)  # (B, S, T)
         frame_mask = sequence_mask(frame_lengths)[:, None, :].to(states.dtype)
         variance = None
         if self.hparams.variance_adaptor:
             variance = self.predict_variance(states, speaker, mask)
+            if variance_override is not None:
+                variance = torch.where(torch.isnan(variance_override), variance, variance_override.to(variance.dtype))
             offset = torch.tensor([pitch_shift_offset(prosody.pitch_shift), energy_offset(prosody.energy)],
                                   dtype=states.dtype, device=states.device)
             states = self.add_variance(states, variance + offset[None, :, None], mask)

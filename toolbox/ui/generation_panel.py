@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout,
-                             QLabel, QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout)
+                             QLabel, QLineEdit, QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout)
 
 from synthesizer.inference import MAX_ENERGY, MAX_PITCH_SHIFT, MAX_SPEAKING_RATE, MIN_ENERGY, MIN_SPEAKING_RATE
 from toolbox.controller import GRIFFIN_LIM, GeneratedOutput
@@ -54,6 +54,24 @@ class GenerationPanel(QGroupBox):
         buttons.addWidget(self.synthesize_button, 1, 0)
         buttons.addWidget(self.vocode_button, 1, 1)
         layout.addLayout(buttons)
+
+        # Voice conversion: a recording's words and timing in the selected voice.
+        convert_row = QHBoxLayout()
+        self.convert_button = QPushButton("Convert a recording")
+        self.convert_button.setToolTip("Say the words of the source recording, with its timing, in the selected "
+                                       "voice (load or record the source first; it joins the source list).")
+        self.source_box = QComboBox()
+        self.source_box.setToolTip("The recording to convert: loaded files and recordings, newest first.")
+        self.source_box.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.source_box.setMinimumContentsLength(8)
+        self.source_text_edit = QLineEdit()
+        self.source_text_edit.setPlaceholderText("its words (empty: recognised)")
+        self.source_text_edit.setToolTip("The words the source says; leave empty to recognise them with Whisper.")
+        convert_row.addWidget(self.convert_button)
+        convert_row.addWidget(QLabel("Source:"))
+        convert_row.addWidget(self.source_box, 1)
+        convert_row.addWidget(self.source_text_edit, 1)
+        layout.addLayout(convert_row)
 
         options = QHBoxLayout()
         self.seed_check = QCheckBox("Random seed:")
@@ -137,6 +155,7 @@ class GenerationPanel(QGroupBox):
         self.default_tooltips = {button: button.toolTip() for button in
                                  (self.synthesize_vocode_button, self.synthesize_button, self.vocode_button)}
         self.synthesize_vocode_button.clicked.connect(self.synthesize_and_vocode)
+        self.convert_button.clicked.connect(self.convert)
         self.synthesize_button.clicked.connect(self.synthesize)
         self.vocode_button.clicked.connect(self.vocode)
         self.outputs_box.currentIndexChanged.connect(self._on_output_selected)
@@ -178,6 +197,41 @@ class GenerationPanel(QGroupBox):
         return self.window.run_job("Synthesizing and vocoding", lambda hooks: controller.synthesize_and_vocode(
             text, names, seed=seed, enhance=enhance, progress=hooks.progress, on_chunk=hooks.chunk,
             **prosody), self._on_generated, stream=True, on_cancelled=self._on_generated)
+
+    def convert(self) -> Worker | None:
+        """The selected source recording's words and timing in the selected voice."""
+        controller = self.window.controller
+        source = self.source_box.currentData()
+        if source is None:
+            self.window.report_error("Load or record the recording to convert first: it appears as the source.")
+            return None
+        names, seed, enhance = self.window.history.selected_names(), self._seed(), self.enhance_check.isChecked()
+        words = self.source_text_edit.text().strip() or None
+        prosody = self.prosody()
+        return self.window.run_job("Converting", lambda hooks: controller.convert(
+            source, names, source_text=words, seed=seed, enhance=enhance, progress=hooks.progress, **prosody),
+            self._on_converted)
+
+    def _on_converted(self, output: GeneratedOutput) -> None:
+        self._on_generated(output)
+        source_mel = self.window.controller.last_source_mel
+        if source_mel is not None:
+            self.window.plots.reference_plot.plot(f"source: {self.source_box.currentText()}", None, source_mel)
+        self.window.reference.play_audio(output.wav)
+
+    def refresh_sources(self) -> None:
+        """List the loaded and recorded utterances (not the generated ones) as conversion sources."""
+        names = [u.name for u in self.window.controller.history if not u.generated]
+        if names == [self.source_box.itemData(i) for i in range(self.source_box.count())]:
+            return
+        current = self.source_box.currentData()
+        self.source_box.blockSignals(True)
+        self.source_box.clear()
+        for name in names:
+            self.source_box.addItem(name, name)
+        if current in names:
+            self.source_box.setCurrentIndex(names.index(current))
+        self.source_box.blockSignals(False)
 
     def _on_synthesized(self, synthesis) -> None:  # noqa: ANN001 (the controller's synthesis result)
         plots = self.window.plots
@@ -264,6 +318,8 @@ class GenerationPanel(QGroupBox):
         self.synthesize_vocode_button.setEnabled(generate)
         self.synthesize_button.setEnabled(generate)
         self.vocode_button.setEnabled(idle and has_synthesizer and controller.current_synthesis is not None)
+        self.refresh_sources()
+        self.convert_button.setEnabled(generate and self.source_box.count() > 0)
         help_text = self.window.models.synthesizer_help
         for button, tooltip in self.default_tooltips.items():
             button.setToolTip(help_text or tooltip)
