@@ -191,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_path(args.out)
     check_output_is_not_a_reference(args.out, args.reference)
 
-    from pipeline import ClonePipeline, load_reference, resolve_models, split_text
+    from pipeline import load_reference, split_text
 
     # Validate every input before loading models, so mistakes are reported in a second.
     sentences, text_warnings = split_text(text)
@@ -199,25 +199,10 @@ def run(args: argparse.Namespace) -> int:
     shown = text_warnings + [note for reference in references for note in reference.warnings]
     print_warnings(shown)
 
-    import torch
-
     from utils.audio_io import save_audio
 
     player = open_player() if args.play else None  # fail before the slow work when there is no device
-    models = resolve_models(args.models_dir, encoder=args.enc_model_fpath, synthesizer=args.syn_model_fpath,
-                            vocoder=args.voc_model_fpath, vocoder_name=args.vocoder, download=args.download,
-                            models_url=args.models_url, models_source=args.models_source, show_progress=not args.quiet)
-    args.vocoder = models.vocoder
-    for note in models.notes:
-        print(note)
-    device = torch.device("cpu" if args.cpu or not torch.cuda.is_available() else "cuda")
-    pipeline = ClonePipeline(models.paths, device, missing_model_help="Or add --download to fetch the defaults now.",
-                             exact_vocoder=args.exact_vocoder, exact_griffin_lim=args.griffin_lim_rtvc)
-    print(describe_device(device))
-
-    start = time.perf_counter()
-    pipeline.load_all(args.vocoder)
-    print(f"Loaded models in {time.perf_counter() - start:.2f} s")
+    pipeline = load_models(args)
 
     start = time.perf_counter()
     voice = pipeline.embed_references(references)

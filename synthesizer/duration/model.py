@@ -66,6 +66,16 @@ class Prosody:
     energy: float = 1.0
 
 
+def predict(states: torch.Tensor, speaker: torch.Tensor, mask: torch.Tensor, project: nn.Module,
+            speaker_projection: nn.Module, layers: nn.ModuleList, head: nn.Module) -> torch.Tensor:
+    """A per-symbol predictor's ``(B, K, S)`` output from encoder states ``(B, C, S)``. Its input is detached:
+    it learns from the alignment and the targets, and does not shape the encoder."""
+    x = (project(states.detach()) + speaker_projection(speaker)[:, :, None]) * mask
+    for block in layers:
+        x = block(x, mask)
+    return head(x) * mask
+
+
 @dataclass
 class SynthesizerOutput:
     """Model outputs; ``path`` is the ``(B, S, T)`` symbol-to-frame alignment used."""
@@ -132,19 +142,14 @@ class DurationSynthesizerModel(nn.Module):
             h = block(h, mask)
         h = self.encoder_norm(h) * mask
         means = self.mean_head(h) * mask
-        # The duration head learns from the alignment, not the other way round.
-        d = (self.duration_in(h.detach()) + self.duration_speaker(speaker)[:, :, None]) * mask
-        for block in self.duration_layers:
-            d = block(d, mask)
-        log_durations = (self.duration_head(d) * mask)[:, 0]
+        log_durations = predict(h, speaker, mask, self.duration_in, self.duration_speaker, self.duration_layers,
+                                self.duration_head)[:, 0]
         return h, means, log_durations, mask
 
     def predict_variance(self, states: torch.Tensor, speaker: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(B, 2, S)`` normalised log F0 and energy per symbol, from the detached encoder states."""
-        v = (self.variance_in(states.detach()) + self.variance_speaker(speaker)[:, :, None]) * mask
-        for block in self.variance_layers:
-            v = block(v, mask)
-        return self.variance_head(v) * mask
+        return predict(states, speaker, mask, self.variance_in, self.variance_speaker, self.variance_layers,
+                       self.variance_head)
 
     def add_variance(self, states: torch.Tensor, variance: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return states + self.variance_embedding(variance * mask) * mask

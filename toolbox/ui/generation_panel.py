@@ -18,6 +18,21 @@ from toolbox.ui.workers import Worker, describe_error
 if TYPE_CHECKING:
     from toolbox.ui.main_window import ToolboxWindow
 
+
+def _number_box(label: str, limits: tuple[float, float], value: float, step: float, decimals: int, suffix: str,
+                tip: str) -> tuple[QLabel, QDoubleSpinBox]:
+    """A labelled spin box for one of the prosody controls."""
+    box = QDoubleSpinBox()
+    box.setRange(*limits)
+    box.setSingleStep(step)
+    box.setDecimals(decimals)
+    box.setValue(value)
+    box.setSuffix(suffix)
+    box.setToolTip(tip)
+    name = QLabel(label)
+    name.setBuddy(box)
+    return name, box
+
 EXPORT_FILTER = "WAV audio (*.wav);;FLAC audio (*.flac)"
 WELCOME_TEXT = (
     "Welcome to the voice cloning toolbox. Load, browse or record a voice first.\n"
@@ -85,35 +100,17 @@ class GenerationPanel(QGroupBox):
             self.seed_spin.setValue(int(window.controller.seed))
         self.seed_spin.setEnabled(self.seed_check.isChecked())
         self.seed_check.toggled.connect(self.seed_spin.setEnabled)
-        self.rate_label = QLabel("Speaking rate:")
-        self.rate_spin = QDoubleSpinBox()
-        self.rate_spin.setRange(MIN_SPEAKING_RATE, MAX_SPEAKING_RATE)
-        self.rate_spin.setSingleStep(0.05)
-        self.rate_spin.setDecimals(2)
-        self.rate_spin.setValue(1.0)
-        self.rate_spin.setSuffix("×")
-        self.rate_spin.setToolTip("Pace of the speech: 1.25× is 25 % faster, 0.8× slower. The duration "
-                                  "synthesizer changes its phoneme durations; a Tacotron's mel is resampled.")
-        self.rate_label.setBuddy(self.rate_spin)
-        self.pitch_label = QLabel("Pitch:")
-        self.pitch_spin = QDoubleSpinBox()
-        self.pitch_spin.setRange(-MAX_PITCH_SHIFT, MAX_PITCH_SHIFT)
-        self.pitch_spin.setSingleStep(0.5)
-        self.pitch_spin.setDecimals(1)
-        self.pitch_spin.setValue(0.0)
-        self.pitch_spin.setSuffix(" st")
-        self.pitch_spin.setToolTip("Move the voice up or down by this many semitones (needs a synthesizer with "
-                                   "pitch control: the duration synthesizer trained with the variance adaptor).")
-        self.pitch_label.setBuddy(self.pitch_spin)
-        self.energy_label = QLabel("Energy:")
-        self.energy_spin = QDoubleSpinBox()
-        self.energy_spin.setRange(MIN_ENERGY, MAX_ENERGY)
-        self.energy_spin.setSingleStep(0.05)
-        self.energy_spin.setDecimals(2)
-        self.energy_spin.setValue(1.0)
-        self.energy_spin.setSuffix("×")
-        self.energy_spin.setToolTip("Loudness of the speech: 2× is twice the amplitude, 0.5× half.")
-        self.energy_label.setBuddy(self.energy_spin)
+        self.rate_label, self.rate_spin = _number_box(
+            "Speaking rate:", (MIN_SPEAKING_RATE, MAX_SPEAKING_RATE), 1.0, 0.05, 2, "×",
+            "Pace of the speech: 1.25× is 25 % faster, 0.8× slower. The duration synthesizer changes its "
+            "phoneme durations; a Tacotron's mel is resampled.")
+        self.pitch_label, self.pitch_spin = _number_box(
+            "Pitch:", (-MAX_PITCH_SHIFT, MAX_PITCH_SHIFT), 0.0, 0.5, 1, " st",
+            "Move the voice up or down by this many semitones (needs a synthesizer with pitch control: the "
+            "duration synthesizer trained with the variance adaptor).")
+        self.energy_label, self.energy_spin = _number_box(
+            "Energy:", (MIN_ENERGY, MAX_ENERGY), 1.0, 0.05, 2, "×",
+            "Loudness of the speech: 2× is twice the amplitude, 0.5× half.")
         self.enhance_check = QCheckBox("Enhance output")
         self.enhance_check.setToolTip("Trim long silences from the output and normalise its loudness.")
         options.addWidget(self.seed_check)
