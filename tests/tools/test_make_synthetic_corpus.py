@@ -77,10 +77,10 @@ def _speaker_dirs(corpus: Path) -> list[Path]:
 
 
 def _f0(wav: np.ndarray) -> float:
-    import librosa
+    from synthesizer.duration.pitch import estimate_f0
 
-    f0, voiced, _ = librosa.pyin(wav, fmin=50, fmax=500, sr=SAMPLE_RATE, frame_length=1024)
-    return float(np.nanmedian(f0[voiced]))
+    f0 = estimate_f0(wav, SAMPLE_RATE, 256, 1 + len(wav) // 256)
+    return float(np.median(f0[f0 > 0]))
 
 
 def _centroid(wav: np.ndarray) -> float:
