@@ -91,7 +91,8 @@ def export_checkpoint(source: str | Path, target: str | Path, *, dtype: torch.dt
         if not isinstance(average, dict) or set(average) != set(state):
             raise CheckpointError(f"'{source}' holds no weight average for this model: train with an EMA "
                                   "(e.g. --hparams ema_decay=0.998) or export without --ema.")
-        state = average
+        # Integer buffers (the step count) stay the model's own.
+        state = {key: average[key] if value.is_floating_point() else value for key, value in state.items()}
     model_type = checkpoint.get("model_type") or guess_model_type(state)
     payload: dict[str, Any] = {key: checkpoint[key] for key in KEPT_KEYS if key in checkpoint}
     payload.setdefault("model_type", model_type)
