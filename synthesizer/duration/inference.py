@@ -37,6 +37,7 @@ from utils.checkpoints import (
     load_checkpoint_file,
     make_payload,
     read_hparams,
+    require_finite,
     save_checkpoint,
 )
 from utils.errors import REASON_LIMIT, one_line
@@ -211,9 +212,7 @@ class DurationSynthesizer:
             mel = output.mel[0, :, :n_frames].float().cpu().numpy()
             if not adapts and prosody.energy != 1.0:
                 mel = scale_mel_energy(mel, prosody.energy, self.hparams.max_abs_value, self.hparams.min_level_db)
-            if not np.isfinite(mel).all():
-                raise ValueError(f"The synthesizer '{self.path}' produced NaN or infinite values; "
-                                 "its weights are damaged.")
+            require_finite(mel, "synthesizer", "mel spectrograms", self.path)
             mels.append(np.ascontiguousarray(mel, dtype=np.float32))
             alignments.append(np.ascontiguousarray(output.path[0, :, :n_frames].T.cpu().numpy(), dtype=np.float32))
             reached.append(fits)

@@ -33,7 +33,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from utils.checkpoints import CheckpointError, load_checkpoint_file, load_model, make_payload, save_checkpoint
+from utils.checkpoints import (
+    CheckpointError,
+    load_checkpoint_file,
+    load_model,
+    make_payload,
+    require_finite,
+    save_checkpoint,
+)
 from vocoder.inference import validate_mel
 from vocoder.istft.hparams import ISTFTHParams
 from vocoder.istft.model import ISTFTVocoderNet, build_istft_vocoder
@@ -141,9 +148,7 @@ class ISTFTVocoder:
         return next(self.model.parameters()).device
 
     def _check_finite(self, wav: np.ndarray) -> np.ndarray:
-        if not np.isfinite(wav).all():
-            name = f"'{self.path}'" if self.path is not None else "(unsaved model)"
-            raise ValueError(f"The iSTFT vocoder {name} produced non-finite audio; its weights are unusable.")
+        require_finite(wav, "vocoder", "audio", self.path)
         return wav
 
     def vocode(
