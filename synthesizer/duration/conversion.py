@@ -28,6 +28,7 @@ import torch
 from synthesizer.duration.alignment import maximum_path
 from synthesizer.duration.model import LOG_F0_CENTRE, LOG_F0_SCALE, DurationSynthesizerModel, Prosody
 from synthesizer.duration.pitch import continuous_log_f0, estimate_f0
+from utils.checkpoints import require_finite
 from utils.errors import UserError
 from utils.signal_contract import SIGNAL
 
@@ -373,8 +374,6 @@ def convert_segment(synthesizer, wav: np.ndarray, text: str, source_embedding: n
         The text has nothing to speak, does not fit the recording, or has words the recording does not say.
     """
     from synthesizer.audio import melspectrogram
-    from synthesizer.inference import scale_mel_energy
-
     model: DurationSynthesizerModel = synthesizer.model
     item = synthesizer.front_end([text])[0]
     if len(item.ids) < 3:
@@ -416,12 +415,7 @@ def convert_segment(synthesizer, wav: np.ndarray, text: str, source_embedding: n
                          durations=durations, variance_override=override)
     n_frames = int(durations.sum())
     out_mel = output.mel[0, :, :n_frames].float().cpu().numpy()
-    if not model.hparams.variance_adaptor and prosody.energy != 1.0:
-        out_mel = scale_mel_energy(out_mel, prosody.energy, synthesizer.hparams.max_abs_value,
-                                   synthesizer.hparams.min_level_db)
-    if not np.isfinite(out_mel).all():
-        raise ValueError(f"The synthesizer '{synthesizer.path}' produced NaN or infinite values; its weights "
-                         "are damaged.")
+    require_finite(out_mel, "synthesizer", "mel spectrograms", synthesizer.path)
     path = output.path[0, :, :n_frames].T.cpu().numpy()
     return ConvertedSegment(text, np.ascontiguousarray(out_mel, np.float32), np.ascontiguousarray(path, np.float32),
                             alignment.durations, pitch)

@@ -161,10 +161,9 @@ class DurationSynthesizer:
         """One mel per text (see :meth:`synthesizer.inference.Synthesizer.synthesize`).
 
         ``speaking_rate`` scales the predicted durations (1.5 speaks 50 % faster), within [0.5, 2].
-        ``pitch_shift`` (semitones, −12..12) and ``energy`` (amplitude factor, 0.5..2) move the
-        variance adaptor's per-phoneme pitch and energy; a model without one refuses a pitch shift and
-        applies the energy as a level shift of its mel. The flow post-net's noise comes from torch's
-        global generator (the pipeline seeds it).
+        ``pitch_shift`` (semitones, −12..12) moves the variance adaptor's per-phoneme pitch (a model
+        without one refuses it); ``energy`` (amplitude factor, 0.5..2) shifts the level of the mel. The
+        flow post-net's noise comes from torch's global generator (the pipeline seeds it).
         ``max_steps`` caps the frames of each text; ``exact_rtvc_batching`` has no meaning here and is
         ignored. Each text is synthesized on its own, so batching never changes the result.
         """
@@ -175,7 +174,6 @@ class DurationSynthesizer:
             check_energy,
             check_pitch_shift,
             check_speaking_rate,
-            scale_mel_energy,
         )
 
         if isinstance(texts, str):
@@ -210,8 +208,6 @@ class DurationSynthesizer:
             fits = int(output.durations[0].sum()) <= limit
             n_frames = min(int(output.frame_lengths[0]), limit)
             mel = output.mel[0, :, :n_frames].float().cpu().numpy()
-            if not adapts and prosody.energy != 1.0:
-                mel = scale_mel_energy(mel, prosody.energy, self.hparams.max_abs_value, self.hparams.min_level_db)
             require_finite(mel, "synthesizer", "mel spectrograms", self.path)
             mels.append(np.ascontiguousarray(mel, dtype=np.float32))
             alignments.append(np.ascontiguousarray(output.path[0, :, :n_frames].T.cpu().numpy(), dtype=np.float32))

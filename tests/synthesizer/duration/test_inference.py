@@ -100,7 +100,9 @@ def test_files_of_the_wrong_kind_are_refused(synthesizer, tmp_path):
 def test_nan_weights_are_refused(synthesizer, tmp_path):
     with torch.no_grad():
         synthesizer.model.decoder_out.bias.fill_(float("nan"))
-    with pytest.raises(ValueError, match="NaN"):
+    from utils.checkpoints import NonFiniteOutputError
+
+    with pytest.raises(NonFiniteOutputError, match="produced NaN or infinite mel spectrograms"):
         synthesizer.synthesize(["Broken."], VOICE)
 
 
