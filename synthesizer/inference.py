@@ -30,46 +30,31 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
+from synthesizer.base import (  # noqa: F401 (re-exported: the public names of synthesis)
+    MAX_ENERGY,
+    MAX_PITCH_SHIFT,
+    MAX_SPEAKING_RATE,
+    MIN_ENERGY,
+    MIN_SPEAKING_RATE,
+    SynthesisResult,
+    SynthesisWarning,
+    as_embedding_matrix,
+    check_energy,
+    check_pitch_shift,
+    check_speaking_rate,
+)
 from synthesizer.hparams import SynthesizerHParams
 from synthesizer.model import Tacotron, build_tacotron, stop_lengths
 from synthesizer.text import encode_text
 from synthesizer.text.symbols import SYMBOLS
 from utils.checkpoints import CheckpointError, load_model, make_payload, require_finite, save_checkpoint
 from utils.progress import ProgressCallback
-
-class SynthesisWarning(UserWarning):
-    """A text was synthesized, but the result is probably not what the user wanted."""
-
-
-@dataclass
-class SynthesisResult:
-    """Output of :meth:`Synthesizer.synthesize`, one entry per input text, in input order.
-
-    Attributes
-    ----------
-    mels
-        ``(num_mels, T_i)`` float32 post-net mels in RTVC's ``[-4, 4]`` domain.
-    alignments
-        ``(decoder_steps_i, Tc_i)`` float32 attention weights over the item's own characters
-        (steps up to the item's stop; all steps of its batch with ``exact_rtvc_batching``).
-    stop_reached
-        False where decoding hit ``max_steps`` before the item's stop token fired.
-    dropped_characters
-        Characters of the cleaned texts that have no symbol, in order of first appearance.
-    """
-
-    mels: list[np.ndarray]
-    alignments: list[np.ndarray]
-    stop_reached: list[bool]
-    dropped_characters: tuple[str, ...]
-
 
 def trim_silent_tail(mel: np.ndarray, threshold: float) -> np.ndarray:
     """Drop trailing frames whose loudest band is below ``threshold`` (RTVC), keeping one frame.
@@ -86,31 +71,6 @@ def trim_silent_tail(mel: np.ndarray, threshold: float) -> np.ndarray:
     return mel[:, :end]
 
 
-MIN_SPEAKING_RATE, MAX_SPEAKING_RATE = 0.5, 2.0
-MAX_PITCH_SHIFT = 12.0  # semitones, either way
-MIN_ENERGY, MAX_ENERGY = 0.5, 2.0
-
-
-def _check_range(value: float, low: float, high: float, what: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"the {what} must be a number, not {value!r}") from None
-    if not low <= number <= high:  # also refuses NaN
-        raise ValueError(f"the {what} must be between {low:g} and {high:g}, not {value}")
-    return number
-
-
-def check_pitch_shift(semitones: float) -> float:
-    """The shift as a float, or a one-line ``ValueError`` outside [−12, 12] semitones."""
-    return _check_range(semitones, -MAX_PITCH_SHIFT, MAX_PITCH_SHIFT, "pitch shift (semitones)")
-
-
-def check_energy(factor: float) -> float:
-    """The loudness factor as a float, or a one-line ``ValueError`` outside [0.5, 2]."""
-    return _check_range(factor, MIN_ENERGY, MAX_ENERGY, "energy factor")
-
-
 def scale_mel_energy(mel: np.ndarray, factor: float, max_abs_value: float, min_level_db: float) -> np.ndarray:
     """A normalised mel ``(num_mels, T)`` with its amplitude scaled by ``factor`` (a level shift in dB).
 
@@ -119,11 +79,6 @@ def scale_mel_energy(mel: np.ndarray, factor: float, max_abs_value: float, min_l
     """
     offset = 20.0 * np.log10(factor) * 2 * max_abs_value / -min_level_db
     return np.clip(mel + offset, -max_abs_value, max_abs_value).astype(np.float32)
-
-
-def check_speaking_rate(rate: float) -> float:
-    """The rate as a float, or a one-line ``ValueError`` outside [0.5, 2] (or not a finite number)."""
-    return _check_range(rate, MIN_SPEAKING_RATE, MAX_SPEAKING_RATE, "speaking rate")
 
 
 def stretch_mel(mel: np.ndarray, speaking_rate: float) -> np.ndarray:
@@ -173,32 +128,6 @@ def load_synthesizer(path: str | Path, device: str | torch.device = "cpu"):
     if architecture != "tacotron":
         raise CheckpointError(f"The synthesizer checkpoint '{path}' has an unknown architecture {architecture!r}.")
     return Synthesizer.from_checkpoint(path, device, checkpoint)
-
-
-def _as_embedding_matrix(embeddings: Any, n_texts: int, size: int) -> np.ndarray:
-    """One float32 row per text from a ``(size,)`` array, an ``(N, size)`` array or a list of rows."""
-    if isinstance(embeddings, (list, tuple)) and embeddings and not np.isscalar(embeddings[0]):
-        rows = [np.asarray(row.detach().cpu() if isinstance(row, torch.Tensor) else row) for row in embeddings]
-        if any(row.shape != (size,) for row in rows):
-            shapes = sorted({str(row.shape) for row in rows if row.shape != (size,)})
-            raise ValueError(f"each speaker embedding must have shape ({size},), got {', '.join(shapes)}")
-        matrix = np.stack(rows)
-    else:
-        if isinstance(embeddings, torch.Tensor):
-            embeddings = embeddings.detach().cpu()
-        matrix = np.asarray(embeddings)
-        if matrix.ndim == 1:
-            matrix = matrix[None]
-        if matrix.ndim != 2 or matrix.shape[1] != size:
-            raise ValueError(f"speaker embeddings must have shape ({size},) or (N, {size}), got {matrix.shape}")
-        if matrix.shape[0] == 1:
-            matrix = np.repeat(matrix, n_texts, axis=0)  # one voice for every text
-    if matrix.shape[0] != n_texts:
-        raise ValueError(f"got {matrix.shape[0]} speaker embeddings for {n_texts} texts; "
-                         "pass one per text or a single one")
-    if not np.issubdtype(matrix.dtype, np.number) or not np.isfinite(matrix).all():
-        raise ValueError("speaker embeddings contain NaN, infinite or non-numeric values")
-    return matrix.astype(np.float32, copy=False)
 
 
 class Synthesizer:
@@ -352,7 +281,7 @@ class Synthesizer:
         batch_size = self.hparams.synthesis_batch_size if batch_size is None else int(batch_size)
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-        matrix = _as_embedding_matrix(embeddings, len(texts), self.hparams.speaker_embedding_size)
+        matrix = as_embedding_matrix(embeddings, len(texts), self.hparams.speaker_embedding_size)
 
         sequences: list[list[int]] = []
         dropped: dict[str, None] = {}  # ordered set

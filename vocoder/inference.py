@@ -41,6 +41,7 @@ from utils.checkpoints import (
     require_finite,
     save_checkpoint,
 )
+from vocoder.base import validate_mel  # noqa: F401 (re-exported: callers check mels with it)
 from vocoder.fast import FastWaveRNNGenerator
 from vocoder.hparams import VocoderHParams
 from vocoder.model import ProgressCallback, WaveRNN, build_wavernn
@@ -68,36 +69,6 @@ class Vocoder(Protocol):
     ) -> np.ndarray:
         """Waveform (float32, ``(T - 1)·hop`` samples) for a synthesizer mel ``(num_mels, T)`` in [-4, 4]."""
         ...
-
-
-def validate_mel(mel: Any, num_mels: int) -> np.ndarray:
-    """Return ``mel`` as a float32 ``(num_mels, T)`` array, or raise one readable ``ValueError``.
-
-    Examples
-    --------
-    >>> validate_mel(np.zeros((80, 3)), 80).shape
-    (80, 3)
-    >>> validate_mel(np.zeros((3, 80)), 80)
-    Traceback (most recent call last):
-    ...
-    ValueError: The mel spectrogram must have shape (80, T) (mel bands first), but it has shape (3, 80).
-    """
-    if isinstance(mel, torch.Tensor):
-        mel = mel.detach().cpu().numpy()
-    try:
-        array = np.asarray(mel, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise ValueError(f"The mel spectrogram must be a numeric array, not {type(mel).__name__}.") from None
-    if array.ndim != 2 or array.shape[0] != num_mels:
-        raise ValueError(
-            f"The mel spectrogram must have shape ({num_mels}, T) (mel bands first), "
-            f"but it has shape {tuple(array.shape)}."
-        )
-    if array.shape[1] == 0:
-        raise ValueError("The mel spectrogram has 0 frames; at least 1 frame is needed to vocode.")
-    if not np.isfinite(array).all():
-        raise ValueError("The mel spectrogram contains NaN or infinite values.")
-    return array
 
 
 def _fit_length(wav: np.ndarray, length: int) -> np.ndarray:

@@ -8,7 +8,15 @@ toolbox's attention plot, and it takes a ``speaking_rate``.
 Examples
 --------
 >>> import numpy as np
->>> from synthesizer.duration.hparams import DurationHParams
+>>> from synthesizer.base import (
+    SynthesisResult,
+    SynthesisWarning,
+    as_embedding_matrix,
+    check_energy,
+    check_pitch_shift,
+    check_speaking_rate,
+)
+from synthesizer.duration.hparams import DurationHParams
 >>> hp = DurationHParams(encoder_channels=16, duration_channels=16, decoder_channels=16, decoder_layers=1)
 >>> synthesizer = DurationSynthesizer.untrained(hp)
 >>> result = synthesizer.synthesize(["Hello there."], np.ones(256, np.float32) / 16)  # doctest: +SKIP
@@ -25,6 +33,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from synthesizer.base import (
+    SynthesisResult,
+    SynthesisWarning,
+    as_embedding_matrix,
+    check_energy,
+    check_pitch_shift,
+    check_speaking_rate,
+)
 from synthesizer.duration.hparams import DurationHParams
 from synthesizer.duration.model import DurationSynthesizerModel, Prosody
 from synthesizer.duration.phonemes import PhonemeFrontEnd, SymbolTable
@@ -167,14 +183,6 @@ class DurationSynthesizer:
         ``max_steps`` caps the frames of each text; ``exact_rtvc_batching`` has no meaning here and is
         ignored. Each text is synthesized on its own, so batching never changes the result.
         """
-        from synthesizer.inference import (
-            SynthesisResult,
-            SynthesisWarning,
-            _as_embedding_matrix,
-            check_energy,
-            check_pitch_shift,
-            check_speaking_rate,
-        )
 
         if isinstance(texts, str):
             raise ValueError("texts must be a sequence of strings, not a single string; wrap it in a list")
@@ -186,7 +194,7 @@ class DurationSynthesizer:
         if prosody.pitch_shift != 0 and not adapts:
             raise ValueError(f"the synthesizer '{self.path}' has no pitch control (it was trained without the "
                              "variance adaptor)")
-        matrix = _as_embedding_matrix(embeddings, len(texts), self.model.hparams.speaker_embedding_size)
+        matrix = as_embedding_matrix(embeddings, len(texts), self.model.hparams.speaker_embedding_size)
         for index, text in enumerate(texts):
             if not isinstance(text, str):
                 raise ValueError(f"text {index} is a {type(text).__name__}, not a string")

@@ -41,7 +41,7 @@ from utils.checkpoints import (
     require_finite,
     save_checkpoint,
 )
-from vocoder.inference import validate_mel
+from vocoder.base import validate_mel
 from vocoder.istft.hparams import ISTFTHParams
 from vocoder.istft.model import ISTFTVocoderNet, build_istft_vocoder
 from vocoder.istft.spectral import deemphasis

@@ -1,0 +1,120 @@
+"""What every synthesizer kind shares: its result, its warnings, and the checks of its inputs.
+
+:class:`synthesizer.inference.Synthesizer` (the Tacotron) and
+:class:`synthesizer.duration.inference.DurationSynthesizer` both take these inputs and return a
+:class:`SynthesisResult`; :class:`MelSynthesizer` is the interface the pipeline relies on.
+
+Examples
+--------
+>>> check_pitch_shift("4")
+4.0
+>>> as_embedding_matrix(np.ones(4, np.float32), n_texts=2, size=4).shape
+(2, 4)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+import torch
+
+from synthesizer.hparams import SynthesizerHParams
+from utils.progress import ProgressCallback
+
+
+class SynthesisWarning(UserWarning):
+    """A text was synthesized, but the result is probably not what the user wanted."""
+
+
+@dataclass
+class SynthesisResult:
+    """Output of :meth:`Synthesizer.synthesize`, one entry per input text, in input order.
+
+    Attributes
+    ----------
+    mels
+        ``(num_mels, T_i)`` float32 post-net mels in RTVC's ``[-4, 4]`` domain.
+    alignments
+        ``(decoder_steps_i, Tc_i)`` float32 attention weights over the item's own characters
+        (steps up to the item's stop; all steps of its batch with ``exact_rtvc_batching``).
+    stop_reached
+        False where decoding hit ``max_steps`` before the item's stop token fired.
+    dropped_characters
+        Characters of the cleaned texts that have no symbol, in order of first appearance.
+    """
+
+    mels: list[np.ndarray]
+    alignments: list[np.ndarray]
+    stop_reached: list[bool]
+    dropped_characters: tuple[str, ...]
+
+
+MIN_SPEAKING_RATE, MAX_SPEAKING_RATE = 0.5, 2.0
+MAX_PITCH_SHIFT = 12.0  # semitones, either way
+MIN_ENERGY, MAX_ENERGY = 0.5, 2.0
+
+
+def _check_range(value: float, low: float, high: float, what: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"the {what} must be a number, not {value!r}") from None
+    if not low <= number <= high:  # also refuses NaN
+        raise ValueError(f"the {what} must be between {low:g} and {high:g}, not {value}")
+    return number
+
+
+def check_pitch_shift(semitones: float) -> float:
+    """The shift as a float, or a one-line ``ValueError`` outside [−12, 12] semitones."""
+    return _check_range(semitones, -MAX_PITCH_SHIFT, MAX_PITCH_SHIFT, "pitch shift (semitones)")
+
+
+def check_energy(factor: float) -> float:
+    """The loudness factor as a float, or a one-line ``ValueError`` outside [0.5, 2]."""
+    return _check_range(factor, MIN_ENERGY, MAX_ENERGY, "energy factor")
+
+
+def check_speaking_rate(rate: float) -> float:
+    """The rate as a float, or a one-line ``ValueError`` outside [0.5, 2] (or not a finite number)."""
+    return _check_range(rate, MIN_SPEAKING_RATE, MAX_SPEAKING_RATE, "speaking rate")
+
+
+def as_embedding_matrix(embeddings: Any, n_texts: int, size: int) -> np.ndarray:
+    """One float32 row per text from a ``(size,)`` array, an ``(N, size)`` array or a list of rows."""
+    if isinstance(embeddings, (list, tuple)) and embeddings and not np.isscalar(embeddings[0]):
+        rows = [np.asarray(row.detach().cpu() if isinstance(row, torch.Tensor) else row) for row in embeddings]
+        if any(row.shape != (size,) for row in rows):
+            shapes = sorted({str(row.shape) for row in rows if row.shape != (size,)})
+            raise ValueError(f"each speaker embedding must have shape ({size},), got {', '.join(shapes)}")
+        matrix = np.stack(rows)
+    else:
+        if isinstance(embeddings, torch.Tensor):
+            embeddings = embeddings.detach().cpu()
+        matrix = np.asarray(embeddings)
+        if matrix.ndim == 1:
+            matrix = matrix[None]
+        if matrix.ndim != 2 or matrix.shape[1] != size:
+            raise ValueError(f"speaker embeddings must have shape ({size},) or (N, {size}), got {matrix.shape}")
+        if matrix.shape[0] == 1:
+            matrix = np.repeat(matrix, n_texts, axis=0)  # one voice for every text
+    if matrix.shape[0] != n_texts:
+        raise ValueError(f"got {matrix.shape[0]} speaker embeddings for {n_texts} texts; "
+                         "pass one per text or a single one")
+    if not np.issubdtype(matrix.dtype, np.number) or not np.isfinite(matrix).all():
+        raise ValueError("speaker embeddings contain NaN, infinite or non-numeric values")
+    return matrix.astype(np.float32, copy=False)
+
+
+class MelSynthesizer(Protocol):
+    """Text + voice → mels, as :class:`~pipeline.ClonePipeline` uses every synthesizer kind."""
+
+    architecture: str
+
+    @property
+    def hparams(self) -> SynthesizerHParams: ...  # the mel contract
+
+    def synthesize(self, texts: Sequence[str], embeddings: np.ndarray | Sequence[np.ndarray], *,
+                   progress_callback: ProgressCallback | None = None, speaking_rate: float = 1.0,
+                   pitch_shift: float = 0.0, energy: float = 1.0) -> SynthesisResult: ...
