@@ -8,15 +8,7 @@ toolbox's attention plot, and it takes a ``speaking_rate``.
 Examples
 --------
 >>> import numpy as np
->>> from synthesizer.base import (
-    SynthesisResult,
-    SynthesisWarning,
-    as_embedding_matrix,
-    check_energy,
-    check_pitch_shift,
-    check_speaking_rate,
-)
-from synthesizer.duration.hparams import DurationHParams
+>>> from synthesizer.duration.hparams import DurationHParams
 >>> hp = DurationHParams(encoder_channels=16, duration_channels=16, decoder_channels=16, decoder_layers=1)
 >>> synthesizer = DurationSynthesizer.untrained(hp)
 >>> result = synthesizer.synthesize(["Hello there."], np.ones(256, np.float32) / 16)  # doctest: +SKIP
