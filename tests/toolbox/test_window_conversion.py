@@ -78,7 +78,7 @@ def test_convert_a_recording_in_the_selected_voice(qtbot, window, voices):
     shown = [image.get_array().shape for axes in reference_plot.figure.axes for image in axes.get_images()]
     assert (80, window.controller.last_source_mel.shape[1]) in shown
     assert window.controller.last_source_mel.shape[1] == sum(m.shape[1] for m in output.synthesis.mels)
-    assert any("no pitch input" in line for line in window.log_panel.lines())
+    assert not any("no pitch input" in line for line in window.log_panel.lines())  # the shipped one has it
     assert panel.source_box.count() == 2  # generated utterances are not offered as sources
 
 
