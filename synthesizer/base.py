@@ -107,6 +107,16 @@ def as_embedding_matrix(embeddings: Any, n_texts: int, size: int) -> np.ndarray:
     return matrix.astype(np.float32, copy=False)
 
 
+def mel_level_offset(factor: float, max_abs_value: float, min_level_db: float) -> float:
+    """How far a normalised mel (``[−max_abs_value, max_abs_value]`` over ``|min_level_db|`` dB) moves
+    when the amplitude is scaled by ``factor``.
+
+    >>> round(mel_level_offset(10.0, 4.0, -100.0), 6)
+    1.6
+    """
+    return 20.0 * float(np.log10(factor)) * 2 * max_abs_value / -min_level_db
+
+
 class MelSynthesizer(Protocol):
     """Text + voice → mels, as :class:`~pipeline.ClonePipeline` uses every synthesizer kind."""
 

@@ -48,6 +48,7 @@ from synthesizer.base import (  # noqa: F401 (re-exported: the public names of s
     check_energy,
     check_pitch_shift,
     check_speaking_rate,
+    mel_level_offset,
 )
 from synthesizer.hparams import SynthesizerHParams
 from synthesizer.model import Tacotron, build_tacotron, stop_lengths
@@ -77,7 +78,7 @@ def scale_mel_energy(mel: np.ndarray, factor: float, max_abs_value: float, min_l
     >>> scale_mel_energy(np.zeros((1, 2), np.float32), 10.0, 4.0, -100.0).tolist()
     [[1.600000023841858, 1.600000023841858]]
     """
-    offset = 20.0 * np.log10(factor) * 2 * max_abs_value / -min_level_db
+    offset = mel_level_offset(factor, max_abs_value, min_level_db)
     return np.clip(mel + offset, -max_abs_value, max_abs_value).astype(np.float32)
 
 

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from synthesizer.base import mel_level_offset
 from synthesizer.duration.alignment import beta_binomial_log_prior, maximum_path
 from synthesizer.duration.flow import FlowPostNet
 from synthesizer.duration.hparams import DurationHParams
@@ -43,8 +44,6 @@ from utils.signal_contract import SIGNAL
 # Log F0 enters the network centred and scaled to about unit spread across voices.
 LOG_F0_CENTRE = math.log(150.0)
 LOG_F0_SCALE = 0.4
-# Mel units per decibel: the mel's [−max_abs, max_abs] spans |min_level_db| dB.
-MEL_UNITS_PER_DB = 2 * SIGNAL.max_abs_value / -SIGNAL.min_level_db
 
 
 def pitch_shift_offset(semitones: float) -> float:
@@ -54,7 +53,7 @@ def pitch_shift_offset(semitones: float) -> float:
 
 def energy_offset(factor: float) -> float:
     """The change of a normalised mel (in mel units) that scales amplitude by ``factor``."""
-    return 20.0 * math.log10(factor) * MEL_UNITS_PER_DB
+    return mel_level_offset(factor, SIGNAL.max_abs_value, SIGNAL.min_level_db)
 
 
 @dataclass(frozen=True)
