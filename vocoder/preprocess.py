@@ -173,10 +173,10 @@ class _TacotronGtaSource:
 
 
 class _DurationGtaSource:
-    """Mels of the duration synthesizer decoded along the monotonic alignment of the real mel.
+    """Mels of the duration synthesizer along the monotonic alignment of the real mel.
 
-    The same path as its training step (:meth:`DurationSynthesizerModel.forward`), so the vocoder
-    learns the synthesizer's smoothing while timing and speaker stay those of the recording.
+    Its decoder and flow post-net as at inference (:meth:`DurationSynthesizerModel.ground_truth_aligned`),
+    so the vocoder learns the synthesizer's output while timing, pitch and speaker stay the recording's.
     Utterances the synthesizer cannot align (fewer frames than phoneme slots) get no GTA mel.
     """
 
@@ -184,7 +184,9 @@ class _DurationGtaSource:
         from synthesizer.duration.data import DurationDataset
 
         self.model = synthesizer.model.to(device).eval()
-        self.dataset = DurationDataset(in_dir, synthesizer.front_end, max_mel_frames=10**9)
+        self.dataset = DurationDataset(in_dir, synthesizer.front_end, max_mel_frames=10**9,
+                                       with_pitch=synthesizer.model.hparams.variance_adaptor)
+        self.generator = torch.Generator(device).manual_seed(0)
         self.entries = [item.entry for item in self.dataset.items]
         self.hop_size, self.sample_rate = synthesizer.hparams.hop_size, synthesizer.sample_rate
 
@@ -193,9 +195,9 @@ class _DurationGtaSource:
         device = next(self.model.parameters()).device
         for indices in batches:
             batch = {name: value.to(device) for name, value in self.dataset.collate(indices).items()}
-            output = self.model(batch["ids"], batch["lengths"], batch["speakers"], batch["mels"],
-                                batch["frame_lengths"])
-            mels = output.mel.float().cpu().numpy()  # (B, num_mels, T_padded)
+            mel = self.model.ground_truth_aligned(batch["ids"], batch["lengths"], batch["speakers"], batch["mels"],
+                                                  batch["frame_lengths"], batch.get("log_f0"), self.generator)
+            mels = mel.float().cpu().numpy()  # (B, num_mels, T_padded)
             yield indices, [np.ascontiguousarray(mels[row, :, :length].T, dtype=np.float32)  # (T_i, num_mels)
                             for row, length in enumerate(batch["frame_lengths"].tolist())]
 

@@ -183,6 +183,27 @@ class DurationSynthesizerModel(nn.Module):
 
         ``log_f0`` ``(B, T)`` (continuous log F0 per frame) is what the variance adaptor learns.
         """
+        output, _, _ = self._teacher_forced(ids, lengths, speaker, mels, frame_lengths, prior_weight, log_f0)
+        return output
+
+    @torch.no_grad()
+    def ground_truth_aligned(self, ids: torch.Tensor, lengths: torch.Tensor, speaker: torch.Tensor,
+                             mels: torch.Tensor, frame_lengths: torch.Tensor, log_f0: torch.Tensor | None = None,
+                             generator: torch.Generator | None = None) -> torch.Tensor:
+        """``(B, 80, T)`` mels as inference makes them (flow sample included) along the real mel's timing.
+
+        What a vocoder fine-tuned on this synthesizer's output trains on: the recording's alignment,
+        pitch and energy, the synthesizer's own decoder and post-net.
+        """
+        output, hidden, frame_mask = self._teacher_forced(ids, lengths, speaker, mels, frame_lengths, 0.0, log_f0)
+        if self.flow is None:
+            return output.mel
+        return self.flow.sample(output.mel, hidden, speaker, frame_mask, self.hparams.flow_steps,
+                                self.hparams.flow_temperature, generator)
+
+    def _teacher_forced(self, ids: torch.Tensor, lengths: torch.Tensor, speaker: torch.Tensor, mels: torch.Tensor,
+                        frame_lengths: torch.Tensor, prior_weight: float,
+                        log_f0: torch.Tensor | None) -> tuple[SynthesizerOutput, torch.Tensor, torch.Tensor]:
         states, means, log_durations, mask = self.encode(ids, lengths, speaker)
         with torch.no_grad():
             score = self.alignment_score(means.float(), mels.float())  # (B, S, T)
@@ -207,8 +228,9 @@ class DurationSynthesizerModel(nn.Module):
         velocity = goal = None
         if self.flow is not None:
             velocity, goal = self.flow.loss_terms(mels, mel.detach(), hidden.detach(), speaker, frame_mask)
-        return SynthesizerOutput(mel, expanded_means, log_durations, path.sum(2), path, frame_lengths,
-                                 variance, variance_target, velocity, goal)
+        output = SynthesizerOutput(mel, expanded_means, log_durations, path.sum(2), path, frame_lengths,
+                                   variance, variance_target, velocity, goal)
+        return output, hidden, frame_mask
 
     @torch.no_grad()
     def infer(self, ids: torch.Tensor, lengths: torch.Tensor, speaker: torch.Tensor,

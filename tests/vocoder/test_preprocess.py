@@ -123,6 +123,52 @@ def test_a_duration_synthesizer_gives_its_teacher_forced_mels(gta_inputs, tmp_pa
     np.testing.assert_allclose(gta[entries[0].mel_name], expected, rtol=1e-4, atol=1e-4)
 
 
+def test_a_duration_synthesizer_with_pitch_and_flow_gives_its_inference_output(gta_inputs, tmp_path,
+                                                                               torch_single_thread) -> None:
+    """The recording's timing and F0, the synthesizer's decoder and flow sample: what inference produces."""
+    from synthesizer.duration.data import DurationDataset
+    from synthesizer.duration.hparams import DurationHParams
+    from synthesizer.duration.inference import DurationSynthesizer
+    from synthesizer.duration.pitch import write_pitch_files
+
+    source_root, _ = gta_inputs
+    root = tmp_path / "data"
+    shutil.copytree(source_root / "SV2TTS", root / "SV2TTS")
+    syn_dir = root / "SV2TTS" / "synthesizer"
+    write_pitch_files(syn_dir)
+    torch.manual_seed(0)
+    tiny = DurationHParams(encoder_channels=8, duration_channels=8, decoder_channels=8, decoder_layers=1,
+                           encoder_layers=1, variance_adaptor=True, variance_channels=8, variance_layers=1,
+                           flow_layers=1, flow_channels=8, flow_steps=2, flow_temperature=1.0)
+    synthesizer = DurationSynthesizer.untrained(tiny)
+    with torch.no_grad():  # the output layers start at zero: give every path a say
+        for parameter in synthesizer.model.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    checkpoint = tmp_path / "duration.pt"
+    synthesizer.save(checkpoint)
+    assert run_gta(root, checkpoint, tmp_path / "one", "--batch_size", "1") == 0
+    assert run_gta(root, checkpoint, tmp_path / "two", "--batch_size", "1") == 0
+    first, second = read_gta(tmp_path / "one"), read_gta(tmp_path / "two")
+    assert len(first) == 3
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name])
+
+    # By hand: the longest utterance comes first, so it takes the first draw of the seed-0 noise.
+    loaded = DurationSynthesizer.from_checkpoint(checkpoint)
+    dataset = DurationDataset(syn_dir, loaded.front_end, max_mel_frames=10**9, with_pitch=True)
+    row = max(range(len(dataset.items)), key=lambda i: dataset.items[i].entry.n_frames)
+    batch = dataset.collate([row])
+    args = (batch["ids"], batch["lengths"], batch["speakers"], batch["mels"], batch["frame_lengths"])
+    expected = loaded.model.ground_truth_aligned(*args, batch["log_f0"], torch.Generator().manual_seed(0))
+    name = dataset.items[row].entry.mel_name
+    np.testing.assert_allclose(first[name], expected[0].numpy().T, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        regression = loaded.model(*args, log_f0=batch["log_f0"]).mel[0].numpy().T
+        without_pitch = loaded.model.ground_truth_aligned(*args, None, torch.Generator().manual_seed(0))
+    assert np.abs(first[name] - regression).mean() > 1e-3  # the flow's sample, not the regression mel
+    assert (expected - without_pitch).abs().mean() > 1e-4  # the recording's F0 reaches the decoder
+
+
 def test_skip_existing_keeps_finished_mels(gta_inputs, tmp_path, capsys, torch_single_thread) -> None:
     root, checkpoint = gta_inputs
     out_dir = tmp_path / "voc"
