@@ -535,8 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
 def train_from_args(argv: list[str] | None = None) -> Tacotron:
     """Parse the command line and train; returns the bare trained model."""
     args = build_parser().parse_args(argv)
-    options = options_from_args(args)
-    return train(options, args.syn_dir)
+    return train(options_from_args(args), args.syn_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -311,8 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def train_from_args(argv: list[str] | None = None) -> DurationSynthesizerModel:
     args = build_parser().parse_args(argv)
-    options = options_from_args(args)
-    return train(options, args.syn_dir, parse_oversample(args.oversample))
+    return train(options_from_args(args), args.syn_dir, parse_oversample(args.oversample))
 
 
 def main(argv: list[str] | None = None) -> int:
