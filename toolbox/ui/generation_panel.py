@@ -170,7 +170,7 @@ class GenerationPanel(QGroupBox):
     def synthesize(self) -> Worker | None:
         """Text → spectrograms in the selected voice (no audio yet)."""
         controller = self.session.controller
-        text, names, seed = self.text_edit.toPlainText(), self.session.selected_names, self._seed()
+        text, names, seed = self.text_edit.toPlainText(), list(self.session.selected_names), self._seed()
         prosody = self.prosody()
         return self.session.run_job("Synthesizing", lambda hooks: controller.synthesize(
             text, names, seed=seed, progress=hooks.progress, **prosody), self._on_synthesized)
@@ -186,7 +186,7 @@ class GenerationPanel(QGroupBox):
     def synthesize_and_vocode(self) -> Worker | None:
         """Both stages, sentence by sentence: sentence 1 plays while the next ones are made."""
         controller = self.session.controller
-        text, names = self.text_edit.toPlainText(), self.session.selected_names
+        text, names = self.text_edit.toPlainText(), list(self.session.selected_names)
         seed, enhance, prosody = self._seed(), self.enhance_check.isChecked(), self.prosody()
         return self.session.run_job("Synthesizing and vocoding", lambda hooks: controller.synthesize_and_vocode(
             text, names, seed=seed, enhance=enhance, progress=hooks.progress, on_chunk=hooks.chunk,
@@ -199,7 +199,7 @@ class GenerationPanel(QGroupBox):
         if source is None:
             self.session.report_error("Load or record the recording to convert first: it appears as the source.")
             return None
-        names, seed, enhance = self.session.selected_names, self._seed(), self.enhance_check.isChecked()
+        names, seed, enhance = list(self.session.selected_names), self._seed(), self.enhance_check.isChecked()
         words = self.source_text_edit.text().strip() or None
         prosody = self.prosody()
         return self.session.run_job("Converting", lambda hooks: controller.convert(
@@ -234,7 +234,7 @@ class GenerationPanel(QGroupBox):
     def _on_generated(self, output: GeneratedOutput) -> None:
         partial = "" if output.complete else " (cancelled: what was made)"
         self.session.log(f"Output '{output.name}': {output.duration:.1f} s, vocoder {output.vocoder}, "
-                        f"seed {output.seed}{partial}.")
+                         f"seed {output.seed}{partial}.")
         self.session.history_changed.emit(None)  # the output joined the history
         self.refresh_outputs()  # selects the newest output, which shows it
         self.session.projection_outdated.emit()

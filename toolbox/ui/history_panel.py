@@ -145,7 +145,7 @@ class HistoryPanel(QGroupBox):
         else:
             select = current + [utterance.name]
             self.session.log(f"Added '{short_name(utterance.name, utterance.speaker)}' to the {len(current)} "
-                            "selected reference(s); click it alone to use only it.")
+                             "selected reference(s); click it alone to use only it.")
         self.refresh(select=select)
         self.session.projection_outdated.emit()
 

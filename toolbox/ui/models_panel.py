@@ -103,9 +103,9 @@ class ModelsPanel(QGroupBox):
             self.session.log("Download skipped: the existing model files are kept.")
             return None
         return self.session.run_job(f"Downloading the default {' and '.join(names)}",
-                                   lambda hooks: controller.download_default_models(names, hooks.progress),
-                                   lambda _result: self.populate(),
-                                   on_cancelled=lambda _partial: self.populate())
+                                    lambda hooks: controller.download_default_models(names, hooks.progress),
+                                    lambda _result: self.populate(),
+                                    on_cancelled=lambda _partial: self.populate())
 
     def confirm_overwrite(self, paths: Sequence[Path]) -> bool:
         """Ask before a download replaces files (a model of one's own can sit in ``default/``)."""
@@ -119,7 +119,7 @@ class ModelsPanel(QGroupBox):
     def rescan(self) -> Worker | None:
         """List the checkpoints of the models folder again (files copied there by hand)."""
         return self.session.run_job("Looking for models", lambda hooks: self.session.controller.scan_models(),
-                                   lambda _result: self._on_rescanned())
+                                    lambda _result: self._on_rescanned())
 
     def _on_rescanned(self) -> None:
         self.populate()

@@ -117,8 +117,8 @@ class ReferencePanel(QGroupBox):
             return None
         self.session.loading_started.emit()
         return self.session.run_job(f"Loading '{utterance.name}'",
-                                   lambda hooks: self.session.controller.load_dataset_utterance(utterance),
-                                   self.session.utterance_added.emit)
+                                    lambda hooks: self.session.controller.load_dataset_utterance(utterance),
+                                    self.session.utterance_added.emit)
 
     def browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a reference recording", "", AUDIO_FILTER)
@@ -132,7 +132,7 @@ class ReferencePanel(QGroupBox):
             return None
         self.session.loading_started.emit()
         return self.session.run_job(f"Loading '{path.name}'", lambda hooks: self.session.controller.load_file(path),
-                                   self.session.utterance_added.emit)
+                                    self.session.utterance_added.emit)
 
     def load_files(self, paths: Sequence[str | Path]) -> Worker | None:
         """Load several files in one job (a drop on the window); Cancel keeps those already loaded."""
@@ -141,8 +141,8 @@ class ReferencePanel(QGroupBox):
             return self.load_file(paths[0])
         self.session.loading_started.emit()
         return self.session.run_job(f"Loading {len(paths)} files",
-                                   lambda hooks: self.session.controller.load_files(paths, hooks.progress),
-                                   self._on_utterances_added, on_cancelled=self._on_utterances_added)
+                                    lambda hooks: self.session.controller.load_files(paths, hooks.progress),
+                                    self._on_utterances_added, on_cancelled=self._on_utterances_added)
 
     def _on_utterances_added(self, utterances: list[HistoryUtterance]) -> None:
         if utterances:
@@ -192,8 +192,8 @@ class ReferencePanel(QGroupBox):
             return None
         self.play_audio(wav, SAMPLE_RATE)
         return self.session.run_job("Adding the recording",
-                                   lambda hooks: self.session.controller.add_recording(wav, SAMPLE_RATE),
-                                   self.session.utterance_added.emit)
+                                    lambda hooks: self.session.controller.add_recording(wav, SAMPLE_RATE),
+                                    self.session.utterance_added.emit)
 
     def discard_recording(self) -> bool:
         """Stop a recording without keeping the take (Cancel). Returns whether one was running."""
