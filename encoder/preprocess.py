@@ -48,7 +48,7 @@ from utils.audio_io import AudioWarning
 from utils.corpora import (
     Corpus,
     CorpusError,
-    Utterance,
+    CorpusUtterance,
     group_by_speaker,
     select_corpora,
 )
@@ -65,7 +65,7 @@ class SpeakerJob:
     """The utterances of one speaker (one unit of parallel work)."""
 
     speaker: str
-    utterances: tuple[Utterance, ...]
+    utterances: tuple[CorpusUtterance, ...]
 
 
 @dataclass
@@ -141,7 +141,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 # -- One speaker -----------------------------------------------------------------------------------
-def _mel_frames(utterance: Utterance, hparams: EncoderHParams, trim: bool) -> tuple[np.ndarray, float]:
+def _mel_frames(utterance: CorpusUtterance, hparams: EncoderHParams, trim: bool) -> tuple[np.ndarray, float]:
     """Mel frames ``(T, 40)`` and the trimmed duration in seconds of one file."""
     with warnings.catch_warnings():
         # Clipping and low sample rates are common in corpora; a warning per file would drown the bar.

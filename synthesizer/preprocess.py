@@ -72,7 +72,7 @@ from utils.audio_io import AudioWarning
 from utils.corpora import (
     Alignment,
     CorpusError,
-    Utterance,
+    CorpusUtterance,
     collect_utterances,
     select_corpora,
 )
@@ -88,7 +88,7 @@ MAX_FAILURES_SHOWN = 5
 
 
 @dataclass(frozen=True)
-class Segment:
+class TrainingSegment:
     """A part of an utterance to turn into one training example.
 
     Attributes
@@ -111,8 +111,8 @@ class Segment:
 class SynthesizerJob:
     """One audio file and the segments of it still to do."""
 
-    utterance: Utterance
-    segments: tuple[Segment, ...]
+    utterance: CorpusUtterance
+    segments: tuple[TrainingSegment, ...]
 
 
 @dataclass
@@ -175,7 +175,8 @@ def split_on_silences(alignment: Alignment, hparams: SynthesizerHParams) -> list
     ]
 
 
-def plan_segments(utterance: Utterance, hparams: SynthesizerHParams, use_alignments: bool = True) -> list[Segment]:
+def plan_segments(utterance: CorpusUtterance, hparams: SynthesizerHParams,
+                  use_alignments: bool = True) -> list[TrainingSegment]:
     """The training examples an utterance gives (before any audio is read).
 
     Aligned utterances give RTVC's silence-split segments named ``<name>_<NN>``; others give themselves,
@@ -186,10 +187,10 @@ def plan_segments(utterance: Utterance, hparams: SynthesizerHParams, use_alignme
     if use_alignments and utterance.alignment is not None:
         parts = split_on_silences(utterance.alignment, hparams)
         return [
-            Segment(f"{utterance.name}_{number:02d}", _clean_transcript(text), start, end)
+            TrainingSegment(f"{utterance.name}_{number:02d}", _clean_transcript(text), start, end)
             for number, (start, end, text) in enumerate(parts)
         ]
-    return [Segment(utterance.name, _clean_transcript(utterance.text))]
+    return [TrainingSegment(utterance.name, _clean_transcript(utterance.text))]
 
 
 # -- One utterance ---------------------------------------------------------------------------------
@@ -270,7 +271,7 @@ def _outputs_exist(out_dir: Path, basename: str) -> bool:
     ).exists()
 
 
-def preprocess_audio(utterances: Sequence[Utterance], out_dir: Path, hparams: SynthesizerHParams, *,
+def preprocess_audio(utterances: Sequence[CorpusUtterance], out_dir: Path, hparams: SynthesizerHParams, *,
                      skip_existing: bool = False, use_alignments: bool = True, n_processes: int = 1,
                      show_progress: bool = True) -> AudioReport:
     """Run the audio stage over ``utterances`` and write ``train.txt`` (appending with ``skip_existing``)."""
