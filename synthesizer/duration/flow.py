@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from synthesizer.duration.hparams import DurationHParams
-from synthesizer.duration.layers import ChannelNorm, ConvNeXtBlock
+from synthesizer.duration.layers import ChannelNorm, ConditionedConvNeXtBlock
 
 TIME_FEATURES = 64
 
@@ -47,8 +47,9 @@ class FlowPostNet(nn.Module):
         self.time = nn.Sequential(nn.Linear(TIME_FEATURES, TIME_FEATURES), nn.SiLU(),
                                   nn.Linear(TIME_FEATURES, TIME_FEATURES))
         self.input = nn.Conv1d(2 * hparams.num_mels + hparams.decoder_channels, width, 1)
-        self.blocks = nn.ModuleList(ConvNeXtBlock(width, hparams.flow_kernel, hparams.flow_expansion, conditioning)
-                                    for _ in range(hparams.flow_layers))
+        self.blocks = nn.ModuleList(
+            ConditionedConvNeXtBlock(width, hparams.flow_kernel, hparams.flow_expansion, conditioning)
+            for _ in range(hparams.flow_layers))
         self.norm = ChannelNorm(width)
         self.output = nn.Conv1d(width, hparams.num_mels, 1)
         nn.init.zeros_(self.output.weight)  # starts as "no residual": the regression mel
