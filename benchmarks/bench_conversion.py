@@ -11,9 +11,7 @@ conversion is scored against the bars of issue 24:
 * Pearson correlation of the time-normalised continuous log-F0 contours of source and conversion
   (≥ 0.5, once the synthesizer models pitch; a synthesizer without a pitch input is reported as such).
 
-Examples
---------
-::
+Examples::
 
     python benchmarks/bench_conversion.py                  # the default (shipped) models, iSTFT vocoder
     python benchmarks/bench_conversion.py -s run/synthesizer.pt --vocoder griffinlim --json

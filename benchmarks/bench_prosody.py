@@ -5,9 +5,7 @@ setting below, with the same seed, so the settings are compared clone by clone: 
 F0 (YIN, voiced frames) in semitones, of loudness (RMS of the frames within 30 dB of the loudest) in
 dB, and the word error rate of Whisper base's transcript.
 
-Examples
---------
-::
+Examples::
 
     python benchmarks/bench_prosody.py -s run/synthesizer.pt          # a synthesizer with the variance adaptor
     python benchmarks/bench_prosody.py --speakers 19,60 --json

@@ -56,8 +56,6 @@ def check_target_name(target: str | Path) -> None:
     ValueError
         With one sentence naming the file and its length in bytes.
 
-    Examples
-    --------
     >>> check_target_name("out/" + "a" * 255 + "")
     >>> check_target_name("a" * 256 + ".wav")
     Traceback (most recent call last):

@@ -146,8 +146,6 @@ def check_url(url: str, what: str = "download URL") -> str:
     ModelDownloadError
         A URL that does not parse (``http://[::1``), has a bad port, another scheme, or no host.
 
-    Examples
-    --------
     >>> check_url("https://huggingface.co/CorentinJ/SV2TTS/resolve/main")
     'https://huggingface.co/CorentinJ/SV2TTS/resolve/main'
     >>> check_url("http://[::1")
