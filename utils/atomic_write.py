@@ -49,12 +49,7 @@ def _temp_stem(name: str, suffix: str) -> str:
 
 
 def check_target_name(target: str | Path) -> None:
-    """Refuse, before any work, a file name that no common file system can hold.
-
-    Raises
-    ------
-    ValueError
-        With one sentence naming the file and its length in bytes.
+    """``ValueError`` (one sentence), before any work, for a file name no common file system can hold.
 
     >>> check_target_name("out/" + "a" * 255 + "")
     >>> check_target_name("a" * 256 + ".wav")

@@ -139,12 +139,7 @@ def _host(url: str) -> str:
 
 
 def check_url(url: str, what: str = "download URL") -> str:
-    """Return ``url`` if it is a well-formed http(s):// or file:// URL, else raise one sentence.
-
-    Raises
-    ------
-    ModelDownloadError
-        A URL that does not parse (``http://[::1``), has a bad port, another scheme, or no host.
+    """``url`` if it is a well-formed http(s):// or file:// URL, else a one-sentence :class:`ModelDownloadError`.
 
     >>> check_url("https://huggingface.co/CorentinJ/SV2TTS/resolve/main")
     'https://huggingface.co/CorentinJ/SV2TTS/resolve/main'
