@@ -1,23 +1,5 @@
-"""Measure voice conversion (``demo_cli.py --source``) on held-out real speakers.
-
-Eight conversions between the held-out Mini LibriSpeech speakers (4 female, 2 male; kept out of the
-shipped models' training), female to male, male to female and within a gender. The target voice is
-embedded from two of its recordings; the source is another speaker's utterance of 4-12 s. Each
-conversion is scored against the bars of issue 24:
-
-* WER of Whisper's transcript of the conversion against Whisper's transcript of the source (≤ 15 %);
-* GE2E cosine to the target voice (≥ 0.72), and to the source speaker's voice (0.10 lower at least);
-* duration of the conversion over the source's (0.9-1.1);
-* Pearson correlation of the time-normalised continuous log-F0 contours of source and conversion
-  (≥ 0.5, once the synthesizer models pitch; a synthesizer without a pitch input is reported as such).
-
-Examples
---------
-::
-
-    python benchmarks/bench_conversion.py                  # the default (shipped) models, iSTFT vocoder
-    python benchmarks/bench_conversion.py -s run/synthesizer.pt --vocoder griffinlim --json
-"""
+"""Measure voice conversion (``demo_cli.py --source``) on held-out real speakers: WER, similarity to
+target and source, duration and F0 correlation (docs/benchmarks.md)."""
 
 from __future__ import annotations
 

@@ -1,17 +1,5 @@
-"""Measure what ``--pitch_shift`` and ``--energy`` do to cloned speech of held-out speakers.
-
-Each held-out LibriSpeech speaker's 5-second reference is cloned saying one Harvard sentence at every
-setting below, with the same seed, so the settings are compared clone by clone: the change of median
-F0 (YIN, voiced frames) in semitones, of loudness (RMS of the frames within 30 dB of the loudest) in
-dB, and the word error rate of Whisper base's transcript.
-
-Examples
---------
-::
-
-    python benchmarks/bench_prosody.py -s run/synthesizer.pt          # a synthesizer with the variance adaptor
-    python benchmarks/bench_prosody.py --speakers 19,60 --json
-"""
+"""Measure what ``--pitch_shift`` and ``--energy`` do to cloned speech of held-out speakers: F0, level and
+WER, clone by clone (docs/benchmarks.md)."""
 
 from __future__ import annotations
 

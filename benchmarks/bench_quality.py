@@ -1,42 +1,7 @@
 """Measure how intelligible and how close to the reference voice cloned speech is.
 
-For each held-out real LibriSpeech speaker, an RTVC-style reference of ``--reference_seconds`` of
-speech (5 s) is embedded with the GE2E encoder, sentences the models never saw are cloned in that
-voice, and every clone is
-
-* transcribed by Whisper base (faster-whisper, :mod:`utils.asr`): the word error rate (WER) against
-  the sentence measures intelligibility;
-* embedded by the same GE2E encoder: the cosine between the clone and its reference measures speaker
-  similarity. It is printed next to two real-speech yardsticks: the cosine between *different* held-out
-  speakers' references (about 0.53 on LibriSpeech) and between two parts of the *same* speaker's
-  recording. "Closest reference" is how often a clone is nearer its own reference than any other
-  speaker's;
-* scored by DNSMOS (:mod:`utils.dnsmos`, Microsoft's non-intrusive MOS predictors, trained on listeners'
-  ratings and independent of every loss this project trains with): P.808 MOS, and P.835 overall (OVRL)
-  and signal (SIG) quality. The reference recordings themselves are scored too: the ceiling.
-
-Every vocoder is also compared clone by clone with a baseline (Griffin-Lim when it is among them, else
-the first): the mean paired difference in similarity and DNSMOS, its standard error, and how many clones
-score higher. ``--seed 0 1`` runs two benchmark sets (other sentences and synthesis seeds, the same
-references): each set is reported, then both together.
-
-Examples
---------
-::
-
-    python benchmarks/bench_quality.py                       # the default models (RTVC's if downloaded, else shipped)
-    python benchmarks/bench_quality.py -s run/synthesizer.pt -v run/vocoder.pt --vocoders wavernn,griffinlim
-    python benchmarks/bench_quality.py --sentences_per_speaker 1 --speakers 19,60 --json
-    python benchmarks/bench_quality.py -v a.pt --vocoders istft,griffinlim --compare_istft b.pt c.pt
-    python benchmarks/bench_quality.py --vocoders griffinlim --compare_istft b.pt --compare_contrasts 1 1.15
-    python benchmarks/bench_quality.py --vocoders istft,griffinlim --seed 0 1   # two benchmark sets
-
-Each clone is synthesized once and every vocoder vocodes that same mel, so vocoders are compared on
-identical input (a paired comparison).
-
-The held-out speakers below were kept out of the training of the shipped models
-(``saved_models/README.md``); the sentences are Harvard sentences (IEEE 1969), in none of the training texts.
-"""
+Word error rate by Whisper, GE2E similarity to the reference and DNSMOS, per vocoder and paired with a
+baseline on the same mels; what each number means and example commands: docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -88,7 +53,7 @@ EVALUATION_SENTENCES = (
 
 
 @dataclass
-class Reference:
+class HeldOutReference:
     speaker: str
     embedding: np.ndarray  # (256,) of the first reference_seconds of speech
     rest_embedding: np.ndarray | None  # (256,) of the rest of the recording, when long enough
@@ -145,9 +110,8 @@ def find_utterance(librispeech: Path, speaker: str) -> Path:
     return files[0]
 
 
-def make_reference(pipeline, dnsmos: DnsmosScorer, path: Path, speaker: str, seconds: float) -> Reference:
-    """Embed the first ``seconds`` of speech (after the encoder's VAD trimming) and the rest; score the
-    whole recording with DNSMOS."""
+def make_reference(pipeline, dnsmos: DnsmosScorer, path: Path, speaker: str, seconds: float) -> HeldOutReference:
+    """Embed the first ``seconds`` of speech and the rest; DNSMOS of the whole recording."""
     from pipeline import load_reference
 
     encoder = pipeline.encoder
@@ -156,7 +120,7 @@ def make_reference(pipeline, dnsmos: DnsmosScorer, path: Path, speaker: str, sec
     cut = int(seconds * encoder.sample_rate)
     head = encoder.embed_utterance(speech[:cut])
     rest = encoder.embed_utterance(speech[cut:]) if len(speech) - cut >= 2 * encoder.sample_rate else None
-    return Reference(speaker, head, rest, dnsmos.score(wav, pipeline.sample_rate))
+    return HeldOutReference(speaker, head, rest, dnsmos.score(wav, pipeline.sample_rate))
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -164,15 +128,11 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def metric(clone: Clone, name: str) -> float:
-    """A clone's similarity or one of its DNSMOS scores (``p808``, ``ovrl``, ``sig``, ``bak``)."""
     return clone.similarity if name == "similarity" else getattr(clone.dnsmos, name)
 
 
 def paired_differences(clones: dict[str, list[Clone]]) -> list[PairedDifference]:
-    """Each vocoder against the baseline (``griffinlim`` if scored, else the first), clone by clone.
-
-    The clones of every vocoder come in the same order (the same mels), so position ``i`` pairs them.
-    """
+    """Each vocoder against the baseline (``griffinlim`` if scored, else the first), clone by clone."""
     labels = list(clones)
     if len(labels) < 2:
         return []
@@ -192,7 +152,6 @@ def paired_differences(clones: dict[str, list[Clone]]) -> list[PairedDifference]
 
 def summarize(clones: dict[str, list[Clone]], synth_seconds: float, vocode_seconds: dict[str, float],
               audio_seconds: float) -> dict:
-    """The reports (one per vocoder) and paired differences of one set of clones, as JSON-ready dicts."""
     from utils.asr import corpus_word_error_rate
     from utils.dnsmos import mean_scores
 
@@ -214,7 +173,6 @@ def summarize(clones: dict[str, list[Clone]], synth_seconds: float, vocode_secon
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Load the models once, clone and score every benchmark set (``args.seed``: a list of seeds)."""
     import torch
 
     from pipeline import ClonePipeline, load_vocoder_for_synthesized_mels, resolve_models
@@ -311,7 +269,6 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def print_reports(reports: list[dict], paired: list[dict]) -> None:
-    """One row per vocoder, then the paired differences with the baseline (mean ± standard error, clones higher)."""
     width = max([12] + [len(report["vocoder"]) + 2 for report in reports])
     print(f"{'vocoder':<{width}}{'WER':>8}{'similarity':>12}{'closest ref':>13}{'P.808':>7}{'OVRL':>6}{'SIG':>6}"
           f"{'synth RTF':>11}{'vocoder RTF':>13}")

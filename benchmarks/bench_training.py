@@ -1,17 +1,5 @@
-"""Training speed of the three models at RTVC's sizes and batch shapes: steps/s and samples/s.
-
-Each trainer's own loss and gradient treatment are timed on random batches of RTVC's default shapes
-(encoder 64 speakers × 10 utterances × 160 frames; synthesizer 12 utterances of ``--mel_frames``
-frames with r = 2; vocoder 100 windows of 1000 samples), with mixed precision on CUDA (as the trainers
-use it) and float32 on CPU. The data pipeline is left out: this measures the model, forward + backward
-+ optimizer step. Random inputs cost the same as real ones for these networks.
-
-Examples
---------
-    python benchmarks/bench_training.py                      # every model, CUDA if present, else CPU
-    python benchmarks/bench_training.py --device cuda --steps 20 --json
-    python benchmarks/bench_training.py --models vocoder --batch_scale 0.1   # a quick CPU look
-"""
+"""Training speed of the three models at RTVC's sizes and batch shapes: steps/s and samples/s, model
+only, on random batches (docs/benchmarks.md)."""
 
 from __future__ import annotations
 

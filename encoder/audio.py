@@ -1,11 +1,6 @@
-"""Speaker-encoder audio front-end, identical to RTVC's: 16 kHz, loudness, VAD trim, 40-band power mels.
+"""Speaker-encoder audio front-end, identical to RTVC's: 16 kHz, loudness, VAD trim, 40-band power mels
+(no log: RTVC quirk 1).
 
-The pretrained GE2E weights only work with exactly these features: *power* mel spectrograms without
-log compression (RTVC quirk 1), increase-only loudness normalisation to -30 dBFS, and webrtcvad
-trimming of long silences.
-
-Examples
---------
 >>> import numpy as np
 >>> from encoder.hparams import EncoderHParams
 >>> hp = EncoderHParams()
@@ -30,10 +25,7 @@ INT16_MAX = (2**15) - 1
 
 def normalize_volume(wav: np.ndarray, target_dbfs: float, increase_only: bool = False,
                      decrease_only: bool = False) -> np.ndarray:
-    """Scale ``wav`` so its mean power is ``target_dbfs`` (dBFS = 10·log10(mean(x²))).
-
-    RTVC divides by zero on digital silence (quirk 2); silence is returned unchanged instead.
-    """
+    """Scale ``wav`` to a mean power of ``target_dbfs``; digital silence is returned unchanged (RTVC quirk 2)."""
     if increase_only and decrease_only:
         raise ValueError("increase_only and decrease_only cannot both be set")
     mean_power = float(np.mean(np.square(wav, dtype=np.float64))) if wav.size else 0.0
@@ -54,11 +46,7 @@ def moving_average(values: np.ndarray, width: int) -> np.ndarray:
 
 
 def voice_activity_mask(wav: np.ndarray, hparams: EncoderHParams) -> np.ndarray:
-    """Per-sample boolean mask of speech (after smoothing and dilation) for a 16 kHz waveform.
-
-    The waveform is implicitly truncated to a whole number of 30 ms windows, so the mask can be
-    shorter than ``wav`` (RTVC drops that tail too).
-    """
+    """Per-sample speech mask of a 16 kHz waveform, without the tail short of a 30 ms window (RTVC quirk 3)."""
     import webrtcvad
 
     window = hparams.vad_window_samples
@@ -80,13 +68,9 @@ def voice_activity_mask(wav: np.ndarray, hparams: EncoderHParams) -> np.ndarray:
 
 
 def smooth_voice_flags(flags: np.ndarray, hparams: EncoderHParams) -> np.ndarray:
-    """Per-window VAD decisions → per-window keep mask, exactly as RTVC.
-
-    Centred moving average (width 8), rounded half-to-even (so exactly 4 voiced windows out of 8 give
-    False), then a binary dilation by ``vad_max_silence_length // 2`` windows on each side. Net effect
-    (measured): pauses of up to 5 windows (150 ms) between speech survive whole; a longer pause keeps
-    2 windows after the speech and 3 before the next speech (the smoothing window is asymmetric).
-    """
+    """Per-window VAD decisions -> keep mask, as RTVC: moving average of 8, half-to-even rounding (RTVC
+    quirk 3), then dilation. Pauses up to 150 ms survive whole; longer ones keep 2 windows after speech
+    and 3 before."""
     smoothed = np.round(moving_average(np.asarray(flags, dtype=float), hparams.vad_moving_average_width))
     return binary_dilation(smoothed.astype(bool), np.ones(hparams.vad_max_silence_length + 1))
 
@@ -113,24 +97,8 @@ def preprocess_wav(
     normalize: bool = True,
     trim_silence: bool = True,
 ) -> np.ndarray:
-    """Prepare audio for the encoder: resample to 16 kHz, raise loudness to -30 dBFS, trim silences.
-
-    Parameters
-    ----------
-    wav_or_path
-        A waveform or the path of any readable audio file.
-    source_sr
-        Rate of ``wav_or_path`` when it is an array (``None`` means it is already 16 kHz).
-    hparams
-        Encoder hyperparameters (RTVC defaults when ``None``).
-    normalize, trim_silence
-        Apply loudness normalisation / VAD trimming.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(samples,)`` float32 at ``hparams.sample_rate``; never longer than the input.
-    """
+    """Resample to 16 kHz, raise loudness to -30 dBFS and trim silences; float32, never longer than the
+    input. ``source_sr=None`` means an array is already at 16 kHz."""
     hparams = hparams or EncoderHParams()
     if isinstance(wav_or_path, (str, Path)):
         wav, source_sr = load_audio_with_rate(wav_or_path, None)
@@ -167,7 +135,6 @@ def wav_to_mel_spectrogram(wav: np.ndarray, hparams: EncoderHParams | None = Non
 
 
 def require_speech(wav: np.ndarray, name: str, hparams: EncoderHParams, min_seconds: float = 0.3) -> np.ndarray:
-    """Raise :class:`AudioError` when VAD trimming left (almost) nothing of a reference."""
     seconds = len(wav) / hparams.sample_rate
     if seconds < min_seconds:
         raise AudioError(f"{name} has no usable speech ({seconds:.2f} s left after removing silence).")

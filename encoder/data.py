@@ -1,21 +1,5 @@
-"""Speaker-encoder training data: ``<clean_data_root>/<speaker>/*.npy`` as GE2E batches.
+"""Speaker-encoder training data: ``<clean_data_root>/<speaker>/*.npy`` as GE2E batches (docs/design.md).
 
-The layout is RTVC's (``python -m encoder.preprocess`` writes it)::
-
-    <clean_data_root>/<speaker>/<utterance>.npy   (T, 40) float32 power mel frames
-    <clean_data_root>/<speaker>/_sources.txt      <npy name>,<source audio path>   (one per line)
-
-Every sub-folder with at least ``utterances_per_speaker`` usable utterances (``T >= partials_n_frames``,
-160 frames = 1.6 s) is a speaker. A batch is ``speakers_per_batch`` speakers × ``utterances_per_speaker``
-utterances, each a random 160-frame crop: ``(N·M, 160, 40)``, speaker-major (rows ``j·M … j·M + M − 1``
-belong to speaker ``j``), which is the order :meth:`encoder.model.SpeakerEncoder.similarity_matrix`
-expects after a reshape to ``(N, M, E)``.
-
-Speakers and each speaker's utterances are drawn by :class:`RandomCycler` (RTVC's sampler: every item
-once per cycle, reshuffled between cycles), so all speakers are seen equally often.
-
-Examples
---------
 >>> cycler = RandomCycler("abc", np.random.default_rng(0))
 >>> draws = cycler.sample(6)
 >>> sorted(draws[:3]), sorted(draws[3:])  # two full cycles: each letter once per cycle
@@ -52,22 +36,9 @@ PREPROCESS_HINT = "run python -m encoder.preprocess first"
 
 
 class RandomCycler(Generic[T]):
-    """Draw items so that each appears once per cycle, in a fresh random order every cycle (RTVC).
+    """Draw items once per cycle in a fresh random order each cycle (RTVC's sampler), never repeating an
+    item within one :meth:`sample` of at most ``len(items)``.
 
-    Within one :meth:`sample` call of at most ``len(items)`` items no item repeats: when a cycle ends
-    in the middle of a call, the items already drawn in that call are moved to the end of the next
-    cycle's order. (RTVC could draw the same speaker twice in one batch at a cycle boundary, which
-    GE2E then treats as two different speakers.)
-
-    Parameters
-    ----------
-    items
-        What to draw from (at least one item).
-    rng
-        The random stream (one per DataLoader worker and rank).
-
-    Examples
-    --------
     >>> cycler = RandomCycler(range(4), np.random.default_rng(1))
     >>> [len(set(cycler.sample(3))) for _ in range(8)]  # never a repeat inside one draw
     [3, 3, 3, 3, 3, 3, 3, 3]
@@ -86,7 +57,6 @@ class RandomCycler(Generic[T]):
         return [i for i in order if i not in avoid] + [i for i in order if i in avoid]
 
     def sample(self, count: int) -> list[T]:
-        """``count`` items; ``count`` may exceed ``len(items)`` (then whole cycles are included)."""
         if count < 0:
             raise ValueError(f"count must be non-negative, not {count}")
         drawn: list[int] = []
@@ -103,10 +73,7 @@ class RandomCycler(Generic[T]):
 
 
 def crop_bounds(n_available: int, n_frames: int, rng: np.random.Generator) -> int:
-    """Start of a uniformly random ``n_frames`` window inside ``n_available`` frames.
-
-    Every valid start ``0 … n_available − n_frames`` is possible (RTVC never picked the last one).
-    """
+    """Start of a uniformly random ``n_frames`` window inside ``n_available`` frames (last start included)."""
     if n_available < n_frames:
         raise ValueError(f"cannot crop {n_frames} frames out of {n_available}")
     return int(rng.integers(0, n_available - n_frames + 1))
@@ -117,7 +84,7 @@ def crop_bounds(n_available: int, n_frames: int, rng: np.random.Generator) -> in
 
 
 @dataclass(frozen=True)
-class Utterance:
+class EncoderUtterance:
     """One preprocessed utterance: its mel file, where it came from, and its length in frames."""
 
     frames_path: Path
@@ -125,29 +92,27 @@ class Utterance:
     source: str | None = None
 
     def load(self) -> np.ndarray:
-        """All mel frames ``(T, n_mels)`` float32."""
         return np.load(self.frames_path).astype(np.float32, copy=False)
 
     def crop(self, start: int, n_frames: int) -> np.ndarray:
-        """Frames ``[start, start + n_frames)`` as ``(n_frames, n_mels)`` float32 (reads only those)."""
+        """Frames ``[start, start + n_frames)``, reading only those."""
         frames = np.load(self.frames_path, mmap_mode="r")
         return np.array(frames[start:start + n_frames], dtype=np.float32)
 
 
 @dataclass(frozen=True)
-class Speaker:
+class EncoderSpeaker:
     """A speaker folder and its usable utterances (sorted by file name)."""
 
     name: str
-    utterances: tuple[Utterance, ...]
+    utterances: tuple[EncoderUtterance, ...]
 
 
 @dataclass
 class SpeakerScan:
-    """What one speaker folder holds: usable utterances and counts of the rejected files."""
 
     name: str
-    usable: list[Utterance] = field(default_factory=list)
+    usable: list[EncoderUtterance] = field(default_factory=list)
     too_short: int = 0
     wrong_shape: int = 0
     unreadable: int = 0
@@ -156,13 +121,9 @@ class SpeakerScan:
 
 
 def read_sources(path: Path) -> list[tuple[str, str | None]]:
-    """``(npy name, source path)`` pairs of a ``_sources.txt``, split at the first comma only.
+    """``(npy name, source path)`` pairs of a ``_sources.txt``, split at the first comma only (RTVC quirk 23);
+    repeated names are kept once.
 
-    Source paths may themselves contain commas (RTVC quirk 23 split on every comma). Repeated names
-    (``--skip_existing`` appends) are kept once, blank lines are ignored.
-
-    Examples
-    --------
     >>> import tempfile
     >>> path = Path(tempfile.mkdtemp()) / "_sources.txt"
     >>> _ = path.write_text("a.npy,/data/Smith, John/a.flac\\nb.npy,/data/b.flac\\n\\na.npy,/x.flac\\n")
@@ -188,7 +149,6 @@ _NPY_HEADER_LOCK = threading.Lock()
 
 
 def _npy_shape(path: Path) -> tuple[tuple[int, ...], np.dtype] | None:
-    """Shape and dtype of a ``.npy`` file without reading its data, or None if unreadable."""
     try:
         with _NPY_HEADER_LOCK:
             array = np.load(path, mmap_mode="r")
@@ -198,10 +158,7 @@ def _npy_shape(path: Path) -> tuple[tuple[int, ...], np.dtype] | None:
 
 
 def scan_speaker(folder: Path, hparams: EncoderHParams) -> SpeakerScan:
-    """List a speaker folder's usable utterances (``(T ≥ partials_n_frames, n_mels)`` float arrays).
-
-    The utterances are those named in ``_sources.txt`` when the folder has one, else every ``*.npy``.
-    """
+    """A speaker folder's usable utterances: those of ``_sources.txt`` when present, else every ``*.npy``."""
     scan = SpeakerScan(folder.name)
     sources_path = folder / SOURCES_FILE
     if sources_path.is_file():
@@ -226,7 +183,7 @@ def scan_speaker(folder: Path, hparams: EncoderHParams) -> SpeakerScan:
         elif shape[0] < hparams.partials_n_frames:
             scan.too_short += 1
         else:
-            scan.usable.append(Utterance(path, int(shape[0]), source))
+            scan.usable.append(EncoderUtterance(path, int(shape[0]), source))
     return scan
 
 
@@ -235,7 +192,7 @@ class SpeakerCorpus:
     """The speakers of a preprocessed encoder data folder that have enough usable utterances."""
 
     root: Path
-    speakers: tuple[Speaker, ...]
+    speakers: tuple[EncoderSpeaker, ...]
     n_folders: int
     n_small_speakers: int  # folders with fewer than utterances_per_speaker usable utterances
     n_too_short: int
@@ -250,7 +207,6 @@ class SpeakerCorpus:
         return sum(len(speaker.utterances) for speaker in self.speakers)
 
     def summary(self) -> str:
-        """One line for the console."""
         text = (f"{len(self.speakers)} speakers, {self.n_utterances} utterances in '{self.root}'")
         skipped = []
         if self.n_small_speakers:
@@ -267,14 +223,8 @@ class SpeakerCorpus:
 
     @classmethod
     def load(cls, root: str | Path, hparams: EncoderHParams, threads: int | None = None) -> SpeakerCorpus:
-        """Scan ``root`` and keep the speakers with at least ``utterances_per_speaker`` usable utterances.
-
-        Raises
-        ------
-        TrainingError
-            When the folder is missing or empty, or holds fewer usable speakers than
-            ``speakers_per_batch``.
-        """
+        """Scan ``root`` and keep the speakers with enough usable utterances; :class:`TrainingError` when
+        the folder is missing or empty or has fewer than ``speakers_per_batch`` of them."""
         root = Path(root)
         if not root.exists():
             raise TrainingError(f"The encoder data folder '{root}' does not exist ({PREPROCESS_HINT}).")
@@ -288,7 +238,7 @@ class SpeakerCorpus:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             scans = list(pool.map(lambda folder: scan_speaker(folder, hparams), folders))
         needed = hparams.utterances_per_speaker
-        speakers = tuple(Speaker(scan.name, tuple(scan.usable)) for scan in scans if len(scan.usable) >= needed)
+        speakers = tuple(EncoderSpeaker(scan.name, tuple(scan.usable)) for scan in scans if len(scan.usable) >= needed)
         corpus = cls(
             root=root,
             speakers=speakers,
@@ -306,12 +256,7 @@ class SpeakerCorpus:
         return corpus
 
     def check_mel_bands(self, hparams: EncoderHParams) -> None:
-        """Raise :class:`TrainingError` when most utterances have another number of mel bands.
-
-        Such data was preprocessed with other settings; it used to be reported as "not enough
-        speakers", which sent users looking for missing folders. A few odd files among good ones
-        are only skipped (and counted in :meth:`summary`).
-        """
+        """:class:`TrainingError` when most utterances have another number of mel bands (docs/design.md)."""
         n_other = sum(self.other_bands.values())
         if not n_other or n_other < self.n_utterances + self.n_usable_elsewhere:
             return
@@ -323,7 +268,6 @@ class SpeakerCorpus:
         )
 
     def check_enough_speakers(self, hparams: EncoderHParams) -> None:
-        """Raise :class:`TrainingError` unless one batch's worth of speakers is available."""
         found, wanted = len(self.speakers), hparams.speakers_per_batch
         if found >= wanted:
             return
@@ -356,18 +300,17 @@ def _merge_counts(counts: Iterable[dict[int, int]]) -> dict[int, int]:
 
 @dataclass
 class SpeakerBatch:
-    """One GE2E batch and where each row came from."""
 
     frames: np.ndarray  # (N·M, n_frames, n_mels) float32, speaker-major
     speakers: list[str]  # (N,) speaker names, in batch order
-    utterances: list[Utterance]  # (N·M,)
+    utterances: list[EncoderUtterance]  # (N·M,)
     starts: np.ndarray  # (N·M,) int64 first frame of each crop
 
 
 class SpeakerBatchDrawer:
     """Draws GE2E batches: speakers by one :class:`RandomCycler`, utterances by one per speaker."""
 
-    def __init__(self, speakers: Sequence[Speaker], speakers_per_batch: int, utterances_per_speaker: int,
+    def __init__(self, speakers: Sequence[EncoderSpeaker], speakers_per_batch: int, utterances_per_speaker: int,
                  n_frames: int, rng: np.random.Generator) -> None:
         if speakers_per_batch > len(speakers):
             raise ValueError(f"{speakers_per_batch} speakers per batch but only {len(speakers)} speakers")
@@ -379,9 +322,8 @@ class SpeakerBatchDrawer:
         self.utterance_cyclers = {speaker.name: RandomCycler(speaker.utterances, rng) for speaker in speakers}
 
     def draw(self) -> SpeakerBatch:
-        """The next batch of ``speakers_per_batch × utterances_per_speaker`` random crops."""
         speakers = self.speaker_cycler.sample(self.speakers_per_batch)
-        utterances: list[Utterance] = []
+        utterances: list[EncoderUtterance] = []
         for speaker in speakers:
             utterances.extend(self.utterance_cyclers[speaker.name].sample(self.utterances_per_speaker))
         starts = np.array([crop_bounds(u.n_frames, self.n_frames, self.rng) for u in utterances], dtype=np.int64)
@@ -390,27 +332,12 @@ class SpeakerBatchDrawer:
 
 
 class SpeakerBatchStream(IterableDataset):
-    """Endless stream of ``(N·M, n_frames, n_mels)`` float32 tensors, for a ``DataLoader(batch_size=None)``.
+    """Endless stream of ``(N·M, n_frames, n_mels)`` float32 batches for ``DataLoader(batch_size=None)``.
 
-    Each DataLoader worker (and each rank under ``torchrun``) draws from its own random stream,
-    seeded from ``(seed, rank, worker id, start_step)``: ranks and workers never repeat each other's
-    batches, a seeded run is reproducible, and a resumed run does not replay the first batches.
+    Each worker and rank draws from its own stream seeded from ``(seed, rank, worker, start_step)``;
+    ``seed=None`` draws fresh entropy once."""
 
-    Parameters
-    ----------
-    speakers
-        The training speakers.
-    speakers_per_batch, utterances_per_speaker, n_frames
-        Batch geometry (``N``, ``M``, crop length).
-    seed
-        Base seed; ``None`` draws fresh entropy (once, when the stream is made).
-    rank
-        This process's rank.
-    start_step
-        The step training resumes from.
-    """
-
-    def __init__(self, speakers: Sequence[Speaker], speakers_per_batch: int, utterances_per_speaker: int,
+    def __init__(self, speakers: Sequence[EncoderSpeaker], speakers_per_batch: int, utterances_per_speaker: int,
                  n_frames: int, seed: int | None = None, rank: int = 0, start_step: int = 0) -> None:
         super().__init__()
         self.speakers = list(speakers)
@@ -422,7 +349,6 @@ class SpeakerBatchStream(IterableDataset):
         self.start_step = start_step
 
     def rng_for_worker(self, worker_id: int) -> np.random.Generator:
-        """The random stream of one worker of this rank."""
         return np.random.default_rng(np.random.SeedSequence([self.entropy, self.rank, worker_id, self.start_step]))
 
     def __iter__(self) -> Iterator[torch.Tensor]:
@@ -446,18 +372,10 @@ def make_batch_loader(stream: SpeakerBatchStream, num_workers: int, pin_memory: 
     )
 
 
-def projection_set(speakers: Sequence[Speaker], n_speakers: int, n_utterances: int,
+def projection_set(speakers: Sequence[EncoderSpeaker], n_speakers: int, n_utterances: int,
                    n_frames: int) -> tuple[np.ndarray, list[str]]:
-    """A fixed set of crops for the UMAP plots: the same points at every step.
-
-    The first ``n_speakers`` speakers by name, their first ``n_utterances`` utterances by file name,
-    each cropped around its centre.
-
-    Returns
-    -------
-    frames, labels
-        ``(S·U, n_frames, n_mels)`` float32 and the speaker name of each row.
-    """
+    """``(frames, labels)``: fixed centre crops of the first speakers' first utterances, for the UMAP
+    plots."""
     chosen = sorted(speakers, key=lambda speaker: speaker.name)[:n_speakers]
     frames, labels = [], []
     for speaker in chosen:

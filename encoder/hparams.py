@@ -16,8 +16,6 @@ from utils.signal_contract import ENCODER_NUM_MELS, ENCODER_STEP_MS, ENCODER_WIN
 class EncoderHParams(HParams):
     """GE2E speaker encoder: audio front-end, network sizes and training schedule.
 
-    Examples
-    --------
     >>> hp = EncoderHParams()
     >>> hp.mel_n_fft, hp.mel_hop_length, hp.mel_n_channels
     (400, 160, 40)

@@ -1,11 +1,6 @@
-"""Turn reference recordings into speaker embeddings with a loaded GE2E encoder.
+"""Speaker embeddings of reference recordings with a loaded GE2E encoder, as RTVC's ``embed_utterance``:
+the mean of overlapping 1.6 s partial embeddings, re-normalised.
 
-An utterance is cut into overlapping 1.6 s windows ("partials"), each window is embedded, and the
-mean of the partial embeddings is re-normalised: exactly RTVC's ``embed_utterance``. Several
-references make one voice by averaging their utterance embeddings and normalising again.
-
-Examples
---------
 >>> slices, _ = compute_partial_slices(3 * 16000)
 >>> len(slices)
 3
@@ -33,17 +28,10 @@ def compute_partial_slices(
     min_pad_coverage: float | None = None,
     overlap: float | None = None,
 ) -> tuple[list[slice], list[slice]]:
-    """Where to cut an utterance of ``n_samples`` into partial windows.
+    """``(wav_slices, mel_slices)`` of the partial windows of an utterance of ``n_samples``.
 
-    Windows of ``partial_n_frames`` mel frames start every ``partial_n_frames * (1 - overlap)``
-    frames. The last window is dropped when less than ``min_pad_coverage`` of it is real audio,
-    unless it is the only one.
-
-    Returns
-    -------
-    wav_slices, mel_slices
-        Matching slices into the (zero-padded) waveform and its mel frames.
-    """
+    Windows start every ``partial_n_frames * (1 - overlap)`` frames; the last is dropped when less than
+    ``min_pad_coverage`` of it is audio, unless it is the only one."""
     hparams = hparams or EncoderHParams()
     partial_n_frames = partial_n_frames or hparams.partials_n_frames
     min_pad_coverage = hparams.partials_min_coverage if min_pad_coverage is None else min_pad_coverage
@@ -69,7 +57,6 @@ def compute_partial_slices(
 
 @dataclass
 class UtteranceEmbedding:
-    """An utterance embedding with the partial embeddings it averages."""
 
     embedding: np.ndarray  # (E,)
     partial_embeddings: np.ndarray  # (n_partials, E)
@@ -77,19 +64,8 @@ class UtteranceEmbedding:
 
 
 class Encoder:
-    """A loaded speaker encoder.
+    """A loaded speaker encoder: the network, its hyperparameters and its device.
 
-    Parameters
-    ----------
-    model
-        The network (any size).
-    hparams
-        Its hyperparameters (audio front-end included).
-    device
-        Where it runs.
-
-    Examples
-    --------
     >>> import numpy as np
     >>> from encoder.hparams import EncoderHParams
     >>> hp = EncoderHParams(hidden_size=16, embedding_size=8, num_layers=1)
@@ -123,16 +99,13 @@ class Encoder:
         return self.hparams.embedding_size
 
     def preprocess(self, wav_or_path: np.ndarray | str | Path, source_sr: int | None = None) -> np.ndarray:
-        """Resample, normalise loudness and trim silences (see :func:`encoder.audio.preprocess_wav`)."""
+        """Resample, normalise loudness and trim silences (:func:`encoder.audio.preprocess_wav`)."""
         return preprocess_wav(wav_or_path, source_sr, self.hparams)
 
     @torch.inference_mode()
     def embed_frames_batch(self, frames: np.ndarray) -> np.ndarray:
-        """``(batch, n_frames, n_mels)`` mel windows → ``(batch, E)`` embeddings.
-
-        Raises :class:`utils.checkpoints.NonFiniteOutputError` (naming the checkpoint) when the model
-        turns finite frames into NaN or infinite embeddings.
-        """
+        """``(batch, n_frames, n_mels)`` -> ``(batch, E)``; :class:`utils.checkpoints.NonFiniteOutputError`
+        when finite frames give non-finite embeddings."""
         array = np.ascontiguousarray(frames, dtype=np.float32)
         embeds = self.model(torch.from_numpy(array).to(self.device))
         if bool(np.isfinite(array).all()):  # otherwise the input, not the model, is to blame
@@ -140,7 +113,6 @@ class Encoder:
         return embeds.cpu().numpy()
 
     def embed_utterance_details(self, wav: np.ndarray, using_partials: bool = True) -> UtteranceEmbedding:
-        """Embedding of one preprocessed 16 kHz utterance, with its partial embeddings."""
         wav = np.asarray(wav, dtype=np.float32)
         if wav.ndim != 1 or wav.size == 0:
             raise ValueError(f"expected a non-empty 1-D waveform, got shape {wav.shape}")
@@ -167,8 +139,6 @@ class Encoder:
 def average_embeddings(embeddings: Sequence[np.ndarray]) -> np.ndarray:
     """Mean of unit-norm embeddings, normalised back to unit length.
 
-    Examples
-    --------
     >>> average_embeddings([np.array([1.0, 0.0]), np.array([0.0, 1.0])]).round(4)
     array([0.7071, 0.7071], dtype=float32)
     """

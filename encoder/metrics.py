@@ -1,17 +1,8 @@
-"""GE2E training loss and equal error rate (EER) of a similarity matrix.
+"""GE2E training loss and the equal error rate (EER) of a similarity matrix.
 
-The GE2E similarity matrix ``(N speakers, M utterances, N centroids)`` scores every utterance against
-every speaker. :func:`ge2e_softmax_loss` is the softmax GE2E loss on it; :func:`similarity_eer` is
-RTVC's verification metric: treat each entry as a trial (target when the centroid is the utterance's
-own speaker), draw the ROC curve, and report the false-positive rate where it crosses
-``FPR = 1 − TPR`` (false acceptances = false rejections), linearly interpolated between ROC points.
+:func:`similarity_eer` is RTVC's verification metric, solved exactly on the piecewise-linear ROC
+curve instead of with scikit-learn and a root finder (same number).
 
-RTVC computed that crossing with ``sklearn.metrics.roc_curve`` + ``scipy.interpolate.interp1d`` +
-``scipy.optimize.brentq``; here the ROC curve is built with NumPy and the crossing solved exactly on
-the piecewise-linear curve, which gives the same number without a root finder.
-
-Examples
---------
 >>> labels = np.array([1, 1, 0, 0])
 >>> equal_error_rate(labels, np.array([0.9, 0.8, 0.3, 0.1]))  # perfectly separated
 0.0
@@ -30,8 +21,6 @@ from torch.nn import functional as F
 def ge2e_targets(n_speakers: int, n_utterances: int, device: torch.device | str | None = None) -> Tensor:
     """Own-speaker index of each row of the flattened ``(N·M, N)`` similarity matrix.
 
-    Examples
-    --------
     >>> ge2e_targets(2, 3).tolist()
     [0, 0, 0, 1, 1, 1]
     """
@@ -39,20 +28,8 @@ def ge2e_targets(n_speakers: int, n_utterances: int, device: torch.device | str 
 
 
 def ge2e_softmax_loss(similarity: Tensor) -> Tensor:
-    """Softmax GE2E loss: mean cross-entropy of each utterance's row against its own speaker.
+    """Softmax GE2E loss of ``(N, M, N)`` scaled similarities; ``log N`` when all are equal.
 
-    Parameters
-    ----------
-    similarity
-        ``(N, M, N)`` scaled similarities (``SpeakerEncoder.similarity_matrix``).
-
-    Returns
-    -------
-    Tensor
-        Scalar loss; ``log N`` when all similarities are equal.
-
-    Examples
-    --------
     >>> round(ge2e_softmax_loss(torch.zeros(4, 3, 4)).item(), 4) == round(float(np.log(4)), 4)
     True
     """
@@ -64,18 +41,9 @@ def ge2e_softmax_loss(similarity: Tensor) -> Tensor:
 
 
 def roc_points(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """ROC curve of binary ``labels`` against ``scores`` (higher = more likely a target).
+    """``(fpr, tpr)`` of binary ``labels`` against ``scores``, one point per distinct threshold; tied
+    scores make a diagonal step.
 
-    One point per distinct score threshold, from ``(0, 0)`` (accept nothing) to ``(1, 1)``; tied
-    scores form one step, so ties between targets and non-targets become a diagonal segment.
-
-    Returns
-    -------
-    fpr, tpr
-        Non-decreasing false- and true-positive rates.
-
-    Examples
-    --------
     >>> fpr, tpr = roc_points(np.array([1, 0, 1, 0]), np.array([0.9, 0.7, 0.5, 0.1]))
     >>> fpr.tolist(), tpr.tolist()
     ([0.0, 0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0, 1.0])
@@ -102,15 +70,9 @@ def roc_points(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
-    """False-positive rate where the piecewise-linear ROC curve meets ``FPR = 1 − TPR``.
+    """False-positive rate where the piecewise-linear ROC curve meets ``FPR = 1 − TPR``: what RTVC's
+    ``brentq`` over ``interp1d(fpr, tpr)`` converges to.
 
-    ``g(x) = 1 − x − TPR(x)`` decreases along the curve, from 1 at ``(0, 0)`` to −1 at ``(1, 1)``; the
-    EER is the ``x`` of its zero. On a vertical ROC segment (several targets at one threshold) the zero
-    is that segment's ``x``; on a sloped segment it is solved linearly. This is exactly what RTVC's
-    ``brentq(lambda x: 1 - x - interp1d(fpr, tpr)(x), 0, 1)`` converges to.
-
-    Examples
-    --------
     >>> equal_error_rate(np.array([1, 1, 0, 0]), np.array([0.1, 0.2, 0.8, 0.9]))  # all wrong
     1.0
     """
@@ -127,10 +89,8 @@ def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def similarity_eer(similarity: Tensor | np.ndarray) -> float:
-    """EER of a GE2E ``(N, M, N)`` similarity matrix (RTVC's training metric).
+    """EER of a GE2E ``(N, M, N)`` similarity matrix, each entry a trial (RTVC's training metric).
 
-    Examples
-    --------
     >>> sim = np.zeros((2, 2, 2)); sim[0, :, 0] = sim[1, :, 1] = 1.0  # own centroid always wins
     >>> similarity_eer(sim)
     0.0

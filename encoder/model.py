@@ -1,10 +1,6 @@
-"""GE2E speaker encoder: 3-layer LSTM over 40-band power mels → ReLU → L2-normalised embedding.
+"""GE2E speaker encoder: 3-layer LSTM over 40-band power mels, ReLU, L2-normalised embedding; the state
+dict equals RTVC's ``encoder.pt``.
 
-State-dict keys and shapes equal RTVC's ``encoder.pt`` (``similarity_weight``, ``similarity_bias``,
-``lstm.*``, ``linear.*``), so its published weights load unchanged.
-
-Examples
---------
 >>> import torch
 >>> from encoder.hparams import EncoderHParams
 >>> model = SpeakerEncoder(EncoderHParams(hidden_size=32, embedding_size=16, num_layers=1))
@@ -39,36 +35,14 @@ class SpeakerEncoder(nn.Module):
         self.similarity_bias = nn.Parameter(torch.tensor([-5.0]))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        """Embed a batch of mel windows.
-
-        Parameters
-        ----------
-        frames
-            ``(batch, n_frames, n_mels)`` power mel frames.
-
-        Returns
-        -------
-        torch.Tensor
-            ``(batch, embedding_size)`` non-negative, unit-norm embeddings.
-        """
+        """``(batch, n_frames, n_mels)`` power mels -> ``(batch, embedding_size)`` unit-norm embeddings."""
         _, (hidden, _) = self.lstm(frames)  # hidden: (num_layers, B, H)
         raw = F.relu(self.linear(hidden[-1]))  # (B, E)
         return raw / (torch.norm(raw, dim=1, keepdim=True) + 1e-5)
 
     def similarity_matrix(self, embeds: torch.Tensor) -> torch.Tensor:
-        """GE2E scaled cosine similarities.
-
-        Parameters
-        ----------
-        embeds
-            ``(n_speakers, n_utterances, E)`` unit-norm embeddings.
-
-        Returns
-        -------
-        torch.Tensor
-            ``(n_speakers, n_utterances, n_speakers)``: each utterance against each speaker centroid,
-            using the centroid that excludes the utterance itself for its own speaker.
-        """
+        """GE2E scaled cosines ``(N, M, N)`` of ``(N, M, E)`` embeddings against each speaker's centroid,
+        which excludes the utterance itself for its own speaker."""
         n_speakers, n_utterances, _ = embeds.shape
         inclusive = embeds.mean(dim=1, keepdim=True)  # (N, 1, E)
         inclusive = inclusive / (torch.norm(inclusive, dim=2, keepdim=True) + 1e-5)
@@ -82,7 +56,6 @@ class SpeakerEncoder(nn.Module):
         return similarity * self.similarity_weight + self.similarity_bias
 
     def loss(self, embeds: torch.Tensor) -> torch.Tensor:
-        """Softmax GE2E loss: cross-entropy of each utterance against its own speaker's centroid."""
         n_speakers, n_utterances, _ = embeds.shape
         similarity = self.similarity_matrix(embeds).reshape(n_speakers * n_utterances, n_speakers)
         target = torch.arange(n_speakers, device=embeds.device).repeat_interleave(n_utterances)
@@ -90,5 +63,4 @@ class SpeakerEncoder(nn.Module):
 
 
 def build_speaker_encoder(hparams: EncoderHParams) -> SpeakerEncoder:
-    """Factory used by checkpoint loading."""
     return SpeakerEncoder(hparams)

@@ -1,25 +1,13 @@
-"""Preprocess speech corpora into mel frames for training the speaker encoder (RTVC's ``encoder_preprocess.py``).
+"""Preprocess speech corpora into mel frames for the speaker encoder (RTVC's ``encoder_preprocess.py``).
 
-For every speaker of every dataset, each audio file is resampled to 16 kHz, raised to -30 dBFS (increase
-only) and VAD-trimmed (:func:`encoder.audio.preprocess_wav`), then turned into 40-band power mel frames
-``(T, 40)`` float32 (:func:`encoder.audio.wav_to_mel_spectrogram`). Output, as RTVC::
-
-    <out>/<speaker>/<local name>.npy     e.g. LibriSpeech_train-clean-100_1006/135212_1006-135212-0000.npy
-    <out>/<speaker>/_sources.txt         "<npy name>,<source audio path>" per kept file
-    <out>/Log_<dataset with / → _>.txt    date, parameters, counts, duration statistics
-
-Utterances shorter than ``partials_n_frames`` (160 frames, 1.6 s) after trimming are dropped. Unreadable,
-silent or speechless files are counted and skipped. Differences from RTVC: ``--no_trim`` really disables
-trimming, the worker count is ``-n``, any layout of :mod:`utils.corpora` is accepted, ``_sources.txt`` is
-read back by splitting on the first comma only (paths may contain commas), and ``.npy`` files are written
-atomically.
-
-Usage::
+Each file is resampled to 16 kHz, raised to -30 dBFS (increase only), VAD-trimmed and turned into
+``(T, 40)`` power mel frames, written as RTVC does: ``<out>/<speaker>/<local name>.npy``, a
+``_sources.txt`` per speaker and a ``Log_<dataset>.txt``. Files shorter than 1.6 s after trimming are
+dropped. Unlike RTVC (quirk 23), ``--no_trim`` works, ``-n`` sets the workers, any corpus layout of
+:mod:`utils.corpora` is read, source paths may contain commas and writes are atomic.
 
     python -m encoder.preprocess <datasets_root> [-o OUT] [-d DATASETS] [-s] [--no_trim] [-n N]
 
-Examples
---------
 >>> parse_source_line("x.npy,/data/Smith, John/take1.wav")
 ('x.npy', '/data/Smith, John/take1.wav')
 """
@@ -48,7 +36,7 @@ from utils.audio_io import AudioWarning
 from utils.corpora import (
     Corpus,
     CorpusError,
-    Utterance,
+    CorpusUtterance,
     group_by_speaker,
     select_corpora,
 )
@@ -62,29 +50,15 @@ MAX_FAILURES_SHOWN = 5
 
 @dataclass(frozen=True)
 class SpeakerJob:
-    """The utterances of one speaker (one unit of parallel work)."""
 
     speaker: str
-    utterances: tuple[Utterance, ...]
+    utterances: tuple[CorpusUtterance, ...]
 
 
 @dataclass
 class SpeakerReport:
-    """What happened to one speaker's files.
-
-    Attributes
-    ----------
-    kept
-        ``.npy`` files written.
-    existing
-        Files skipped because ``--skip_existing`` found them done.
-    too_short
-        Files dropped for having fewer than ``partials_n_frames`` frames after trimming.
-    failures
-        ``(source path, reason)`` of unreadable, silent or speechless files.
-    durations
-        Seconds of audio (after trimming) of each kept file.
-    """
+    """What happened to one speaker's files; ``failures`` are ``(source path, reason)``, ``durations``
+    the trimmed seconds of each kept file."""
 
     speaker: str
     kept: int = 0
@@ -96,7 +70,6 @@ class SpeakerReport:
 
 @dataclass
 class DatasetReport:
-    """Totals over the speakers of one dataset."""
 
     dataset: str
     speakers: int = 0
@@ -117,10 +90,8 @@ class DatasetReport:
 
 # -- _sources.txt ----------------------------------------------------------------------------------
 def parse_source_line(line: str) -> tuple[str, str] | None:
-    """``(npy name, source path)`` of one ``_sources.txt`` line; ``None`` for a blank or malformed line.
-
-    Only the first comma separates: ``.npy`` names never contain one, source paths may.
-    """
+    """``(npy name, source path)`` of one ``_sources.txt`` line split at its first comma; ``None`` if
+    blank or malformed."""
     line = line.rstrip("\r\n")
     name, comma, source = line.partition(",")
     if not comma or not name:
@@ -129,7 +100,6 @@ def parse_source_line(line: str) -> tuple[str, str] | None:
 
 
 def read_sources(path: str | Path) -> dict[str, str]:
-    """``{npy name: source path}`` of a speaker's ``_sources.txt`` (empty when the file is missing)."""
     if not Path(path).is_file():
         return {}
     return {name: source for name, source in encoder.data.read_sources(Path(path)) if source is not None}
@@ -141,8 +111,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 # -- One speaker -----------------------------------------------------------------------------------
-def _mel_frames(utterance: Utterance, hparams: EncoderHParams, trim: bool) -> tuple[np.ndarray, float]:
-    """Mel frames ``(T, 40)`` and the trimmed duration in seconds of one file."""
+def _mel_frames(utterance: CorpusUtterance, hparams: EncoderHParams, trim: bool) -> tuple[np.ndarray, float]:
     with warnings.catch_warnings():
         # Clipping and low sample rates are common in corpora; a warning per file would drown the bar.
         warnings.simplefilter("ignore", AudioWarning)
@@ -155,12 +124,10 @@ def _mel_frames(utterance: Utterance, hparams: EncoderHParams, trim: bool) -> tu
 def preprocess_speaker(
     job: SpeakerJob, *, out_dir: Path, hparams: EncoderHParams, skip_existing: bool = False, trim: bool = True
 ) -> SpeakerReport:
-    """Write the mel frames of one speaker's files into ``<out_dir>/<speaker>/`` with its ``_sources.txt``.
+    """Write one speaker's mel frames and ``_sources.txt`` into ``<out_dir>/<speaker>/``.
 
-    With ``skip_existing`` a file already listed in ``_sources.txt`` whose ``.npy`` exists is skipped and
-    new lines are appended; otherwise ``_sources.txt`` is rewritten (atomically) with this run's files.
-    Errors writing the output propagate (the whole speaker then fails); errors reading a file do not.
-    """
+    With ``skip_existing`` listed files that exist are skipped and new lines appended. Errors writing the
+    output propagate (the speaker fails); errors reading a file do not."""
     speaker_dir = Path(out_dir) / job.speaker
     speaker_dir.mkdir(parents=True, exist_ok=True)
     sources_path = speaker_dir / SOURCES_FILE
@@ -204,7 +171,6 @@ def _hparams_lines(hparams: EncoderHParams) -> list[str]:
 
 def write_dataset_log(out_dir: Path, report: DatasetReport, hparams: EncoderHParams, started: datetime,
                       trim: bool) -> Path:
-    """Write ``Log_<dataset>.txt``: dates, parameters, counts and duration statistics of kept files."""
     durations = report.durations
     lines = [
         f"Speaker encoder preprocessing of {report.dataset}",
@@ -244,13 +210,8 @@ def write_dataset_log(out_dir: Path, report: DatasetReport, hparams: EncoderHPar
 def preprocess_corpus(corpus: Corpus, out_dir: Path, hparams: EncoderHParams | None = None, *,
                       skip_existing: bool = False, trim: bool = True, n_processes: int = 1,
                       show_progress: bool = True) -> DatasetReport:
-    """Preprocess every speaker of ``corpus`` into ``out_dir`` and write its log.
-
-    Returns
-    -------
-    DatasetReport
-        Counts over the speakers; a speaker whose output could not be written counts all its files as failed.
-    """
+    """Preprocess every speaker of ``corpus`` and write its log; a speaker whose output could not be
+    written counts all its files as failed."""
     hparams = hparams or EncoderHParams()
     started = datetime.now()
     jobs = [SpeakerJob(speaker, tuple(items))
@@ -301,7 +262,6 @@ def _fail(message: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the preprocessing; returns the exit status (0 done, 1 bad input, 130 interrupted)."""
     args = build_parser().parse_args(argv)
     trim = not args.no_trim
     if trim and not webrtcvad_available():

@@ -1,18 +1,7 @@
-"""Synthesizer training data: ``<syn_dir>/train.txt`` + ``mels/`` + ``embeds/`` as batches for Tacotron.
+"""Synthesizer training data: ``<syn_dir>/train.txt``, ``mels/`` and ``embeds/`` as Tacotron batches.
 
-The layout is RTVC's (``python -m synthesizer.preprocess`` writes it)::
+Layout and padding: docs/synthesizer.md.
 
-    <syn_dir>/train.txt        audio-<b>.npy|mel-<b>.npy|embed-<b>.npy|<samples>|<frames>|<text>
-    <syn_dir>/mels/mel-<b>.npy      (T, num_mels) float32 in [-4, 4]
-    <syn_dir>/embeds/embed-<b>.npy  (speaker_embedding_size,) float32, unit norm
-
-An item is ``(text ids, mel (num_mels, T), embedding, index)``. :class:`SynthesizerCollator` pads a
-list of items for a given ``r`` the way RTVC does (ids with 0, mels with the silence value up to
-``max frames + 1`` rounded up to a multiple of ``r``, stop targets 1 from each item's last real frame
-on) and, unlike RTVC (quirk 27), also returns a frame mask so the losses can ignore padding.
-
-Examples
---------
 >>> import torch
 >>> items = [SynthesizerItem(torch.tensor([30, 31, 1]), torch.zeros(2, 3), torch.ones(4), 0),
 ...          SynthesizerItem(torch.tensor([40, 1]), torch.ones(2, 1), torch.ones(4), 1)]
@@ -46,7 +35,6 @@ EMBEDDINGS_HINT = "compute the speaker embeddings first (the embeddings step of 
 
 
 class SynthesizerItem(NamedTuple):
-    """One utterance, ready to batch."""
 
     text_ids: Tensor  # (Tc,) int64, ends with EOS (id 1)
     mel: Tensor  # (num_mels, T) float32
@@ -67,18 +55,12 @@ class SynthesizerBatch(NamedTuple):
     indices: Tensor  # (B,) int64 dataset positions
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> SynthesizerBatch:
-        """The same batch with every tensor on ``device``."""
         return SynthesizerBatch(*(tensor.to(device, non_blocking=non_blocking) for tensor in self))
 
 
 def padded_length(max_frames: int, r: int) -> int:
     """RTVC's target length: ``max_frames + 1`` rounded up to a multiple of ``r``.
 
-    The extra frame guarantees that even the longest item has a padding frame, where its stop
-    target is 1 after its last real frame.
-
-    Examples
-    --------
     >>> padded_length(6, 2), padded_length(7, 2), padded_length(7, 1), padded_length(5, 3)
     (8, 8, 8, 6)
     """
@@ -86,17 +68,9 @@ def padded_length(max_frames: int, r: int) -> int:
 
 
 class SynthesizerCollator:
-    """Pad a list of :class:`SynthesizerItem` into a :class:`SynthesizerBatch` for ``r`` frames per step.
+    """Pad :class:`SynthesizerItem` s into a :class:`SynthesizerBatch` for ``r``; mels with ``pad_value``.
 
-    A class rather than a closure so DataLoader worker processes can pickle it.
-
-    Parameters
-    ----------
-    r
-        Decoder frames per step: the padded length is a multiple of it.
-    pad_value
-        Value of padded mel frames: the silence floor, ``-max_abs_value`` (−4) for symmetric mels.
-    """
+    A class so DataLoader workers can pickle it."""
 
     def __init__(self, r: int, pad_value: float) -> None:
         if r < 1:
@@ -127,26 +101,13 @@ class SynthesizerCollator:
 
 
 def mel_pad_value(hparams: SynthesizerHParams) -> float:
-    """The silence value of the mel domain: −max_abs_value for symmetric mels, else 0."""
     return -hparams.max_abs_value if hparams.symmetric_mels else 0.0
 
 
 class SynthesizerDataset(Dataset):
     """The utterances of ``<syn_dir>/train.txt`` that have frames, with their mels and embeddings.
 
-    Parameters
-    ----------
-    syn_dir
-        The synthesizer data folder (``train.txt``, ``mels/``, ``embeds/``).
-    hparams
-        For the text cleaners, ``num_mels`` and ``speaker_embedding_size`` (checked on the first item).
-
-    Raises
-    ------
-    TrainingError
-        When the folder or ``train.txt`` is missing, lists no utterance, or mels/embeddings are
-        missing or of the wrong size.
-    """
+    :class:`TrainingError` when files are missing or of the wrong size."""
 
     def __init__(self, syn_dir: str | Path, hparams: SynthesizerHParams) -> None:
         from synthesizer.metadata import read_train_txt  # the preprocessing's reader of RTVC's format
@@ -205,7 +166,6 @@ class SynthesizerDataset(Dataset):
         return len(self.entries)
 
     def text_ids(self, index: int) -> Tensor:
-        """``(Tc,)`` int64 symbol ids of utterance ``index`` (cleaned, EOS appended)."""
         with warnings.catch_warnings():
             # A corpus has many texts with an odd character; one warning per item would flood the log.
             warnings.simplefilter("ignore", TextWarning)
@@ -229,15 +189,8 @@ class SynthesizerDataset(Dataset):
 
 
 class LengthBucketedBatches:
-    """Batches of similar-length utterances, drawn from a (distributed) sampler's shuffled order.
+    """Batches of similar-length utterances from a sampler's shuffled order (docs/synthesizer.md).
 
-    The sampler's order is cut into windows of ``batch_size * window_batches`` items; each window is
-    sorted by mel length and cut into batches, and the batches of a window are shuffled. Padding to the
-    longest item of a batch then wastes little work (Tacotron's decoder runs to the longest mel), while
-    the data order stays random across windows and epochs.
-
-    Examples
-    --------
     >>> import torch
     >>> lengths = [5, 100, 6, 90, 7, 95, 8, 99]
     >>> batches = list(LengthBucketedBatches(list(range(8)), lengths, batch_size=2, window_batches=4))
@@ -283,22 +236,9 @@ def build_loader(
     num_workers: int = 2,
     bucket_by_length: bool = False,
 ) -> tuple[DataLoader, DistributedSampler | LengthBucketedBatches]:
-    """Shuffled loader of padded batches for ``r``; each rank reads its own share of every epoch.
+    """Shuffled loader of padded batches for ``r``, each rank reading its share of every epoch.
 
-    A :class:`~torch.utils.data.DistributedSampler` is used even alone (one replica), so the order
-    depends only on ``seed`` and the epoch: call ``sampler.set_epoch(epoch)`` before each epoch.
-    Partial last batches are kept so a dataset smaller than a batch still trains.
-
-    Parameters
-    ----------
-    batch_size
-        Items per batch on this rank.
-    seed
-        Same on every rank (the sampler splits one shared permutation).
-    bucket_by_length
-        Group utterances of similar length into batches (:class:`LengthBucketedBatches`); the
-        returned sampler is then the bucketing one, with the same ``set_epoch``.
-    """
+    Call ``sampler.set_epoch(epoch)`` before each epoch; ``seed`` must be the same on every rank."""
     sampler = DistributedSampler(dataset, num_replicas=context.world_size, rank=context.rank,
                                  shuffle=True, seed=seed, drop_last=False)
     workers = {"num_workers": num_workers, "worker_init_fn": worker_init_fn if num_workers > 0 else None,

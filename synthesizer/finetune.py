@@ -1,32 +1,5 @@
-"""Fine-tune a synthesizer on one speaker's recordings in one command.
+"""Fine-tune a synthesizer on one speaker's recordings in one command (usage: docs/synthesizer.md).
 
-Usage::
-
-    python -m synthesizer.finetune <folder> --steps N [-s synthesizer.pt] [--run_id ID | -o OUT_DIR]
-                                   [-e encoder.pt] [--lr 3e-5] [--batch_size 12] ...
-
-``<folder>`` holds one speaker's transcribed recordings, either in LJSpeech format (``metadata.csv``
-with ``id|text[|normalized text]`` lines + ``wavs/<id>.wav``) or as ``name.wav`` + ``name.txt`` pairs
-(any audio format ``python -m synthesizer.preprocess`` reads). The command
-
-1. preprocesses the folder with the synthesizer preprocessing (VAD trim, mels, ``train.txt``) into
-   ``<out>/data/`` (or ``--work_dir``), using the checkpoint's own audio settings;
-2. computes the speaker embeddings with the encoder (``-e``);
-3. trains from the checkpoint (RTVC's ``synthesizer.pt`` or ours) for ``--steps`` more steps at a
-   constant learning rate and the checkpoint's ``r``, writing ``<out>/synthesizer.pt`` (with samples
-   and TensorBoard logs beside it, as ``python -m synthesizer.train``).
-
-Running the same command again resumes: finished preprocessing is reused (``--skip_existing``) and
-training continues from ``<out>/synthesizer.pt`` up to the same final step (the base checkpoint's step
-+ ``--steps``), so an interrupted fine-tuning simply finishes. A larger ``--steps`` trains further.
-
-Why 3e-5: RTVC's schedule trains at 3e-5 between steps 160k and 320k, and the published checkpoint
-stopped inside that session (step ~295k). Continuing at the rate its weights were last trained with
-adapts the voice without the large updates that would undo what a few minutes of one speaker cannot
-teach again (the alignment, the pronunciation of unseen words).
-
-Examples
---------
 >>> args = build_parser().parse_args(["my_voice/", "--steps", "100"])
 >>> args.syn_model_fpath, args.lr, args.batch_size
 (PosixPath('saved_models/default/synthesizer.pt'), 3e-05, 12)
@@ -56,13 +29,7 @@ SPEAKER_LAYOUTS = ("ljspeech", "text_folder")
 
 
 def base_checkpoint_facts(path: Path) -> tuple[SynthesizerHParams, int, int]:
-    """Hyperparameters, step and ``r`` of the checkpoint to fine-tune (RTVC's or ours).
-
-    Raises
-    ------
-    CheckpointError
-        When the file is missing, unreadable or not a synthesizer.
-    """
+    """Hyperparameters, step and ``r`` of the checkpoint to fine-tune; :class:`CheckpointError` if unusable."""
     checkpoint = load_checkpoint_file(path, "synthesizer")
     hparams = read_hparams(checkpoint, SynthesizerHParams, path, "synthesizer")
     state = extract_state_dict(checkpoint, path, "synthesizer")
@@ -79,19 +46,9 @@ def base_checkpoint_facts(path: Path) -> tuple[SynthesizerHParams, int, int]:
 
 def preprocess_speaker_folder(folder: Path, work_dir: Path, hparams: SynthesizerHParams, encoder: Path | None,
                               n_processes: int = 1, show_progress: bool = True) -> int:
-    """Mels, audio, ``train.txt`` and embeddings of ``folder`` in ``work_dir``, reusing finished work.
+    """Preprocess ``folder`` into ``work_dir``, reusing finished work; the number of utterances.
 
-    Returns
-    -------
-    int
-        The number of utterances in ``train.txt``.
-
-    Raises
-    ------
-    TrainingError
-        The folder is not one speaker's transcribed recordings, nothing usable is left after
-        preprocessing, or the encoder cannot be found.
-    """
+    :class:`TrainingError` when the folder is not usable or the encoder is missing."""
     from encoder.audio import webrtcvad_available
     from synthesizer.metadata import MetadataError, read_train_txt
     from synthesizer.preprocess import preprocess_audio, preprocess_embeddings, resolve_encoder_path
@@ -154,38 +111,11 @@ def finetune(
     n_processes: int = 1,
     **options: Any,
 ) -> Tacotron:
-    """Preprocess ``folder`` and fine-tune ``checkpoint`` on it for ``steps`` more steps.
+    """Preprocess ``folder`` and fine-tune ``checkpoint`` on it for ``steps`` more steps; the model.
 
-    Parameters
-    ----------
-    folder
-        One speaker's recordings: LJSpeech format or ``name.wav`` + ``name.txt`` pairs.
-    steps
-        Steps to train beyond the base checkpoint's step.
-    checkpoint
-        The synthesizer to start from (RTVC's or ours).
-    out_dir
-        Where ``synthesizer.pt`` goes (default ``saved_models/<run_id>``).
-    run_id
-        Name of the run (default: the folder's name); ignored when ``out_dir`` is given.
-    work_dir
-        Preprocessed data (default ``<out_dir>/data``).
-    encoder
-        Speaker encoder for the embeddings (default ``saved_models/default/encoder.pt``).
-    learning_rate, batch_size
-        Constant rate and batch size of the single schedule session.
-    hparam_overrides
-        Other hyperparameters (architecture sizes must match the checkpoint).
-    n_processes
-        Preprocessing worker processes.
-    **options
-        Further :class:`~utils.training.TrainingOptions` fields (``save_every``, ``seed``, ``cpu``, ...).
-
-    Returns
-    -------
-    Tacotron
-        The fine-tuned model.
-    """
+    ``out_dir`` defaults to ``saved_models/<run_id>`` (``run_id``: the folder's name), ``work_dir`` to
+    ``<out_dir>/data``; ``learning_rate`` and ``batch_size`` are constant; ``hparam_overrides`` may not change
+    architecture sizes; ``**options`` are further :class:`~utils.training.TrainingOptions` fields."""
     from synthesizer.train import train
 
     folder, checkpoint = Path(folder), Path(checkpoint)
@@ -263,7 +193,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def finetune_from_args(argv: list[str] | None = None) -> Tacotron:
-    """Parse the command line and fine-tune; returns the fine-tuned model."""
     args = build_parser().parse_args(argv)
     for name in ("save_every", "sample_every"):
         if getattr(args, name) < 0:
@@ -283,7 +212,6 @@ train_from_args = finetune_from_args
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: exit status 0, or 1 with one ``error:`` line."""
     return run_cli(finetune_from_args, argv)
 
 

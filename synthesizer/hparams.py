@@ -17,13 +17,9 @@ SCHEDULE_ROW = "[r, learning_rate, until_step, batch_size]"
 
 
 def schedule_problem(rows: Any, max_r: int = 20) -> str | None:
-    """What is wrong with ``tts_schedule`` rows ``(r, learning_rate, until_step, batch_size)``, or None.
+    """What is wrong with ``tts_schedule`` rows ``(r, learning_rate, until_step, batch_size)``, or None:
+    the one definition of a valid schedule.
 
-    The one definition of a valid schedule: the hyperparameters check it when they are parsed and
-    :func:`synthesizer.train.parse_schedule` when it builds the sessions.
-
-    Examples
-    --------
     >>> schedule_problem([(2, 1e-3, 20_000, 12)]) is None
     True
     >>> schedule_problem([(2, 1e-3, 10, 4), (2, 1e-4, 10, 4)])
@@ -69,14 +65,9 @@ def _cleaner_names() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class SynthesizerHParams(MelSignal):
-    """Signal processing, Tacotron sizes, training schedule and SV2TTS settings.
+    """Signal processing (from :class:`utils.signal_contract.MelSignal`), Tacotron sizes, training schedule
+    and SV2TTS settings.
 
-    The mel fields (``sample_rate`` … ``symmetric_mels``) and their rules are inherited from
-    :class:`utils.signal_contract.MelSignal`, the contract the vocoders read too.
-    ``tts_schedule`` rows are ``(r, learning_rate, until_step, batch_size)``.
-
-    Examples
-    --------
     >>> hp = SynthesizerHParams()
     >>> hp.num_mels, hp.hop_size, hp.tts_schedule[0]
     (80, 200, (2, 0.001, 20000, 12))

@@ -1,14 +1,6 @@
-"""Read and write the synthesizer's ``train.txt`` index (RTVC's format).
+"""Read and write the synthesizer's ``train.txt`` index in RTVC's format:
+``audio-<b>.npy|mel-<b>.npy|embed-<b>.npy|<samples>|<frames>|<text>``, the text split off last.
 
-One UTF-8 line per utterance, six ``|``-separated columns::
-
-    audio-<b>.npy|mel-<b>.npy|embed-<b>.npy|<n audio samples>|<n mel frames>|<text>
-
-The three files live in ``audio/``, ``mels/`` and ``embeds/`` next to ``train.txt``. The text is the last
-column and is read with at most five splits, so a stray ``|`` in it cannot shift the columns.
-
-Examples
---------
 >>> entry = TrainEntry.from_basename("p240_001", 38921, 195, "Please call Stella.")
 >>> entry.to_line()
 'audio-p240_001.npy|mel-p240_001.npy|embed-p240_001.npy|38921|195|Please call Stella.'
@@ -39,20 +31,7 @@ class MetadataError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class TrainEntry:
-    """One line of ``train.txt``.
-
-    Attributes
-    ----------
-    audio_name, mel_name, embed_name
-        File names inside ``audio/`` (1-D float32 wave), ``mels/`` ((T, 80) float32) and ``embeds/``
-        ((256,) float32).
-    n_samples
-        Length of the wave in samples.
-    n_frames
-        Number of mel frames (``1 + n_samples // hop_size``).
-    text
-        The transcript, uncleaned.
-    """
+    """One line of ``train.txt``: three file names, sample and frame counts, the uncleaned text."""
 
     audio_name: str
     mel_name: str
@@ -63,7 +42,6 @@ class TrainEntry:
 
     @classmethod
     def from_basename(cls, basename: str, n_samples: int, n_frames: int, text: str) -> TrainEntry:
-        """The entry RTVC writes for ``basename``: ``audio-<b>.npy``, ``mel-<b>.npy``, ``embed-<b>.npy``."""
         return cls(f"audio-{basename}.npy", f"mel-{basename}.npy", f"embed-{basename}.npy",
                    int(n_samples), int(n_frames), text)
 
@@ -73,13 +51,7 @@ class TrainEntry:
         return self.audio_name.removeprefix("audio-").removesuffix(".npy")
 
     def to_line(self) -> str:
-        """The ``train.txt`` line, without a newline.
-
-        Raises
-        ------
-        ValueError
-            A field contains ``|`` or a line break (the line could not be read back).
-        """
+        """The line, without a newline; ``ValueError`` when a field contains ``|`` or a line break."""
         fields = [self.audio_name, self.mel_name, self.embed_name, str(self.n_samples), str(self.n_frames)]
         for value in (*fields, self.text):
             if "|" in value or "\n" in value or "\r" in value:
@@ -88,13 +60,7 @@ class TrainEntry:
 
     @classmethod
     def from_line(cls, line: str) -> TrainEntry:
-        """Parse one line (trailing newline allowed).
-
-        Raises
-        ------
-        ValueError
-            Fewer than six columns, or non-integer counts.
-        """
+        """Parse one line; ``ValueError`` for fewer than six columns or non-integer counts."""
         fields = line.rstrip("\r\n").split("|", 5)
         if len(fields) != 6:
             raise ValueError(f"expected 6 '|'-separated columns, found {len(fields)}")
@@ -106,13 +72,7 @@ class TrainEntry:
 
 
 def read_train_txt(path: str | Path) -> list[TrainEntry]:
-    """Every entry of a ``train.txt`` (blank lines are skipped).
-
-    Raises
-    ------
-    MetadataError
-        The file is missing, unreadable, not UTF-8, or has a malformed line.
-    """
+    """Every entry of a ``train.txt``; :class:`MetadataError` for a missing, unreadable or malformed file."""
     path = Path(path)
     try:
         content = path.read_text(encoding="utf-8")
@@ -145,11 +105,7 @@ def write_train_txt(path: str | Path, entries: Iterable[TrainEntry]) -> Path:
 
 
 def append_train_txt(path: str | Path, entries: Iterable[TrainEntry]) -> int:
-    """Append ``entries`` to ``train.txt`` (created if missing) and flush; returns how many were written.
-
-    Whole lines are written in one call, so an interrupted run leaves complete lines only (at worst the
-    last one is cut, and :func:`read_train_txt` reports it).
-    """
+    """Append whole lines to ``train.txt`` (created if missing) and flush; how many were written."""
     lines = "".join(entry.to_line() + "\n" for entry in entries)
     if lines:
         with open(path, "a", encoding="utf-8", newline="\n") as stream:

@@ -1,17 +1,9 @@
 """How well a Tacotron attends: a diagonal-alignment score in [0, 1].
 
-A synthesizer that has learned to align reads the characters in order at a roughly steady pace, so
-its attention (decoder steps × characters) concentrates along the diagonal from the first character
-at the first step to the last character at the last step. :func:`attention_diagonality` measures the
-attention mass inside a band around that ideal diagonal, averaged over decoder steps:
+A learned alignment reads the characters in order at a steady pace, so its attention lies near the
+diagonal: 1.0 is fully within the band, about ``2 · band`` is uniform attention (untrained), near 0 is
+attention stuck or jumping.
 
-* 1.0: every step attends within the band (a learned alignment);
-* about ``2 · band`` (at least a couple of characters' worth): attention spread uniformly, as in an
-  untrained model;
-* near 0: attention stuck on the first characters or jumping back and forth.
-
-Examples
---------
 >>> import torch
 >>> diagonal = torch.eye(4).unsqueeze(0)  # 4 steps reading 4 characters in order
 >>> attention_diagonality(diagonal, torch.tensor([4]), torch.tensor([4])).tolist()
@@ -34,29 +26,12 @@ def attention_diagonality(
     step_lengths: Tensor | np.ndarray,
     band: float = 0.1,
 ) -> Tensor:
-    """Per-item share of attention mass within a band around the ideal diagonal.
+    """``(B,)`` share of attention within ``band`` (a fraction of the text length, at least one character)
+    of the ideal diagonal, averaged over each item's real steps.
 
-    Parameters
-    ----------
-    attention
-        ``(B, S, Tc)`` attention weights (decoder steps × characters), e.g.
-        :attr:`synthesizer.model.TacotronOutput.attention`; a single ``(S, Tc)`` alignment also works.
-    text_lengths
-        ``(B,)`` real characters per item (EOS included); later columns are padding and ignored.
-    step_lengths
-        ``(B,)`` real decoder steps per item (``ceil(mel_frames / r)``); later rows are ignored.
-    band
-        Half-width of the band as a fraction of the text length (at least one character).
+    ``attention`` is ``(B, S, Tc)`` (or ``(S, Tc)``); ``text_lengths`` and ``step_lengths`` mark the real
+    characters and decoder steps.
 
-    Returns
-    -------
-    Tensor
-        ``(B,)`` float32 scores in [0, 1]: for each real step, the attention on characters whose
-        centre lies within the band around the ideal position ``(s + 0.5) / steps · characters``,
-        averaged over the real steps.
-
-    Examples
-    --------
     >>> uniform = torch.full((1, 10, 20), 1 / 20)
     >>> round(attention_diagonality(uniform, torch.tensor([20]), torch.tensor([10])).item(), 2)
     0.19

@@ -1,23 +1,7 @@
-"""Tacotron synthesizer (RTVC's fatchord variant with SV2TTS speaker conditioning).
+"""Tacotron synthesizer: RTVC's fatchord variant with SV2TTS speaker conditioning.
 
-Characters → embedding → pre-net → CBHG encoder; the speaker embedding is tiled over the characters
-and concatenated to the encoder outputs; a location-sensitive attention decoder emits ``r`` mel
-frames per step; a CBHG post-net refines the mels.
+The state dict equals RTVC's ``synthesizer.pt``; design and the batching fix: docs/synthesizer.md.
 
-State-dict keys, shapes, dtypes and order equal RTVC's ``synthesizer.pt`` (170 entries), so its
-published weights load unchanged. RTVC's behaviour is kept where it is part of what the weights
-learned: ReLU before BatchNorm, pre-net dropout that stays on at inference (seed torch's RNG for
-repeatable output), zoneout only in training, a 20-frame mel projection sliced to ``r``.
-
-One RTVC bug is fixed without touching the weights: in a batch, RTVC pads the character ids so the
-encoder convolutions and BiGRU see the pads, and its attention mask multiplies energies by 0 rather
-than excluding pads, so a text's audio depends on the other texts in its batch.
-``generate(..., exact_rtvc_batching=False)`` (the default) encodes each text on its own, excludes
-pads with −∞ before the softmax and runs the post-net on each item's own frames; ``True``
-reproduces RTVC. For a single text both give the same result.
-
-Examples
---------
 >>> import torch
 >>> from synthesizer.hparams import SynthesizerHParams
 >>> hp = SynthesizerHParams(tts_embed_dims=32, tts_encoder_dims=32, tts_decoder_dims=32,
@@ -60,7 +44,6 @@ class TacotronOutput(NamedTuple):
 
 
 class DecoderState(NamedTuple):
-    """Recurrent state carried from one decoder step to the next."""
 
     attn_hidden: Tensor  # (B, decoder_dims)
     rnn1_hidden: Tensor  # (B, lstm_dims)
@@ -77,8 +60,6 @@ class DecoderState(NamedTuple):
 class HighwayNetwork(nn.Module):
     """``y = σ(W2 x) · relu(W1 x) + (1 − σ(W2 x)) · x``.
 
-    Examples
-    --------
     >>> HighwayNetwork(8)(torch.rand(2, 5, 8)).shape
     torch.Size([2, 5, 8])
     """
@@ -95,13 +76,8 @@ class HighwayNetwork(nn.Module):
 
 
 class BatchNormConv(nn.Module):
-    """Conv1d (no bias, "same" padding) → optional ReLU → BatchNorm.
+    """Conv1d (no bias, "same" padding), optional ReLU, then BatchNorm: ReLU first, as RTVC (quirk 12).
 
-    The ReLU comes *before* the BatchNorm, as in RTVC: the stored BatchNorm statistics were
-    collected on rectified values.
-
-    Examples
-    --------
     >>> BatchNormConv(4, 6, kernel=3)(torch.rand(2, 4, 10)).shape
     torch.Size([2, 6, 10])
     """
@@ -120,23 +96,9 @@ class BatchNormConv(nn.Module):
 
 
 class CBHG(nn.Module):
-    """Conv bank + highway + bidirectional GRU.
+    """Conv bank (kernels 1…K), highways and a bidirectional GRU; ``proj_channels[-1]`` must equal
+    ``in_channels`` (the residual).
 
-    Parameters
-    ----------
-    K
-        The bank has kernels 1…K.
-    in_channels
-        Input channels (also the residual's width).
-    channels
-        Width of the bank convolutions, highways and BiGRU output.
-    proj_channels
-        Output channels of the two projection convolutions; the last must equal ``in_channels``.
-    num_highways
-        Number of highway layers.
-
-    Examples
-    --------
     >>> CBHG(3, 8, 16, (16, 8), 2)(torch.rand(2, 8, 7)).shape
     torch.Size([2, 7, 16])
     """
@@ -176,10 +138,8 @@ class CBHG(nn.Module):
 
 
 class PreNet(nn.Module):
-    """Two ReLU layers with dropout that is always on, also in eval mode (RTVC).
+    """Two ReLU layers whose dropout stays on in eval mode, as RTVC (quirk 11).
 
-    Examples
-    --------
     >>> PreNet(8, 16, 4, dropout=0.5)(torch.rand(2, 8)).shape
     torch.Size([2, 4])
     """
@@ -197,12 +157,10 @@ class PreNet(nn.Module):
         return F.dropout(F.relu(self.fc2(x)), self.p, training=True)
 
 
-class Encoder(nn.Module):
-    """Character ids → ``(B, Tc, encoder_dims)`` encoder sequence.
+class TacotronEncoder(nn.Module):
+    """Character ids -> ``(B, Tc, encoder_dims)``.
 
-    Examples
-    --------
-    >>> enc = Encoder(embed_dims=8, num_chars=66, encoder_dims=16, K=3, num_highways=1, dropout=0.0)
+    >>> enc = TacotronEncoder(embed_dims=8, num_chars=66, encoder_dims=16, K=3, num_highways=1, dropout=0.0)
     >>> enc(torch.tensor([[5, 6, 1]])).shape
     torch.Size([1, 3, 16])
     """
@@ -222,8 +180,6 @@ class Encoder(nn.Module):
 class LocationSensitiveAttention(nn.Module):
     """Additive attention whose energies also see a convolution of the cumulative weights.
 
-    Examples
-    --------
     >>> attn = LocationSensitiveAttention(16)
     >>> keys, query, cumulative = torch.rand(2, 7, 16), torch.rand(2, 16), torch.zeros(2, 7)
     >>> mask = torch.ones(2, 7, dtype=torch.bool)
@@ -239,22 +195,9 @@ class LocationSensitiveAttention(nn.Module):
         self.v = nn.Linear(attn_dims, 1, bias=False)
 
     def forward(self, keys: Tensor, query: Tensor, cumulative: Tensor, mask: Tensor, exact_rtvc: bool) -> Tensor:
-        """Attention weights ``(B, Tc)``.
-
-        Parameters
-        ----------
-        keys
-            ``(B, Tc, A)`` projected encoder outputs.
-        query
-            ``(B, A)`` attention-RNN hidden state.
-        cumulative
-            ``(B, Tc)`` sum of the previous weights.
-        mask
-            ``(B, Tc)`` True for real characters.
-        exact_rtvc
-            Multiply energies by the 0/1 mask (RTVC: pads keep softmax mass) instead of setting
-            pad energies to −∞.
-        """
+        """Attention weights ``(B, Tc)`` from ``keys (B, Tc, A)``, ``query (B, A)``, the cumulative
+        weights and ``mask`` (True for real characters); ``exact_rtvc`` multiplies energies by the mask (RTVC
+        quirk 13) instead of excluding pads."""
         processed_query = self.W(query).unsqueeze(1)  # (B, 1, A)
         location = self.L(self.conv(cumulative.unsqueeze(1)).transpose(1, 2))  # (B, Tc, A)
         energy = self.v(torch.tanh(processed_query + keys + location)).squeeze(-1)  # (B, Tc)
@@ -266,10 +209,7 @@ class LocationSensitiveAttention(nn.Module):
 
 
 class Decoder(nn.Module):
-    """One decoder step: pre-net → attention GRU → attention → two residual LSTMs → r frames + stop.
-
-    ``r`` (frames per step) is a saved int32 buffer, so it travels with the weights.
-    """
+    """One decoder step: pre-net, attention GRU, attention, two residual LSTMs, then r frames and stop."""
 
     def __init__(
         self,
@@ -304,7 +244,6 @@ class Decoder(nn.Module):
         return previous * keep + current * (1.0 - keep)
 
     def initial_state(self, batch_size: int, n_chars: int, memory_dims: int, like: Tensor) -> DecoderState:
-        """All-zero state (zeros are also RTVC's initial context and attention)."""
         decoder_dims = self.attn_rnn.hidden_size
         lstm_dims = self.res_rnn1.hidden_size
         zeros = like.new_zeros
@@ -328,31 +267,10 @@ class Decoder(nn.Module):
         exact_rtvc: bool,
         kernels: DecoderKernels | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, DecoderState]:
-        """Run one step.
+        """One step: ``(mels (B, n_mels, r), attention (B, Tc), stop (B, 1), new state)``.
 
-        Parameters
-        ----------
-        memory
-            ``(B, Tc, M)`` encoder outputs with the speaker embedding.
-        keys
-            ``(B, Tc, A)`` ``encoder_proj(memory)``.
-        prenet_in
-            ``(B, n_mels)`` last frame of the previous step (zeros at the first step).
-        state
-            The previous :class:`DecoderState`.
-        mask
-            ``(B, Tc)`` True for real characters.
-        exact_rtvc
-            RTVC's multiplicative attention mask.
-        kernels
-            Packed copies of the large products (:class:`~synthesizer.packed.DecoderKernels`), used
-            instead of the modules; for inference only (no zoneout).
-
-        Returns
-        -------
-        mels, attention, stop, state
-            ``(B, n_mels, r)``, ``(B, Tc)``, ``(B, 1)`` probabilities and the new state.
-        """
+        ``prenet_in`` is the previous step's last frame (zeros at first); ``kernels`` (packed copies of the
+        large products, :class:`~synthesizer.packed.DecoderKernels`) replace the modules at inference."""
         if kernels is not None and self.training:
             raise RuntimeError("packed decoder kernels are for inference; they skip zoneout")
         batch_size = memory.size(0)
@@ -389,25 +307,11 @@ class Decoder(nn.Module):
 
 
 def stop_lengths(stop: Tensor, r: int, min_frame: int = MIN_STOP_FRAME) -> tuple[Tensor, Tensor]:
-    """Where each item's stop token first fires.
+    """``(lengths, reached)``: per item, the frames up to and including the first step whose stop
+    probability exceeds 0.5 after ``min_frame`` (``T`` where it never fires), and whether it fired.
 
-    Parameters
-    ----------
-    stop
-        ``(B, T)`` stop probabilities, each decoder step's value repeated ``r`` times.
-    r
-        Frames per decoder step.
-    min_frame
-        A step starting at frame ``t`` may stop only when ``t > min_frame``.
+    ``stop`` is ``(B, T)`` with each step's value repeated ``r`` times.
 
-    Returns
-    -------
-    lengths, reached
-        ``(B,)`` frame counts up to and including the first step whose stop probability is > 0.5
-        (``T`` where it never fires) and ``(B,)`` booleans telling whether it fired.
-
-    Examples
-    --------
     >>> stop = torch.tensor([[0.0] * 12 + [0.9] * 2 + [0.1] * 2, [0.0] * 16])
     >>> stop_lengths(stop, r=2)
     (tensor([14, 16]), tensor([ True, False]))
@@ -428,24 +332,10 @@ def text_lengths_from_ids(texts: Tensor, pad_id: int = 0) -> Tensor:
 
 
 class Tacotron(nn.Module):
-    """RTVC's Tacotron with SV2TTS speaker conditioning.
+    """RTVC's Tacotron with SV2TTS speaker conditioning (``fft_bins`` is ``num_mels``).
 
-    Parameters
-    ----------
-    hparams
-        Sizes, dropout and stop threshold (``SynthesizerHParams``); ``fft_bins`` is ``num_mels``.
-    num_chars
-        Rows of the character embedding (66 for RTVC's symbol table).
+    ``pack_cpu_weights``: on a CPU :meth:`generate` uses packed copies of the decoder's products.
 
-    Attributes
-    ----------
-    pack_cpu_weights
-        :meth:`generate` on a CPU runs the decoder's large products on packed copies of the weights
-        (:mod:`synthesizer.packed`; 1.6 times as fast on 2 AMD EPYC cores, float32 like the modules;
-        rebuilt when the weights change). False uses the modules themselves.
-
-    Examples
-    --------
     >>> hp = SynthesizerHParams(tts_embed_dims=16, tts_encoder_dims=16, tts_decoder_dims=16,
     ...                         tts_postnet_dims=16, tts_lstm_dims=32, speaker_embedding_size=8)
     >>> model = Tacotron(hp)
@@ -468,7 +358,7 @@ class Tacotron(nn.Module):
         # Frames past an item's end (per-item batching) are filled with the mel floor.
         self.silence_value = -hparams.max_abs_value if hparams.symmetric_mels else 0.0
 
-        self.encoder = Encoder(
+        self.encoder = TacotronEncoder(
             hparams.tts_embed_dims, num_chars, hparams.tts_encoder_dims, hparams.tts_encoder_K,
             hparams.tts_num_highways, hparams.tts_dropout,
         )
@@ -504,7 +394,7 @@ class Tacotron(nn.Module):
             self.decoder.r.fill_(int(value))
 
     def num_params(self) -> int:
-        """Number of trainable parameters (30,870,177 at RTVC's sizes)."""
+        """Trainable parameters (30,870,177 at RTVC's sizes)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     def _memory(self, texts: Tensor, speaker_embeddings: Tensor) -> Tensor:
@@ -522,7 +412,6 @@ class Tacotron(nn.Module):
         return memory  # (B, Tc, E + S), zeros at pads
 
     def _postnet(self, mels: Tensor) -> Tensor:
-        """``(B, n_mels, T)`` → refined ``(B, n_mels, T)``."""
         return self.post_proj(self.postnet(mels)).transpose(1, 2)
 
     def _check_inputs(self, texts: Tensor, speaker_embeddings: Tensor) -> None:
@@ -534,30 +423,11 @@ class Tacotron(nn.Module):
 
     def forward(self, texts: Tensor, mels: Tensor, speaker_embeddings: Tensor,
                 exact_rtvc: bool = True, feed_predictions: float = 0.0) -> TacotronOutput:
-        """Teacher-forced pass (training and ground-truth-aligned synthesis), by default exactly as RTVC.
+        """Teacher-forced pass (training, GTA synthesis): the decoder sees target frame ``t − 1`` at step ``t``.
 
-        Parameters
-        ----------
-        texts
-            ``(B, Tc)`` int64 ids, zero-padded.
-        mels
-            ``(B, n_mels, Tm)`` target mels; the decoder sees frame ``t − 1`` at step ``t``.
-        speaker_embeddings
-            ``(B, speaker_embedding_size)``.
-        exact_rtvc
-            True: RTVC's attention mask, which multiplies padded characters' energies by 0, so they
-            keep some attention. False: padded characters get no attention, as in :meth:`generate`.
-        feed_predictions
-            Scheduled sampling: the probability, per decoder step, of feeding the model its own last
-            predicted frame (detached) instead of the target frame, so training also sees the inputs
-            free-running inference sees. 0 is RTVC's pure teacher forcing.
-
-        Returns
-        -------
-        TacotronOutput
-            Mels and stop of ``ceil(Tm / r) · r`` frames (``Tm`` when it is a multiple of ``r``, as
-            in RTVC's padded training batches) and attention ``(B, ceil(Tm / r), Tc)``.
-        """
+        ``exact_rtvc`` (default) keeps RTVC's attention mask; ``feed_predictions`` is the per-step probability
+        of feeding back the model's own last frame (scheduled sampling, docs/synthesizer.md). Mels and stop
+        cover ``ceil(Tm / r) · r`` frames."""
         self._check_inputs(texts, speaker_embeddings)
         if self.training:
             with torch.no_grad():
@@ -600,36 +470,12 @@ class Tacotron(nn.Module):
         text_lengths: Tensor | None = None,
         step_callback: StepCallback | None = None,
     ) -> TacotronOutput:
-        """Synthesize mels autoregressively (eval mode, ``torch.inference_mode``).
+        """Synthesize mels autoregressively; the previous train/eval mode is restored afterwards.
 
-        Dropout in the pre-nets stays on, so results vary unless torch's RNG is seeded. The previous
-        train/eval mode is restored afterwards (RTVC leaves the model in train mode).
-
-        Parameters
-        ----------
-        texts
-            ``(B, Tc)`` int64 ids, zero-padded.
-        speaker_embeddings
-            ``(B, speaker_embedding_size)``.
-        max_steps
-            Frame limit (default ``hparams.max_decoder_steps``, 2000 = 25 s).
-        exact_rtvc_batching
-            False: each text is encoded alone, pads get no attention and the post-net runs on each
-            item's frames up to its own stop, so every item sounds as if synthesized alone; frames
-            after an item's stop are set to the silence value. True: RTVC's computation (pads
-            leak into the encoder and attention; decoding stops only when all stop tokens fire at
-            the same step).
-        text_lengths
-            ``(B,)`` real lengths; by default the position of the last non-pad id.
-        step_callback
-            Called after each decoder step with ``(frame_index, mels (B, n_mels, r), attention
-            (B, Tc), stop (B,))``; raise from it to abort.
-
-        Returns
-        -------
-        TacotronOutput
-            ``T`` is a multiple of ``r``, at most ``max_steps`` rounded up to one.
-        """
+        Pre-net dropout stays on, so seed torch for repeatable results. ``max_steps`` defaults to
+        ``hparams.max_decoder_steps``; ``exact_rtvc_batching`` reproduces RTVC's cross-talk between the texts of
+        a batch (docs/synthesizer.md); ``step_callback(frame_index, mels, attention, stop)`` runs after each step
+        and may raise to abort. ``T`` is a multiple of ``r``."""
         self._check_inputs(texts, speaker_embeddings)
         max_steps = self.hparams.max_decoder_steps if max_steps is None else int(max_steps)
         if max_steps < 1:
@@ -644,7 +490,6 @@ class Tacotron(nn.Module):
             self.train(was_training)
 
     def _decoder_kernels(self) -> DecoderKernels:
-        """The decoder's packed products, rebuilt when its weights have changed since the last call."""
         version = DecoderKernels.source_version(self.decoder)
         if self._packed is None or self._packed[0] != version:
             self._packed = (version, DecoderKernels.build(self.decoder))
@@ -715,10 +560,8 @@ class Tacotron(nn.Module):
 
 
 def build_tacotron(hparams: SynthesizerHParams | None = None, num_chars: int = len(SYMBOLS)) -> Tacotron:
-    """Build an untrained Tacotron (Xavier-initialised, ``r = 1``) from hyperparameters.
+    """An untrained Tacotron (Xavier-initialised, ``r = 1``).
 
-    Examples
-    --------
     >>> build_tacotron().num_params()
     30870177
     """

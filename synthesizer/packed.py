@@ -1,16 +1,5 @@
-"""Decoder matrix products with prepacked oneDNN weights, for autoregressive synthesis on a CPU.
+"""Tacotron decoder products with prepacked oneDNN weights, for CPU synthesis (docs/synthesizer.md).
 
-Each decoder step multiplies about 19 M float32 weights by one vector per text: the step is bound by
-how fast the weights stream from memory, which :class:`~utils.packed_linear.PackedLinear` more than
-doubles on 2 AMD EPYC cores (synthesis 1.6 times as fast). The arithmetic stays float32; only the
-order of the additions differs, so outputs agree with the unpacked modules to float rounding
-(``tests/synthesizer/test_packed.py``).
-
-The attention GRU cell keeps its two products (its new-gate term needs them apart); each residual LSTM
-cell is fused into one product, ``W_ih·x + W_hh·h`` as ``[W_ih | W_hh]·[x; h]`` with the biases summed.
-
-Examples
---------
 >>> from synthesizer.model import build_tacotron
 >>> decoder = build_tacotron().decoder.eval()
 >>> kernels = DecoderKernels.build(decoder)
@@ -77,7 +66,7 @@ class DecoderKernels:
 
     @classmethod
     def build(cls, decoder: nn.Module) -> "DecoderKernels":
-        """Pack ``decoder``'s current weights (about 76 MB copied for RTVC's model)."""
+        """Pack ``decoder``'s current weights (a 76 MB copy for RTVC's model)."""
         with torch.no_grad():
             return cls(
                 attn_rnn=PackedGRUCell(decoder.attn_rnn),

@@ -1,12 +1,8 @@
 """Training figures of the synthesizer: attention alignment and target-vs-predicted mels.
 
-Plain :class:`matplotlib.figure.Figure` objects (no pyplot state, no GUI backend): they render with
-Agg when saved or sent to TensorBoard, so training works on headless machines and never opens a
-window. Mels are drawn with ``origin="lower"`` (low frequencies at the bottom; RTVC's plots were
-upside down, quirk 32).
+Plain matplotlib figures (no pyplot, no GUI), so training works headless; low frequencies at the bottom
+(RTVC quirk 32).
 
-Examples
---------
 >>> import numpy as np
 >>> figure = attention_figure(np.eye(5), title="step 10")
 >>> [axis.get_xlabel() for axis in figure.axes][:1]
@@ -25,15 +21,7 @@ from matplotlib.figure import Figure
 
 
 def attention_figure(attention: np.ndarray, title: str | None = None) -> Figure:
-    """Heat map of one alignment.
-
-    Parameters
-    ----------
-    attention
-        ``(decoder steps, characters)`` weights of one utterance.
-    title
-        Shown above the plot (e.g. the step and the text).
-    """
+    """Heat map of one ``(decoder steps, characters)`` alignment."""
     attention = np.asarray(attention, dtype=np.float32)
     figure = Figure(figsize=(8, 5), dpi=100)
     axis = figure.add_subplot()
@@ -54,17 +42,7 @@ def mel_comparison_figure(
     title: str | None = None,
     value_range: tuple[float, float] = (-4.0, 4.0),
 ) -> Figure:
-    """Target mel above the predicted one, on the same colour scale.
-
-    Parameters
-    ----------
-    target, predicted
-        ``(num_mels, frames)`` spectrograms in the synthesizer's normalised domain.
-    title
-        Shown above the target.
-    value_range
-        Colour scale limits (the mel domain, ``[-max_abs_value, max_abs_value]``).
-    """
+    """Target mel above the predicted one on the same colour scale (``value_range``)."""
     figure = Figure(figsize=(10, 7), dpi=100)
     for row, (name, mel) in enumerate((("Target mel", target), ("Predicted mel", predicted))):
         axis = figure.add_subplot(2, 1, row + 1)
@@ -79,7 +57,6 @@ def mel_comparison_figure(
 
 
 def save_figure(figure: Figure, path: str | Path) -> Path:
-    """Write ``figure`` as an image (format from the suffix, usually ``.png``) and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)

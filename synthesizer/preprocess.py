@@ -1,35 +1,7 @@
 """Preprocess transcribed speech into the synthesizer's training set (RTVC's ``synthesizer_preprocess_*.py``).
 
-Two stages, both on by default:
+Stages, splitting and resuming: docs/synthesizer.md.
 
-Audio (RTVC's ``synthesizer_preprocess_audio.py``)
-    For every utterance with a transcript: load at 16 kHz, peak-normalise to ``rescaling_max`` (0.9),
-    trim long silences with the encoder's VAD (``preprocess_wav(normalize=False)``), drop it when shorter
-    than ``utterance_min_duration`` (1.6 s), compute the 80-band mel (:func:`synthesizer.audio.melspectrogram`),
-    drop it when longer than ``max_mel_frames`` (900), drop it when its cleaned text encodes to nothing.
-    Kept utterances are saved atomically as ``mels/mel-<b>.npy`` ((T, 80) float32, the mel transposed) and
-    ``audio/audio-<b>.npy`` (1-D float32, no pre-emphasis), and listed in ``train.txt``
-    (:mod:`synthesizer.metadata`).
-    LibriSpeech utterances with a forced alignment (``*.alignment.txt``) are split at silences of at least
-    ``silence_min_duration_split`` (0.4 s) and too-short pieces are merged with their shorter neighbour, as
-    RTVC does; basenames are ``<utterance>_<NN>``. RTVC's log-MMSE denoising of aligned utterances is not
-    done here (the VAD trimming and the encoder do not need it, and it alters the voice). Other corpora,
-    and every corpus with ``--no_alignments``, give whole utterances.
-
-Embeddings (RTVC's ``synthesizer_preprocess_embeds.py``)
-    For every ``train.txt`` line: ``Encoder.preprocess`` (-30 dBFS, VAD) and ``embed_utterance`` of the saved
-    audio, saved as ``embeds/embed-<b>.npy`` ((256,) float32, unit norm).
-
-``--skip_existing`` resumes: utterances already listed in ``train.txt`` with their files present are not
-recomputed, new lines are appended, and existing embeddings are kept. Without it ``train.txt`` is rewritten.
-
-Usage::
-
-    python -m synthesizer.preprocess <datasets_root> [-o OUT] [-d DATASETS] [-s] [-n N] [--no_alignments]
-                                     [--hparams key=value ...] [-e ENCODER.pt] [--no_embeds | --embeds_only]
-
-Examples
---------
 >>> from utils.corpora import Alignment
 >>> alignment = Alignment(("", "HELLO", "", "THERE", ""), (0.3, 1.0, 1.6, 3.5, 3.8))
 >>> # The 0.6 s pause cuts it in two, then the 0.7 s first part is too short and is joined back.
@@ -72,7 +44,7 @@ from utils.audio_io import AudioWarning
 from utils.corpora import (
     Alignment,
     CorpusError,
-    Utterance,
+    CorpusUtterance,
     collect_utterances,
     select_corpora,
 )
@@ -88,18 +60,9 @@ MAX_FAILURES_SHOWN = 5
 
 
 @dataclass(frozen=True)
-class Segment:
-    """A part of an utterance to turn into one training example.
-
-    Attributes
-    ----------
-    basename
-        ``<b>`` of ``audio-<b>.npy``.
-    text
-        Transcript of the part.
-    start, end
-        Bounds in seconds; ``None`` means the start/end of the file.
-    """
+class TrainingSegment:
+    """A part of an utterance to turn into one training example (``start``/``end`` in seconds; ``None``:
+    the file's own)."""
 
     basename: str
     text: str
@@ -109,10 +72,9 @@ class Segment:
 
 @dataclass(frozen=True)
 class SynthesizerJob:
-    """One audio file and the segments of it still to do."""
 
-    utterance: Utterance
-    segments: tuple[Segment, ...]
+    utterance: CorpusUtterance
+    segments: tuple[TrainingSegment, ...]
 
 
 @dataclass
@@ -128,14 +90,8 @@ def _clean_transcript(text: str) -> str:
 
 
 def split_on_silences(alignment: Alignment, hparams: SynthesizerHParams) -> list[tuple[float, float, str]]:
-    """RTVC's split of an aligned utterance: ``(start s, end s, text)`` per segment.
-
-    Cuts at every silence (empty word) lasting at least ``silence_min_duration_split`` and at both ends;
-    then, left to right, a segment shorter than ``utterance_min_duration`` is joined to its shorter
-    neighbour unless the joined duration (the two durations added, without the pause between them, as
-    RTVC computes it) exceeds ``max_mel_frames`` hops. Segment bounds are the ends of the cutting silences
-    and the starts of the next ones, so pauses are left out.
-    """
+    """RTVC's split of an aligned utterance at its pauses: ``(start s, end s, text)`` per segment
+    (docs/synthesizer.md)."""
     words = list(alignment.words)
     end_times = [float(t) for t in alignment.end_times]
     # RTVC asserts that the alignment starts and ends with a silence; add empty ones instead of failing.
@@ -175,21 +131,19 @@ def split_on_silences(alignment: Alignment, hparams: SynthesizerHParams) -> list
     ]
 
 
-def plan_segments(utterance: Utterance, hparams: SynthesizerHParams, use_alignments: bool = True) -> list[Segment]:
-    """The training examples an utterance gives (before any audio is read).
-
-    Aligned utterances give RTVC's silence-split segments named ``<name>_<NN>``; others give themselves,
-    named ``<name>``. An utterance without text gives nothing.
-    """
+def plan_segments(utterance: CorpusUtterance, hparams: SynthesizerHParams,
+                  use_alignments: bool = True) -> list[TrainingSegment]:
+    """The training examples an utterance gives, before any audio is read: silence-split pieces
+    ``<name>_<NN>`` when aligned, else the whole utterance; nothing without text."""
     if utterance.text is None:
         return []
     if use_alignments and utterance.alignment is not None:
         parts = split_on_silences(utterance.alignment, hparams)
         return [
-            Segment(f"{utterance.name}_{number:02d}", _clean_transcript(text), start, end)
+            TrainingSegment(f"{utterance.name}_{number:02d}", _clean_transcript(text), start, end)
             for number, (start, end, text) in enumerate(parts)
         ]
-    return [Segment(utterance.name, _clean_transcript(utterance.text))]
+    return [TrainingSegment(utterance.name, _clean_transcript(utterance.text))]
 
 
 # -- One utterance ---------------------------------------------------------------------------------
@@ -207,18 +161,13 @@ def _speakable(text: str, hparams: SynthesizerHParams) -> bool:
 
 
 def _trim_hparams(hparams: SynthesizerHParams) -> EncoderHParams:
-    """Encoder parameters for VAD trimming at the synthesizer's sample rate."""
     return EncoderHParams().replace(sample_rate=hparams.sample_rate)
 
 
 def process_utterance(job: SynthesizerJob, *, out_dir: Path, hparams: SynthesizerHParams) -> JobResult:
-    """Write the mel and audio arrays of a job's segments; returns their entries and the drops by reason.
+    """Write the mel and audio of a job's segments; their entries and the drops by reason.
 
-    Raises
-    ------
-    AudioError
-        The file is unreadable, empty or silent (the caller records it as a failure).
-    """
+    :class:`AudioError` for an unreadable, empty or silent file."""
     result = JobResult()
     segments = []
     for segment in job.segments:
@@ -256,7 +205,6 @@ def process_utterance(job: SynthesizerJob, *, out_dir: Path, hparams: Synthesize
 # -- Audio stage -----------------------------------------------------------------------------------
 @dataclass
 class AudioReport:
-    """Counts of the audio stage."""
 
     new_entries: list[TrainEntry] = field(default_factory=list)
     existing: int = 0
@@ -270,10 +218,9 @@ def _outputs_exist(out_dir: Path, basename: str) -> bool:
     ).exists()
 
 
-def preprocess_audio(utterances: Sequence[Utterance], out_dir: Path, hparams: SynthesizerHParams, *,
+def preprocess_audio(utterances: Sequence[CorpusUtterance], out_dir: Path, hparams: SynthesizerHParams, *,
                      skip_existing: bool = False, use_alignments: bool = True, n_processes: int = 1,
                      show_progress: bool = True) -> AudioReport:
-    """Run the audio stage over ``utterances`` and write ``train.txt`` (appending with ``skip_existing``)."""
     for folder in (MEL_FOLDER, AUDIO_FOLDER, EMBED_FOLDER):
         (out_dir / folder).mkdir(parents=True, exist_ok=True)
     train_txt = out_dir / TRAIN_TXT
@@ -323,7 +270,6 @@ def _load_encoder(path: Path, single_thread: bool) -> None:
 
 
 def embed_entry(entry: TrainEntry, *, out_dir: Path, sample_rate: int) -> None:
-    """Embed the saved audio of one entry into ``embeds/<embed_name>``."""
     encoder = _worker_encoder
     if encoder is None:
         raise RuntimeError("the encoder is not loaded in this process")
@@ -340,13 +286,7 @@ def embed_entry(entry: TrainEntry, *, out_dir: Path, sample_rate: int) -> None:
 def preprocess_embeddings(entries: Sequence[TrainEntry], out_dir: Path, encoder_path: Path, *,
                           sample_rate: int, skip_existing: bool = False, n_processes: int = 1,
                           show_progress: bool = True) -> tuple[int, int, list[tuple[str, str]]]:
-    """Compute the missing (or, without ``skip_existing``, all) embeddings.
-
-    Returns
-    -------
-    computed, existing, failures
-        Embeddings written, embeddings kept, and ``(audio name, reason)`` of failures.
-    """
+    """Compute the missing (without ``skip_existing``: all) embeddings; ``(written, kept, failures)``."""
     (out_dir / EMBED_FOLDER).mkdir(parents=True, exist_ok=True)
     todo = [e for e in entries if not (skip_existing and (out_dir / EMBED_FOLDER / e.embed_name).exists())]
     existing = len(entries) - len(todo)
@@ -366,13 +306,7 @@ def preprocess_embeddings(entries: Sequence[TrainEntry], out_dir: Path, encoder_
 
 
 def resolve_encoder_path(requested: Path | None) -> Path:
-    """The encoder checkpoint to use (see :func:`utils.default_models.resolve_model`).
-
-    Raises
-    ------
-    FileNotFoundError
-        With a one-sentence message when no encoder can be found.
-    """
+    """The encoder checkpoint to use; ``FileNotFoundError`` when there is none."""
     from utils.default_models import resolve_model
 
     resolved = resolve_model("encoder", DEFAULT_ENCODER.parents[1], requested)
@@ -388,18 +322,9 @@ def resolve_encoder_path(requested: Path | None) -> Path:
 
 # -- Hyperparameters -------------------------------------------------------------------------------
 def parse_hparams_overrides(overrides: Sequence[str], base: SynthesizerHParams | None = None) -> SynthesizerHParams:
-    """Apply ``key=value`` overrides (several per argument, comma-separated) to the synthesizer hparams.
+    """Apply ``key=value`` overrides (comma-separated) to the synthesizer hparams, as the trainers'
+    ``--hparams``; :class:`HParamsError` for a bad key, pair or value.
 
-    The same parser as the trainers' ``--hparams`` (:func:`utils.training.parse_hparam_overrides`),
-    with values checked against each field's type.
-
-    Raises
-    ------
-    HParamsError
-        Unknown key, malformed pair or a value of the wrong type.
-
-    Examples
-    --------
     >>> hp = parse_hparams_overrides(["max_mel_frames=1000,rescale=false", "tts_cleaner_names=basic_cleaners"])
     >>> hp.max_mel_frames, hp.rescale, hp.tts_cleaner_names
     (1000, False, ('basic_cleaners',))
@@ -453,7 +378,6 @@ def _fail(message: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the preprocessing; returns the exit status (0 done, 1 bad input, 130 interrupted)."""
     args = build_parser().parse_args(argv)
     if args.n_processes < 1:
         return _fail(f"--n_processes must be at least 1, not {args.n_processes}.")

@@ -1,20 +1,5 @@
-"""Word alignments for a LibriSpeech-layout corpus that lacks them, from Whisper's word timestamps.
-
-RTVC splits LibriSpeech utterances at pauses using the Montreal forced alignments
-(``<speaker>-<chapter>.alignment.txt``); without them, synthesizer preprocessing keeps whole
-utterances, and most LibriSpeech utterances are longer than ``max_mel_frames``. This tool writes
-those alignment files from Whisper base's word timestamps (offline, :mod:`utils.asr`) into a mirror
-of the corpus (audio and transcripts are linked, not copied, so read-only corpora work)::
-
-    python tools/align_with_whisper.py ../shared/datasets/LibriSpeech/train-clean-100 \\
-        my_datasets/LibriSpeech/train-clean-100
-    python -m synthesizer.preprocess my_datasets -d LibriSpeech/train-clean-100
-
-The alignment lists the recognised words (upper-case, letters and apostrophes) with an empty word for
-every pause of at least ``--min_pause`` seconds, in RTVC's format (``<id> ",WORD,,WORD," "end times"``),
-so the pieces' texts come from the recognised words. Whisper's word times are approximate (tens of
-milliseconds); the split points lie inside pauses, where that does not matter.
-"""
+"""Word alignments for a LibriSpeech-layout corpus that lacks them, from Whisper's word timestamps, in
+RTVC's format, written into a mirror of the corpus (usage: docs/synthesizer.md)."""
 
 from __future__ import annotations
 
@@ -38,8 +23,6 @@ def alignment_line(utterance_id: str, words: Sequence[tuple[str, float, float]],
                    min_pause: float = 0.1) -> str:
     """RTVC's alignment line from ``(word, start, end)`` triples.
 
-    Examples
-    --------
     >>> alignment_line("1-2-0003", [(" Hello,", 0.3, 0.7), (" world!", 1.2, 1.6)], 2.0)
     '1-2-0003 ",HELLO,,WORLD," "0.3,0.7,1.2,1.6,2"'
     """

@@ -1,31 +1,6 @@
 """Make a synthetic multi-speaker corpus ("TTS-by-TTS") with every offline English voice installed.
 
-Each sentence of a text file is spoken by a *derived speaker*: a base voice of an installed engine
-(espeak-ng with its ``+m1..+m8``/``+f1..+f5`` variants, flite, festival, piper when importable) whose
-pitch and vocal-tract length (formants) are shifted by one ``(pitch factor, formant factor)`` pair::
-
-    python tools/make_synthetic_corpus.py ../shared/datasets/synthetic --sentences_per_speaker 50
-    python tools/make_synthetic_corpus.py OUT --list_voices
-
-Output (utils/corpora.py's ``text_folder`` layout with one sub-folder per speaker)::
-
-    OUT/<speaker>/<utterance id>.wav   16 kHz mono 16-bit PCM
-    OUT/<speaker>/<utterance id>.txt   the sentence
-    OUT/speakers.tsv                   speaker, engine, voice, pitch factor, formant factor
-    OUT/README.txt                     sources and licences of the voices
-
-Speaker names are stable (``espeak-en-us+f3_p1.15_f0.92``), and each speaker's sentences are drawn
-from the seed and the speaker name alone, so a speaker keeps its sentences whatever else changes, and
-different speakers say different sentences (text and voice are not confounded).
-
-Shifting method (librosa/numpy, source-filter split in the STFT)
-    Every STFT frame is divided by its spectral envelope (cepstrally smoothed log magnitude); the
-    flat excitation left is pitch-shifted with :func:`librosa.effects.pitch_shift` (phase-vocoder time
-    stretch + resampling); the original envelope, warped along the frequency axis by the formant
-    factor, is then imposed on it. The empty top band a downward resampling leaves is filled by band
-    replication of the flat excitation. (WORLD/pyworld was not used: pyworld 0.3.5 imports ``pkg_resources``,
-    which this project's environment does not ship.)
-"""
+Usage, output layout and the pitch/formant shift: docs/corpora.md."""
 
 from __future__ import annotations
 
@@ -82,18 +57,8 @@ class CorpusGenerationError(UserError):
 
 
 @dataclass(frozen=True)
-class Voice:
-    """A base voice of one engine.
-
-    Attributes
-    ----------
-    engine
-        One of :data:`ENGINES`.
-    voice
-        What the engine is given (``en-us+f3``, ``slt``, ``voice_kal_diphone``, a ``.onnx`` path).
-    label
-        Short stable name used in speaker names (``en-us+f3``, ``joe-medium``).
-    """
+class EngineVoice:
+    """A base voice: its ``engine``, what the engine is given (``voice``) and a short stable ``label``."""
 
     engine: str
     voice: str
@@ -101,15 +66,14 @@ class Voice:
 
     @property
     def name(self) -> str:
-        """``<engine>-<label>`` (``espeak-en-us+f3``)."""
         return f"{self.engine}-{self.label}"
 
 
 @dataclass(frozen=True)
-class Speaker:
+class DerivedSpeaker:
     """A base voice with a pitch and a formant factor."""
 
-    voice: Voice
+    voice: EngineVoice
     pitch: float
     formant: float
 
@@ -121,7 +85,6 @@ class Speaker:
 
 @dataclass(frozen=True)
 class Sentence:
-    """A sentence of the text file and the id its files are named after."""
 
     id: str
     text: str
@@ -132,7 +95,7 @@ def _run(command: Sequence[str]) -> subprocess.CompletedProcess:
     return subprocess.run(list(command), check=False, capture_output=True, text=True, timeout=_SUBPROCESS_TIMEOUT)
 
 
-def _espeak_voices() -> list[Voice]:
+def _espeak_voices() -> list[EngineVoice]:
     """English espeak-ng voices (no MBROLA ones unless ``mbrola`` is installed), times each variant."""
     if shutil.which("espeak-ng") is None:
         return []
@@ -152,25 +115,25 @@ def _espeak_voices() -> list[Voice]:
         if _ESPEAK_VARIANT.match(variant):
             variants.append("+" + variant)
     variants = [""] + sorted(set(variants) - {""}, key=lambda v: (v[1], int(v[2:])))
-    return [Voice("espeak", lang + var, lang + var) for lang in languages for var in variants]
+    return [EngineVoice("espeak", lang + var, lang + var) for lang in languages for var in variants]
 
 
-def _flite_voices() -> list[Voice]:
+def _flite_voices() -> list[EngineVoice]:
     """flite's built-in voices (``flite -lv``), limited-domain voices excepted."""
     if shutil.which("flite") is None:
         return []
     listing = _run(["flite", "-lv"]).stdout
     names = listing.split(":", 1)[1].split() if ":" in listing else []
-    return [Voice("flite", name, name) for name in names if name not in _FLITE_LIMITED_DOMAIN]
+    return [EngineVoice("flite", name, name) for name in names if name not in _FLITE_LIMITED_DOMAIN]
 
 
-def _festival_voices(voices_dir: Path = FESTIVAL_VOICES_DIR) -> list[Voice]:
+def _festival_voices(voices_dir: Path = FESTIVAL_VOICES_DIR) -> list[EngineVoice]:
     """Festival's English voices: the folders of ``voices_dir/english`` (``voice_<folder>`` selects one)."""
     english = voices_dir / "english"
     if shutil.which("text2wave") is None or not english.is_dir():
         return []
     names = sorted(p.name for p in english.iterdir() if p.is_dir())
-    return [Voice("festival", f"voice_{name}", name) for name in names]
+    return [EngineVoice("festival", f"voice_{name}", name) for name in names]
 
 
 def _piper_models() -> list[Path]:
@@ -188,7 +151,7 @@ def _piper_models() -> list[Path]:
     return [m for m in models if m.is_file() and m.with_name(m.name + ".json").is_file()]
 
 
-def _piper_voices() -> list[Voice]:
+def _piper_voices() -> list[EngineVoice]:
     """Piper voices, only when the ``piper`` module imports (piper-tts is optional)."""
     try:
         import piper  # type: ignore[import-not-found]  # noqa: F401
@@ -197,21 +160,15 @@ def _piper_voices() -> list[Voice]:
     voices = []
     for model in _piper_models():
         label = re.sub(r"^[a-z]{2}_[A-Z]{2}-", "", model.stem)  # en_US-joe-medium -> joe-medium
-        voices.append(Voice("piper", str(model), label))
+        voices.append(EngineVoice("piper", str(model), label))
     return voices
 
 
 _DETECTORS = {"espeak": _espeak_voices, "flite": _flite_voices, "festival": _festival_voices, "piper": _piper_voices}
 
 
-def available_voices(engines: Iterable[str] = ENGINES) -> list[Voice]:
-    """The installed voices of ``engines``, interleaved across engines (so a few speakers cover them all).
-
-    Raises
-    ------
-    CorpusGenerationError
-        An engine is not one of :data:`ENGINES`.
-    """
+def available_voices(engines: Iterable[str] = ENGINES) -> list[EngineVoice]:
+    """The installed voices of ``engines``, interleaved across engines; unknown engines raise."""
     engines = list(engines)
     unknown = [e for e in engines if e not in _DETECTORS]
     if unknown:
@@ -231,7 +188,7 @@ def _read_wav(path: Path) -> tuple[np.ndarray, int]:
     return wav.mean(axis=1), rate
 
 
-def _engine_command(voice: Voice, text_file: Path, wav_file: Path) -> list[str]:
+def _engine_command(voice: EngineVoice, text_file: Path, wav_file: Path) -> list[str]:
     # Text goes through a file: a sentence starting with "-" must never be read as an option.
     if voice.engine == "espeak":
         return ["espeak-ng", "-v", voice.voice, "-f", str(text_file), "-w", str(wav_file)]
@@ -245,7 +202,7 @@ def _engine_command(voice: Voice, text_file: Path, wav_file: Path) -> list[str]:
 _PIPER_CACHE: dict[str, object] = {}
 
 
-def _synthesize_piper(voice: Voice, text: str) -> tuple[np.ndarray, int]:
+def _synthesize_piper(voice: EngineVoice, text: str) -> tuple[np.ndarray, int]:
     from piper import PiperVoice  # type: ignore[import-not-found]
 
     model = _PIPER_CACHE.get(voice.voice)
@@ -256,14 +213,8 @@ def _synthesize_piper(voice: Voice, text: str) -> tuple[np.ndarray, int]:
     return wav.astype(np.float32), chunks[0].sample_rate if chunks else SAMPLE_RATE
 
 
-def synthesize(voice: Voice, text: str) -> np.ndarray:
-    """Speak ``text`` with ``voice``; mono float32 at 16 kHz.
-
-    Raises
-    ------
-    RuntimeError
-        The engine failed or produced no audio.
-    """
+def synthesize(voice: EngineVoice, text: str) -> np.ndarray:
+    """Speak ``text`` with ``voice``: mono float32 at 16 kHz (``RuntimeError`` when the engine fails)."""
     if voice.engine == "piper":
         wav, rate = _synthesize_piper(voice, text)
     else:
@@ -287,7 +238,7 @@ _LIFTER = 40  # cepstral coefficients kept for the envelope: below the first har
 
 
 def spectral_envelope(magnitude: np.ndarray, lifter: int = _LIFTER) -> np.ndarray:
-    """Cepstrally smoothed log magnitude of each STFT frame (``(bins, frames)`` in, same shape out)."""
+    """Cepstrally smoothed log magnitude of each STFT frame."""
     log_mag = np.log(np.maximum(magnitude, 1e-8))
     cepstrum = np.fft.irfft(log_mag, axis=0)
     cepstrum[lifter:-lifter] = 0.0  # keep only the slowly varying part: the vocal-tract envelope
@@ -298,7 +249,6 @@ _FLOOR = 9.0  # envelope floor, in natural-log units below its maximum (~78 dB):
 
 
 def _envelopes(stft: np.ndarray, formant: float) -> tuple[np.ndarray, np.ndarray]:
-    """Floored log envelope of each frame, and the same warped in frequency by ``formant``."""
     envelope = spectral_envelope(np.abs(stft))
     # Without a floor, whitening silent frames would multiply noise by ~1e8, which the phase vocoder
     # would then smear into the neighbouring speech.
@@ -310,12 +260,7 @@ def _envelopes(stft: np.ndarray, formant: float) -> tuple[np.ndarray, np.ndarray
 
 
 def _fill_top_band(stft: np.ndarray, pitch: float) -> np.ndarray:
-    """Copy the band just below the cut-off into the empty top band a downward resampling leaves.
-
-    Lowering the pitch by resampling maps the source's 0..Nyquist onto 0..pitch*Nyquist; the whitened
-    excitation is flat, so replicating its highest band (as spectral band replication does) gives the
-    missing band the right level, and the envelope imposed afterwards shapes it.
-    """
+    """Copy the band below the cut-off into the top band a downward resampling left empty."""
     bins = stft.shape[0]
     cut = int(bins * pitch * 0.97)  # a little below pitch*Nyquist: the resampler's transition band
     width = bins - cut
@@ -327,13 +272,7 @@ def _fill_top_band(stft: np.ndarray, pitch: float) -> np.ndarray:
 
 
 def shift_voice(wav: np.ndarray, sample_rate: int, pitch: float, formant: float) -> np.ndarray:
-    """Multiply f0 by ``pitch`` and the formant frequencies by ``formant``; the duration is kept.
-
-    Source-filter split in the STFT: the signal is whitened by its cepstral envelope; the flat
-    excitation is pitch-shifted with :func:`librosa.effects.pitch_shift` (time stretch + resampling,
-    which would scale a non-flat envelope too); then the original envelope, warped by ``formant``,
-    is imposed again. Without a pitch change only the envelope is swapped.
-    """
+    """Multiply f0 by ``pitch`` and the formants by ``formant``, keeping the duration (docs/corpora.md)."""
     import librosa
 
     wav = np.asarray(wav, dtype=np.float32)
@@ -352,21 +291,13 @@ def shift_voice(wav: np.ndarray, sample_rate: int, pitch: float, formant: float)
 
 
 def normalize(wav: np.ndarray, peak: float = _PEAK) -> np.ndarray:
-    """Scale to the given peak level (silence is returned unchanged)."""
     top = float(np.max(np.abs(wav))) if wav.size else 0.0
     return wav if top < 1e-6 else (wav * (peak / top)).astype(np.float32)
 
 
 # -- Texts and plan --------------------------------------------------------------------------------
 def read_sentences(path: str | Path) -> list[Sentence]:
-    """Sentences of an LJSpeech ``metadata.csv`` (``id|text|normalized``: the normalized text) or of a
-    plain text file (one sentence per line; ids ``line000001``...). Blank lines are skipped.
-
-    Raises
-    ------
-    CorpusGenerationError
-        The file is missing, unreadable or holds no sentence.
-    """
+    """Sentences of an LJSpeech ``metadata.csv`` (normalised text) or of a text file, one per line."""
     path = Path(path)
     if not path.is_file():
         raise CorpusGenerationError(f"text file '{path}' not found")
@@ -391,17 +322,8 @@ def read_sentences(path: str | Path) -> list[Sentence]:
 
 def select_sentences(sentences: Sequence[Sentence], min_chars: int = 1,
                      max_chars: int | None = None) -> list[Sentence]:
-    """The sentences whose length lies in ``[min_chars, max_chars]``.
+    """The sentences of ``min_chars`` to ``max_chars`` characters; raises when none is left.
 
-    Short sentences make short utterances, which train a small synthesizer much faster per step.
-
-    Raises
-    ------
-    CorpusGenerationError
-        No sentence is left.
-
-    Examples
-    --------
     >>> texts = [Sentence("a", "Hi."), Sentence("b", "A longer sentence.")]
     >>> [s.id for s in select_sentences(texts, min_chars=5)]
     ['b']
@@ -413,12 +335,10 @@ def select_sentences(sentences: Sequence[Sentence], min_chars: int = 1,
     return kept
 
 
-def select_voices(voices: Sequence[Voice], patterns: str | None) -> list[Voice]:
+def select_voices(voices: Sequence[EngineVoice], patterns: str | None) -> list[EngineVoice]:
     """The voices whose name matches one of the comma-separated shell ``patterns`` (all when None).
 
-    Examples
-    --------
-    >>> voices = [Voice("flite", "slt", "slt"), Voice("espeak", "en-us+f1", "en-us+f1")]
+    >>> voices = [EngineVoice("flite", "slt", "slt"), EngineVoice("espeak", "en-us+f1", "en-us+f1")]
     >>> [v.name for v in select_voices(voices, "flite-*")]
     ['flite-slt']
     """
@@ -428,12 +348,10 @@ def select_voices(voices: Sequence[Voice], patterns: str | None) -> list[Voice]:
     return [v for v in voices if any(fnmatch.fnmatchcase(v.name, p) for p in wanted)]
 
 
-def unmatched_patterns(voices: Sequence[Voice], patterns: str | None) -> list[str]:
+def unmatched_patterns(voices: Sequence[EngineVoice], patterns: str | None) -> list[str]:
     """The comma-separated shell ``patterns`` that match none of ``voices``.
 
-    Examples
-    --------
-    >>> unmatched_patterns([Voice("flite", "slt", "slt")], "flite-*,espeak-en")
+    >>> unmatched_patterns([EngineVoice("flite", "slt", "slt")], "flite-*,espeak-en")
     ['espeak-en']
     """
     wanted = [p.strip() for p in (patterns or "").split(",") if p.strip()]
@@ -441,13 +359,7 @@ def unmatched_patterns(voices: Sequence[Voice], patterns: str | None) -> list[st
 
 
 def parse_shifts(spec: str) -> list[tuple[float, float]]:
-    """``"1.0:1.0,1.15:0.92"`` -> ``[(1.0, 1.0), (1.15, 0.92)]`` (pitch factor, formant factor).
-
-    Raises
-    ------
-    CorpusGenerationError
-        Malformed pair or a factor outside (0.5, 2].
-    """
+    """``"1.0:1.0,1.15:0.92"`` -> ``[(1.0, 1.0), (1.15, 0.92)]``; factors must lie in (0.5, 2]."""
     shifts = []
     for item in filter(None, (s.strip() for s in spec.split(","))):
         try:
@@ -463,10 +375,10 @@ def parse_shifts(spec: str) -> list[tuple[float, float]]:
     return shifts
 
 
-def make_speakers(voices: Sequence[Voice], shifts: Sequence[tuple[float, float]],
-                  max_speakers: int | None) -> list[Speaker]:
-    """Every voice times every shift (voice-major: all shifts of a voice come together), truncated."""
-    speakers = [Speaker(v, p, f) for v in voices for p, f in shifts]
+def make_speakers(voices: Sequence[EngineVoice], shifts: Sequence[tuple[float, float]],
+                  max_speakers: int | None) -> list[DerivedSpeaker]:
+    """Every voice times every shift, voice-major, truncated to ``max_speakers``."""
+    speakers = [DerivedSpeaker(v, p, f) for v in voices for p, f in shifts]
     return speakers[:max_speakers] if max_speakers else speakers
 
 
@@ -478,9 +390,8 @@ def pick_sentences(sentences: Sequence[Sentence], speaker: str, count: int, seed
 
 @dataclass(frozen=True)
 class Job:
-    """One file pair to write."""
 
-    speaker: Speaker
+    speaker: DerivedSpeaker
     sentence: Sentence
     wav_path: Path
 
@@ -489,9 +400,8 @@ class Job:
         return self.wav_path.with_suffix(".txt")
 
 
-def plan_jobs(out: Path, speakers: Sequence[Speaker], sentences: Sequence[Sentence], count: int,
+def plan_jobs(out: Path, speakers: Sequence[DerivedSpeaker], sentences: Sequence[Sentence], count: int,
               seed: int) -> list[Job]:
-    """The files of every speaker, in speaker order."""
     return [
         Job(s, sentence, out / s.name / f"{sentence.id}.wav")
         for s in speakers
@@ -519,8 +429,7 @@ def run_job(job: Job) -> tuple[Job, str | None]:
         return job, f"{job.wav_path.relative_to(job.wav_path.parents[1])}: {error}"
 
 
-def write_speakers_tsv(out: Path, speakers: Sequence[Speaker]) -> Path:
-    """``speakers.tsv``: one row per speaker (name, engine, voice, pitch factor, formant factor)."""
+def write_speakers_tsv(out: Path, speakers: Sequence[DerivedSpeaker]) -> Path:
     lines = ["speaker\tengine\tvoice\tpitch_factor\tformant_factor"]
     lines += [f"{s.name}\t{s.voice.engine}\t{s.voice.label}\t{s.pitch:g}\t{s.formant:g}" for s in speakers]
     path = out / "speakers.tsv"
@@ -529,8 +438,7 @@ def write_speakers_tsv(out: Path, speakers: Sequence[Speaker]) -> Path:
     return path
 
 
-def write_readme(out: Path, speakers: Sequence[Speaker], texts: Path, seed: int) -> Path:
-    """``README.txt``: how the corpus was made and the licences of the voices used."""
+def write_readme(out: Path, speakers: Sequence[DerivedSpeaker], texts: Path, seed: int) -> Path:
     engines = sorted({s.voice.engine for s in speakers}, key=ENGINES.index)
     text = [
         "Synthetic speech corpus made by tools/make_synthetic_corpus.py (TTS-by-TTS augmentation).",
@@ -549,7 +457,7 @@ def write_readme(out: Path, speakers: Sequence[Speaker], texts: Path, seed: int)
 
 
 def run_jobs(jobs: Sequence[Job], processes: int) -> list[str]:
-    """Run ``jobs`` (in ``processes`` worker processes when > 1) with a tqdm bar; the error messages."""
+    """Run ``jobs`` (in ``processes`` workers when > 1) with a progress bar; returns the error messages."""
     from tqdm import tqdm
 
     errors = []
@@ -610,7 +518,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CorpusGenerationError("-n must be at least 1")
 
 
-def _summary(out: Path, speakers: Sequence[Speaker], jobs: Sequence[Job], skipped: int, errors: Sequence[str],
+def _summary(out: Path, speakers: Sequence[DerivedSpeaker], jobs: Sequence[Job], skipped: int, errors: Sequence[str],
              seconds: float) -> str:
     per_engine = Counter(s.voice.engine for s in speakers)
     engines = ", ".join(f"{e} {n}" for e, n in per_engine.items())
@@ -620,7 +528,6 @@ def _summary(out: Path, speakers: Sequence[Speaker], jobs: Sequence[Job], skippe
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (1 with one ``error:`` line for bad input)."""
     args = parse_args(argv)
     try:
         _check_args(args)

@@ -1,13 +1,6 @@
 """Render the toolbox window offscreen, in use, and save it as a PNG (for the README).
 
-Loads a few LibriSpeech speakers, clones one line in the last one's voice with the models found
-(RTVC's downloaded ones, else the shipped offline ones), waits for the UMAP projection, then grabs
-the window::
-
     python tools/screenshot.py --datasets_root ../shared/datasets --out docs/toolbox.png
-
-Without any synthesizer (none in ``--models_dir``, default ``saved_models``, and no shipped one) the
-picture shows the references only.
 """
 
 from __future__ import annotations

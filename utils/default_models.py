@@ -1,21 +1,9 @@
-"""Fetch the pretrained default models into ``<models_dir>/default/``, and decide which file each model uses.
+"""Fetch the pretrained default models into ``<models_dir>/default/`` and decide which file each model uses.
 
-The three published RTVC checkpoints are identified by their byte size and, where known, their SHA-256
-(RTVC publishes none: the encoder's is pinned from the byte-identical copy in ``resemblyzer``; the
-synthesizer's and vocoder's are unknown, so their exact size is the only check). Where a file comes
-from is listed in :func:`ensure_default_models`; which file a model uses is decided by
-:func:`resolve_model` alone. The transfer itself (resume, checks, atomic rename) is :mod:`utils.download`.
+RTVC publishes no checksums: files are checked by exact size, and the encoder also by the SHA-256 of its
+byte-identical copy in ``resemblyzer``. The transfer itself is :mod:`utils.download`.
 
-Examples
---------
->>> from utils.default_models import ensure_default_models
 >>> paths = ensure_default_models("saved_models")  # doctest: +SKIP
->>> paths["vocoder"]  # doctest: +SKIP
-PosixPath('saved_models/default/vocoder.pt')
-
-From a shell::
-
-    python -m utils.default_models --models_dir saved_models
 """
 
 from __future__ import annotations
@@ -63,12 +51,8 @@ SHIPPED_MODELS_ENV = "SV2TTS_SHIPPED_MODELS_DIR"
 
 @dataclass(frozen=True)
 class ModelFile:
-    """One entry of the default-model registry: the model's role, its file name (on the server and in
-    ``<models_dir>/default/``), exact size, a one-line description, and its lower-case hex SHA-256
-    (``None`` where no trustworthy value is known: then the size is the only check).
+    """One default model: role, file name, exact size, description and SHA-256 (``None``: size only).
 
-    Examples
-    --------
     >>> ModelFile("vocoder", "vocoder.pt", 53_845_290, "WaveRNN vocoder").size
     53845290
     """
@@ -107,10 +91,8 @@ def _registry_entry(files: Sequence[ModelFile], name: str) -> ModelFile:
 
 def default_model_path(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
                        name: str = "encoder") -> Path:
-    """``<models_dir>/default/<name>.pt``, where the default model ``name`` lives (maybe not yet).
+    """Where the default model ``name`` lives (maybe not yet).
 
-    Examples
-    --------
     >>> default_model_path("saved_models", "vocoder").as_posix()
     'saved_models/default/vocoder.pt'
     """
@@ -118,13 +100,9 @@ def default_model_path(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
 
 
 def shipped_model_path(name: str, shipped_dir: str | os.PathLike | None = "") -> Path | None:
-    """This project's shipped ``name`` model (``<shipped_dir>/<name>.pt``), or None when absent.
+    """This project's shipped ``name`` model, or None when absent; ``shipped_dir=""`` means
+    ``$SV2TTS_SHIPPED_MODELS_DIR`` else :data:`SHIPPED_MODELS_DIR`, ``None`` means none.
 
-    ``shipped_dir`` ``""`` means the usual place: ``$SV2TTS_SHIPPED_MODELS_DIR``, else
-    :data:`SHIPPED_MODELS_DIR`; ``None`` means no shipped models.
-
-    Examples
-    --------
     >>> path = shipped_model_path("synthesizer")
     >>> path is None or path.name == "synthesizer.pt"
     True
@@ -139,13 +117,8 @@ def shipped_model_path(name: str, shipped_dir: str | os.PathLike | None = "") ->
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    """The file chosen for one model and where it came from.
-
-    ``source`` is ``"explicit"`` (given by the user, maybe missing), ``"downloaded"`` (RTVC's file in
-    ``<models_dir>/default``), ``"installed"`` (the encoder, just copied there from ``resemblyzer``),
-    ``"resemblyzer"`` (that copy used in place), ``"shipped"`` (this project's offline model) or
-    ``"missing"`` (``path`` is where the download would go; loading it explains how to get it).
-    """
+    """The file chosen for one model; ``source`` is ``explicit``, ``downloaded``, ``installed``,
+    ``resemblyzer``, ``shipped`` or ``missing`` (``path`` is then where the download would go)."""
 
     path: Path
     source: str
@@ -154,15 +127,11 @@ class ResolvedModel:
 def resolve_model(name: str, models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
                   explicit: str | os.PathLike | None = None, *,
                   shipped_dir: str | os.PathLike | None = "") -> ResolvedModel:
-    """The one place that decides which checkpoint a model comes from.
+    """The one place that decides which checkpoint a model comes from; nothing is downloaded.
 
-    In order: the ``explicit`` file; RTVC's downloaded ``<models_dir>/default/<name>.pt``; this
-    project's shipped model (see :func:`shipped_model_path` for ``shipped_dir``); for the encoder, the
-    byte-identical copy in the ``resemblyzer`` package, installed into ``<models_dir>/default`` (or
-    used where it is when that folder cannot be written). Nothing is downloaded.
+    In order: the ``explicit`` file, RTVC's downloaded default, this project's shipped model, and for the
+    encoder the ``resemblyzer`` copy (installed into ``<models_dir>/default`` when writable).
 
-    Examples
-    --------
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as root:
     ...     shipped = Path(root, "shipped"); shipped.mkdir(); _ = Path(shipped, "vocoder.pt").write_bytes(b"x")
@@ -197,11 +166,9 @@ def resolve_model(name: str, models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
 
 
 def resemblyzer_encoder_path() -> Path | None:
-    """``resemblyzer/pretrained.pt``, or ``None`` when not installed; found from the import spec
-    (importing the package would pull in webrtcvad and librosa).
+    """``resemblyzer/pretrained.pt`` found without importing the package (it pulls in webrtcvad and
+    librosa), or ``None``.
 
-    Examples
-    --------
     >>> path = resemblyzer_encoder_path()
     >>> path is None or path.name == "pretrained.pt"
     True
@@ -225,19 +192,8 @@ def resemblyzer_encoder_path() -> Path | None:
 def install_encoder_from_resemblyzer(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
                                      *, expected_size: int = DEFAULT_MODEL_FILES[0].size
                                      ) -> Path:
-    """Copy ``resemblyzer/pretrained.pt`` (byte-identical to RTVC's ``encoder.pt``) to
-    ``<models_dir>/default/encoder.pt``, without network access; return that path.
-
-    Raises
-    ------
-    ModelDownloadError
-        If ``resemblyzer`` is not installed or its file is not ``expected_size`` bytes.
-
-    Examples
-    --------
-    >>> install_encoder_from_resemblyzer("saved_models")  # doctest: +SKIP
-    PosixPath('saved_models/default/encoder.pt')
-    """
+    """Copy ``resemblyzer``'s encoder (byte-identical to RTVC's) to ``<models_dir>/default/encoder.pt``
+    offline; :class:`ModelDownloadError` when it is missing or of the wrong size."""
     source = resemblyzer_encoder_path()
     if source is None:
         raise ModelDownloadError(
@@ -255,11 +211,8 @@ def install_encoder_from_resemblyzer(models_dir: str | os.PathLike = DEFAULT_MOD
 def missing_default_models(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
                            names: Sequence[str] = DEFAULT_MODEL_NAMES,
                            files: Sequence[ModelFile] = DEFAULT_MODEL_FILES) -> list[ModelFile]:
-    """The registry entries of ``names`` whose file is absent, of the wrong size or (where pinned) of
-    the wrong SHA-256. Nothing is downloaded; this lets a front end explain what is missing.
+    """The entries of ``names`` whose file is absent or fails its size or SHA-256 check; downloads nothing.
 
-    Examples
-    --------
     >>> [m.name for m in missing_default_models("/nonexistent", ["vocoder"])]
     ['vocoder']
     """
@@ -280,44 +233,13 @@ def ensure_default_models(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR,
                           show_progress: bool = True,
                           progress_callback: ProgressCallback | None = None,
                           timeout: float = DEFAULT_TIMEOUT) -> dict[str, Path]:
-    """Make sure the default models exist in ``<models_dir>/default/``.
+    """Make sure the default models exist in ``<models_dir>/default/``; their paths by name.
 
-    Files of the exact expected size (and SHA-256, where pinned) are kept; missing or wrong-size ones
-    are fetched (a wrong-size file is replaced only once the new copy is complete), and a right-size
-    file with the wrong SHA-256 is removed and fetched again. Sources, in order: the local folder
-    ``source_dir``; for the encoder, the ``resemblyzer`` package when its file has the registry's
-    size; otherwise a download from ``base_url`` (by default RTVC's Hugging Face repository).
-
-    Parameters
-    ----------
-    names : sequence of str
-        Models to ensure, any of ``"encoder"``, ``"synthesizer"``, ``"vocoder"``.
-    base_url : str, optional
-        Mirror to download from (``<base_url>/<filename>``). Defaults to the
-        ``SV2TTS_MODELS_URL`` environment variable, then :data:`DEFAULT_BASE_URL`.
-    source_dir : str or os.PathLike, optional
-        Folder holding the files to copy instead of downloading. Defaults to the
-        ``SV2TTS_MODELS_SOURCE`` environment variable.
-    files : sequence of ModelFile
-        Registry of file names and sizes (tests use small files).
-    progress_callback : callable, optional
-        ``progress_callback(downloaded, total)``, called per chunk of each download.
-    timeout : float
-        Connect/read timeout in seconds for downloads, in (0, :data:`MAX_TIMEOUT`]; also the period
-        in which a download must make progress (see :func:`download_file`).
-
-    Returns
-    -------
-    dict of str to pathlib.Path
-        Path of each requested model.
-
-    Raises
-    ------
-    ModelDownloadError
-        When a model cannot be obtained; the message says how to get it otherwise.
-    ValueError
-        For a name that is not in ``files``.
-    """
+    Files failing the size (or pinned SHA-256) check are fetched again; a wrong-size file is replaced only
+    once the new copy is complete. Sources in order: ``source_dir`` (default ``$SV2TTS_MODELS_SOURCE``),
+    ``resemblyzer`` for the encoder, then ``base_url`` (default ``$SV2TTS_MODELS_URL``, then
+    :data:`DEFAULT_BASE_URL`). ``timeout`` is also the time in which a download must progress.
+    :class:`ModelDownloadError` says how else to get a model; ``ValueError`` for an unknown name."""
     entries = [_registry_entry(files, name) for name in names]
     check_timeout(timeout)  # before anything is created: a bad value is a typo, not a network problem
     base = (setting_or_env(base_url, MODELS_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
@@ -396,8 +318,7 @@ def _fetch(entry: ModelFile, target: Path, base_url: str, source_dir: str | None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m utils.default_models [names]``: 0 on success, 1 when a model could not be obtained,
-    130 if interrupted."""
+    """``python -m utils.default_models [names]``: 0, 1 when a model could not be obtained, 130 if interrupted."""
     parser = argparse.ArgumentParser(
         prog="python -m utils.default_models",
         description="Fetch the pretrained default models into <models_dir>/default/.")

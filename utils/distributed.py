@@ -1,12 +1,7 @@
 """Run the same training script alone or under ``torchrun`` (DistributedDataParallel), unchanged.
 
-``torchrun --nproc_per_node=N`` sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; when they are present
-:func:`init_distributed` joins the process group (NCCL on GPUs, gloo on CPU) and every helper here
-works on the group. A plain ``python -m encoder.train ...`` sees ``WORLD_SIZE`` unset and everything
-degrades to a no-op, so trainers never branch on "am I distributed".
+Without ``torchrun``'s variables every helper is a no-op, so trainers never branch on being distributed.
 
-Examples
---------
 >>> context = DistributedContext()  # what a plain single-process run gets
 >>> context.is_main, context.world_size, context.is_distributed
 (True, 1, False)
@@ -38,7 +33,7 @@ class DistributedContext:
 
     @property
     def is_main(self) -> bool:
-        """Rank 0 writes checkpoints, logs and progress bars; the others only compute."""
+        """Rank 0 writes checkpoints, logs and progress bars."""
         return self.rank == 0
 
     @property
@@ -52,19 +47,8 @@ def _env_int(name: str, default: int) -> int:
 
 
 def init_distributed(use_cuda: bool = True) -> DistributedContext:
-    """Join the ``torchrun`` process group if there is one and pick this process's device.
-
-    Parameters
-    ----------
-    use_cuda
-        Train on CUDA when available (``--cpu`` turns this off).
-
-    Returns
-    -------
-    DistributedContext
-        Rank 0 of 1 on CPU/CUDA without ``torchrun``; otherwise this process's rank, with
-        ``cuda:LOCAL_RANK`` on GPUs.
-    """
+    """Join the ``torchrun`` process group if there is one and pick this process's device
+    (``cuda:LOCAL_RANK`` on GPUs when ``use_cuda``)."""
     world_size = _env_int("WORLD_SIZE", 1)
     rank = _env_int("RANK", 0)
     local_rank = _env_int("LOCAL_RANK", 0)
@@ -90,10 +74,7 @@ def init_distributed(use_cuda: bool = True) -> DistributedContext:
 
 
 def shutdown_distributed(context: DistributedContext) -> None:
-    """Leave the process group and free it, with its communication threads (no-op without one).
-
-    Call it after every model wrapped by :func:`wrap_model` is gone (DDP holds the group too).
-    """
+    """Leave and free the process group (no-op without one), after every DDP model is gone."""
     if context.is_distributed and dist.is_initialized():
         dist.destroy_process_group()
         # Free the group now, while the interpreter is whole, not during its teardown (see init_distributed).
@@ -110,12 +91,10 @@ def wrap_model(model: nn.Module, context: DistributedContext) -> nn.Module:
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
-    """The bare model inside a DDP wrapper (what checkpoints store)."""
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def all_reduce_mean(value: float | torch.Tensor, context: DistributedContext) -> float:
-    """Average a scalar over all ranks (for logging losses and metrics)."""
     if not context.is_distributed:
         return float(value)
     tensor = torch.as_tensor(float(value), dtype=torch.float64, device=context.device)
@@ -124,7 +103,6 @@ def all_reduce_mean(value: float | torch.Tensor, context: DistributedContext) ->
 
 
 def any_rank(flag: bool, context: DistributedContext) -> bool:
-    """True on every rank if ``flag`` is true on any rank (e.g. one rank got a stop signal)."""
     if not context.is_distributed:
         return flag
     tensor = torch.tensor(1.0 if flag else 0.0, device=context.device)
@@ -133,7 +111,6 @@ def any_rank(flag: bool, context: DistributedContext) -> bool:
 
 
 def broadcast_object(value: Any, context: DistributedContext) -> Any:
-    """Rank 0's ``value`` on every rank (e.g. the resumed step, a decision to stop)."""
     if not context.is_distributed:
         return value
     holder = [value]
@@ -142,10 +119,8 @@ def broadcast_object(value: Any, context: DistributedContext) -> Any:
 
 
 def gather_objects(value: Any, context: DistributedContext) -> list[Any]:
-    """Every rank's ``value``, in rank order, on every rank (``[value]`` alone).
+    """Every rank's ``value`` in rank order, on every rank.
 
-    Examples
-    --------
     >>> gather_objects({"done": 3}, DistributedContext())
     [{'done': 3}]
     """
@@ -157,12 +132,8 @@ def gather_objects(value: Any, context: DistributedContext) -> list[Any]:
 
 
 def broadcast_buffers(model: nn.Module, context: DistributedContext) -> None:
-    """Copy rank 0's buffers (BatchNorm statistics) into every rank's bare ``model``.
-
-    DDP broadcasts buffers at the start of each forward pass, so after the last training step each
-    rank still holds the statistics of its own last batch; call this once training ends so every rank
-    returns the same model as the checkpoint rank 0 wrote.
-    """
+    """Copy rank 0's buffers (BatchNorm statistics) into every rank's bare ``model`` after training, so
+    every rank returns the model rank 0 saved."""
     if not context.is_distributed:
         return
     for buffer in unwrap_model(model).buffers():
@@ -170,6 +141,5 @@ def broadcast_buffers(model: nn.Module, context: DistributedContext) -> None:
 
 
 def barrier(context: DistributedContext) -> None:
-    """Wait for every rank (no-op alone)."""
     if context.is_distributed:
         dist.barrier()

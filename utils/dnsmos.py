@@ -1,14 +1,5 @@
-"""DNSMOS: Microsoft's non-intrusive predictors of how listeners would rate speech (1 = bad, 5 = excellent).
+"""DNSMOS: Microsoft's non-intrusive predictors of listener ratings of 16 kHz speech (docs/design.md).
 
-Four scores of 16 kHz mono speech, no reference needed: ITU-T P.808 MOS, and P.835's overall quality
-(OVRL), speech signal (SIG) and background (BAK). Used by ``benchmarks/bench_quality.py`` for clones
-and for the real references (the ceiling). The ONNX models and their scoring code come from the PyPI
-package ``speechmos`` (MIT licence; the models are inside the package, nothing is downloaded) run by
-``onnxruntime``. Clips shorter than 9 s are tiled to 9 s by speechmos; longer ones are scored in 9 s
-windows 1 s apart and averaged.
-
-Examples
---------
 >>> scorer = DnsmosScorer.load(threads=1)  # doctest: +SKIP
 >>> scorer.score(wav)  # doctest: +SKIP
 DnsmosScores(p808=3.61, ovrl=2.98, sig=3.41, bak=3.87)
@@ -52,7 +43,6 @@ class DnsmosScores:
 
 
 def mean_scores(scores: Sequence[DnsmosScores]) -> DnsmosScores:
-    """The mean of each score over ``scores`` (at least one)."""
     if not scores:
         raise ValueError("No DNSMOS scores to average.")
     names = ("p808", "ovrl", "sig", "bak")
@@ -60,13 +50,7 @@ def mean_scores(scores: Sequence[DnsmosScores]) -> DnsmosScores:
 
 
 def models_dir() -> Path:
-    """The ``dnsmos_models`` folder inside the installed speechmos package.
-
-    Raises
-    ------
-    DnsmosUnavailableError
-        speechmos is not installed or has no models.
-    """
+    """The ``dnsmos_models`` folder of the installed speechmos; :class:`DnsmosUnavailableError` without it."""
     spec = importlib.util.find_spec("speechmos")
     if spec is None or not spec.submodule_search_locations:
         raise DnsmosUnavailableError("DNSMOS needs the packages speechmos and onnxruntime "
@@ -81,10 +65,7 @@ def models_dir() -> Path:
 
 @dataclass
 class DnsmosScorer:
-    """DNSMOS on the CPU (load once, score many clips; deterministic for a given thread count).
-
-    ``model`` is speechmos's ``DNSMOS`` (its P.835 and P.808 ONNX sessions).
-    """
+    """DNSMOS on the CPU: load once, score many clips (deterministic for a given thread count)."""
 
     model: object
 
@@ -111,13 +92,7 @@ class DnsmosScorer:
         return cls(model)
 
     def score(self, wav: np.ndarray, sample_rate: int = DNSMOS_SAMPLE_RATE) -> DnsmosScores:
-        """DNSMOS of 16 kHz mono float audio (samples beyond ±1 are clipped, as a 16-bit file would).
-
-        Raises
-        ------
-        DnsmosInputError
-            The audio is not 16 kHz, not 1-D, empty, shorter than :data:`MIN_SECONDS`, silent or not finite.
-        """
+        """DNSMOS of 16 kHz mono float audio (clipped to ±1); :class:`DnsmosInputError` for audio it cannot score."""
         wav = np.asarray(wav, dtype=np.float32)
         if sample_rate != DNSMOS_SAMPLE_RATE:
             raise DnsmosInputError(f"DNSMOS scores {DNSMOS_SAMPLE_RATE} Hz audio, not {sample_rate} Hz: "

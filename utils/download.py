@@ -1,7 +1,6 @@
-"""Fetch one file over HTTP(S) or ``file://``, or copy it, so that a final file is always complete
-(see :func:`download_file`). Every failure is a :class:`ModelDownloadError` of one line that says what
-went wrong and how to get the file otherwise. :mod:`utils.default_models` uses this for the model files.
-"""
+"""Fetch one file over HTTP(S) or ``file://``, or copy it, so that a final file is always complete.
+
+Every failure is a one-line :class:`ModelDownloadError` saying how to get the file otherwise."""
 
 from __future__ import annotations
 
@@ -62,10 +61,8 @@ def _remove_part(target: Path) -> None:
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """Lower-case hex SHA-256 of a file, read in 1 MiB pieces.
+    """Lower-case hex SHA-256 of a file.
 
-    Examples
-    --------
     >>> import tempfile
     >>> with tempfile.NamedTemporaryFile() as f:
     ...     _ = f.write(b"abc"); f.flush(); file_sha256(f.name)[:16]
@@ -79,7 +76,6 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def hash_matches(path: Path, expected: str | None) -> bool:
-    """True when nothing is pinned, else whether the file's SHA-256 is the pinned one."""
     if expected is None:
         return True
     try:
@@ -143,15 +139,8 @@ def _host(url: str) -> str:
 
 
 def check_url(url: str, what: str = "download URL") -> str:
-    """Return ``url`` if it is a well-formed http(s):// or file:// URL, else raise one sentence.
+    """``url`` if it is a well-formed http(s):// or file:// URL, else a one-sentence :class:`ModelDownloadError`.
 
-    Raises
-    ------
-    ModelDownloadError
-        A URL that does not parse (``http://[::1``), has a bad port, another scheme, or no host.
-
-    Examples
-    --------
     >>> check_url("https://huggingface.co/CorentinJ/SV2TTS/resolve/main")
     'https://huggingface.co/CorentinJ/SV2TTS/resolve/main'
     >>> check_url("http://[::1")
@@ -173,15 +162,8 @@ def check_url(url: str, what: str = "download URL") -> str:
 
 
 def check_timeout(timeout: float) -> float:
-    """Return ``timeout`` if it is a finite number of seconds above 0 and at most :data:`MAX_TIMEOUT`.
+    """``timeout`` if it is finite, above 0 and at most :data:`MAX_TIMEOUT`, else :class:`ModelDownloadError`.
 
-    Raises
-    ------
-    ModelDownloadError
-        For 0, negative, NaN, infinite or absurdly large values (which overflow the socket clock).
-
-    Examples
-    --------
     >>> check_timeout(30)
     30
     >>> check_timeout(float("inf"))
@@ -218,7 +200,6 @@ def _check_free_space(directory: Path, needed: int, what: str) -> None:
 
 def copy_atomically(source: Path, target: Path, expected_size: int | None,
                      sha256: str | None = None) -> Path:
-    """Copy ``source`` over ``target`` via a temporary file and ``os.replace`` (size and hash checked)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     if expected_size is not None:
         _check_free_space(target.parent, expected_size, target.name)
@@ -336,12 +317,7 @@ def _read_validator(target: Path) -> str | None:
 
 
 def _write_validator(target: Path, response) -> None:
-    """Remember what identifies the file being downloaded from scratch, for a later ``If-Range``.
-
-    A strong ``ETag`` is preferred; weak ones (``W/...``) are not allowed in ``If-Range``, so then
-    ``Last-Modified`` is used. Without either nothing is written, and a resume sends ``Range``
-    alone (where a SHA-256 is pinned, the final check still catches a spliced file).
-    """
+    """Record the ``ETag`` (or ``Last-Modified``) of a fresh download for a later ``If-Range``."""
     etag = response.headers.get("ETag") or ""
     value = etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified") or ""
     path = _validator_path(target)
@@ -358,34 +334,12 @@ def download_file(url: str, target: str | os.PathLike, expected_size: int | None
                   timeout: float = DEFAULT_TIMEOUT, show_progress: bool = True,
                   progress_callback: ProgressCallback | None = None,
                   chunk_size: int = 1 << 20, sha256: str | None = None) -> Path:
-    """Download ``url`` to ``target`` with resume, size and hash checks and atomic rename; return ``target``.
+    """Download ``url`` to ``target`` with resume, size and hash checks and an atomic rename.
 
-    Bytes go to ``<target>.part``. An existing ``.part`` is resumed with an HTTP ``Range: bytes=N-``
-    request, with ``If-Range`` naming the server's ``ETag`` (or ``Last-Modified``) of the first attempt,
-    so that a file changed on the server is downloaded again whole instead of being spliced onto old
-    bytes; if the server answers 200 instead of 206 or the ``.part`` is larger than ``expected_size``
-    the download restarts from zero. On success the file is fsynced, hash-checked and renamed.
-
-    Parameters
-    ----------
-    expected_size : int or None
-        Exact size in bytes, checked against ``Content-Length`` before the body
-        is read and against the downloaded size at the end. ``None`` skips both.
-    timeout : float
-        Seconds allowed for connecting and for each read, in (0, :data:`MAX_TIMEOUT`]; a transfer that
-        receives fewer than :data:`MIN_PROGRESS_BYTES` in this many seconds is given up as stalled.
-    progress_callback : callable, optional
-        Called as ``progress_callback(downloaded, total)`` after each chunk (``total`` is 0 when unknown).
-    sha256 : str, optional
-        Expected lower-case hex SHA-256; a complete file with another hash is discarded.
-
-    Raises
-    ------
-    ModelDownloadError
-        Malformed URL or timeout, host unreachable, HTTP error, size or hash mismatch (the file is
-        discarded), interrupted or stalled transfer (the ``.part`` is kept for resuming) or full
-        disk (``.part`` kept).
-    """
+    ``expected_size`` (bytes) and ``sha256`` are checked when given; ``timeout`` bounds connecting and each
+    read and is also the period in which a transfer must progress. :class:`ModelDownloadError` for any
+    failure; an interrupted, stalled or disk-full transfer keeps its ``.part`` for resuming
+    (docs/design.md)."""
     check_url(url)
     check_timeout(timeout)
     target = Path(target)
@@ -452,12 +406,7 @@ def download_file(url: str, target: str | os.PathLike, expected_size: int | None
 def _stream_to_part(response, url: str, target: Path, offset: int, total: int | None,
                     show_progress: bool, progress_callback: ProgressCallback | None,
                     chunk_size: int, timeout: float = DEFAULT_TIMEOUT) -> int:
-    """Append the response body to ``<target>.part``; return its final size.
-
-    Gives up (keeping the ``.part``) when fewer than :data:`MIN_PROGRESS_BYTES` (or the rest of the
-    file) arrive within ``timeout`` seconds; the check runs after each read, so a stall is reported
-    within about twice the timeout.
-    """
+    """Append the response body to ``<target>.part``; its final size. Gives up on a stall."""
     part = _part_path(target)
     downloaded = offset
     # read1 returns what one socket read brings; read(n) would wait for all n bytes, so a trickling

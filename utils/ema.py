@@ -1,7 +1,5 @@
 """Exponential moving average of a model's weights, kept beside training and saved in its checkpoints.
 
-Examples
---------
 >>> import torch
 >>> model = torch.nn.Linear(1, 1, bias=False)
 >>> start = float(model.weight)

@@ -1,12 +1,5 @@
-"""Errors written for the user, and the one way any error is put on one line.
+"""Errors written for the user (:class:`UserError`), and the one way any error is put on one line.
 
-Every error class whose message is meant for the person at the keyboard (a bad file, a bad value, a
-missing model) derives from :class:`UserError`, next to the built-in class callers already catch
-(``class AudioError(UserError, ValueError)``). Front ends (the CLI, the toolbox, batch workers) show
-such a message as it is, and anything else with its type, so that a bug report can be searched for.
-
-Examples
---------
 >>> class BadTake(UserError, ValueError):
 ...     pass
 >>> one_line(BadTake("The file 'a.wav' is silent.\\n  Record again."))
@@ -31,14 +24,9 @@ REASON_LIMIT = 160
 
 
 def one_line(error_or_text: object, limit: int | None = None) -> str:
-    """The message of an exception (or any text) on one line, of at most ``limit`` characters if given.
+    """The message of an exception (or any text) on one line, of at most ``limit`` characters if given
+    (the first sentence when it fits, else cut with ``...``).
 
-    Whitespace runs, newlines included, become one space. A text longer than ``limit`` keeps its first
-    sentence when that fits, else it is cut with ``...``. An exception without a message gives its type's name, and a
-    ``KeyError`` its message without the quotes that ``str`` adds.
-
-    Examples
-    --------
     >>> one_line("Cannot read 'a.wav'.\\nFormat not recognised.")
     "Cannot read 'a.wav'. Format not recognised."
     >>> one_line("Weights only load failed. " + "x" * 200, limit=60)
@@ -58,10 +46,7 @@ def one_line(error_or_text: object, limit: int | None = None) -> str:
 
 
 def describe_error(error: BaseException, limit: int | None = None) -> str:
-    """One line for ``error``: its message when it explains itself, else ``Type: message``.
-
-    See :data:`SELF_EXPLAINING_ERRORS`; a bug (``KeyError``, ``ZeroDivisionError``…) keeps its type.
-    """
+    """Its message when ``error`` explains itself (:data:`SELF_EXPLAINING_ERRORS`), else ``Type: message``."""
     message = one_line(error, limit)
     if isinstance(error, SELF_EXPLAINING_ERRORS) or message == type(error).__name__:
         return message
@@ -69,8 +54,7 @@ def describe_error(error: BaseException, limit: int | None = None) -> str:
 
 
 def os_reason(error: BaseException, limit: int = REASON_LIMIT) -> str:
-    """Why a file operation failed: the ``strerror`` of the ``OSError`` behind ``error`` (libraries such
-    as torch and TensorBoard wrap it), else :func:`one_line` of ``error``."""
+    """The ``strerror`` of the ``OSError`` behind ``error``, else :func:`one_line` of it."""
     cause: BaseException | None = error
     while cause is not None and not isinstance(cause, OSError):
         cause = cause.__cause__ or cause.__context__

@@ -1,14 +1,10 @@
 """Turn a training checkpoint into a small inference file: weights only, optionally in float16.
 
-Training checkpoints carry the optimizer's state (twice the weights again for Adam) and other
-bookkeeping that inference never reads. The exported file keeps RTVC's ``model_state`` key, the
-hyperparameters, the step and the symbol table, so it loads everywhere a training checkpoint loads
-(:func:`utils.checkpoints.load_model` casts float16 weights back to the model's float32)::
+The file keeps RTVC's ``model_state`` key, the hyperparameters, the step and the symbol table, so it loads
+wherever the training checkpoint loads::
 
     python -m utils.export_model saved_models/my_run/synthesizer.pt saved_models/shipped/synthesizer.pt --float16
 
-Examples
---------
 >>> import torch
 >>> state = {"w": torch.ones(2), "step": torch.tensor(7)}
 >>> slim = slim_state_dict(state, torch.float16)
@@ -49,31 +45,10 @@ def slim_state_dict(state: Mapping[str, torch.Tensor], dtype: torch.dtype | None
 
 def export_checkpoint(source: str | Path, target: str | Path, *, dtype: torch.dtype | None = torch.float16,
                       extra: Mapping[str, Any] | None = None, ema: bool = False) -> dict[str, Any]:
-    """Write the inference-only version of the checkpoint ``source`` to ``target`` (atomically).
+    """Write the inference-only version of ``source`` to ``target`` atomically; the payload written.
 
-    Parameters
-    ----------
-    source
-        A training checkpoint of ours or an RTVC checkpoint.
-    target
-        The file to write; its folder is created.
-    dtype
-        Precision of the floating-point weights; None keeps them as they are.
-    extra
-        More entries for the file (e.g. ``{"model_card": "..."}``).
-    ema
-        Export the checkpoint's exponential moving average of the weights (``ema_state``) instead.
-
-    Returns
-    -------
-    dict
-        The payload written.
-
-    Raises
-    ------
-    CheckpointError
-        ``source`` is not a usable checkpoint.
-    """
+    ``dtype=None`` keeps the weights' precision; ``extra`` adds entries; ``ema`` exports the weights'
+    moving average instead. :class:`CheckpointError` when ``source`` is unusable."""
     source, target = Path(source), Path(target)
     # Checked before the (possibly long) load: these would otherwise fail only at the very end.
     try:
@@ -103,7 +78,6 @@ def export_checkpoint(source: str | Path, target: str | Path, *, dtype: torch.dt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point: exit status 0, or 1 with one ``error:`` line."""
     parser = argparse.ArgumentParser(prog="python -m utils.export_model", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path, help="training checkpoint (ours or RTVC's)")
     parser.add_argument("out", type=Path, help="inference file to write")

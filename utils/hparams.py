@@ -1,11 +1,7 @@
-"""Typed hyperparameter dataclasses that round-trip through checkpoints and JSON.
+"""Typed hyperparameter dataclasses that round-trip through checkpoints and JSON, with range checks.
 
-Every model package defines one frozen dataclass deriving from :class:`HParams` whose defaults are
-RTVC's values. Our own checkpoints store ``hparams.to_dict()`` so a file always rebuilds its own model;
-RTVC's published files carry no hyperparameters and therefore load with the defaults.
+Defaults are RTVC's; why and how: docs/design.md.
 
-Examples
---------
 >>> from dataclasses import dataclass
 >>> @dataclass(frozen=True)
 ... class Tiny(HParams):
@@ -78,22 +74,8 @@ def _number_text(value: float) -> str:
 
 @dataclass(frozen=True)
 class Range(Rule):
-    """A finite number (an integer with ``integer=True``) within optional bounds.
+    """A finite number (an integer with ``integer=True``) within optional bounds; tuples item by item.
 
-    Parameters
-    ----------
-    low, high
-        The bounds; ``None`` leaves that side open.
-    low_inclusive, high_inclusive
-        Whether a bound itself is allowed (``Range(0, 1, high_inclusive=False)`` is [0, 1)).
-    integer
-        Only integers (``bool`` never counts as a number here).
-
-    A tuple value is checked item by item (e.g. ``voc_upsample_factors``). NaN and infinities are
-    always refused: no size, rate or probability here means anything when it is not finite.
-
-    Examples
-    --------
     >>> Range(0, 1, high_inclusive=False).describe()
     'at least 0 and below 1'
     >>> Range(low=0, low_inclusive=False).problem(float("inf"), None)
@@ -107,7 +89,6 @@ class Range(Rule):
     integer: bool = False
 
     def describe(self) -> str:
-        """The allowed range in words, e.g. ``between 0 and 1`` or ``at least 1``."""
         low = high = ""
         if self.low is not None:
             low = f"{'at least' if self.low_inclusive else 'above'} {_number_text(self.low)}"
@@ -142,13 +123,8 @@ class Range(Rule):
 
 @dataclass(frozen=True)
 class OneOf(Rule):
-    """One of a fixed set of values; each item of a tuple value must be one of them.
+    """One of a fixed set of values (or of what a callable returns); tuples item by item.
 
-    ``choices`` may be a callable returning them, so a registry (e.g. the text cleaners) is read
-    only when a value is checked and stays the single list of names.
-
-    Examples
-    --------
     >>> OneOf(("RAW", "MOL")).problem("raw", None)
     'one of RAW, MOL'
     """
@@ -170,11 +146,7 @@ class OneOf(Rule):
 
 @dataclass(frozen=True)
 class Check(Rule):
-    """Any other rule: ``check(value, hparams)`` returns ``None`` or what the value must be.
-
-    For rules that involve other fields (``fmax`` at most half the sample rate) or structured values
-    (``tts_schedule``); ``hparams`` is the whole object, already checked field by field.
-    """
+    """Any other rule: ``check(value, hparams)`` returns ``None`` or what the value must be."""
 
     check: Callable[[Any, Any], str | None]
 
@@ -199,17 +171,14 @@ MAX_SAMPLE_RATE = 384_000
 
 
 def positive_int(low: int = 1) -> Range:
-    """An integer of at least ``low`` (sizes, counts, steps)."""
     return Range(low=low, integer=True)
 
 
 def positive_float() -> Range:
-    """A finite number above 0 (learning rates, scales)."""
     return Range(low=0, low_inclusive=False)
 
 
 def probability() -> Range:
-    """A number in [0, 1]."""
     return Range(0, 1)
 
 
@@ -228,12 +197,7 @@ def _to_plain(value: Any) -> Any:
 
 @dataclasses.dataclass(frozen=True)
 class HParams:
-    """Base class: conversion to and from plain dictionaries and JSON files, and range checks.
-
-    Subclasses declare ``RULES``, a ``ClassVar`` mapping field names to :class:`Rule`; fields without a
-    rule (booleans) only have their type checked where they are parsed. Rules are checked in field
-    order, so rules that look at other fields (:class:`Check`) see those fields already checked.
-    """
+    """Base class: plain-dict and JSON round trips, and the checks of the subclass's ``RULES``."""
 
     RULES: ClassVar[Mapping[str, Rule]] = {}
 
@@ -241,14 +205,7 @@ class HParams:
         self.validate()
 
     def validate(self) -> None:
-        """Check every field against ``RULES``.
-
-        Raises
-        ------
-        HParamsError
-            For the first field out of range, naming the field, its value and what is allowed
-            (e.g. ``num_layers must be at least 1, not 0``).
-        """
+        """:class:`HParamsError` for the first field out of range, e.g. ``num_layers must be at least 1, not 0``."""
         for f in dataclasses.fields(self):
             rule = self.RULES.get(f.name)
             if rule is None:
@@ -279,9 +236,7 @@ class HParams:
         return cls(**converted)
 
     def replace(self: T, **changes: Any) -> T:
-        """Copy with some fields changed (validated like :meth:`from_dict`)."""
         return type(self).from_dict({**self.to_dict(), **changes})
 
     def save_json(self, path: str | Path) -> None:
-        """Write the hyperparameters as pretty JSON (kept next to checkpoints for people to read)."""
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")

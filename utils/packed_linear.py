@@ -1,13 +1,6 @@
-"""Linear layers whose weights are reordered once for oneDNN: fast small-batch products on a CPU.
+"""Linear layers whose weights are reordered once for oneDNN: fast small-batch products on a CPU
+(measurements: docs/design.md).
 
-PyTorch's default CPU matrix product (MKL) is slow at the batch sizes of autoregressive inference: on
-2 AMD EPYC cores it streamed a batch-1 product's weights at 13–14 GB/s and ran batch-16 products at
-about 50 GFLOP/s, where oneDNN with the weights reordered once into its blocked layout reached 31 GB/s
-and 125–145 GFLOP/s. The synthesizer's decoder (:mod:`synthesizer.packed`) and the fast WaveRNN loop
-(:mod:`vocoder.fast`) use :class:`PackedLinear` for their per-step products.
-
-Examples
---------
 >>> weight, bias, x = torch.randn(8, 4), torch.randn(8), torch.randn(2, 4)
 >>> bool(torch.allclose(PackedLinear(weight, bias)(x), torch.nn.functional.linear(x, weight, bias), atol=1e-5))
 True
@@ -29,23 +22,9 @@ def onednn_bf16_supported() -> bool:
 
 
 class PackedLinear:
-    """``y = x·Wᵀ + b`` (optionally ``+ other``) with ``W`` prepacked for oneDNN where that is possible.
+    """``y = x·Wᵀ + b`` with a copy of ``W`` prepacked for oneDNN where possible (a plain copy elsewhere).
 
-    float32 and bf16 weights on a CPU with oneDNN (bf16 only where it is native) are reordered once;
-    every other case (CUDA, float16, float64, an op missing from the build) uses
-    :func:`torch.nn.functional.linear` on a plain copy.
-
-    Parameters
-    ----------
-    weight
-        ``(out, in)``; copied, so later changes to the source do not reach it.
-    bias
-        ``(out,)`` or None.
-    dtype
-        Storage and compute type (default: the weight's).
-    batch_hint
-        Typical number of rows per call, which oneDNN's layout is chosen for.
-    """
+    ``dtype`` defaults to the weight's; ``batch_hint`` is the typical number of rows per call."""
 
     def __init__(self, weight: Tensor, bias: Tensor | None, dtype: torch.dtype | None = None,
                  batch_hint: int = 1) -> None:

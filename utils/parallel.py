@@ -1,15 +1,8 @@
-"""Map a function over items in worker processes, with a progress bar, where one bad item never stops the run.
+"""Map a function over items in worker processes with a progress bar; one bad item never stops the run.
 
-:func:`parallel_map` yields a :class:`TaskResult` per item, in input order: its ``value``, or the one-line
-``error`` that the function raised for it. Callers count the failures and carry on.
+Workers are spawned (no inherited threads or locks), so ``function`` must be a module-level function
+or a :func:`functools.partial` of one; ``n_processes <= 1`` runs in this process.
 
-Worker processes are started with the ``spawn`` method (no inherited threads or locks, the same on every
-platform), so ``function`` must be importable: a module-level function, with fixed arguments bound by
-:func:`functools.partial`. With ``n_processes <= 1`` everything runs in this process (no start-up cost,
-easy to debug, what tests use).
-
-Examples
---------
 >>> from functools import partial
 >>> results = list(parallel_map(partial(divmod, 12), [5, 0, 3], n_processes=1, show_progress=False))
 >>> [(r.item, r.value) for r in results if r.ok]
@@ -37,19 +30,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class TaskResult(Generic[T]):
-    """Outcome of one item.
-
-    Attributes
-    ----------
-    index
-        Position of the item in the input.
-    item
-        The item itself.
-    value
-        What the function returned (``None`` on failure).
-    error
-        One line describing the failure, ``None`` on success.
-    """
+    """Outcome of one item: its ``index`` and ``item``, and its ``value`` or one-line ``error``."""
 
     index: int
     item: Any
@@ -62,7 +43,6 @@ class TaskResult(Generic[T]):
 
 
 def _run_guarded(function: Callable[[Any], T], item: Any) -> tuple[T | None, str | None]:
-    """Call ``function(item)`` and turn an exception into its description (runs in the worker)."""
     try:
         return function(item), None
     except Exception as error:  # noqa: BLE001 - one bad item must not end the run (Ctrl-C still does)
@@ -82,29 +62,8 @@ def parallel_map(
 ) -> Iterator[TaskResult[T]]:
     """Apply ``function`` to every item, yielding a :class:`TaskResult` per item in input order.
 
-    Parameters
-    ----------
-    function
-        Called once per item; in worker processes it must be picklable (module-level function or
-        :func:`functools.partial` of one). Its exceptions are recorded, not raised.
-    items
-        The work; it is materialised into a list (the progress bar needs its length).
-    n_processes
-        Worker processes; ``None``/``0``/``1`` run in this process. Never more workers than items.
-    desc, unit
-        Progress-bar label and unit.
-    initializer, initargs
-        ``initializer(*initargs)`` runs once per worker process (for example to load a model), or once
-        in this process when running in-process. In this process its exception is raised; in a worker it
-        breaks the pool, and every item fails with "worker process failed" (check what it needs first).
-    show_progress
-        Display the tqdm bar (on stderr).
-
-    Yields
-    ------
-    TaskResult
-        One per item, in the order of ``items``.
-    """
+    Exceptions of ``function`` are recorded, not raised. ``initializer(*initargs)`` runs once per worker (or
+    once here); in a worker its failure breaks the pool and fails every item."""
     work = list(items)
     n_workers = min(n_processes or 1, len(work))
     with tqdm(total=len(work), desc=desc, unit=unit, disable=not show_progress, dynamic_ncols=True) as bar:

@@ -1,12 +1,8 @@
 """The signal contract between the models: sample rate, STFT geometry, mel bands, dB range, pre-emphasis.
 
-:class:`MelSignal` is the mel the synthesizers predict and the vocoders invert (RTVC's values);
-:class:`synthesizer.hparams.SynthesizerHParams` derives from it and the other models take their signal
-defaults and rules from it. The speaker encoder's own front-end (``ENCODER_*``) shares only the rate.
-Checkpoints keep storing these values under each model's field names (RTVC's), so old files still load.
+:class:`MelSignal` is the mel the synthesizers predict and the vocoders invert, with RTVC's values and
+field names (checkpoints store them); the speaker encoder shares only the rate.
 
-Examples
---------
 >>> SIGNAL.sample_rate, SIGNAL.hop_size, SIGNAL.num_mels, SIGNAL.hop_seconds
 (16000, 200, 80, 0.0125)
 >>> MelSignal(fmax=9000)
@@ -48,11 +44,7 @@ def _check_win_size(win_size: Any, signal: "MelSignal") -> str | None:
 
 @dataclass(frozen=True)
 class MelSignal(HParams):
-    """How a waveform becomes the normalised mel the synthesizers and vocoders exchange.
-
-    The field names and their order are RTVC's synthesizer hyperparameters (they are saved in
-    checkpoints under these names). See :mod:`synthesizer.audio` for the computation.
-    """
+    """How a waveform becomes the normalised mel (computed by :mod:`synthesizer.audio`)."""
 
     sample_rate: int = SAMPLE_RATE
     n_fft: int = 800
@@ -88,7 +80,6 @@ class MelSignal(HParams):
 
     @property
     def hop_seconds(self) -> float:
-        """Duration of one mel frame."""
         return self.hop_size / self.sample_rate
 
 

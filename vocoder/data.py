@@ -1,24 +1,7 @@
-"""Training data of the WaveRNN vocoder: (mel, quantised waveform) pairs and random training windows.
+"""Training data of the WaveRNN vocoder: (mel, quantised waveform) pairs and random windows.
 
-On-disk layout (RTVC's, reference §4.6)::
+Layout and windowing: docs/vocoder.md.
 
-    <syn_dir>/train.txt, mels/mel-*.npy (T, 80), audio/audio-*.npy (N,)   ground truth (``-g``)
-    <voc_dir>/synthesized.txt, mels_gta/mel-*.npy (T, 80)                 GTA mels (default)
-
-The waveform always comes from ``<syn_dir>/audio``. Per utterance (:class:`VocoderDataset`) the mel is
-transposed to ``(80, T)`` and divided by ``mel_max_abs_value`` (4), the waveform is pre-emphasised,
-clipped to [-1, 1], zero-padded or cropped to ``T·hop`` samples and quantised: 9-bit mu-law labels
-(RAW), plain labels (RAW without mu-law) or 16-bit labels (MOL).
-
-Per batch (:class:`VocoderCollate`) each item contributes one random window of
-``voc_seq_len / hop + 2·pad`` mel frames starting at frame ``offset`` and the ``voc_seq_len + 1``
-labels starting at sample ``(offset + pad)·hop``; the network input ``x`` is the first
-``voc_seq_len`` labels mapped to [-1, 1], the target ``y`` the last ``voc_seq_len``. Unlike RTVC,
-every valid offset can be drawn, and an utterance shorter than one window is padded with silence
-instead of crashing the collate (RTVC quirk 30).
-
-Examples
---------
 >>> from vocoder.hparams import VocoderHParams
 >>> hp = VocoderHParams(voc_seq_len=400)
 >>> window_frames(hp), max_window_offset(12, hp)
@@ -57,7 +40,6 @@ MOL_BITS = 16
 
 @dataclass(frozen=True)
 class VocoderData:
-    """The files one training run reads: a metadata file and the folders its names refer to."""
 
     metadata: Path  # synthesized.txt (GTA) or train.txt (ground truth)
     mel_dir: Path  # mels_gta/ or mels/
@@ -66,10 +48,8 @@ class VocoderData:
 
     @classmethod
     def locate(cls, syn_dir: str | Path, voc_dir: str | Path, ground_truth: bool = False) -> VocoderData:
-        """The layout of §4.6, checked: raises :class:`TrainingError` naming what is missing.
+        """The run's files, checked; :class:`TrainingError` names what is missing.
 
-        Examples
-        --------
         >>> VocoderData.locate("/nowhere/synthesizer", "/nowhere/vocoder")
         Traceback (most recent call last):
         ...
@@ -94,11 +74,8 @@ class VocoderData:
 
 
 def read_entries(data: VocoderData, hparams: VocoderHParams) -> list[TrainEntry]:
-    """The usable utterances of ``data``: listed, with both files present and at least one frame.
-
-    Missing files are skipped with one warning (so a partly deleted folder still trains); nothing
-    usable, or mels of the wrong width, is a :class:`TrainingError`.
-    """
+    """The listed utterances with both files and at least one frame; missing files are skipped with one
+    warning, nothing usable or mels of the wrong width is a :class:`TrainingError`."""
     try:
         entries = read_train_txt(data.metadata)
     except MetadataError as error:
@@ -139,10 +116,8 @@ def read_entries(data: VocoderData, hparams: VocoderHParams) -> list[TrainEntry]
 
 
 def prepare_wave(wav: np.ndarray, n_frames: int, hparams: VocoderHParams) -> np.ndarray:
-    """Training target waveform: pre-emphasised, clipped to [-1, 1], exactly ``n_frames·hop`` samples.
+    """Target waveform: pre-emphasised, clipped to [-1, 1], exactly ``n_frames·hop`` samples.
 
-    Examples
-    --------
     >>> hp = VocoderHParams()
     >>> wave = prepare_wave(np.full(450, 2.0), 3, hp)
     >>> wave.shape, float(wave.max()), float(wave[-1])
@@ -161,8 +136,6 @@ def prepare_wave(wav: np.ndarray, n_frames: int, hparams: VocoderHParams) -> np.
 def quantize(wav: np.ndarray, hparams: VocoderHParams) -> np.ndarray:
     """Integer labels of a [-1, 1] waveform: mu-law (RAW, RTVC's default), linear (RAW) or 16-bit (MOL).
 
-    Examples
-    --------
     >>> quantize(np.array([-1.0, 0.0, 1.0]), VocoderHParams()).tolist()
     [0, 256, 511]
     >>> quantize(np.array([-1.0, 0.0, 1.0]), VocoderHParams(voc_mode="MOL")).tolist()
@@ -176,22 +149,11 @@ def quantize(wav: np.ndarray, hparams: VocoderHParams) -> np.ndarray:
 
 
 def label_bits(hparams: VocoderHParams) -> int:
-    """Resolution of the labels :func:`quantize` makes."""
     return MOL_BITS if hparams.voc_mode == "MOL" else hparams.bits
 
 
 class VocoderDataset(Dataset):
-    """Whole utterances: ``(mel (num_mels, T) in about [-1, 1], labels (T·hop,) int64)``.
-
-    Parameters
-    ----------
-    entries
-        The utterances (from :func:`read_entries`).
-    mel_dir, audio_dir
-        Folders holding ``entry.mel_name`` (``(T, num_mels)`` float32) and ``entry.audio_name``.
-    hparams
-        Signal settings and the window size; items shorter than one window are padded with silence.
-    """
+    """Whole utterances: ``(mel (num_mels, T) in about [-1, 1], labels (T·hop,) int64)``."""
 
     def __init__(self, entries: Sequence[TrainEntry], mel_dir: Path, audio_dir: Path, hparams: VocoderHParams) -> None:
         self.entries = list(entries)
@@ -206,12 +168,11 @@ class VocoderDataset(Dataset):
         return len(self.entries)
 
     def load_mel(self, index: int) -> np.ndarray:
-        """The model-domain mel ``(num_mels, T)``: the stored ``(T, num_mels)`` array transposed, divided by 4."""
+        """The stored ``(T, num_mels)`` mel, transposed and divided by 4."""
         mel = np.load(self.mel_dir / self.entries[index].mel_name)
         return np.ascontiguousarray(mel.T, dtype=np.float32) / np.float32(self.hparams.mel_max_abs_value)
 
     def load_audio(self, index: int) -> np.ndarray:
-        """The stored waveform (not pre-emphasised), float32."""
         return np.load(self.audio_dir / self.entries[index].audio_name).astype(np.float32).reshape(-1)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -230,10 +191,8 @@ def window_frames(hparams: VocoderHParams) -> int:
 
 
 def max_window_offset(n_frames: int, hparams: VocoderHParams) -> int:
-    """Largest frame offset whose mel window and ``voc_seq_len + 1`` labels fit in ``n_frames`` (-1: none).
+    """Largest frame offset whose window fits in ``n_frames`` (-1: none).
 
-    Examples
-    --------
     >>> hp = VocoderHParams()  # 1000-sample windows: 9 frames
     >>> max_window_offset(9, hp), max_window_offset(8, hp), max_window_offset(100, hp)
     (0, -1, 91)
@@ -245,10 +204,8 @@ def max_window_offset(n_frames: int, hparams: VocoderHParams) -> int:
 
 
 def pad_to_window(mel: np.ndarray, labels: np.ndarray, hparams: VocoderHParams) -> tuple[np.ndarray, np.ndarray]:
-    """Pad an utterance too short for one window with silence (mel -1, label of sample 0) at its end.
+    """Pad an utterance too short for one window with silence at its end.
 
-    Examples
-    --------
     >>> hp = VocoderHParams()
     >>> mel, labels = pad_to_window(np.zeros((80, 4), np.float32), np.zeros(800, np.int64), hp)
     >>> mel.shape, labels.shape, float(mel[0, -1]), int(labels[-1])
@@ -268,11 +225,7 @@ def pad_to_window(mel: np.ndarray, labels: np.ndarray, hparams: VocoderHParams) 
 
 def crop_window(mel: np.ndarray, labels: np.ndarray, offset: int,
                 hparams: VocoderHParams) -> tuple[np.ndarray, np.ndarray]:
-    """The training window at frame ``offset``: ``(mel (num_mels, window_frames), labels (voc_seq_len + 1,))``.
-
-    The labels start at sample ``(offset + pad)·hop``: the first sample of the first frame the network
-    generates (the ``pad`` frames before it are context for the mel ResNet).
-    """
+    """The window at frame ``offset``: ``(mel (num_mels, window_frames), labels (voc_seq_len + 1,))``."""
     frames = window_frames(hparams)
     start = (offset + hparams.voc_pad) * hparams.hop_length
     mel_window = mel[:, offset : offset + frames]
@@ -283,14 +236,8 @@ def crop_window(mel: np.ndarray, labels: np.ndarray, offset: int,
 
 
 class VocoderCollate:
-    """Batch of random windows: ``x (B, L)`` floats, ``y (B, L)`` (RAW: int64 classes, MOL: floats),
-    ``mels (B, 80, F)``.
+    """Random windows as ``x (B, L)``, ``y (B, L)`` and ``mels (B, 80, L / hop + 2·pad)``, ``L = voc_seq_len``.
 
-    ``L = voc_seq_len`` and ``F = L / hop + 2·pad``. Offsets come from ``rng`` or, by default, NumPy's
-    global generator, which :func:`utils.training.worker_init_fn` seeds in every DataLoader worker.
-
-    Examples
-    --------
     >>> hp = VocoderHParams(voc_seq_len=400)
     >>> item = (np.zeros((80, 20), np.float32), np.full(20 * 200, 256))
     >>> x, y, mels = VocoderCollate(hp, np.random.default_rng(0))([item, item])
@@ -329,11 +276,7 @@ def make_data_loader(
     num_workers: int = 0,
     seed: int = 0,
 ) -> DataLoader:
-    """One epoch's loader: shuffled, sharded over ranks with a :class:`DistributedSampler` under DDP.
-
-    The last partial batch is dropped when a rank has at least one full batch (so batch sizes stay
-    equal); a dataset smaller than one batch still trains with its one smaller batch.
-    """
+    """One epoch's shuffled loader, sharded over ranks under DDP."""
     per_rank = -(-len(dataset) // context.world_size)
     drop_last = per_rank >= hparams.voc_batch_size
     sampler = None

@@ -1,11 +1,6 @@
-"""Discretised mixture of logistics (PixelCNN++ / WaveNet style) for the WaveRNN ``MOL`` mode.
+"""Discretised mixture of logistics for WaveRNN's ``MOL`` mode: ``3K`` outputs per sample (logits,
+means, log-scales; ``K = 10`` in RTVC), targets in [-1, 1] on ``num_classes`` levels.
 
-The network's last layer gives ``3K`` values per sample (``K = 10`` in RTVC, hence 30 outputs): ``K``
-mixture logits, ``K`` means and ``K`` log-scales. Targets are floats in [-1, 1] quantised to
-``num_classes`` levels (16-bit audio: 65 536 levels).
-
-Examples
---------
 >>> import torch
 >>> params = torch.zeros(2, 30, 5)  # (B, 3K, T)
 >>> sample_from_discretized_mix_logistic(params, generator=torch.Generator().manual_seed(0)).shape
@@ -27,7 +22,6 @@ _UNIFORM_EPS = 1e-5  # keeps log(u) and log(1 - u) finite when sampling
 
 
 def _split(params: torch.Tensor, log_scale_min: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Split ``(..., 3K)`` parameters into logits, means and clamped log-scales, each ``(..., K)``."""
     if params.size(-1) % 3 != 0:
         raise ValueError(f"mixture parameters need a multiple of 3 channels, got {params.size(-1)}")
     k = params.size(-1) // 3
@@ -44,27 +38,9 @@ def discretized_mix_logistic_loss(
     log_scale_min: float = LOG_SCALE_MIN,
     reduce: bool = True,
 ) -> torch.Tensor:
-    """Negative log-likelihood of ``y`` under the discretised logistic mixture ``y_hat``.
+    """Negative log-likelihood of targets ``y (B, T[, 1])`` under the mixture ``y_hat (B, T, 3K)``;
+    the mean when ``reduce``, else ``(B, T, 1)``.
 
-    Parameters
-    ----------
-    y_hat
-        Network output, ``(B, T, 3K)`` (the layout :meth:`vocoder.model.WaveRNN.forward` returns).
-    y
-        Targets in [-1, 1], ``(B, T, 1)`` or ``(B, T)``.
-    num_classes
-        Quantisation levels of the targets; one bin is ``2 / (num_classes - 1)`` wide.
-    log_scale_min
-        Lower clamp of the log-scales.
-    reduce
-        Return the mean over all samples (scalar) instead of per-sample values ``(B, T, 1)``.
-
-    Returns
-    -------
-    The loss, a scalar tensor when ``reduce``.
-
-    Examples
-    --------
     >>> y_hat = torch.zeros(1, 4, 30)
     >>> discretized_mix_logistic_loss(y_hat, torch.zeros(1, 4)).shape
     torch.Size([])
@@ -105,23 +81,9 @@ def sample_from_discretized_mix_logistic(
     log_scale_min: float = LOG_SCALE_MIN,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Draw one value per time step from a logistic mixture, clipped to [-1, 1].
+    """One value per step ``(B, T)`` in [-1, 1] from mixture parameters ``(B, 3K, T)``, not rounded
+    to the grid; ``generator=None`` uses torch's global RNG.
 
-    Parameters
-    ----------
-    y
-        Mixture parameters ``(B, 3K, T)``; during generation ``T = 1``.
-    log_scale_min
-        Lower clamp of the log-scales.
-    generator
-        Random source; ``None`` uses torch's global RNG.
-
-    Returns
-    -------
-    Samples ``(B, T)`` in [-1, 1] (not rounded to the quantisation grid).
-
-    Examples
-    --------
     >>> params = torch.zeros(1, 30, 3)
     >>> params[:, 10:20] = 0.5  # every component centred on 0.5 ...
     >>> params[:, 20:30] = -20.0  # ... with a tiny scale

@@ -1,45 +1,8 @@
-"""Fast WaveRNN generation: many short folds with warm-up and a sound crossfade, a lean sample loop, bf16.
+"""Fast WaveRNN generation: short batched folds with warm-up and crossfade, a lean sample loop, bf16.
 
-:meth:`vocoder.model.WaveRNN.generate` is RTVC's algorithm, kept bit-identical. This module produces
-audio of the same model and conventions (RAW mu-law output, de-emphasis, linear fade-out over the last
-``fade_out_samples``, ``(T - 1)·hop`` samples) several times faster, at the price of not reproducing
-RTVC's exact random draws.
+Same model and output conventions as :meth:`vocoder.model.WaveRNN.generate` (RTVC's exact algorithm),
+several times faster, without RTVC's random draws. Design and measurements: docs/vocoder.md.
 
-What makes it fast
-------------------
-* **Folds.** The sequence is cut into many short folds (``target`` samples each) generated as one batch,
-  so each step's matrix products have many rows. Each fold but the first starts ``warmup`` samples
-  early; those samples only settle the RNN state and are thrown away. Neighbouring folds then share
-  ``crossfade`` samples that are mixed with complementary gains. Unlike RTVC's unfold (whose outgoing
-  fold has faded out before the incoming one fades in, a dip to zero in every overlap), the gains sum
-  to one for identical signals and keep the power for uncorrelated ones: the gain correction follows
-  the measured correlation of the two folds in the overlap.
-* **Precomputed conditioning.** Everything that depends on the mel/aux conditioning and not on the
-  previous sample or the RNN state is computed ahead for a block of steps in one large matrix
-  product: the input layer ``I`` is folded into ``rnn1``'s input weights, into ``rnn2``'s and into
-  ``fc1``'s (``x1 = I(...) + h1`` and ``x2 = x1 + h2`` are linear in ``I(...)``), and the aux parts of
-  ``rnn2``, ``fc1`` and ``fc2`` are added there too. The loop keeps only the recurrent products
-  (``W_hh1·h1``, ``W_ih2·h1``, ``W_hh2·h2``, ``fc1/fc2/fc3``), plus the previous sample's rank-one term.
-* **Cheap upsampling.** The conditioning network's stretch-and-smooth layers are computed per output
-  phase from three neighbouring frames (:func:`stretch_and_smooth`) instead of as one-channel
-  convolutions over the stretched signal, which oneDNN runs slowly (1.6 s of 8.6 for 10 s of audio on
-  2 AMD EPYC cores).
-* **Low precision.** On CPUs with bf16 support the loop's matrices are stored in bf16 and prepacked
-  once for oneDNN (AMX on Sapphire Rapids); hidden states and gate math stay in float32, the fc1/fc2/fc3
-  chain runs in bf16 with its additions fused into the products. Elsewhere the matrices stay float32,
-  prepacked for oneDNN all the same.
-* **Sampling** by inverse CDF: one uniform number per fold and step (drawn for a block at once), found
-  in the cumulative softmax with a binary search (cheaper than Gumbel noise for all 512 classes).
-
-Measured on 2 Sapphire Rapids cores with RTVC's full-size model, 10 s of audio: exact path RTF 2.4,
-this one 0.56–0.63 (bf16; 1.1 in float32, 0.85 on one thread); several sentences through
-:meth:`FastWaveRNNGenerator.generate_batch` keep that rate where short sentences alone run slower
-(RTF 0.96 for a 3 s sentence, against 4.1 exact). On 2 AMD EPYC (Zen 4) cores, which have bf16
-instructions but no matrix units: exact path 3.65, this one 0.66 in bf16 and 1.17 in float32 (the
-dtype CPUs without bf16 get; 1.6–2.3 before float32 products were packed for oneDNN too).
-
-Examples
---------
 >>> from vocoder.hparams import VocoderHParams
 >>> from vocoder.model import build_wavernn
 >>> hp = VocoderHParams(voc_rnn_dims=32, voc_fc_dims=32, voc_compute_dims=16, voc_res_out_dims=16,
@@ -83,30 +46,10 @@ def _tanh_(x: torch.Tensor) -> torch.Tensor:
 
 
 def stretch_and_smooth(x: torch.Tensor, scale: int, weight: torch.Tensor) -> torch.Tensor:
-    """Nearest-neighbour stretch by ``scale`` then a ``(1, 2·scale + 1)`` convolution, computed per phase.
+    """Nearest-neighbour stretch by ``scale`` then a ``(1, 2·scale + 1)`` convolution with ``weight``,
+    computed per output phase: ``(B, C, F)`` -> ``(B, C, F·scale)``, equal to
+    :class:`~vocoder.model.UpsampleNetwork`'s stretch and convolution up to rounding.
 
-    Equal to :class:`~vocoder.model.Stretch2d` followed by the zero-padded ``Conv2d`` of
-    :class:`~vocoder.model.UpsampleNetwork` (up to rounding), without convolving the stretched signal:
-    output sample ``n·scale + p`` only sees input frames ``n - 1``, ``n`` and ``n + 1``, with weights that
-    are sums of kernel taps. oneDNN's one-channel convolution took 1.6 s for 10 s of audio on 2 cores
-    where this takes 0.1 s.
-
-    Parameters
-    ----------
-    x
-        Frames ``(B, C, F)``.
-    scale
-        Stretch factor.
-    weight
-        The convolution's kernel: ``2·scale + 1`` taps, in any shape.
-
-    Returns
-    -------
-    torch.Tensor
-        ``(B, C, F·scale)``.
-
-    Examples
-    --------
     >>> y = stretch_and_smooth(torch.tensor([[[0.0, 5.0, 0.0]]]), 2, torch.full((5,), 0.2))
     >>> [round(v, 4) for v in y.flatten().tolist()]
     [1.0, 2.0, 2.0, 2.0, 2.0, 1.0]
@@ -128,11 +71,8 @@ def stretch_and_smooth(x: torch.Tensor, scale: int, weight: torch.Tensor) -> tor
 
 
 def upsample_conditioning(net: UpsampleNetwork, mels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """:class:`~vocoder.model.UpsampleNetwork`'s forward pass with :func:`stretch_and_smooth`.
-
-    ``mels (B, 80, F)`` -> ``(mels (B, L, 80), aux (B, L, res_out))``, equal to the network's output up to
-    float rounding (``tests/vocoder/test_fast.py``).
-    """
+    """:class:`~vocoder.model.UpsampleNetwork`'s forward pass with :func:`stretch_and_smooth`:
+    ``mels (B, 80, F)`` -> ``(mels (B, L, 80), aux (B, L, res_out))``."""
     aux = net.resnet(mels)  # (B, res_out, F - 2·pad)
     aux = aux.repeat_interleave(net.resnet_stretch.x_scale, dim=2)  # (B, res_out, L)
     m = mels
@@ -151,42 +91,14 @@ class _Fold:
 
 
 class FastWaveRNNGenerator:
-    """Fast, approximately equivalent generation with a :class:`~vocoder.model.WaveRNN` (RAW mode only).
+    """Fast, approximately equivalent generation with a RAW-mode :class:`~vocoder.model.WaveRNN`.
 
-    The weights are copied (and recombined) when the generator is built: build a new one after the
-    model's weights change.
-
-    Parameters
-    ----------
-    model
-        A RAW-mode WaveRNN; it is not modified. Generation runs on its device.
-    target
-        Output samples each fold contributes (the fold stride). Smaller means more folds, a larger batch
-        and fewer sequential steps. Sequences shorter than one fold are generated in one piece.
-    crossfade
-        Samples over which neighbouring folds are mixed.
-    warmup
-        Samples each fold but the first runs before its output starts, to settle the RNN state.
-    dtype
-        Storage type of the loop's matrices: ``torch.bfloat16`` or ``torch.float32``; ``None`` picks
-        bf16 where it is fast (see :func:`default_dtype`).
-    block
-        Steps whose conditioning terms and random numbers are prepared at once (small blocks stay in
-        cache: 8 ran 0.61 RTF where 64 ran 0.70 on 2 cores).
-    min_batch, min_target
-        Audio shorter than ``min_batch`` folds of ``target`` samples is cut into about ``min_batch`` folds
-        of at least ``min_target`` samples instead.
-    stream_warmup, stream_crossfade
-        Warm-up and crossfade of :meth:`generate_stream`'s folds. Shorter than the batch path's because
-        every fold's warm-up and crossfade delay the first audio; at these lengths the outputs are as far
-        from the exact path as the batch path's (``tests/vocoder/test_fast.py``).
-    stream_margin
-        :meth:`generate_stream` plans as if the loop ran this much slower than measured, so that a busy
-        machine still keeps ahead of playback.
-    max_batch_seconds
-        :meth:`generate_batch` vocodes consecutive sentences together up to this much audio per batch,
-        which bounds its memory (at peak about 30 MB per second of audio with RTVC's model).
-    """
+    The weights are copied when the generator is built (build a new one after they change); generation runs
+    on the model's device. ``target``, ``crossfade`` and ``warmup`` size the folds in samples;
+    ``dtype=None`` picks bf16 where it is fast; audio shorter than ``min_batch`` folds is cut into about
+    ``min_batch`` folds of at least ``min_target`` samples; ``stream_*`` are :meth:`generate_stream`'s;
+    ``max_batch_seconds`` bounds :meth:`generate_batch`'s memory (about 30 MB per second of audio with RTVC's
+    model). See docs/vocoder.md."""
 
     def __init__(
         self,
@@ -303,11 +215,7 @@ class FastWaveRNNGenerator:
     ) -> np.ndarray:
         """Waveform of ``(T - 1)·hop`` float32 samples for ``mels (1, num_mels, T)`` in [-1, 1] (already /4).
 
-        Same conventions as :meth:`vocoder.model.WaveRNN.generate` (mu-law decoding, de-emphasis, linear
-        fade-out over the last ``fade_out_samples``); ``generator`` (or torch's global RNG) drives the
-        sampling; ``progress_callback`` is called as ``(i, steps, batch, gen_rate_khz)`` every 100
-        steps and at the end.
-        """
+        ``progress_callback`` is called as ``(i, steps, batch, gen_rate_khz)`` every 100 steps and at the end."""
         num_mels = self.hparams.num_mels
         if mels.dim() != 3 or mels.size(0) != 1 or mels.size(1) != num_mels:
             raise ValueError(f"mels must have shape (1, {num_mels}, T), got {tuple(mels.shape)}")
@@ -358,11 +266,7 @@ class FastWaveRNNGenerator:
         return outputs
 
     def _groups(self, lengths: list[int]) -> list[list[int]]:
-        """Consecutive sentences in groups of at most ``max_batch_seconds`` of audio (a longer one alone).
-
-        The conditioning table of a group holds ``(num_mels + res_out)`` floats per sample (830 bytes
-        with RTVC's model): a 20-minute text in one batch would need 16 GB.
-        """
+        """Consecutive sentences in groups of at most ``max_batch_seconds`` of audio (a longer one alone)."""
         limit = max(1, int(self.max_batch_seconds * self.hparams.sample_rate))
         groups: list[list[int]] = []
         total = limit + 1
@@ -381,16 +285,10 @@ class FastWaveRNNGenerator:
         generator: torch.Generator | None = None,
         sample_rate: int | None = None,
     ) -> Iterator[np.ndarray]:
-        """The waveform of ``mel (num_mels, T)`` in pieces, each yielded as soon as it is final.
+        """The waveform of ``mel (num_mels, T)`` in pieces, each yielded once final; together they equal
+        :meth:`generate`'s length and conventions. Folds grow along the sentence so each is ready before playback
+        at ``sample_rate`` reaches it (docs/vocoder.md).
 
-        The pieces join into ``(T - 1)·hop`` samples with the same conventions as :meth:`generate`.
-        Folds grow along the sentence: the first ones are short, so the start of the audio is ready
-        after a fraction of the whole generation time, and each later fold is planned to be finished
-        before playback (at ``sample_rate``, default the model's) reaches it, from the measured speed of
-        the loop. All folds still run as one batch.
-
-        Examples
-        --------
         >>> from vocoder.hparams import VocoderHParams
         >>> from vocoder.model import build_wavernn
         >>> hp = VocoderHParams(voc_rnn_dims=32, voc_fc_dims=32, voc_compute_dims=16, voc_res_out_dims=16,
@@ -432,16 +330,7 @@ class FastWaveRNNGenerator:
             self.model.train(was_training)
 
     def plan_stream(self, length: int, sample_rate: int | None = None) -> list[_Fold]:
-        """Folds (one batch row each, in output order) for :meth:`generate_stream` of ``length`` samples.
-
-        Fold ``k`` starts its output at ``a_k`` and, running from step 0, is done after its ``length``
-        steps; playback reaches ``a_k`` at step ``D + a_k / ρ``, where ``D`` is the step of the first
-        audio and ``ρ`` the samples played per loop step (from the measured step time of the batch size,
-        times ``stream_margin``). Each fold is as long as that deadline allows (at most ``target``),
-        and ``D`` is the smallest for which the folds fit the batch; batches of 1, 4/3 and 2 times
-        ``min_batch`` rows are tried and the plan with the earliest first audio in seconds wins. Audio too
-        long for the largest batch gets folds of ``target`` samples, as many as it takes.
-        """
+        """Folds (one batch row each, in output order) for :meth:`generate_stream` of ``length`` samples."""
         rate = self.hparams.sample_rate if sample_rate is None else sample_rate
         best: tuple[float, list[_Fold]] | None = None
         for rows in (self.min_batch, self.min_batch * 4 // 3, self.min_batch * 2):
@@ -457,7 +346,6 @@ class FastWaveRNNGenerator:
         return best[1]
 
     def _stream_folds(self, length: int, rows: int, samples_per_step: float) -> list[_Fold]:
-        """The folds for a first audio after as few steps as fit in ``rows`` folds (see :meth:`plan_stream`)."""
         w_max, x = self.stream_warmup, self.stream_crossfade
         min_stride = max(x, 32)
 
@@ -493,11 +381,7 @@ class FastWaveRNNGenerator:
         return plan
 
     def step_seconds(self, batch: int) -> float:
-        """Measured seconds per loop step at ``batch`` rows (timed once on silence, then cached).
-
-        The median of four timed blocks: on a shared machine one block is sometimes much slower, and a
-        plan built on it would pick a needlessly small batch or a needlessly long first fold.
-        """
+        """Measured seconds per loop step at ``batch`` rows (median of four blocks on silence, cached)."""
         if batch not in self._step_seconds:
             mel = torch.zeros(self.hparams.num_mels, 2, device=self.device)
             with torch.inference_mode():
@@ -527,13 +411,7 @@ class FastWaveRNNGenerator:
         return torch.cat([up_mel[0, :length], aux[0, :length]], dim=1)
 
     def _plan(self, lengths: list[int]) -> tuple[int, list[_Fold]]:
-        """Loop length and the folds of every sentence.
-
-        A sentence of ``L`` samples gets ``n`` folds with fold ``k`` covering ``[k·s - w, k·s + s + x)``
-        (``s`` stride, ``w`` warm-up (none for ``k = 0``), ``x`` crossfade) clipped to ``L``. With one
-        sentence the stride is shrunk so that the folds tile ``L`` with no wasted steps; for short audio
-        it is shrunk (down to ``min_target``) so that there are about ``min_batch`` folds.
-        """
+        """Loop length and the folds of every sentence (layout: docs/vocoder.md)."""
         w, x = self.warmup, self.crossfade
         stride = self.target
         total = sum(lengths)
@@ -563,7 +441,6 @@ class FastWaveRNNGenerator:
         progress_callback: ProgressCallback | None,
         generator: torch.Generator | None,
     ) -> torch.Tensor:
-        """Sampled labels ``(B, steps)`` of every fold (one batch row per fold)."""
         loop = self._loop(conds, steps, folds, progress_callback, generator)
         labels = None
         for labels, _ in loop:
@@ -579,11 +456,7 @@ class FastWaveRNNGenerator:
         progress_callback: ProgressCallback | None,
         generator: torch.Generator | None,
     ) -> Iterator[tuple[torch.Tensor, int]]:
-        """The sample loop; yields ``(labels (steps, B), steps done)`` after every block of steps.
-
-        Row ``b`` of the batch runs fold ``b`` from step 0: its first ``folds[b].length`` labels are
-        final once that many steps are done, which is what lets :meth:`generate_stream` emit audio early.
-        """
+        """Yields ``(labels (steps, B), steps done)`` after every block; row ``b`` runs fold ``b``."""
         device, dt = self.device, self.dtype
         batch = len(folds)
         rnn = self.model.rnn_dims
@@ -663,12 +536,7 @@ class FastWaveRNNGenerator:
 
 
 class _Assembler:
-    """Turns the folds of one sentence, given in output order, into final audio as they complete.
-
-    Each fold is mu-law decoded and de-emphasised from its own first (warm-up) sample, its warm-up is
-    dropped, and its start is crossfaded with the previous fold's last ``crossfade`` samples, which are
-    held back until then. :meth:`add` returns the samples that no later fold can change.
-    """
+    """Turns the folds of one sentence, in output order, into final audio as they complete."""
 
     def __init__(self, owner: FastWaveRNNGenerator, length: int, crossfade: int | None = None) -> None:
         self.hparams, self.n_classes = owner.hparams, owner.model.n_classes
@@ -719,15 +587,9 @@ class _Assembler:
 
 
 def _crossfade(outgoing: np.ndarray, incoming: np.ndarray) -> np.ndarray:
-    """Mix two signals over their common span: a linear ramp, its gain corrected for their correlation.
+    """Mix ``a`` and ``b`` over their common span with a linear ramp, the gain corrected for their
+    correlation so that neither identical nor uncorrelated signals dip.
 
-    With ramp ``w`` rising from 0 to 1 the mix is ``g·((1 - w)·a + w·b)``; ``g = 1`` when the signals are
-    identical (correlation 1: no bump, no dip) and ``g = 1/sqrt(w² + (1 - w)²)`` when they are
-    uncorrelated (constant power: no dip). In general ``g = 1/sqrt(w² + (1 - w)² + 2ρ·w·(1 - w))`` with
-    ``ρ`` the normalised correlation of the two signals over the span, clipped to [0, 1].
-
-    Examples
-    --------
     >>> _crossfade(np.ones(5), np.ones(5)).tolist()
     [1.0, 1.0, 1.0, 1.0, 1.0]
     """

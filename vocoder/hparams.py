@@ -24,8 +24,6 @@ def _check_upsample_factors(factors: Any, hparams: "VocoderHParams") -> str | No
 class VocoderHParams(HParams):
     """WaveRNN (fatchord variant) sizes, signal conventions and generation settings.
 
-    Examples
-    --------
     >>> hp = VocoderHParams()
     >>> hp.voc_mode, hp.bits, hp.n_classes, hp.voc_upsample_factors
     ('RAW', 9, 512, (5, 5, 8))

@@ -1,22 +1,5 @@
-"""WaveRNN vocoder (fatchord variant), state_dict-compatible with RTVC's published ``vocoder.pt``.
+"""WaveRNN vocoder (fatchord variant), state-dict compatible with RTVC's ``vocoder.pt`` (docs/vocoder.md).
 
-Architecture, with the sizes of RTVC's defaults::
-
-    mel (B, 80, F) ─► UpsampleNetwork ─┬─ MelResNet (conv k=2·pad+1, 10 ResBlocks) ─► stretch ×hop ─► aux (B, L, 128)
-                                       └─ (stretch ×s, moving-average conv) for s in (5, 5, 8), crop ─► mel (B, L, 80)
-    [prev sample, mel, aux1] ─► I ─► GRU rnn1 (+res) ─► [·, aux2] GRU rnn2 (+res)
-                            ─► [·, aux3] fc1 ReLU ─► [·, aux4] fc2 ReLU ─► fc3 ─► 512 logits (RAW) / 30 (MOL)
-
-``L = (F - 2·pad)·hop``. Registration order, names, shapes and dtypes of every parameter and buffer equal
-RTVC's, including the first entry ``step``: an int64 ``nn.Parameter`` with ``requires_grad=False``.
-
-Generation folds the upsampled conditioning into overlapping chunks that run as one batch, then
-crossfades them back (:func:`fold_with_overlap`, :func:`xfade_and_unfold`), exactly like RTVC, but
-fixes its crash on mels shorter than 21 frames, its CUDA-by-availability device choice and its habit
-of leaving the model in train mode.
-
-Examples
---------
 >>> from vocoder.hparams import VocoderHParams
 >>> hp = VocoderHParams(voc_rnn_dims=32, voc_fc_dims=32, voc_compute_dims=16, voc_res_out_dims=16,
 ...                     voc_res_blocks=1)
@@ -46,10 +29,8 @@ from vocoder.hparams import VocoderHParams
 
 
 class ResBlock(nn.Module):
-    """Residual block of 1x1 convolutions: ``x + BN(conv2(ReLU(BN(conv1(x)))))``.
+    """``x + BN(conv2(ReLU(BN(conv1(x)))))`` with 1x1 convolutions.
 
-    Examples
-    --------
     >>> ResBlock(8)(torch.zeros(2, 8, 5)).shape
     torch.Size([2, 8, 5])
     """
@@ -70,12 +51,9 @@ class ResBlock(nn.Module):
 
 
 class MelResNet(nn.Module):
-    """Mel context network whose output feeds the RNN as auxiliary features.
+    """Mel context network for the auxiliary features; its unpadded first convolution consumes ``2·pad``
+    frames.
 
-    The first convolution has no padding, so ``2·pad`` frames are consumed: ``(B, in, F) -> (B, out, F - 2·pad)``.
-
-    Examples
-    --------
     >>> MelResNet(res_blocks=2, in_dims=80, compute_dims=16, res_out_dims=8, pad=2)(torch.zeros(1, 80, 9)).shape
     torch.Size([1, 8, 5])
     """
@@ -95,10 +73,8 @@ class MelResNet(nn.Module):
 
 
 class Stretch2d(nn.Module):
-    """Nearest-neighbour upsampling of the last two axes: ``(B, C, H, W) -> (B, C, H·y_scale, W·x_scale)``.
+    """Nearest-neighbour upsampling of the last two axes.
 
-    Examples
-    --------
     >>> Stretch2d(x_scale=2, y_scale=1)(torch.tensor([[[[1.0, 2.0]]]])).tolist()
     [[[[1.0, 1.0, 2.0, 2.0]]]]
     """
@@ -116,13 +92,8 @@ class Stretch2d(nn.Module):
 
 
 class UpsampleNetwork(nn.Module):
-    """Bring mel frames to sample rate: a smoothed mel stream and the MelResNet auxiliary stream.
+    """Mel frames to sample rate: a smoothed mel stream and the MelResNet auxiliary stream.
 
-    ``up_layers`` alternates parameter-free :class:`Stretch2d` (even indices) and moving-average
-    ``Conv2d`` layers (odd indices), which is why RTVC's state_dict only has ``up_layers.1/3/5``.
-
-    Examples
-    --------
     >>> net = UpsampleNetwork(80, (5, 5, 8), compute_dims=16, res_blocks=1, res_out_dims=8, pad=2)
     >>> mels, aux = net(torch.zeros(1, 80, 7))
     >>> mels.shape, aux.shape
@@ -165,27 +136,11 @@ class UpsampleNetwork(nn.Module):
 
 
 def fold_with_overlap(x: torch.Tensor, target: int, overlap: int) -> torch.Tensor:
-    """Cut a sequence into overlapping chunks that can be generated as one batch.
+    """Cut ``x (1, L, C)`` into chunks ``(n_folds, target + 2·overlap, C)`` generated as one batch.
 
-    Chunk ``i`` covers samples ``[i·(target + overlap), i·(target + overlap) + target + 2·overlap)``;
-    the end is zero-padded. Same chunks as RTVC, except that sequences no longer than ``overlap``
-    give one chunk instead of none.
+    Chunk ``i`` starts at ``i·(target + overlap)``; the end is zero-padded. As RTVC, except that a sequence
+    no longer than ``overlap`` gives one chunk instead of none.
 
-    Parameters
-    ----------
-    x
-        Conditioning ``(1, L, C)``.
-    target
-        Samples each chunk contributes on its own (> 0).
-    overlap
-        Samples shared with each neighbour, for RNN warm-up and crossfade (>= 0).
-
-    Returns
-    -------
-    ``(n_folds, target + 2·overlap, C)`` with ``n_folds = max(1, ceil((L - overlap) / (target + overlap)))``.
-
-    Examples
-    --------
     >>> fold_with_overlap(torch.zeros(1, 40_000, 3), target=8000, overlap=800).shape
     torch.Size([5, 9600, 3])
     """
@@ -203,15 +158,8 @@ def fold_with_overlap(x: torch.Tensor, target: int, overlap: int) -> torch.Tenso
 
 
 def crossfade_windows(overlap: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gain envelopes for the ``overlap`` samples at the start (fade-in) and end (fade-out) of a chunk.
+    """RTVC's fade-in and fade-out envelopes over ``overlap`` samples (the first half of the fade-in silent).
 
-    The first ``overlap // 2`` samples of the fade-in are silent (the RNN is still warming up), the rest
-    rise as ``sqrt((1 + t) / 2)``; the fade-out falls as ``sqrt((1 - t) / 2)`` over its first part and
-    is silent after, ``t`` running from -1 to 1. These are RTVC's envelopes; note that with them the
-    outgoing chunk has finished fading out where the incoming one starts fading in (for even overlaps).
-
-    Examples
-    --------
     >>> fade_in, fade_out = crossfade_windows(4)
     >>> fade_in.tolist(), fade_out.tolist()
     ([0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0])
@@ -226,21 +174,8 @@ def crossfade_windows(overlap: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def xfade_and_unfold(y: np.ndarray, overlap: int) -> np.ndarray:
-    """Apply the crossfade envelopes to generated chunks and add them back into one signal.
+    """Crossfade generated chunks ``(n_folds, target + 2·overlap)`` back into one float64 signal.
 
-    Parameters
-    ----------
-    y
-        Chunks ``(n_folds, target + 2·overlap)``; not modified.
-    overlap
-        The ``overlap`` given to :func:`fold_with_overlap`.
-
-    Returns
-    -------
-    float64 signal of ``n_folds·(target + overlap) + overlap`` samples.
-
-    Examples
-    --------
     >>> xfade_and_unfold(np.ones((2, 10)), overlap=4).tolist()
     [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
     """
@@ -259,12 +194,7 @@ def xfade_and_unfold(y: np.ndarray, overlap: int) -> np.ndarray:
 
 
 def _gru_cell(gru: nn.GRU, consume_global_rng: bool) -> nn.GRUCell:
-    """A GRUCell sharing the single-layer ``gru``'s weights (no copy), for step-by-step generation.
-
-    RTVC builds its cells with default initialisation before overwriting the weights, which draws from
-    torch's global RNG; doing the same when sampling from the global RNG keeps ``torch.manual_seed``
-    runs sample-for-sample identical to RTVC's. With a private generator the draw is skipped.
-    """
+    """A GRUCell sharing ``gru``'s weights; consumes the global RNG as RTVC does (docs/vocoder.md)."""
     device = None if consume_global_rng else "meta"
     cell = nn.GRUCell(gru.input_size, gru.hidden_size, device=device)
     cell.weight_ih = gru.weight_ih_l0
@@ -275,16 +205,8 @@ def _gru_cell(gru: nn.GRU, consume_global_rng: bool) -> nn.GRUCell:
 
 
 class WaveRNN(nn.Module):
-    """Autoregressive WaveRNN conditioned on mel spectrograms (RAW softmax or MOL output).
+    """Autoregressive WaveRNN conditioned on mels (RAW softmax or MOL output); default hparams give RTVC's.
 
-    Parameters
-    ----------
-    hparams
-        Sizes and signal settings; :class:`~vocoder.hparams.VocoderHParams` defaults give RTVC's model
-        (4,480,935 trainable parameters).
-
-    Examples
-    --------
     >>> model = WaveRNN(VocoderHParams())
     >>> next(iter(model.state_dict()))
     'step'
@@ -321,7 +243,6 @@ class WaveRNN(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        """Where the weights are (generation follows them, whatever accelerators exist)."""
         return self.I.weight.device
 
     def _split_aux(self, aux: torch.Tensor) -> list[torch.Tensor]:
@@ -329,21 +250,11 @@ class WaveRNN(nn.Module):
         return [aux[..., d * i : d * (i + 1)] for i in range(4)]  # 4 × (..., aux_dims)
 
     def forward(self, x: torch.Tensor, mels: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced training pass; increments ``step`` like RTVC.
+        """Teacher-forced pass; increments ``step`` like RTVC.
 
-        Parameters
-        ----------
-        x
-            Previous samples ``(B, L)`` as floats in [-1, 1] (labels mapped by ``label_2_float``).
-        mels
-            Conditioning ``(B, num_mels, F)`` with ``2·pad`` context frames: ``L = (F - 2·pad)·hop``.
+        ``x (B, L)`` are the previous samples in [-1, 1], ``mels (B, num_mels, F)`` include ``2·pad`` context
+        frames. Returns logits ``(B, L, n_classes)`` (RAW) or mixture parameters ``(B, L, 30)`` (MOL).
 
-        Returns
-        -------
-        Logits ``(B, L, n_classes)`` (RAW) or mixture parameters ``(B, L, 30)`` (MOL).
-
-        Examples
-        --------
         >>> hp = VocoderHParams(voc_rnn_dims=16, voc_fc_dims=16, voc_compute_dims=8, voc_res_out_dims=8,
         ...                     voc_res_blocks=1)
         >>> WaveRNN(hp)(torch.zeros(2, 400), torch.zeros(2, 80, 6)).shape
@@ -389,35 +300,13 @@ class WaveRNN(nn.Module):
         progress_callback: ProgressCallback | None = None,
         generator: torch.Generator | None = None,
     ) -> np.ndarray:
-        """Generate a waveform sample by sample (RTVC's algorithm, with its short-mel crash fixed).
+        """Generate a waveform sample by sample: RTVC's algorithm, without its short-mel crash.
 
-        Parameters
-        ----------
-        mels
-            ``(1, num_mels, T)`` in the model's [-1, 1] domain (synthesizer mels divided by 4), ``T >= 1``.
-        batched
-            Fold the sequence into overlapping chunks generated in parallel (much faster, small seams).
-        target, overlap
-            Chunk geometry for ``batched``; see :func:`fold_with_overlap`.
-        progress_callback
-            Called as ``(i, seq_len, batch_size, gen_rate_khz)`` at steps 0, 100, 200, ... and once more
-            at the end with ``i == seq_len``.
-        generator
-            Random source for sampling; ``None`` uses torch's global RNG (as RTVC does).
+        ``mels`` is ``(1, num_mels, T)`` in [-1, 1] (synthesizer mels / 4). ``batched`` folds the sequence
+        (:func:`fold_with_overlap`); ``progress_callback(i, seq_len, batch_size, gen_rate_khz)`` runs every 100
+        steps and at the end; ``generator=None`` samples from torch's global RNG, as RTVC. Returns ``(T - 1)·hop``
+        float32 samples ending in a linear fade-out; ``ValueError`` for a bad shape or chunk geometry.
 
-        Returns
-        -------
-        float32 waveform of ``(T - 1)·hop`` samples in about [-1, 1], with a linear fade-out over the
-        last ``min(fade_out_samples, length)`` samples. ``T == 1`` gives an empty array at once (nothing
-        is generated, no progress is reported).
-
-        Raises
-        ------
-        ValueError
-            If ``mels`` is not ``(1, num_mels, T)`` with ``T >= 1``, or the chunk geometry is invalid.
-
-        Examples
-        --------
         >>> hp = VocoderHParams(voc_rnn_dims=16, voc_fc_dims=16, voc_compute_dims=8, voc_res_out_dims=8,
         ...                     voc_res_blocks=1)
         >>> model = WaveRNN(hp)
@@ -469,7 +358,6 @@ class WaveRNN(nn.Module):
         progress_callback: ProgressCallback | None,
         generator: torch.Generator | None,
     ) -> np.ndarray:
-        """The autoregressive loop; returns float64 samples ``(batch, seq_len)`` in the output domain."""
         device = self.device
         start = time.perf_counter()
         rnn1 = _gru_cell(self.rnn1, consume_global_rng=generator is None)
@@ -530,10 +418,8 @@ class WaveRNN(nn.Module):
 
 
 def build_wavernn(hparams: VocoderHParams) -> WaveRNN:
-    """Build a freshly initialised :class:`WaveRNN` (the ``build`` function for checkpoint loading).
+    """A freshly initialised :class:`WaveRNN` (the checkpoint loader's ``build``).
 
-    Examples
-    --------
     >>> sum(p.numel() for p in build_wavernn(VocoderHParams()).parameters() if p.requires_grad)
     4480935
     """

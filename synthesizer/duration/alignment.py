@@ -1,11 +1,6 @@
-"""Monotonic alignment search (Glow-TTS) and the beta-binomial diagonal prior (RAD-TTS).
+"""Monotonic alignment search (Glow-TTS, compiled with numba) and the beta-binomial diagonal prior
+(RAD-TTS).
 
-In training, each mel frame is assigned to exactly one symbol, in order, so that the total
-log-likelihood of the frames under their symbols' predicted means is highest. The search is a
-dynamic programme over the ``(symbols, frames)`` grid, compiled with numba.
-
-Examples
---------
 >>> import numpy as np
 >>> score = np.full((2, 4), -10.0, np.float32); score[0, :1] = 0; score[1, 1:] = 0
 >>> maximum_path(score[None], np.array([2]), np.array([4]))[0].astype(int).tolist()
@@ -48,20 +43,8 @@ def _maximum_path_one(score: np.ndarray, path: np.ndarray, n_symbols: int, n_fra
 
 
 def maximum_path(score: np.ndarray, symbol_lengths: np.ndarray, frame_lengths: np.ndarray) -> np.ndarray:
-    """Best monotonic hard alignment per item.
-
-    Parameters
-    ----------
-    score
-        ``(B, S, T)`` log-likelihood of frame ``t`` under symbol ``s``.
-    symbol_lengths, frame_lengths
-        ``(B,)`` valid lengths; an item needs at least as many frames as symbols.
-
-    Returns
-    -------
-    ``(B, S, T)`` float32 0/1 path: each valid frame belongs to one symbol, every valid symbol gets at
-    least one frame, and symbols advance with time.
-    """
+    """Best monotonic hard alignment ``(B, S, T)`` (0/1 float32) of ``score`` ``(B, S, T)``; every valid
+    symbol gets at least one frame, so an item needs at least as many frames as symbols."""
     score = np.ascontiguousarray(score, dtype=np.float32)
     path = np.zeros(score.shape, dtype=np.float32)
     for b in range(score.shape[0]):
@@ -74,11 +57,8 @@ def maximum_path(score: np.ndarray, symbol_lengths: np.ndarray, frame_lengths: n
 
 @lru_cache(maxsize=256)  # a few MB each at most; batches repeat lengths often enough
 def beta_binomial_log_prior(n_symbols: int, n_frames: int, scaling: float = 1.0) -> np.ndarray:
-    """``(n_symbols, n_frames)`` log-probability favouring the diagonal: frame ``t`` expects symbol
-    ``≈ t · n_symbols / n_frames`` (a beta-binomial over symbols whose mode moves along the text).
+    """``(n_symbols, n_frames)`` log-probability favouring the diagonal.
 
-    Examples
-    --------
     >>> prior = beta_binomial_log_prior(3, 6)
     >>> prior.shape, [int(i) for i in prior.argmax(axis=0)]
     ((3, 6), [0, 0, 1, 1, 2, 2])

@@ -1,14 +1,7 @@
 """Voice conversion with the duration synthesizer: a recording's words and timing in another voice.
 
-The source recording's phonemes are aligned to its mel with the synthesizer's own aligner (monotonic
-alignment search against the per-phoneme means μ, which depend on the speaker: the *source*
-speaker's embedding is used here), giving the frames of every phoneme. The synthesizer then speaks
-the same phonemes with those durations in the *target* voice. When the synthesizer has a variance
-adaptor, the source's F0 contour, moved to the target's register (mean and spread of log F0), is
-averaged per phoneme and given to its pitch input; without one, durations alone carry the performance.
+How it works: docs/synthesizer.md.
 
-Examples
---------
 >>> register = F0Register(mean=float(np.log(100.0)), spread=0.1)
 >>> high = F0Register(mean=float(np.log(200.0)), spread=0.2)
 >>> np.round(np.exp(transfer_log_f0(np.log([100.0, 110.0], dtype=np.float32), register, high)), 1).tolist()
@@ -59,7 +52,7 @@ class ConversionError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class F0Register:
-    """A voice's pitch register: mean and standard deviation of log F0 (natural log of Hz) over voiced frames."""
+    """A voice's pitch register: mean and standard deviation of log F0 (Hz) over voiced frames."""
 
     mean: float
     spread: float
@@ -93,7 +86,6 @@ def frame_f0(wav: np.ndarray, n_frames: int | None = None) -> np.ndarray:
 
 
 def f0_register(wav: np.ndarray) -> F0Register | None:
-    """The pitch register of 16 kHz speech, ``None`` when it has too little voiced speech."""
     return F0Register.from_f0(frame_f0(wav))
 
 
@@ -113,7 +105,6 @@ def phoneme_average(values: np.ndarray, durations: np.ndarray) -> np.ndarray:
 
 @dataclass
 class SourceAlignment:
-    """The source's phonemes on its frames."""
 
     ids: np.ndarray  # (S,) symbol ids, blanks included
     durations: np.ndarray  # (S,) frames per symbol; sums to the mel's frames
@@ -126,13 +117,8 @@ class SourceAlignment:
 
 def align_source(model: DurationSynthesizerModel, ids: Sequence[int], mel: np.ndarray,
                  source_embedding: np.ndarray) -> SourceAlignment:
-    """Align the phoneme ``ids`` to the source ``mel`` ``(80, T)`` under the source speaker's means.
-
-    Raises
-    ------
-    ConversionError
-        The recording has fewer frames than the text has symbols.
-    """
+    """Align ``ids`` to the source ``mel (80, T)`` under the source speaker's means; :class:`ConversionError`
+    when the recording has fewer frames than the text has symbols."""
     ids = np.asarray(ids, np.int64)
     n_frames = mel.shape[1]
     if n_frames < len(ids):
@@ -188,11 +174,8 @@ def path_score(model: DurationSynthesizerModel, ids: Sequence[int], mel: np.ndar
 def unaligned_words(model: DurationSynthesizerModel, ids: Sequence[int], mel: np.ndarray, embedding: np.ndarray,
                     spans: Sequence[tuple[int, int]], words: Sequence[str],
                     max_words: int = MAX_MISSING_WORDS) -> list[str]:
-    """The words the recording does not say. A said word is needed: taking it out of the text makes
-    the best alignment fit worse, as its frames must go to other phonemes. A word that is not said
-    only holds frames that belong to others: the text fits better without it. The worst such word is
-    taken out and the rest tested again, up to ``max_words`` times. ``spans`` are the words' symbol
-    ranges (one per word of ``words``; none is named when espeak-ng's words do not match them)."""
+    """The words the recording does not say, found by alignment (docs/synthesizer.md); ``spans`` are
+    the words' symbol ranges."""
     if len(spans) != len(words) or len(spans) < 2:
         return []
     ids = list(ids)
@@ -213,8 +196,7 @@ def unaligned_words(model: DurationSynthesizerModel, ids: Sequence[int], mel: np
 
 
 def group_words(words: Sequence[str], word_lengths: Sequence[int], unit_lengths: Sequence[int]) -> list[str]:
-    """Join consecutive ``words`` into as many groups as there are phoneme units, each group as long
-    (phonemes of its words said alone, ``word_lengths``) as its unit (``unit_lengths``, in symbols with blanks).
+    """Join consecutive ``words`` into one group per phoneme unit, matching their lengths.
 
     >>> group_words(["from", "the", "store"], [4, 2, 5], [12, 10])
     ['from the', 'store']
@@ -235,23 +217,19 @@ def group_words(words: Sequence[str], word_lengths: Sequence[int], unit_lengths:
 
 
 def _word_ids(ids: Sequence[int], spans: Sequence[tuple[int, int]], index: int) -> list[int]:
-    """The symbols of word ``index`` with what follows it up to the next word (the space and blanks),
-    and for the first word what precedes it."""
     start = 0 if index == 0 else spans[index][0]
     end = spans[index + 1][0] if index + 1 < len(spans) else len(ids)
     return list(ids[start:end])
 
 
 def normalised_pitch(log_f0: np.ndarray) -> np.ndarray:
-    """log F0 as the variance adaptor reads it."""
     return ((np.asarray(log_f0, np.float64) - LOG_F0_CENTRE) / LOG_F0_SCALE).astype(np.float32)
 
 
 def phoneme_pitch(f0: np.ndarray, durations: np.ndarray, source: F0Register | None,
                   target: F0Register | None) -> np.ndarray:
-    """Per-phoneme normalised log F0 ``(S,)`` for the variance adaptor: the source's contour (unvoiced
-    frames interpolated), moved to the ``target`` register when both registers are known. A symbol with
-    no frames gets 0, as in training (its value still reaches its neighbours through the pitch input's kernel)."""
+    """Per-phoneme normalised log F0 for the variance adaptor from the source contour, moved to the
+    ``target`` register when both are known; a symbol without frames gets 0, as in training."""
     log_f0 = continuous_log_f0(np.asarray(f0, np.float32))
     if source is not None and target is not None:
         log_f0 = transfer_log_f0(log_f0, source, target)
@@ -290,8 +268,7 @@ class Segment:
 
 def split_at_pauses(words: Sequence[TimedWord], n_samples: int, sample_rate: int = SIGNAL.sample_rate,
                     ) -> list[Segment]:
-    """Cut a recording into pieces of about 8-20 s at pauses between ``words`` (cuts in the pauses'
-    middles), so that each piece is aligned and synthesized on its own. The pieces cover every sample.
+    """Cut a recording at pauses between ``words`` into pieces of about 8-20 s covering every sample.
 
     >>> words = [("a", 0.1, 0.5), ("b", 9.0, 9.4), ("c", 10.0, 10.5)]
     >>> [(s.start, s.end, s.text) for s in split_at_pauses(words, 11 * 16000)]
@@ -317,8 +294,8 @@ def split_at_pauses(words: Sequence[TimedWord], n_samples: int, sample_rate: int
 
 def time_text_words(text_words: Sequence[str], recognised: Sequence[TimedWord],
                     normalise=lambda word: word) -> list[TimedWord]:  # noqa: ANN001
-    """Give each of ``text_words`` (words the user typed) the time of the recognised word it matches
-    (a Levenshtein alignment on ``normalise``d words); unmatched words get their neighbours' times.
+    """Give each typed word the time of the recognised word it matches; unmatched ones take their
+    neighbours' times.
 
     >>> time_text_words(["hello", "big", "world"], [("hello", 0.0, 0.5), ("world", 0.9, 1.3)])
     [('hello', 0.0, 0.5), ('big', 0.5, 0.5), ('world', 0.9, 1.3)]
@@ -355,7 +332,6 @@ def time_text_words(text_words: Sequence[str], recognised: Sequence[TimedWord],
 # ------------------------------------------------------------------------------------ one piece
 @dataclass
 class ConvertedSegment:
-    """One piece of the source in the target voice."""
 
     text: str
     mel: np.ndarray  # (80, T) the target's speech, T = the source piece's frames
@@ -369,16 +345,8 @@ def convert_segment(synthesizer, wav: np.ndarray, text: str, source_embedding: n
                     target_register: F0Register | None = None, prosody: Prosody = Prosody(),
                     generator: torch.Generator | None = None, check_words: bool = True) -> ConvertedSegment:
     """Speak ``text`` in the target voice with the timing (and pitch contour) of ``wav`` (16 kHz, peak
-    normalised as the training audio was), using a :class:`~synthesizer.duration.inference.DurationSynthesizer`.
-    ``check_words`` looks for words the recording does not say (an alignment per word: a model with
-    random weights finds none said). ``prosody`` still applies: the source's durations ÷ speaking rate,
-    the pitch shifted (a synthesizer with a pitch input only) and the energy scaled.
-
-    Raises
-    ------
-    ConversionError
-        The text has nothing to speak, does not fit the recording, or has words the recording does not say.
-    """
+    normalised). ``check_words`` looks for unsaid words; ``prosody`` still applies. :class:`ConversionError`
+    when the text is empty, does not fit, or has words the recording does not say."""
     from synthesizer.audio import melspectrogram
     model: DurationSynthesizerModel = synthesizer.model
     item = synthesizer.front_end([text])[0]
@@ -429,7 +397,7 @@ def convert_segment(synthesizer, wav: np.ndarray, text: str, source_embedding: n
 
 
 def scale_durations(durations: np.ndarray, speaking_rate: float) -> np.ndarray:
-    """Frames per symbol ÷ ``speaking_rate``, rounded so that the total is rounded once (no drift).
+    """Frames per symbol ÷ ``speaking_rate``, with the total rounded once.
 
     >>> scale_durations(np.array([3, 3, 3]), 2.0).tolist()
     [2, 1, 1]
@@ -441,7 +409,7 @@ def scale_durations(durations: np.ndarray, speaking_rate: float) -> np.ndarray:
 
 
 def predicted_register(model: DurationSynthesizerModel, ids: np.ndarray, embedding: np.ndarray) -> F0Register | None:
-    """The register the variance adaptor predicts for a voice on these phonemes (when no reference's F0 is known)."""
+    """The register the variance adaptor predicts for a voice on these phonemes."""
     device = next(model.parameters()).device
     with torch.no_grad():
         ids_t = torch.from_numpy(np.asarray(ids, np.int64))[None].to(device)

@@ -1,12 +1,6 @@
-"""Training data of the duration synthesizer: the Tacotron's preprocessed folder plus cached phonemes.
+"""Training data of the duration synthesizer: the Tacotron's preprocessed folder plus phonemes cached
+in ``phonemes.tsv`` (rebuilt when espeak-ng or the texts change).
 
-It reads the same ``train.txt``, ``mels/`` and ``embeds/`` as :mod:`synthesizer.train` (made by
-``python -m synthesizer.preprocess``) and phonemizes every text once, caching the result in
-``phonemes.tsv`` next to ``train.txt`` (rebuilt when espeak-ng's version or the texts change).
-Batches hold utterances of similar length up to a budget of padded mel frames.
-
-Examples
---------
 >>> batches = frame_budget_batches([100, 400, 120, 390, 110], batch_frames=400, max_items=8,
 ...                                rng=np.random.default_rng(0))
 >>> sorted(sorted(batch) for batch in batches)
@@ -78,22 +72,10 @@ def frame_budget_batches(frame_counts: Sequence[int], batch_frames: int, max_ite
 
 
 class DurationDataset:
-    """Utterances of a preprocessed synthesizer folder with phoneme ids, ready to batch.
+    """Utterances of a preprocessed synthesizer folder with phoneme ids.
 
-    Parameters
-    ----------
-    syn_dir
-        Folder with ``train.txt``, ``mels/`` and ``embeds/``.
-    front_end
-        Phonemizer and symbol table.
-    max_mel_frames
-        Longer utterances are left out.
-    oversample
-        ``(pattern, factor)`` pairs: entries whose mel file name matches the regular expression are
-        listed ``factor`` times (e.g. to weigh scarce native speech against a large non-native corpus).
-    with_pitch
-        Batches carry ``log_f0`` from ``f0/`` (written by ``python -m synthesizer.duration.pitch``).
-    """
+    ``oversample`` lists ``(pattern, factor)``: entries whose mel name matches are listed ``factor`` times.
+    ``with_pitch`` adds ``log_f0`` from ``f0/``."""
 
     def __init__(self, syn_dir: str | Path, front_end: PhonemeFrontEnd, max_mel_frames: int,
                  oversample: Sequence[tuple[str, int]] = (), with_pitch: bool = False) -> None:
@@ -126,8 +108,7 @@ class DurationDataset:
         return [item.entry.n_frames for item in self.items]
 
     def collate(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
-        """Padded batch: ``ids (B, S)``, ``lengths (B,)``, ``mels (B, 80, T)`` (padding at −4, silence),
-        ``frame_lengths (B,)``, ``speakers (B, 256)``."""
+        """Padded batch: ``ids``, ``lengths``, ``mels`` (padding −4), ``frame_lengths``, ``speakers``."""
         items = [self.items[i] for i in indices]
         mels = [np.load(self.syn_dir / MEL_FOLDER / item.entry.mel_name) for item in items]  # each (T, 80)
         speakers = np.stack([np.load(self.syn_dir / EMBED_FOLDER / item.entry.embed_name) for item in items])

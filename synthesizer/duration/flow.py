@@ -1,12 +1,6 @@
-"""Conditional flow-matching post-net: samples the detail a regression decoder averages away.
+"""Conditional flow-matching post-net: samples the detail a regression decoder averages away
+(docs/synthesizer.md).
 
-The regression decoder's mel is the centre of the sampling; the flow transports Gaussian noise to the
-residual ``mel − regression mel`` along straight paths (optimal-transport conditional flow matching,
-Lipman et al. 2023, as in Matcha-TTS), conditioned on the regression mel, the decoder's hidden
-features, the speaker and the time. At inference a few Euler steps integrate the learnt velocity.
-
-Examples
---------
 >>> from synthesizer.duration.hparams import DurationHParams
 >>> hp = DurationHParams(decoder_channels=16, flow_layers=1, flow_channels=16)
 >>> flow = FlowPostNet(hp)
@@ -24,7 +18,7 @@ import torch
 from torch import nn
 
 from synthesizer.duration.hparams import DurationHParams
-from synthesizer.duration.layers import ChannelNorm, ConvNeXtBlock
+from synthesizer.duration.layers import ChannelNorm, ConditionedConvNeXtBlock
 
 TIME_FEATURES = 64
 
@@ -47,8 +41,9 @@ class FlowPostNet(nn.Module):
         self.time = nn.Sequential(nn.Linear(TIME_FEATURES, TIME_FEATURES), nn.SiLU(),
                                   nn.Linear(TIME_FEATURES, TIME_FEATURES))
         self.input = nn.Conv1d(2 * hparams.num_mels + hparams.decoder_channels, width, 1)
-        self.blocks = nn.ModuleList(ConvNeXtBlock(width, hparams.flow_kernel, hparams.flow_expansion, conditioning)
-                                    for _ in range(hparams.flow_layers))
+        self.blocks = nn.ModuleList(
+            ConditionedConvNeXtBlock(width, hparams.flow_kernel, hparams.flow_expansion, conditioning)
+            for _ in range(hparams.flow_layers))
         self.norm = ChannelNorm(width)
         self.output = nn.Conv1d(width, hparams.num_mels, 1)
         nn.init.zeros_(self.output.weight)  # starts as "no residual": the regression mel
@@ -56,7 +51,6 @@ class FlowPostNet(nn.Module):
 
     def velocity(self, x: torch.Tensor, t: torch.Tensor, mel: torch.Tensor, hidden: torch.Tensor,
                  speaker: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``(B, 80, T)`` velocity at ``x`` ``(B, 80, T)`` and times ``t`` ``(B,)``."""
         conditioning = torch.cat([speaker, self.time(time_features(t).to(speaker.dtype))], dim=1)  # (B, E + 64)
         h = self.input(torch.cat([x, mel, hidden], dim=1)) * mask
         for block in self.blocks:

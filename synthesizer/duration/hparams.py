@@ -29,8 +29,6 @@ def _odd(value: int, _hparams: "DurationHParams") -> str | None:
 class DurationHParams(HParams):
     """Sizes, training schedule and inference settings.
 
-    Examples
-    --------
     >>> hp = DurationHParams()
     >>> hp.num_mels, hp.encoder_channels, hp.mel.hop_size
     (80, 192, 200)

@@ -37,8 +37,8 @@ class ConvBlock(nn.Module):
         return (x + self.dropout(F.relu(self.conv(self.norm(x) * mask)))) * mask
 
 
-class ConvNeXtBlock(nn.Module):
-    """Depthwise conv → norm → pointwise MLP with layer scale; the speaker enters every block."""
+class ConditionedConvNeXtBlock(nn.Module):
+    """ConvNeXt block with a conditioning vector (the speaker) added at its input, masked to the sequence."""
 
     def __init__(self, channels: int, kernel: int, expansion: int, speaker_size: int) -> None:
         super().__init__()

@@ -1,21 +1,5 @@
-"""The phoneme duration synthesizer network.
+"""The phoneme duration synthesizer network (architecture: docs/synthesizer.md).
 
-::
-
-    ids ─ embedding ─(+ speaker)─ conv encoder ─┬─ mean head ──────── μ      (B, 80, S)
-                                                ├─ duration head ──── log(1 + frames)  (B, S)
-                                                ├─ variance head ──── log F0, energy   (B, 2, S)   (optional)
-                                                └─ (+ pitch, energy) expand by durations ─(+ speaker)─
-                                                   ConvNeXt decoder ─ + μ ─ mel ─ flow post-net (optional) ─ mel
-
-In training the durations come from monotonic alignment search of the target mel against μ
-(:func:`synthesizer.duration.alignment.maximum_path`), pitch and energy from the target averaged over
-each phoneme's frames; at inference all three come from their heads. The flow post-net
-(:mod:`synthesizer.duration.flow`) samples detail around the decoder's mel in a few Euler steps.
-All layers are convolutions, so a sentence costs one pass per flow step, not one pass per frame.
-
-Examples
---------
 >>> import torch
 >>> from synthesizer.duration.hparams import DurationHParams
 >>> hp = DurationHParams(encoder_channels=16, duration_channels=16, decoder_channels=16, decoder_layers=1)
@@ -38,7 +22,7 @@ from synthesizer.base import mel_level_offset
 from synthesizer.duration.alignment import beta_binomial_log_prior, maximum_path
 from synthesizer.duration.flow import FlowPostNet
 from synthesizer.duration.hparams import DurationHParams
-from synthesizer.duration.layers import ChannelNorm, ConvBlock, ConvNeXtBlock, sequence_mask
+from synthesizer.duration.layers import ChannelNorm, ConvBlock, ConditionedConvNeXtBlock, sequence_mask
 from utils.signal_contract import SIGNAL
 
 # Log F0 enters the network centred and scaled to about unit spread across voices.
@@ -67,8 +51,7 @@ class Prosody:
 
 def predict(states: torch.Tensor, speaker: torch.Tensor, mask: torch.Tensor, project: nn.Module,
             speaker_projection: nn.Module, layers: nn.ModuleList, head: nn.Module) -> torch.Tensor:
-    """A per-symbol predictor's ``(B, K, S)`` output from encoder states ``(B, C, S)``. Its input is detached:
-    it learns from the alignment and the targets, and does not shape the encoder."""
+    """A per-symbol head's ``(B, K, S)`` output from the detached encoder states ``(B, C, S)``."""
     x = (project(states.detach()) + speaker_projection(speaker)[:, :, None]) * mask
     for block in layers:
         x = block(x, mask)
@@ -76,7 +59,7 @@ def predict(states: torch.Tensor, speaker: torch.Tensor, mask: torch.Tensor, pro
 
 
 @dataclass
-class SynthesizerOutput:
+class DurationModelOutput:
     """Model outputs; ``path`` is the ``(B, S, T)`` symbol-to-frame alignment used."""
 
     mel: torch.Tensor  # (B, 80, T): the regression decoder's in training, the flow's sample at inference
@@ -90,6 +73,10 @@ class SynthesizerOutput:
     flow_velocity: torch.Tensor | None = None  # (B, 80, T): the flow's predicted velocity (training)
     flow_goal: torch.Tensor | None = None  # (B, 80, T): its target (training)
     decoder_mel: torch.Tensor | None = None  # (B, 80, T): the regression decoder's mel before the flow (inference)
+
+
+# synthesizer/duration/train.py still imports the old name.
+SynthesizerOutput = DurationModelOutput
 
 
 class DurationSynthesizerModel(nn.Module):
@@ -123,8 +110,9 @@ class DurationSynthesizerModel(nn.Module):
             nn.init.zeros_(self.variance_embedding.bias)
         k = hparams.decoder_channels
         self.decoder_in = nn.Conv1d(c, k, 1)
-        self.decoder = nn.ModuleList(ConvNeXtBlock(k, hparams.decoder_kernel, hparams.decoder_expansion, e)
-                                     for _ in range(hparams.decoder_layers))
+        self.decoder = nn.ModuleList(
+            ConditionedConvNeXtBlock(k, hparams.decoder_kernel, hparams.decoder_expansion, e)
+            for _ in range(hparams.decoder_layers))
         self.decoder_norm = ChannelNorm(k)
         self.decoder_out = nn.Conv1d(k, hparams.num_mels, 1)
         nn.init.zeros_(self.decoder_out.weight)  # starts as "mel = μ", so early training shapes μ
@@ -178,7 +166,7 @@ class DurationSynthesizerModel(nn.Module):
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor, speaker: torch.Tensor, mels: torch.Tensor,
                 frame_lengths: torch.Tensor, prior_weight: float = 0.0,
-                log_f0: torch.Tensor | None = None) -> SynthesizerOutput:
+                log_f0: torch.Tensor | None = None) -> DurationModelOutput:
         """Teacher-forced pass: align ``mels`` ``(B, 80, T)`` to the text, then decode along that path.
 
         ``log_f0`` ``(B, T)`` (continuous log F0 per frame) is what the variance adaptor learns.
@@ -203,7 +191,7 @@ class DurationSynthesizerModel(nn.Module):
 
     def _teacher_forced(self, ids: torch.Tensor, lengths: torch.Tensor, speaker: torch.Tensor, mels: torch.Tensor,
                         frame_lengths: torch.Tensor, prior_weight: float,
-                        log_f0: torch.Tensor | None) -> tuple[SynthesizerOutput, torch.Tensor, torch.Tensor]:
+                        log_f0: torch.Tensor | None) -> tuple[DurationModelOutput, torch.Tensor, torch.Tensor]:
         states, means, log_durations, mask = self.encode(ids, lengths, speaker)
         with torch.no_grad():
             score = self.alignment_score(means.float(), mels.float())  # (B, S, T)
@@ -228,7 +216,7 @@ class DurationSynthesizerModel(nn.Module):
         velocity = goal = None
         if self.flow is not None:
             velocity, goal = self.flow.loss_terms(mels, mel.detach(), hidden.detach(), speaker, frame_mask)
-        output = SynthesizerOutput(mel, expanded_means, log_durations, path.sum(2), path, frame_lengths,
+        output = DurationModelOutput(mel, expanded_means, log_durations, path.sum(2), path, frame_lengths,
                                    variance, variance_target, velocity, goal)
         return output, hidden, frame_mask
 
@@ -237,7 +225,7 @@ class DurationSynthesizerModel(nn.Module):
               prosody: Prosody = Prosody(), generator: torch.Generator | None = None,
               durations: torch.Tensor | None = None,
               variance_override: torch.Tensor | None = None,
-              flow_temperature: float | None = None) -> SynthesizerOutput:
+              flow_temperature: float | None = None) -> DurationModelOutput:
         """Free-running synthesis with the ``prosody`` controls; ``generator`` seeds the flow's noise.
 
         ``durations`` ``(B, S)`` (frames per symbol) replace the predicted ones (voice conversion: the
@@ -276,15 +264,13 @@ class DurationSynthesizerModel(nn.Module):
             # and measured weaker than asked (model card), so the input keeps the predicted energy.
             limit = SIGNAL.max_abs_value
             mel = (mel + energy_offset(prosody.energy)).clamp(-limit, limit) * frame_mask
-        return SynthesizerOutput(mel, expanded_means, log_durations, durations, path, frame_lengths, variance,
+        return DurationModelOutput(mel, expanded_means, log_durations, durations, path, frame_lengths, variance,
                                  decoder_mel=decoder_mel)
 
 
 def durations_to_path(durations: torch.Tensor, n_frames: int) -> torch.Tensor:
-    """``(B, S)`` integer frames per symbol → ``(B, S, n_frames)`` 0/1 path (frames past the end dropped).
+    """``(B, S)`` integer frames per symbol -> ``(B, S, n_frames)`` 0/1 path (frames past the end dropped).
 
-    Examples
-    --------
     >>> durations_to_path(torch.tensor([[1, 0, 2]]), 3)[0].int().tolist()
     [[1, 0, 0], [0, 0, 0], [0, 1, 1]]
     """

@@ -1,16 +1,9 @@
-"""Text → phoneme ids with espeak-ng, the duration synthesizer's text front-end.
+"""Text -> phoneme ids with espeak-ng, the duration synthesizer's text front-end.
 
-Text is first cleaned by the synthesizer's ``english_cleaners`` (numbers, abbreviations and
-currencies spelled out, non-Latin letters transliterated with a warning), then phonemized by
-espeak-ng (US English, IPA with stress marks; punctuation kept, since it shapes pauses). Each IPA
-character is one symbol. A blank (id 0) is put between all symbols and at both ends, as in VITS:
-it gives the alignment a place for transitions and pauses.
+Cleaned text is phonemized (US English IPA with stress, punctuation kept); each IPA character is a
+symbol, with a blank (id 0) between symbols and at both ends, as in VITS, so the alignment has a place
+for transitions and pauses. Checkpoints store the table and the espeak-ng version.
 
-The symbol table and the espeak-ng version are saved in every checkpoint, so a model always reads
-its own symbols and a different espeak-ng is reported rather than silently changing the input.
-
-Examples
---------
 >>> table = SymbolTable.default()
 >>> table.encode("hə")  # blank, h, blank, ə, blank
 [0, 28, 0, 67, 0]
@@ -46,8 +39,7 @@ _KEPT_PUNCTUATION = ';:,.!?¡¿—…"«»“”()'
 
 
 def _silent_logger() -> logging.Logger:
-    """A logger that drops phonemizer's notes: its "words count mismatch" lines are harmless here, and
-    phonemizer's own "quiet" logger still propagates them to any handler on the root logger."""
+    """A logger dropping phonemizer's harmless "words count mismatch" notes."""
     logger = logging.getLogger("sv2tts.phonemizer")
     logger.handlers = [logging.NullHandler()]
     logger.propagate = False
@@ -81,7 +73,6 @@ _CHECKED: dict[tuple[str | None, ...], str | None] = {}
 
 
 def _settings_text() -> str:
-    """``" with PHONEMIZER_ESPEAK_LIBRARY=..."`` for the settings in effect, else ``""``."""
     shown = [f"{name}={os.environ[name]}" for name in ESPEAK_SETTINGS if os.environ.get(name)]
     return f" with {', '.join(shown)}" if shown else ""
 
@@ -92,13 +83,7 @@ def _advice() -> str:
 
 
 def espeak_problem(language: str = ESPEAK_LANGUAGE) -> str | None:
-    """Why espeak-ng cannot phonemize here (one line), or None; found in a child process, once.
-
-    Examples
-    --------
-    >>> espeak_problem() is None  # doctest: +SKIP
-    True
-    """
+    """Why espeak-ng cannot phonemize here (one line), or None; checked once, in a child process."""
     key = (language, *(os.environ.get(name) for name in ESPEAK_SETTINGS))
     if key not in _CHECKED:
         _CHECKED[key] = _probe_espeak(language)
@@ -146,7 +131,6 @@ class SymbolTable:
         return {symbol: index for index, symbol in enumerate(self.symbols)}
 
     def unknown(self, phonemes: str) -> list[str]:
-        """Characters of ``phonemes`` that have no symbol, in order of appearance."""
         ids = self._ids
         return list(dict.fromkeys(ch for ch in phonemes if ch not in ids))
 
@@ -164,13 +148,7 @@ class SymbolTable:
 
 
 class Phonemizer:
-    """Cleaned English text → IPA string through espeak-ng (one backend per object, thread-safe).
-
-    Examples
-    --------
-    >>> Phonemizer().phonemize(["Hello, world!"])  # doctest: +SKIP
-    ['həlˈoʊ, wˈɜːld!']
-    """
+    """Cleaned English text -> IPA through espeak-ng (one backend per object, thread-safe)."""
 
     def __init__(self, language: str = ESPEAK_LANGUAGE) -> None:
         self.language = language
@@ -200,11 +178,9 @@ class Phonemizer:
 
     @property
     def version(self) -> str:
-        """espeak-ng's version, e.g. ``"1.51"``."""
         return ".".join(str(part) for part in self._get_backend().version())
 
     def phonemize(self, cleaned_texts: Sequence[str]) -> list[str]:
-        """IPA for already cleaned texts, one string per text."""
         with self._lock:
             backend = self._get_backend()
             with warnings.catch_warnings():
@@ -214,7 +190,6 @@ class Phonemizer:
 
 @dataclass(frozen=True)
 class PhonemizedText:
-    """A text on its way to the model."""
 
     cleaned: str
     phonemes: str
@@ -223,17 +198,7 @@ class PhonemizedText:
 
 
 class PhonemeFrontEnd:
-    """Cleaners + espeak-ng + a symbol table: raw text → model ids.
-
-    Parameters
-    ----------
-    table
-        The model's symbols (from its checkpoint).
-    cleaner_names
-        The synthesizer cleaners to run first.
-    phonemizer
-        Shared espeak-ng wrapper (default: a new one).
-    """
+    """Cleaners, espeak-ng and the model's symbol table: raw text -> model ids."""
 
     def __init__(self, table: SymbolTable | None = None, cleaner_names: Sequence[str] = ("english_cleaners",),
                  phonemizer: Phonemizer | None = None) -> None:

@@ -1,11 +1,7 @@
-"""Fundamental frequency (F0) of training speech, one value per mel frame (YIN, vectorised).
+"""F0 of training speech per mel frame (YIN, vectorised), for the duration synthesizer's variance adaptor.
 
-The duration synthesizer's variance adaptor learns per-phoneme pitch from these contours.
-``python -m synthesizer.duration.pitch <syn_dir>`` writes ``f0/f0-<name>.npy`` (``(T,)`` float32, Hz,
-0 where unvoiced) beside the preprocessed mels, one per ``train.txt`` line, skipping those that exist.
+``python -m synthesizer.duration.pitch <syn_dir>`` writes the missing ``f0/f0-<name>.npy`` (Hz, 0 unvoiced).
 
-Examples
---------
 >>> t = np.arange(16000) / 16000
 >>> f0 = estimate_f0(np.sin(2 * np.pi * 220 * t).astype(np.float32), 16000, 200, 81)
 >>> f0.shape, round(float(np.median(f0[5:-5])))
@@ -41,7 +37,6 @@ HUM_CUTOFF_HZ = 75.0
 
 
 def pitch_file_name(mel_name: str) -> str:
-    """``mel-<b>.npy`` → ``f0-<b>.npy``."""
     return "f0-" + mel_name.removeprefix("mel-")
 
 
@@ -55,7 +50,7 @@ def _frames(wav: np.ndarray, hop: int, n_frames: int, frame_length: int) -> np.n
 
 
 def estimate_f0(wav: np.ndarray, sample_rate: int, hop: int, n_frames: int) -> np.ndarray:
-    """F0 in Hz per frame ``(n_frames,)`` float32, 0 for unvoiced or silent frames (de Cheveigné & Kawahara's YIN)."""
+    """F0 in Hz per frame, 0 for unvoiced or silent frames (YIN)."""
     frame_length = FRAME_LENGTH * sample_rate // 16000
     window = frame_length // 2
     tau_min = int(sample_rate / F0_MAX_HZ)
@@ -105,7 +100,7 @@ def estimate_f0(wav: np.ndarray, sample_rate: int, hop: int, n_frames: int) -> n
 
 
 def continuous_log_f0(f0: np.ndarray, fallback_hz: float = 150.0) -> np.ndarray:
-    """log F0 with unvoiced frames filled by linear interpolation (edges held), ``(T,)`` float32.
+    """log F0 with unvoiced frames interpolated (edges held).
 
     >>> np.round(np.exp(continuous_log_f0(np.array([0, 100, 0, 400, 0], np.float32))), 1).tolist()
     [100.0, 100.0, 200.0, 400.0, 400.0]

@@ -1,12 +1,8 @@
 """Text front-end of the synthesizer: cleaning, symbol ids and sentence splitting.
 
-Compatible with RTVC's ``synthesizer/utils/text.py``: the same cleaners and the
-same 66-symbol table give the same id sequences for ordinary text, so the
-pretrained synthesizer can be used unchanged. Where RTVC lost text silently
-this module speaks it or warns (see :func:`encode_text`).
+RTVC's cleaners and 66-symbol table, so ordinary text gives RTVC's ids; where RTVC dropped text
+silently (RTVC quirk 21), this module speaks it or warns.
 
-Examples
---------
 >>> text_to_sequence("Hi!")
 [35, 36, 54, 1]
 >>> sequence_to_text([35, 36, 54, 1])
@@ -69,19 +65,8 @@ class TextError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class EncodedText:
-    """Result of :func:`encode_text`.
-
-    Attributes
-    ----------
-    ids : list of int
-        Symbol ids, ending with the EOS id 1.
-    cleaned : str
-        The text as produced by the cleaners (before unknown characters were
-        dropped).
-    dropped : tuple of str
-        Distinct characters of ``cleaned`` that have no symbol and were left
-        out, in order of first appearance.
-    """
+    """Result of :func:`encode_text`: ``ids`` (ending with EOS, 1), the ``cleaned`` text and the distinct
+    characters that had no symbol and were ``dropped``."""
 
     ids: list[int]
     cleaned: str
@@ -107,34 +92,14 @@ def _resolve_cleaners(cleaner_names: str | Iterable[str]) -> list[Callable[[str]
 
 
 def _unbrace(text: str) -> tuple[str, bool]:
-    """Remove ``{...}`` braces, keeping their content; report whether any were found."""
     if not _BRACED_RE.search(text):
         return text, False
     return text.replace("{", "").replace("}", ""), True
 
 
 def clean_text(text: str, cleaner_names: str | Iterable[str] = ("english_cleaners",)) -> str:
-    """Run the named cleaners over ``text`` in order.
+    """Run the named cleaners (keys of :data:`CLEANERS`) over ``text``; :class:`TextError` for an unknown one.
 
-    Parameters
-    ----------
-    text : str
-        Raw text.
-    cleaner_names : str or iterable of str
-        Keys of :data:`CLEANERS`.
-
-    Returns
-    -------
-    str
-        The cleaned text (may still contain characters without a symbol).
-
-    Raises
-    ------
-    TextError
-        If a cleaner name is unknown.
-
-    Examples
-    --------
     >>> clean_text("It's 5 o'clock, Mr. Jones.")
     "it's five o'clock, mister jones."
     """
@@ -177,36 +142,12 @@ def _encode(text: str, cleaner_names: str | Iterable[str], stacklevel: int) -> E
 def encode_text(
     text: str, cleaner_names: str | Iterable[str] = ("english_cleaners",)
 ) -> EncodedText:
-    """Convert text to the synthesizer's symbol ids, reporting what was lost.
+    """Symbol ids of one utterance, reporting what was lost.
 
-    The text is stripped, cleaned and mapped to ids; EOS (id 1) is appended.
+    Unlike RTVC, ``{...}`` is not ARPAbet (the table has none): the braces go, their content is spoken and a
+    :class:`TextWarning` says so. Characters without a symbol (including ``_`` and ``~``) are dropped and
+    reported in one :class:`TextWarning`.
 
-    Unlike RTVC, ``{...}`` is not treated as ARPAbet (the table has no ARPAbet
-    symbols, so RTVC silently dropped it): the braces are removed, their
-    content is spoken as ordinary text and a :class:`TextWarning` is issued.
-    Characters without a symbol (including the control symbols ``_`` and
-    ``~``) are dropped, listed in :attr:`EncodedText.dropped` and reported in
-    one :class:`TextWarning`.
-
-    Parameters
-    ----------
-    text : str
-        Raw text of one utterance.
-    cleaner_names : str or iterable of str, default ("english_cleaners",)
-        Cleaners to apply, as in ``hparams.tts_cleaner_names``.
-
-    Returns
-    -------
-    EncodedText
-        Ids, cleaned text and dropped characters.
-
-    Raises
-    ------
-    TextError
-        If a cleaner name is unknown.
-
-    Examples
-    --------
     >>> enc = encode_text("Hello, world.")
     >>> enc.ids[:5], enc.ids[-1], enc.cleaned, enc.dropped
     ([35, 32, 39, 39, 42], 1, 'hello, world.', ())
@@ -217,10 +158,8 @@ def encode_text(
 def text_to_sequence(
     text: str, cleaner_names: str | Iterable[str] = ("english_cleaners",)
 ) -> list[int]:
-    """Symbol ids of ``text``, ending with EOS; same as ``encode_text(...).ids``.
+    """``encode_text(...).ids``.
 
-    Examples
-    --------
     >>> text_to_sequence("a b")
     [28, 65, 29, 1]
     """
@@ -228,25 +167,8 @@ def text_to_sequence(
 
 
 def sequence_to_text(ids: Iterable[int]) -> str:
-    """Turn symbol ids back into text, skipping pad and EOS.
+    """Symbol ids back to text, skipping pad and EOS; :class:`TextError` for an id outside the table.
 
-    Parameters
-    ----------
-    ids : iterable of int
-        Symbol ids (a list, array or 1-D tensor).
-
-    Returns
-    -------
-    str
-        The decoded text.
-
-    Raises
-    ------
-    TextError
-        If an id is outside the 66-symbol table.
-
-    Examples
-    --------
     >>> sequence_to_text([0, 35, 36, 54, 1, 0])
     'hi!'
     """
@@ -309,12 +231,7 @@ def _split_line(line: str) -> list[str]:
 
 
 def _attach_fragments(sentences: list[str]) -> list[str]:
-    """Join fragments with nothing to read ("...", "!!!", an emoji) to a neighbour.
-
-    Splitting "Wait ... what?" or "Hello! 🙂" must not create pieces that
-    cannot be spoken on their own; a line with no readable character at all
-    is left alone for :func:`prepare_utterances` to reject.
-    """
+    """Join fragments with nothing to read ("...", "!!!", an emoji) to a neighbour."""
     merged: list[str] = []
     pending = ""  # letterless fragments before the first readable sentence
     for sentence in sentences:
@@ -373,36 +290,12 @@ def _split_long(sentence: str, max_chars: int) -> list[str]:
 
 
 def split_sentences(text: str, max_chars: int = 200) -> list[str]:
-    """Split a paragraph into sentences of at most ``max_chars`` characters.
+    """Split a paragraph into stripped sentences of at most ``max_chars`` characters.
 
-    Splits after ``.``, ``!``, ``?`` and ``;`` (kept with their sentence) when
-    followed by a space, and at newlines. A period does not split after
-    common abbreviations ("Dr.", "Mr.", "Mrs.", "St.", ...), after initials
-    ("J. R. R.") or dotted abbreviations ("e.g."), nor inside numbers
-    ("3.50"). A fragment with no letter or digit ("...", an emoji) stays with
-    the neighbouring sentence of its line. A sentence still longer than ``max_chars`` is split at commas,
-    semicolons and colons, then between words (and a single longer word is
-    cut), so no piece is longer than ``max_chars``.
+    Splits after ``.``, ``!``, ``?`` and ``;`` followed by a space, and at newlines, but not after common
+    abbreviations, initials, dotted abbreviations or inside numbers. A sentence still too long is split at
+    commas, semicolons and colons, then between words.
 
-    Parameters
-    ----------
-    text : str
-        Raw text, possibly several lines.
-    max_chars : int, default 200
-        Maximum length of a piece, in characters of the raw text.
-
-    Returns
-    -------
-    list of str
-        Non-empty, stripped pieces in reading order.
-
-    Raises
-    ------
-    TextError
-        If ``max_chars`` is smaller than 1.
-
-    Examples
-    --------
     >>> split_sentences("Mr. Smith paid $3.50. Did J. R. R. Tolkien? Yes!")
     ['Mr. Smith paid $3.50.', 'Did J. R. R. Tolkien?', 'Yes!']
     >>> split_sentences("one, two, three", max_chars=9)
@@ -429,36 +322,11 @@ def _non_ascii_majority(text: str) -> bool:
 def prepare_utterances(
     text: str, max_chars: int = 200, max_total_chars: int = 20000
 ) -> list[str]:
-    """Validate user text and split it into pieces the synthesizer can speak.
+    """Validate user text and split it (:func:`split_sentences`) into raw pieces the synthesizer can speak.
 
-    Each non-empty line is split with :func:`split_sentences`. Every piece is
-    checked with ``english_cleaners``: a piece left without any letter (only
-    emoji, symbols or punctuation) is an error. Non-Latin text that Unidecode
-    transliterates to letters (Cyrillic, Greek, Chinese, ...) is accepted with
-    a :class:`TextWarning`, because the English voice will read the
-    transliteration.
+    :class:`TextError` when the text is empty or too long or a piece has no letter; transliterated non-Latin
+    text is accepted with a :class:`TextWarning`.
 
-    Parameters
-    ----------
-    text : str
-        Raw user input.
-    max_chars : int, default 200
-        Maximum characters of one piece (see :func:`split_sentences`).
-    max_total_chars : int, default 20000
-        Maximum characters of the whole (stripped) text.
-
-    Returns
-    -------
-    list of str
-        Raw (uncleaned) pieces, ready for :func:`encode_text`.
-
-    Raises
-    ------
-    TextError
-        If the text is empty, too long, or a piece has nothing speakable.
-
-    Examples
-    --------
     >>> prepare_utterances("First line. Second sentence!\\n\\nThird line")
     ['First line.', 'Second sentence!', 'Third line']
     >>> prepare_utterances("   ")

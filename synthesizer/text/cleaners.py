@@ -1,17 +1,8 @@
-"""Text cleaners: turn raw input into the character set the synthesizer knows.
+"""Text cleaners: raw input to the synthesizer's character set, with RTVC's names and behaviour.
 
-The cleaner names and behaviour follow RTVC (and keithito's Tacotron) so that
-``tts_cleaner_names`` in saved hyper-parameters keeps working. The pretrained
-synthesizer was trained with :func:`english_cleaners`.
+Differences from RTVC's ``english_cleaners``: currency is expanded before transliteration (RTVC quirk
+21) and ``%`` and ``&`` are read instead of dropped.
 
-Deliberate differences from RTVC's ``english_cleaners``:
-
-* Currency symbols are expanded *before* transliteration. RTVC transliterated
-  first, so ``£`` became ``PS`` ("£1,000,000" -> "psone million").
-* ``%`` and ``&`` are read as "percent" and "and" instead of being dropped.
-
-Examples
---------
 >>> english_cleaners("Dr. Smith paid $3.50 on the 1st of May, 1995.")
 'doctor smith paid three dollars, fifty cents on the first of may, nineteen ninety-five.'
 """
@@ -89,8 +80,6 @@ def _speak_symbols(text: str, symbols: str) -> str:
 def collapse_whitespace(text: str) -> str:
     """Replace every run of whitespace with a single space.
 
-    Examples
-    --------
     >>> collapse_whitespace("a \\t b\\n\\nc")
     'a b c'
     """
@@ -100,8 +89,6 @@ def collapse_whitespace(text: str) -> str:
 def expand_abbreviations(text: str) -> str:
     """Expand the abbreviations of :data:`ABBREVIATIONS` (they need a period).
 
-    Examples
-    --------
     >>> expand_abbreviations("mr. and mrs. smith of st. paul")
     'mister and misess smith of saint paul'
     """
@@ -121,13 +108,8 @@ def _keep_edges(original: str, cleaned: str) -> str:
 
 
 def basic_cleaners(text: str) -> str:
-    """Lower-case and collapse whitespace; no transliteration.
+    """Lower-case and collapse whitespace; no transliteration (ASCII-only languages).
 
-    Use for languages written in ASCII letters only: any other character is
-    later dropped by the encoder.
-
-    Examples
-    --------
     >>> basic_cleaners("Hello   World")
     'hello world'
     """
@@ -135,10 +117,8 @@ def basic_cleaners(text: str) -> str:
 
 
 def transliteration_cleaners(text: str) -> str:
-    """Transliterate to ASCII (Unidecode), lower-case and collapse whitespace.
+    """Transliterate to ASCII, lower-case and collapse whitespace.
 
-    Examples
-    --------
     >>> transliteration_cleaners("Café  Über")
     'cafe uber'
     """
@@ -148,21 +128,6 @@ def transliteration_cleaners(text: str) -> str:
 def english_cleaners(text: str) -> str:
     """The cleaner the pretrained English synthesizer was trained with.
 
-    Steps: currency amounts and symbols, transliteration to ASCII, lower
-    case, ``%``/``&``, numbers, abbreviations, whitespace.
-
-    Parameters
-    ----------
-    text : str
-        Raw English text.
-
-    Returns
-    -------
-    str
-        Lower-case ASCII text with numbers and abbreviations spelled out.
-
-    Examples
-    --------
     >>> english_cleaners("Mr. Brown owes £1,000,000 & 50% of €3.")
     'mister brown owes one million pounds and fifty percent of three euros.'
     """

@@ -1,21 +1,9 @@
-"""Spell out numbers, amounts of money and ordinals in English words.
+"""Spell out numbers, amounts of money and ordinals in English words, as RTVC's ``numbers.py``.
 
-The rules reproduce RTVC's ``synthesizer/utils/numbers.py`` (itself from
-keithito's Tacotron) so that the pretrained synthesizer hears the same kind of
-words it was trained on. The ``inflect`` calls and their arguments are the
-ones that give identical output with inflect 5.3.0 (pinned by RTVC) and 7.x.
+The rules and the ``inflect`` calls give RTVC's output (inflect 5.3.0 and 7.x alike). Differences, all
+where RTVC gave wrong text or crashed: ``£`` and ``€`` amounts are read (RTVC quirk 21), with pence and
+cents after a decimal point, and integers beyond inflect's range (>= 10**36) are read digit by digit.
 
-Differences from RTVC, all on inputs where RTVC produced wrong text or crashed:
-
-* ``£`` and ``€`` amounts are expanded (in RTVC Unidecode had already turned
-  ``£`` into ``PS`` before this code ran, so the pound rule never fired), with
-  a singular unit for one (``£1`` -> "one pound") and pence/cents after a
-  decimal point instead of RTVC's ``"3 pounds.50"``.
-* Integers too large for inflect (>= 10**36) are read digit by digit instead
-  of raising ``NumOutOfRangeError``.
-
-Examples
---------
 >>> normalize_numbers("$3.50 on the 1st of May, 1995")
 'three dollars, fifty cents on the first of May, nineteen ninety-five'
 >>> normalize_numbers("£1,000,000")
@@ -94,22 +82,8 @@ def _expand_amount(amount: str, currency: _Currency) -> str:
 
 
 def expand_currency(text: str) -> str:
-    """Rewrite ``£N``, ``€N`` and ``$N`` amounts as "N unit(s), M subunit(s)".
+    """Rewrite ``£N``, ``€N`` and ``$N`` amounts as "N unit(s), M subunit(s)", numbers still as digits.
 
-    Numbers are left as digits; :func:`normalize_numbers` spells them.
-
-    Parameters
-    ----------
-    text : str
-        Raw text; may still contain non-ASCII currency symbols.
-
-    Returns
-    -------
-    str
-        The text with every currency amount written with unit words.
-
-    Examples
-    --------
     >>> expand_currency("£1,000,000 or €1 or $0.01 or $0")
     '1000000 pounds or 1 euro or 1 cent or zero dollars'
     """
@@ -149,26 +123,9 @@ def _expand_number(match: re.Match[str]) -> str:
 
 
 def normalize_numbers(text: str) -> str:
-    """Spell out every number in ``text`` the way RTVC's synthesizer expects.
+    """Spell out every number in ``text``: commas, currency, decimals, ordinals (lower-case suffixes),
+    then integers, 1001-2999 read as years.
 
-    Applied in this order: thousands commas removed, currency amounts
-    (``£``, ``€``, ``$``), decimals ("x point y"), ordinals ("1st" ->
-    "first"), then integers: 1001-2999 are read as years, everything else as
-    a cardinal without "and".
-
-    Parameters
-    ----------
-    text : str
-        Input text (any case; ordinal suffixes must be lower case, as they are
-        after the cleaners lower-case the text).
-
-    Returns
-    -------
-    str
-        The text with digits replaced by words.
-
-    Examples
-    --------
     >>> normalize_numbers("130 and 1000000")
     'one hundred thirty and one million'
     >>> normalize_numbers("1900, 1905, 2000, 2007")

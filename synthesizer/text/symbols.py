@@ -8,8 +8,6 @@ every existing checkpoint speak garbage, so this module must stay frozen.
 Upper-case letters are in the table but ``english_cleaners`` lower-cases
 everything, so the pretrained model has effectively never seen their rows.
 
-Examples
---------
 >>> len(SYMBOLS)
 66
 >>> SYMBOL_TO_ID["a"], SYMBOL_TO_ID[" "]

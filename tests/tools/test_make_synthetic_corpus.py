@@ -155,7 +155,7 @@ def test_skip_existing_does_not_rewrite_and_fills_gaps(tool: ModuleType, corpus:
 # --------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def espeak_wav(tool: ModuleType) -> np.ndarray:
-    return tool.synthesize(tool.Voice("espeak", "en-us", "en-us"), SENTENCES[3])
+    return tool.synthesize(tool.EngineVoice("espeak", "en-us", "en-us"), SENTENCES[3])
 
 
 @pytest.mark.parametrize("pitch", [1.2, 0.85])

@@ -1,21 +1,6 @@
-"""Training data of the iSTFT vocoder: random waveform segments of the synthesizer's training set.
+"""Training data of the iSTFT vocoder: random waveform segments of the synthesizer's training set, with
+the synthesizer's GTA mels when given (docs/vocoder.md).
 
-Only ``train.txt`` and ``audio/audio-*.npy`` (plain 16 kHz audio, no pre-emphasis) of a synthesizer
-data folder are read. The mel of each segment is computed in the training step from the segment
-itself (:meth:`vocoder.istft.spectral.SpectralFrontEnd.mel_from_magnitude`), so input and target
-always match exactly, and the saved mels are never needed.
-
-Each item is ``1 + segment_frames·hop`` samples: one sample of pre-emphasis history (zero at the
-start of an utterance), then the segment.
-
-With a GTA folder (``mels_gta/`` and ``synthesized.txt`` of ``python -m vocoder.preprocess``), the
-utterances are those of ``synthesized.txt``, segments start on a frame boundary, and each item is the
-pair ``(segment, gta_mel)`` where ``gta_mel`` ``(num_mels, 1 + segment_frames)`` holds the
-synthesizer's frames centred on the segment's frames: the vocoder then learns to turn the
-synthesizer's smoothed mels into the recorded audio.
-
-Examples
---------
 >>> import tempfile
 >>> from pathlib import Path
 >>> from synthesizer.metadata import TrainEntry, write_train_txt
@@ -47,16 +32,8 @@ GTA_FRAME_TOLERANCE = 2
 
 
 def check_gta_mel(path: Path, n_frames: int, num_mels: int) -> None:
-    """Refuse a GTA mel that is not a finite ``(n_frames, num_mels)`` float array, before training.
-
-    Checked once, up front: inside the DataLoader's workers a junk file gave a multi-line traceback
-    and then a hang, and a NaN mel made NaN weights.
-
-    Raises
-    ------
-    TrainingError
-        One line naming the file and what is wrong with it.
-    """
+    """:class:`TrainingError` (one line) for a GTA mel that is not a finite ``(n_frames, num_mels)`` float
+    array, checked before training."""
     try:
         mel = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
@@ -76,15 +53,8 @@ def check_gta_mel(path: Path, n_frames: int, num_mels: int) -> None:
 
 
 class SegmentDataset(Dataset):
-    """Random ``1 + segment_frames·hop``-sample windows, one per utterance and epoch.
-
-    Parameters
-    ----------
-    audio_paths
-        ``.npy`` files of 1-D float32 audio.
-    hparams
-        ``segment_frames`` and the hop.
-    """
+    """Random ``1 + segment_frames·hop``-sample windows of 1-D float32 ``.npy`` audio, one per utterance
+    and epoch."""
 
     def __init__(self, audio_paths: list[Path], hparams: ISTFTHParams, mel_paths: list[Path] | None = None) -> None:
         self.audio_paths = list(audio_paths)
@@ -125,7 +95,6 @@ class SegmentDataset(Dataset):
         return len(self.audio_paths)
 
     def load(self, index: int) -> np.ndarray:
-        """The whole utterance ``(N,)`` float32."""
         return np.load(self.audio_paths[index]).astype(np.float32)
 
     def __getitem__(self, index: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:

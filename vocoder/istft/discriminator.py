@@ -1,16 +1,6 @@
-"""An optional multi-resolution spectrogram discriminator for fine-tuning the iSTFT vocoder.
+"""An optional multi-resolution spectrogram discriminator for fine-tuning the iSTFT vocoder, with
+least-squares GAN and feature-matching losses (why: docs/vocoder.md).
 
-The regression losses of :mod:`vocoder.istft.losses` ask for the average spectrum that fits the input
-mel; on a synthesizer's smoothed mels that average is itself smooth. A discriminator that looks at
-log-magnitude spectrograms of the output (UnivNet's MRD idea, kept small enough for a CPU: a few
-strided 2-D convolutions per resolution) rewards detail that real speech has instead. It is only
-used in training (``w_adversarial > 0``); its weights live in the training checkpoint, never in the
-exported vocoder file.
-
-Losses are least-squares GAN ones plus feature matching (HiFi-GAN's), each averaged over resolutions.
-
-Examples
---------
 >>> torch.manual_seed(0) is not None
 True
 >>> disc = SpectrogramDiscriminator(channels=4, resolutions=((256, 64, 256),))
@@ -36,7 +26,6 @@ LEAKY_SLOPE = 0.1
 
 
 class _ResolutionDiscriminator(nn.Module):
-    """Log-magnitude STFT of one resolution → strided 2-D convolutions → a map of real/fake scores."""
 
     def __init__(self, channels: int, n_fft: int, hop: int, win: int) -> None:
         super().__init__()
@@ -64,15 +53,7 @@ class _ResolutionDiscriminator(nn.Module):
 
 
 class SpectrogramDiscriminator(nn.Module):
-    """One small 2-D CNN per STFT resolution ``(n_fft, hop, win)``.
-
-    Parameters
-    ----------
-    channels
-        Width of every hidden convolution.
-    resolutions
-        The STFT geometries looked at (each gets its own CNN).
-    """
+    """One small 2-D CNN of width ``channels`` per STFT resolution ``(n_fft, hop, win)``."""
 
     def __init__(self, channels: int, resolutions: tuple[tuple[int, int, int], ...]) -> None:
         super().__init__()
@@ -90,10 +71,7 @@ class SpectrogramDiscriminator(nn.Module):
 
 def discriminator_loss(discriminator: SpectrogramDiscriminator, real: torch.Tensor,
                        fake: torch.Tensor) -> torch.Tensor:
-    """Least-squares loss that pushes scores of ``real`` ``(B, L)`` to 1 and of ``fake`` to 0.
-
-    ``fake`` should be detached: only the discriminator learns from this loss.
-    """
+    """Least-squares loss pushing scores of ``real`` to 1 and of (detached) ``fake`` to 0."""
     real_scores, _ = discriminator(real)
     fake_scores, _ = discriminator(fake)
     total = sum((1 - r).square().mean() + f.square().mean() for r, f in zip(real_scores, fake_scores))
@@ -102,11 +80,7 @@ def discriminator_loss(discriminator: SpectrogramDiscriminator, real: torch.Tens
 
 def generator_losses(discriminator: SpectrogramDiscriminator, real: torch.Tensor,
                      fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(adversarial, feature_matching)`` for the generator's output ``fake`` against ``real``.
-
-    Adversarial: least-squares distance of the fake scores from 1. Feature matching: L1 between the
-    discriminator's hidden features of fake and real audio (the real side is a fixed target).
-    """
+    """``(adversarial, feature_matching)`` of the generator's ``fake`` against ``real``."""
     with torch.no_grad():
         _, real_features = discriminator(real)
     fake_scores, fake_features = discriminator(fake)

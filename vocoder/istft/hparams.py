@@ -46,13 +46,8 @@ _WEIGHT = Range(low=0)
 
 @dataclass(frozen=True)
 class ISTFTHParams(HParams):
-    """Sizes, loss weights and schedule of the frame-rate vocoder.
+    """Sizes, loss weights and schedule of the frame-rate vocoder; the signal is the shared contract.
 
-    The STFT geometry, mel bands and dB mapping are not repeated here: they are the shared contract
-    (:attr:`signal`), so the vocoder inverts exactly the mel the synthesizers predict.
-
-    Examples
-    --------
     >>> hp = ISTFTHParams()
     >>> hp.channels, hp.num_blocks, hp.n_bins, hp.signal.hop_size
     (256, 8, 401, 200)
@@ -141,7 +136,6 @@ class ISTFTHParams(HParams):
 
     @property
     def signal(self) -> MelSignal:
-        """The signal settings (rate, STFT geometry, mel bands, dB mapping)."""
         return SIGNAL
 
     @property
@@ -151,12 +145,10 @@ class ISTFTHParams(HParams):
 
     @property
     def adversarial(self) -> bool:
-        """Whether training adds the spectrogram discriminator's losses."""
         return self.w_adversarial > 0
 
     @property
     def speaker_consistency(self) -> bool:
-        """Whether training adds the speaker-consistency loss (it needs a speaker encoder)."""
         return self.w_speaker > 0
 
     @property

@@ -1,18 +1,8 @@
-"""Training losses of the iSTFT vocoder, all in float32 on the pre-emphasised signal.
+"""Training losses of the iSTFT vocoder, in float32 on the pre-emphasised signal.
 
-APNet's (Ai & Ling 2023) amplitude and phase losses plus a multi-resolution STFT loss on the output
-waveform:
+APNet's amplitude, anti-wrapped phase and STFT-consistency losses, a log-mel L1 and a multi-resolution
+STFT loss.
 
-* log-amplitude MSE against the target STFT;
-* anti-wrapping instantaneous-phase (IP), group-delay (GD, phase difference along frequency) and
-  instantaneous-angular-frequency (IAF, along time) losses;
-* STFT consistency: the predicted spectrum against the STFT of its own iSTFT (a spectrum no signal
-  has is penalised), plus the real/imaginary parts of that re-analysed spectrum against the target;
-* L1 between log-mel of the output and of the target;
-* multi-resolution STFT: spectral convergence + log-magnitude L1 at several FFT sizes.
-
-Examples
---------
 >>> hp = ISTFTHParams(channels=16, num_blocks=1)
 >>> from vocoder.istft.model import build_istft_vocoder
 >>> model = build_istft_vocoder(hp)
@@ -71,7 +61,6 @@ def multi_resolution_stft_loss(output: torch.Tensor, target: torch.Tensor,
 
 def compute_losses(model: ISTFTVocoderNet, segment: torch.Tensor, hparams: ISTFTHParams,
                    mel: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted total of the regression losses and their parts (see :func:`losses_and_signals`)."""
     total, parts, _ = losses_and_signals(model, segment, hparams, mel)
     return total, parts
 
@@ -80,32 +69,12 @@ def losses_and_signals(model: ISTFTVocoderNet, segment: torch.Tensor, hparams: I
                        mel: torch.Tensor | None = None, discriminator: SpectrogramDiscriminator | None = None,
                        speaker: SpeakerConsistencyLoss | None = None,
                        ) -> tuple[torch.Tensor, dict[str, float], tuple[torch.Tensor, torch.Tensor]]:
-    """Weighted total loss, its parts, and the (target, output) pre-emphasised signals of a batch.
+    """``(total, parts, (target, output))`` of a batch: the weighted loss, its unweighted parts and the
+    ``(B, L)`` pre-emphasised signals.
 
-    Parameters
-    ----------
-    model
-        The network (bare or wrapped: only ``model(mel)`` and ``model.front`` are used).
-    segment
-        ``(B, 1 + L)`` plain audio: the first sample is only the pre-emphasis history of the other
-        ``L`` (a multiple of ``hop``), which are analysed into ``1 + L / hop`` frames and re-synthesised.
-    hparams
-        Loss weights and resolutions.
-    mel
-        ``(B, num_mels, 1 + L / hop)`` input mels, e.g. a synthesizer's ground-truth-aligned ones;
-        by default the segment's own mel (copy-synthesis). The targets are always the segment's.
-    discriminator
-        With one, the generator's adversarial and feature-matching losses join the total (weights
-        ``w_adversarial`` and ``w_feature_matching``).
-    speaker
-        With one, the speaker-consistency loss joins the total (weight ``w_speaker``).
-
-    Returns
-    -------
-    total, parts, (target, output)
-        The scalar to minimise, the unweighted parts as floats (for logging), and the ``(B, L)``
-        pre-emphasised target and output (the discriminator's step needs both).
-    """
+    ``segment (B, 1 + L)`` is plain audio whose first sample is only pre-emphasis history. ``mel`` defaults
+    to the segment's own (copy-synthesis). A ``discriminator`` adds the adversarial and feature-matching
+    losses, a ``speaker`` model the speaker-consistency loss."""
     front = getattr(model, "module", model).front  # DDP wraps the model under .module
     signal = hparams.signal
     emphasised = preemphasis(segment[:, 1:].float(), signal.preemphasis, segment[:, 0])  # (B, L)

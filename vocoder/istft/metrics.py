@@ -1,7 +1,5 @@
 """Objective distances between a vocoded waveform and its source, for tests and benchmarks.
 
-Examples
---------
 >>> rng = np.random.default_rng(0)
 >>> wav = rng.normal(0, 0.1, 16000).astype(np.float32)
 >>> spectral_distance(wav, wav)

@@ -1,16 +1,9 @@
 """The iSTFT vocoder network: a ConvNeXt-1D backbone at frame rate, an amplitude head and a phase head.
 
-mel ``(B, 80, T)`` → Conv1d(80, C, 7) → N × ConvNeXt block → LayerNorm → heads:
+The log amplitude is the mel's pseudo-inverse amplitude plus a learned residual (zero at start, so an
+untrained model gives Griffin-Lim's amplitude); the phase is ``atan2`` of two linear outputs (APNet).
+The spectrum is that of the pre-emphasised waveform.
 
-* log amplitude ``(B, 401, T)`` = log of the mel's pseudo-inverse amplitude + a learned residual (the
-  residual head starts at zero, so an untrained model already gives the Griffin-Lim amplitude);
-* phase ``(B, 401, T)`` = ``atan2(I, R)`` of two linear outputs (APNet's parallel phase estimation).
-
-The spectrum ``A·e^{iφ}`` goes through the inverse STFT of the synthesizer's geometry; it is the
-spectrum of the pre-emphasised waveform (de-emphasis follows in :mod:`vocoder.istft.inference`).
-
-Examples
---------
 >>> hp = ISTFTHParams(channels=32, num_blocks=2)
 >>> model = build_istft_vocoder(hp)
 >>> mel = torch.zeros(1, 80, 10)
@@ -52,13 +45,7 @@ class ConvNeXtBlock(nn.Module):
 
 
 class ISTFTVocoderNet(nn.Module):
-    """Mel → (log amplitude, phase) of the pre-emphasised STFT; :meth:`waveform` adds the iSTFT.
-
-    Parameters
-    ----------
-    hparams
-        Sizes; the signal settings come from ``hparams.signal``.
-    """
+    """Mel -> (log amplitude, phase) of the pre-emphasised STFT; :meth:`waveform` adds the iSTFT."""
 
     def __init__(self, hparams: ISTFTHParams) -> None:
         super().__init__()
@@ -106,11 +93,8 @@ class ISTFTVocoderNet(nn.Module):
     def spectrum(self, mel: torch.Tensor, contrast: float = 1.0) -> torch.Tensor:
         """Complex spectrum ``(B, F, T)`` of the pre-emphasised waveform.
 
-        ``contrast`` scales each frame's log amplitude about that frame's mean over frequency: above 1
-        it deepens the valleys between formants and harmonics that a smoothed (synthesized) mel has
-        lost, a post-filter like Griffin-Lim's magnitude exponent. Frame by frame, so streaming is
-        unaffected; 1 is the network's own output.
-        """
+        ``contrast`` above 1 scales each frame's log amplitude about its mean, deepening the formant and harmonic
+        valleys a smoothed mel has lost (frame by frame, so streaming is unaffected)."""
         log_amplitude, phase = self(mel)
         if contrast != 1.0:
             frame_mean = log_amplitude.mean(dim=1, keepdim=True)  # (B, 1, T)
@@ -126,5 +110,4 @@ class ISTFTVocoderNet(nn.Module):
 
 
 def build_istft_vocoder(hparams: ISTFTHParams) -> ISTFTVocoderNet:
-    """The network for ``hparams`` (the ``build`` function :func:`utils.checkpoints.load_model` takes)."""
     return ISTFTVocoderNet(hparams)

@@ -1,13 +1,6 @@
-"""Speaker-consistency loss of the iSTFT vocoder: GE2E embeddings of output and target should agree.
+"""Speaker-consistency loss of the iSTFT vocoder: GE2E embeddings of output and target should agree
+(docs/vocoder.md).
 
-The frozen speaker encoder (the same GE2E network the toolbox clones with) embeds each output segment
-and its recorded target through a differentiable copy of the encoder's front-end (de-emphasis,
-volume normalisation, 40-band power mel); the loss is the mean of ``1 - cosine`` over the segments
-with speech in them. This is YourTTS's speaker-consistency idea applied to the vocoder: the regression
-losses weigh every bin alike, while this term weighs what tells voices apart.
-
-Examples
---------
 >>> from encoder.hparams import EncoderHParams
 >>> from encoder.model import build_speaker_encoder
 >>> torch.manual_seed(0) is not None
@@ -37,11 +30,8 @@ MAX_GAIN_DB = 40.0
 
 
 def deemphasis_fft(emphasised: torch.Tensor, coefficient: float) -> torch.Tensor:
-    """Differentiable inverse of pre-emphasis on ``(B, L)`` signals (zero initial state).
-
-    The IIR ``y[n] = x[n] + a·y[n-1]`` (``0 <= a < 1``) is applied as a division in the frequency
-    domain, with the signal zero-padded by as many samples as its impulse response needs to decay to
-    1e-7, so the tail cannot wrap around.
+    """Differentiable inverse of pre-emphasis on ``(B, L)`` signals (zero initial state), in the frequency
+    domain.
 
     >>> x = torch.tensor([[1.0, 0.5, 0.25, 0.0]])
     >>> [round(v, 4) for v in deemphasis_fft(x, 0.5)[0].tolist()]
@@ -76,17 +66,8 @@ class EncoderFrontEnd(nn.Module):
 
 
 class SpeakerConsistencyLoss(nn.Module):
-    """``1 - cos(GE2E(output), GE2E(target))`` averaged over segments with speech.
-
-    Parameters
-    ----------
-    encoder
-        A GE2E speaker encoder; it is frozen here (``eval``, no gradients of its weights).
-    hparams
-        The encoder's hyperparameters (sample rate, mel front-end, volume target).
-    preemphasis
-        The vocoder's pre-emphasis coefficient: ``forward`` takes pre-emphasised signals.
-    """
+    """``1 - cos(GE2E(output), GE2E(target))`` over segments with speech; the encoder is frozen and
+    ``forward`` takes signals pre-emphasised with ``preemphasis``."""
 
     def __init__(self, encoder: SpeakerEncoder, hparams: EncoderHParams, preemphasis: float) -> None:
         super().__init__()
@@ -103,13 +84,7 @@ class SpeakerConsistencyLoss(nn.Module):
     @classmethod
     def from_checkpoint(cls, path: str | Path, preemphasis: float, sample_rate: int,
                         device: str | torch.device = "cpu") -> SpeakerConsistencyLoss:
-        """Build from an encoder file (RTVC's ``encoder.pt``, resemblyzer's ``pretrained.pt`` or ours).
-
-        Raises
-        ------
-        ValueError
-            When the encoder works at another sample rate than the vocoder.
-        """
+        """Build from an encoder file; ``ValueError`` when its sample rate is not the vocoder's."""
         from encoder.inference import Encoder
 
         encoder = Encoder.from_checkpoint(path, device)
@@ -119,7 +94,6 @@ class SpeakerConsistencyLoss(nn.Module):
         return cls(encoder.model, encoder.hparams, preemphasis).to(device)
 
     def forward(self, target: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-        """Loss of ``(B, L)`` pre-emphasised target and output segments (0 when none has speech)."""
         with torch.no_grad():
             plain_target = deemphasis_fft(target.float(), self.preemphasis)  # (B, L)
             level_db = 10 * torch.log10(plain_target.square().mean(dim=1).clamp_min(1e-10))  # (B,)

@@ -1,14 +1,8 @@
 """The signal contract in torch: pre-emphasis, STFT, mel in [-4, 4], its amplitude prior, iSTFT.
 
-Everything here follows :mod:`synthesizer.audio` (and reads its constants from
-:class:`utils.signal_contract.MelSignal`): pre-emphasis 0.97, a centred zero-padded STFT with a
-periodic Hann window, the Slaney mel basis, ``20·log10(max(1e-5, x)) − ref_level_db`` and the linear
-map of [min_level_db, 0] dB onto [−max_abs, max_abs]. The vocoder predicts the spectrum of the
-*pre-emphasised* signal, so :meth:`SpectralFrontEnd.istft` returns pre-emphasised audio and
-:func:`deemphasis` (scipy's IIR, with its state carried between streamed pieces) gives plain audio.
+Follows :mod:`synthesizer.audio` exactly. The vocoder predicts the spectrum of the pre-emphasised
+signal, so :meth:`SpectralFrontEnd.istft` returns pre-emphasised audio and :func:`deemphasis` undoes it.
 
-Examples
---------
 >>> import numpy as np, torch
 >>> from synthesizer.audio import melspectrogram
 >>> from utils.signal_contract import SIGNAL as hp
@@ -34,10 +28,8 @@ from utils.signal_contract import MelSignal
 
 
 def preemphasis(wav: torch.Tensor, coefficient: float, history: torch.Tensor | None = None) -> torch.Tensor:
-    """``y[n] = x[n] − k·x[n−1]`` along the last axis; ``history`` is ``x[−1]`` (zero when None, as lfilter).
+    """``y[n] = x[n] − k·x[n−1]`` along the last axis; ``history`` is ``x[−1]`` (zero when None).
 
-    Examples
-    --------
     >>> preemphasis(torch.tensor([1.0, 1.0, 1.0]), 0.5)
     tensor([1.0000, 0.5000, 0.5000])
     """
@@ -46,12 +38,8 @@ def preemphasis(wav: torch.Tensor, coefficient: float, history: torch.Tensor | N
 
 
 def deemphasis(wav: np.ndarray, coefficient: float, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse IIR of :func:`preemphasis` on a 1-D piece; returns ``(audio, state)`` to continue a stream.
+    """Inverse of :func:`preemphasis` on a 1-D piece; ``(audio, state)`` to continue a stream.
 
-    With ``state=None`` it equals :func:`synthesizer.audio.inv_preemphasis`.
-
-    Examples
-    --------
     >>> out, state = deemphasis(np.array([1.0, 0.5]), 0.5)
     >>> out.tolist(), deemphasis(np.array([0.5]), 0.5, state)[0].tolist()
     ([1.0, 1.0], [1.0])
@@ -62,16 +50,9 @@ def deemphasis(wav: np.ndarray, coefficient: float, state: np.ndarray | None = N
 
 
 class SpectralFrontEnd(nn.Module):
-    """Mel analysis, mel → amplitude prior, STFT and iSTFT with the synthesizer's geometry.
+    """Mel analysis, amplitude prior, STFT and iSTFT with the synthesizer's geometry.
 
-    Holds the mel basis, its pseudo-inverse and the window as non-persistent buffers: they are derived
-    from the signal settings, so checkpoints need not (and do not) store them.
-
-    Parameters
-    ----------
-    hparams
-        The signal settings (the synthesizer's hyperparameters are such settings too).
-    """
+    Its buffers derive from the signal settings and are not stored in checkpoints."""
 
     def __init__(self, hparams: MelSignal) -> None:
         super().__init__()
@@ -113,11 +94,8 @@ class SpectralFrontEnd(nn.Module):
         return self.mel_from_magnitude(self.stft(emphasised).abs())
 
     def log_amplitude_prior(self, mel: torch.Tensor) -> torch.Tensor:
-        """``log`` of the mel's pseudo-inverse linear amplitude ``(B, F, T)`` for a mel ``(B, M, T)``.
-
-        The same estimate Griffin-Lim starts from (without its ``power``): a good first guess that the
-        network only has to correct, which is why the amplitude head learns in few steps.
-        """
+        """``log`` of the mel's pseudo-inverse amplitude ``(B, F, T)``: Griffin-Lim's starting estimate,
+        which the network only has to correct."""
         hp = self.hparams
         clipped = mel.float().clamp(-hp.max_abs_value, hp.max_abs_value)
         db = (clipped + hp.max_abs_value) / (2 * hp.max_abs_value) * (-hp.min_level_db) + hp.min_level_db
@@ -133,13 +111,10 @@ class SpectralFrontEnd(nn.Module):
                            length=length)
 
     def overlap_add(self, spectrum: torch.Tensor, first_frame: int, start: int, end: int) -> torch.Tensor:
-        """Samples ``[start, end)`` of the centred iSTFT, from the frames ``first_frame ...`` in ``spectrum``.
+        """Samples ``[start, end)`` of the centred iSTFT from frames ``first_frame ...`` (``spectrum (F, n)``).
 
-        ``spectrum`` is ``(F, n)``: frames ``first_frame .. first_frame + n − 1`` of the whole signal's
-        spectrum. The result equals the same slice of :meth:`istft` on the whole spectrum as long as
-        every existing frame overlapping ``[start, end)`` is among the given ones (two frames of margin
-        on each side for a window four hops long); streaming relies on that.
-        """
+        Equals that slice of :meth:`istft` when every frame overlapping the range is given (two frames of
+        margin on each side); streaming relies on it."""
         n_frames = spectrum.shape[-1]
         frames = torch.fft.irfft(spectrum, n=self.n_fft, dim=0) * self.window[:, None]  # (n_fft, n)
         # Frame t covers samples [t·hop − n_fft/2, t·hop + n_fft/2) of the output (centred frames).
