@@ -75,10 +75,6 @@ class DurationModelOutput:
     decoder_mel: torch.Tensor | None = None  # (B, 80, T): the regression decoder's mel before the flow (inference)
 
 
-# synthesizer/duration/train.py still imports the old name.
-SynthesizerOutput = DurationModelOutput
-
-
 class DurationSynthesizerModel(nn.Module):
     """Text encoder, duration head, optional variance adaptor, frame decoder, optional flow post-net."""
 

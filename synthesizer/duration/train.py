@@ -39,7 +39,7 @@ from torch import Tensor
 
 from synthesizer.duration.data import DurationDataset, frame_budget_batches
 from synthesizer.duration.hparams import DurationHParams
-from synthesizer.duration.model import DurationSynthesizerModel, SynthesizerOutput, count_parameters
+from synthesizer.duration.model import DurationSynthesizerModel, DurationModelOutput, count_parameters
 from synthesizer.duration.phonemes import PhonemeFrontEnd, SymbolTable
 from utils.distributed import broadcast_buffers, wrap_model
 from utils.ema import WeightAverage
@@ -73,7 +73,7 @@ def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     return (values * mask).sum() / (mask.sum() * channels).clamp(min=1)
 
 
-def duration_losses(output: SynthesizerOutput, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+def duration_losses(output: DurationModelOutput, batch: dict[str, Tensor]) -> dict[str, Tensor]:
     """The three losses (see the module docstring) and their weighted total (without weights here)."""
     mels = batch["mels"]
     frame_mask = (torch.arange(mels.shape[2])[None, :] < batch["frame_lengths"][:, None])[:, None, :]  # (B, 1, T)
@@ -109,7 +109,7 @@ def total_loss(losses: dict[str, Tensor], hparams: DurationHParams) -> Tensor:
 
 
 def write_samples(session: TrainingSession, model: DurationSynthesizerModel, hparams: DurationHParams,
-                  batch: dict[str, Tensor], output: SynthesizerOutput, table: SymbolTable) -> None:
+                  batch: dict[str, Tensor], output: DurationModelOutput, table: SymbolTable) -> None:
     """Alignment and mel plots, and Griffin-Lim audio of the first item, teacher-forced and free-running."""
     from synthesizer.audio import inv_mel_spectrogram
     from synthesizer.plots import attention_figure, mel_comparison_figure, save_figure
