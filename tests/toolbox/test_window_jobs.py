@@ -245,7 +245,9 @@ def test_closing_during_a_job_exits_cleanly_and_fast(slow_models, voices, tmp_pa
     assert line.strip() == "CLOSING", stderr
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr and "RuntimeError" not in stderr, stderr
-    assert exited - closed < 3.0
+    # The uncancelled job (three sentences through an RTVC-size WaveRNN) runs for minutes on 2 cores;
+    # the bound only has to tell a cancelled job from a finished one, also on a loaded machine.
+    assert exited - closed < 10.0
 
 
 # ---------------------------------------------------------------------------------------- warnings
