@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import statistics
 import sys
 import warnings
@@ -42,10 +41,10 @@ from utils.corpora import (
 )
 from utils.errors import describe_error
 from utils.parallel import parallel_map
+from utils.preprocess_cli import add_corpus_arguments, fail, warn_failures
 
 
 SOURCES_FILE = "_sources.txt"
-MAX_FAILURES_SHOWN = 5
 
 
 @dataclass(frozen=True)
@@ -239,44 +238,36 @@ def build_parser() -> argparse.ArgumentParser:
             "speaker under the output folder, with _sources.txt, plus a Log_<dataset>.txt per dataset."
         ),
     )
-    parser.add_argument("datasets_root", type=Path,
-                        help="folder holding the corpora (LibriSpeech/, VoxCeleb1/, VCTK-Corpus/, your own...)")
-    parser.add_argument("-o", "--out_dir", type=Path, default=None,
-                        help="output folder (default: <datasets_root>/SV2TTS/encoder)")
-    parser.add_argument("-d", "--datasets", default="",
-                        help="comma-separated datasets: paths relative to the root (LibriSpeech/train-clean-100), "
-                             "absolute paths, or RTVC's names librispeech_other, voxceleb1, voxceleb2 "
-                             "(default: every recognised dataset under the root)")
-    parser.add_argument("-s", "--skip_existing", action="store_true",
-                        help="keep files already listed in _sources.txt (resume an interrupted run, add datasets)")
+    add_corpus_arguments(
+        parser,
+        root_help="folder holding the corpora (LibriSpeech/, VoxCeleb1/, VCTK-Corpus/, your own...)",
+        out_dir_help="output folder (default: <datasets_root>/SV2TTS/encoder)",
+        datasets_help="comma-separated datasets: paths relative to the root (LibriSpeech/train-clean-100), "
+                      "absolute paths, or RTVC's names librispeech_other, voxceleb1, voxceleb2 "
+                      "(default: every recognised dataset under the root)",
+        skip_existing_help="keep files already listed in _sources.txt (resume an interrupted run, add datasets)",
+    )
     parser.add_argument("--no_trim", action="store_true",
                         help="do not remove silences with webrtcvad (RTVC's flag did not really disable trimming)")
-    parser.add_argument("-n", "--n_processes", type=int, default=os.cpu_count() or 1,
-                        help="worker processes; 1 runs in this process (default: the number of CPUs)")
     return parser
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     trim = not args.no_trim
     if trim and not webrtcvad_available():
-        return _fail("webrtcvad is not installed (pip install webrtcvad-wheels); install it or pass --no_trim.")
+        return fail("webrtcvad is not installed (pip install webrtcvad-wheels); install it or pass --no_trim.")
     if args.n_processes < 1:
-        return _fail(f"--n_processes must be at least 1, not {args.n_processes}.")
+        return fail(f"--n_processes must be at least 1, not {args.n_processes}.")
     try:
         corpora = select_corpora(args.datasets_root, args.datasets.split(","))
     except CorpusError as error:
-        return _fail(str(error))
+        return fail(str(error))
     out_dir = args.out_dir if args.out_dir is not None else args.datasets_root / "SV2TTS" / "encoder"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        return _fail(f"Cannot create the output folder '{out_dir}' ({error.strerror or error}).")
+        return fail(f"Cannot create the output folder '{out_dir}' ({error.strerror or error}).")
 
     print(f"Preprocessing {len(corpora)} dataset(s) into {out_dir}: {', '.join(c.name for c in corpora)}")
     hparams = EncoderHParams()
@@ -286,10 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             reports.append(preprocess_corpus(corpus, out_dir, hparams, skip_existing=args.skip_existing,
                                              trim=trim, n_processes=args.n_processes))
     except KeyboardInterrupt:
-        _fail("interrupted; run again with --skip_existing to resume.")
+        fail("interrupted; run again with --skip_existing to resume.")
         return 130
     except OSError as error:
-        return _fail(f"Cannot write into '{out_dir}' ({error.strerror or error}).")
+        return fail(f"Cannot write into '{out_dir}' ({error.strerror or error}).")
 
     _print_summary(reports, hparams)
     return 0
@@ -307,11 +298,7 @@ def _print_summary(reports: list[DatasetReport], hparams: EncoderHParams) -> Non
         f"{sum(r.too_short for r in reports)} dropped as shorter than {hparams.partials_n_frames} frames, "
         f"{len(failures)} failed."
     )
-    for source, reason in failures[:MAX_FAILURES_SHOWN]:
-        print(f"warning: skipped {source}: {reason}", file=sys.stderr)
-    if len(failures) > MAX_FAILURES_SHOWN:
-        print(f"warning: {len(failures) - MAX_FAILURES_SHOWN} more failed files are listed in the Log_*.txt files.",
-              file=sys.stderr)
+    warn_failures(failures, "more failed files are listed in the Log_*.txt files.")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import sys
 import warnings
 from collections import Counter
@@ -50,13 +49,13 @@ from utils.corpora import (
 )
 from utils.hparams import HParamsError
 from utils.parallel import parallel_map
+from utils.preprocess_cli import add_corpus_arguments, fail, warn_failures
 from utils.training import TrainingError, parse_hparam_overrides, resolve_hparams
 
 
 TRAIN_TXT = "train.txt"
 DEFAULT_ENCODER = Path("saved_models/default/encoder.pt")
 DROP_REASONS = ("no transcript", "no speakable text", "too short", "too long", "unreadable")
-MAX_FAILURES_SHOWN = 5
 
 
 @dataclass(frozen=True)
@@ -346,17 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
             "train.txt in the output folder. The audio stage comes first, then speaker embeddings."
         ),
     )
-    parser.add_argument("datasets_root", type=Path,
-                        help="folder holding the corpora (LibriSpeech/, LibriTTS/, VCTK-Corpus/, LJSpeech-1.1/...)")
-    parser.add_argument("-o", "--out_dir", type=Path, default=None,
-                        help="output folder (default: <datasets_root>/SV2TTS/synthesizer)")
-    parser.add_argument("-d", "--datasets", default="",
-                        help="comma-separated datasets: paths relative to the root (LibriSpeech/train-clean-100) "
-                             "or absolute paths (default: every recognised dataset under the root)")
-    parser.add_argument("-s", "--skip_existing", action="store_true",
-                        help="keep utterances already in train.txt and existing embeddings; append new lines")
-    parser.add_argument("-n", "--n_processes", type=int, default=os.cpu_count() or 1,
-                        help="worker processes; 1 runs in this process (default: the number of CPUs)")
+    add_corpus_arguments(
+        parser,
+        root_help="folder holding the corpora (LibriSpeech/, LibriTTS/, VCTK-Corpus/, LJSpeech-1.1/...)",
+        out_dir_help="output folder (default: <datasets_root>/SV2TTS/synthesizer)",
+        datasets_help="comma-separated datasets: paths relative to the root (LibriSpeech/train-clean-100) "
+                      "or absolute paths (default: every recognised dataset under the root)",
+        skip_existing_help="keep utterances already in train.txt and existing embeddings; append new lines",
+    )
     parser.add_argument("--no_alignments", action="store_true",
                         help="use whole LibriSpeech utterances even where *.alignment.txt files exist")
     parser.add_argument("--hparams", nargs="*", default=[], metavar="KEY=VALUE",
@@ -372,35 +368,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.n_processes < 1:
-        return _fail(f"--n_processes must be at least 1, not {args.n_processes}.")
+        return fail(f"--n_processes must be at least 1, not {args.n_processes}.")
     try:
         hparams = parse_hparams_overrides(args.hparams)
         clean_text("a", hparams.tts_cleaner_names)  # an unknown cleaner fails here, not in every worker
     except (HParamsError, TextError) as error:
         message = str(error)
-        return _fail(message if message.endswith(".") else f"{message}.")
+        return fail(message if message.endswith(".") else f"{message}.")
     if hparams.trim_silence and not webrtcvad_available():
-        return _fail("webrtcvad is not installed (pip install webrtcvad-wheels); install it or pass "
+        return fail("webrtcvad is not installed (pip install webrtcvad-wheels); install it or pass "
                      "--hparams trim_silence=false.")
     encoder_path = None
     if not args.no_embeds:
         try:
             encoder_path = resolve_encoder_path(args.encoder_model_fpath)
         except FileNotFoundError as error:
-            return _fail(str(error))
+            return fail(str(error))
 
     root = args.datasets_root
     # --embeds_only with -o only needs the output folder.
     if not root.is_dir() and not (args.embeds_only and args.out_dir is not None):
-        return _fail(f"The datasets root '{root}' does not exist or is not a folder.")
+        return fail(f"The datasets root '{root}' does not exist or is not a folder.")
     out_dir = args.out_dir if args.out_dir is not None else root / "SV2TTS" / "synthesizer"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -420,11 +411,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             embeds = preprocess_embeddings(entries, out_dir, encoder_path, sample_rate=hparams.sample_rate,
                                            skip_existing=args.skip_existing, n_processes=args.n_processes)
     except (CorpusError, MetadataError) as error:
-        return _fail(str(error))
+        return fail(str(error))
     except OSError as error:
-        return _fail(f"Cannot write into '{out_dir}' ({error.strerror or error}).")
+        return fail(f"Cannot write into '{out_dir}' ({error.strerror or error}).")
     except KeyboardInterrupt:
-        _fail("interrupted; run again with --skip_existing to resume.")
+        fail("interrupted; run again with --skip_existing to resume.")
         return 130
 
     _print_summary(entries, audio, embeds, hparams)
@@ -451,10 +442,7 @@ def _print_summary(entries: list[TrainEntry], audio: AudioReport | None,
         f"max mel frames {max((e.n_frames for e in entries), default=0)}, "
         f"max audio samples {max((e.n_samples for e in entries), default=0)}."
     )
-    for source, reason in failures[:MAX_FAILURES_SHOWN]:
-        print(f"warning: skipped {source}: {reason}", file=sys.stderr)
-    if len(failures) > MAX_FAILURES_SHOWN:
-        print(f"warning: {len(failures) - MAX_FAILURES_SHOWN} more failures not shown.", file=sys.stderr)
+    warn_failures(failures, "more failures not shown.")
 
 
 if __name__ == "__main__":

@@ -310,15 +310,10 @@ class StreamingPlayer:
                 self._queue.put(self._resampler(chunk))
         self.sample_rate = rate
         self._stop_signal = sd.CallbackStop
-        try:
-            stream = sd.OutputStream(samplerate=rate, device=self.device, channels=channels, dtype="float32",
-                                     latency=self.latency, callback=self._callback, finished_callback=self._done.set)
-            stream.start()
-        except Exception as error:  # noqa: BLE001 - PortAudioError, or ValueError for a device that vanished
-            raise AudioUnavailable(
-                f"Cannot play on '{name}' ({one_line(error, REASON_LIMIT)}): choose another output device."
-            ) from None
-        self._stream = stream
+        self._stream = _started(
+            lambda: sd.OutputStream(samplerate=rate, device=self.device, channels=channels, dtype="float32",
+                                    latency=self.latency, callback=self._callback, finished_callback=self._done.set),
+            f"Cannot play on '{name}'", "choose another output device.")
 
     def push(self, chunk: np.ndarray) -> None:
         """Queue audio at the rate given to :meth:`start`; ignored after :meth:`stop`, refused after :meth:`finish`."""
@@ -439,16 +434,11 @@ class Recorder:
         self._target_rate = sample_rate
         self._level_callback = level_callback
         self.level_callback_error = None
-        try:
-            stream = sd.InputStream(samplerate=rate, device=self.device, channels=channels, dtype="float32",
-                                    blocksize=max(1, rate // 20),  # 50 ms blocks: a smooth meter at little overhead
-                                    callback=lambda indata, frames, time, status: self._on_block(indata))
-            stream.start()
-        except Exception as error:  # noqa: BLE001 - PortAudioError, or ValueError for a device that vanished
-            raise AudioUnavailable(
-                f"Could not record from '{name}' ({one_line(error, REASON_LIMIT)}): choose another input device."
-            ) from None
-        self._stream = stream
+        self._stream = _started(
+            lambda: sd.InputStream(samplerate=rate, device=self.device, channels=channels, dtype="float32",
+                                   blocksize=max(1, rate // 20),  # 50 ms blocks: a smooth meter at little overhead
+                                   callback=lambda indata, frames, time, status: self._on_block(indata)),
+            f"Could not record from '{name}'", "choose another input device.")
 
     def stop(self) -> np.ndarray:
         """End the take and return it: mono float32 at the rate given to :meth:`start`."""
@@ -565,6 +555,16 @@ class _LinearResampler:
         self._tail = signal[keep:]
         self._position = next_position - keep
         return out
+
+
+def _started(open_stream: Callable[[], Any], failure: str, advice: str) -> Any:
+    """Open and start a PortAudio stream, or raise :class:`AudioUnavailable` saying ``failure`` and ``advice``."""
+    try:
+        stream = open_stream()
+        stream.start()
+    except Exception as error:  # noqa: BLE001 - PortAudioError, or ValueError for a device that vanished
+        raise AudioUnavailable(f"{failure} ({one_line(error, REASON_LIMIT)}): {advice}") from None
+    return stream
 
 
 def _device_from_info(index: int, info: Any) -> AudioDevice:

@@ -95,6 +95,11 @@ def _is_disk_full(exc: OSError) -> bool:
     return exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 
+def _write_error(exc: OSError, disk_full: str, other: str) -> ModelDownloadError:
+    """The error to raise for a failed write: ``disk_full`` when the disk is, else ``other`` and the reason."""
+    return ModelDownloadError(disk_full if _is_disk_full(exc) else f"{other}: {one_line(exc)}.")
+
+
 def _fsync_dir(directory: Path) -> None:
     # Makes the rename itself durable on POSIX; directories cannot be opened
     # this way on Windows, where the rename is already journaled.
@@ -223,12 +228,9 @@ def copy_atomically(source: Path, target: Path, expected_size: int | None,
         _fsync_dir(target.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        if _is_disk_full(exc):
-            raise ModelDownloadError(
-                f"Not enough disk space in {target.parent} to copy {target.name} "
-                f"({expected_size or 'unknown'} bytes needed).") from exc
-        raise ModelDownloadError(
-            f"Cannot copy {source} to {target}: {one_line(exc)}.") from exc
+        raise _write_error(exc, f"Not enough disk space in {target.parent} to copy {target.name} "
+                                f"({expected_size or 'unknown'} bytes needed).",
+                           f"Cannot copy {source} to {target}") from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -456,12 +458,9 @@ def _stream_to_part(response, url: str, target: Path, offset: int, total: int | 
                         f"resume from {part}.")
             os.fsync(fh.fileno())
     except OSError as exc:
-        if _is_disk_full(exc):
-            raise ModelDownloadError(
-                f"Not enough disk space in {target.parent} to download {target.name}; free "
-                f"some space and run again: {part} is kept and the download will resume.") from exc
-        raise ModelDownloadError(
-            f"Cannot write {part}: {one_line(exc)}.") from exc
+        raise _write_error(exc, f"Not enough disk space in {target.parent} to download {target.name}; free "
+                                f"some space and run again: {part} is kept and the download will resume.",
+                           f"Cannot write {part}") from exc
     return downloaded
 
 

@@ -887,6 +887,21 @@ class TrainingSession:
     def samples_dir(self) -> Path:
         return self.run_dir / "samples"
 
+    def save_vocoder_samples(self, pairs: list[tuple[np.ndarray, np.ndarray]], sample_rate: int) -> list[Path]:
+        """Write each ``(target, generated)`` pair to ``samples/`` and TensorBoard; returns the files."""
+        from utils.audio_io import save_audio  # soundfile is slow to import and only samples need it
+
+        self.samples_dir.mkdir(parents=True, exist_ok=True)
+        written = []
+        for number, (target, generated) in enumerate(pairs, start=1):
+            for kind, audio in (("target", target), ("generated", generated)):
+                path = self.samples_dir / f"step{self.step}_{number}_{kind}.wav"
+                save_audio(path, audio, sample_rate)
+                self.logger.audio(f"samples/{number}_{kind}", audio, sample_rate, self.step)
+                written.append(path)
+        self.logger.flush()
+        return written
+
     # -- resume -----------------------------------------------------------------------------------
 
     def checkpoint_to_resume(self) -> dict | None:

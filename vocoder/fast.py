@@ -19,6 +19,7 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -433,15 +434,9 @@ class FastWaveRNNGenerator:
                 steps = max(steps, end - start)
         return steps, folds
 
-    def _run(
-        self,
-        conds: list[torch.Tensor],
-        steps: int,
-        folds: list[_Fold],
-        progress_callback: ProgressCallback | None,
-        generator: torch.Generator | None,
-    ) -> torch.Tensor:
-        loop = self._loop(conds, steps, folds, progress_callback, generator)
+    def _run(self, *loop_args: Any) -> torch.Tensor:
+        """Run :meth:`_loop` (same arguments) to the end: the labels ``(B, steps)``."""
+        loop = self._loop(*loop_args)
         labels = None
         for labels, _ in loop:
             pass

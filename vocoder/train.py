@@ -117,7 +117,6 @@ def write_samples(session: TrainingSession, model: WaveRNN, dataset: VocoderData
     Each utterance's mel is cut to about ``seconds`` so sampling stays cheap; RAW models go through the
     fast batched generator, MOL models through RTVC's exact loop.
     """
-    from utils.audio_io import save_audio
 
     hparams = model.hparams
     indices = sample_indices(len(dataset), hparams.voc_gen_at_checkpoint)
@@ -130,16 +129,7 @@ def write_samples(session: TrainingSession, model: WaveRNN, dataset: VocoderData
         mels.append(mel)
         targets.append(dataset.load_audio(index)[: (mel.shape[1] - 1) * hparams.hop_length])
     generated = WaveRNNVocoder(model).vocode_batch(mels, normalize=False, fast=True)
-    session.samples_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for number, (target, wav) in enumerate(zip(targets, generated), start=1):
-        for kind, audio in (("target", target), ("generated", wav)):
-            path = session.samples_dir / f"step{session.step}_{number}_{kind}.wav"
-            save_audio(path, audio, hparams.sample_rate)
-            session.logger.audio(f"samples/{number}_{kind}", audio, hparams.sample_rate, session.step)
-            written.append(path)
-    session.logger.flush()
-    return written
+    return session.save_vocoder_samples(list(zip(targets, generated)), hparams.sample_rate)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -25,6 +25,11 @@ def _odd(value: int, _hparams: "DurationHParams") -> str | None:
     return None if value % 2 == 1 else "an odd number"
 
 
+def _conv_stack_rules(name: str) -> dict[str, Rule]:
+    return {f"{name}_channels": Range(1, 4096, integer=True), f"{name}_layers": Range(1, 64, integer=True),
+            f"{name}_kernel": Check(_odd)}
+
+
 @dataclass(frozen=True)
 class DurationHParams(HParams):
     """Sizes, training schedule and inference settings.
@@ -96,20 +101,12 @@ class DurationHParams(HParams):
         "num_mels": Range(1, MAX_MELS, integer=True),
         "speaker_embedding_size": Range(1, MAX_WIDTH, integer=True),
         "cleaner_names": OneOf(_cleaner_names),
-        "encoder_channels": Range(1, 4096, integer=True),
-        "encoder_layers": Range(1, 64, integer=True),
-        "encoder_kernel": Check(_odd),
+        **_conv_stack_rules("encoder"),
         "dropout": Range(0, 1, high_inclusive=False),
-        "duration_channels": Range(1, 4096, integer=True),
-        "duration_layers": Range(1, 64, integer=True),
-        "duration_kernel": Check(_odd),
-        "decoder_channels": Range(1, 4096, integer=True),
-        "decoder_layers": Range(1, 64, integer=True),
-        "decoder_kernel": Check(_odd),
+        **_conv_stack_rules("duration"),
+        **_conv_stack_rules("decoder"),
         "decoder_expansion": Range(1, 16, integer=True),
-        "variance_channels": Range(1, 4096, integer=True),
-        "variance_layers": Range(1, 64, integer=True),
-        "variance_kernel": Check(_odd),
+        **_conv_stack_rules("variance"),
         "flow_layers": Range(0, 64, integer=True),
         "flow_channels": Range(1, 4096, integer=True),
         "flow_kernel": Check(_odd),

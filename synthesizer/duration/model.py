@@ -88,19 +88,9 @@ class DurationSynthesizerModel(nn.Module):
                                      for _ in range(hparams.encoder_layers))
         self.encoder_norm = ChannelNorm(c)
         self.mean_head = nn.Conv1d(c, hparams.num_mels, 1)
-        d = hparams.duration_channels
-        self.duration_in = nn.Conv1d(c, d, 1)
-        self.duration_speaker = nn.Linear(e, d)
-        self.duration_layers = nn.ModuleList(ConvBlock(d, hparams.duration_kernel, hparams.dropout)
-                                             for _ in range(hparams.duration_layers))
-        self.duration_head = nn.Conv1d(d, 1, 1)
+        self._add_predictor("duration", outputs=1)
         if hparams.variance_adaptor:
-            v = hparams.variance_channels
-            self.variance_in = nn.Conv1d(c, v, 1)
-            self.variance_speaker = nn.Linear(e, v)
-            self.variance_layers = nn.ModuleList(ConvBlock(v, hparams.variance_kernel, hparams.dropout)
-                                                 for _ in range(hparams.variance_layers))
-            self.variance_head = nn.Conv1d(v, 2, 1)
+            self._add_predictor("variance", outputs=2)
             self.variance_embedding = nn.Conv1d(2, c, 3, padding=1)
             nn.init.zeros_(self.variance_embedding.weight)  # a model started from one without it is unchanged
             nn.init.zeros_(self.variance_embedding.bias)
@@ -116,6 +106,21 @@ class DurationSynthesizerModel(nn.Module):
         self.flow = FlowPostNet(hparams) if hparams.flow_layers > 0 else None
         self.register_buffer("step", torch.zeros(1, dtype=torch.long))
 
+    def _add_predictor(self, name: str, outputs: int) -> None:
+        """The speaker-conditioned conv stack ``<name>_in/_speaker/_layers/_head`` sized by the ``<name>_*``
+        hparams (the attribute names are checkpoint keys)."""
+        hp = self.hparams
+        width, kernel = getattr(hp, f"{name}_channels"), getattr(hp, f"{name}_kernel")
+        setattr(self, f"{name}_in", nn.Conv1d(hp.encoder_channels, width, 1))
+        setattr(self, f"{name}_speaker", nn.Linear(hp.speaker_embedding_size, width))
+        setattr(self, f"{name}_layers", nn.ModuleList(ConvBlock(width, kernel, hp.dropout)
+                                                      for _ in range(getattr(hp, f"{name}_layers"))))
+        setattr(self, f"{name}_head", nn.Conv1d(width, outputs, 1))
+
+    def _predict(self, name: str, states: torch.Tensor, speaker: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return predict(states, speaker, mask, getattr(self, f"{name}_in"), getattr(self, f"{name}_speaker"),
+                       getattr(self, f"{name}_layers"), getattr(self, f"{name}_head"))
+
     def encode(self, ids: torch.Tensor, lengths: torch.Tensor,
                speaker: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Encoder states ``(B, C, S)``, means ``(B, 80, S)``, log durations ``(B, S)`` and the mask ``(B, 1, S)``."""
@@ -125,14 +130,12 @@ class DurationSynthesizerModel(nn.Module):
             h = block(h, mask)
         h = self.encoder_norm(h) * mask
         means = self.mean_head(h) * mask
-        log_durations = predict(h, speaker, mask, self.duration_in, self.duration_speaker, self.duration_layers,
-                                self.duration_head)[:, 0]
+        log_durations = self._predict("duration", h, speaker, mask)[:, 0]
         return h, means, log_durations, mask
 
     def predict_variance(self, states: torch.Tensor, speaker: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(B, 2, S)`` normalised log F0 and energy per symbol, from the detached encoder states."""
-        return predict(states, speaker, mask, self.variance_in, self.variance_speaker, self.variance_layers,
-                       self.variance_head)
+        return self._predict("variance", states, speaker, mask)
 
     def add_variance(self, states: torch.Tensor, variance: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return states + self.variance_embedding(variance * mask) * mask

@@ -44,7 +44,6 @@ from utils.training import (TrainingError, TrainingOptions, TrainingSession, che
                             check_window_fits_data, epochs_of_batches, options_from_args, run_cli, seed_everything,
                             training_session, worker_init_fn)
 from vocoder.istft.data import SegmentDataset
-from utils.audio_io import save_audio
 from vocoder.istft.hparams import ISTFTHParams
 from vocoder.istft.inference import ISTFTVocoder
 from vocoder.istft.discriminator import SpectrogramDiscriminator, discriminator_loss
@@ -106,21 +105,15 @@ def write_samples(session: TrainingSession, model: ISTFTVocoderNet, dataset: Seg
     """Vocode ``count`` fixed training utterances from their ground-truth mels into ``samples/``."""
     signal = model.hparams.signal
     vocoder = ISTFTVocoder(model)
-    session.samples_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    pairs = []
     indices = sorted({int(i) for i in np.linspace(0, len(dataset) - 1, min(count, len(dataset))).round()})
-    for number, index in enumerate(indices, start=1):
+    for index in indices:
         wav = dataset.load(index)[: int(seconds * signal.sample_rate)]
         with torch.no_grad():
             mel = model.front.mel_from_wave(torch.from_numpy(wav)[None])[0].numpy()  # (M, T)
         generated = vocoder.vocode(mel)
-        for kind, audio in (("target", wav[: len(generated)]), ("generated", generated)):
-            path = session.samples_dir / f"step{session.step}_{number}_{kind}.wav"
-            save_audio(path, audio, signal.sample_rate)
-            session.logger.audio(f"samples/{number}_{kind}", audio, signal.sample_rate, session.step)
-            written.append(path)
-    session.logger.flush()
-    return written
+        pairs.append((wav[: len(generated)], generated))
+    return session.save_vocoder_samples(pairs, signal.sample_rate)
 
 
 def _longest_frames(syn_dir: str | Path, hop_size: int) -> int:
