@@ -4,7 +4,6 @@ target and source, duration and F0 correlation (docs/benchmarks.md)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+from bench_quality import run_and_print  # noqa: E402 - this script's own folder is on the path
 DEFAULT_HELDOUT = REPO_ROOT.parent / "shared" / "heldout" / "LibriSpeech" / "train-clean-5"
 FEMALE, MALE = ("19", "669", "1088", "1737"), ("118", "2136")
 # (source, target): 3 male→female, 3 female→male, one within each gender
@@ -127,12 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.heldout.is_dir():
         print(f"error: the held-out speakers are not at '{args.heldout}'", file=sys.stderr)
         return 1
-    report = run(args)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print_summary(report)
-    return 0
+    return run_and_print(lambda: run(args), args.json, print_summary, indent=2)
 
 
 if __name__ == "__main__":

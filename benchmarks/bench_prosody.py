@@ -4,7 +4,6 @@ WER, clone by clone (docs/benchmarks.md)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -12,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench_quality import DEFAULT_LIBRISPEECH, EVALUATION_SENTENCES, HELD_OUT_SPEAKERS, REPO_ROOT, find_utterance  # noqa: E402
+from bench_quality import (DEFAULT_LIBRISPEECH, EVALUATION_SENTENCES, HELD_OUT_SPEAKERS, REPO_ROOT,  # noqa: E402
+                           find_utterance, run_and_print)
 
 #: (label, semitones, energy factor)
 SETTINGS = (("as predicted", 0.0, 1.0), ("pitch +4", 4.0, 1.0), ("pitch -4", -4.0, 1.0),
@@ -82,20 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object (with every transcript)")
     args = parser.parse_args(argv)
     args.speakers = [s for s in args.speakers.split(",") if s]
-    try:
-        result = run(args)
-    except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(result, indent=1))
-        return 0
+    return run_and_print(lambda: run(args), args.json, print_summary, errors=(OSError, ValueError))
+
+
+def print_summary(result: dict) -> None:
     print(f"{len(result['clones'])} held-out speakers, {result['synthesizer']} + {result['vocoder']}")
     print(f"{'setting':<14} {'F0 change (st)':>16} {'level change (dB)':>18} {'WER':>7}")
     for label, row in result["summary"].items():
         print(f"{label:<14} {row['semitones']:>+9.2f} ± {row['semitones_sd']:.2f} {row['decibels']:>+18.2f} "
               f"{100 * row['wer']:>6.1f}%")
-    return 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -306,6 +307,22 @@ def print_table(result: dict) -> None:
     print_reports(result["reports"], result["paired"])
 
 
+def run_and_print(run: Callable[[], dict], as_json: bool, show: Callable[[dict], None], *,
+                  errors: tuple[type[Exception], ...] = (), indent: int = 1) -> int:
+    """The benchmarks' exit status: print ``run()``'s result as JSON or with ``show``; one of ``errors``
+    becomes a one-line error and status 1."""
+    try:
+        result = run()
+    except errors as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps(result, indent=indent))
+    else:
+        show(result)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-m", "--models_dir", type=Path, default=REPO_ROOT / "saved_models")
@@ -342,16 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.save_dir:
         args.save_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        result = run(args)
-    except (FileNotFoundError, RuntimeError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(result, indent=1))
-    else:
-        print_table(result)
-    return 0
+    return run_and_print(lambda: run(args), args.json, print_table,
+                         errors=(FileNotFoundError, RuntimeError, ValueError))
 
 
 if __name__ == "__main__":
