@@ -12,11 +12,13 @@ import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from utils.arguments import fail
 
 if TYPE_CHECKING:
     from utils.dnsmos import DnsmosScorer, DnsmosScores
@@ -307,6 +309,14 @@ def print_table(result: dict) -> None:
     print_reports(result["reports"], result["paired"])
 
 
+def comma_list(text: str) -> list[str]:
+    """
+    >>> comma_list(" istft, griffinlim,,")
+    ['istft', 'griffinlim']
+    """
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def run_and_print(run: Callable[[], dict], as_json: bool, show: Callable[[dict], None], *,
                   errors: tuple[type[Exception], ...] = (), indent: int = 1) -> int:
     """The benchmarks' exit status: print ``run()``'s result as JSON or with ``show``; one of ``errors``
@@ -314,8 +324,7 @@ def run_and_print(run: Callable[[], dict], as_json: bool, show: Callable[[dict],
     try:
         result = run()
     except errors as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return fail(str(error))
     if as_json:
         print(json.dumps(result, indent=indent))
     else:
@@ -351,12 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object (with every transcript)")
     parser.add_argument("--verbose", action="store_true", help="print each clone's transcript as it is scored")
     args = parser.parse_args(argv)
-    args.vocoders = [v.strip() for v in args.vocoders.split(",") if v.strip()]
-    args.speakers = [s.strip() for s in args.speakers.split(",") if s.strip()]
+    args.vocoders, args.speakers = comma_list(args.vocoders), comma_list(args.speakers)
     if not args.librispeech.is_dir():
-        print(f"error: the LibriSpeech folder '{args.librispeech}' does not exist (give --librispeech).",
-              file=sys.stderr)
-        return 1
+        return fail(f"the LibriSpeech folder '{args.librispeech}' does not exist (give --librispeech).")
     if args.save_dir:
         args.save_dir.mkdir(parents=True, exist_ok=True)
     return run_and_print(lambda: run(args), args.json, print_table,

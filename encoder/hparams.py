@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Mapping
 
-from utils.hparams import MAX_LAYERS, MAX_MELS, MAX_WIDTH, HParams, OneOf, Range, Rule, positive_float, positive_int
+from utils.hparams import MAX_MELS, HParams, OneOf, Range, Rule, positive_float, positive_int, width, layer_count
 from utils.signal_contract import ENCODER_NUM_MELS, ENCODER_STEP_MS, ENCODER_WINDOW_MS, SAMPLE_RATE, MelSignal
 
 
@@ -59,9 +59,9 @@ class EncoderHParams(HParams):
         "vad_moving_average_width": positive_int(),
         "vad_max_silence_length": positive_int(0),
         "audio_norm_target_dbfs": Range(high=0),
-        "hidden_size": Range(1, MAX_WIDTH, integer=True),
-        "num_layers": Range(1, MAX_LAYERS, integer=True),
-        "embedding_size": Range(1, MAX_WIDTH, integer=True),
+        "hidden_size": width(),
+        "num_layers": layer_count(),
+        "embedding_size": width(),
         "learning_rate_init": positive_float(),
         # GE2E: a softmax over one speaker is trivial, and the own-speaker centroid leaves one utterance out.
         "speakers_per_batch": Range(2, 100_000, integer=True),

@@ -41,7 +41,7 @@ from utils.corpora import (
 )
 from utils.errors import describe_error
 from utils.parallel import parallel_map
-from utils.preprocess_cli import add_corpus_arguments, fail, warn_failures
+from utils.arguments import add_corpus_arguments, fail, warn_failures
 
 
 SOURCES_FILE = "_sources.txt"

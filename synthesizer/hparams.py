@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
 from utils.hparams import (
-    MAX_LAYERS, MAX_WIDTH, Check, OneOf, Range, Rule, positive_float, positive_int, probability,
+    Check, OneOf, Range, Rule, layer_count, positive_float, positive_int, probability, width,
 )
 from utils.signal_contract import MelSignal
 
@@ -139,19 +139,19 @@ class SynthesizerHParams(MelSignal):
         **MelSignal.RULES,
         "power": positive_float(),
         "griffin_lim_iters": positive_int(),
-        "tts_embed_dims": Range(1, MAX_WIDTH, integer=True),
-        "tts_encoder_dims": Range(1, MAX_WIDTH, integer=True),
-        "tts_decoder_dims": Range(1, MAX_WIDTH, integer=True),
-        "tts_postnet_dims": Range(1, MAX_WIDTH, integer=True),
-        "tts_encoder_K": Range(1, MAX_LAYERS, integer=True),
-        "tts_lstm_dims": Range(1, MAX_WIDTH, integer=True),
-        "tts_postnet_K": Range(1, MAX_LAYERS, integer=True),
-        "tts_num_highways": Range(0, MAX_LAYERS, integer=True),
+        "tts_embed_dims": width(),
+        "tts_encoder_dims": width(),
+        "tts_decoder_dims": width(),
+        "tts_postnet_dims": width(),
+        "tts_encoder_K": layer_count(),
+        "tts_lstm_dims": width(),
+        "tts_postnet_K": layer_count(),
+        "tts_num_highways": layer_count(0),
         # p = 1 zeroes the pre-net (and its 1/(1-p) scale is infinite).
         "tts_dropout": Range(0, 1, high_inclusive=False),
         "tts_cleaner_names": OneOf(_cleaner_names),
         "tts_stop_threshold": Range(),
-        "max_r": Range(1, MAX_LAYERS, integer=True),
+        "max_r": layer_count(),
         "tts_schedule": Check(_check_schedule),
         "tts_clip_grad_norm": positive_float(),
         "tts_guided_attention_weight": Range(low=0),
@@ -162,7 +162,7 @@ class SynthesizerHParams(MelSignal):
         "max_mel_frames": positive_int(),
         "rescaling_max": Range(0, 1, low_inclusive=False),
         "synthesis_batch_size": positive_int(),
-        "speaker_embedding_size": Range(1, MAX_WIDTH, integer=True),
+        "speaker_embedding_size": width(),
         "silence_min_duration_split": Range(low=0),
         "utterance_min_duration": Range(low=0),
         "max_decoder_steps": positive_int(),

@@ -49,7 +49,7 @@ from utils.corpora import (
 )
 from utils.hparams import HParamsError
 from utils.parallel import parallel_map
-from utils.preprocess_cli import add_corpus_arguments, fail, warn_failures
+from utils.arguments import add_corpus_arguments, fail, warn_failures
 from utils.training import TrainingError, parse_hparam_overrides, resolve_hparams
 
 

@@ -170,6 +170,16 @@ MAX_FFT = 65_536
 MAX_SAMPLE_RATE = 384_000
 
 
+def width() -> Range:
+    """A layer, embedding or channel size."""
+    return Range(1, MAX_WIDTH, integer=True)
+
+
+def layer_count(low: int = 1) -> Range:
+    """A number of layers, blocks or kernel taps."""
+    return Range(low, MAX_LAYERS, integer=True)
+
+
 def positive_int(low: int = 1) -> Range:
     return Range(low=low, integer=True)
 

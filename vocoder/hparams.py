@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
-from utils.hparams import MAX_LAYERS, MAX_WIDTH, Check, HParams, OneOf, Range, Rule, positive_float, positive_int
+from utils.hparams import Check, HParams, OneOf, Range, Rule, positive_float, positive_int, width, layer_count
 from utils.signal_contract import SIGNAL, MelSignal
 
 
@@ -79,12 +79,12 @@ class VocoderHParams(HParams):
         # RAW's softmax has 2**bits classes (2 at the least); beyond 16 bits the output layer explodes.
         "bits": Range(2, 16, integer=True),
         "voc_upsample_factors": Check(_check_upsample_factors),
-        "voc_rnn_dims": Range(1, MAX_WIDTH, integer=True),
-        "voc_fc_dims": Range(1, MAX_WIDTH, integer=True),
-        "voc_compute_dims": Range(1, MAX_WIDTH, integer=True),
-        "voc_res_out_dims": Range(1, MAX_WIDTH, integer=True),
-        "voc_res_blocks": Range(1, MAX_LAYERS, integer=True),
-        "voc_pad": Range(0, MAX_LAYERS, integer=True),
+        "voc_rnn_dims": width(),
+        "voc_fc_dims": width(),
+        "voc_compute_dims": width(),
+        "voc_res_out_dims": width(),
+        "voc_res_blocks": layer_count(),
+        "voc_pad": layer_count(0),
         "voc_batch_size": positive_int(),
         "voc_lr": positive_float(),
         "voc_seq_len": positive_int(),

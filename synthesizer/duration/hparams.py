@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from synthesizer.hparams import SynthesizerHParams, _cleaner_names
-from utils.hparams import MAX_MELS, MAX_WIDTH, Check, HParams, OneOf, Range, Rule, positive_float, positive_int
+from utils.hparams import MAX_MELS, Check, HParams, OneOf, Range, Rule, positive_float, positive_int, width
 from utils.signal_contract import SIGNAL
 
 
@@ -99,7 +99,7 @@ class DurationHParams(HParams):
 
     RULES: ClassVar[Mapping[str, Rule]] = {
         "num_mels": Range(1, MAX_MELS, integer=True),
-        "speaker_embedding_size": Range(1, MAX_WIDTH, integer=True),
+        "speaker_embedding_size": width(),
         "cleaner_names": OneOf(_cleaner_names),
         **_conv_stack_rules("encoder"),
         "dropout": Range(0, 1, high_inclusive=False),

@@ -9,7 +9,6 @@ from typing import ClassVar
 from utils.hparams import (
     MAX_FFT,
     MAX_LAYERS,
-    MAX_WIDTH,
     Check,
     HParams,
     Range,
@@ -17,6 +16,8 @@ from utils.hparams import (
     positive_float,
     positive_int,
     probability,
+    width,
+    layer_count,
 )
 from utils.signal_contract import SIGNAL, MelSignal
 
@@ -104,8 +105,8 @@ class ISTFTHParams(HParams):
     w_speaker: float = 0.0
 
     RULES: ClassVar[Mapping[str, Rule]] = {
-        "channels": Range(1, MAX_WIDTH, integer=True),
-        "num_blocks": Range(0, MAX_LAYERS, integer=True),
+        "channels": width(),
+        "num_blocks": layer_count(0),
         "kernel_size": Check(_odd_kernel),
         "expansion": Range(1, 16, integer=True),
         "layer_scale_init": Range(),
