@@ -53,8 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
 def display_available(environ: Mapping[str, str] = os.environ, platform: str = sys.platform) -> bool:
     """Whether Qt can open a window; on Linux without a display Qt would abort the process instead.
 
-    Examples
-    --------
     >>> display_available({}, "linux")
     False
     >>> display_available({"QT_QPA_PLATFORM": "offscreen"}, "linux"), display_available({"DISPLAY": ":0"}, "linux")

@@ -16,8 +16,6 @@ Differences from RTVC:
   stops after three updates and the checkpoint says ``"step": 3``;
 * the UMAP plot uses the same speakers and crops every time (RTVC used the current batch).
 
-Examples
---------
 >>> args = build_parser().parse_args(["my_run", "SV2TTS/encoder", "--umap_every", "0"])
 >>> args.run_id, str(args.clean_data_root), args.umap_every, args.save_every
 ('my_run', 'SV2TTS/encoder', 0, 500)
@@ -92,8 +90,6 @@ def apply_gradient_rules(encoder: SpeakerEncoder, max_norm: float = MAX_GRADIENT
 
     Call after the gradients are unscaled (mixed precision). Returns the total norm before clipping.
 
-    Examples
-    --------
     >>> model = SpeakerEncoder(EncoderHParams(hidden_size=4, embedding_size=4, num_layers=1))
     >>> for parameter in model.parameters():
     ...     parameter.grad = torch.zeros_like(parameter)

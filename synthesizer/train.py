@@ -6,21 +6,8 @@ Usage::
                                 [--init_from synthesizer.pt] [--max_steps N] [-f] ...
     torchrun --nproc_per_node=4 -m synthesizer.train <run_id> <syn_dir> ...
 
-``<syn_dir>`` is what ``python -m synthesizer.preprocess`` wrote (``train.txt``, ``mels/``,
-``embeds/``). Training follows ``tts_schedule``: rows ``(r, learning_rate, until_step, batch_size)``
-are sessions, the current one is the first whose ``until_step`` lies beyond the step count, and
-training ends after the last. ``batch_size`` is per process, as in the other trainers: under
-``torchrun`` each rank draws its own batches and the effective batch is ``batch_size`` × processes.
-The checkpoint ``<models_dir>/<run_id>/synthesizer.pt`` loads with
-:meth:`synthesizer.inference.Synthesizer.from_checkpoint` and, through its RTVC keys, in RTVC.
+Schedule, losses and what differs from RTVC: docs/training.md.
 
-What differs from RTVC: padded frames are masked out of the losses (quirk 27), the stop token is
-trained per decoder step, non-finite gradients skip the update instead of corrupting the weights,
-list-valued overrides such as ``tts_schedule`` can be passed (quirk 28), the run folder is created
-with its parents (quirk 29), and Griffin-Lim samples work with current NumPy (quirk 10).
-
-Examples
---------
 >>> schedule = parse_schedule([[2, 1e-3, 100, 8], [4, 5e-4, 300, 16]])
 >>> session_for_step(schedule, 99).r, session_for_step(schedule, 100).r, session_for_step(schedule, 300)
 (2, 4, None)
@@ -78,16 +65,8 @@ class ScheduleSession(NamedTuple):
 
 
 def parse_schedule(rows: Sequence[Sequence[Any]], max_r: int = 20) -> list[ScheduleSession]:
-    """Validate ``tts_schedule`` rows ``(r, lr, until_step, batch_size)``.
+    """Validate ``tts_schedule`` rows ``(r, lr, until_step, batch_size)``; :class:`TrainingError` if not.
 
-    Raises
-    ------
-    TrainingError
-        A row of the wrong length or type, r outside 1…max_r, a non-positive rate or batch, or end
-        steps that do not increase.
-
-    Examples
-    --------
     >>> parse_schedule([(2, 1e-3, 20_000, 12)])
     [ScheduleSession(index=0, r=2, learning_rate=0.001, until_step=20000, batch_size=12)]
     """
@@ -101,8 +80,6 @@ def parse_schedule(rows: Sequence[Sequence[Any]], max_r: int = 20) -> list[Sched
 def session_for_step(schedule: Sequence[ScheduleSession], step: int) -> ScheduleSession | None:
     """The session that trains step ``step + 1``: the first whose end lies beyond ``step``; None when done.
 
-    Examples
-    --------
     >>> schedule = parse_schedule([[2, 1e-3, 10, 4], [3, 1e-4, 20, 4]])
     >>> [session_for_step(schedule, step).index for step in (0, 9, 10, 19)]
     [0, 0, 1, 1]
@@ -136,8 +113,6 @@ class TacotronLosses(NamedTuple):
 def masked_mean(values: Tensor, frame_mask: Tensor) -> Tensor:
     """Mean of ``values`` (B, C, T) over real frames only (``frame_mask`` (B, T), 1 = real).
 
-    Examples
-    --------
     >>> values = torch.tensor([[[1.0, 3.0, 100.0]]])
     >>> masked_mean(values, torch.tensor([[1.0, 1.0, 0.0]])).item()
     2.0
@@ -148,24 +123,8 @@ def masked_mean(values: Tensor, frame_mask: Tensor) -> Tensor:
 
 
 def stop_step_targets(batch: SynthesizerBatch, r: int) -> tuple[Tensor, Tensor]:
-    """Per decoder step stop targets and mask for stop probabilities repeated ``r`` times.
+    """Stop targets and mask per decoder step, ``(B, T // r)`` float32 each (docs/training.md).
 
-    The model emits one stop probability per decoder step (``r`` frames), and inference stops after
-    the first step whose probability exceeds 0.5, keeping that step's frames. So a step's target is
-    the frame-level target of its *last* frame: 1 for the step that holds the utterance's last real
-    frame (and every later step), 0 before. Steps are trained up to and including the one that holds
-    the first padding frame: its input (the last real frame) is real, and a target of 1 there teaches
-    the token to keep firing once the utterance is over, so a stop missed by one step is caught at the
-    next. Later padding steps are masked out, since their inputs are padding (RTVC trained on them all,
-    quirk 27, so the many easy 1s on padding swamped the one step that matters).
-
-    Returns
-    -------
-    targets, mask
-        ``(B, S)`` float32 each, ``S = T // r``.
-
-    Examples
-    --------
     >>> from synthesizer.data import SynthesizerCollator, SynthesizerItem
     >>> item = lambda frames: SynthesizerItem(torch.tensor([5, 1]), torch.zeros(1, frames), torch.ones(2), 0)
     >>> batch = SynthesizerCollator(2, -4.0)([item(5), item(2)])  # T = 6, three steps of two frames
@@ -186,14 +145,8 @@ STOP_EPSILON = 1e-7
 
 
 def binary_cross_entropy(probabilities: Tensor, targets: Tensor) -> Tensor:
-    """Elementwise BCE of probabilities, in float32, safe under autocast and with saturated inputs.
+    """Elementwise BCE of probabilities in float32, safe under autocast and with saturated inputs.
 
-    The model returns probabilities (its sigmoid is part of RTVC's architecture), not logits.
-    ``F.binary_cross_entropy`` is not used: it refuses to run under CUDA autocast and raises on a NaN
-    input instead of letting the step be skipped.
-
-    Examples
-    --------
     >>> losses = binary_cross_entropy(torch.tensor([0.5, 1.0, 1.0]), torch.tensor([1.0, 1.0, 0.0]))
     >>> [round(value, 4) + 0.0 for value in losses.tolist()]
     [0.6931, 0.0, 16.1181]
@@ -206,25 +159,9 @@ def binary_cross_entropy(probabilities: Tensor, targets: Tensor) -> Tensor:
 
 
 def guided_attention_loss(attention: Tensor, text_lengths: Tensor, step_lengths: Tensor, sigma: float) -> Tensor:
-    """Mean attention mass far from the diagonal (Tachibana et al. 2017), over each item's real region.
+    """Mean attention mass of ``(B, S, N)`` weights far from the diagonal, over each item's real region;
+    ``sigma`` is the tolerated band's width as a fraction of the text and utterance (docs/training.md).
 
-    The penalty of decoder step ``s`` attending to character ``n`` is
-    ``1 - exp(-(n / N - s / S)^2 / (2 sigma^2))`` for an item of ``N`` characters and ``S`` steps, so
-    attention that moves steadily through the text costs almost nothing. Attention on padding
-    characters costs 1: with RTVC's multiplicative mask they can take weight, and a free padding
-    would let the model escape the penalty by attending there.
-
-    Parameters
-    ----------
-    attention
-        ``(B, S_max, N_max)`` attention weights of the teacher-forced pass.
-    text_lengths, step_lengths
-        ``(B,)`` characters and decoder steps of each item.
-    sigma
-        Width of the tolerated band, as a fraction of the text and of the utterance.
-
-    Examples
-    --------
     >>> diagonal = torch.eye(4).unsqueeze(0)  # (1, 4, 4)
     >>> lengths = torch.tensor([4])
     >>> float(guided_attention_loss(diagonal, lengths, lengths, 0.2)) < 0.01
@@ -250,21 +187,8 @@ def guided_attention_loss(attention: Tensor, text_lengths: Tensor, step_lengths:
 
 
 def tacotron_loss(output: TacotronOutput, batch: SynthesizerBatch, r: int) -> TacotronLosses:
-    """RTVC's loss with padding masked out.
-
-    ``MSE(decoder mels) + L1(decoder mels) + MSE(post-net mels)`` over real frames, plus the stop
-    token's BCE over the steps of :func:`stop_step_targets`. Computed in float32 whatever the
-    autocast precision of ``output``.
-
-    Parameters
-    ----------
-    output
-        The teacher-forced forward pass on ``batch``.
-    batch
-        Its targets, on the same device.
-    r
-        Frames per decoder step of that pass.
-    """
+    """RTVC's loss with padding masked out, for a teacher-forced pass at ``r`` frames per step
+    (docs/training.md)."""
     target = batch.mels.float()  # (B, M, T)
     mels = output.mels.float()
     postnet = output.postnet_mels.float()
@@ -297,11 +221,8 @@ def write_samples(
     output: TacotronOutput,
     r: int,
 ) -> dict[str, Path]:
-    """Plots, predicted mel and Griffin-Lim audio of the batch's first item (teacher-forced), on rank 0.
-
-    Files go to ``<run>/samples/step-<s>-*`` and the same images, audio and text to TensorBoard.
-    Returns the written paths by kind.
-    """
+    """Plots, predicted mel and Griffin-Lim audio of the batch's first item (teacher-forced) into
+    ``<run>/samples/step-<s>-*`` and TensorBoard, on rank 0; the paths by kind."""
     from synthesizer.audio import inv_mel_spectrogram
     from synthesizer.plots import attention_figure, mel_comparison_figure, save_figure
     from utils.audio_io import AudioError, save_audio
@@ -374,18 +295,8 @@ def _shared_seed(options: TrainingOptions, context: DistributedContext) -> int:
 
 
 def train(options: TrainingOptions, syn_dir: str | Path) -> Tacotron:
-    """Train (or resume, or fine-tune with ``options.init_from``) a Tacotron on ``syn_dir``.
-
-    Returns
-    -------
-    Tacotron
-        The bare trained model (identical on every rank), in train mode.
-
-    Raises
-    ------
-    TrainingError
-        Unusable data, options, schedule or checkpoint.
-    """
+    """Train (or resume, or fine-tune with ``options.init_from``) a Tacotron on ``syn_dir``; the bare
+    model, identical on every rank."""
     with training_session(MODEL_TYPE, options) as session:
         model = _prepare_and_train(session, options, Path(syn_dir), session.context)
         broadcast_buffers(model, session.context)  # every rank returns rank 0's BatchNorm statistics

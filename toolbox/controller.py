@@ -4,8 +4,6 @@ Every method is blocking and may take seconds (model loading, embedding, synthes
 the Qt view runs them on worker threads and shows progress through the callbacks they accept. One
 lock serialises the work on the models, so two workers never use a network at the same time.
 
-Examples
---------
 >>> controller = ToolboxController(models_dir="saved_models", device="cpu")  # doctest: +SKIP
 >>> reference = controller.load_file("me.wav")  # doctest: +SKIP
 >>> output = controller.synthesize_and_vocode("Hello there.", [reference.name], vocoder="griffinlim")  # doctest: +SKIP
@@ -85,8 +83,6 @@ class Cancelled(Exception):
 def format_seconds(seconds: float) -> str:
     """A short duration for an ETA.
 
-    Examples
-    --------
     >>> format_seconds(4.2), format_seconds(75), format_seconds(3700)
     ('4 s', '1 min 15 s', '1 h 1 min')
     """
@@ -114,8 +110,6 @@ class Eta:
 def preview(text: str, length: int = 30) -> str:
     """The start of ``text`` for a message.
 
-    Examples
-    --------
     >>> preview("Hello there, this is a rather long sentence.", 12)
     'Hello there…'
     """
@@ -133,8 +127,6 @@ def sentence_message(message: str, sentences: Sequence[str], index: int | None =
 
     ``index`` is the sentence being made; ``None`` takes the number the synthesizer put in the message.
 
-    Examples
-    --------
     >>> sentence_message("Text 0 ('Hi.') reached the limit.", ["Hello.", "Hi."], 1)
     'Sentence 2/2 ("Hi."): reached the limit.'
     >>> sentence_message("Dropped 1 character(s): '~'.", ["A~b."], 0)
@@ -152,8 +144,6 @@ def sentence_message(message: str, sentences: Sequence[str], index: int | None =
 def text_slug(text: str, words: int = 4, length: int = 28) -> str:
     """A few words of ``text`` for an output's name.
 
-    Examples
-    --------
     >>> text_slug("Hello there! How are you today, my friend?")
     'hello_there_how_are'
     >>> text_slug("😀")
@@ -259,8 +249,6 @@ def align_points(points: np.ndarray, names: Sequence[str], previous: dict[str, n
     """Map ``points`` onto ``previous`` (name → point) by the similarity transform (rotation or
     mirror, uniform scale, shift) that best fits the names both have; unchanged below 3 of them.
 
-    Examples
-    --------
     >>> old = {"a": np.array([0.0, 0.0]), "b": np.array([1.0, 0.0]), "c": np.array([0.0, 1.0])}
     >>> new = np.array([[5.0, 5.0], [5.0, 7.0], [3.0, 5.0], [9.0, 9.0]])  # rotated by 90°, scaled 2×
     >>> (align_points(new, ["a", "b", "c", "d"], old).round(6) + 0.0).tolist()

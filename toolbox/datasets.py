@@ -21,8 +21,6 @@ user corpus such as ``corpus/<speaker>/<session>/*.wav`` therefore shows up as `
 with the sessions as "speakers"; both shapes look alike from the file system, and the flat one is
 by far the more common for home-made voice folders.
 
-Examples
---------
 >>> import tempfile
 >>> from pathlib import Path
 >>> root = Path(tempfile.mkdtemp())
@@ -99,8 +97,6 @@ class Dataset:
     ``ljspeech`` the dataset folder's name. ``datasets_root`` (what utterance names are relative to) is
     derived from ``root`` and ``name`` when omitted.
 
-    Examples
-    --------
     >>> ds = Dataset("voices", Path("/data/voices"), "speaker_folders", ["alice", "bob"])
     >>> ds.datasets_root
     PosixPath('/data')
@@ -122,8 +118,6 @@ class Dataset:
     def speaker_label(self, speaker: str) -> str:
         """RTVC's speaker name for utterances of ``speaker``: ``<dataset>_<speaker>``.
 
-        Examples
-        --------
         >>> Dataset("LibriSpeech/train-clean-100", Path("/d/LibriSpeech/train-clean-100"),
         ...         "librispeech", ["19"]).speaker_label("19")
         'LibriSpeech_train-clean-100_19'
@@ -190,8 +184,6 @@ def discover_datasets(datasets_root: str | Path, max_depth: int = 3) -> list[Dat
     CorpusError
         The root does not exist or is not a folder.
 
-    Examples
-    --------
     >>> import tempfile
     >>> root = Path(tempfile.mkdtemp())
     >>> discover_datasets(root)

@@ -1,7 +1,5 @@
 """Command-line arguments shared by the CLIs (the trainers' common flags, ``--seed``); no torch, so ``--help`` is quick.
 
-Examples
---------
 >>> seed_argument("42")
 42
 """
@@ -22,8 +20,6 @@ MAX_SEED = 2**64 - 1
 def seed_argument(text: str) -> int:
     """``argparse`` type for ``--seed``: an integer from 0 to :data:`MAX_SEED`, refused while parsing.
 
-    Examples
-    --------
     >>> seed_argument(str(2**64))
     Traceback (most recent call last):
       ...
@@ -46,8 +42,6 @@ def training_parser(prog: str, description: str, *, init_from: str, save_every: 
     ``init_from`` names what ``--init_from`` accepts, e.g. ``"vocoder weights (RTVC's or ours)"``.
     :func:`utils.training.options_from_args` turns the parsed flags into run settings.
 
-    Examples
-    --------
     >>> parser = training_parser("train", "Train.", init_from="weights")
     >>> args = parser.parse_args(["run", "--hparams", "a=1", "--hparams", "b=2", "-s", "5", "--seed", "7"])
     >>> args.run_id, args.hparams, args.save_every, args.seed, args.init_from, args.no_tensorboard

@@ -1,30 +1,7 @@
 """Training-loop plumbing shared by the trainers: options, hparams, resume, saving, logging.
 
-Each model package's ``train.py`` holds only what is specific to its model (data, loss, schedule,
-sample plots); everything else is here, once:
+How runs resume, stop and end: docs/training.md.
 
-* :func:`options_from_args` / :class:`TrainingOptions`: the flags every trainer takes
-  (:func:`utils.arguments.training_parser`).
-* :func:`resolve_hparams`: defaults ← stored checkpoint ← ``--config`` JSON ← ``--hparams`` overrides.
-  Overrides are ``key=value`` with JSON values, so lists such as ``tts_schedule`` pass (RTVC split
-  on commas and could not, quirk 28).
-* :class:`TrainingSession`: run folder, resume with the same step count, atomic saves and periodic
-  backups, ``--max_steps``, SIGINT/SIGTERM → save and stop, mixed precision on CUDA, TensorBoard and
-  a tqdm bar on rank 0, and all of it correct under ``torchrun``.
-
-How a run ends, the same for the five trainers, which all run inside :func:`training_session`
-(:meth:`TrainingSession.close`):
-
-* a clean end (``--max_steps``, the end of the schedule, Ctrl-C/SIGTERM, which stop after the step in
-  progress) saves the checkpoint;
-* an exception (a bug, a full disk, unreadable data, a diverged run) saves it only if steps were
-  completed since the last save, the last step finished (the error did not come between the weight
-  update and the step count) and every weight and buffer is finite. Otherwise the file on disk, the
-  last periodic save, is left as it was, and a line on rank 0 says which case it was. That save is
-  made by rank 0 alone, with no collective, as the other ranks may be stuck or gone.
-
-Examples
---------
 >>> parse_hparam_overrides(["speakers_per_batch=4", "tts_schedule=[[2, 1e-3, 10, 4]]", "name=abc"])
 {'speakers_per_batch': 4, 'tts_schedule': [[2, 0.001, 10, 4]], 'name': 'abc'}
 >>> parse_hparam_overrides(["hidden_size=64,num_layers=2"])  # RTVC's comma-separated form also works
@@ -176,19 +153,9 @@ RESERVED_RUN_NAMES = (DEFAULT_SUBDIR, SHIPPED_MODELS_DIR.name)
 
 
 def check_run_folder(run_id: str, models_dir: str | Path) -> Path:
-    """The run folder ``<models_dir>/<run_id>``, once ``run_id`` is known to be a plain, free name.
+    """The run folder ``<models_dir>/<run_id>``; :class:`TrainingError` unless the name is plain and not
+    reserved and the folder is not a link elsewhere.
 
-    A run name with a separator or ``..`` wrote outside ``--models_dir``, and the name ``shipped``
-    resumed and overwrote the committed model with a training checkpoint. A run folder that is a
-    link elsewhere, or to a reserved folder, is refused too.
-
-    Raises
-    ------
-    TrainingError
-        One line naming the problem.
-
-    Examples
-    --------
     >>> check_run_folder("my_run", "saved_models").as_posix()
     'saved_models/my_run'
     >>> check_run_folder("../x", "saved_models")
@@ -304,8 +271,6 @@ def resolve_hparams(
 ) -> H:
     """Hyperparameters of a run: defaults ← stored (resumed checkpoint) ← config file ← overrides.
 
-    Examples
-    --------
     >>> from encoder.hparams import EncoderHParams
     >>> resolve_hparams(EncoderHParams, stored={"hidden_size": 64}, overrides={"num_layers": 2}).hidden_size
     64
@@ -347,18 +312,8 @@ def seed_everything(seed: int | None, context: DistributedContext) -> None:
 
 def check_window_fits_data(name: str, value: int, longest: int, unit: str = "samples",
                            sample_rate: int | None = None) -> None:
-    """Refuse a training window longer than the longest utterance of the data, before any step.
+    """Refuse a training window longer than the longest utterance of the data (docs/training.md).
 
-    Utterances shorter than a window are padded to it, so an absurd window (``voc_seq_len=1000000``,
-    62 s) made every item that long and grew to 21 GB before the first step, for no data at all.
-
-    Raises
-    ------
-    TrainingError
-        Naming the hyperparameter, its value and the longest utterance.
-
-    Examples
-    --------
     >>> check_window_fits_data("voc_seq_len", 1000, 48_000, sample_rate=16_000)
     >>> check_window_fits_data("voc_seq_len", 1_000_000, 48_000, sample_rate=16_000)
     Traceback (most recent call last):
@@ -380,11 +335,6 @@ def check_batch_fits_data(name: str, batch_size: int, n_items: int, context: Dis
                           what: str = "utterances") -> None:
     """Refuse a batch larger than the data can fill (for loaders that drop incomplete batches).
 
-    Such a run produced no batch at all and stopped only after loading everything; under torchrun
-    every rank needs its own full batch.
-
-    Examples
-    --------
     >>> check_batch_fits_data("batch_size", 16, 20, DistributedContext())
     >>> check_batch_fits_data("batch_size", 16, 20, DistributedContext(world_size=2))
     Traceback (most recent call last):
@@ -402,14 +352,8 @@ def check_batch_fits_data(name: str, batch_size: int, n_items: int, context: Dis
 
 
 def worker_init_fn(worker_id: int) -> None:
-    """Give every DataLoader worker its own NumPy/random stream (torch already does that for itself),
-    and leave stop signals to the trainer.
-
-    Ctrl-C, ``timeout``, ``kill -- -PGID`` and service managers signal the whole process group: a
-    worker killed by them made the trainer fail with a traceback ("DataLoader worker ... is killed by
-    signal") instead of saving and stopping. The trainer shuts its workers down itself (and they exit
-    on their own when it dies).
-    """
+    """Give every DataLoader worker its own NumPy/random stream and leave stop signals to the trainer
+    (docs/training.md)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     seed = torch.initial_seed() % 2**32
@@ -435,15 +379,8 @@ def epochs_of_batches(make_loader: Callable[[int], Any], start_epoch: int = 0) -
 
 
 class TrainingLogger:
-    """TensorBoard scalars/images/audio on rank 0; silently nothing elsewhere or when disabled.
-
-    A failure to write the logs (a full disk, a folder removed under the run) is reported once, as a
-    :class:`TrainingError` naming the folder and the cause, raised from the call that found it; the
-    writer is then dropped, so the trainer ends through its normal error path (which saves the last
-    finished step when that is safe). TensorBoard writes from a background thread: that thread's own
-    traceback is silenced (see :func:`_silence_writer_thread_errors`), as its error is re-raised on
-    the next call and reported here, in one line, instead of interleaved with the main thread's.
-    """
+    """TensorBoard scalars/images/audio on rank 0; nothing elsewhere or when disabled. A failed write is
+    raised once as a :class:`TrainingError` and the writer dropped (docs/training.md)."""
 
     def __init__(self, log_dir: Path | None) -> None:
         self.writer = None
@@ -518,13 +455,8 @@ class TrainingLogger:
 
 
 def _silence_writer_thread_errors() -> None:
-    """Keep TensorBoard's writer thread from printing its own traceback when a write fails.
-
-    The thread stores the exception, and the writer raises it again on the main thread at the next
-    call, where :class:`TrainingLogger` reports it in one line. Without this, a full disk printed
-    the same error twice, from two threads, interleaved. Installed once; other threads' errors are
-    passed to the previous hook unchanged.
-    """
+    """Keep TensorBoard's writer thread from printing its own traceback: the main thread reports the
+    error (docs/training.md). Other threads' errors go to the previous hook."""
     global _WRITER_HOOK_INSTALLED
     if _WRITER_HOOK_INSTALLED:
         return
@@ -563,23 +495,13 @@ class StepRate:
 
 
 class StopNow(KeyboardInterrupt):
-    """A stop signal whose step did not end within :attr:`StopRequested.grace_seconds` (or a second signal).
-
-    Raised in the main thread wherever the step was; the trainer's error path then saves the last
-    finished step if that is safe (:meth:`TrainingSession.close`). :func:`run_cli` treats it as the
-    requested stop it is: exit status 0.
-    """
+    """A stop signal whose step did not end within :attr:`StopRequested.grace_seconds` (or a second
+    signal), raised in the main thread wherever the step was."""
 
 
 class StopRequested:
-    """Turns SIGINT/SIGTERM into a flag the loop checks, so a stopped run saves before it exits.
-
-    The step in progress may finish if it does so within ``grace_seconds``; past that (a long step:
-    big batches, a slow data loader, an RTVC-size model on a CPU) :class:`StopNow` is raised in the
-    main thread, so that a stop is honoured within about a second whatever the step length. A second
-    signal stops at once. Neither happens while a checkpoint is being written (:meth:`deferring`):
-    the step boundary that follows ends the run normally.
-    """
+    """Turns SIGINT/SIGTERM into a flag the loop checks, so a stopped run saves before it exits
+    (docs/training.md)."""
 
     grace_seconds = 1.0
 
@@ -640,16 +562,8 @@ class StopRequested:
 
 
 class RunLock:
-    """``<run>/.lock``: one trainer per run folder, with the owner's PID inside.
+    """``<run>/.lock``: one trainer per run folder, with the owner's PID inside (docs/training.md).
 
-    Two trainers on one run used to delete each other's temporary checkpoints and overwrite each
-    other's saves (the step went backwards). The lock is an exclusive ``flock`` on the file, which
-    the kernel drops when its process dies however it dies, so a lock left by a killed trainer is
-    stale by construction and simply taken over (with a note naming the dead PID). Where ``flock``
-    is unavailable (Windows, some network file systems) the PID in the file is checked instead.
-
-    Examples
-    --------
     >>> import tempfile
     >>> lock = RunLock(Path(tempfile.mkdtemp()), "demo")
     >>> lock.acquire()
@@ -786,34 +700,9 @@ def _pid_alive(pid: str) -> bool:
 
 
 class TrainingSession:
-    """One training run's mechanics, shared by the trainers.
-
-    Typical use, through :func:`training_session` (``encoder/train.py`` is the shortest complete example)::
-
-        with training_session("encoder", options) as session:
-            checkpoint = session.checkpoint_to_resume()
-            hparams = session.resolve_hparams(EncoderHParams, checkpoint)
-            model = build_speaker_encoder(hparams).to(session.context.device)
-            optimizer = torch.optim.Adam(model.parameters(), lr=hparams.learning_rate_init)
-            session.attach(model, optimizer, hparams, checkpoint)
-            while not session.finished:
-                with session.autocast():
-                    loss = ...
-                session.backward(loss)
-                session.unscale_gradients()          # before clipping
-                session.optimizer_step()
-                session.end_step({"loss": loss.item()})
-
-    Parameters
-    ----------
-    model_type
-        "encoder", "synthesizer" or "vocoder": the checkpoint name (``<run>/<model_type>.pt``) and the
-        ``model_type`` stored in it.
-    options
-        The run settings.
-    context
-        From :func:`utils.distributed.init_distributed`.
-    """
+    """One training run's mechanics, used through :func:`training_session`; ``encoder/train.py`` is the
+    shortest complete example. ``model_type`` names the checkpoint (``<run>/<model_type>.pt``) and is
+    stored in it."""
 
     def __init__(self, model_type: str, options: TrainingOptions, context: DistributedContext) -> None:
         self.model_type = model_type
@@ -905,11 +794,8 @@ class TrainingSession:
     # -- resume -----------------------------------------------------------------------------------
 
     def checkpoint_to_resume(self) -> dict | None:
-        """The run's own checkpoint (resume), else ``--init_from`` (fine-tune), else None (fresh start).
-
-        A run's checkpoint carries ``"resume": True`` in the returned dict; an ``--init_from`` one
-        ``False``, so :meth:`attach` restores the optimizer and step only when resuming.
-        """
+        """The run's own checkpoint (``"resume": True``), else ``--init_from`` (``False``: only the weights
+        are restored), else None."""
         if self.checkpoint_path.exists() and not self.options.force_restart:
             checkpoint = self._load_own_type(self.checkpoint_path)
             checkpoint["resume"] = True
@@ -949,24 +835,10 @@ class TrainingSession:
                checkpoint: Mapping[str, Any] | None = None, *, model_step: Callable[[nn.Module], int] | None = None,
                set_model_step: Callable[[nn.Module, int], None] | None = None,
                extra_state: Callable[[], dict[str, Any]] | None = None) -> int:
-        """Adopt the model and optimizer, restore them from ``checkpoint`` and return the step.
-
-        Parameters
-        ----------
-        model
-            The bare model (not DDP-wrapped), already on its device.
-        hparams
-            The run's hyperparameters (saved in every checkpoint and as ``hparams.json``).
-        checkpoint
-            From :meth:`checkpoint_to_resume`.
-        model_step
-            Reads the step from a restored model, for RTVC files that keep it in the model
-            (Tacotron's ``step`` buffer, WaveRNN's ``step`` parameter) instead of a ``"step"`` key.
-        set_model_step
-            Writes the session's step into the model before each save, for the same reason.
-        extra_state
-            More entries for every checkpoint (e.g. the epoch).
-        """
+        """Adopt the bare (not DDP-wrapped) model and the optimizer, restore them from ``checkpoint`` and
+        return the step. ``model_step``/``set_model_step`` read and write the step kept inside RTVC's
+        models (Tacotron's ``step`` buffer, WaveRNN's ``step`` parameter); ``extra_state`` adds entries
+        to every checkpoint."""
         if checkpoint is not None:
             path = self.checkpoint_path if checkpoint.get("resume") else self.options.init_from
             state = extract_state_dict(checkpoint, path, self.model_type)
@@ -1074,11 +946,8 @@ class TrainingSession:
         return every > 0 and self.step % every == 0
 
     def end_step(self, losses: Mapping[str, float] | None = None) -> None:
-        """Count the step; log, save, back up and decide whether to stop.
-
-        ``losses`` are this rank's values; logged values are averaged over the last ``log_every``
-        steps (and over ranks when distributed).
-        """
+        """Count the step; log ``losses`` (averaged over ``log_every`` steps and the ranks), save, back up
+        and decide whether to stop."""
         self.step += 1
         self._step_open = False
         if self.set_model_step is not None and self.model is not None:
@@ -1141,14 +1010,8 @@ class TrainingSession:
         return make_payload(model, self.model_type, self.hparams, self.optimizer, **extra)
 
     def save(self, backup: bool = False, *, sync: bool = True) -> Path | None:
-        """Atomically write the checkpoint (rank 0 only; with ``sync`` the others wait for it).
-
-        Raises
-        ------
-        DivergedError
-            Some weight is NaN or infinite: the file on disk (a good one) is left as it was. Every
-            rank checks its own copy (they are identical), so all of them stop together.
-        """
+        """Atomically write the checkpoint (rank 0 only; with ``sync`` the others wait for it);
+        :class:`DivergedError`, on every rank, when a weight is not finite."""
         if self.model is not None and not self.weights_are_finite():
             raise DivergedError(f"The {self.model_type}'s weights became NaN or infinite by step {self.step} (the "
                                 f"training diverged: lower the learning rate or check the data); {self._kept()}.")
@@ -1195,8 +1058,6 @@ class TrainingSession:
     def unsafe_to_save(self) -> str | None:
         """Why the current state must not be saved after an exception; None when it may be.
 
-        Examples
-        --------
         >>> session = TrainingSession("encoder", TrainingOptions("run", tensorboard=False), DistributedContext())
         >>> session.unsafe_to_save()
         'no model was attached'
@@ -1213,17 +1074,8 @@ class TrainingSession:
         return None
 
     def close(self, save: bool = True, *, error: BaseException | None = None) -> None:
-        """End the run: save, flush and close the logs and the progress bar, restore signal handlers.
-
-        Parameters
-        ----------
-        save
-            On a clean end, write the final checkpoint (unless nothing was trained).
-        error
-            The exception that ends the run, if any. Then the checkpoint is written only when
-            :meth:`unsafe_to_save` finds no reason against it, by rank 0 alone and without a
-            collective; a save that fails then is reported and never hides ``error``.
-        """
+        """End the run: save (after an ``error`` only when :meth:`unsafe_to_save` allows), close the logs
+        and the progress bar, restore signal handlers (docs/training.md)."""
         if error is not None:
             self._close_after_error(error)
             return
@@ -1275,13 +1127,8 @@ class TrainingSession:
 
 @contextlib.contextmanager
 def training_session(model_type: str, options: TrainingOptions) -> Iterator[TrainingSession]:
-    """The one way every trainer runs: join the process group, open the run, end it, leave the group.
-
-    The body resumes (:meth:`TrainingSession.checkpoint_to_resume`, :meth:`~TrainingSession.attach`)
-    and trains; leaving the block ends the run as :meth:`TrainingSession.close` says, whether the
-    body returned, raised or was stopped by a signal. DDP-wrapped models hold the process group: a
-    body that returns normally deletes them before it ends. ``options.cpu`` keeps the run off CUDA.
-    """
+    """The one way every trainer runs: join the process group, open the run, end it
+    (:meth:`TrainingSession.close`), leave the group."""
     context = init_distributed(use_cuda=not options.cpu)
     try:
         with TrainingSession(model_type, options, context) as session:
@@ -1291,10 +1138,7 @@ def training_session(model_type: str, options: TrainingOptions) -> Iterator[Trai
 
 
 def run_cli(main: Callable[..., Any], *args: Any) -> int:
-    """Run a command's body with one-line errors instead of tracebacks.
-
-    ``main(*args)`` may return an exit status; anything else it returns (a trained model) means 0.
-    """
+    """Run a command's body with one-line errors instead of tracebacks; a returned non-integer means 0."""
     try:
         result = main(*args)
     except (TrainingError, CheckpointError) as error:

@@ -8,8 +8,6 @@ schedule; the step count runs on across epochs. The run folder ``<models_dir>/<r
 backups, ``hparams.json``, TensorBoard logs and, every ``--sample_every`` steps, a few generated test
 utterances next to their targets in ``samples/``. Runs alone or under ``torchrun`` (DDP) unchanged.
 
-Examples
---------
 >>> args = build_parser().parse_args(["run", "data", "-g", "--max_steps", "10"])
 >>> args.ground_truth, args.max_steps, args.syn_dir
 (True, 10, None)
@@ -72,8 +70,6 @@ def rtvc_loss(output: torch.Tensor, target: torch.Tensor, hparams: VocoderHParam
     target
         ``(B, L)`` class indices (RAW) or floats in [-1, 1] (MOL).
 
-    Examples
-    --------
     >>> hp = VocoderHParams()
     >>> loss = rtvc_loss(torch.zeros(2, 10, 512), torch.zeros(2, 10, dtype=torch.long), hp)
     >>> round(loss.item(), 4) == round(float(np.log(512)), 4)
@@ -101,8 +97,6 @@ def check_hparams(hparams: VocoderHParams) -> None:
 def sample_indices(dataset_size: int, count: int) -> list[int]:
     """``count`` fixed utterances spread over the dataset (the same ones at every sampling step).
 
-    Examples
-    --------
     >>> sample_indices(10, 3), sample_indices(2, 5), sample_indices(5, 0)
     ([0, 4, 9], [0, 1], [])
     """

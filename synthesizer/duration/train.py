@@ -16,8 +16,6 @@ aligned means (the "prior" that drives the alignment search) and L2 of log(1 + d
 variance adaptor, L2 of the per-phoneme log F0 and energy (F0 from ``python -m synthesizer.duration.pitch``);
 with the flow post-net, L2 of its velocity (conditional flow matching).
 
-Examples
---------
 >>> learning_rate(DurationHParams(learning_rate=1e-3, warmup_steps=100, lr_decay_half_life=1000), 50)
 0.0005
 >>> round(learning_rate(DurationHParams(learning_rate=1e-3, warmup_steps=100, lr_decay_half_life=1000), 1100), 6)
@@ -277,8 +275,6 @@ MAX_OVERSAMPLE = 100
 def parse_oversample(items: Sequence[str]) -> list[tuple[str, int]]:
     """``["english-misc=3"]`` → ``[("english-misc", 3)]``; the key is a regular expression.
 
-    Examples
-    --------
     >>> parse_oversample(["LJ=2", "english-misc=4"])
     [('LJ', 2), ('english-misc', 4)]
     """

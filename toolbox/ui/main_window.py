@@ -20,8 +20,6 @@ Keyboard: Ctrl+Enter synthesize and vocode, Ctrl+Shift+Enter synthesize only, Ct
 Ctrl+R record/stop, Ctrl+E export, Esc cancel, Delete and F2 remove and rename in the history. Audio
 files dropped on the window are loaded.
 
-Examples
---------
 >>> app = QApplication([])  # doctest: +SKIP
 >>> window = ToolboxWindow(ToolboxController("saved_models"), "datasets", AudioDevices())  # doctest: +SKIP
 >>> window.show(); app.exec_()  # doctest: +SKIP

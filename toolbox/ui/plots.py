@@ -41,8 +41,6 @@ Colour = tuple[float, float, float, float]
 def elide_middle(text: str, length: int = LEGEND_NAME_CHARS) -> str:
     """Cut ``text`` in the middle to ``length`` characters (ids usually differ at the end).
 
-    Examples
-    --------
     >>> elide_middle("LibriSpeech_train-clean-100_19", 14)
     'LibriSp…100_19'
     >>> elide_middle("bob")
@@ -59,8 +57,6 @@ def speaker_palette(count: int) -> list[Colour]:
     light ones (tab20 pairs a light shade with each strong one, which made speakers 1 and 2 look
     alike), then evenly spread hues of alternating lightness (no fixed-size palette).
 
-    Examples
-    --------
     >>> len(speaker_palette(30)), len(set(speaker_palette(30)))
     (30, 30)
     """
@@ -86,8 +82,6 @@ def short_speaker_names(speakers: Sequence[str]) -> tuple[list[str], str]:
     tuple of (list of str, str)
         The shortened names and the removed prefix (without its trailing separator).
 
-    Examples
-    --------
     >>> short_speaker_names(["LibriSpeech_dev_19", "LibriSpeech_dev_26"])
     (['19', '26'], 'LibriSpeech_dev')
     >>> short_speaker_names(["alice"])

@@ -34,8 +34,6 @@ def short_name(name: str, speaker: str) -> str:
     """What lists show of an utterance's name: the file name, or the part of a generated name after
     its speaker (the speaker is shown beside it anyway).
 
-    Examples
-    --------
     >>> short_name("LibriSpeech/train-clean-100/19/198/19-198-0000.flac", "LibriSpeech_train-clean-100_19")
     '19-198-0000.flac'
     >>> short_name("alice_gen_00003", "alice")
@@ -49,8 +47,6 @@ def short_name(name: str, speaker: str) -> str:
 def similarity_colour(value: float) -> str:
     """Red below the different-speaker level, green above the same-speaker level, orange between.
 
-    Examples
-    --------
     >>> similarity_colour(0.4), similarity_colour(0.6), similarity_colour(0.9)
     ('#d9534f', '#e69500', '#3c9a3c')
     """

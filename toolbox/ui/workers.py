@@ -9,8 +9,6 @@ Cancelling is cooperative: :meth:`Worker.cancel` sets a flag that the hooks chec
 answer by raising :class:`~toolbox.controller.Cancelled`; the controller keeps what was made and
 lets it through, and the worker reports it with :attr:`WorkerSignals.cancelled`.
 
-Examples
---------
 >>> worker = Worker(lambda hooks: controller.synthesize(text, names, progress=hooks.progress))  # doctest: +SKIP
 >>> worker.signals.finished.connect(show_spectrogram)  # doctest: +SKIP
 >>> pool.start(worker)  # doctest: +SKIP
@@ -39,8 +37,6 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (*SELF_EXPLAINING_ERRORS, Key
 def describe_error(error: BaseException) -> str:
     """The one-line message shown to the user for ``error``.
 
-    Examples
-    --------
     >>> describe_error(ValueError("Select a reference first."))
     'Select a reference first.'
     >>> describe_error(ZeroDivisionError("division by zero"))

@@ -15,8 +15,6 @@ discriminator of :mod:`vocoder.istft.discriminator`.
 Resume, ``--max_steps``, SIGINT/SIGTERM save-and-stop, ``--cpu_bf16`` and ``torchrun`` come from
 :mod:`utils.training`.
 
-Examples
---------
 >>> args = build_parser().parse_args(["run", "data", "--max_steps", "10", "--cpu_bf16"])
 >>> args.syn_dir, args.max_steps, args.cpu_bf16
 (PosixPath('data'), 10, True)
