@@ -1,20 +1,6 @@
 """Train the GE2E speaker encoder: ``python -m encoder.train <run_id> <clean_data_root>``.
 
-RTVC's recipe (reference §2.1, §4.3) with its defaults from :class:`~encoder.hparams.EncoderHParams`:
-batches of 64 speakers × 10 utterances of 1.6 s, softmax GE2E loss, Adam at a constant 1e-4, the
-gradients of the similarity scale and bias multiplied by 0.01, then all gradients clipped to an L2
-norm of 3. Logged to TensorBoard (``<run>/tensorboard``): loss, EER, learning rate, steps/s, the
-similarity scale and bias, and every ``--umap_every`` steps a UMAP projection of a fixed set of
-speakers (also saved as ``<run>/samples/umap_<step>.png``).
-
-Differences from RTVC:
-
-* the loss is computed on the training device (RTVC forced the CPU because moving its similarity
-  parameters there unregistered them, quirk 18); under ``torchrun`` it runs inside the module that
-  DistributedDataParallel wraps, so the similarity parameters' gradients are averaged like the rest;
-* the step count is the number of completed steps (RTVC's counter started at 1), so ``--max_steps 3``
-  stops after three updates and the checkpoint says ``"step": 3``;
-* the UMAP plot uses the same speakers and crops every time (RTVC used the current batch).
+RTVC's recipe, and what differs from it: docs/training.md.
 
 >>> args = build_parser().parse_args(["my_run", "SV2TTS/encoder", "--umap_every", "0"])
 >>> args.run_id, str(args.clean_data_root), args.umap_every, args.save_every
@@ -50,31 +36,15 @@ UMAP_SPEAKERS = 10
 
 
 class GE2ELossModule(nn.Module):
-    """The encoder plus its GE2E loss in one ``forward``, the module DDP wraps.
-
-    DistributedDataParallel only averages gradients of parameters used inside the wrapped module's
-    ``forward``; the similarity scale and bias are used by the loss, so the loss lives here.
-    """
+    """The encoder plus its GE2E loss in one ``forward``, so DDP averages the similarity parameters too."""
 
     def __init__(self, encoder: SpeakerEncoder) -> None:
         super().__init__()
         self.encoder = encoder
 
     def forward(self, frames: Tensor, n_speakers: int, n_utterances: int) -> tuple[Tensor, Tensor]:
-        """GE2E loss of a speaker-major batch.
-
-        Parameters
-        ----------
-        frames
-            ``(N·M, n_frames, n_mels)`` mel windows, ``M`` consecutive rows per speaker.
-        n_speakers, n_utterances
-            ``N`` and ``M``.
-
-        Returns
-        -------
-        loss, similarity
-            The scalar loss and the detached ``(N, M, N)`` similarity matrix (for the EER).
-        """
+        """GE2E loss of ``(N·M, frames, mels)`` windows, ``M`` rows per speaker, and the detached
+        ``(N, M, N)`` similarity matrix (for the EER)."""
         embeds = self.encoder(frames)  # (N·M, E)
         embeds = embeds.float().reshape(n_speakers, n_utterances, -1)  # (N, M, E)
         # Cosines and the softmax in float32 even under mixed precision: they are cheap and fp16
@@ -110,11 +80,7 @@ def apply_gradient_rules(encoder: SpeakerEncoder, max_norm: float = MAX_GRADIENT
 
 
 def project_embeddings(embeds: np.ndarray, seed: int = 0) -> np.ndarray:
-    """2-D UMAP projection of ``(n, E)`` embeddings → ``(n, 2)``.
-
-    ``n_neighbors`` shrinks for small sets (UMAP needs fewer neighbours than points). The first call
-    in a process compiles UMAP's kernels (about 15 s).
-    """
+    """2-D UMAP projection of ``(n, E)`` embeddings → ``(n, 2)``; the first call compiles UMAP (about 15 s)."""
     import umap  # imported here: slow to import, and only rank 0 ever projects
 
     n_points = len(embeds)
@@ -189,21 +155,8 @@ class UmapSampler:
 
 
 def train(options: TrainingOptions, clean_data_root: str | Path, umap_every: int = 100) -> nn.Module:
-    """Train (or resume) a speaker encoder and return the bare trained model.
-
-    Works alone or under ``torchrun`` (DistributedDataParallel, gloo on CPU, NCCL on GPUs): every
-    rank draws its own batches (``speakers_per_batch`` speakers each), gradients are averaged, only
-    rank 0 writes files.
-
-    Parameters
-    ----------
-    options
-        Run settings (``<models_dir>/<run_id>/encoder.pt``, ``--max_steps``, ...).
-    clean_data_root
-        The preprocessed data folder (``<speaker>/*.npy`` + ``_sources.txt``).
-    umap_every
-        Write a UMAP plot of a fixed speaker set every this many steps (0: never).
-    """
+    """Train (or resume) a speaker encoder on the preprocessed ``clean_data_root``, alone or under
+    ``torchrun``, and return the bare model; ``umap_every`` 0 draws no UMAP plot."""
     if umap_every < 0:
         raise TrainingError("--umap_every cannot be negative.")
     with training_session("encoder", options) as session:

@@ -1,12 +1,6 @@
 """Train the WaveRNN vocoder: ``python -m vocoder.train <run_id> <datasets_root> [-g] [options]``.
 
-RTVC's recipe (reference §4.6) by default: random 1000-sample windows of GTA mels (or ground-truth
-mels with ``-g``) and their mu-law labels, Adam at ``voc_lr`` (1e-4), batches of ``voc_batch_size``
-(100), cross-entropy over the 512 classes (RAW) or the logistic-mixture loss (MOL), no learning-rate
-schedule; the step count runs on across epochs. The run folder ``<models_dir>/<run_id>/`` gets
-``vocoder.pt`` (RTVC's keys, readable by RTVC and by :class:`vocoder.inference.WaveRNNVocoder`),
-backups, ``hparams.json``, TensorBoard logs and, every ``--sample_every`` steps, a few generated test
-utterances next to their targets in ``samples/``. Runs alone or under ``torchrun`` (DDP) unchanged.
+RTVC's recipe and the run folder: docs/training.md.
 
 >>> args = build_parser().parse_args(["run", "data", "-g", "--max_steps", "10"])
 >>> args.ground_truth, args.max_steps, args.syn_dir
@@ -61,14 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def rtvc_loss(output: torch.Tensor, target: torch.Tensor, hparams: VocoderHParams) -> torch.Tensor:
-    """RTVC's training loss, computed in float32.
-
-    Parameters
-    ----------
-    output
-        Network output ``(B, L, n_classes)``: logits (RAW) or mixture parameters (MOL).
-    target
-        ``(B, L)`` class indices (RAW) or floats in [-1, 1] (MOL).
+    """RTVC's loss in float32 of ``(B, L, n_classes)`` logits (RAW) or mixture parameters (MOL) against
+    ``(B, L)`` class indices (RAW) or floats in [-1, 1] (MOL).
 
     >>> hp = VocoderHParams()
     >>> loss = rtvc_loss(torch.zeros(2, 10, 512), torch.zeros(2, 10, dtype=torch.long), hp)
@@ -106,11 +94,7 @@ def sample_indices(dataset_size: int, count: int) -> list[int]:
 
 
 def write_samples(session: TrainingSession, model: WaveRNN, dataset: VocoderDataset, seconds: float) -> list[Path]:
-    """Generate the test utterances of this step (rank 0): ``samples/step<k>_<i>_{target,generated}.wav``.
-
-    Each utterance's mel is cut to about ``seconds`` so sampling stays cheap; RAW models go through the
-    fast batched generator, MOL models through RTVC's exact loop.
-    """
+    """Generate the test utterances of this step (rank 0): ``samples/step<k>_<i>_{target,generated}.wav``."""
 
     hparams = model.hparams
     indices = sample_indices(len(dataset), hparams.voc_gen_at_checkpoint)
@@ -139,28 +123,9 @@ def train(
     clip_grad_norm: float | None = None,
     sample_seconds: float = 1.0,
 ) -> WaveRNN:
-    """Train (or resume) the run ``options.run_id``; returns the bare trained model.
-
-    Parameters
-    ----------
-    options
-        Run settings (``options.init_from`` may name a vocoder checkpoint to fine-tune from).
-    syn_dir
-        Synthesizer data folder: ``audio/`` always, ``train.txt`` and ``mels/`` with ``ground_truth``.
-    voc_dir
-        GTA folder: ``synthesized.txt`` and ``mels_gta/``.
-    ground_truth
-        Train on ground-truth mels instead of GTA mels.
-    clip_grad_norm
-        Gradient-norm clipping threshold; ``None`` (RTVC) does not clip.
-    sample_seconds
-        Length of each generated test utterance.
-
-    Raises
-    ------
-    TrainingError
-        Missing or unusable data, bad hyperparameters, a checkpoint of another model.
-    """
+    """Train (or resume, or fine-tune from ``options.init_from``) the run ``options.run_id`` on the audio
+    of ``syn_dir`` and the GTA mels of ``voc_dir`` (``ground_truth``: the mels of ``syn_dir``); returns
+    the bare model. ``clip_grad_norm`` None does not clip, as RTVC."""
     if clip_grad_norm is not None and clip_grad_norm <= 0:
         raise TrainingError("--clip_grad_norm must be positive.")
     data = VocoderData.locate(syn_dir, voc_dir, ground_truth)  # before any run folder is made

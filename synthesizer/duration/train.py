@@ -5,16 +5,7 @@ Usage::
     python -m synthesizer.duration.train <run_id> <syn_dir> [-m saved_models] [--hparams KEY=VALUE ...]
                                          [--oversample PATTERN=N ...] [--init_from FILE] [--max_steps N] [-f] ...
 
-``<syn_dir>`` is what ``python -m synthesizer.preprocess`` wrote (the Tacotron's training data;
-pass ``--hparams max_mel_frames=2000`` there to keep long utterances). Texts are phonemized once
-with espeak-ng and cached in ``<syn_dir>/phonemes.tsv``. The checkpoint
-``<models_dir>/<run_id>/synthesizer.pt`` loads with :func:`synthesizer.load_synthesizer` like a
-Tacotron file; it stores its symbol table and the espeak-ng version.
-
-Losses, averaged over valid frames or symbols: mel L1 + L2 of the decoder output, L2 of the
-aligned means (the "prior" that drives the alignment search) and L2 of log(1 + duration); with the
-variance adaptor, L2 of the per-phoneme log F0 and energy (F0 from ``python -m synthesizer.duration.pitch``);
-with the flow post-net, L2 of its velocity (conditional flow matching).
+Data, phonemes and losses: docs/training.md.
 
 >>> learning_rate(DurationHParams(learning_rate=1e-3, warmup_steps=100, lr_decay_half_life=1000), 50)
 0.0005
@@ -144,13 +135,7 @@ def write_samples(session: TrainingSession, model: DurationSynthesizerModel, hpa
 
 def train(options: TrainingOptions, syn_dir: str | Path,
           oversample: Sequence[tuple[str, int]] = ()) -> DurationSynthesizerModel:
-    """Train (or resume) the duration synthesizer on ``syn_dir``; returns the bare model.
-
-    Raises
-    ------
-    TrainingError
-        Unusable data, options or checkpoint.
-    """
+    """Train (or resume) the duration synthesizer on ``syn_dir``; returns the bare model."""
     with training_session(MODEL_TYPE, options) as session:
         return _train(session, options, Path(syn_dir), oversample)
 

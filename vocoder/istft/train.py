@@ -1,19 +1,6 @@
 """Train the iSTFT vocoder: ``python -m vocoder.istft.train <run_id> <syn_dir> [-m models_dir] [options]``.
 
-Random segments of ``segment_frames`` frames of the synthesizer's training audio
-(``<syn_dir>/train.txt`` and ``audio/``), their mels computed on the fly with the synthesizer's
-front-end, the APNet-style losses of :mod:`vocoder.istft.losses`, AdamW with a linear warm-up and a
-cosine decay. The run folder ``<models_dir>/<run_id>/`` gets ``vocoder.pt`` (our checkpoint layout
-with ``architecture="istft"``), backups, ``hparams.json``, TensorBoard logs and, every
-``--sample_every`` steps, a few vocoded training utterances next to their originals in ``samples/``.
-``--gta_dir`` fine-tunes on a synthesizer's ground-truth-aligned mels instead (see
-:mod:`vocoder.istft.data`), usually with ``--init_from`` a vocoder trained on real mels, and
-``--hparams gta_batch_fraction=0.5`` keeps half of the batches on the recorded mels.
-``--hparams w_speaker=200`` adds the speaker-consistency loss of :mod:`vocoder.istft.speaker_loss`
-through the GE2E encoder of ``-e`` (by default the one the CLI uses); ``w_adversarial`` the
-discriminator of :mod:`vocoder.istft.discriminator`.
-Resume, ``--max_steps``, SIGINT/SIGTERM save-and-stop, ``--cpu_bf16`` and ``torchrun`` come from
-:mod:`utils.training`.
+Data, losses, GTA fine-tuning and the optional speaker and adversarial losses: docs/training.md.
 
 >>> args = build_parser().parse_args(["run", "data", "--max_steps", "10", "--cpu_bf16"])
 >>> args.syn_dir, args.max_steps, args.cpu_bf16
@@ -84,9 +71,8 @@ def learning_rate_at(step: int, hparams: ISTFTHParams) -> float:
 
 
 def uses_gta_mels(step: int, hparams: ISTFTHParams, seed: int | None) -> bool:
-    """Whether the batch of ``step`` is fed GTA mels (a share ``gta_batch_fraction`` of them).
-
-    Decided by the step and seed alone, so a resumed run and every DDP rank make the same choice.
+    """Whether the batch of ``step`` is fed GTA mels (a share ``gta_batch_fraction`` of them), the same on
+    every rank and after a resume.
 
     >>> hp = ISTFTHParams(gta_batch_fraction=0.25)
     >>> share = sum(uses_gta_mels(step, hp, 1) for step in range(4000)) / 4000
@@ -126,13 +112,7 @@ def _longest_frames(syn_dir: str | Path, hop_size: int) -> int:
 
 def train(options: TrainingOptions, syn_dir: str | Path, *, sample_seconds: float = 3.0,
           gta_dir: str | Path | None = None, encoder_path: str | Path | None = None) -> ISTFTVocoderNet:
-    """Train (or resume) the run ``options.run_id``; returns the bare trained model.
-
-    Raises
-    ------
-    TrainingError
-        Missing or unusable data, bad hyperparameters, a checkpoint of another model or architecture.
-    """
+    """Train (or resume) the run ``options.run_id``; returns the bare trained model."""
     with training_session("vocoder", options) as session:
         context = session.context
         seed_everything(options.seed, context)
@@ -187,12 +167,7 @@ def _speaker_loss(hparams: ISTFTHParams, encoder_path: str | Path | None,
 
 
 class _Adversary:
-    """The optional discriminator, its optimizer and its step (nothing at all when ``w_adversarial`` is 0).
-
-    Its state rides in the training checkpoint under ``discriminator_state`` and
-    ``discriminator_optimizer_state``; a run that turns the adversary on later, or fine-tunes from a
-    plain vocoder, starts it fresh.
-    """
+    """The optional discriminator, its optimizer and its step (nothing at all when ``w_adversarial`` is 0)."""
 
     def __init__(self, discriminator: SpectrogramDiscriminator | None, optimizer: torch.optim.Optimizer | None,
                  clip_grad_norm: float) -> None:
