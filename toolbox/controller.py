@@ -69,11 +69,8 @@ for _module in ("umap", "numba", "pynndescent", "sklearn"):
 
 
 class Cancelled(Exception):
-    """Raised from a progress or audio callback to stop a job between two steps.
-
-    The controller catches it where it can keep what was made so far, stores that in ``partial``
-    (a :class:`GeneratedOutput` or a :class:`HistoryUtterance` list), and raises it again.
-    """
+    """Raised from a progress or audio callback to stop a job between two steps; re-raised with what
+    was made so far in ``partial`` where it can be kept."""
 
     def __init__(self, message: str = "Cancelled.", partial: object = None) -> None:
         super().__init__(message)
@@ -123,9 +120,7 @@ _TEXT_PREFIX = re.compile(r"^Text (\d+) \(.*?\) (?=[a-z])")
 
 
 def sentence_message(message: str, sentences: Sequence[str], index: int | None = None) -> str:
-    """Say which sentence a warning belongs to: its number and the start of its text.
-
-    ``index`` is the sentence being made; ``None`` takes the number the synthesizer put in the message.
+    """Say which sentence a warning belongs to; ``index`` ``None`` takes the synthesizer's number.
 
     >>> sentence_message("Text 0 ('Hi.') reached the limit.", ["Hello.", "Hi."], 1)
     'Sentence 2/2 ("Hi."): reached the limit.'
@@ -272,25 +267,10 @@ def align_points(points: np.ndarray, names: Sequence[str], previous: dict[str, n
 class ToolboxController:
     """Owns the models, the utterances and the generated outputs.
 
-    Parameters
-    ----------
-    models_dir
-        Folder scanned (two levels deep) for checkpoints; ``models_dir/default`` is preferred.
-    device
-        ``"cpu"``, ``"cuda"`` or ``None`` (CUDA when present).
-    seed
-        Initial seed shown in the window (``None``: random seeds).
-    log
-        Called with every log line (the window's log panel).
-    exact_vocoder
-        Use RTVC's exact WaveRNN generation instead of the ~4× faster fast path.
-    shipped_dir
-        Folder of this project's offline models, always offered (label "shipped") after
-        ``models_dir/default``.
-    models_url, models_source
-        Where :meth:`download_default_models` fetches from: a mirror's base URL, or a folder that
-        already holds the files (``None``: the environment variables, then the default URL).
-    """
+    ``models_dir`` is scanned two levels deep (``models_dir/default`` preferred), then ``shipped_dir``;
+    ``exact_vocoder`` uses RTVC's exact WaveRNN generation instead of the ~4× faster one;
+    ``models_url``/``models_source`` are where :meth:`download_default_models` fetches from (``None``:
+    the environment variables, then the default URL)."""
 
     def __init__(self, models_dir: str | Path = "saved_models", device: str | None = None, seed: int | None = None,
                  log: LogCallback | None = None, exact_vocoder: bool = False,
@@ -338,13 +318,9 @@ class ToolboxController:
 
     # -------------------------------------------------------------------------------------- models
     def scan_models(self) -> dict[str, list[ModelChoice]]:
-        """List every compatible checkpoint under ``models_dir`` (kind read from the file's keys) and
-        this project's shipped ones.
-
-        Keeps the current selection when it is still there; otherwise selects the file that
-        :func:`utils.default_models.resolve_model` picks (RTVC's downloaded one, else the shipped one).
-        The vocoder list always ends with Griffin-Lim, which needs no file.
-        """
+        """List the compatible checkpoints under ``models_dir`` and the shipped ones, keeping the current
+        selection when still there, else :func:`utils.default_models.resolve_model`'s; Griffin-Lim ends
+        the vocoder list."""
         preferred = {kind: resolve_model(kind, self.models_dir, shipped_dir=self.shipped_dir) for kind in MODEL_KINDS}
         if preferred["encoder"].source == "installed":
             self.log(f"Installed the default encoder at '{preferred['encoder'].path}' (from the resemblyzer package).")
@@ -470,11 +446,8 @@ class ToolboxController:
         return None
 
     def load_file(self, path: str | Path, speaker: str | None = None, name: str | None = None) -> HistoryUtterance:
-        """Load any audio file as a reference (name: file name; speaker: its folder, as RTVC).
-
-        A file already in the history is not loaded again (its embedding would be a duplicate point
-        in the projection): that utterance is returned.
-        """
+        """Load any audio file as a reference (speaker: its folder, as RTVC); a file already in the history
+        is returned instead of loaded again."""
         path = Path(path)
         existing = self.find_source(path)
         if existing is not None:
@@ -564,12 +537,8 @@ class ToolboxController:
         self._last_projection = {}
 
     def voice(self, names: Sequence[str], *, remember: bool = True) -> SelectedVoice:
-        """Average the embeddings of the chosen references into one voice, with advice on its quality.
-
-        ``remember=False`` only describes the voice (the window's label): the voice that the next
-        output's similarity is measured against stays the one its synthesis used, even when the
-        selection changes while a job runs.
-        """
+        """Average the chosen references' embeddings into one voice, with advice on its quality;
+        ``remember=False`` only describes it, leaving the voice outputs are compared with unchanged."""
         if not names:
             raise ValueError("Select at least one reference utterance first (load, browse or record one).")
         utterances = [self.find(name) for name in names]
@@ -588,13 +557,8 @@ class ToolboxController:
     def synthesize(self, text: str, reference_names: Sequence[str], *, seed: int | None = None,
                    progress: StatusCallback | None = None, speaking_rate: float = 1.0,
                    pitch_shift: float = 0.0, energy: float = 1.0) -> SynthesisOutput:
-        """Text → mel spectrograms (one per line and sentence) in the voice of the references;
-        ``speaking_rate`` above 1 speaks faster, ``pitch_shift`` semitones move the voice up or down,
-        ``energy`` scales its loudness.
-
-        ``progress`` may raise :class:`Cancelled` to stop (between two decoder steps of a Tacotron);
-        the spectrograms of a cancelled synthesis are not kept, the previous ones stay current.
-        """
+        """Text → mel spectrograms (one per line and sentence) in the voice of the references.
+        ``progress`` may raise :class:`Cancelled`: the previous spectrograms then stay current."""
         voice = self.voice(reference_names)
         notes: list[str] = []
         sentences, text_notes = split_text(text)
@@ -631,12 +595,8 @@ class ToolboxController:
     def vocode(self, synthesis: SynthesisOutput | None = None, *, vocoder: str | None = None,
                seed: int | None = None, enhance: bool = False, progress: StatusCallback | None = None,
                on_chunk: AudioCallback | None = None) -> GeneratedOutput:
-        """Mel spectrograms → audio, sentence by sentence (``on_chunk`` gets the audio as soon as it is
-        playable: in pieces with fast WaveRNN, else sentence by sentence).
-
-        ``progress`` or ``on_chunk`` may raise :class:`Cancelled`: the audio made until then becomes an
-        output (``complete=False``), carried by the exception's ``partial``.
-        """
+        """Mel spectrograms → audio, sentence by sentence, ``on_chunk`` getting each piece when playable.
+        On :class:`Cancelled` the audio so far becomes an output (``complete=False``) in its ``partial``."""
         synthesis = synthesis or self.current_synthesis
         if synthesis is None:
             raise ValueError("Synthesize a spectrogram before vocoding it.")
@@ -707,16 +667,9 @@ class ToolboxController:
                               seed: int | None = None, enhance: bool = False, progress: StatusCallback | None = None,
                               on_chunk: AudioCallback | None = None, speaking_rate: float = 1.0,
                               pitch_shift: float = 0.0, energy: float = 1.0) -> GeneratedOutput:
-        """Both stages, streamed (:meth:`ClonePipeline.stream`): each sentence is synthesized and vocoded
-        before the next one starts, so ``on_chunk`` (the player) receives sentence 1 while the rest is
-        still being made; with fast WaveRNN it receives each sentence in pieces, the first long before
-        the sentence is done.
-
-        Progress comes within each sentence (decoder steps of a Tacotron against an estimate, then
-        the vocoder's samples) with an ETA. ``progress`` or ``on_chunk`` may raise :class:`Cancelled`:
-        the sentences made (and the audio already played) become an output, ``complete=False``,
-        carried by the exception's ``partial``. Every warning is logged with its sentence.
-        """
+        """Both stages, streamed sentence by sentence (:meth:`ClonePipeline.stream`) with an ETA; every
+        warning is logged with its sentence. On :class:`Cancelled` the sentences made become an output
+        (``complete=False``) in its ``partial``."""
         voice = self.voice(reference_names)
         notes: list[str] = []
         sentences, text_notes = split_text(text)
@@ -783,13 +736,9 @@ class ToolboxController:
                 vocoder: str | None = None, seed: int | None = None, enhance: bool = False,
                 progress: StatusCallback | None = None, speaking_rate: float = 1.0, pitch_shift: float = 0.0,
                 energy: float = 1.0) -> GeneratedOutput:
-        """Say the words of the utterance ``source_name`` (a loaded file or a recording) with its timing
-        in the voice of the references (:meth:`ClonePipeline.convert`); the pitch register comes from
-        the references. ``progress`` may raise :class:`Cancelled`: nothing is kept (a conversion is
-        made in one piece per pause-separated part, and a part alone is not the performance).
-        The output joins the outputs and the history like any generated utterance; the source's mel is
-        :attr:`last_source_mel`.
-        """
+        """Say the words of ``source_name`` with its timing in the voice of the references
+        (:meth:`ClonePipeline.convert`); nothing is kept on :class:`Cancelled`. The source's mel becomes
+        :attr:`last_source_mel`."""
         from synthesizer.duration.conversion import F0Register, f0_register
 
         source = self.find(source_name)
@@ -845,11 +794,8 @@ class ToolboxController:
 
     # ----------------------------------------------------------------------------------- analysis
     def projection(self, seed: int = 0) -> Projection | None:
-        """UMAP of every projected utterance's embedding; ``None`` below :data:`MIN_UMAP_POINTS`.
-
-        Each new fit is rotated, mirrored, scaled and shifted onto the previous one (Procrustes on
-        the utterances both hold), so points stay where they were when one more arrives.
-        """
+        """UMAP of every projected utterance's embedding, fitted onto the previous one (Procrustes) so
+        points stay put; ``None`` below :data:`MIN_UMAP_POINTS`."""
         utterances = {u.name: u for u in self.history}
         names = [name for name in self.projection_names if name in utterances]
         if len(names) < MIN_UMAP_POINTS:
