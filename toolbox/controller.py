@@ -1,8 +1,6 @@
 """The toolbox's state and work, without any Qt: the window, the CLI and the tests all drive this.
 
-Every method is blocking and may take seconds (model loading, embedding, synthesis, vocoding, UMAP);
-the Qt view runs them on worker threads and shows progress through the callbacks they accept. One
-lock serialises the work on the models, so two workers never use a network at the same time.
+Every method is blocking; the Qt view runs them on worker threads (docs/toolbox.md).
 
 >>> controller = ToolboxController(models_dir="saved_models", device="cpu")  # doctest: +SKIP
 >>> reference = controller.load_file("me.wav")  # doctest: +SKIP

@@ -1,25 +1,6 @@
 """Find speech corpora under a datasets root for the toolbox's dataset browser.
 
-Recognised layouts
-    * RTVC's fixed paths: ``LibriSpeech/<subset>``, ``LibriTTS/<subset>`` (the seven subsets
-      ``dev-clean`` … ``train-other-500``), ``LJSpeech-1.1``, ``VoxCeleb1/wav``, ``VoxCeleb1/test_wav``,
-      ``VoxCeleb2/dev/aac``, ``VoxCeleb2/test/aac``, ``VoxCeleb2/test_wav``, ``VCTK-Corpus/wav48`` and
-      ``VCTK-Corpus-0.92/wav48_silence_trimmed``. These are checked by exact path, whatever ``max_depth``.
-    * Found by walking the tree (up to ``max_depth`` levels below the root):
-      any LibriSpeech/LibriTTS-style subset folder (``train-clean-5``, ``dev-other``…), any folder with
-      ``metadata.csv`` and ``wavs/`` (LJSpeech format, one speaker), a flat folder of
-      ``{digit}_{speaker}_{index}.wav`` files (free-spoken-digit-dataset), and any folder whose
-      sub-folders hold audio files directly ("speaker folders", e.g. ``my_voices/alice/*.wav``).
-
-A recognised dataset is never searched further, so its speaker folders are not offered as datasets.
-Nothing here opens an audio file: discovery only lists directories. The file-system rules (which files
-are audio, natural order, the FSDD file names, the names of the kinds) are :mod:`utils.corpora`'s, the
-discovery the trainers use; this module adds RTVC's fixed paths and the browser's speaker lists.
-
-A generic speaker-folders dataset is recognised by sub-folders holding audio *directly*. A deeper
-user corpus such as ``corpus/<speaker>/<session>/*.wav`` therefore shows up as ``corpus/<speaker>``
-with the sessions as "speakers"; both shapes look alike from the file system, and the flat one is
-by far the more common for home-made voice folders.
+The layouts it recognises: docs/corpora.md.
 
 >>> import tempfile
 >>> from pathlib import Path
@@ -91,11 +72,8 @@ class DatasetUtterance:
 
 @dataclass
 class Dataset:
-    """A corpus found under a datasets root.
-
-    ``speakers`` are ids in natural order: folder names; for ``fsdd`` the name part of the files; for
-    ``ljspeech`` the dataset folder's name. ``datasets_root`` (what utterance names are relative to) is
-    derived from ``root`` and ``name`` when omitted.
+    """A corpus found under a datasets root; ``speakers`` in natural order. ``datasets_root`` (what
+    utterance names are relative to) defaults to the one ``root`` and ``name`` imply.
 
     >>> ds = Dataset("voices", Path("/data/voices"), "speaker_folders", ["alice", "bob"])
     >>> ds.datasets_root
@@ -162,27 +140,8 @@ class Dataset:
 
 
 def discover_datasets(datasets_root: str | Path, max_depth: int = 3) -> list[Dataset]:
-    """Find every dataset under ``datasets_root``, sorted by name.
-
-    Parameters
-    ----------
-    datasets_root
-        Folder to search (RTVC's ``--datasets_root``).
-    max_depth
-        How many folder levels below the root are searched for datasets found by their shape; RTVC's
-        fixed dataset paths are always checked.
-
-    Returns
-    -------
-    list of Dataset
-        Empty when the folder holds no dataset. When no RTVC dataset path exists and the root is itself
-        a folder of speaker folders (or another recognised shape), the root is offered under its own
-        folder name.
-
-    Raises
-    ------
-    CorpusError
-        The root does not exist or is not a folder.
+    """Every dataset under ``datasets_root``, sorted by name; ``max_depth`` bounds the search for
+    datasets found by their shape (docs/corpora.md). :class:`CorpusError` when the root is not a folder.
 
     >>> import tempfile
     >>> root = Path(tempfile.mkdtemp())

@@ -1,24 +1,6 @@
 """The toolbox's main window: browse, record and select reference voices, generate speech, inspect it.
 
-The window holds no model and computes nothing: every action is forwarded to a
-:class:`~toolbox.controller.ToolboxController` on a worker thread (see :mod:`toolbox.ui.workers`),
-and the results are displayed when the worker reports back. Its panels, each in its own module, hold
-a :class:`~toolbox.ui.session.ToolboxSession` (never the window or each other) and talk through it:
-
-* :class:`~toolbox.ui.reference_panel.ReferencePanel`: dataset browser, files, recording, sound devices;
-* :class:`~toolbox.ui.history_panel.HistoryPanel`: the utterances, and the voice the selected ones make;
-* :class:`~toolbox.ui.models_panel.ModelsPanel`: the models used, download and rescan;
-* :class:`~toolbox.ui.generation_panel.GenerationPanel`: text, synthesis, vocoding, the outputs;
-* :class:`~toolbox.ui.plots_panel.PlotsPanel`: the projection, embeddings, mels and attention.
-
-The window itself runs the jobs: one foreground job at a time (the action buttons are disabled
-meanwhile, the window stays responsive); the UMAP projection is recomputed in the background beside
-it. Cancel (or Esc) stops any of them at its next progress report and keeps what was made; closing
-the window cancels them too. It also owns the progress bar, the log, the keyboard shortcuts and drops.
-
-Keyboard: Ctrl+Enter synthesize and vocode, Ctrl+Shift+Enter synthesize only, Ctrl+O browse,
-Ctrl+R record/stop, Ctrl+E export, Esc cancel, Delete and F2 remove and rename in the history. Audio
-files dropped on the window are loaded.
+Panels, jobs and keyboard: docs/toolbox.md.
 
 >>> app = QApplication([])  # doctest: +SKIP
 >>> window = ToolboxWindow(ToolboxController("saved_models"), "datasets", AudioDevices())  # doctest: +SKIP
@@ -56,21 +38,9 @@ MINIMUM_SIZE = (1024, 640)
 
 
 class ToolboxWindow(QMainWindow):
-    """The SV2TTS toolbox window: its panels, wired to one controller.
-
-    Parameters
-    ----------
-    controller
-        Does all the work; the window only forwards actions and shows results.
-    datasets_root
-        Folder searched for speech corpora for the dataset browser (``None``: browser disabled).
-    devices
-        Sound devices; without any (a server, CI) recording and playback are disabled with the reason
-        shown, everything else works.
-    load_models
-        Load the selected models in the background right away, so that errors in the files show up
-        at start-up rather than at the first synthesis.
-    """
+    """The SV2TTS toolbox window: its panels, wired to one controller that does all the work.
+    ``datasets_root`` ``None`` disables the dataset browser; ``load_models`` loads the selected models
+    in the background at once."""
 
     def __init__(self, controller: ToolboxController, datasets_root: str | Path | None = None,
                  devices: AudioDevices | None = None, *, load_models: bool = True,
