@@ -1,10 +1,5 @@
-"""Preprocess speech corpora into mel frames for the speaker encoder (RTVC's ``encoder_preprocess.py``).
-
-Each file is resampled to 16 kHz, raised to -30 dBFS (increase only), VAD-trimmed and turned into
-``(T, 40)`` power mel frames, written as RTVC does: ``<out>/<speaker>/<local name>.npy``, a
-``_sources.txt`` per speaker and a ``Log_<dataset>.txt``. Files shorter than 1.6 s after trimming are
-dropped. Unlike RTVC (quirk 23), ``--no_trim`` works, ``-n`` sets the workers, any corpus layout of
-:mod:`utils.corpora` is read, source paths may contain commas and writes are atomic.
+"""Preprocess speech corpora into mel frames for the speaker encoder (RTVC's ``encoder_preprocess.py``);
+what it writes and what differs from RTVC: docs/corpora.md.
 
     python -m encoder.preprocess <datasets_root> [-o OUT] [-d DATASETS] [-s] [--no_trim] [-n N]
 

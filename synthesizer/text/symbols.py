@@ -1,12 +1,5 @@
-"""Symbol table of the synthesizer's character embedding.
-
-The order of :data:`SYMBOLS` is part of the checkpoint format: the pretrained
-RTVC synthesizer has an ``nn.Embedding(66, 512)`` whose row *i* was trained on
-symbol *i* of this exact table. Changing, adding or reordering a symbol makes
-every existing checkpoint speak garbage, so this module must stay frozen.
-
-Upper-case letters are in the table but ``english_cleaners`` lower-cases
-everything, so the pretrained model has effectively never seen their rows.
+"""Symbol table of the synthesizer's character embedding, frozen: RTVC's ``nn.Embedding(66, 512)`` row
+*i* was trained on symbol *i*, so any change makes every checkpoint speak garbage.
 
 >>> len(SYMBOLS)
 66

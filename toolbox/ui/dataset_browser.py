@@ -20,17 +20,8 @@ FORMATS_HELP = "LibriSpeech, LibriTTS, VCTK, VoxCeleb, LJSpeech or folders of sp
 
 
 class DatasetBrowser(QWidget):
-    """Pick an utterance of a speaker of a dataset found under a datasets root.
-
-    Signals
-    -------
-    load_requested(DatasetUtterance)
-        The user clicked Load.
-    message(str)
-        Something for the log.
-    error(str)
-        A problem, one sentence.
-    """
+    """Pick an utterance of a speaker of a dataset found under a datasets root; ``load_requested``
+    carries the :class:`DatasetUtterance` to load, ``message`` and ``error`` one line for the log."""
 
     load_requested = pyqtSignal(object)
     message = pyqtSignal(str)

@@ -1,13 +1,5 @@
-"""Matplotlib canvases of the toolbox: embeddings, mel spectrograms, attention and the UMAP projection.
-
-Each canvas only draws what it is given; nothing here computes an embedding or a projection.
-
-Fixes over RTVC's toolbox: the heatmap's colour range is really fixed (its ``color_range`` went to an
-unused ScalarMappable, so every heatmap was scaled on its own), mels are drawn with low frequencies at
-the bottom, and the projection colours any number of speakers (a 15th speaker crashed RTVC). The
-projection keeps its legend outside the axes (it never hides a point), elides long names in the middle
-(the full name shows on hover) and keeps neighbouring speakers' colours apart.
-"""
+"""Matplotlib canvases of the toolbox: embeddings, mel spectrograms, attention and the UMAP
+projection (docs/toolbox.md)."""
 
 from __future__ import annotations
 

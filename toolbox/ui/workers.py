@@ -1,13 +1,8 @@
 """Run blocking controller calls off the GUI thread and report back through Qt signals.
 
-A :class:`Worker` wraps one call. The call receives a :class:`WorkerHooks` whose ``progress`` and
-``chunk`` methods it can pass straight to the controller's ``progress=`` and ``on_chunk=``
-arguments; the hooks re-emit them as signals, which Qt delivers in the GUI thread (queued
-connections), so slots may touch widgets freely.
-
-Cancelling is cooperative: :meth:`Worker.cancel` sets a flag that the hooks check on every call and
-answer by raising :class:`~toolbox.controller.Cancelled`; the controller keeps what was made and
-lets it through, and the worker reports it with :attr:`WorkerSignals.cancelled`.
+A :class:`Worker` wraps one call, which gets :class:`WorkerHooks` to pass as the controller's
+``progress=`` and ``on_chunk=``; they re-emit as signals delivered in the GUI thread. Cancelling is
+cooperative: the hooks raise :class:`~toolbox.controller.Cancelled` once :meth:`Worker.cancel` is asked.
 
 >>> worker = Worker(lambda hooks: controller.synthesize(text, names, progress=hooks.progress))  # doctest: +SKIP
 >>> worker.signals.finished.connect(show_spectrogram)  # doctest: +SKIP
@@ -95,15 +90,7 @@ def _emit(signal, *args: object) -> None:  # noqa: ANN001 (a bound pyqtSignal)
 
 
 class Worker(QRunnable):
-    """One blocking call run on a thread pool.
-
-    Parameters
-    ----------
-    call
-        ``call(hooks) -> result``; exceptions become :attr:`WorkerSignals.failed`.
-    name
-        What the job is, for the log ("Loading 'a.wav'").
-    """
+    """One blocking ``call(hooks) -> result`` run on a thread pool; ``name`` says what it is for the log."""
 
     def __init__(self, call: Callable[[WorkerHooks], Any], name: str = "") -> None:
         super().__init__()
@@ -141,13 +128,8 @@ class Worker(QRunnable):
 
 
 class WorkerPool:
-    """A thread pool that keeps its running workers alive until they report ``done``.
-
-    Parameters
-    ----------
-    max_threads
-        Two by default: one foreground job and one background analysis (the UMAP projection).
-    """
+    """A thread pool that keeps its running workers alive until they report ``done``; two threads: one
+    foreground job and the background UMAP projection."""
 
     def __init__(self, max_threads: int = 2) -> None:
         self.pool = QThreadPool()
