@@ -216,7 +216,6 @@ def train(options: TrainingOptions, clean_data_root: str | Path, umap_every: int
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``python -m encoder.train`` argument parser."""
     parser = training_parser(
         "python -m encoder.train",
         "Train the GE2E speaker encoder on preprocessed data (python -m encoder.preprocess). "

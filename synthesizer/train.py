@@ -104,7 +104,6 @@ class TacotronLosses(NamedTuple):
     stop: Tensor
 
     def as_floats(self) -> dict[str, float]:
-        """``{"loss": ..., "mel_mse": ...}`` for logging."""
         values = self._asdict()
         values["loss"] = values.pop("total")
         return {name: float(value.detach()) for name, value in values.items()}

@@ -496,11 +496,9 @@ class ToolboxController:
         return utterance
 
     def load_dataset_utterance(self, utterance) -> HistoryUtterance:  # noqa: ANN001 (toolbox.datasets.DatasetUtterance)
-        """Load an utterance picked in the dataset browser."""
         return self.load_file(utterance.path, speaker=utterance.speaker, name=utterance.name)
 
     def add_recording(self, wav: np.ndarray, sample_rate: int, speaker: str = "user01") -> HistoryUtterance:
-        """Register a take from the microphone."""
         from utils.audio_io import check_waveform
 
         wav = check_waveform(np.asarray(wav, dtype=np.float32), "The recording", sample_rate, min_seconds=0.3)

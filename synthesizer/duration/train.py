@@ -87,7 +87,6 @@ def duration_losses(output: DurationModelOutput, batch: dict[str, Tensor]) -> di
 
 
 def total_loss(losses: dict[str, Tensor], hparams: DurationHParams) -> Tensor:
-    """The weighted sum of :func:`duration_losses`."""
     total = (losses["mel_l1"] + losses["mel_l2"] + hparams.prior_loss_weight * losses["prior"]
              + hparams.duration_loss_weight * losses["duration"])
     if "pitch" in losses:

@@ -157,12 +157,10 @@ class ToolboxWindow(QMainWindow):
     # ===================================================================================== jobs
     @property
     def job(self) -> Worker | None:
-        """The foreground job running."""
         return self.session.job
 
     @property
     def busy(self) -> bool:
-        """Whether a foreground job (load, generation, download…) is running."""
         return self.session.busy
 
     @property

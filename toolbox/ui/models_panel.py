@@ -130,7 +130,6 @@ class ModelsPanel(QGroupBox):
         self.session.update_actions()
 
     def update_actions(self, idle: bool) -> None:
-        """Enable what can be done now."""
         for kind, combo in self.model_boxes.items():
             combo.setEnabled(idle and bool(self.session.controller.model_choices.get(kind)))
         self.download_button.setEnabled(idle)

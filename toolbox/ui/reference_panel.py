@@ -112,7 +112,6 @@ class ReferencePanel(QGroupBox):
         return True
 
     def load_dataset_utterance(self, utterance: DatasetUtterance) -> Worker | None:
-        """Load an utterance picked in the dataset browser."""
         if self._already_loaded(utterance.path):
             return None
         self.session.loading_started.emit()
@@ -214,7 +213,6 @@ class ReferencePanel(QGroupBox):
             self.record_time_label.setText(f"{self._recorder.elapsed_seconds:.1f} s")
 
     def on_level(self, level: float) -> None:
-        """Show the input level (dBFS) of the recording in progress."""
         if self._recorder is not None:
             self.level_meter.set_level_dbfs(level)
 

@@ -56,7 +56,6 @@ class ToolboxSession(QObject):
 
     @property
     def busy(self) -> bool:
-        """Whether a foreground job (load, generation, download…) is running."""
         return self.job is not None
 
     def log(self, message: str) -> None:

@@ -144,7 +144,6 @@ class WorkerPool:
 
     @property
     def active(self) -> int:
-        """Workers started and not yet done."""
         return len(self._running)
 
     def wait(self, milliseconds: int = -1) -> bool:
