@@ -121,6 +121,7 @@ class UtterancePlot(PlotCanvas):
         self.clear()
 
     def clear(self) -> None:
+        """Empty both halves, keeping the row's title."""
         for ax in (self.embed_ax, self.mel_ax):
             ax.clear()
             ax.set_xticks([])
@@ -273,6 +274,7 @@ class ProjectionPlot(PlotCanvas):
         self.draw_idle()
 
     def waiting_text(self) -> str:
+        """The placeholder text currently shown ("" when a projection is drawn)."""
         return " ".join(t.get_text() for t in self.ax.texts).replace("\n", " ")
 
     def plot(self, points: np.ndarray, names: Sequence[str], speakers: Sequence[str],
@@ -377,4 +379,5 @@ class ProjectionPlot(PlotCanvas):
         super().leaveEvent(event)
 
     def hover_text(self) -> str:
+        """The tooltip's text when visible, else "" (for tests)."""
         return self._hover if self._tooltip is not None and self._tooltip.get_visible() else ""
