@@ -1,5 +1,5 @@
 """Speaker-encoder audio front-end, identical to RTVC's: 16 kHz, loudness, VAD trim, 40-band power mels
-(no log: RTVC quirk 1).
+(no log: RTVC quirk 1, docs/rtvc-quirks.md).
 
 >>> import numpy as np
 >>> from encoder.hparams import EncoderHParams
@@ -25,7 +25,8 @@ INT16_MAX = (2**15) - 1
 
 def normalize_volume(wav: np.ndarray, target_dbfs: float, increase_only: bool = False,
                      decrease_only: bool = False) -> np.ndarray:
-    """Scale ``wav`` to a mean power of ``target_dbfs``; digital silence is returned unchanged (RTVC quirk 2)."""
+    """Scale ``wav`` to a mean power of ``target_dbfs``; digital silence is returned unchanged (RTVC quirk 2,
+    docs/rtvc-quirks.md)."""
     if increase_only and decrease_only:
         raise ValueError("increase_only and decrease_only cannot both be set")
     mean_power = float(np.mean(np.square(wav, dtype=np.float64))) if wav.size else 0.0
@@ -46,7 +47,8 @@ def moving_average(values: np.ndarray, width: int) -> np.ndarray:
 
 
 def voice_activity_mask(wav: np.ndarray, hparams: EncoderHParams) -> np.ndarray:
-    """Per-sample speech mask of a 16 kHz waveform, without the tail short of a 30 ms window (RTVC quirk 3)."""
+    """Per-sample speech mask of a 16 kHz waveform, without the tail short of a 30 ms window (RTVC quirk 3,
+    docs/rtvc-quirks.md)."""
     import webrtcvad
 
     window = hparams.vad_window_samples
@@ -68,9 +70,9 @@ def voice_activity_mask(wav: np.ndarray, hparams: EncoderHParams) -> np.ndarray:
 
 
 def smooth_voice_flags(flags: np.ndarray, hparams: EncoderHParams) -> np.ndarray:
-    """Per-window VAD decisions -> keep mask, as RTVC: moving average of 8, half-to-even rounding (RTVC
-    quirk 3), then dilation. Pauses up to 150 ms survive whole; longer ones keep 2 windows after speech
-    and 3 before."""
+    """Per-window VAD decisions -> keep mask, as RTVC: moving average of 8, half-to-even rounding
+    (RTVC quirk 3, docs/rtvc-quirks.md), then dilation. Pauses up to 150 ms survive whole; longer ones keep
+    2 windows after speech and 3 before."""
     smoothed = np.round(moving_average(np.asarray(flags, dtype=float), hparams.vad_moving_average_width))
     return binary_dilation(smoothed.astype(bool), np.ones(hparams.vad_max_silence_length + 1))
 

@@ -121,8 +121,8 @@ class SpeakerScan:
 
 
 def read_sources(path: Path) -> list[tuple[str, str | None]]:
-    """``(npy name, source path)`` pairs of a ``_sources.txt``, split at the first comma only (RTVC quirk 23);
-    repeated names are kept once.
+    """``(npy name, source path)`` pairs of a ``_sources.txt``, split at the first comma only (RTVC quirk 23,
+    docs/rtvc-quirks.md); repeated names are kept once.
 
     >>> import tempfile
     >>> path = Path(tempfile.mkdtemp()) / "_sources.txt"

@@ -113,7 +113,8 @@ def draw_projection(points: np.ndarray, labels: Sequence[str], title: str):
 
 
 def _colours(count: int) -> list[tuple[float, ...]]:
-    """``count`` distinct colours (RTVC's fixed 14-colour palette failed on a 15th speaker, quirk 31)."""
+    """``count`` distinct colours (RTVC's fixed 14-colour palette failed on a 15th speaker, RTVC quirk 31,
+    docs/rtvc-quirks.md)."""
     from matplotlib import colormaps
 
     palette = colormaps["tab10" if count <= 10 else "tab20"]

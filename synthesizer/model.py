@@ -76,7 +76,8 @@ class HighwayNetwork(nn.Module):
 
 
 class BatchNormConv(nn.Module):
-    """Conv1d (no bias, "same" padding), optional ReLU, then BatchNorm: ReLU first, as RTVC (quirk 12).
+    """Conv1d (no bias, "same" padding), optional ReLU, then BatchNorm: ReLU first (RTVC quirk 12,
+    docs/rtvc-quirks.md).
 
     >>> BatchNormConv(4, 6, kernel=3)(torch.rand(2, 4, 10)).shape
     torch.Size([2, 6, 10])
@@ -138,7 +139,7 @@ class CBHG(nn.Module):
 
 
 class PreNet(nn.Module):
-    """Two ReLU layers whose dropout stays on in eval mode, as RTVC (quirk 11).
+    """Two ReLU layers whose dropout stays on in eval mode, (RTVC quirk 11, docs/rtvc-quirks.md).
 
     >>> PreNet(8, 16, 4, dropout=0.5)(torch.rand(2, 8)).shape
     torch.Size([2, 4])
@@ -196,8 +197,8 @@ class LocationSensitiveAttention(nn.Module):
 
     def forward(self, keys: Tensor, query: Tensor, cumulative: Tensor, mask: Tensor, exact_rtvc: bool) -> Tensor:
         """Attention weights ``(B, Tc)`` from ``keys (B, Tc, A)``, ``query (B, A)``, the cumulative
-        weights and ``mask`` (True for real characters); ``exact_rtvc`` multiplies energies by the mask (RTVC
-        quirk 13) instead of excluding pads."""
+        weights and ``mask`` (True for real characters); ``exact_rtvc`` multiplies energies by the mask
+        (RTVC quirk 13, docs/rtvc-quirks.md) instead of excluding pads."""
         processed_query = self.W(query).unsqueeze(1)  # (B, 1, A)
         location = self.L(self.conv(cumulative.unsqueeze(1)).transpose(1, 2))  # (B, Tc, A)
         energy = self.v(torch.tanh(processed_query + keys + location)).squeeze(-1)  # (B, Tc)

@@ -1,7 +1,7 @@
 """Training figures of the synthesizer: attention alignment and target-vs-predicted mels.
 
 Plain matplotlib figures (no pyplot, no GUI), so training works headless; low frequencies at the bottom
-(RTVC quirk 32).
+(RTVC quirk 32, docs/rtvc-quirks.md).
 
 >>> import numpy as np
 >>> figure = attention_figure(np.eye(5), title="step 10")

@@ -1,7 +1,7 @@
 """Text front-end of the synthesizer: cleaning, symbol ids and sentence splitting.
 
 RTVC's cleaners and 66-symbol table, so ordinary text gives RTVC's ids; where RTVC dropped text
-silently (RTVC quirk 21), this module speaks it or warns.
+silently (RTVC quirk 21, docs/rtvc-quirks.md), this module speaks it or warns.
 
 >>> text_to_sequence("Hi!")
 [35, 36, 54, 1]

@@ -1,7 +1,7 @@
 """Text cleaners: raw input to the synthesizer's character set, with RTVC's names and behaviour.
 
 Differences from RTVC's ``english_cleaners``: currency is expanded before transliteration (RTVC quirk
-21) and ``%`` and ``&`` are read instead of dropped.
+21, docs/rtvc-quirks.md) and ``%`` and ``&`` are read instead of dropped.
 
 >>> english_cleaners("Dr. Smith paid $3.50 on the 1st of May, 1995.")
 'doctor smith paid three dollars, fifty cents on the first of may, nineteen ninety-five.'

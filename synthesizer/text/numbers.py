@@ -1,8 +1,9 @@
 """Spell out numbers, amounts of money and ordinals in English words, as RTVC's ``numbers.py``.
 
 The rules and the ``inflect`` calls give RTVC's output (inflect 5.3.0 and 7.x alike). Differences, all
-where RTVC gave wrong text or crashed: ``£`` and ``€`` amounts are read (RTVC quirk 21), with pence and
-cents after a decimal point, and integers beyond inflect's range (>= 10**36) are read digit by digit.
+where RTVC gave wrong text or crashed: ``£`` and ``€`` amounts are read (RTVC quirk 21,
+docs/rtvc-quirks.md), with pence and cents after a decimal point, and integers beyond inflect's range
+(>= 10**36) are read digit by digit.
 
 >>> normalize_numbers("$3.50 on the 1st of May, 1995")
 'three dollars, fifty cents on the first of May, nineteen ninety-five'

@@ -4,10 +4,11 @@ rate, pitch and energy, and enhancement, and the generated outputs (replay, expo
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout,
-                             QLabel, QLineEdit, QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout)
+                             QLabel, QLineEdit, QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from synthesizer.inference import MAX_ENERGY, MAX_PITCH_SHIFT, MAX_SPEAKING_RATE, MIN_ENERGY, MIN_SPEAKING_RATE
 from toolbox.controller import GRIFFIN_LIM, GeneratedOutput
@@ -29,6 +30,30 @@ def _number_box(label: str, limits: tuple[float, float], value: float, step: flo
     name = QLabel(label)
     name.setBuddy(box)
     return name, box
+
+
+W = TypeVar("W", bound=QWidget)
+
+
+def _tip(widget: W, tip: str) -> W:
+    widget.setToolTip(tip)
+    return widget
+
+
+def _row(*items: QWidget | tuple[QWidget, int] | int | None) -> QHBoxLayout:
+    """A row of widgets: ``(widget, stretch)`` stretches that one, an int is a spacing, ``None`` a stretch."""
+    row = QHBoxLayout()
+    for item in items:
+        if item is None:
+            row.addStretch(1)
+        elif isinstance(item, int):
+            row.addSpacing(item)
+        elif isinstance(item, tuple):
+            row.addWidget(*item)
+        else:
+            row.addWidget(item)
+    return row
+
 
 EXPORT_FILTER = "WAV audio (*.wav);;FLAC audio (*.flac)"
 WELCOME_TEXT = (
@@ -54,37 +79,30 @@ class GenerationPanel(QGroupBox):
         layout.addWidget(self.synthesizer_help_label)
 
         buttons = QGridLayout()  # the main action on a row of its own, the two stages below it
-        self.synthesize_vocode_button = QPushButton("Synthesize and vocode")
-        self.synthesize_button = QPushButton("Synthesize")
-        self.vocode_button = QPushButton("Vocode")
-        self.synthesize_vocode_button.setToolTip("Speak the text in the selected voice; each sentence plays "
-                                                 "as soon as it is ready.")
-        self.synthesize_button.setToolTip("Make the mel spectrogram only (fast), to check it before vocoding.")
-        self.vocode_button.setToolTip("Turn the last synthesized spectrogram into audio with the selected vocoder.")
+        self.synthesize_vocode_button = _tip(QPushButton("Synthesize and vocode"), "Speak the text in the selected "
+                                             "voice; each sentence plays as soon as it is ready.")
+        self.synthesize_button = _tip(QPushButton("Synthesize"),
+                                      "Make the mel spectrogram only (fast), to check it before vocoding.")
+        self.vocode_button = _tip(QPushButton("Vocode"),
+                                  "Turn the last synthesized spectrogram into audio with the selected vocoder.")
         buttons.addWidget(self.synthesize_vocode_button, 0, 0, 1, 2)
         buttons.addWidget(self.synthesize_button, 1, 0)
         buttons.addWidget(self.vocode_button, 1, 1)
         layout.addLayout(buttons)
 
         # Voice conversion: a recording's words and timing in the selected voice.
-        convert_row = QHBoxLayout()
-        self.convert_button = QPushButton("Convert a recording")
-        self.convert_button.setToolTip("Say the words of the source recording, with its timing, in the selected "
-                                       "voice (load or record the source first; it joins the source list).")
-        self.source_box = QComboBox()
-        self.source_box.setToolTip("The recording to convert: loaded files and recordings, newest first.")
+        self.convert_button = _tip(QPushButton("Convert a recording"), "Say the words of the source recording, with "
+                                   "its timing, in the selected voice (load or record the source first; it joins "
+                                   "the source list).")
+        self.source_box = _tip(QComboBox(), "The recording to convert: loaded files and recordings, newest first.")
         self.source_box.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.source_box.setMinimumContentsLength(8)
-        self.source_text_edit = QLineEdit()
+        self.source_text_edit = _tip(QLineEdit(), "The words the source says; leave empty to recognise them with "
+                                     "Whisper.")
         self.source_text_edit.setPlaceholderText("its words (empty: recognised)")
-        self.source_text_edit.setToolTip("The words the source says; leave empty to recognise them with Whisper.")
-        convert_row.addWidget(self.convert_button)
-        convert_row.addWidget(QLabel("Source:"))
-        convert_row.addWidget(self.source_box, 1)
-        convert_row.addWidget(self.source_text_edit, 1)
-        layout.addLayout(convert_row)
+        layout.addLayout(_row(self.convert_button, QLabel("Source:"), (self.source_box, 1),
+                              (self.source_text_edit, 1)))
 
-        options = QHBoxLayout()
         self.seed_check = QCheckBox("Random seed:")
         self.seed_check.setToolTip("Fix the random seed: synthesis and vocoding then give the same output "
                                    "every time. Unchecked, a new seed is drawn and written to the log.")
@@ -107,40 +125,20 @@ class GenerationPanel(QGroupBox):
         self.energy_label, self.energy_spin = _number_box(
             "Energy:", (MIN_ENERGY, MAX_ENERGY), 1.0, 0.05, 2, "×",
             "Loudness of the speech: 2× is twice the amplitude, 0.5× half.")
-        self.enhance_check = QCheckBox("Enhance output")
-        self.enhance_check.setToolTip("Trim long silences from the output and normalise its loudness.")
-        options.addWidget(self.seed_check)
-        options.addWidget(self.seed_spin)
-        options.addStretch(1)
-        layout.addLayout(options)
-        rate_row = QHBoxLayout()  # a row of its own: the window stays usable at 1024 pixels wide
-        rate_row.addWidget(self.rate_label)
-        rate_row.addWidget(self.rate_spin)
-        for label, spin in ((self.pitch_label, self.pitch_spin), (self.energy_label, self.energy_spin)):
-            rate_row.addSpacing(12)
-            rate_row.addWidget(label)
-            rate_row.addWidget(spin)
-        rate_row.addStretch(1)
-        layout.addLayout(rate_row)
+        self.enhance_check = _tip(QCheckBox("Enhance output"),
+                                  "Trim long silences from the output and normalise its loudness.")
+        layout.addLayout(_row(self.seed_check, self.seed_spin, None))
+        # The prosody controls get a row of their own: the window stays usable at 1024 pixels wide.
+        layout.addLayout(_row(self.rate_label, self.rate_spin, 12, self.pitch_label, self.pitch_spin, 12,
+                              self.energy_label, self.energy_spin, None))
 
-        outputs = QHBoxLayout()
-        outputs.addWidget(QLabel("Output:"))
-        self.outputs_box = QComboBox()
-        self.outputs_box.setToolTip("Generated outputs, newest first.")
+        self.outputs_box = _tip(QComboBox(), "Generated outputs, newest first.")
         self.outputs_box.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.outputs_box.setMinimumContentsLength(10)
-        self.replay_button = QPushButton("Replay")
-        self.replay_button.setToolTip("Play the selected output again.")
-        self.export_button = QPushButton("Export…")
-        self.export_button.setToolTip("Save the selected output as a WAV or FLAC file (16 kHz).")
-        outputs.addWidget(self.outputs_box, 1)
-        layout.addLayout(outputs)
-        judge = QHBoxLayout()
-        judge.addWidget(self.replay_button)
-        judge.addWidget(self.export_button)
-        judge.addStretch(1)
-        judge.addWidget(self.enhance_check)
-        layout.addLayout(judge)
+        layout.addLayout(_row(QLabel("Output:"), (self.outputs_box, 1)))
+        self.replay_button = _tip(QPushButton("Replay"), "Play the selected output again.")
+        self.export_button = _tip(QPushButton("Export…"), "Save the selected output as a WAV or FLAC file (16 kHz).")
+        layout.addLayout(_row(self.replay_button, self.export_button, None, self.enhance_check))
         self.similarity_meter = SimilarityMeter()
         layout.addWidget(self.similarity_meter)
 
