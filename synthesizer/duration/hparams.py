@@ -1,9 +1,5 @@
-"""Hyperparameters of the phoneme duration synthesizer (saved in its checkpoints).
-
-The mel format is not repeated here: it is :data:`utils.signal_contract.SIGNAL` (as Tacotron's, with
-Griffin-Lim settings from :class:`synthesizer.hparams.SynthesizerHParams`), so the vocoders and the
-trainers read one definition.
-"""
+"""Hyperparameters of the phoneme duration synthesizer (saved in its checkpoints); its mel format is
+:data:`utils.signal_contract.SIGNAL`, not repeated here."""
 
 from __future__ import annotations
 

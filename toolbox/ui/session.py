@@ -1,9 +1,5 @@
 """What the panels of the toolbox window share: the controller, the state one panel sets and others
-read, and the signals through which they talk. A panel holds this, never the window or another panel.
-
-:class:`~toolbox.controller.ToolboxController` stays free of Qt (the CLI and the tests drive it), so
-its signals live here; the window connects the ones about itself (log, errors, actions, jobs).
-"""
+read, and the signals through which they talk (the controller stays free of Qt, so they live here)."""
 
 from __future__ import annotations
 
