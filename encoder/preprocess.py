@@ -36,7 +36,7 @@ from utils.corpora import (
 )
 from utils.errors import describe_error
 from utils.parallel import parallel_map
-from utils.arguments import add_corpus_arguments, fail, warn_failures
+from utils.arguments import add_corpus_arguments, cannot_write, fail, interrupted, warn_failures
 
 
 SOURCES_FILE = "_sources.txt"
@@ -49,37 +49,40 @@ class SpeakerJob:
     utterances: tuple[CorpusUtterance, ...]
 
 
-@dataclass
-class SpeakerReport:
-    """What happened to one speaker's files; ``failures`` are ``(source path, reason)``, ``durations``
-    the trimmed seconds of each kept file."""
+@dataclass(kw_only=True)
+class FileCounts:
+    """What happened to some files; ``failures`` are ``(source path, reason)``, ``durations`` the trimmed
+    seconds of each kept file."""
 
-    speaker: str
     kept: int = 0
     existing: int = 0
     too_short: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
     durations: list[float] = field(default_factory=list)
 
+    def merge(self, counts: FileCounts) -> None:
+        self.kept += counts.kept
+        self.existing += counts.existing
+        self.too_short += counts.too_short
+        self.failures.extend(counts.failures)
+        self.durations.extend(counts.durations)
+
 
 @dataclass
-class DatasetReport:
+class SpeakerReport(FileCounts):
+
+    speaker: str
+
+
+@dataclass
+class DatasetReport(FileCounts):
 
     dataset: str
     speakers: int = 0
-    kept: int = 0
-    existing: int = 0
-    too_short: int = 0
-    failures: list[tuple[str, str]] = field(default_factory=list)
-    durations: list[float] = field(default_factory=list)
 
     def add(self, report: SpeakerReport) -> None:
         self.speakers += 1
-        self.kept += report.kept
-        self.existing += report.existing
-        self.too_short += report.too_short
-        self.failures.extend(report.failures)
-        self.durations.extend(report.durations)
+        self.merge(report)
 
 
 # -- _sources.txt ----------------------------------------------------------------------------------
@@ -272,10 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             reports.append(preprocess_corpus(corpus, out_dir, hparams, skip_existing=args.skip_existing,
                                              trim=trim, n_processes=args.n_processes))
     except KeyboardInterrupt:
-        fail("interrupted; run again with --skip_existing to resume.")
-        return 130
+        return interrupted()
     except OSError as error:
-        return fail(f"Cannot write into '{out_dir}' ({error.strerror or error}).")
+        return cannot_write(out_dir, error)
 
     _print_summary(reports, hparams)
     return 0

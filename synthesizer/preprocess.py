@@ -49,7 +49,7 @@ from utils.corpora import (
 )
 from utils.hparams import HParamsError
 from utils.parallel import parallel_map
-from utils.arguments import add_corpus_arguments, fail, warn_failures
+from utils.arguments import add_corpus_arguments, cannot_write, fail, interrupted, warn_failures
 from utils.training import TrainingError, parse_hparam_overrides, resolve_hparams
 
 
@@ -413,10 +413,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CorpusError, MetadataError) as error:
         return fail(str(error))
     except OSError as error:
-        return fail(f"Cannot write into '{out_dir}' ({error.strerror or error}).")
+        return cannot_write(out_dir, error)
     except KeyboardInterrupt:
-        fail("interrupted; run again with --skip_existing to resume.")
-        return 130
+        return interrupted()
 
     _print_summary(entries, audio, embeds, hparams)
     return 0

@@ -115,6 +115,16 @@ def fail(message: str) -> int:
     return 1
 
 
+def interrupted() -> int:
+    """Say how to resume a preprocessor stopped by Ctrl-C; the shell's status for SIGINT."""
+    fail("interrupted; run again with --skip_existing to resume.")
+    return 130
+
+
+def cannot_write(out_dir: Path, error: OSError) -> int:
+    return fail(f"Cannot write into '{out_dir}' ({error.strerror or error}).")
+
+
 def warn_failures(failures: Sequence[tuple[str, str]], rest_note: str) -> None:
     """Warn about the first few ``(source, reason)`` failures; ``rest_note`` follows the count of the rest."""
     for source, reason in failures[:MAX_FAILURES_SHOWN]:
