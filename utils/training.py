@@ -351,6 +351,17 @@ def check_batch_fits_data(name: str, batch_size: int, n_items: int, context: Dis
                         f"{n_items}; {advice}.")
 
 
+def sample_indices(dataset_size: int, count: int) -> list[int]:
+    """``count`` fixed utterances spread over the dataset (the same ones at every sampling step).
+
+    >>> sample_indices(10, 3), sample_indices(2, 5), sample_indices(5, 0)
+    ([0, 4, 9], [0, 1], [])
+    """
+    if count <= 0 or dataset_size <= 0:
+        return []
+    return sorted({int(i) for i in np.linspace(0, dataset_size - 1, min(count, dataset_size)).round()})
+
+
 def worker_init_fn(worker_id: int) -> None:
     """Give every DataLoader worker its own NumPy/random stream and leave stop signals to the trainer
     (docs/training.md)."""

@@ -15,7 +15,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,7 +22,7 @@ from torch import nn
 from utils.distributed import broadcast_buffers, wrap_model
 from utils.arguments import training_parser
 from utils.training import (TrainingError, TrainingOptions, TrainingSession, check_window_fits_data, epochs_of_batches,
-                            options_from_args, run_cli, seed_everything, training_session)
+                            options_from_args, run_cli, sample_indices, seed_everything, training_session)
 from vocoder.data import VocoderData, VocoderDataset, make_data_loader
 from vocoder.distribution import discretized_mix_logistic_loss
 from vocoder.hparams import VocoderHParams
@@ -60,7 +59,7 @@ def rtvc_loss(output: torch.Tensor, target: torch.Tensor, hparams: VocoderHParam
 
     >>> hp = VocoderHParams()
     >>> loss = rtvc_loss(torch.zeros(2, 10, 512), torch.zeros(2, 10, dtype=torch.long), hp)
-    >>> round(loss.item(), 4) == round(float(np.log(512)), 4)
+    >>> round(loss.item(), 4) == round(torch.tensor(512.0).log().item(), 4)
     True
     """
     output = output.float()
@@ -80,17 +79,6 @@ def check_hparams(hparams: VocoderHParams) -> None:
 
 # ----------------------------------------------------------------------------------------------
 # Samples
-
-
-def sample_indices(dataset_size: int, count: int) -> list[int]:
-    """``count`` fixed utterances spread over the dataset (the same ones at every sampling step).
-
-    >>> sample_indices(10, 3), sample_indices(2, 5), sample_indices(5, 0)
-    ([0, 4, 9], [0, 1], [])
-    """
-    if count <= 0 or dataset_size <= 0:
-        return []
-    return sorted({int(i) for i in np.linspace(0, dataset_size - 1, min(count, dataset_size)).round()})
 
 
 def write_samples(session: TrainingSession, model: WaveRNN, dataset: VocoderDataset, seconds: float) -> list[Path]:

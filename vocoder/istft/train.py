@@ -26,8 +26,8 @@ from synthesizer.metadata import MetadataError, read_train_txt
 from utils.distributed import wrap_model
 from utils.arguments import training_parser
 from utils.training import (TrainingError, TrainingOptions, TrainingSession, check_batch_fits_data,
-                            check_window_fits_data, epochs_of_batches, options_from_args, run_cli, seed_everything,
-                            training_session, worker_init_fn)
+                            check_window_fits_data, epochs_of_batches, options_from_args, run_cli, sample_indices,
+                            seed_everything, training_session, worker_init_fn)
 from vocoder.istft.data import SegmentDataset
 from vocoder.istft.hparams import ISTFTHParams
 from vocoder.istft.inference import ISTFTVocoder
@@ -90,8 +90,7 @@ def write_samples(session: TrainingSession, model: ISTFTVocoderNet, dataset: Seg
     signal = model.hparams.signal
     vocoder = ISTFTVocoder(model)
     pairs = []
-    indices = sorted({int(i) for i in np.linspace(0, len(dataset) - 1, min(count, len(dataset))).round()})
-    for index in indices:
+    for index in sample_indices(len(dataset), count):
         wav = dataset.load(index)[: int(seconds * signal.sample_rate)]
         with torch.no_grad():
             mel = model.front.mel_from_wave(torch.from_numpy(wav)[None])[0].numpy()  # (M, T)
