@@ -48,7 +48,7 @@ def test_the_pipeline_loads_each_file_as_its_kind(pipeline, offline_dir):
     assert ISTFTVocoder.from_checkpoint(offline_dir / "vocoder.pt").contrast == 1.0
     assert vocoder_architecture(offline_dir / "vocoder.pt") == "istft"
     with pytest.raises(ValueError, match="holds an iSTFT vocoder, not a WaveRNN one"):
-        _ = pipeline.wavernn
+        _ = pipeline.vocoder("wavernn")
 
 
 @pytest.mark.parametrize("vocoder", ["istft", "griffinlim"])
