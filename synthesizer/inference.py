@@ -42,6 +42,7 @@ from synthesizer.base import (  # noqa: F401 (re-exported: the public names of s
     MAX_SPEAKING_RATE,
     MIN_ENERGY,
     MIN_SPEAKING_RATE,
+    GtaSource,
     SynthesisResult,
     SynthesisWarning,
     as_embedding_matrix,
@@ -188,6 +189,12 @@ class Synthesizer:
 
     def __repr__(self) -> str:
         return f"Synthesizer(path={str(self.path)!r}, step={self.step}, r={self.r}, device={str(self.device)!r})"
+
+    def gta_source(self, in_dir: Path, device: torch.device, num_workers: int = 0) -> GtaSource:
+        """Its ground-truth-aligned mels of a synthesizer data folder (teacher-forced, :mod:`synthesizer.gta`)."""
+        from synthesizer.gta import TacotronGtaSource
+
+        return TacotronGtaSource(self, in_dir, device, num_workers)
 
     def save(self, path: str | Path, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Write our checkpoint format (RTVC's keys plus hyperparameters and the symbol table)."""

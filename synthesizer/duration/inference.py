@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from synthesizer.base import (
+    GtaSource,
     SynthesisResult,
     SynthesisWarning,
     as_embedding_matrix,
@@ -147,6 +148,12 @@ class DurationSynthesizer:
 
     def __repr__(self) -> str:
         return f"DurationSynthesizer(path={str(self.path)!r}, step={self.step}, device={str(self.device)!r})"
+
+    def gta_source(self, in_dir: Path, device: torch.device, num_workers: int = 0) -> GtaSource:
+        """Its ground-truth-aligned mels of a data folder, read in this process (``num_workers`` is not used)."""
+        from synthesizer.duration.gta import DurationGtaSource
+
+        return DurationGtaSource(self, in_dir, device)
 
     def save(self, path: str | Path) -> None:
         """Write the weights, hyperparameters, symbols and espeak-ng version (no optimizer)."""
