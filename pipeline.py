@@ -664,7 +664,7 @@ class ClonePipeline:
         out = enhance_output(out, self.sample_rate) if enhance else limit_peak(out)
         synthesis = SentenceMels([segment.text for segment in segments], mels, alignments, synth_seconds, notes,
                                     synthesizer.architecture)
-        from synthesizer.audio import melspectrogram
+        from utils.mel import melspectrogram
 
         timings = {"synthesizer": synth_seconds, vocoder: vocode_seconds,
                    "total": time.perf_counter() - start_time}

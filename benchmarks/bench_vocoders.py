@@ -70,7 +70,8 @@ def held_out_utterances(librispeech: Path, count: int, min_seconds: float = 0.0)
 def griffin_lim_on_amplitude(amplitude: np.ndarray, seed: int = 0) -> np.ndarray:
     """Plain audio from a linear amplitude ``(n_fft // 2 + 1, T)`` of the pre-emphasised STFT, with the tuned
     fast Griffin-Lim's momentum and iterations (the amplitude is used as it is: no exponent)."""
-    from synthesizer.audio import TUNED_GRIFFIN_LIM, griffin_lim, inv_preemphasis
+    from utils.mel import inv_preemphasis
+    from vocoder.griffin_lim import TUNED_GRIFFIN_LIM, griffin_lim
     from synthesizer.hparams import SynthesizerHParams
 
     hp = SynthesizerHParams()
@@ -117,7 +118,8 @@ def run(args: argparse.Namespace) -> dict:
     import torch
 
     from encoder.inference import Encoder
-    from synthesizer.audio import load_wav, melspectrogram
+    from synthesizer.audio import load_wav
+    from utils.mel import melspectrogram
     from synthesizer.hparams import SynthesizerHParams
     from utils.default_models import resolve_model
     from vocoder.istft.metrics import spectral_distance

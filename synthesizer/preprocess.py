@@ -5,7 +5,7 @@ Two stages, both on by default:
 Audio (RTVC's ``synthesizer_preprocess_audio.py``)
     For every utterance with a transcript: load at 16 kHz, peak-normalise to ``rescaling_max`` (0.9),
     trim long silences with the encoder's VAD (``preprocess_wav(normalize=False)``), drop it when shorter
-    than ``utterance_min_duration`` (1.6 s), compute the 80-band mel (:func:`synthesizer.audio.melspectrogram`),
+    than ``utterance_min_duration`` (1.6 s), compute the 80-band mel (:func:`utils.mel.melspectrogram`),
     drop it when longer than ``max_mel_frames`` (900), drop it when its cleaned text encodes to nothing.
     Kept utterances are saved atomically as ``mels/mel-<b>.npy`` ((T, 80) float32, the mel transposed) and
     ``audio/audio-<b>.npy`` (1-D float32, no pre-emphasis), and listed in ``train.txt``
@@ -54,7 +54,8 @@ import numpy as np
 
 from encoder.audio import preprocess_wav, webrtcvad_available
 from encoder.hparams import EncoderHParams
-from synthesizer.audio import load_wav, melspectrogram
+from synthesizer.audio import load_wav
+from utils.mel import melspectrogram
 from synthesizer.hparams import SynthesizerHParams
 from synthesizer.metadata import (
     AUDIO_FOLDER,

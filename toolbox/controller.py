@@ -41,7 +41,7 @@ from pipeline import (
     split_text,
     vocoder_kind,
 )
-from synthesizer.audio import melspectrogram
+from utils.mel import melspectrogram
 from synthesizer.hparams import SynthesizerHParams
 from utils.audio_io import CLIPPING_LEVEL, AudioError, save_audio
 from utils.checkpoints import inspect_checkpoint

@@ -51,7 +51,7 @@ class MelSignal(HParams):
     """How a waveform becomes the normalised mel the synthesizers and vocoders exchange.
 
     The field names and their order are RTVC's synthesizer hyperparameters (they are saved in
-    checkpoints under these names). See :mod:`synthesizer.audio` for the computation.
+    checkpoints under these names). See :mod:`utils.mel` for the computation.
     """
 
     sample_rate: int = SAMPLE_RATE

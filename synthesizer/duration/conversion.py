@@ -373,7 +373,7 @@ def convert_segment(synthesizer, wav: np.ndarray, text: str, source_embedding: n
     ConversionError
         The text has nothing to speak, does not fit the recording, or has words the recording does not say.
     """
-    from synthesizer.audio import melspectrogram
+    from utils.mel import melspectrogram
     model: DurationSynthesizerModel = synthesizer.model
     item = synthesizer.front_end([text])[0]
     if len(item.ids) < 3:

@@ -1,6 +1,6 @@
 """The signal contract in torch: pre-emphasis, STFT, mel in [-4, 4], its amplitude prior, iSTFT.
 
-Everything here follows :mod:`synthesizer.audio` (and reads its constants from
+Everything here follows :mod:`utils.mel` (and reads its constants from
 :class:`utils.signal_contract.MelSignal`): pre-emphasis 0.97, a centred zero-padded STFT with a
 periodic Hann window, the Slaney mel basis, ``20·log10(max(1e-5, x)) − ref_level_db`` and the linear
 map of [min_level_db, 0] dB onto [−max_abs, max_abs]. The vocoder predicts the spectrum of the
@@ -10,7 +10,7 @@ map of [min_level_db, 0] dB onto [−max_abs, max_abs]. The vocoder predicts the
 Examples
 --------
 >>> import numpy as np, torch
->>> from synthesizer.audio import melspectrogram
+>>> from utils.mel import melspectrogram
 >>> from utils.signal_contract import SIGNAL as hp
 >>> front = SpectralFrontEnd(hp)
 >>> wav = np.random.default_rng(0).normal(0, 0.1, 4000).astype(np.float32)
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from scipy import signal as scipy_signal
 from torch import nn
 
-from synthesizer.audio import inverse_mel_basis, mel_basis
+from utils.mel import inverse_mel_basis, mel_basis
 from utils.signal_contract import MelSignal
 
 
@@ -48,7 +48,7 @@ def preemphasis(wav: torch.Tensor, coefficient: float, history: torch.Tensor | N
 def deemphasis(wav: np.ndarray, coefficient: float, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Inverse IIR of :func:`preemphasis` on a 1-D piece; returns ``(audio, state)`` to continue a stream.
 
-    With ``state=None`` it equals :func:`synthesizer.audio.inv_preemphasis`.
+    With ``state=None`` it equals :func:`utils.mel.inv_preemphasis`.
 
     Examples
     --------
