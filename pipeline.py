@@ -108,7 +108,7 @@ def resolve_models(models_dir: str | Path, *, encoder: Path | None = None, synth
             notes.append("No vocoder file: using Griffin-Lim (add --download for RTVC's vocoder).")
     neural = vocoders.needs_file(vocoder_name)
     wanted = [name for name, model in chosen.items() if model.source in ("shipped", "missing")
-              and (name == "synthesizer" or vocoder_name == vocoders.RTVC_VOCODER)]
+              and (name == "synthesizer" or vocoders.published_by_rtvc(vocoder_name))]
     if wanted and download:
         ensure_default_models(models_dir, wanted, base_url=models_url, source_dir=models_source,
                               show_progress=show_progress)

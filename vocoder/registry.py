@@ -40,6 +40,11 @@ def needs_file(kind: str) -> bool:
     return VOCODERS.needs_file(kind)
 
 
+def published_by_rtvc(kind: str) -> bool:
+    """Whether ``--download`` can fetch a file of this kind (RTVC published a WaveRNN only)."""
+    return kind == RTVC_VOCODER
+
+
 def kind_class(kind: str) -> type[MelVocoder]:
     """The class of ``kind`` (its module imported now), for its class-level facts such as ``time_share``."""
     return VOCODERS.kind_class(kind)
