@@ -82,7 +82,9 @@ class SpectralFrontEnd(nn.Module):
         self.register_buffer("mel_basis", torch.from_numpy(mel_basis(hparams)).float(), persistent=False)  # (M, F)
         self.register_buffer("inverse_basis", torch.from_numpy(inverse_mel_basis(hparams)).float(),
                              persistent=False)  # (F, M)
-        window = torch.hann_window(self.win, periodic=True)  # scipy's "hann" with fftbins=True, as librosa
+        # scipy's "hann" with fftbins=True, as librosa; made on the CPU even while the model is sized on the
+        # meta device (utils.checkpoints), where torch computes it through torch._dynamo (seconds to import).
+        window = torch.hann_window(self.win, periodic=True, device="cpu")
         if self.win < self.n_fft:  # librosa centres a shorter window inside the FFT frame
             left = (self.n_fft - self.win) // 2
             window = F.pad(window, (left, self.n_fft - self.win - left))
