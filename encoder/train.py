@@ -40,17 +40,9 @@ from encoder.hparams import EncoderHParams
 from encoder.metrics import ge2e_softmax_loss, similarity_eer
 from encoder.model import SpeakerEncoder, build_speaker_encoder
 from utils.distributed import unwrap_model, wrap_model
-from utils.training import (
-    TrainingError,
-    TrainingOptions,
-    TrainingSession,
-    add_training_arguments,
-    options_from_args,
-    resolve_hparams,
-    run_cli,
-    seed_everything,
-    training_session,
-)
+from utils.arguments import training_parser
+from utils.training import (TrainingError, TrainingOptions, TrainingSession, options_from_args, run_cli,
+                            seed_everything, training_session)
 
 #: RTVC's gradient rules (``encoder/model.py: do_gradient_ops``).
 SIMILARITY_GRADIENT_SCALE = 0.01
@@ -222,8 +214,7 @@ def train(options: TrainingOptions, clean_data_root: str | Path, umap_every: int
         context = session.context
         seed_everything(options.seed, context)
         checkpoint = session.checkpoint_to_resume()
-        hparams = resolve_hparams(EncoderHParams, session.stored_hparams(checkpoint), options.config,
-                                  options.hparam_overrides)
+        hparams = session.resolve_hparams(EncoderHParams, checkpoint)
         corpus = SpeakerCorpus.load(clean_data_root, hparams)
         if context.is_main:
             print(f"Training data: {corpus.summary()}.", flush=True)
@@ -277,18 +268,17 @@ def train(options: TrainingOptions, clean_data_root: str | Path, umap_every: int
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m encoder.train`` argument parser."""
-    parser = argparse.ArgumentParser(
-        prog="python -m encoder.train",
-        description="Train the GE2E speaker encoder on preprocessed data (python -m encoder.preprocess). "
-                    "Resumes <models_dir>/<run_id>/encoder.pt if it exists. "
-                    "Scale out with: torchrun --nproc_per_node=N -m encoder.train ...",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    add_training_arguments(parser, save_every=500, backup_every=7500, sample_every=500)
+    parser = training_parser(
+        "python -m encoder.train",
+        "Train the GE2E speaker encoder on preprocessed data (python -m encoder.preprocess). "
+        "Resumes <models_dir>/<run_id>/encoder.pt if it exists. "
+        "Scale out with: torchrun --nproc_per_node=N -m encoder.train ...",
+        init_from="encoder weights (RTVC's encoder.pt or ours)", save_every=500, backup_every=7500)
     parser.add_argument("clean_data_root", type=Path,
                         help="Folder of speaker sub-folders of .npy mel frames (e.g. <datasets_root>/SV2TTS/encoder).")
     parser.add_argument("-u", "--umap_every", type=int, default=100,
-                        help="Save a UMAP plot of a fixed set of speakers every this many steps; 0 = never.")
+                        help="Save a UMAP plot of a fixed set of speakers every this many steps; 0 = never "
+                             "(default: %(default)s).")
     return parser
 
 

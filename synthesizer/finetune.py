@@ -44,8 +44,9 @@ from synthesizer.hparams import SynthesizerHParams
 from synthesizer.model import Tacotron
 from utils.checkpoints import CheckpointError, extract_state_dict, guess_model_type, load_checkpoint_file, read_hparams
 from utils.distributed import barrier, init_distributed
-from utils.arguments import seed_argument
-from utils.training import TrainingError, TrainingOptions, parse_hparam_overrides, run_cli
+from utils.arguments import add_runtime_arguments
+from utils.training import (TrainingError, TrainingOptions, check_run_folder, parse_hparam_overrides, run_cli,
+                            runtime_options)
 
 DEFAULT_CHECKPOINT = Path("saved_models/default/synthesizer.pt")
 DEFAULT_LEARNING_RATE = 3e-5
@@ -197,6 +198,7 @@ def finetune(
     if out_dir is None:
         out_dir = Path("saved_models") / (run_id or folder.resolve().name)
     out_dir = Path(out_dir)
+    check_run_folder(out_dir.name, out_dir.parent)  # before minutes of preprocessing, not after
     work_dir = Path(work_dir) if work_dir is not None else out_dir / "data"
 
     if not folder.is_dir():
@@ -248,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=DEFAULT_LEARNING_RATE,
                         help="Constant learning rate (default: %(default)s, where RTVC's pretrained model left off).")
     parser.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE, help="Batch size (default: %(default)s).")
-    parser.add_argument("--hparams", nargs="*", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--hparams", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
                         help="Other hyperparameter overrides with JSON values (sizes must match the checkpoint).")
     parser.add_argument("-n", "--n_processes", type=int, default=min(4, os.cpu_count() or 1),
                         help="Preprocessing worker processes (default: %(default)s).")
@@ -256,18 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Save every this many steps (default: %(default)s).")
     parser.add_argument("--sample_every", type=int, default=500,
                         help="Write sample plots/audio every this many steps; 0 = never (default: %(default)s).")
-    parser.add_argument("--seed", type=seed_argument, default=None, help="Seed for data order and dropout.")
-    parser.add_argument("--cpu", action="store_true", help="Train on the CPU even if CUDA is available.")
-    parser.add_argument("--num_workers", type=int, default=2, help="DataLoader workers (default: %(default)s).")
-    parser.add_argument("--no_tensorboard", action="store_true", help="Do not write TensorBoard logs.")
-    parser.add_argument("--quiet", action="store_true", help="No progress bars.")
+    add_runtime_arguments(parser)
     return parser
 
 
 def finetune_from_args(argv: list[str] | None = None) -> Tacotron:
     """Parse the command line and fine-tune; returns the fine-tuned model."""
     args = build_parser().parse_args(argv)
-    for name in ("save_every", "sample_every", "num_workers"):
+    for name in ("save_every", "sample_every"):
         if getattr(args, name) < 0:
             raise TrainingError(f"--{name} cannot be negative.")
     if args.n_processes < 1:
@@ -276,8 +274,7 @@ def finetune_from_args(argv: list[str] | None = None) -> Tacotron:
         args.folder, args.steps, checkpoint=args.syn_model_fpath, out_dir=args.out_dir, run_id=args.run_id,
         work_dir=args.work_dir, encoder=args.enc_model_fpath, learning_rate=args.lr, batch_size=args.batch_size,
         hparam_overrides=parse_hparam_overrides(args.hparams), n_processes=args.n_processes,
-        save_every=args.save_every, backup_every=0, sample_every=args.sample_every, seed=args.seed, cpu=args.cpu,
-        num_workers=args.num_workers, tensorboard=not args.no_tensorboard, progress=not args.quiet,
+        save_every=args.save_every, backup_every=0, sample_every=args.sample_every, **runtime_options(args),
     )
 
 

@@ -53,18 +53,9 @@ from utils.distributed import (
     broadcast_object,
     wrap_model,
 )
-from utils.training import (
-    TrainingError,
-    TrainingOptions,
-    TrainingSession,
-    add_training_arguments,
-    epochs_of_batches,
-    options_from_args,
-    resolve_hparams,
-    run_cli,
-    seed_everything,
-    training_session,
-)
+from utils.arguments import training_parser
+from utils.training import (TrainingError, TrainingOptions, TrainingSession, epochs_of_batches, options_from_args,
+                            run_cli, seed_everything, training_session)
 
 MODEL_TYPE = "synthesizer"
 
@@ -407,8 +398,7 @@ def _prepare_and_train(session: TrainingSession, options: TrainingOptions, syn_d
     checkpoint = session.checkpoint_to_resume()
     source = session.checkpoint_path if checkpoint is not None and checkpoint.get("resume") else options.init_from
     check_symbols(checkpoint, source)
-    hparams = resolve_hparams(SynthesizerHParams, session.stored_hparams(checkpoint), options.config,
-                              options.hparam_overrides)
+    hparams = session.resolve_hparams(SynthesizerHParams, checkpoint)
     schedule = parse_schedule(hparams.tts_schedule, hparams.max_r)
     dataset = SynthesizerDataset(syn_dir, hparams)
     data_seed = _shared_seed(options, context)
@@ -531,27 +521,21 @@ def _run_schedule(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m synthesizer.train",
-        description="Train the synthesizer (Tacotron) on the output of synthesizer preprocessing. "
-                    "Run it again with the same run_id to resume; under torchrun it trains with "
-                    "DistributedDataParallel.",
-    )
-    add_training_arguments(parser, save_every=1000, backup_every=25_000, sample_every=500)
+    parser = training_parser(
+        "python -m synthesizer.train",
+        "Train the synthesizer (Tacotron) on the output of synthesizer preprocessing. Run it again with the "
+        "same run_id to resume; under torchrun it trains with DistributedDataParallel.",
+        init_from="synthesizer weights (RTVC's synthesizer.pt or ours)")
     parser.add_argument("syn_dir", type=Path,
                         help="Synthesizer data folder with train.txt, mels/ and embeds/ "
                              "(e.g. <datasets_root>/SV2TTS/synthesizer).")
-    parser.add_argument("--init_from", type=Path, default=None, metavar="CHECKPOINT",
-                        help="Start a new run from these synthesizer weights (RTVC's synthesizer.pt or ours) "
-                             "instead of random ones; ignored when the run already has a checkpoint.")
     return parser
 
 
 def train_from_args(argv: list[str] | None = None) -> Tacotron:
     """Parse the command line and train; returns the bare trained model."""
     args = build_parser().parse_args(argv)
-    options = options_from_args(args)
-    return train(options, args.syn_dir)
+    return train(options_from_args(args), args.syn_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

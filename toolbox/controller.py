@@ -75,7 +75,7 @@ class Cancelled(Exception):
     """Raised from a progress or audio callback to stop a job between two steps.
 
     The controller catches it where it can keep what was made so far, stores that in ``partial``
-    (a :class:`GeneratedOutput` or an :class:`Utterance` list), and raises it again.
+    (a :class:`GeneratedOutput` or a :class:`HistoryUtterance` list), and raises it again.
     """
 
     def __init__(self, message: str = "Cancelled.", partial: object = None) -> None:
@@ -169,8 +169,8 @@ def text_slug(text: str, words: int = 4, length: int = 28) -> str:
 
 
 @dataclass
-class Utterance:
-    """A recording known to the toolbox: loaded, recorded or generated."""
+class HistoryUtterance:
+    """An utterance in the toolbox's history: loaded, recorded or generated."""
 
     name: str
     speaker: str
@@ -198,7 +198,7 @@ class ModelChoice:
 
 
 @dataclass
-class Voice(VoiceEmbedding):
+class SelectedVoice(VoiceEmbedding):
     """The voice built from the selected references, and whose it is (a speaker, or "a+b")."""
 
     speaker: str = "unknown"
@@ -215,7 +215,7 @@ class GeneratedOutput:
     vocoder: str
     seed: int | None
     similarity: float | None  # cosine between the output's and the voice's embeddings
-    utterance: Utterance | None  # the output as an embedded utterance (None when too short to embed)
+    utterance: HistoryUtterance | None  # the output as an embedded utterance (None when too short to embed)
     timings: dict[str, float]
     warnings: list[str] = field(default_factory=list)  # what the log said about it, sentence by sentence
     complete: bool = True  # False: the job was cancelled and this is what had been made
@@ -318,12 +318,12 @@ class ToolboxController:
         self.device = device
         self.seed = seed
         self._log_listeners: list[LogCallback] = [log] if log else []
-        self.history: list[Utterance] = []  # newest first
+        self.history: list[HistoryUtterance] = []  # newest first
         self.projection_names: list[str] = []  # utterances shown in the UMAP, in order of arrival
         self.outputs: list[GeneratedOutput] = []  # newest first
         self.current_synthesis: SentenceMels | None = None
         self.last_source_mel: np.ndarray | None = None  # (80, T) of the last conversion's source
-        self.current_voice: Voice | None = None
+        self.current_voice: SelectedVoice | None = None
         self._lock = threading.RLock()
         self._counter = itertools.count(1)
         self.model_choices: dict[str, list[ModelChoice]] = {}
@@ -465,13 +465,13 @@ class ToolboxController:
         return [path for path in (self.models_dir / "default" / f"{name}.pt" for name in names) if path.exists()]
 
     # ---------------------------------------------------------------------------------- utterances
-    def find(self, name: str) -> Utterance:
+    def find(self, name: str) -> HistoryUtterance:
         for utterance in self.history:
             if utterance.name == name:
                 return utterance
         raise KeyError(f"No utterance called '{name}'.")
 
-    def find_source(self, path: str | Path) -> Utterance | None:
+    def find_source(self, path: str | Path) -> HistoryUtterance | None:
         """The history's utterance loaded from ``path``, if any."""
         try:
             wanted = Path(path).resolve()
@@ -482,7 +482,7 @@ class ToolboxController:
                 return utterance
         return None
 
-    def load_file(self, path: str | Path, speaker: str | None = None, name: str | None = None) -> Utterance:
+    def load_file(self, path: str | Path, speaker: str | None = None, name: str | None = None) -> HistoryUtterance:
         """Load any audio file as a reference (name: file name; speaker: its folder, as RTVC).
 
         A file already in the history is not loaded again (its embedding would be a duplicate point
@@ -496,9 +496,9 @@ class ToolboxController:
         reference = load_reference(path, name)
         return self.register(reference, speaker or path.parent.name or "unknown")
 
-    def load_files(self, paths: Sequence[str | Path], progress: StatusCallback | None = None) -> list[Utterance]:
+    def load_files(self, paths: Sequence[str | Path], progress: StatusCallback | None = None) -> list[HistoryUtterance]:
         """Load several files (a drop on the window); a cancel keeps the ones already loaded."""
-        loaded: list[Utterance] = []
+        loaded: list[HistoryUtterance] = []
         for index, path in enumerate(paths):
             if progress:
                 try:
@@ -519,7 +519,7 @@ class ToolboxController:
                 output.utterance = None
         self.log(f"Removed {len(gone)} utterance{'s' if len(gone) != 1 else ''} from the history.")
 
-    def rename(self, name: str, new_name: str) -> Utterance:
+    def rename(self, name: str, new_name: str) -> HistoryUtterance:
         """Give an utterance (and its output, for a generated one) another name."""
         new_name = " ".join(new_name.split())
         utterance = self.find(name)
@@ -537,18 +537,18 @@ class ToolboxController:
         self.log(f"Renamed '{name}' to '{new_name}'.")
         return utterance
 
-    def load_dataset_utterance(self, utterance) -> Utterance:  # noqa: ANN001 (toolbox.datasets.DatasetUtterance)
+    def load_dataset_utterance(self, utterance) -> HistoryUtterance:  # noqa: ANN001 (toolbox.datasets.DatasetUtterance)
         """Load an utterance picked in the dataset browser."""
         return self.load_file(utterance.path, speaker=utterance.speaker, name=utterance.name)
 
-    def add_recording(self, wav: np.ndarray, sample_rate: int, speaker: str = "user01") -> Utterance:
+    def add_recording(self, wav: np.ndarray, sample_rate: int, speaker: str = "user01") -> HistoryUtterance:
         """Register a take from the microphone."""
         from utils.audio_io import check_waveform
 
         wav = check_waveform(np.asarray(wav, dtype=np.float32), "The recording", sample_rate, min_seconds=0.3)
         return self.register(load_reference((wav, sample_rate), f"{speaker}_rec_{next(self._counter):05d}"), speaker)
 
-    def register(self, reference: Reference, speaker: str, *, generated: bool = False) -> Utterance:
+    def register(self, reference: Reference, speaker: str, *, generated: bool = False) -> HistoryUtterance:
         """Embed a loaded reference and add it to the history (top) and to the projection."""
         name = reference.name
         if any(u.name == name for u in self.history):
@@ -561,7 +561,7 @@ class ToolboxController:
         # Warnings about the file (a low sample rate, clipping) go to the log and stay with the utterance.
         notes: list[str] = []
         self._log_warnings(notes, embedded.warnings + ([] if generated else reference_quality_warnings(wav, name)))
-        utterance = Utterance(
+        utterance = HistoryUtterance(
             name=name, speaker=speaker, wav=display, mel=melspectrogram(display, SynthesizerHParams()),
             embedding=embedded.embedding, partial_embeddings=embedded.details.partial_embeddings,
             speech_seconds=embedded.speech_seconds, generated=generated, source=reference.source, warnings=notes,
@@ -576,7 +576,7 @@ class ToolboxController:
         self.projection_names.clear()
         self._last_projection = {}
 
-    def voice(self, names: Sequence[str], *, remember: bool = True) -> Voice:
+    def voice(self, names: Sequence[str], *, remember: bool = True) -> SelectedVoice:
         """Average the embeddings of the chosen references into one voice, with advice on its quality.
 
         ``remember=False`` only describes the voice (the window's label): the voice that the next
@@ -587,7 +587,7 @@ class ToolboxController:
             raise ValueError("Select at least one reference utterance first (load, browse or record one).")
         utterances = [self.find(name) for name in names]
         speakers = sorted({u.speaker for u in utterances})
-        voice = Voice.average([u.embedding for u in utterances], [u.name for u in utterances],
+        voice = SelectedVoice.average([u.embedding for u in utterances], [u.name for u in utterances],
                               sum(u.speech_seconds for u in utterances), [n for u in utterances for n in u.warnings],
                               speaker=speakers[0] if len(speakers) == 1 else "+".join(speakers))
         if remember:

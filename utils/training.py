@@ -3,7 +3,8 @@
 Each model package's ``train.py`` holds only what is specific to its model (data, loss, schedule,
 sample plots); everything else is here, once:
 
-* :func:`add_training_arguments` / :class:`TrainingOptions`: the flags every trainer takes.
+* :func:`options_from_args` / :class:`TrainingOptions`: the flags every trainer takes
+  (:func:`utils.arguments.training_parser`).
 * :func:`resolve_hparams`: defaults ← stored checkpoint ← ``--config`` JSON ← ``--hparams`` overrides.
   Overrides are ``key=value`` with JSON values, so lists such as ``tts_schedule`` pass (RTVC split
   on commas and could not, quirk 28).
@@ -77,7 +78,7 @@ from utils.distributed import (
     shutdown_distributed,
     unwrap_model,
 )
-from utils.arguments import MAX_SEED, seed_argument
+from utils.arguments import MAX_SEED
 from utils.default_models import DEFAULT_SUBDIR, SHIPPED_MODELS_DIR
 from utils.errors import UserError, os_reason
 from utils.hparams import HParams, HParamsError
@@ -133,60 +134,14 @@ class TrainingOptions:
         return Path(self.models_dir) / self.run_id
 
 
-def add_training_arguments(
-    parser: argparse.ArgumentParser,
-    *,
-    save_every: int = 1000,
-    backup_every: int = 25_000,
-    sample_every: int = 500,
-    num_workers: int = 2,
-) -> None:
-    """Add the flags shared by every trainer (``run_id`` first, then the trainer adds its data path)."""
-    parser.add_argument("run_id", help="Name of the run: checkpoints, logs and samples go to <models_dir>/<run_id>/.")
-    group = parser.add_argument_group("run")
-    group.add_argument("-m", "--models_dir", type=Path, default=Path("saved_models"),
-                       help="Folder holding one sub-folder per run (default: %(default)s).")
-    group.add_argument("--config", type=Path, default=None,
-                       help="JSON file of hyperparameters (all or some fields; e.g. a run's hparams.json).")
-    group.add_argument("--hparams", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
-                       help="Hyperparameter overrides with JSON values, e.g. speakers_per_batch=16 "
-                            "'tts_schedule=[[2,1e-3,20000,12]]'. Applied after --config; repeating "
-                            "--hparams adds to the list.")
-    group.add_argument("-s", "--save_every", type=int, default=save_every,
-                       help="Save <run>/<model>.pt every this many steps; 0 saves only at the end "
-                            "(default: %(default)s).")
-    group.add_argument("-b", "--backup_every", type=int, default=backup_every,
-                       help="Keep a copy <run>/<model>_<step>.pt every this many steps; 0 = never "
-                            "(default: %(default)s).")
-    group.add_argument("--max_steps", type=int, default=None,
-                       help="Stop once the step count (including earlier runs of this run_id) reaches this.")
-    group.add_argument("--log_every", type=int, default=10,
-                       help="Log scalars every this many steps (default: %(default)s).")
-    group.add_argument("--sample_every", type=int, default=sample_every,
-                       help="Write sample plots/audio every this many steps; 0 = never (default: %(default)s).")
-    group.add_argument("-f", "--force_restart", action="store_true",
-                       help="Start from scratch even if the run already has a checkpoint (it is overwritten).")
-    group.add_argument("--cpu", action="store_true", help="Train on the CPU even if CUDA is available.")
-    group.add_argument("--no_amp", action="store_true", help="Disable mixed precision on CUDA.")
-    group.add_argument("--cpu_bf16", action="store_true",
-                       help="On the CPU, run matrix products in bfloat16 (autocast; weights and optimizer stay "
-                            "float32). For large models on CPUs with native bf16 (AVX512-BF16, AMX): an "
-                            "RTVC-size synthesizer step ran 1.9 times faster on 2 AMD EPYC cores.")
-    group.add_argument("--seed", type=seed_argument, default=None,
-                       help=f"Seed for weights, data order and dropout (0 to {MAX_SEED}).")
-    group.add_argument("--num_workers", type=int, default=num_workers,
-                       help="DataLoader worker processes per rank (default: %(default)s).")
-    group.add_argument("--no_tensorboard", action="store_true", help="Do not write TensorBoard logs.")
-    group.add_argument("--quiet", action="store_true", help="No progress bar (log lines only).")
-
-
 def options_from_args(args: argparse.Namespace) -> TrainingOptions:
-    """Build :class:`TrainingOptions` from the parsed flags of :func:`add_training_arguments`."""
-    for name in ("save_every", "backup_every", "log_every", "sample_every", "num_workers"):
+    """Run settings from the flags of :func:`utils.arguments.training_parser`, checked before any data is read."""
+    for name in ("save_every", "backup_every", "log_every", "sample_every"):
         if getattr(args, name) < 0:
             raise TrainingError(f"--{name} cannot be negative.")
     if args.max_steps is not None and args.max_steps < 1:
         raise TrainingError("--max_steps must be at least 1.")
+    check_run_folder(args.run_id, args.models_dir)
     return TrainingOptions(
         run_id=args.run_id,
         models_dir=args.models_dir,
@@ -198,15 +153,17 @@ def options_from_args(args: argparse.Namespace) -> TrainingOptions:
         log_every=max(1, args.log_every),
         sample_every=args.sample_every,
         force_restart=args.force_restart,
-        init_from=getattr(args, "init_from", None),
-        cpu=args.cpu,
-        amp=not args.no_amp,
-        cpu_bf16=args.cpu_bf16,
-        seed=args.seed,
-        num_workers=args.num_workers,
-        tensorboard=not args.no_tensorboard,
-        progress=not args.quiet,
+        init_from=args.init_from,
+        **runtime_options(args),
     )
+
+
+def runtime_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`TrainingOptions` fields set by :func:`utils.arguments.add_runtime_arguments`."""
+    if args.num_workers < 0:
+        raise TrainingError("--num_workers cannot be negative.")
+    return dict(cpu=args.cpu, amp=not args.no_amp, cpu_bf16=args.cpu_bf16, seed=args.seed,
+                num_workers=args.num_workers, tensorboard=not args.no_tensorboard, progress=not args.quiet)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -835,8 +792,7 @@ class TrainingSession:
 
         with training_session("encoder", options) as session:
             checkpoint = session.checkpoint_to_resume()
-            hparams = resolve_hparams(EncoderHParams, session.stored_hparams(checkpoint),
-                                      options.config, options.hparam_overrides)
+            hparams = session.resolve_hparams(EncoderHParams, checkpoint)
             model = build_speaker_encoder(hparams).to(session.context.device)
             optimizer = torch.optim.Adam(model.parameters(), lr=hparams.learning_rate_init)
             session.attach(model, optimizer, hparams, checkpoint)
@@ -968,6 +924,11 @@ class TrainingSession:
             return None
         stored = checkpoint.get("hparams")
         return dict(stored) if isinstance(stored, Mapping) else None
+
+    def resolve_hparams(self, hparams_cls: type[H], checkpoint: Mapping[str, Any] | None) -> H:
+        """The run's hyperparameters: defaults ← ``checkpoint``'s ← ``--config`` ← ``--hparams``."""
+        return resolve_hparams(hparams_cls, self.stored_hparams(checkpoint), self.options.config,
+                               self.options.hparam_overrides)
 
     def attach(self, model: nn.Module, optimizer: torch.optim.Optimizer, hparams: HParams,
                checkpoint: Mapping[str, Any] | None = None, *, model_step: Callable[[nn.Module], int] | None = None,

@@ -29,19 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from utils.distributed import broadcast_buffers, wrap_model
-from utils.training import (
-    TrainingError,
-    TrainingOptions,
-    TrainingSession,
-    add_training_arguments,
-    check_window_fits_data,
-    epochs_of_batches,
-    options_from_args,
-    resolve_hparams,
-    run_cli,
-    seed_everything,
-    training_session,
-)
+from utils.arguments import training_parser
+from utils.training import (TrainingError, TrainingOptions, TrainingSession, check_window_fits_data, epochs_of_batches,
+                            options_from_args, run_cli, seed_everything, training_session)
 from vocoder.data import VocoderData, VocoderDataset, make_data_loader
 from vocoder.distribution import discretized_mix_logistic_loss
 from vocoder.hparams import VocoderHParams
@@ -50,12 +40,11 @@ from vocoder.model import WaveRNN, build_wavernn
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m vocoder.train",
-        description="Train the WaveRNN vocoder on GTA mels (python -m vocoder.preprocess) or, with -g, on "
-                    "ground-truth mels. Resumes <models_dir>/<run_id>/vocoder.pt when it exists.",
-    )
-    add_training_arguments(parser, save_every=1000, backup_every=25_000, sample_every=5000)
+    parser = training_parser(
+        "python -m vocoder.train",
+        "Train the WaveRNN vocoder on GTA mels (python -m vocoder.preprocess) or, with -g, on ground-truth "
+        "mels. Resumes <models_dir>/<run_id>/vocoder.pt when it exists.",
+        init_from="vocoder weights (RTVC's vocoder.pt or ours)", sample_every=5000)
     parser.add_argument("datasets_root", type=Path,
                         help="Folder holding SV2TTS/ (the defaults of --syn_dir and --voc_dir live under it).")
     group = parser.add_argument_group("vocoder")
@@ -66,8 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
                        help="GTA folder (synthesized.txt, mels_gta/); default <datasets_root>/SV2TTS/vocoder.")
     group.add_argument("-g", "--ground_truth", action="store_true",
                        help="Train on the ground-truth mels of --syn_dir instead of GTA mels.")
-    group.add_argument("--init_from", type=Path, default=None,
-                       help="Vocoder checkpoint (RTVC's or ours) to fine-tune from when the run has none yet.")
     group.add_argument("--clip_grad_norm", type=float, default=None,
                        help="Clip the gradient norm to this value (RTVC does not clip; default off).")
     group.add_argument("--sample_seconds", type=float, default=1.0,
@@ -197,8 +184,7 @@ def train(
         context = session.context
         seed_everything(options.seed, context)
         checkpoint = session.checkpoint_to_resume()
-        hparams = resolve_hparams(VocoderHParams, session.stored_hparams(checkpoint), options.config,
-                                  options.hparam_overrides)
+        hparams = session.resolve_hparams(VocoderHParams, checkpoint)
         check_hparams(hparams)
         dataset = VocoderDataset.from_data(data, hparams)
         # Shorter utterances are padded to one window: the window must not outgrow the data.

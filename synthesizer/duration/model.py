@@ -236,12 +236,14 @@ class DurationSynthesizerModel(nn.Module):
     def infer(self, ids: torch.Tensor, lengths: torch.Tensor, speaker: torch.Tensor,
               prosody: Prosody = Prosody(), generator: torch.Generator | None = None,
               durations: torch.Tensor | None = None,
-              variance_override: torch.Tensor | None = None) -> SynthesizerOutput:
+              variance_override: torch.Tensor | None = None,
+              flow_temperature: float | None = None) -> SynthesizerOutput:
         """Free-running synthesis with the ``prosody`` controls; ``generator`` seeds the flow's noise.
 
         ``durations`` ``(B, S)`` (frames per symbol) replace the predicted ones (voice conversion: the
         source's timing; ``speaking_rate`` is then not applied); ``variance_override`` ``(B, 2, S)`` replaces the
-        predicted normalised log F0 and energy where it is not NaN (the prosody offsets still apply).
+        predicted normalised log F0 and energy where it is not NaN (the prosody offsets still apply);
+        ``flow_temperature`` replaces the stored one.
         """
         states, means, log_durations, mask = self.encode(ids, lengths, speaker)
         if durations is None:
@@ -266,8 +268,9 @@ class DurationSynthesizerModel(nn.Module):
         decoder_mel, hidden = self.decode(torch.bmm(states, path), expanded_means, speaker, frame_mask)
         mel = decoder_mel
         if self.flow is not None:
-            mel = self.flow.sample(decoder_mel, hidden, speaker, frame_mask, self.hparams.flow_steps,
-                                   self.hparams.flow_temperature, generator)
+            temperature = self.hparams.flow_temperature if flow_temperature is None else flow_temperature
+            mel = self.flow.sample(decoder_mel, hidden, speaker, frame_mask, self.hparams.flow_steps, temperature,
+                                   generator)
         if prosody.energy != 1.0:
             # A level shift of the output, exact in dB: the decoder's response to its energy input is learnt
             # and measured weaker than asked (model card), so the input keeps the predicted energy.

@@ -35,6 +35,9 @@ YIN_THRESHOLD = 0.25
 # Frames this far below the loudest frame are silence, whatever their periodicity.
 SILENCE_DB = -45.0
 FRAME_LENGTH = 1024  # 64 ms at 16 kHz: two periods of the lowest F0 fit in the integration window
+# Mains hum (50/60 Hz, seen in LibriSpeech recordings) is periodic too: with it, YIN finds a period of
+# the hum and the voice together, an octave or more below the voice. Speech keeps its harmonics above.
+HUM_CUTOFF_HZ = 75.0
 
 
 def pitch_file_name(mel_name: str) -> str:
@@ -57,7 +60,12 @@ def estimate_f0(wav: np.ndarray, sample_rate: int, hop: int, n_frames: int) -> n
     window = frame_length // 2
     tau_min = int(sample_rate / F0_MAX_HZ)
     tau_max = min(int(np.ceil(sample_rate / F0_MIN_HZ)), frame_length - window)
-    frames = _frames(np.asarray(wav, np.float32), hop, n_frames, frame_length).astype(np.float64)  # (T, L)
+    from scipy.signal import butter, sosfiltfilt
+
+    wav = np.asarray(wav, np.float32)
+    if len(wav) > 30:
+        wav = sosfiltfilt(butter(8, HUM_CUTOFF_HZ, "highpass", fs=sample_rate, output="sos"), wav).astype(np.float32)
+    frames = _frames(wav, hop, n_frames, frame_length).astype(np.float64)  # (T, L)
     n_fft = 2 * frame_length
     # d(τ) = Σ_j (x_j − x_{j+τ})² over the first `window` samples = E_0 + E_τ − 2 r(τ)
     spectrum = np.fft.rfft(frames, n_fft)

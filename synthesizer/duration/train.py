@@ -43,17 +43,9 @@ from synthesizer.duration.model import DurationSynthesizerModel, SynthesizerOutp
 from synthesizer.duration.phonemes import PhonemeFrontEnd, SymbolTable
 from utils.distributed import broadcast_buffers, wrap_model
 from utils.ema import WeightAverage
-from utils.training import (
-    TrainingError,
-    TrainingOptions,
-    TrainingSession,
-    add_training_arguments,
-    options_from_args,
-    resolve_hparams,
-    run_cli,
-    seed_everything,
-    training_session,
-)
+from utils.arguments import training_parser
+from utils.training import (TrainingError, TrainingOptions, TrainingSession, options_from_args, run_cli,
+                            seed_everything, training_session)
 
 MODEL_TYPE = "synthesizer"
 ARCHITECTURE = "duration"
@@ -188,8 +180,7 @@ def _train(session: TrainingSession, options: TrainingOptions, syn_dir: Path,
     context = session.context
     checkpoint = session.checkpoint_to_resume()
     _check_architecture(checkpoint)
-    hparams = resolve_hparams(DurationHParams, session.stored_hparams(checkpoint), options.config,
-                              options.hparam_overrides)
+    hparams = session.resolve_hparams(DurationHParams, checkpoint)
     table = SymbolTable(checkpoint["symbols"]) if checkpoint is not None else SymbolTable.default()
     front_end = PhonemeFrontEnd(table, hparams.cleaner_names)
     try:
@@ -305,16 +296,13 @@ def parse_oversample(items: Sequence[str]) -> list[tuple[str, int]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m synthesizer.duration.train",
-        description="Train the phoneme duration synthesizer (the offline default) on the output of "
-                    "synthesizer preprocessing. Run it again with the same run_id to resume.",
-    )
-    add_training_arguments(parser, save_every=500, backup_every=5000, sample_every=500, num_workers=0)
+    parser = training_parser(
+        "python -m synthesizer.duration.train",
+        "Train the phoneme duration synthesizer (the offline default) on the output of synthesizer "
+        "preprocessing. Run it again with the same run_id to resume.",
+        init_from="duration-synthesizer weights (e.g. the shipped float16 file)", save_every=500,
+        backup_every=5000, num_workers=0)
     parser.add_argument("syn_dir", type=Path, help="Synthesizer data folder with train.txt, mels/ and embeds/.")
-    parser.add_argument("--init_from", type=Path, default=None, metavar="CHECKPOINT",
-                        help="Start a new run from these duration-synthesizer weights (e.g. the shipped float16 "
-                             "file) instead of random ones; ignored when the run already has a checkpoint.")
     parser.add_argument("--oversample", nargs="*", default=[], metavar="PATTERN=N",
                         help="List utterances whose mel file name matches the regular expression PATTERN N times "
                              "(e.g. 'english-misc=4' 'mel-[0-9]+-=4' for LibriSpeech's numeric names).")
@@ -323,8 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def train_from_args(argv: list[str] | None = None) -> DurationSynthesizerModel:
     args = build_parser().parse_args(argv)
-    options = options_from_args(args)
-    return train(options, args.syn_dir, parse_oversample(args.oversample))
+    return train(options_from_args(args), args.syn_dir, parse_oversample(args.oversample))
 
 
 def main(argv: list[str] | None = None) -> int:

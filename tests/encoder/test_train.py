@@ -140,6 +140,21 @@ def test_checkpoint_loads_and_resume_continues_the_step_count(clean_data_root, t
     assert load_checkpoint(checkpoint_path)["step"] == 2
 
 
+def test_init_from_starts_a_new_run_from_other_weights(clean_data_root, tmp_path, capsys):
+    models = tmp_path / "models"
+    train_from_args(run_args("base", clean_data_root, models, "--max_steps", "3"))
+    base = load_checkpoint(models / "base" / "encoder.pt")
+    assert main(run_args("tuned", clean_data_root, models, "--max_steps", "4", "--init_from",
+                         str(models / "base" / "encoder.pt"))) == 0
+    assert "Fine-tuning from encoder at step 3." in capsys.readouterr().out
+    tuned = load_checkpoint(models / "tuned" / "encoder.pt")
+    assert tuned["step"] == 4
+    # The weights came from the base run; the optimizer started afresh (one Adam step, not four).
+    assert all(state["step"].item() == 1 for state in tuned["optimizer_state"]["state"].values())
+    change = (tuned["model_state"]["linear.weight"] - base["model_state"]["linear.weight"]).abs().max()
+    assert 0 < change < 0.01
+
+
 def test_loss_goes_down_and_umap_plots_are_written(clean_data_root, tmp_path):
     models = tmp_path / "models"
     args = run_args("overfit", clean_data_root, models, "--max_steps", "120", "--log_every", "1",

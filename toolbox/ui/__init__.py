@@ -4,6 +4,7 @@
   action of a :class:`~toolbox.controller.ToolboxController` as a job and composes the panels:
   :mod:`~toolbox.ui.reference_panel`, :mod:`~toolbox.ui.history_panel`, :mod:`~toolbox.ui.models_panel`,
   :mod:`~toolbox.ui.generation_panel` and :mod:`~toolbox.ui.plots_panel`, one per box of the window;
+* :mod:`toolbox.ui.session`: what the panels share (the controller, state, signals): they talk through it;
 * :mod:`toolbox.ui.workers`: runs controller calls on a thread pool and reports through signals;
 * :mod:`toolbox.ui.plots`: matplotlib canvases (embeddings, mels, attention, UMAP).
 """

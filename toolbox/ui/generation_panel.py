@@ -4,7 +4,6 @@ rate, pitch and energy, and enhancement, and the generated outputs (replay, expo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout,
@@ -12,12 +11,10 @@ from PyQt5.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, 
 
 from synthesizer.base import MAX_ENERGY, MAX_PITCH_SHIFT, MAX_SPEAKING_RATE, MIN_ENERGY, MIN_SPEAKING_RATE
 from toolbox.controller import GRIFFIN_LIM, GeneratedOutput
+from toolbox.ui.session import ToolboxSession
 from toolbox.ui.widgets import WARNING_STYLE, SimilarityMeter, short_name
 from toolbox.ui.workers import Worker, describe_error
 from vocoder import registry as vocoders
-
-if TYPE_CHECKING:
-    from toolbox.ui.main_window import ToolboxWindow
 
 
 def _number_box(label: str, limits: tuple[float, float], value: float, step: float, decimals: int, suffix: str,
@@ -40,15 +37,14 @@ WELCOME_TEXT = (
     "Each line of this box is spoken separately, and long lines are cut into sentences.\n"
     "Outputs of five to twelve seconds usually sound best."
 )
-SENTENCE_GAP_FRAMES = 12  # 0.15 s of silence between sentences in the output's mel display
 
 
 class GenerationPanel(QGroupBox):
     """Text → speech in the selected voice, and the outputs made so far (newest first)."""
 
-    def __init__(self, window: ToolboxWindow) -> None:
+    def __init__(self, session: ToolboxSession) -> None:
         super().__init__("Text and generation")
-        self.window = window
+        self.session = session
         layout = QVBoxLayout(self)
         self.text_edit = QPlainTextEdit(WELCOME_TEXT)
         self.text_edit.setToolTip("One utterance per line; long lines are split into sentences.")
@@ -96,9 +92,9 @@ class GenerationPanel(QGroupBox):
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.seed_spin.setMaximumWidth(100)
-        if window.controller.seed is not None:
+        if session.controller.seed is not None:
             self.seed_check.setChecked(True)
-            self.seed_spin.setValue(int(window.controller.seed))
+            self.seed_spin.setValue(int(session.controller.seed))
         self.seed_spin.setEnabled(self.seed_check.isChecked())
         self.seed_check.toggled.connect(self.seed_spin.setEnabled)
         self.rate_label, self.rate_spin = _number_box(
@@ -159,12 +155,13 @@ class GenerationPanel(QGroupBox):
         self.outputs_box.currentIndexChanged.connect(self._on_output_selected)
         self.replay_button.clicked.connect(self.replay)
         self.export_button.clicked.connect(self.export_dialog)
+        session.outputs_changed.connect(self.refresh_outputs)
 
     # ============================================================================== generation
     def _seed(self) -> int:
         if self.seed_check.isChecked():
             return int(self.seed_spin.value())
-        return self.window.controller.random_seed()  # still recorded, so a good output can be reproduced
+        return self.session.controller.random_seed()  # still recorded, so a good output can be reproduced
 
     def prosody(self) -> dict[str, float]:
         """The speaking rate, pitch shift and energy set in the panel, as the controller takes them."""
@@ -173,53 +170,53 @@ class GenerationPanel(QGroupBox):
 
     def synthesize(self) -> Worker | None:
         """Text → spectrograms in the selected voice (no audio yet)."""
-        controller = self.window.controller
-        text, names, seed = self.text_edit.toPlainText(), self.window.history.selected_names(), self._seed()
+        controller = self.session.controller
+        text, names, seed = self.text_edit.toPlainText(), list(self.session.selected_names), self._seed()
         prosody = self.prosody()
-        return self.window.run_job("Synthesizing", lambda hooks: controller.synthesize(
+        return self.session.run_job("Synthesizing", lambda hooks: controller.synthesize(
             text, names, seed=seed, progress=hooks.progress, **prosody), self._on_synthesized)
 
     def vocode(self) -> Worker | None:
         """The last spectrogram → audio with the selected vocoder, streamed to the output device."""
-        controller = self.window.controller
+        controller = self.session.controller
         seed, enhance = self._seed(), self.enhance_check.isChecked()
-        return self.window.run_job("Vocoding", lambda hooks: controller.vocode(
+        return self.session.run_job("Vocoding", lambda hooks: controller.vocode(
             seed=seed, enhance=enhance, progress=hooks.progress, on_chunk=hooks.chunk),
             self._on_generated, stream=True, on_cancelled=self._on_generated)
 
     def synthesize_and_vocode(self) -> Worker | None:
         """Both stages, sentence by sentence: sentence 1 plays while the next ones are made."""
-        controller = self.window.controller
-        text, names = self.text_edit.toPlainText(), self.window.history.selected_names()
+        controller = self.session.controller
+        text, names = self.text_edit.toPlainText(), list(self.session.selected_names)
         seed, enhance, prosody = self._seed(), self.enhance_check.isChecked(), self.prosody()
-        return self.window.run_job("Synthesizing and vocoding", lambda hooks: controller.synthesize_and_vocode(
+        return self.session.run_job("Synthesizing and vocoding", lambda hooks: controller.synthesize_and_vocode(
             text, names, seed=seed, enhance=enhance, progress=hooks.progress, on_chunk=hooks.chunk,
             **prosody), self._on_generated, stream=True, on_cancelled=self._on_generated)
 
     def convert(self) -> Worker | None:
         """The selected source recording's words and timing in the selected voice."""
-        controller = self.window.controller
+        controller = self.session.controller
         source = self.source_box.currentData()
         if source is None:
-            self.window.report_error("Load or record the recording to convert first: it appears as the source.")
+            self.session.report_error("Load or record the recording to convert first: it appears as the source.")
             return None
-        names, seed, enhance = self.window.history.selected_names(), self._seed(), self.enhance_check.isChecked()
+        names, seed, enhance = list(self.session.selected_names), self._seed(), self.enhance_check.isChecked()
         words = self.source_text_edit.text().strip() or None
         prosody = self.prosody()
-        return self.window.run_job("Converting", lambda hooks: controller.convert(
+        return self.session.run_job("Converting", lambda hooks: controller.convert(
             source, names, source_text=words, seed=seed, enhance=enhance, progress=hooks.progress, **prosody),
             self._on_converted)
 
     def _on_converted(self, output: GeneratedOutput) -> None:
         self._on_generated(output)
-        source_mel = self.window.controller.last_source_mel
+        source_mel = self.session.controller.last_source_mel
         if source_mel is not None:
-            self.window.plots.reference_plot.plot(f"source: {self.source_box.currentText()}", None, source_mel)
-        self.window.reference.play_audio(output.wav)
+            self.session.source_converted.emit(self.source_box.currentText(), source_mel)
+        self.session.play(output.wav)
 
     def refresh_sources(self) -> None:
         """List the loaded and recorded utterances (not the generated ones) as conversion sources."""
-        names = [u.name for u in self.window.controller.history if not u.generated]
+        names = [u.name for u in self.session.controller.history if not u.generated]
         if names == [self.source_box.itemData(i) for i in range(self.source_box.count())]:
             return
         current = self.source_box.currentData()
@@ -232,23 +229,21 @@ class GenerationPanel(QGroupBox):
         self.source_box.blockSignals(False)
 
     def _on_synthesized(self, synthesis) -> None:  # noqa: ANN001 (the controller's synthesis result)
-        plots = self.window.plots
-        plots.output_plot.plot("synthesized, not vocoded yet", None, synthesis.joined_mel(SENTENCE_GAP_FRAMES))
-        plots.alignment_plot.plot(synthesis.alignments, synthesis.architecture)
+        self.session.synthesized.emit(synthesis)
         self.similarity_meter.set_similarity(None)
 
     def _on_generated(self, output: GeneratedOutput) -> None:
         partial = "" if output.complete else " (cancelled: what was made)"
-        self.window.log(f"Output '{output.name}': {output.duration:.1f} s, vocoder {output.vocoder}, "
-                        f"seed {output.seed}{partial}.")
-        self.window.history.refresh()
+        self.session.log(f"Output '{output.name}': {output.duration:.1f} s, vocoder {output.vocoder}, "
+                         f"seed {output.seed}{partial}.")
+        self.session.history_changed.emit(None)  # the output joined the history
         self.refresh_outputs()  # selects the newest output, which shows it
-        self.window.plots.update_projection()
+        self.session.projection_outdated.emit()
 
     # ================================================================================= outputs
     def refresh_outputs(self) -> None:
         """List the controller's outputs (newest first) and show the newest."""
-        outputs = self.window.controller.outputs
+        outputs = self.session.controller.outputs
         self.outputs_box.blockSignals(True)
         self.outputs_box.clear()
         for output in outputs:
@@ -261,29 +256,25 @@ class GenerationPanel(QGroupBox):
         if outputs:
             self.outputs_box.setCurrentIndex(0)
             self._on_output_selected(0)
-        self.window.update_actions()
+        self.session.update_actions()
 
     @property
     def selected_output(self) -> GeneratedOutput | None:
         name = self.outputs_box.currentData()
-        return next((output for output in self.window.controller.outputs if output.name == name), None)
+        return next((output for output in self.session.controller.outputs if output.name == name), None)
 
     def _on_output_selected(self, _index: int) -> None:
         output = self.selected_output
         if output is None:
             return
-        plots = self.window.plots
-        embedding = output.utterance.embedding if output.utterance is not None else None
-        plots.output_plot.plot(short_name(output.name, output.speaker), embedding,
-                               output.synthesis.joined_mel(SENTENCE_GAP_FRAMES))
-        plots.alignment_plot.plot(output.synthesis.alignments, output.synthesis.architecture)
+        self.session.output_selected.emit(output)
         self.similarity_meter.set_similarity(output.similarity)
-        self.window.update_actions()
+        self.session.update_actions()
 
     def replay(self) -> None:
         output = self.selected_output
         if output is not None:
-            self.window.reference.play_audio(output.wav)
+            self.session.play(output.wav)
 
     def export_dialog(self) -> None:
         output = self.selected_output
@@ -300,17 +291,17 @@ class GenerationPanel(QGroupBox):
         """Write the selected output to ``path`` (.wav or .flac; .wav added when there is no suffix)."""
         output = self.selected_output
         if output is None:
-            self.window.report_error("Nothing to export yet: generate an output first.")
+            self.session.report_error("Nothing to export yet: generate an output first.")
             return None
         try:
-            return self.window.controller.export(output, path)
+            return self.session.controller.export(output, path)
         except Exception as error:  # noqa: BLE001 -- a full disk or a bad name must not close the window
-            self.window.report_error(f"Could not export: {describe_error(error)}")
+            self.session.report_error(f"Could not export: {describe_error(error)}")
             return None
 
     def update_actions(self, idle: bool, has_reference: bool) -> None:
         """Enable what can be done now; disabled buttons say why in their tooltip."""
-        controller, reference = self.window.controller, self.window.reference
+        controller, session = self.session.controller, self.session
         has_synthesizer = controller.has_synthesizer()
         generate = idle and has_reference and has_synthesizer
         self.synthesize_vocode_button.setEnabled(generate)
@@ -318,12 +309,12 @@ class GenerationPanel(QGroupBox):
         self.vocode_button.setEnabled(idle and has_synthesizer and controller.current_synthesis is not None)
         self.refresh_sources()
         self.convert_button.setEnabled(generate and self.source_box.count() > 0)
-        help_text = self.window.models.synthesizer_help
+        help_text = session.synthesizer_help
         for button, tooltip in self.default_tooltips.items():
             button.setToolTip(help_text or tooltip)
         self.synthesizer_help_label.setText(help_text)
         self.synthesizer_help_label.setVisible(bool(help_text))
-        self.replay_button.setEnabled(reference.can_play and self.selected_output is not None)
+        self.replay_button.setEnabled(session.can_play and self.selected_output is not None)
         self.export_button.setEnabled(self.selected_output is not None)
-        if not reference.can_play:
-            self.replay_button.setToolTip(f"Playback is disabled: {reference.audio_reason}")
+        if not session.can_play:
+            self.replay_button.setToolTip(f"Playback is disabled: {session.audio_reason}")

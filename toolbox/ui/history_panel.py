@@ -3,27 +3,22 @@ first; the selected ones make the voice (their embeddings averaged). Delete and 
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 from PyQt5.QtCore import QEvent, Qt
 from PyQt5.QtWidgets import (QAbstractItemView, QGroupBox, QInputDialog, QLabel, QListWidget, QListWidgetItem, QMenu,
                              QVBoxLayout)
 
-from toolbox.controller import Utterance
+from toolbox.controller import HistoryUtterance
+from toolbox.ui.session import ToolboxSession
 from toolbox.ui.widgets import WARNING_STYLE, short_name
 from toolbox.ui.workers import describe_error
-
-if TYPE_CHECKING:
-    from toolbox.ui.main_window import ToolboxWindow
 
 
 class HistoryPanel(QGroupBox):
     """The history list, the voice it makes, and the history's edits."""
 
-    def __init__(self, window: ToolboxWindow) -> None:
+    def __init__(self, session: ToolboxSession) -> None:
         super().__init__("Utterance history")
-        self.window = window
+        self.session = session
         self._selection_at_start: list[str] = []  # selection when a load started
         layout = QVBoxLayout(self)
         self.history_list = QListWidget()
@@ -50,6 +45,9 @@ class HistoryPanel(QGroupBox):
         # The list's own key handling comes before a widget shortcut, so its keys go through a filter.
         self.keys = {Qt.Key_Delete: self.remove_selected, Qt.Key_F2: self.rename_dialog}
         self.history_list.installEventFilter(self)
+        session.loading_started.connect(self.note_selection)
+        session.utterance_added.connect(self.show_added)
+        session.history_changed.connect(self.refresh)
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt's name)
         if watched is self.history_list and event.type() == QEvent.KeyPress and event.key() in self.keys:
@@ -78,7 +76,7 @@ class HistoryPanel(QGroupBox):
         keep = set(select if select is not None else self.selected_names())
         self.history_list.blockSignals(True)
         self.history_list.clear()
-        for utterance in self.window.controller.history:
+        for utterance in self.session.controller.history:
             kind = "generated, " if utterance.generated else ""
             item = QListWidgetItem(f"{short_name(utterance.name, utterance.speaker)} — {utterance.speaker} "
                                    f"({kind}{utterance.duration:.1f} s)")
@@ -108,50 +106,35 @@ class HistoryPanel(QGroupBox):
         self.history_list.blockSignals(False)
         self._on_selection()
 
-    @property
-    def current_utterance(self) -> Utterance | None:
-        """The first selected utterance (what Play plays)."""
-        names = self.selected_names()
-        if not names:
-            return None
-        try:
-            return self.window.controller.find(names[0])
-        except KeyError:
-            return None
-
     def _on_selection(self) -> None:
-        window, names = self.window, self.selected_names()
+        session, names = self.session, self.selected_names()
+        session.selected_names = names
         self.voice_warning_label.clear()
         if not names:
             self.voice_label.setText("Select one or more utterances (Ctrl-click) to make the voice."
                                      if self.history_list.count()
                                      else "Load, browse or record an utterance to make a voice.")
-            window.plots.reference_plot.clear()
-            window.update_actions()
+            session.voice_selected.emit(None)
+            session.update_actions()
             return
         try:
-            voice = window.controller.voice(names, remember=False)
+            voice = session.controller.voice(names, remember=False)
         except (ValueError, KeyError) as error:
-            window.report_error(describe_error(error))
-            window.update_actions()
+            session.report_error(describe_error(error))
+            session.update_actions()
             return
         count = len(voice.names)
         self.voice_label.setText(f"Voice from {count} utterance{'s' if count > 1 else ''}, "
                                  f"{voice.speech_seconds:.1f} s of speech")
         self.voice_warning_label.setText("\n".join(voice.warnings))
-        first = window.controller.find(names[0])
-        if count == 1:
-            window.plots.reference_plot.plot(Path(first.name).name, first.embedding, first.mel)
-        else:
-            window.plots.reference_plot.plot(f"average of {count} utterances (mel: {Path(first.name).name})",
-                                             voice.embedding, first.mel)
-        window.update_actions()
+        session.voice_selected.emit(voice)
+        session.update_actions()
 
     def note_selection(self) -> None:
         """Remember the selection as a load starts, for :meth:`show_added`."""
         self._selection_at_start = self.selected_names()
 
-    def show_added(self, utterance: Utterance) -> None:
+    def show_added(self, utterance: HistoryUtterance) -> None:
         """Select a new utterance. It replaces the selection only when the user left a single
         reference (or none) untouched while it loaded; a selection of several references, or one
         changed meanwhile, is a voice being built, so the new utterance is added to it."""
@@ -161,24 +144,24 @@ class HistoryPanel(QGroupBox):
             select = [utterance.name] if untouched else current
         else:
             select = current + [utterance.name]
-            self.window.log(f"Added '{short_name(utterance.name, utterance.speaker)}' to the {len(current)} "
-                            "selected reference(s); click it alone to use only it.")
+            self.session.log(f"Added '{short_name(utterance.name, utterance.speaker)}' to the {len(current)} "
+                             "selected reference(s); click it alone to use only it.")
         self.refresh(select=select)
-        self.window.plots.update_projection()
+        self.session.projection_outdated.emit()
 
     # ==================================================================================== edits
     def remove_selected(self) -> None:
         """Forget the selected utterances (history and projection)."""
         names = self.selected_names()
-        if not names or self.window.busy:
+        if not names or self.session.busy:
             return
-        self.window.controller.remove(names)
+        self.session.controller.remove(names)
         self.refresh(select=[])
-        self.window.plots.update_projection()
+        self.session.projection_outdated.emit()
 
     def rename_dialog(self) -> None:
         names = self.selected_names()
-        if len(names) != 1 or self.window.busy:
+        if len(names) != 1 or self.session.busy:
             return
         new_name, ok = QInputDialog.getText(self, "Rename", "New name:", text=names[0])
         if ok:
@@ -187,11 +170,11 @@ class HistoryPanel(QGroupBox):
     def rename_utterance(self, name: str, new_name: str) -> bool:
         """Rename an utterance (what the Rename dialog does); problems go to the log."""
         try:
-            utterance = self.window.controller.rename(name, new_name)
+            utterance = self.session.controller.rename(name, new_name)
         except (ValueError, KeyError) as error:
-            self.window.report_error(describe_error(error))
+            self.session.report_error(describe_error(error))
             return False
         self.refresh(select=[utterance.name])
-        self.window.generation.refresh_outputs()
-        self.window.plots.update_projection()
+        self.session.outputs_changed.emit()
+        self.session.projection_outdated.emit()
         return True

@@ -2,7 +2,8 @@
 
 The window holds no model and computes nothing: every action is forwarded to a
 :class:`~toolbox.controller.ToolboxController` on a worker thread (see :mod:`toolbox.ui.workers`),
-and the results are displayed when the worker reports back. Its panels, each in its own module:
+and the results are displayed when the worker reports back. Its panels, each in its own module, hold
+a :class:`~toolbox.ui.session.ToolboxSession` (never the window or each other) and talk through it:
 
 * :class:`~toolbox.ui.reference_panel.ReferencePanel`: dataset browser, files, recording, sound devices;
 * :class:`~toolbox.ui.history_panel.HistoryPanel`: the utterances, and the voice the selected ones make;
@@ -45,8 +46,9 @@ from toolbox.ui.history_panel import HistoryPanel
 from toolbox.ui.models_panel import ModelsPanel
 from toolbox.ui.plots_panel import PlotsPanel
 from toolbox.ui.reference_panel import AUDIO_SUFFIXES, ReferencePanel
-from toolbox.ui.widgets import LogPanel, ThreadBridge, scrollable, short_name
-from toolbox.ui.workers import Worker, WorkerHooks, WorkerPool, one_line
+from toolbox.ui.session import ToolboxSession
+from toolbox.ui.widgets import LogPanel, scrollable, short_name
+from toolbox.ui.workers import Worker, WorkerHooks, one_line
 from utils.audio_devices import AudioDevices
 
 # Closing waits this long for cancelled jobs to stop; a job stuck in a step that cannot be interrupted
@@ -78,28 +80,26 @@ class ToolboxWindow(QMainWindow):
         super().__init__(parent)
         self.controller = controller
         self.devices = devices or AudioDevices()
-        self.pool = WorkerPool(2)
-        self.job: Worker | None = None
         self.last_error = ""
         self.chunks_received = 0  # audio chunks streamed by the last generation job
-        self.closing = False
         # Warnings and errors since the current job started (or since start-up): the status bar
         # points at them when the job ends, so they are not lost in the log.
         self._problems: list[str] = []
 
-        self.bridge = ThreadBridge()
-        self.bridge.log.connect(self.log)
-        controller.add_log_listener(self.bridge.log.emit)  # called on worker threads
+        self.session = ToolboxSession(controller, self.devices, self.run_job)
+        self.pool = self.session.pool
+        self.session.message.connect(self.log)  # queued from worker threads
+        self.session.error.connect(self.report_error)
+        self.session.actions_changed.connect(self.update_actions)
 
         self.setWindowTitle("SV2TTS toolbox")
         self.setAcceptDrops(True)
         self._build(random.Random(controller.seed))
-        self.bridge.level.connect(self.reference.on_level)
         self.setMinimumSize(*MINIMUM_SIZE)
         self._build_shortcuts()
         self.reference.populate_devices()
         self.models.populate()
-        self.reference.browser.set_root(datasets_root)
+        self.reference.set_datasets_root(datasets_root)
         self.history.refresh()
         self.generation.refresh_outputs()
         self.plots.update_projection()
@@ -115,11 +115,11 @@ class ToolboxWindow(QMainWindow):
     def _build(self, rng: random.Random) -> None:
         # Built before the panels that draw on it or report to it.
         self.log_panel = LogPanel()
-        self.plots = PlotsPanel(self)
-        self.reference = ReferencePanel(self, rng)
-        self.history = HistoryPanel(self)
-        self.models = ModelsPanel(self)
-        self.generation = GenerationPanel(self)
+        self.plots = PlotsPanel(self.session)
+        self.reference = ReferencePanel(self.session, rng)
+        self.history = HistoryPanel(self.session)
+        self.models = ModelsPanel(self.session)
+        self.generation = GenerationPanel(self.session)
 
         top = QSplitter(Qt.Horizontal)
         top.addWidget(scrollable(self.reference))
@@ -166,7 +166,7 @@ class ToolboxWindow(QMainWindow):
 
     # ================================================================================== logging
     def log(self, message: str) -> None:
-        """Add a line to the log panel (GUI thread only; other threads go through ``bridge.log``)."""
+        """Add a line to the log panel (GUI thread only; other threads emit ``session.message``)."""
         message = one_line(message)
         if message.startswith("Warning: "):
             self._problems.append(message)
@@ -188,9 +188,18 @@ class ToolboxWindow(QMainWindow):
 
     # ===================================================================================== jobs
     @property
+    def job(self) -> Worker | None:
+        """The foreground job running."""
+        return self.session.job
+
+    @property
     def busy(self) -> bool:
         """Whether a foreground job (load, generation, download…) is running."""
-        return self.job is not None
+        return self.session.busy
+
+    @property
+    def closing(self) -> bool:
+        return self.session.closing
 
     def run_job(self, name: str, call: Callable[[WorkerHooks], Any],
                 on_finished: Callable[[Any], None] | None = None, *, stream: bool = False,
@@ -207,7 +216,7 @@ class ToolboxWindow(QMainWindow):
         if self.closing:
             return None
         worker = Worker(call, name)
-        self.job = worker
+        self.session.job = worker
         self.chunks_received = 0
         if not keep_problems:
             self._problems = []
@@ -255,7 +264,7 @@ class ToolboxWindow(QMainWindow):
 
     def _on_job_done(self) -> None:
         self.reference.end_stream(finish=True)  # what was streamed plays out
-        self.job = None
+        self.session.job = None
         self.progress_bar.setRange(0, 100)
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("")
@@ -360,7 +369,7 @@ class ToolboxWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
         """Cancel every job, wait briefly for them, and close: the window never hangs on a job."""
-        self.closing = True
+        self.session.closing = True
         self.cancel()
         self.reference.stop_playback()
         ended = self.pool.wait(CLOSE_WAIT_MS)

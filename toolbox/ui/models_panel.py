@@ -5,30 +5,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QComboBox, QGridLayout, QGroupBox, QLabel, QMessageBox, QPushButton
 
 from toolbox.controller import GRIFFIN_LIM, MODEL_KINDS
+from toolbox.ui.session import ToolboxSession
 from toolbox.ui.workers import Worker
 from utils.default_models import missing_default_models
-
-if TYPE_CHECKING:
-    from toolbox.ui.main_window import ToolboxWindow
 
 
 class ModelsPanel(QGroupBox):
     """One combo box per model kind, Download defaults and Rescan.
 
-    ``synthesizer_help`` says how to get a synthesizer when the models folder has none (empty
-    otherwise); the generation panel shows it.
+    It sets the session's ``synthesizer_help``: how to get a synthesizer when the models folder has
+    none (empty otherwise), which the generation panel shows.
     """
 
-    def __init__(self, window: ToolboxWindow) -> None:
+    def __init__(self, session: ToolboxSession) -> None:
         super().__init__("Models")
-        self.window = window
-        self.synthesizer_help = ""
+        self.session = session
         self._missing_defaults: list[str] = []
         grid = QGridLayout(self)
         grid.setVerticalSpacing(3)
@@ -53,7 +49,7 @@ class ModelsPanel(QGroupBox):
 
     def populate(self) -> None:
         """Fill the combo boxes with the controller's choices and say what is missing."""
-        controller = self.window.controller
+        controller = self.session.controller
         for kind, combo in self.model_boxes.items():
             combo.blockSignals(True)
             combo.clear()
@@ -77,39 +73,39 @@ class ModelsPanel(QGroupBox):
             self.download_button.setToolTip(f"Fetch RTVC's pretrained {' and '.join(self._missing_defaults)} into "
                                             f"'{controller.models_dir / 'default'}'.")
         if not controller.has_synthesizer():
-            self.synthesizer_help = (
+            self.session.synthesizer_help = (
                 f"No synthesizer in '{controller.models_dir}': click 'Download defaults' (Models) for RTVC's "
                 f"{' and '.join(self._missing_defaults) or 'models'}, copy a checkpoint there and click "
                 "'Rescan', or train one (see the README), "
                 "to generate speech. Loading, recording and the voice plots work without it.")
         else:
-            self.synthesizer_help = ""
+            self.session.synthesizer_help = ""
 
     def _on_model_changed(self, kind: str) -> None:
         label = self.model_boxes[kind].currentData()
         if not label:
             return
         try:
-            self.window.controller.select_model(kind, label)
+            self.session.controller.select_model(kind, label)
         except ValueError as error:
-            self.window.report_error(str(error))
+            self.session.report_error(str(error))
             return
         if label != GRIFFIN_LIM:
-            self.window.log(f"Selected the {kind} '{label}'; it is loaded when first needed.")
-        self.window.update_actions()
+            self.session.log(f"Selected the {kind} '{label}'; it is loaded when first needed.")
+        self.session.update_actions()
 
     def download_defaults(self) -> Worker | None:
         """Fetch RTVC's synthesizer and vocoder; asks first when that would replace existing files."""
-        controller = self.window.controller
+        controller = self.session.controller
         names = list(self._missing_defaults) or ["synthesizer", "vocoder"]
         existing = controller.existing_default_files(names)
         if existing and not self.confirm_overwrite(existing):
-            self.window.log("Download skipped: the existing model files are kept.")
+            self.session.log("Download skipped: the existing model files are kept.")
             return None
-        return self.window.run_job(f"Downloading the default {' and '.join(names)}",
-                                   lambda hooks: controller.download_default_models(names, hooks.progress),
-                                   lambda _result: self.populate(),
-                                   on_cancelled=lambda _partial: self.populate())
+        return self.session.run_job(f"Downloading the default {' and '.join(names)}",
+                                    lambda hooks: controller.download_default_models(names, hooks.progress),
+                                    lambda _result: self.populate(),
+                                    on_cancelled=lambda _partial: self.populate())
 
     def confirm_overwrite(self, paths: Sequence[Path]) -> bool:
         """Ask before a download replaces files (a model of one's own can sit in ``default/``)."""
@@ -122,20 +118,20 @@ class ModelsPanel(QGroupBox):
 
     def rescan(self) -> Worker | None:
         """List the checkpoints of the models folder again (files copied there by hand)."""
-        return self.window.run_job("Looking for models", lambda hooks: self.window.controller.scan_models(),
-                                   lambda _result: self._on_rescanned())
+        return self.session.run_job("Looking for models", lambda hooks: self.session.controller.scan_models(),
+                                    lambda _result: self._on_rescanned())
 
     def _on_rescanned(self) -> None:
         self.populate()
-        found = {kind: len(self.window.controller.model_choices.get(kind, [])) for kind in MODEL_KINDS}
+        found = {kind: len(self.session.controller.model_choices.get(kind, [])) for kind in MODEL_KINDS}
         found["vocoder"] -= 1  # Griffin-Lim is always there
-        self.window.log("Models found: " + ", ".join(f"{count} {kind}{'s' if count != 1 else ''}"
+        self.session.log("Models found: " + ", ".join(f"{count} {kind}{'s' if count != 1 else ''}"
                                                       for kind, count in found.items()) + ".")
-        self.window.update_actions()
+        self.session.update_actions()
 
     def update_actions(self, idle: bool) -> None:
         """Enable what can be done now."""
         for kind, combo in self.model_boxes.items():
-            combo.setEnabled(idle and bool(self.window.controller.model_choices.get(kind)))
+            combo.setEnabled(idle and bool(self.session.controller.model_choices.get(kind)))
         self.download_button.setEnabled(idle)
         self.rescan_button.setEnabled(idle)

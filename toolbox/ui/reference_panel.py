@@ -6,21 +6,18 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
-from PyQt5.QtCore import QTimer
+from PyQt5.QtCore import QTimer, pyqtSignal
 from PyQt5.QtWidgets import QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton
 
-from toolbox.controller import SAMPLE_RATE, Utterance
+from toolbox.controller import SAMPLE_RATE, HistoryUtterance
 from toolbox.datasets import DatasetUtterance
 from toolbox.ui.dataset_browser import DatasetBrowser
+from toolbox.ui.session import ToolboxSession
 from toolbox.ui.widgets import WARNING_STYLE, LevelMeter
 from toolbox.ui.workers import Worker, describe_error
 from utils.audio_devices import AudioUnavailable, Recorder, StreamingPlayer
-
-if TYPE_CHECKING:
-    from toolbox.ui.main_window import ToolboxWindow
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg")
 AUDIO_FILTER = f"Audio files ({' '.join('*' + suffix for suffix in AUDIO_SUFFIXES)});;All files (*)"
@@ -33,23 +30,23 @@ class ReferencePanel(QGroupBox):
     (``audio_reason``) shown; everything else works.
     """
 
-    def __init__(self, window: ToolboxWindow, rng: random.Random) -> None:
+    level = pyqtSignal(float)  # input level of the recording (dBFS), emitted on the audio thread
+
+    def __init__(self, session: ToolboxSession, rng: random.Random) -> None:
         super().__init__("Reference audio")
-        self.window = window
-        self.devices = window.devices
+        self.session = session
+        self.devices = session.devices
         self._recorder: Recorder | None = None
         self._player: StreamingPlayer | None = None
-        audio_ok, reason = self.devices.available()
-        self.can_play = audio_ok and bool(self.devices.outputs(None))
-        self.can_record = audio_ok and bool(self.devices.inputs(None))
-        self.audio_reason = reason
+        self.can_play, self.can_record = session.can_play, session.can_record
+        self.audio_reason = session.audio_reason
 
         grid = QGridLayout(self)
         grid.setVerticalSpacing(4)
         self.browser = DatasetBrowser(rng)
         self.browser.load_requested.connect(self.load_dataset_utterance)
-        self.browser.message.connect(window.log)
-        self.browser.error.connect(window.report_error)
+        self.browser.message.connect(session.log)
+        self.browser.error.connect(session.report_error)
         grid.addWidget(self.browser, 0, 0, 1, 3)
         self.browse_button = QPushButton("Browse…")
         self.browse_button.setToolTip("Load any audio file (WAV, FLAC, MP3, M4A, OGG) as a reference.")
@@ -96,26 +93,32 @@ class ReferencePanel(QGroupBox):
         self._record_timer = QTimer(self)
         self._record_timer.setInterval(100)
         self._record_timer.timeout.connect(self._on_record_tick)
+        self.level.connect(self.on_level)
+        session.play_requested.connect(self.play_audio)
+
+    def set_datasets_root(self, root: str | Path | None) -> None:
+        """Look for datasets under ``root`` for the browser (``None``: browser disabled)."""
+        self.browser.set_root(root)
 
     # =================================================================================== files
     def _already_loaded(self, path: str | Path) -> bool:
         """Select the history's utterance of ``path`` instead of loading it again (no duplicates)."""
-        existing = self.window.controller.find_source(path)
+        existing = self.session.controller.find_source(path)
         if existing is None:
             return False
-        self.window.log(f"'{existing.name}' is already in the history: selected it.")
-        self.window.history.note_selection()
-        self.window.history.show_added(existing)
+        self.session.log(f"'{existing.name}' is already in the history: selected it.")
+        self.session.loading_started.emit()
+        self.session.utterance_added.emit(existing)
         return True
 
     def load_dataset_utterance(self, utterance: DatasetUtterance) -> Worker | None:
         """Load an utterance picked in the dataset browser."""
         if self._already_loaded(utterance.path):
             return None
-        self.window.history.note_selection()
-        return self.window.run_job(f"Loading '{utterance.name}'",
-                                   lambda hooks: self.window.controller.load_dataset_utterance(utterance),
-                                   self.window.history.show_added)
+        self.session.loading_started.emit()
+        return self.session.run_job(f"Loading '{utterance.name}'",
+                                    lambda hooks: self.session.controller.load_dataset_utterance(utterance),
+                                    self.session.utterance_added.emit)
 
     def browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a reference recording", "", AUDIO_FILTER)
@@ -127,23 +130,23 @@ class ReferencePanel(QGroupBox):
         path = Path(path)
         if self._already_loaded(path):
             return None
-        self.window.history.note_selection()
-        return self.window.run_job(f"Loading '{path.name}'", lambda hooks: self.window.controller.load_file(path),
-                                   self.window.history.show_added)
+        self.session.loading_started.emit()
+        return self.session.run_job(f"Loading '{path.name}'", lambda hooks: self.session.controller.load_file(path),
+                                    self.session.utterance_added.emit)
 
     def load_files(self, paths: Sequence[str | Path]) -> Worker | None:
         """Load several files in one job (a drop on the window); Cancel keeps those already loaded."""
         paths = [Path(path) for path in paths]
         if len(paths) == 1:
             return self.load_file(paths[0])
-        self.window.history.note_selection()
-        return self.window.run_job(f"Loading {len(paths)} files",
-                                   lambda hooks: self.window.controller.load_files(paths, hooks.progress),
-                                   self._on_utterances_added, on_cancelled=self._on_utterances_added)
+        self.session.loading_started.emit()
+        return self.session.run_job(f"Loading {len(paths)} files",
+                                    lambda hooks: self.session.controller.load_files(paths, hooks.progress),
+                                    self._on_utterances_added, on_cancelled=self._on_utterances_added)
 
-    def _on_utterances_added(self, utterances: list[Utterance]) -> None:
+    def _on_utterances_added(self, utterances: list[HistoryUtterance]) -> None:
         if utterances:
-            self.window.history.show_added(utterances[-1])
+            self.session.utterance_added.emit(utterances[-1])
 
     # =============================================================================== recording
     @property
@@ -160,18 +163,18 @@ class ReferencePanel(QGroupBox):
         """Record from the selected input until Stop; any length."""
         try:
             self._recorder = self.devices.recorder()
-            self._recorder.start(SAMPLE_RATE, self.window.bridge.level.emit)  # level arrives on the audio thread
+            self._recorder.start(SAMPLE_RATE, self.level.emit)  # level arrives on the audio thread
         except (AudioUnavailable, RuntimeError) as error:
             # Back to a usable Record button (RTVC left it disabled, reading "Recording...").
             self._recorder = None
-            self.window.report_error(f"Could not record: {describe_error(error)}")
-            self.window.update_actions()
+            self.session.report_error(f"Could not record: {describe_error(error)}")
+            self.session.update_actions()
             return
         self.record_button.setText("Stop recording")
         self.record_time_label.setText("0.0 s")
         self._record_timer.start()
-        self.window.log("Recording… click 'Stop recording' when done.")
-        self.window.update_actions()
+        self.session.log("Recording… click 'Stop recording' when done.")
+        self.session.update_actions()
 
     def stop_recording(self) -> Worker | None:
         """End the take, play it back and register it as a reference."""
@@ -179,18 +182,18 @@ class ReferencePanel(QGroupBox):
         self._record_timer.stop()
         self.record_button.setText("Record")
         self.level_meter.setValue(0)
-        self.window.update_actions()
+        self.session.update_actions()
         if recorder is None:
             return None
         wav = recorder.stop()
         self.record_time_label.setText(f"{len(wav) / SAMPLE_RATE:.1f} s")
         if wav.size == 0:
-            self.window.report_error("Nothing was recorded: check the input device and its level.")
+            self.session.report_error("Nothing was recorded: check the input device and its level.")
             return None
         self.play_audio(wav, SAMPLE_RATE)
-        return self.window.run_job("Adding the recording",
-                                   lambda hooks: self.window.controller.add_recording(wav, SAMPLE_RATE),
-                                   self.window.history.show_added)
+        return self.session.run_job("Adding the recording",
+                                    lambda hooks: self.session.controller.add_recording(wav, SAMPLE_RATE),
+                                    self.session.utterance_added.emit)
 
     def discard_recording(self) -> bool:
         """Stop a recording without keeping the take (Cancel). Returns whether one was running."""
@@ -201,7 +204,7 @@ class ReferencePanel(QGroupBox):
         try:
             recorder.stop()
         except Exception as error:  # noqa: BLE001 -- a vanished device must not block Cancel
-            self.window.log(f"The recording stopped with an error: {describe_error(error)}")
+            self.session.log(f"The recording stopped with an error: {describe_error(error)}")
         self.record_button.setText("Record")
         self.level_meter.setValue(0)
         return True
@@ -240,13 +243,13 @@ class ReferencePanel(QGroupBox):
         try:
             self.devices.set_input(self.input_box.currentData())
         except AudioUnavailable as error:
-            self.window.report_error(str(error))
+            self.session.report_error(str(error))
 
     def _on_output_changed(self, _index: int) -> None:
         try:
             self.devices.set_output(self.output_box.currentData())
         except AudioUnavailable as error:
-            self.window.report_error(str(error))
+            self.session.report_error(str(error))
 
     # ================================================================================ playback
     def play_audio(self, wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bool:
@@ -256,12 +259,12 @@ class ReferencePanel(QGroupBox):
         try:
             self.devices.play(wav, sample_rate)
         except Exception as error:  # noqa: BLE001 -- AudioUnavailable or a PortAudio error mid-stream
-            self.window.report_error(f"Could not play the audio: {describe_error(error)}")
+            self.session.report_error(f"Could not play the audio: {describe_error(error)}")
             return False
         return True
 
     def play_selected_utterance(self) -> None:
-        utterance = self.window.history.current_utterance
+        utterance = self.session.current_utterance
         if utterance is not None:
             self.play_audio(utterance.wav)
 
@@ -270,7 +273,7 @@ class ReferencePanel(QGroupBox):
             self.end_stream(finish=False)
             self.devices.stop()
         except Exception as error:  # noqa: BLE001
-            self.window.report_error(f"Could not stop playback: {describe_error(error)}")
+            self.session.report_error(f"Could not stop playback: {describe_error(error)}")
 
     def start_stream(self) -> None:
         """Open the output for a job's audio, played piece by piece as it is made."""
@@ -281,7 +284,7 @@ class ReferencePanel(QGroupBox):
             player = self.devices.streaming_player()
             player.start(SAMPLE_RATE)
         except Exception as error:  # noqa: BLE001
-            self.window.report_error(f"Could not play the audio: {describe_error(error)}")
+            self.session.report_error(f"Could not play the audio: {describe_error(error)}")
             return
         self._player = player
 
@@ -292,7 +295,7 @@ class ReferencePanel(QGroupBox):
         try:
             self._player.push(chunk)
         except Exception as error:  # noqa: BLE001
-            self.window.report_error(f"Playback stopped: {describe_error(error)}")
+            self.session.report_error(f"Playback stopped: {describe_error(error)}")
             self._player.stop()
             self._player = None
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PyQt5.QtCore import QObject, pyqtSignal
 from PyQt5.QtGui import QFont
 from PyQt5.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QScrollArea, QWidget
 
@@ -133,9 +132,3 @@ class LogPanel(QPlainTextEdit):
     def lines(self) -> list[str]:
         return self.toPlainText().splitlines()
 
-
-class ThreadBridge(QObject):
-    """Carries callbacks made on other threads (controller log, recorder level) to the GUI thread."""
-
-    log = pyqtSignal(str)
-    level = pyqtSignal(float)

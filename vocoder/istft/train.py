@@ -39,21 +39,10 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from synthesizer.metadata import MetadataError, read_train_txt
 from utils.distributed import wrap_model
-from utils.training import (
-    TrainingError,
-    TrainingOptions,
-    TrainingSession,
-    add_training_arguments,
-    check_batch_fits_data,
-    check_window_fits_data,
-    epochs_of_batches,
-    options_from_args,
-    resolve_hparams,
-    run_cli,
-    seed_everything,
-    training_session,
-    worker_init_fn,
-)
+from utils.arguments import training_parser
+from utils.training import (TrainingError, TrainingOptions, TrainingSession, check_batch_fits_data,
+                            check_window_fits_data, epochs_of_batches, options_from_args, run_cli, seed_everything,
+                            training_session, worker_init_fn)
 from vocoder.istft.data import SegmentDataset
 from utils.audio_io import save_audio
 from vocoder.istft.hparams import ISTFTHParams
@@ -68,16 +57,13 @@ ARCHITECTURE = "istft"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m vocoder.istft.train",
-        description="Train the frame-rate iSTFT vocoder on the audio of a synthesizer data folder "
-                    "(train.txt + audio/). Resumes <models_dir>/<run_id>/vocoder.pt when it exists.",
-    )
-    add_training_arguments(parser, save_every=200, backup_every=1000, sample_every=1000, num_workers=1)
+    parser = training_parser(
+        "python -m vocoder.istft.train",
+        "Train the frame-rate iSTFT vocoder on the audio of a synthesizer data folder (train.txt + audio/). "
+        "Resumes <models_dir>/<run_id>/vocoder.pt when it exists.",
+        init_from="iSTFT vocoder weights", save_every=200, backup_every=1000, sample_every=1000, num_workers=1)
     parser.add_argument("syn_dir", type=Path, help="Synthesizer data folder holding train.txt and audio/.")
     group = parser.add_argument_group("iSTFT vocoder")
-    group.add_argument("--init_from", type=Path, default=None,
-                       help="iSTFT vocoder checkpoint to fine-tune from when the run has none yet.")
     group.add_argument("--gta_dir", type=Path, default=None,
                        help="Fine-tune on a synthesizer's ground-truth-aligned mels: the folder with "
                             "synthesized.txt and mels_gta/ written by python -m vocoder.preprocess "
@@ -163,8 +149,7 @@ def train(options: TrainingOptions, syn_dir: str | Path, *, sample_seconds: floa
         if checkpoint is not None and checkpoint.get("architecture") != ARCHITECTURE:
             raise TrainingError("The vocoder checkpoint to resume or fine-tune from is not an iSTFT vocoder "
                                 "(use another run_id or --force_restart).")
-        hparams = resolve_hparams(ISTFTHParams, session.stored_hparams(checkpoint), options.config,
-                                  options.hparam_overrides)
+        hparams = session.resolve_hparams(ISTFTHParams, checkpoint)
         longest = _longest_frames(syn_dir, hparams.signal.hop_size)
         if longest:  # else the dataset says what is wrong with train.txt
             check_window_fits_data("segment_frames", hparams.segment_frames, longest, unit="frames")

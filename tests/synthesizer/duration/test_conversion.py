@@ -19,6 +19,7 @@ from synthesizer.duration.conversion import (
     f0_register,
     frame_f0,
     phoneme_average,
+    phoneme_pitch,
     time_normalised_correlation,
     transfer_log_f0,
     unaligned_words,
@@ -99,6 +100,15 @@ def test_the_f0_register_moves_and_the_contour_is_kept(espeak, tmp_path):
 def test_phoneme_average_covers_each_phoneme_frames():
     values = np.arange(10, dtype=np.float32)
     assert phoneme_average(values, np.array([2, 0, 3, 5])).tolist() == [0.5, 0.0, 3.0, 7.0]
+
+
+def test_a_symbol_without_frames_gets_the_training_pitch_of_zero():
+    """Blanks often get no frames; their input still reaches neighbours through a kernel-3 convolution,
+    so it must be what training gave such symbols (0), not the normalised log of 0 Hz."""
+    f0 = np.array([100, 110, 120, 0, 130, 140], np.float32)
+    pitch = phoneme_pitch(f0, np.array([2, 0, 4]), None, None)
+    assert pitch[1] == 0.0
+    assert np.allclose(pitch[[0, 2]] * LOG_F0_SCALE + LOG_F0_CENTRE, np.log([104.88, 128.52]), atol=1e-2)
 
 
 @pytest.fixture(scope="module")

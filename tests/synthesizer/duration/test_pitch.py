@@ -10,7 +10,10 @@ from tests.synthesizer.test_data import spoken_utterances, unit_vector, write_sy
 
 
 def median_f0(path) -> float:
-    wav, rate = soundfile.read(path, dtype="float32")
+    return median_f0_of(*soundfile.read(path, dtype="float32"))
+
+
+def median_f0_of(wav: np.ndarray, rate: int) -> float:
     f0 = estimate_f0(wav, rate, 200, 1 + len(wav) // 200)
     return float(np.median(f0[f0 > 0]))
 
@@ -19,6 +22,16 @@ def test_f0_follows_the_speaker_pitch(espeak, tmp_path):
     low = median_f0(espeak(tmp_path / "low.wav", "Where were you a year ago?", pitch=20))
     high = median_f0(espeak(tmp_path / "high.wav", "Where were you a year ago?", pitch=80))
     assert 60 < low < high < 300 and 12 * np.log2(high / low) > 4
+
+
+def test_mains_hum_does_not_pull_the_f0_down(espeak, tmp_path):
+    """60 Hz hum as loud as in some LibriSpeech recordings made YIN find hum and voice together (~61 Hz)."""
+    wav, rate = soundfile.read(espeak(tmp_path / "voice.wav", "Where were you a year ago?", pitch=70), dtype="float32")
+    clean = median_f0_of(wav, rate)
+    # 6 dB below the voice's RMS, about as loud as in LibriSpeech speaker 1737's recordings
+    level = 0.5 * np.sqrt(2 * np.mean(wav**2))
+    hum = level * np.sin(2 * np.pi * 60 * np.arange(len(wav)) / rate).astype(np.float32)
+    assert abs(12 * np.log2(median_f0_of(wav + hum, rate) / clean)) < 1
 
 
 def test_silence_and_noise_are_unvoiced():

@@ -92,6 +92,21 @@ def test_shapes():
     assert free.mel.shape == free.decoder_mel.shape and free.variance.shape == (1, 2, 5)
 
 
+def test_a_flow_temperature_given_to_infer_replaces_the_stored_one():
+    hp = DurationHParams(encoder_channels=16, duration_channels=16, decoder_channels=16, decoder_layers=1,
+                         flow_layers=1, flow_channels=16, flow_temperature=1.0)
+    model = DurationSynthesizerModel(hp, n_symbols=10).eval()
+    ids, lengths, speaker = torch.tensor([[0, 3, 0, 4, 0]]), torch.tensor([5]), torch.ones(1, 256) / 16
+
+    def mel(seed: int, temperature: float | None) -> torch.Tensor:
+        return model.infer(ids, lengths, speaker, generator=torch.Generator().manual_seed(seed),
+                           flow_temperature=temperature).mel
+
+    assert not torch.equal(mel(0, None), mel(1, None))  # the stored temperature samples
+    assert torch.equal(mel(0, 0.0), mel(1, 0.0))  # none: the same mel whatever the seed
+    assert (mel(0, 0.5) - mel(0, 0.0)).abs().mean() < (mel(0, None) - mel(0, 0.0)).abs().mean()
+
+
 def test_the_flow_restores_detail_the_regression_decoder_averages_away(ambiguous, syn_dir):
     entries = read_train_txt(syn_dir / "train.txt")
     real = np.mean([frequency_detail(np.load(syn_dir / "mels" / e.mel_name).T) for e in entries])
