@@ -37,6 +37,7 @@ from synthesizer.text import prepare_utterances
 from utils.audio_io import load_audio_with_rate, resample
 from utils.default_models import ensure_default_models, resolve_model
 from utils.errors import UserError
+from utils.model_kinds import with_article
 from utils.progress import ProgressCallback
 from utils.signal_contract import SAMPLE_RATE
 from vocoder import registry as vocoders
@@ -355,13 +356,9 @@ class ClonePipeline:
             return vocoders.build(kind, hparams, exact=self.exact_griffin_lim)
         loaded = self.neural_vocoder
         if loaded.kind != kind:
-            wanted = vocoders.kind_class(kind).title
-
-            def a(title: str) -> str:
-                return ("an " if title[:1].lower() in "aeiou" else "a ") + title
-
-            raise ValueError(f"The vocoder file '{self.paths.vocoder}' holds {a(loaded.title)} vocoder, not "
-                             f"{a(wanted)} one: choose the vocoder '{loaded.kind}' or give another file.")
+            raise ValueError(f"The vocoder file '{self.paths.vocoder}' holds {with_article(loaded.title)} vocoder, "
+                             f"not {with_article(vocoders.kind_class(kind).title)} one: choose the vocoder "
+                             f"'{loaded.kind}' or give another file.")
         return loaded
 
     @property

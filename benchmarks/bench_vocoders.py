@@ -84,13 +84,13 @@ def griffin_lim_on_amplitude(amplitude: np.ndarray, seed: int = 0) -> np.ndarray
 def load_vocoders(args: argparse.Namespace) -> dict:
     import torch
 
+    from utils.model_kinds import with_article
     from vocoder import registry
 
     def from_file(kind: str, name: str):  # noqa: ANN202
         path = getattr(args, kind)
         if path is None:
-            title = registry.kind_class(kind).title
-            raise ValueError(f"--{kind} must name {'an' if title[0].lower() in 'aeiou' else 'a'} {title} vocoder "
+            raise ValueError(f"--{kind} must name {with_article(registry.kind_class(kind).title)} vocoder "
                              f"checkpoint to benchmark '{name}'.")
         vocoder = registry.kind_class(kind).from_checkpoint(path)
         vocoder.exact = False  # WaveRNN's fast path

@@ -22,6 +22,11 @@ from typing import Any, Mapping
 from utils.checkpoints import CheckpointError
 
 
+def with_article(noun: str) -> str:
+    """``"an iSTFT"``, ``"a WaveRNN"``: how messages name a kind or a model."""
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
+
+
 @dataclass(frozen=True)
 class KindRegistry:
     """The kinds of one model family, keyed by the ``architecture`` their checkpoints store."""
@@ -52,8 +57,7 @@ class KindRegistry:
         """The kind a checkpoint's contents hold, or a one-line :class:`CheckpointError`."""
         stored = checkpoint.get("model_type")
         if isinstance(stored, str) and stored != self.family:  # another model's file: say so, not "unknown kind"
-            article = "an" if stored[:1] in "aeiou" else "a"
-            raise CheckpointError(f"The {self.family} checkpoint '{path}' is {article} {stored} checkpoint, not a "
+            raise CheckpointError(f"The {self.family} checkpoint '{path}' is {with_article(stored)} checkpoint, not a "
                                   f"{self.family} checkpoint.")
         kind = checkpoint.get("architecture", self.default)
         readable = [name for name in self.kinds if self.needs_file(name)]
