@@ -302,7 +302,7 @@ def write_samples(
     Files go to ``<run>/samples/step-<s>-*`` and the same images, audio and text to TensorBoard.
     Returns the written paths by kind.
     """
-    from synthesizer.audio import inv_mel_spectrogram
+    from vocoder.griffin_lim import inv_mel_spectrogram
     from synthesizer.plots import attention_figure, mel_comparison_figure, save_figure
     from utils.audio_io import AudioError, save_audio
 
