@@ -89,13 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def checked_argument(check_name: str) -> Callable[[str], float]:
-    """argparse type that applies ``synthesizer.inference.<check_name>`` before any work is done."""
+    """argparse type that applies ``synthesizer.base.<check_name>`` before any work is done."""
 
     def parse(text: str) -> float:
-        import synthesizer.inference
+        import synthesizer.base
 
         try:
-            return getattr(synthesizer.inference, check_name)(text)
+            return getattr(synthesizer.base, check_name)(text)
         except ValueError as error:
             raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -345,7 +345,8 @@ def clone_in_one_go(pipeline, voice, sentences, args):  # noqa: ANN001, ANN201
         def synthesis_progress(done: int, total: int) -> None:
             bar.update(done - bar.n)
 
-        vocoder_bar = tqdm(total=100, desc="Vocoding", unit="%", disable=args.quiet or args.vocoder != "wavernn",
+        slow = pipeline.vocoder(args.vocoder).time_share > 0.5  # a bar only where vocoding takes most of the time
+        vocoder_bar = tqdm(total=100, desc="Vocoding", unit="%", disable=args.quiet or not slow,
                            leave=False, bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}]")
 
         def vocoder_progress(step: int, total: int, *_details) -> None:

@@ -19,7 +19,6 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import functools
 import threading
 import time
 import warnings
@@ -32,20 +31,21 @@ import torch
 
 from encoder.audio import require_speech, trim_long_silences, webrtcvad_available
 from encoder.inference import Encoder, UtteranceEmbedding, average_embeddings
-from synthesizer.inference import Synthesizer, check_energy, check_pitch_shift, check_speaking_rate, load_synthesizer
+from synthesizer import registry as synthesizers
+from synthesizer.base import MelSynthesizer, check_energy, check_pitch_shift, check_speaking_rate
 from synthesizer.text import prepare_utterances
 from utils.audio_io import load_audio_with_rate, resample
-from utils.checkpoints import CheckpointError
 from utils.default_models import ensure_default_models, resolve_model
 from utils.errors import UserError
+from utils.model_kinds import with_article
 from utils.progress import ProgressCallback
 from utils.signal_contract import SAMPLE_RATE
-from vocoder.inference import NEURAL_VOCODERS, GriffinLimVocoder, WaveRNNVocoder, load_vocoder, vocoder_architecture
-from vocoder.istft.inference import SYNTHESIZED_MEL_CONTRAST, ISTFTVocoder
+from vocoder import registry as vocoders
+from vocoder.base import MelVocoder
+from vocoder.registry import vocoder_kind  # noqa: F401 (re-exported: the toolbox asks the pipeline)
 
 if TYPE_CHECKING:
     from synthesizer.duration.conversion import F0Register
-    from synthesizer.duration.inference import DurationSynthesizer
     from utils.asr import Transcriber
 
 VocoderName = Literal["wavernn", "istft", "griffinlim"]
@@ -104,12 +104,12 @@ def resolve_models(models_dir: str | Path, *, encoder: Path | None = None, synth
         if chosen["vocoder"].source != "missing" or not download:
             vocoder_name = vocoder_kind(chosen["vocoder"].path if chosen["vocoder"].source != "missing" else None)
         else:
-            vocoder_name = "wavernn"  # RTVC's published vocoder, about to be downloaded
-        if vocoder_name == "griffinlim":
+            vocoder_name = vocoders.RTVC_VOCODER  # about to be downloaded
+        if not vocoders.needs_file(vocoder_name):
             notes.append("No vocoder file: using Griffin-Lim (add --download for RTVC's vocoder).")
-    neural = vocoder_name in NEURAL_VOCODERS
+    neural = vocoders.needs_file(vocoder_name)
     wanted = [name for name, model in chosen.items() if model.source in ("shipped", "missing")
-              and (name == "synthesizer" or vocoder_name == "wavernn")]
+              and (name == "synthesizer" or vocoders.published_by_rtvc(vocoder_name))]
     if wanted and download:
         ensure_default_models(models_dir, wanted, base_url=models_url, source_dir=models_source,
                               show_progress=show_progress)
@@ -122,23 +122,6 @@ def resolve_models(models_dir: str | Path, *, encoder: Path | None = None, synth
     paths = ModelPaths(resolve_model("encoder", models_dir, encoder).path, chosen["synthesizer"].path,
                        chosen["vocoder"].path if neural else None)
     return ResolvedModels(paths, vocoder_name, notes)
-
-
-def vocoder_kind(path: Path | None) -> VocoderName:
-    """``"griffinlim"`` without a file, else the kind the file holds (``"wavernn"`` when it cannot be
-    read: loading it then says what is wrong). Cached per file version, as the toolbox asks often."""
-    if path is None:
-        return "griffinlim"
-    path = Path(path)
-    return _file_vocoder_kind(path, path.stat().st_mtime_ns if path.exists() else 0)
-
-
-@functools.lru_cache(maxsize=32)
-def _file_vocoder_kind(path: Path, modified_ns: int) -> VocoderName:
-    try:
-        return vocoder_architecture(path)  # type: ignore[return-value]
-    except CheckpointError:
-        return "wavernn"
 
 
 # The warnings module is process-wide: recording blocks must not overlap, whichever pipeline runs them.
@@ -251,7 +234,7 @@ class VoiceEmbedding:
 
 
 @dataclass
-class SynthesisOutput:
+class SentenceMels:
     """Mel spectrograms of the sentences of a text, in order."""
 
     sentences: list[str]
@@ -277,7 +260,7 @@ class CloneResult:
 
     wav: np.ndarray  # (samples,) float32
     sample_rate: int
-    synthesis: SynthesisOutput
+    synthesis: SentenceMels
     timings: dict[str, float]  # stage → seconds
     warnings: list[str] = field(default_factory=list)
 
@@ -288,16 +271,10 @@ class CloneResult:
 
 
 def load_vocoder_for_synthesized_mels(path: str | Path, device: str | torch.device = "cpu",
-                                      ) -> WaveRNNVocoder | ISTFTVocoder:
-    """A neural vocoder file of either kind, set up for a synthesizer's (smoothed) mels.
-
-    Every mel the pipeline vocodes is synthesized, so an iSTFT vocoder gets the contrast post-filter
-    :data:`~vocoder.istft.inference.SYNTHESIZED_MEL_CONTRAST` (a vocoder loaded by itself has none).
-    """
-    vocoder = load_vocoder(path, device)
-    if isinstance(vocoder, ISTFTVocoder):
-        vocoder.contrast = SYNTHESIZED_MEL_CONTRAST
-    return vocoder
+                                      exact: bool | None = None) -> MelVocoder:
+    """A vocoder file of any kind, set up for a synthesizer's (smoothed) mels, as the pipeline vocodes only those
+    (:meth:`~vocoder.base.MelVocoder.use_synthesized_mels`)."""
+    return vocoders.load(path, device, exact=exact, synthesized_mels=True)
 
 
 class ClonePipeline:
@@ -330,8 +307,8 @@ class ClonePipeline:
         self.device = torch.device(device)
         self.missing_model_help = missing_model_help
         self._encoder: Encoder | None = None
-        self._synthesizer: Synthesizer | DurationSynthesizer | None = None
-        self._neural_vocoder: WaveRNNVocoder | ISTFTVocoder | None = None
+        self._synthesizer: MelSynthesizer | None = None
+        self._neural_vocoder: MelVocoder | None = None
         self._transcriber: Transcriber | None = None
 
     # ----------------------------------------------------------------------------------- models
@@ -357,41 +334,32 @@ class ClonePipeline:
         return self._encoder
 
     @property
-    def synthesizer(self) -> Synthesizer | DurationSynthesizer:
-        """The Tacotron (RTVC's or ours) or the duration synthesizer, whichever the file holds."""
+    def synthesizer(self) -> MelSynthesizer:
+        """The synthesizer of the file, whichever kind it holds."""
         if self._synthesizer is None:
             path = self._require("synthesizer", self.paths.synthesizer)
-            self._synthesizer = load_synthesizer(path, self.device)
+            self._synthesizer = synthesizers.load(path, self.device)
         return self._synthesizer
 
     @property
-    def neural_vocoder(self) -> WaveRNNVocoder | ISTFTVocoder:
-        """The vocoder file's model, WaveRNN or iSTFT (whichever it holds)."""
+    def neural_vocoder(self) -> MelVocoder:
+        """The vocoder file's model, whichever kind it holds."""
         if self._neural_vocoder is None:
             self._neural_vocoder = load_vocoder_for_synthesized_mels(self._require("vocoder", self.paths.vocoder),
-                                                                     self.device)
+                                                                     self.device, exact=self.exact_vocoder)
         return self._neural_vocoder
 
-    def _vocoder_of_kind(self, kind: str) -> WaveRNNVocoder | ISTFTVocoder:
+    def vocoder(self, kind: VocoderName) -> MelVocoder:
+        """The vocoder of ``kind``: the vocoder file's model, or a new one of a kind that needs no file."""
+        if not vocoders.needs_file(vocoders.VOCODERS.require(kind)):
+            hparams = self._synthesizer.hparams if self._synthesizer is not None else None
+            return vocoders.build(kind, hparams, exact=self.exact_griffin_lim)
         loaded = self.neural_vocoder
-        actual = "istft" if isinstance(loaded, ISTFTVocoder) else "wavernn"
-        if actual != kind:
-            names = {"istft": "an iSTFT", "wavernn": "a WaveRNN"}
-            raise ValueError(f"The vocoder file '{self.paths.vocoder}' holds {names[actual]} vocoder, not "
-                             f"{names[kind]} one: choose the vocoder '{actual}' or give another file.")
+        if loaded.kind != kind:
+            raise ValueError(f"The vocoder file '{self.paths.vocoder}' holds {with_article(loaded.title)} vocoder, "
+                             f"not {with_article(vocoders.kind_class(kind).title)} one: choose the vocoder "
+                             f"'{loaded.kind}' or give another file.")
         return loaded
-
-    @property
-    def wavernn(self) -> WaveRNNVocoder:
-        return self._vocoder_of_kind("wavernn")  # type: ignore[return-value]
-
-    @property
-    def istft(self) -> ISTFTVocoder:
-        return self._vocoder_of_kind("istft")  # type: ignore[return-value]
-
-    def griffin_lim(self) -> GriffinLimVocoder:
-        hparams = self._synthesizer.hparams if self._synthesizer is not None else None
-        return GriffinLimVocoder(hparams, exact_rtvc=self.exact_griffin_lim)
 
     @property
     def sample_rate(self) -> int:
@@ -399,9 +367,7 @@ class ClonePipeline:
 
     def load_all(self, vocoder: VocoderName = "wavernn") -> None:
         """Load every model the given vocoder choice needs now (so errors surface before any work)."""
-        _ = self.encoder, self.synthesizer
-        if vocoder in NEURAL_VOCODERS:
-            _ = self._vocoder_of_kind(vocoder)
+        _ = self.encoder, self.synthesizer, self.vocoder(vocoder)
 
     # ----------------------------------------------------------------------------------- stages
     def embed_reference(self, reference: str | Path | tuple[np.ndarray, int] | Reference,
@@ -444,7 +410,7 @@ class ClonePipeline:
     def synthesize(self, text: str | Sequence[str], voice: VoiceEmbedding | np.ndarray, *, seed: int | None = None,
                    progress_callback: ProgressCallback | None = None, speaking_rate: float = 1.0,
                    pitch_shift: float = 0.0, energy: float = 1.0,
-                   step_callback: Callable[..., None] | None = None) -> SynthesisOutput:
+                   step_callback: Callable[..., None] | None = None) -> SentenceMels:
         """Text → mel spectrograms, one per sentence (the text is split by :func:`split_text`).
 
         ``speaking_rate`` (0.5-2) speaks faster above 1 and slower below; ``pitch_shift`` (semitones,
@@ -463,37 +429,24 @@ class ClonePipeline:
             # The pre-net dropout stays on at inference (RTVC's behaviour), so the seed drives it.
             torch.manual_seed(seed)
         start = time.perf_counter()
-        wants_steps = step_callback is not None and isinstance(synthesizer, Synthesizer)
-        extra = {"step_callback": step_callback} if wants_steps else {}
+        extra = {"step_callback": step_callback} if step_callback is not None and synthesizer.reports_steps else {}
         with recorded_warnings(notes):
             result = synthesizer.synthesize(sentences, embedding, progress_callback=progress_callback,
                                             **prosody, **extra)
-        return SynthesisOutput(sentences, result.mels, result.alignments, time.perf_counter() - start, notes,
+        return SentenceMels(sentences, result.mels, result.alignments, time.perf_counter() - start, notes,
                                synthesizer.architecture)
 
     def vocode(self, mel: np.ndarray, vocoder: VocoderName = "wavernn", *, seed: int | None = None,
                progress_callback: ProgressCallback | None = None) -> np.ndarray:
         """Mel ``(80, T)`` → waveform ``((T − 1) · 200,)`` float32 with WaveRNN, the iSTFT vocoder or Griffin-Lim."""
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        if vocoder == "wavernn":
-            return self.wavernn.vocode(mel, fast=not self.exact_vocoder, progress_callback=progress_callback,
-                                       generator=generator)
-        if vocoder == "istft":
-            return self.istft.vocode(mel, progress_callback=progress_callback)
-        if vocoder == "griffinlim":
-            return self.griffin_lim().vocode(mel, progress_callback=progress_callback, generator=generator)
-        raise ValueError(f"Unknown vocoder {vocoder!r}: choose 'wavernn', 'istft' or 'griffinlim'.")
+        return self.vocoder(vocoder).vocode(mel, progress_callback=progress_callback, generator=generator)
 
-    def vocode_sentences(self, mels: Sequence[np.ndarray], vocoder: VocoderName = "wavernn", *,
-                         seed: int | None = None,
-                         progress_callback: ProgressCallback | None = None) -> list[np.ndarray]:
-        """Vocode several sentences; the fast WaveRNN path runs all their folds as one batch."""
-        if vocoder == "wavernn":
-            generator = torch.Generator().manual_seed(seed) if seed is not None else None
-            return self.wavernn.vocode_batch(list(mels), fast=not self.exact_vocoder,
-                                             progress_callback=progress_callback, generator=generator)
-        return [self.vocode(mel, vocoder, seed=None if seed is None else seed + index,
-                            progress_callback=progress_callback) for index, mel in enumerate(mels)]
+    def vocode_batch(self, mels: Sequence[np.ndarray], vocoder: VocoderName = "wavernn", *,
+                     seed: int | None = None,
+                     progress_callback: ProgressCallback | None = None) -> list[np.ndarray]:
+        """The raw waveform of each mel; the fast WaveRNN path runs all their folds as one batch."""
+        return self.vocoder(vocoder).vocode_batch(list(mels), progress_callback=progress_callback, seed=seed)
 
     def clone(self, voice: VoiceEmbedding | np.ndarray, text: str | Sequence[str], *,
               vocoder: VocoderName = "wavernn", seed: int | None = None, enhance: bool = False,
@@ -508,7 +461,7 @@ class ClonePipeline:
         synthesis = self.synthesize(text, voice, seed=seed, progress_callback=synthesis_progress,
                                     speaking_rate=speaking_rate, pitch_shift=pitch_shift, energy=energy)
         start = time.perf_counter()
-        pieces = self.vocode_sentences(synthesis.mels, vocoder, seed=seed, progress_callback=vocoder_progress)
+        pieces = self.vocode_batch(synthesis.mels, vocoder, seed=seed, progress_callback=vocoder_progress)
         vocode_seconds = time.perf_counter() - start
         gap = np.zeros(int(SENTENCE_GAP_SECONDS * self.sample_rate), dtype=np.float32)
         wav = np.concatenate([part for piece in pieces for part in (gap, piece)][1:])
@@ -519,7 +472,7 @@ class ClonePipeline:
     def stream(self, voice: VoiceEmbedding | np.ndarray, text: str | Sequence[str], *,
                vocoder: VocoderName = "wavernn", seed: int | None = None, enhance: bool = False,
                step_callback: Callable[..., None] | None = None, vocoder_progress: ProgressCallback | None = None,
-               on_audio: AudioCallback | None = None, on_synthesis: Callable[[SynthesisOutput], None] | None = None,
+               on_audio: AudioCallback | None = None, on_synthesis: Callable[[SentenceMels], None] | None = None,
                speaking_rate: float = 1.0, pitch_shift: float = 0.0,
                energy: float = 1.0) -> Iterator[StreamedSentence | CloneResult]:
         """Synthesize and vocode sentence by sentence, yielding each as soon as its audio exists, and
@@ -545,36 +498,32 @@ class ClonePipeline:
             if on_synthesis is not None:
                 on_synthesis(part)
             start = time.perf_counter()
-            piece = self.vocode_sentence(part.mels[0], vocoder, seed=sentence_seed, enhance=enhance,
-                                         progress_callback=vocoder_progress, on_audio=on_audio)
+            piece = self.vocode_for_playback(part.mels[0], vocoder, seed=sentence_seed, enhance=enhance,
+                                             progress_callback=vocoder_progress, on_audio=on_audio)
             parts.append(StreamedSentence(index, len(sentences), sentence, part.mels[0], part.alignments[0], piece,
                                           part.seconds, time.perf_counter() - start, part.warnings))
             yield parts[-1]
-        synthesis = SynthesisOutput(sentences, [p.mel for p in parts], [p.alignment for p in parts],
+        synthesis = SentenceMels(sentences, [p.mel for p in parts], [p.alignment for p in parts],
                                     sum(p.synthesis_seconds for p in parts), text_notes, self.synthesizer.architecture)
         timings = {"synthesizer": synthesis.seconds, vocoder: sum(p.vocoder_seconds for p in parts)}
         notes = text_notes + [note for p in parts for note in p.warnings]
         yield CloneResult(np.concatenate([p.wav for p in parts]), SAMPLE_RATE, synthesis, timings, notes)
 
-    def vocode_sentence(self, mel: np.ndarray, vocoder: VocoderName = "wavernn", *, seed: int | None = None,
-                        enhance: bool = False, progress_callback: ProgressCallback | None = None,
-                        on_audio: AudioCallback | None = None) -> np.ndarray:
+    def vocode_for_playback(self, mel: np.ndarray, vocoder: VocoderName = "wavernn", *, seed: int | None = None,
+                            enhance: bool = False, progress_callback: ProgressCallback | None = None,
+                            on_audio: AudioCallback | None = None) -> np.ndarray:
         """One sentence's playable audio: vocoded, enhanced or peak-limited, then the pause that follows it.
 
-        ``on_audio`` receives the audio as soon as it is playable: in pieces while the fast WaveRNN path
-        generates them (soft-limited one by one, as the sentence's peak is not known yet), else the
+        ``on_audio`` receives the audio as soon as it is playable: in pieces while a vocoder that streams
+        makes them (soft-limited one by one, as the sentence's peak is not known yet), else the
         whole sentence at the end. The pieces join into the returned waveform.
         """
         gap = np.zeros(int(SENTENCE_GAP_SECONDS * self.sample_rate), dtype=np.float32)
-        streamable = vocoder == "istft" or (vocoder == "wavernn" and not self.exact_vocoder)
-        if on_audio is not None and streamable and not enhance:
-            if vocoder == "wavernn":
-                generator = torch.Generator().manual_seed(seed) if seed is not None else None
-                stream = self.wavernn.vocode_stream(mel, progress_callback=progress_callback, generator=generator)
-            else:
-                stream = self.istft.vocode_stream(mel)
+        model = self.vocoder(vocoder)
+        if on_audio is not None and model.streams and not enhance:
+            generator = torch.Generator().manual_seed(seed) if seed is not None else None
             pieces = []
-            for piece in stream:
+            for piece in model.vocode_stream(mel, progress_callback=progress_callback, generator=generator):
                 pieces.append(soft_limit(piece))
                 on_audio(pieces[-1])
             on_audio(gap)
@@ -602,7 +551,7 @@ class ClonePipeline:
                 vocoder: VocoderName = "wavernn", seed: int | None = None, enhance: bool = False,
                 speaking_rate: float = 1.0, pitch_shift: float = 0.0, energy: float = 1.0,
                 progress: Callable[[float, str], None] | None = None,
-                on_segment: Callable[[SynthesisOutput], None] | None = None) -> ConversionResult:
+                on_segment: Callable[[SentenceMels], None] | None = None) -> ConversionResult:
         """The words of the ``source`` recording with its timing (and intonation) in ``voice``.
 
         The words are ``source_text`` or what Whisper recognises; they are aligned to the source's
@@ -645,9 +594,9 @@ class ClonePipeline:
         if source_text is not None and not source_text.strip():
             raise ConversionError("The source text is empty: give the words the recording says.")
         synthesizer = self.synthesizer
-        if getattr(synthesizer, "architecture", None) != "duration":
+        if not synthesizer.converts:
             raise ConversionError("Converting a recording needs a duration synthesizer (this project's shipped "
-                                  "one); the loaded synthesizer is a Tacotron.")
+                                  f"one); the loaded synthesizer is a {synthesizer.architecture} synthesizer.")
         notes = list(source.warnings)
         start_time = time.perf_counter()
         tell(0.0, "Embedding the source")
@@ -700,7 +649,7 @@ class ClonePipeline:
             mels.append(converted.mel)
             alignments.append(converted.alignment)
             if on_segment is not None:
-                on_segment(SynthesisOutput([segment.text], [converted.mel], [converted.alignment],
+                on_segment(SentenceMels([segment.text], [converted.mel], [converted.alignment],
                                            architecture=synthesizer.architecture))
             begin = time.perf_counter()
             tell(0.1 + 0.9 * (index + 0.5) / len(segments), f"Vocoding part {index + 1} of {len(segments)}")
@@ -710,9 +659,9 @@ class ClonePipeline:
         tell(1.0, "Done")
         out = np.concatenate(pieces).astype(np.float32)
         out = enhance_output(out, self.sample_rate) if enhance else limit_peak(out)
-        synthesis = SynthesisOutput([segment.text for segment in segments], mels, alignments, synth_seconds, notes,
+        synthesis = SentenceMels([segment.text for segment in segments], mels, alignments, synth_seconds, notes,
                                     synthesizer.architecture)
-        from synthesizer.audio import melspectrogram
+        from utils.mel import melspectrogram
 
         timings = {"synthesizer": synth_seconds, vocoder: vocode_seconds,
                    "total": time.perf_counter() - start_time}

@@ -139,7 +139,10 @@ def paired_differences(clones: dict[str, list[Clone]]) -> list[PairedDifference]
     labels = list(clones)
     if len(labels) < 2:
         return []
-    baseline = "griffinlim" if "griffinlim" in clones else labels[0]
+    from vocoder import registry as vocoders
+
+    model_free = [label for label in labels if label in vocoders.names() and not vocoders.needs_file(label)]
+    baseline = model_free[0] if model_free else labels[0]
     result = []
     for label in labels:
         if label == baseline:
@@ -178,18 +181,18 @@ def summarize(clones: dict[str, list[Clone]], synth_seconds: float, vocode_secon
 def run(args: argparse.Namespace) -> dict:
     import torch
 
-    from pipeline import ClonePipeline, load_vocoder_for_synthesized_mels, resolve_models
+    from pipeline import ClonePipeline, resolve_models
     from utils.asr import Transcriber, word_error_rate
     from utils.dnsmos import DnsmosScorer, mean_scores
     from utils.signal_contract import SIGNAL
-    from vocoder.istft.inference import ISTFTVocoder
+    from vocoder import registry as vocoders
 
     warnings.simplefilter("ignore")
     if args.threads:
         torch.set_num_threads(args.threads)
+    neural = next((v for v in args.vocoders if vocoders.needs_file(v)), args.vocoders[0])
     paths = resolve_models(args.models_dir, encoder=args.enc_model_fpath, synthesizer=args.syn_model_fpath,
-                           vocoder=args.voc_model_fpath,
-                           vocoder_name=next((v for v in args.vocoders if v != "griffinlim"), "griffinlim")).paths
+                           vocoder=args.voc_model_fpath, vocoder_name=neural).paths
     pipeline = ClonePipeline(paths, torch.device("cpu"))
     transcriber = Transcriber.load(threads=args.threads or 0)
     dnsmos = DnsmosScorer.load(threads=args.threads or 0)
@@ -205,9 +208,10 @@ def run(args: argparse.Namespace) -> dict:
     variants = [(name, lambda mel, seed, name=name: pipeline.vocode(mel, name, seed=seed)) for name in args.vocoders]
     for path in args.compare_istft:
         for contrast in args.compare_contrasts or [None]:
-            extra = load_vocoder_for_synthesized_mels(path)  # exactly as the pipeline would use it
+            extra = vocoders.kind_class("istft").from_checkpoint(path)
+            extra.use_synthesized_mels()  # exactly as the pipeline would use it
             label = f"file@{path.parent.name}/{path.stem}"
-            if contrast is not None and isinstance(extra, ISTFTVocoder):
+            if contrast is not None:
                 extra.contrast, label = contrast, f"{label}@contrast{contrast:g}"
             variants.append((label, lambda mel, seed, extra=extra: extra.vocode(mel)))
     sets = []

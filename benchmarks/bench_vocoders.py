@@ -70,7 +70,8 @@ def held_out_utterances(librispeech: Path, count: int, min_seconds: float = 0.0)
 def griffin_lim_on_amplitude(amplitude: np.ndarray, seed: int = 0) -> np.ndarray:
     """Plain audio from a linear amplitude ``(n_fft // 2 + 1, T)`` of the pre-emphasised STFT, with the tuned
     fast Griffin-Lim's momentum and iterations (the amplitude is used as it is: no exponent)."""
-    from synthesizer.audio import TUNED_GRIFFIN_LIM, griffin_lim, inv_preemphasis
+    from utils.mel import inv_preemphasis
+    from vocoder.griffin_lim import TUNED_GRIFFIN_LIM, griffin_lim
     from synthesizer.hparams import SynthesizerHParams
 
     hp = SynthesizerHParams()
@@ -83,37 +84,33 @@ def griffin_lim_on_amplitude(amplitude: np.ndarray, seed: int = 0) -> np.ndarray
 def load_vocoders(args: argparse.Namespace) -> dict:
     import torch
 
-    vocoders = {}
-    for name in args.vocoders:
-        if name == "istft":
-            from vocoder.istft.inference import ISTFTVocoder
+    from utils.model_kinds import with_article
+    from vocoder import registry
 
-            if args.istft is None:
-                raise ValueError("--istft must name an iSTFT vocoder checkpoint to benchmark 'istft'.")
-            vocoders[name] = ISTFTVocoder.from_checkpoint(args.istft).vocode
-        elif name == "istft_amplitude_gl":
-            from vocoder.istft.inference import ISTFTVocoder
+    def from_file(kind: str, name: str):  # noqa: ANN202
+        path = getattr(args, kind)
+        if path is None:
+            raise ValueError(f"--{kind} must name {with_article(registry.kind_class(kind).title)} vocoder "
+                             f"checkpoint to benchmark '{name}'.")
+        vocoder = registry.kind_class(kind).from_checkpoint(path)
+        vocoder.exact = False  # WaveRNN's fast path
+        return vocoder
 
-            if args.istft is None:
-                raise ValueError("--istft must name an iSTFT vocoder checkpoint to benchmark 'istft_amplitude_gl'.")
-            amplitude_model = ISTFTVocoder.from_checkpoint(args.istft)
-            vocoders[name] = lambda mel, a=amplitude_model: griffin_lim_on_amplitude(a.amplitude(mel))
-        elif name in ("griffinlim", "griffinlim_rtvc"):
-            from vocoder.inference import GriffinLimVocoder
+    def seeded(vocoder):  # noqa: ANN001, ANN202
+        return lambda mel: vocoder.vocode(mel, generator=torch.Generator().manual_seed(0))
 
-            griffin_lim = GriffinLimVocoder(exact_rtvc=name == "griffinlim_rtvc")
-            vocoders[name] = lambda mel, g=griffin_lim: g.vocode(mel, generator=torch.Generator().manual_seed(0))
-        elif name == "wavernn":
-            from vocoder.inference import WaveRNNVocoder
-
-            if args.wavernn is None:
-                raise ValueError("--wavernn must name a WaveRNN checkpoint to benchmark 'wavernn'.")
-            wavernn = WaveRNNVocoder.from_checkpoint(args.wavernn)
-            vocoders[name] = lambda mel, w=wavernn: w.vocode(mel, fast=True,
-                                                             generator=torch.Generator().manual_seed(0))
-        else:
-            raise ValueError(f"Unknown vocoder '{name}' (choose from {', '.join(VOCODERS)}).")
-    return vocoders
+    builders = {
+        "istft": lambda name: from_file("istft", name).vocode,
+        "istft_amplitude_gl": lambda name: (lambda mel, a=from_file("istft", name):
+                                            griffin_lim_on_amplitude(a.amplitude(mel))),
+        "griffinlim": lambda name: seeded(registry.build("griffinlim")),
+        "griffinlim_rtvc": lambda name: seeded(registry.build("griffinlim", exact=True)),
+        "wavernn": lambda name: seeded(from_file("wavernn", name)),
+    }
+    unknown = [name for name in args.vocoders if name not in builders]
+    if unknown:
+        raise ValueError(f"Unknown vocoder '{unknown[0]}' (choose from {', '.join(VOCODERS)}).")
+    return {name: builders[name](name) for name in args.vocoders}
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -121,7 +118,8 @@ def run(args: argparse.Namespace) -> dict:
     import torch
 
     from encoder.inference import Encoder
-    from synthesizer.audio import load_wav, melspectrogram
+    from synthesizer.audio import load_wav
+    from utils.mel import melspectrogram
     from synthesizer.hparams import SynthesizerHParams
     from utils.default_models import resolve_model
     from vocoder.istft.metrics import spectral_distance

@@ -15,7 +15,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import binary_dilation
 
 from encoder.hparams import EncoderHParams
 from utils.audio_io import AudioError, AudioWarning, load_audio_with_rate, resample
@@ -74,7 +73,20 @@ def smooth_voice_flags(flags: np.ndarray, hparams: EncoderHParams) -> np.ndarray
     (RTVC quirk 3, docs/rtvc-quirks.md), then dilation. Pauses up to 150 ms survive whole; longer ones keep
     2 windows after speech and 3 before."""
     smoothed = np.round(moving_average(np.asarray(flags, dtype=float), hparams.vad_moving_average_width))
-    return binary_dilation(smoothed.astype(bool), np.ones(hparams.vad_max_silence_length + 1))
+    return binary_dilation(smoothed.astype(bool), hparams.vad_max_silence_length + 1)
+
+
+def binary_dilation(mask: np.ndarray, width: int) -> np.ndarray:
+    """``scipy.ndimage.binary_dilation(mask, np.ones(width))`` for a 1-D mask, without importing scipy (a second).
+
+    >>> binary_dilation(np.array([0, 0, 1, 0, 0, 0], bool), 3).astype(int).tolist()
+    [0, 1, 1, 1, 0, 0]
+    """
+    after = width // 2  # scipy's origin: an even window reaches one further back than forward
+    before = width - 1 - after
+    counts = np.concatenate([[0], np.cumsum(mask)])  # (n + 1,)
+    index = np.arange(len(mask))
+    return counts[np.clip(index + after + 1, 0, len(mask))] - counts[np.clip(index - before, 0, len(mask))] > 0
 
 
 def trim_long_silences(wav: np.ndarray, hparams: EncoderHParams) -> np.ndarray:

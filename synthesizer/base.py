@@ -1,8 +1,5 @@
-"""What every synthesizer kind shares: its result, its warnings, and the checks of its inputs.
-
-:class:`synthesizer.inference.Synthesizer` (the Tacotron) and
-:class:`synthesizer.duration.inference.DurationSynthesizer` both take these inputs and return a
-:class:`SynthesisResult`; :class:`MelSynthesizer` is the interface the pipeline relies on.
+"""What every synthesizer kind shares: the protocol the pipeline uses, its result, its warnings, and the
+checks of its inputs. :mod:`synthesizer.registry` builds the kind a checkpoint holds.
 
 Examples
 --------
@@ -15,7 +12,8 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
@@ -117,14 +115,35 @@ def mel_level_offset(factor: float, max_abs_value: float, min_level_db: float) -
     return 20.0 * float(np.log10(factor)) * 2 * max_abs_value / -min_level_db
 
 
+class GtaSource(Protocol):
+    """A synthesizer's ground-truth-aligned mels of a data folder, for training vocoders on them."""
+
+    entries: list  # the data folder's utterances (synthesizer.metadata.Entry), indexed by ``batches``
+    hop_size: int
+    sample_rate: int
+
+    def batches(self, batches: list[list[int]]) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+        """``(indices, mels)`` per batch of entry indices; each mel ``(T_i, num_mels)`` float32."""
+        ...
+
+
+@runtime_checkable
 class MelSynthesizer(Protocol):
     """Text + voice → mels, as :class:`~pipeline.ClonePipeline` uses every synthesizer kind."""
 
-    architecture: str
+    architecture: str  # the kind, as its checkpoint stores it
+    reports_steps: bool  # ``step_callback`` hears every decoder step (else it is refused)
+    converts: bool  # it can speak a recording's words with the recording's timing (voice conversion)
 
     @property
-    def hparams(self) -> SynthesizerHParams: ...  # the mel contract
+    def hparams(self) -> SynthesizerHParams: ...  # the signal contract of its mels
+
+    @property
+    def device(self) -> torch.device: ...
 
     def synthesize(self, texts: Sequence[str], embeddings: np.ndarray | Sequence[np.ndarray], *,
                    progress_callback: ProgressCallback | None = None, speaking_rate: float = 1.0,
-                   pitch_shift: float = 0.0, energy: float = 1.0) -> SynthesisResult: ...
+                   pitch_shift: float = 0.0, energy: float = 1.0,
+                   step_callback: Callable[..., None] | None = None) -> SynthesisResult: ...
+
+    def gta_source(self, in_dir: Path, device: torch.device, num_workers: int = 0) -> GtaSource: ...

@@ -42,6 +42,7 @@ from synthesizer.base import (  # noqa: F401 (re-exported: the public names of s
     MAX_SPEAKING_RATE,
     MIN_ENERGY,
     MIN_SPEAKING_RATE,
+    GtaSource,
     SynthesisResult,
     SynthesisWarning,
     as_embedding_matrix,
@@ -56,6 +57,7 @@ from synthesizer.text import encode_text
 from synthesizer.text.symbols import SYMBOLS
 from utils.checkpoints import CheckpointError, load_model, make_payload, require_finite, save_checkpoint
 from utils.progress import ProgressCallback
+
 
 def trim_silent_tail(mel: np.ndarray, threshold: float) -> np.ndarray:
     """Drop trailing frames whose loudest band is below ``threshold`` (RTVC), keeping one frame.
@@ -102,33 +104,10 @@ def stretch_mel(mel: np.ndarray, speaking_rate: float) -> np.ndarray:
 
 
 def load_synthesizer(path: str | Path, device: str | torch.device = "cpu"):
-    """Load any synthesizer file: RTVC's or our Tacotron (:class:`Synthesizer`) or a duration
-    synthesizer (:class:`synthesizer.duration.inference.DurationSynthesizer`), by the file's ``architecture``.
+    """Load any synthesizer file, whichever kind it holds (see :func:`synthesizer.registry.load`)."""
+    from synthesizer.registry import load
 
-    Both have ``synthesize(texts, embeddings, ..., speaking_rate=...)``, ``hparams`` (the mel
-    contract), ``step``, ``path`` and ``model``.
-
-    Raises
-    ------
-    CheckpointError
-        Missing, damaged or mismatched files, as one sentence.
-    """
-    from utils.checkpoints import load_checkpoint_file
-
-    checkpoint = load_checkpoint_file(path, "synthesizer")
-    stored = checkpoint.get("model_type")
-    if isinstance(stored, str) and stored != "synthesizer":  # a vocoder given as -s: say so, not "architecture 'istft'"
-        article = "an" if stored[:1] in "aeiou" else "a"
-        raise CheckpointError(f"The synthesizer checkpoint '{path}' is {article} {stored} checkpoint, not a "
-                              "synthesizer checkpoint.")
-    architecture = checkpoint.get("architecture", "tacotron")
-    if architecture == "duration":
-        from synthesizer.duration.inference import DurationSynthesizer
-
-        return DurationSynthesizer.from_checkpoint(path, device, checkpoint)
-    if architecture != "tacotron":
-        raise CheckpointError(f"The synthesizer checkpoint '{path}' has an unknown architecture {architecture!r}.")
-    return Synthesizer.from_checkpoint(path, device, checkpoint)
+    return load(path, device)
 
 
 class Synthesizer:
@@ -160,6 +139,8 @@ class Synthesizer:
         self.path = Path(path) if path is not None else None
 
     architecture = "tacotron"
+    reports_steps = True
+    converts = False
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu",
@@ -173,7 +154,7 @@ class Synthesizer:
         CheckpointError
             When the file is missing, damaged, another model's, or made for another symbol table.
         """
-        if checkpoint is not None and checkpoint.get("architecture", "tacotron") != "tacotron":
+        if checkpoint is not None and checkpoint.get("architecture", cls.architecture) != cls.architecture:
             raise CheckpointError(f"The synthesizer checkpoint '{path}' is not a Tacotron; "
                                   "load it with load_synthesizer.")
         model, hparams, checkpoint = load_model(path, "synthesizer", SynthesizerHParams, build_tacotron, device,
@@ -208,6 +189,12 @@ class Synthesizer:
 
     def __repr__(self) -> str:
         return f"Synthesizer(path={str(self.path)!r}, step={self.step}, r={self.r}, device={str(self.device)!r})"
+
+    def gta_source(self, in_dir: Path, device: torch.device, num_workers: int = 0) -> GtaSource:
+        """Its ground-truth-aligned mels of a synthesizer data folder (teacher-forced, :mod:`synthesizer.gta`)."""
+        from synthesizer.gta import TacotronGtaSource
+
+        return TacotronGtaSource(self, in_dir, device, num_workers)
 
     def save(self, path: str | Path, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Write our checkpoint format (RTVC's keys plus hyperparameters and the symbol table)."""

@@ -25,7 +25,8 @@ import numpy as np
 
 from encoder.audio import preprocess_wav, webrtcvad_available
 from encoder.hparams import EncoderHParams
-from synthesizer.audio import load_wav, melspectrogram
+from synthesizer.audio import load_wav
+from utils.mel import melspectrogram
 from synthesizer.hparams import SynthesizerHParams
 from synthesizer.metadata import (
     AUDIO_FOLDER,

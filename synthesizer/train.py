@@ -222,7 +222,7 @@ def write_samples(
 ) -> dict[str, Path]:
     """Plots, predicted mel and Griffin-Lim audio of the batch's first item (teacher-forced) into
     ``<run>/samples/step-<s>-*`` and TensorBoard, on rank 0; the paths by kind."""
-    from synthesizer.audio import inv_mel_spectrogram
+    from vocoder.griffin_lim import inv_mel_spectrogram
     from synthesizer.plots import attention_figure, mel_comparison_figure, save_figure
     from utils.audio_io import AudioError, save_audio
 

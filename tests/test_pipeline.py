@@ -68,7 +68,7 @@ def test_missing_models_explain_themselves(encoder_checkpoint, tmp_path):
     with pytest.raises(MissingModelError, match="train your own"):
         _ = pipeline.synthesizer
     with pytest.raises(MissingModelError, match="griffinlim"):
-        _ = pipeline.wavernn
+        _ = pipeline.vocoder("wavernn")
     with pytest.raises(ValueError, match="Unknown vocoder"):
         pipeline.vocode(np.zeros((80, 5), np.float32), "melgan")
 
@@ -88,16 +88,16 @@ def test_enhance_trims_silence_and_normalises(espeak, tmp_path):
 def test_vocode_sentence_hands_out_wavernn_audio_in_pieces_as_it_is_made(pipeline):
     mel = np.random.default_rng(0).uniform(-4, 4, (80, 120)).astype(np.float32)
     pieces: list[np.ndarray] = []
-    wav = pipeline.vocode_sentence(mel, "wavernn", seed=2, on_audio=pieces.append)
+    wav = pipeline.vocode_for_playback(mel, "wavernn", seed=2, on_audio=pieces.append)
     assert len(pieces) > 2  # the sentence's audio, in several pieces, then the pause
     np.testing.assert_array_equal(np.concatenate(pieces), wav)
     assert len(wav) == 119 * 200 + 2400 and not pieces[-1].any()
     assert np.abs(wav).max() <= 0.97  # soft-limited piece by piece (tanh reaches 0.97 in float32)
     again: list[np.ndarray] = []
-    np.testing.assert_array_equal(pipeline.vocode_sentence(mel, "wavernn", seed=2, on_audio=again.append), wav)
+    np.testing.assert_array_equal(pipeline.vocode_for_playback(mel, "wavernn", seed=2, on_audio=again.append), wav)
     # Griffin-Lim, the exact WaveRNN path and enhancement need the whole sentence: one piece.
     whole: list[np.ndarray] = []
-    wav = pipeline.vocode_sentence(mel, "griffinlim", seed=2, on_audio=whole.append)
+    wav = pipeline.vocode_for_playback(mel, "griffinlim", seed=2, on_audio=whole.append)
     assert len(whole) == 1 and whole[0] is wav
 
 

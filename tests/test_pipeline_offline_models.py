@@ -48,7 +48,7 @@ def test_the_pipeline_loads_each_file_as_its_kind(pipeline, offline_dir):
     assert ISTFTVocoder.from_checkpoint(offline_dir / "vocoder.pt").contrast == 1.0
     assert vocoder_architecture(offline_dir / "vocoder.pt") == "istft"
     with pytest.raises(ValueError, match="holds an iSTFT vocoder, not a WaveRNN one"):
-        _ = pipeline.wavernn
+        _ = pipeline.vocoder("wavernn")
 
 
 @pytest.mark.parametrize("vocoder", ["istft", "griffinlim"])
@@ -79,8 +79,8 @@ def test_speaking_rate_changes_the_length(pipeline, voice):
 
 
 def test_griffin_lim_settings_default_to_tuned_and_rtvc_on_request(offline_dir):
-    tuned = ClonePipeline(ModelPaths.in_folder(offline_dir)).griffin_lim().settings
-    rtvc = ClonePipeline(ModelPaths.in_folder(offline_dir), exact_griffin_lim=True).griffin_lim().settings
+    tuned = ClonePipeline(ModelPaths.in_folder(offline_dir)).vocoder("griffinlim").settings
+    rtvc = ClonePipeline(ModelPaths.in_folder(offline_dir), exact_griffin_lim=True).vocoder("griffinlim").settings
     assert (tuned.power, tuned.momentum) == (1.2, 0.99)
     assert (rtvc.power, rtvc.momentum, rtvc.n_iters) == (1.5, 0.0, 60)
 

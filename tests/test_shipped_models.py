@@ -115,7 +115,7 @@ def test_the_offline_clone_is_intelligible(offline_clone):
 def _copy_synthesis_scores(wav, encoder) -> dict[str, tuple[float, float]]:
     """``{vocoder: (spectral distance dB, GE2E cosine to the source)}`` of the shipped iSTFT vocoder
     and tuned Griffin-Lim, both vocoding the recording's own mel."""
-    from synthesizer.audio import melspectrogram
+    from utils.mel import melspectrogram
     from synthesizer.hparams import SynthesizerHParams
     from vocoder.inference import GriffinLimVocoder
     from vocoder.istft.inference import ISTFTVocoder

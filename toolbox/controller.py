@@ -30,19 +30,20 @@ from pipeline import (
     CloneResult,
     ModelPaths,
     Reference,
+    SentenceMels,
     StreamedSentence,
-    SynthesisOutput,
     VoiceEmbedding,
     load_reference,
     split_text,
     vocoder_kind,
 )
-from synthesizer.audio import melspectrogram
+from utils.mel import melspectrogram
 from synthesizer.hparams import SynthesizerHParams
 from utils.audio_io import CLIPPING_LEVEL, AudioError, save_audio
 from utils.checkpoints import inspect_checkpoint
 from utils.default_models import resolve_model, shipped_model_path
 from utils.signal_contract import SAMPLE_RATE
+from vocoder import registry as vocoders
 
 LogCallback = Callable[[str], None]
 # What the window's progress bar shows: the fraction done in [0, 1] and what is happening. The stages
@@ -193,7 +194,7 @@ class GeneratedOutput:
     name: str
     speaker: str
     wav: np.ndarray
-    synthesis: SynthesisOutput
+    synthesis: SentenceMels
     vocoder: str
     seed: int | None
     similarity: float | None  # cosine between the output's and the voice's embeddings
@@ -286,7 +287,7 @@ class ToolboxController:
         self.history: list[HistoryUtterance] = []  # newest first
         self.projection_names: list[str] = []  # utterances shown in the UMAP, in order of arrival
         self.outputs: list[GeneratedOutput] = []  # newest first
-        self.current_synthesis: SynthesisOutput | None = None
+        self.current_synthesis: SentenceMels | None = None
         self.last_source_mel: np.ndarray | None = None  # (80, T) of the last conversion's source
         self.current_voice: SelectedVoice | None = None
         self._lock = threading.RLock()
@@ -391,7 +392,7 @@ class ToolboxController:
             steps = [("encoder", lambda: pipeline.encoder)]
             if self.has_synthesizer():
                 steps.append(("synthesizer", lambda: pipeline.synthesizer))
-            if self.vocoder_name != "griffinlim":
+            if vocoders.needs_file(self.vocoder_name):
                 steps.append(("vocoder", lambda: pipeline.neural_vocoder))
             for index, (kind, load) in enumerate(steps):
                 if progress:
@@ -552,7 +553,7 @@ class ToolboxController:
 
     def synthesize(self, text: str, reference_names: Sequence[str], *, seed: int | None = None,
                    progress: StatusCallback | None = None, speaking_rate: float = 1.0,
-                   pitch_shift: float = 0.0, energy: float = 1.0) -> SynthesisOutput:
+                   pitch_shift: float = 0.0, energy: float = 1.0) -> SentenceMels:
         """Text → mel spectrograms (one per line and sentence) in the voice of the references.
         ``progress`` may raise :class:`Cancelled`: the previous spectrograms then stay current."""
         voice = self.voice(reference_names)
@@ -588,7 +589,7 @@ class ToolboxController:
         self.log(f"Synthesized {len(sentences)} sentence(s) in {synthesis.seconds:.1f} s.")
         return synthesis
 
-    def vocode(self, synthesis: SynthesisOutput | None = None, *, vocoder: str | None = None,
+    def vocode(self, synthesis: SentenceMels | None = None, *, vocoder: str | None = None,
                seed: int | None = None, enhance: bool = False, progress: StatusCallback | None = None,
                on_chunk: AudioCallback | None = None) -> GeneratedOutput:
         """Mel spectrograms → audio, sentence by sentence, ``on_chunk`` getting each piece when playable.
@@ -615,7 +616,7 @@ class ToolboxController:
                             progress(fraction, f"Vocoding sentence {_index + 1}/{count}: "
                                                f"{100 * step / total:.0f} %{eta.text(fraction)}")
 
-                    piece = self.pipeline.vocode_sentence(
+                    piece = self.pipeline.vocode_for_playback(
                         mel, vocoder, seed=None if seed is None else seed + index, enhance=enhance,
                         progress_callback=report, on_audio=self._keeping(heard, on_chunk))
                     pieces.append(piece)
@@ -644,7 +645,7 @@ class ToolboxController:
 
         return chunk
 
-    def _keep_partial(self, pieces: list[np.ndarray], heard: list[np.ndarray], synthesis: SynthesisOutput,
+    def _keep_partial(self, pieces: list[np.ndarray], heard: list[np.ndarray], synthesis: SentenceMels,
                       vocoder: str, seed: int | None, timings: dict[str, float],
                       notes: Sequence[str] = ()) -> GeneratedOutput | None:
         """Turn the audio of a cancelled job into an output: the finished sentences, or everything
@@ -673,11 +674,10 @@ class ToolboxController:
         seed = self._seed(seed)
         vocoder = vocoder or self.vocoder_name
         parts: list[StreamedSentence] = []
-        made: list[SynthesisOutput] = []  # also the sentence being vocoded: a cancelled output keeps its mel
+        made: list[SentenceMels] = []  # also the sentence being vocoded: a cancelled output keeps its mel
         heard: list[np.ndarray] = []
         count = len(sentences)
-        # The share of a sentence's time spent synthesizing: WaveRNN dominates; the others are quick.
-        synth_share = 0.3 if vocoder == "wavernn" else 0.8
+        synth_share = 1.0 - vocoders.kind_class(vocoder).time_share  # of a sentence's time
         eta = Eta()
 
         def tell(within: float, what: str) -> None:
@@ -693,7 +693,7 @@ class ToolboxController:
             if total:
                 tell(synth_share + (1 - synth_share) * done / total, f"vocoding {100 * done / total:.0f} %")
 
-        def synthesized(part: SynthesisOutput) -> None:
+        def synthesized(part: SentenceMels) -> None:
             made.append(part)
             tell(synth_share, "vocoding")
 
@@ -715,7 +715,7 @@ class ToolboxController:
                     if len(parts) < count:
                         tell(0.0, "synthesizing")
         except Cancelled as cancelled:
-            synthesis = SynthesisOutput(sentences[: len(made)], [m.mels[0] for m in made],
+            synthesis = SentenceMels(sentences[: len(made)], [m.mels[0] for m in made],
                                         [m.alignments[0] for m in made], sum(m.seconds for m in made),
                                         architecture=self.pipeline.synthesizer.architecture)
             cancelled.partial = self._keep_partial(
@@ -756,7 +756,7 @@ class ToolboxController:
         self.log(f"Converted '{source.name}' ({source.duration:.1f} s): \"{result.transcript}\"")
         return self._finish_output(result.wav, result.synthesis, vocoder, seed, result.timings, notes)
 
-    def _finish_output(self, wav: np.ndarray, synthesis: SynthesisOutput, vocoder: str, seed: int | None,
+    def _finish_output(self, wav: np.ndarray, synthesis: SentenceMels, vocoder: str, seed: int | None,
                        timings: dict[str, float], notes: Sequence[str] = (), *,
                        complete: bool = True) -> GeneratedOutput:
         """Embed the output, measure its similarity to the voice, keep it in the histories."""

@@ -44,7 +44,7 @@ def _check_win_size(win_size: Any, signal: "MelSignal") -> str | None:
 
 @dataclass(frozen=True)
 class MelSignal(HParams):
-    """How a waveform becomes the normalised mel (computed by :mod:`synthesizer.audio`)."""
+    """How a waveform becomes the normalised mel (computed by :mod:`utils.mel`)."""
 
     sample_rate: int = SAMPLE_RATE
     n_fft: int = 800

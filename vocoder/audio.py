@@ -6,7 +6,7 @@ values it was trained on:
 * ``label_2_float(x, bits) = 2x / (2**bits - 1) - 1`` maps class labels to [-1, 1];
 * ``encode_mu_law`` compands with ``mu' = mu - 1`` and quantises to integer labels ``0 .. mu - 1``;
 * ``decode_mu_law`` expands back (optionally starting from labels);
-* pre-emphasis (:func:`synthesizer.audio.preemphasis`) is applied to training targets, its inverse to
+* pre-emphasis (:func:`utils.mel.preemphasis`) is applied to training targets, its inverse to
   generated audio.
 
 The helpers accept NumPy arrays or torch tensors and answer in the same kind.

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from synthesizer.metadata import MetadataError, TrainEntry, read_train_txt
 from utils.distributed import DistributedContext
 from utils.training import TrainingError, worker_init_fn
-from synthesizer.audio import preemphasis
+from utils.mel import preemphasis
 from vocoder.audio import encode_mu_law, float_2_label, label_2_float
 from vocoder.hparams import VocoderHParams
 

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from utils.checkpoints import NonFiniteOutputError, non_finite_message
 from utils.packed_linear import PackedLinear, onednn_bf16_supported
-from synthesizer.audio import inv_preemphasis
+from utils.mel import inv_preemphasis
 from vocoder.audio import decode_mu_law
 from vocoder.model import ProgressCallback, UpsampleNetwork, WaveRNN
 

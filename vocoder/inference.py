@@ -1,8 +1,7 @@
-"""Turn synthesizer mel spectrograms into waveforms: WaveRNN (RTVC's ``vocoder.pt``) or Griffin-Lim.
+"""Turn synthesizer mel spectrograms into waveforms with WaveRNN (RTVC's ``vocoder.pt`` or ours).
 
-Both vocoders take the synthesizer's ``(80, T)`` mel in [-4, 4], return float32 audio of exactly
-``(T - 1)·hop`` samples at 16 kHz, and accept a ``torch.Generator`` so that a seed gives the same
-audio every time. Either can stand where a :class:`Vocoder` is expected.
+It implements :class:`vocoder.base.MelVocoder`: the synthesizer's ``(80, T)`` mel in [-4, 4] gives
+float32 audio of exactly ``(T - 1)·hop`` samples at 16 kHz, and a ``torch.Generator`` makes it repeatable.
 
 Examples
 --------
@@ -24,16 +23,14 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
 
 from utils.checkpoints import (
-    CheckpointError,
     NonFiniteOutputError,
     load_model,
     make_payload,
@@ -41,42 +38,18 @@ from utils.checkpoints import (
     require_finite,
     save_checkpoint,
 )
-from vocoder.base import validate_mel  # noqa: F401 (re-exported: callers check mels with it)
+from vocoder.base import MelVocoder, validate_mel  # noqa: F401 (validate_mel re-exported: callers check mels with it)
+from vocoder.griffin_lim import GriffinLimVocoder  # noqa: F401 (re-exported: its home before the registry)
 from vocoder.fast import FastWaveRNNGenerator
 from vocoder.hparams import VocoderHParams
 from vocoder.model import ProgressCallback, WaveRNN, build_wavernn
 
 if TYPE_CHECKING:
-    from synthesizer.hparams import SynthesizerHParams
     from vocoder.istft.inference import ISTFTVocoder
 
 
-@runtime_checkable
-class Vocoder(Protocol):
-    """What the pipeline and the toolbox need from a vocoder."""
-
-    @property
-    def sample_rate(self) -> int:
-        """Rate of the returned audio, in Hz."""
-        ...
-
-    def vocode(
-        self,
-        mel: np.ndarray,
-        *,
-        progress_callback: ProgressCallback | None = None,
-        generator: torch.Generator | None = None,
-    ) -> np.ndarray:
-        """Waveform (float32, ``(T - 1)·hop`` samples) for a synthesizer mel ``(num_mels, T)`` in [-4, 4]."""
-        ...
-
-
-def _fit_length(wav: np.ndarray, length: int) -> np.ndarray:
-    """Crop or zero-pad to ``length`` samples so every vocoder returns the same duration."""
-    wav = np.asarray(wav, dtype=np.float32).reshape(-1)
-    if len(wav) >= length:
-        return wav[:length].copy()
-    return np.pad(wav, (0, length - len(wav)))
+#: What the pipeline and the toolbox need from a vocoder (the name older code imports).
+Vocoder = MelVocoder
 
 
 class WaveRNNVocoder:
@@ -88,28 +61,51 @@ class WaveRNNVocoder:
         The network; its ``hparams`` describe it.
     path
         Where it was loaded from, if anywhere.
+    exact
+        Default of every method's ``fast``: True for RTVC's exact generation, False for the fast path.
+        Unset (``None``), :meth:`vocode` is exact and :meth:`vocode_batch` / :meth:`vocode_stream` fast.
 
     Examples
     --------
     >>> vocoder = WaveRNNVocoder(build_wavernn(VocoderHParams()))
-    >>> vocoder.sample_rate, vocoder.step
-    (16000, 0)
+    >>> vocoder.sample_rate, vocoder.step, vocoder.streams
+    (16000, 0, True)
     """
 
-    def __init__(self, model: WaveRNN, path: str | Path | None = None) -> None:
+    kind = "wavernn"
+    title = "WaveRNN"
+    time_share = 0.7  # WaveRNN's sample-by-sample generation dominates a clone
+
+    def __init__(self, model: WaveRNN, path: str | Path | None = None, exact: bool | None = None) -> None:
         self.model = model
         self.path = Path(path) if path is not None else None
+        self.exact = exact
         self._fast: tuple[tuple, FastWaveRNNGenerator] | None = None
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> WaveRNNVocoder:
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu",
+                        checkpoint: dict | None = None) -> WaveRNNVocoder:
         """Load RTVC's files (``{"model_state", "optimizer_state"}`` or a bare state_dict) or ours.
 
         RTVC files carry no hyperparameters and get the RTVC defaults; ours rebuild their own sizes.
-        Optimizer state is ignored. Raises :class:`utils.checkpoints.CheckpointError` on bad files.
+        Optimizer state is ignored; ``checkpoint`` is the file's contents when already read. Raises
+        :class:`utils.checkpoints.CheckpointError` on bad files.
         """
-        model, _, _ = load_model(path, "vocoder", VocoderHParams, build_wavernn, device)
+        model, _, _ = load_model(path, "vocoder", VocoderHParams, build_wavernn, device, checkpoint)
         return cls(model, path)
+
+    def _use_fast(self, fast: bool | None, default: bool) -> bool:
+        # An argument wins, then the vocoder's setting; with neither, each method keeps its historic default.
+        if fast is not None:
+            return fast
+        return default if self.exact is None else not self.exact
+
+    @property
+    def streams(self) -> bool:
+        return self._use_fast(None, True)
+
+    def use_synthesized_mels(self) -> None:
+        """Nothing to set up: WaveRNN was trained on GTA mels."""
 
     @property
     def hparams(self) -> VocoderHParams:
@@ -141,7 +137,7 @@ class WaveRNNVocoder:
         overlap: int | None = None,
         progress_callback: ProgressCallback | None = None,
         generator: torch.Generator | None = None,
-        fast: bool = False,
+        fast: bool | None = None,
     ) -> np.ndarray:
         """Generate the waveform of one mel spectrogram.
 
@@ -165,7 +161,7 @@ class WaveRNNVocoder:
             warm-up and a correlation-aware crossfade, precomputed conditioning, bf16 matrices where the
             hardware has them); ``batched``, ``target`` and ``overlap`` are then ignored. False keeps
             RTVC's exact algorithm (sample-for-sample identical for a seed). MOL models always take
-            the exact path.
+            the exact path. ``None``: the vocoder's ``exact`` setting (unset: exact).
 
         Returns
         -------
@@ -183,7 +179,7 @@ class WaveRNNVocoder:
             array = array / self.hparams.mel_max_abs_value
         mels = torch.from_numpy(array).unsqueeze(0)  # (1, num_mels, T)
         with self._naming_checkpoint():
-            if fast and self.model.mode == "RAW":
+            if self._use_fast(fast, False) and self.model.mode == "RAW":
                 return self._finite(self.fast_generator().generate(mels, progress_callback, generator))
             target = self.hparams.voc_target if target is None else target
             overlap = self.hparams.voc_overlap if overlap is None else overlap
@@ -214,21 +210,25 @@ class WaveRNNVocoder:
 
     def vocode_batch(
         self,
-        mels: list[np.ndarray],
+        mels: Sequence[np.ndarray],
         *,
         normalize: bool = True,
-        fast: bool = True,
+        fast: bool | None = None,
         progress_callback: ProgressCallback | None = None,
         generator: torch.Generator | None = None,
+        seed: int | None = None,
     ) -> list[np.ndarray]:
         """Vocode several sentences together; returns one ``(T_i - 1)·hop`` float32 waveform per mel.
 
         With ``fast`` (the default) the folds of all sentences run as one batch through
         :class:`~vocoder.fast.FastWaveRNNGenerator`, which keeps the CPU's matrix units busier than one
         sentence at a time. Otherwise (or for MOL models) each mel goes through :meth:`vocode` in turn.
+        ``seed`` seeds one generator for the whole batch when no ``generator`` is given.
         """
+        if generator is None and seed is not None:
+            generator = torch.Generator().manual_seed(seed)
         arrays = [validate_mel(mel, self.hparams.num_mels) for mel in mels]
-        if not (fast and self.model.mode == "RAW"):
+        if not (self._use_fast(fast, True) and self.model.mode == "RAW"):
             return [
                 self.vocode(a, normalize=normalize, fast=False, progress_callback=progress_callback,
                             generator=generator)
@@ -245,7 +245,7 @@ class WaveRNNVocoder:
         mel: np.ndarray,
         *,
         normalize: bool = True,
-        fast: bool = True,
+        fast: bool | None = None,
         progress_callback: ProgressCallback | None = None,
         generator: torch.Generator | None = None,
     ) -> Iterator[np.ndarray]:
@@ -257,7 +257,7 @@ class WaveRNNVocoder:
         :meth:`vocode` returns for the same mel: ``(T - 1)·hop`` float32 samples.
         """
         array = validate_mel(mel, self.hparams.num_mels)
-        if not (fast and self.model.mode == "RAW"):
+        if not (self._use_fast(fast, True) and self.model.mode == "RAW"):
             yield self.vocode(array, normalize=normalize, fast=False, progress_callback=progress_callback,
                               generator=generator)
             return
@@ -284,126 +284,15 @@ class WaveRNNVocoder:
         save_checkpoint(path, make_payload(self.model, "vocoder", self.hparams, optimizer))
 
 
-def _numpy_rng(generator: torch.Generator | None) -> np.random.Generator:
-    """A NumPy generator seeded from torch's, so ``torch`` seeds also fix Griffin-Lim's random phase."""
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
-    return np.random.default_rng(seed)
-
-
-class GriffinLimVocoder:
-    """Model-free fallback: phase reconstruction with Griffin-Lim (``synthesizer.audio.inv_mel_spectrogram``).
-
-    Parameters
-    ----------
-    synth_hparams
-        Signal settings of the synthesizer whose mels are inverted (defaults: RTVC's).
-    n_iters
-        Griffin-Lim iterations; ``None`` keeps the settings' count.
-    exact_rtvc
-        RTVC's settings (magnitude power 1.5, 60 plain iterations) instead of the tuned fast
-        Griffin-Lim (:data:`synthesizer.audio.TUNED_GRIFFIN_LIM`: power 1.2, momentum 0.99, 32
-        iterations), which keeps more of the voice.
-
-    Examples
-    --------
-    >>> GriffinLimVocoder(n_iters=8).sample_rate
-    16000
-    >>> GriffinLimVocoder(exact_rtvc=True).settings
-    GriffinLimSettings(power=1.5, momentum=0.0, n_iters=60)
-    """
-
-    def __init__(self, synth_hparams: SynthesizerHParams | None = None, n_iters: int | None = None,
-                 exact_rtvc: bool = False) -> None:
-        from dataclasses import replace
-
-        from synthesizer.audio import TUNED_GRIFFIN_LIM, GriffinLimSettings
-        from synthesizer.hparams import SynthesizerHParams
-
-        hparams = synth_hparams if synth_hparams is not None else SynthesizerHParams()
-        settings = GriffinLimSettings.rtvc(hparams) if exact_rtvc else TUNED_GRIFFIN_LIM
-        if n_iters is not None:
-            if n_iters < 1:
-                raise ValueError(f"n_iters must be at least 1, got {n_iters}")
-            settings = replace(settings, n_iters=n_iters)
-        self.hparams = hparams
-        self.settings = settings
-
-    @property
-    def sample_rate(self) -> int:
-        """Output sample rate in Hz."""
-        return self.hparams.sample_rate
-
-    def vocode(
-        self,
-        mel: np.ndarray,
-        *,
-        progress_callback: ProgressCallback | None = None,
-        generator: torch.Generator | None = None,
-    ) -> np.ndarray:
-        """Invert a synthesizer mel ``(num_mels, T)`` in [-4, 4] to ``(T - 1)·hop`` float32 samples.
-
-        ``progress_callback`` is called as ``(0, n_iters, 1, 0.0)`` before and
-        ``(n_iters, n_iters, 1, rate_khz)`` after the inversion.
-        """
-        # Imported here: the synthesizer's audio module is heavier and not needed for WaveRNN.
-        from synthesizer.audio import inv_mel_spectrogram
-
-        array = validate_mel(mel, self.hparams.num_mels)
-        n_iters = self.settings.n_iters
-        length = (array.shape[1] - 1) * self.hparams.hop_size
-        if progress_callback is not None:
-            progress_callback(0, n_iters, 1, 0.0)
-        start = time.perf_counter()
-        wav = inv_mel_spectrogram(array, self.hparams, rng=_numpy_rng(generator), settings=self.settings)
-        if not np.isfinite(wav).all():
-            raise ValueError("Griffin-Lim produced non-finite audio from this mel spectrogram.")
-        if progress_callback is not None:
-            rate = length / max(time.perf_counter() - start, 1e-9) / 1000
-            progress_callback(n_iters, n_iters, 1, rate)
-        return _fit_length(wav, length)
-
-
-NEURAL_VOCODERS = ("wavernn", "istft")
-
-
 def vocoder_architecture(path: str | Path) -> str:
-    """``"wavernn"`` or ``"istft"``: which neural vocoder a file holds (read without loading the model).
+    """``"wavernn"`` or ``"istft"``: which neural vocoder a file holds (see :func:`vocoder.registry.file_kind`)."""
+    from vocoder.registry import file_kind
 
-    Raises
-    ------
-    CheckpointError
-        When the file is missing or not a checkpoint.
-    """
-    from utils.checkpoints import load_checkpoint_file
-    from vocoder.istft.inference import checkpoint_architecture
-
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - old formats cannot be memory-mapped; the full reader explains failures
-        checkpoint = load_checkpoint_file(path, "vocoder")
-    # Another model's file (a synthesizer given as -v) must be named as such, not as an unknown vocoder.
-    stored = checkpoint.get("model_type") if isinstance(checkpoint, dict) else None
-    if isinstance(stored, str) and stored != "vocoder":
-        article = "an" if stored[:1] in "aeiou" else "a"
-        raise CheckpointError(f"The vocoder checkpoint '{path}' is {article} {stored} checkpoint, not a vocoder "
-                              "checkpoint.")
-    architecture = checkpoint_architecture(checkpoint)
-    if architecture not in NEURAL_VOCODERS:
-        raise CheckpointError(f"The vocoder checkpoint '{path}' holds an unknown vocoder architecture "
-                              f"{architecture!r} (this version reads {', '.join(NEURAL_VOCODERS)}).")
-    return architecture
+    return file_kind(path)
 
 
 def load_vocoder(path: str | Path, device: str | torch.device = "cpu") -> "WaveRNNVocoder | ISTFTVocoder":
-    """Load a neural vocoder file of either kind: RTVC's or our WaveRNN, or our iSTFT vocoder.
+    """Load a neural vocoder file of either kind (see :func:`vocoder.registry.load`)."""
+    from vocoder.registry import load
 
-    Raises
-    ------
-    CheckpointError
-        Missing, damaged or mismatched files, as one sentence.
-    """
-    from vocoder.istft.inference import ISTFTVocoder
-
-    if vocoder_architecture(path) == "istft":
-        return ISTFTVocoder.from_checkpoint(path, device)
-    return WaveRNNVocoder.from_checkpoint(path, device)
+    return load(path, device)  # type: ignore[return-value]

@@ -22,7 +22,7 @@ from torch import nn
 
 from utils.checkpoints import NonFiniteOutputError, non_finite_message
 from utils.progress import ProgressCallback
-from synthesizer.audio import inv_preemphasis
+from utils.mel import inv_preemphasis
 from vocoder.audio import decode_mu_law
 from vocoder.distribution import sample_from_discretized_mix_logistic
 from vocoder.hparams import VocoderHParams

@@ -28,19 +28,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader
 
-from synthesizer.data import SynthesizerBatch, SynthesizerCollator, SynthesizerDataset, mel_pad_value
-from synthesizer.duration.inference import DurationSynthesizer
-from synthesizer.inference import Synthesizer, load_synthesizer
+from synthesizer import registry as synthesizers
 from synthesizer.metadata import write_train_txt
-from synthesizer.model import Tacotron, build_tacotron
 from utils.atomic_write import atomic_write
 from utils.distributed import (
     DistributedContext,
@@ -107,20 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_gta_synthesizer(path: str | Path | Synthesizer, device: torch.device | str = "cpu") -> Tacotron:
-    """The synthesizer of ``path`` rebuilt with pre-net dropout 0, in eval mode, on ``device``.
-
-    RTVC's pre-nets keep dropout on even in eval mode (quirk 11); for GTA the noise must go, so the
-    model is built again from the checkpoint's hyperparameters with ``tts_dropout = 0`` and the
-    checkpoint's weights (including its ``r``) are copied in. ``path`` may be an already loaded file.
-    """
-    loaded = path if isinstance(path, Synthesizer) else Synthesizer.from_checkpoint(path, device="cpu")
-    model = build_tacotron(loaded.hparams.replace(tts_dropout=0.0),
-                           num_chars=loaded.model.encoder.embedding.num_embeddings)
-    model.load_state_dict(loaded.model.state_dict())
-    return model.to(device).eval()
-
-
 def length_sorted_batches(frame_counts: list[int], indices: list[int], batch_size: int) -> list[list[int]]:
     """``indices`` grouped into batches of similar frame counts, longest first.
 
@@ -137,69 +117,6 @@ def save_npy(path: Path, array: np.ndarray) -> None:
     """``np.save`` through a temporary file and a rename: a killed run never leaves half an array."""
     with atomic_write(path) as stream:
         np.save(stream, array)
-
-
-@torch.inference_mode()
-def gta_mels(model: Tacotron, batch: SynthesizerBatch) -> list[np.ndarray]:
-    """Teacher-forced post-net mels of a batch, each cropped to its ground-truth length: ``(T_i, num_mels)``."""
-    device = next(model.parameters()).device
-    batch = batch.to(device)
-    output = model(batch.texts, batch.mels, batch.embeddings)
-    postnet = output.postnet_mels.float().cpu().numpy()  # (B, num_mels, T_padded)
-    return [
-        np.ascontiguousarray(postnet[row, :, :length].T, dtype=np.float32)  # (T_i, num_mels)
-        for row, length in enumerate(batch.mel_lengths.tolist())
-    ]
-
-
-class _TacotronGtaSource:
-    """Teacher-forced Tacotron mels (RTVC's GTA), in the padded batches of the synthesizer's data loader."""
-
-    def __init__(self, loaded: Synthesizer, in_dir: Path, device: torch.device, num_workers: int) -> None:
-        self.model = load_gta_synthesizer(loaded, device)
-        self.dataset = SynthesizerDataset(in_dir, self.model.hparams)
-        self.entries = self.dataset.entries
-        self.hop_size, self.sample_rate = self.model.hparams.hop_size, self.model.hparams.sample_rate
-        self.num_workers = num_workers
-
-    def batches(self, batches: list[list[int]]) -> Iterator[tuple[list[int], list[np.ndarray]]]:
-        loader = DataLoader(
-            self.dataset, batch_sampler=batches, num_workers=self.num_workers,
-            collate_fn=SynthesizerCollator(self.model.r, mel_pad_value(self.model.hparams)),
-            pin_memory=next(self.model.parameters()).device.type == "cuda",
-        )
-        for batch in loader:
-            yield batch.indices.tolist(), gta_mels(self.model, batch)
-
-
-class _DurationGtaSource:
-    """Mels of the duration synthesizer along the monotonic alignment of the real mel.
-
-    Its decoder and flow post-net as at inference (:meth:`DurationSynthesizerModel.ground_truth_aligned`),
-    so the vocoder learns the synthesizer's output while timing, pitch and speaker stay the recording's.
-    Utterances the synthesizer cannot align (fewer frames than phoneme slots) get no GTA mel.
-    """
-
-    def __init__(self, synthesizer: DurationSynthesizer, in_dir: Path, device: torch.device) -> None:
-        from synthesizer.duration.data import DurationDataset
-
-        self.model = synthesizer.model.to(device).eval()
-        self.dataset = DurationDataset(in_dir, synthesizer.front_end, max_mel_frames=10**9,
-                                       with_pitch=synthesizer.model.hparams.variance_adaptor)
-        self.generator = torch.Generator(device).manual_seed(0)
-        self.entries = [item.entry for item in self.dataset.items]
-        self.hop_size, self.sample_rate = synthesizer.hparams.hop_size, synthesizer.sample_rate
-
-    @torch.inference_mode()
-    def batches(self, batches: list[list[int]]) -> Iterator[tuple[list[int], list[np.ndarray]]]:
-        device = next(self.model.parameters()).device
-        for indices in batches:
-            batch = {name: value.to(device) for name, value in self.dataset.collate(indices).items()}
-            mel = self.model.ground_truth_aligned(batch["ids"], batch["lengths"], batch["speakers"], batch["mels"],
-                                                  batch["frame_lengths"], batch.get("log_f0"), self.generator)
-            mels = mel.float().cpu().numpy()  # (B, num_mels, T_padded)
-            yield indices, [np.ascontiguousarray(mels[row, :, :length].T, dtype=np.float32)  # (T_i, num_mels)
-                            for row, length in enumerate(batch["frame_lengths"].tolist())]
 
 
 def synthesize_gta(
@@ -257,11 +174,7 @@ def synthesize_gta(
         )
     start = time.perf_counter()
     gta_dir = out_dir / GTA_FOLDER
-    loaded = load_synthesizer(syn_model_fpath)  # either architecture, read once
-    if isinstance(loaded, Synthesizer):
-        source = _TacotronGtaSource(loaded, in_dir, context.device, num_workers)
-    else:
-        source = _DurationGtaSource(loaded, in_dir, context.device)
+    source = synthesizers.load(syn_model_fpath).gta_source(in_dir, context.device, num_workers)
     if context.is_main:
         try:
             gta_dir.mkdir(parents=True, exist_ok=True)

@@ -347,7 +347,7 @@ def convert_segment(synthesizer, wav: np.ndarray, text: str, source_embedding: n
     """Speak ``text`` in the target voice with the timing (and pitch contour) of ``wav`` (16 kHz, peak
     normalised). ``check_words`` looks for unsaid words; ``prosody`` still applies. :class:`ConversionError`
     when the text is empty, does not fit, or has words the recording does not say."""
-    from synthesizer.audio import melspectrogram
+    from utils.mel import melspectrogram
     model: DurationSynthesizerModel = synthesizer.model
     item = synthesizer.front_end([text])[0]
     if len(item.ids) < 3:

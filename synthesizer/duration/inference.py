@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from synthesizer.base import (
+    GtaSource,
     SynthesisResult,
     SynthesisWarning,
     as_embedding_matrix,
@@ -70,6 +71,8 @@ class DurationSynthesizer:
     """
 
     architecture = ARCHITECTURE
+    reports_steps = False  # one pass per sentence: there are no decoder steps
+    converts = True
 
     def __init__(self, model: DurationSynthesizerModel, table: SymbolTable, path: str | Path | None = None,
                  espeak_version: str | None = None) -> None:
@@ -96,7 +99,7 @@ class DurationSynthesizer:
             Missing, damaged or another model's file, or symbols that do not fit the weights.
         """
         checkpoint = checkpoint if checkpoint is not None else load_checkpoint_file(path, "synthesizer")
-        if checkpoint.get("architecture") != ARCHITECTURE:
+        if checkpoint.get("architecture") != cls.architecture:
             raise CheckpointError(f"The synthesizer checkpoint '{path}' is not a duration synthesizer.")
         hparams = read_hparams(checkpoint, DurationHParams, path, "synthesizer")
         symbols = checkpoint.get("symbols")
@@ -146,6 +149,12 @@ class DurationSynthesizer:
     def __repr__(self) -> str:
         return f"DurationSynthesizer(path={str(self.path)!r}, step={self.step}, device={str(self.device)!r})"
 
+    def gta_source(self, in_dir: Path, device: torch.device, num_workers: int = 0) -> GtaSource:
+        """Its ground-truth-aligned mels of a data folder, read in this process (``num_workers`` is not used)."""
+        from synthesizer.duration.gta import DurationGtaSource
+
+        return DurationGtaSource(self, in_dir, device)
+
     def save(self, path: str | Path) -> None:
         """Write the weights, hyperparameters, symbols and espeak-ng version (no optimizer)."""
         payload = make_payload(self.model, "synthesizer", self.model.hparams, None, architecture=ARCHITECTURE,
@@ -165,17 +174,27 @@ class DurationSynthesizer:
         speaking_rate: float = 1.0,
         pitch_shift: float = 0.0,
         energy: float = 1.0,
-    ):
+        step_callback: Callable[..., None] | None = None,
+    ) -> SynthesisResult:
         """One mel per text (see :meth:`synthesizer.inference.Synthesizer.synthesize`).
 
         ``speaking_rate`` scales the predicted durations (1.5 speaks 50 % faster), within [0.5, 2].
         ``pitch_shift`` (semitones, −12..12) moves the variance adaptor's per-phoneme pitch (a model
         without one refuses it); ``energy`` (amplitude factor, 0.5..2) shifts the level of the mel. The
         flow post-net's noise comes from torch's global generator (the pipeline seeds it).
-        ``max_steps`` caps the frames of each text; ``exact_rtvc_batching`` has no meaning here and is
-        ignored. Each text is synthesized on its own, so batching never changes the result.
+        ``max_steps`` caps the frames of each text. Each text is synthesized on its own, so a
+        ``batch_size`` has no effect (a warning says so); ``exact_rtvc_batching`` and ``step_callback``
+        (Tacotron decoder steps) have no meaning here and are refused with a ``ValueError``.
         """
-
+        if exact_rtvc_batching:
+            raise ValueError("exact_rtvc_batching reproduces RTVC's Tacotron batches; a duration synthesizer "
+                             "synthesizes each text alone")
+        if step_callback is not None:
+            raise ValueError("a duration synthesizer has no decoder steps to report (see reports_steps); "
+                             "use progress_callback")
+        if batch_size is not None:
+            warnings.warn("batch_size has no effect on a duration synthesizer: each text is synthesized alone.",
+                          SynthesisWarning, stacklevel=2)
         if isinstance(texts, str):
             raise ValueError("texts must be a sequence of strings, not a single string; wrap it in a list")
         texts = list(texts)

@@ -99,7 +99,7 @@ def total_loss(losses: dict[str, Tensor], hparams: DurationHParams) -> Tensor:
 def write_samples(session: TrainingSession, model: DurationSynthesizerModel, hparams: DurationHParams,
                   batch: dict[str, Tensor], output: DurationModelOutput, table: SymbolTable) -> None:
     """Alignment and mel plots, and Griffin-Lim audio of the first item, teacher-forced and free-running."""
-    from synthesizer.audio import inv_mel_spectrogram
+    from vocoder.griffin_lim import inv_mel_spectrogram
     from synthesizer.plots import attention_figure, mel_comparison_figure, save_figure
     from utils.audio_io import save_audio
 

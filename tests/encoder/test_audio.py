@@ -10,6 +10,7 @@ import pytest
 import soundfile
 
 from encoder.audio import (
+    binary_dilation,
     moving_average,
     normalize_volume,
     preprocess_wav,
@@ -108,6 +109,16 @@ def test_digital_silence_is_returned_unchanged_without_nan():
 # --------------------------------------------------------------------------------------------------
 # VAD smoothing
 # --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("width", range(1, 12))
+def test_binary_dilation_equals_scipys(width):
+    from scipy.ndimage import binary_dilation as scipy_dilation
+
+    rng = np.random.default_rng(width)
+    for _ in range(50):
+        mask = rng.random(int(rng.integers(1, 40))) < rng.random() * 0.5
+        np.testing.assert_array_equal(binary_dilation(mask, width), scipy_dilation(mask, np.ones(width)))
+
+
 @pytest.mark.parametrize("width", [8, 5, 1])
 def test_moving_average_equals_convolution_with_rtvc_padding(width):
     values = np.random.default_rng(width).random(50)

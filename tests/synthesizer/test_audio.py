@@ -1,4 +1,4 @@
-"""synthesizer.audio against a reference mel computed here from scipy/librosa primitives, and Griffin-Lim
+"""utils.mel against a reference mel computed here from scipy/librosa primitives, and Griffin-Lim
 checked by re-analysing its output."""
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ import pytest
 import soundfile
 from scipy.signal import lfilter
 
-from synthesizer.audio import inv_mel_spectrogram, inv_preemphasis, load_wav, melspectrogram, preemphasis
+from synthesizer.audio import load_wav
+from utils.mel import inv_preemphasis, melspectrogram, preemphasis
+from vocoder.griffin_lim import inv_mel_spectrogram
 from synthesizer.hparams import SynthesizerHParams
 from tests.conftest import DATASETS_DIR
 from utils.audio_io import load_audio

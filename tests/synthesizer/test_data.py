@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from synthesizer.audio import melspectrogram
+from utils.mel import melspectrogram
 from synthesizer.data import (
     SynthesizerCollator,
     SynthesizerDataset,
@@ -59,7 +59,7 @@ def write_synthesizer_layout(
 ) -> Path:
     """Write RTVC's synthesizer layout for ``(text, 16 kHz wave)`` pairs and return ``root``.
 
-    Mels come from the real front-end (:func:`synthesizer.audio.melspectrogram`) and are stored as
+    Mels come from the real front-end (:func:`utils.mel.melspectrogram`) and are stored as
     (T, 80) float32, waves as 1-D float32, one embedding per utterance (or one for all).
     """
     hparams = hparams or SynthesizerHParams()

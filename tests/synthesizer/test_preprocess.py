@@ -17,7 +17,8 @@ import pytest
 import soundfile
 
 from encoder.audio import preprocess_wav
-from synthesizer.audio import load_wav, melspectrogram
+from synthesizer.audio import load_wav
+from utils.mel import melspectrogram
 from synthesizer.hparams import SynthesizerHParams
 from synthesizer.metadata import (
     MetadataError,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from synthesizer.audio import melspectrogram
+from utils.mel import melspectrogram
 from synthesizer.hparams import SynthesizerHParams
 from synthesizer.metadata import TrainEntry, read_train_txt, write_train_txt
 from utils.audio_io import load_audio

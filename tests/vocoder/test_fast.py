@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from synthesizer.audio import inv_preemphasis
+from utils.mel import inv_preemphasis
 from vocoder.audio import decode_mu_law
 from vocoder.fast import FastWaveRNNGenerator, _crossfade, stretch_and_smooth, upsample_conditioning
 from vocoder.hparams import VocoderHParams

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthesizer.audio import inv_preemphasis
+from utils.mel import inv_preemphasis
 from vocoder.audio import decode_mu_law
 from vocoder.distribution import discretized_mix_logistic_loss, sample_from_discretized_mix_logistic
 from vocoder.hparams import VocoderHParams

@@ -19,7 +19,8 @@ from synthesizer.model import build_tacotron
 from synthesizer.text import text_to_sequence
 from tests.conftest import REPO_ROOT
 from tests.vocoder.test_data import espeak_utterances, write_synthesizer_folder
-from vocoder.preprocess import load_gta_synthesizer, main
+from synthesizer.gta import load_gta_synthesizer
+from vocoder.preprocess import main
 
 TINY_SYNTHESIZER = dict(tts_embed_dims=16, tts_encoder_dims=16, tts_decoder_dims=16, tts_postnet_dims=16,
                         tts_lstm_dims=32)  # dropout stays RTVC's 0.5: GTA must switch it off

@@ -10,11 +10,12 @@ from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout,
                              QLabel, QLineEdit, QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from synthesizer.inference import MAX_ENERGY, MAX_PITCH_SHIFT, MAX_SPEAKING_RATE, MIN_ENERGY, MIN_SPEAKING_RATE
+from synthesizer.base import MAX_ENERGY, MAX_PITCH_SHIFT, MAX_SPEAKING_RATE, MIN_ENERGY, MIN_SPEAKING_RATE
 from toolbox.controller import GRIFFIN_LIM, GeneratedOutput
 from toolbox.ui.session import ToolboxSession
 from toolbox.ui.widgets import WARNING_STYLE, SimilarityMeter, short_name
 from toolbox.ui.workers import Worker, describe_error
+from vocoder import registry as vocoders
 
 
 def _number_box(label: str, limits: tuple[float, float], value: float, step: float, decimals: int, suffix: str,
@@ -244,7 +245,7 @@ class GenerationPanel(QGroupBox):
         self.outputs_box.blockSignals(True)
         self.outputs_box.clear()
         for output in outputs:
-            vocoder = GRIFFIN_LIM if output.vocoder == "griffinlim" else output.vocoder
+            vocoder = output.vocoder if vocoders.needs_file(output.vocoder) else GRIFFIN_LIM
             partial = ", cancelled" if not output.complete else ""
             self.outputs_box.addItem(f"{short_name(output.name, output.speaker)} ({output.duration:.1f} s, "
                                      f"{vocoder}{partial})", output.name)

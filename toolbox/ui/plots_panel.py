@@ -16,7 +16,7 @@ from toolbox.ui.widgets import short_name
 from toolbox.ui.workers import Worker
 
 if TYPE_CHECKING:
-    from pipeline import SynthesisOutput
+    from pipeline import SentenceMels
 
 SENTENCE_GAP_FRAMES = 12  # 0.15 s of silence between sentences in the output's mel display
 
@@ -85,7 +85,7 @@ class PlotsPanel(QWidget):
     def show_source(self, name: str, mel: np.ndarray) -> None:
         self.reference_plot.plot(f"source: {name}", None, mel)
 
-    def show_synthesis(self, synthesis: SynthesisOutput) -> None:
+    def show_synthesis(self, synthesis: SentenceMels) -> None:
         self.output_plot.plot("synthesized, not vocoded yet", None, synthesis.joined_mel(SENTENCE_GAP_FRAMES))
         self.alignment_plot.plot(synthesis.alignments, synthesis.architecture)
 

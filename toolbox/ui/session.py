@@ -29,7 +29,7 @@ class ToolboxSession(QObject):
     projection_outdated = pyqtSignal()  # the utterances to project changed
     outputs_changed = pyqtSignal()  # an output was renamed
     voice_selected = pyqtSignal(object)  # SelectedVoice of the selection, None when nothing is selected
-    synthesized = pyqtSignal(object)  # SynthesisOutput not vocoded yet
+    synthesized = pyqtSignal(object)  # SentenceMels not vocoded yet
     output_selected = pyqtSignal(object)  # GeneratedOutput shown
     source_converted = pyqtSignal(str, object)  # a conversion's source: its name and (80, T) mel
     play_requested = pyqtSignal(object)  # (samples,) float32 at 16 kHz

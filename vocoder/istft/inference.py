@@ -1,6 +1,6 @@
 """Vocode synthesizer mels with a trained iSTFT vocoder: :class:`ISTFTVocoder`.
 
-It satisfies :class:`vocoder.inference.Vocoder`: an ``(80, T)`` mel in [-4, 4] gives float32 audio of
+It implements :class:`vocoder.base.MelVocoder`: an ``(80, T)`` mel in [-4, 4] gives float32 audio of
 exactly ``(T − 1)·hop`` samples at the synthesizer's rate. The network is deterministic (no sampling),
 so ``generator`` is accepted and ignored. :meth:`ISTFTVocoder.vocode_stream` yields the same audio in
 pieces, each available after only its own frames (plus the network's receptive field) are processed.
@@ -28,7 +28,7 @@ import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -41,11 +41,11 @@ from utils.checkpoints import (
     require_finite,
     save_checkpoint,
 )
+from utils.progress import ProgressCallback
 from vocoder.base import validate_mel
 from vocoder.istft.hparams import ISTFTHParams
 from vocoder.istft.model import ISTFTVocoderNet, build_istft_vocoder
 from vocoder.istft.spectral import deemphasis
-from vocoder.model import ProgressCallback
 
 #: The checkpoint's ``architecture`` entry for this vocoder (WaveRNN files have no such entry).
 ARCHITECTURE = "istft"
@@ -87,6 +87,12 @@ class ISTFTVocoder:
         the network's amplitude as it is; :data:`SYNTHESIZED_MEL_CONTRAST` suits synthesized mels.
     """
 
+    kind = ARCHITECTURE
+    title = "iSTFT"
+    exact = False  # one algorithm only
+    time_share = 0.2
+    streams = True
+
     def __init__(self, model: ISTFTVocoderNet, path: str | Path | None = None, contrast: float = 1.0) -> None:
         self.model = model
         self.path = Path(path) if path is not None else None
@@ -104,22 +110,28 @@ class ISTFTVocoder:
         self._contrast = float(value)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu",
-                        contrast: float = 1.0) -> ISTFTVocoder:
-        """Load one of our ``architecture="istft"`` vocoder checkpoints (full or exported float16).
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", contrast: float = 1.0,
+                        checkpoint: dict | None = None) -> ISTFTVocoder:
+        """Load one of our ``architecture="istft"`` vocoder checkpoints (full or exported float16), read once;
+        ``checkpoint`` is the file's contents when already read.
 
         Raises
         ------
         utils.checkpoints.CheckpointError
             The file is missing, unreadable, of another model, or a WaveRNN vocoder.
         """
-        architecture = checkpoint_architecture(load_checkpoint_file(path, "vocoder"))
-        if architecture != ARCHITECTURE:
+        checkpoint = checkpoint if checkpoint is not None else load_checkpoint_file(path, "vocoder")
+        architecture = checkpoint_architecture(checkpoint)
+        if architecture != cls.kind:
             raise CheckpointError(f"The vocoder checkpoint '{path}' holds a {architecture} vocoder, "
                                   f"not an iSTFT vocoder.")
-        model, _, _ = load_model(path, "vocoder", ISTFTHParams, build_istft_vocoder, device)
+        model, _, _ = load_model(path, "vocoder", ISTFTHParams, build_istft_vocoder, device, checkpoint)
         model.float()  # exported files hold float16 weights
         return cls(model, path, contrast)
+
+    def use_synthesized_mels(self) -> None:
+        """The contrast post-filter :data:`SYNTHESIZED_MEL_CONTRAST` for a synthesizer's smoothed mels."""
+        self.contrast = SYNTHESIZED_MEL_CONTRAST
 
     def save(self, path: str | Path) -> None:
         """Write the weights, hyperparameters and step as an atomic vocoder checkpoint."""
@@ -209,17 +221,21 @@ class ISTFTVocoder:
             spectrum = self.model.spectrum(torch.from_numpy(array)[None].to(self.device), self.contrast)
         return spectrum[0].abs().cpu().numpy()
 
-    def vocode_stream(self, mel: np.ndarray, chunk_frames: int = 40) -> Iterator[np.ndarray]:
+    def vocode_batch(self, mels: Sequence[np.ndarray], *, progress_callback: ProgressCallback | None = None,
+                     seed: int | None = None) -> list[np.ndarray]:
+        """One mel at a time (``seed`` is ignored: the vocoder is deterministic)."""
+        return [self.vocode(mel, progress_callback=progress_callback) for mel in mels]
+
+    def vocode_stream(self, mel: np.ndarray, chunk_frames: int = 40, *,
+                      progress_callback: ProgressCallback | None = None,
+                      generator: torch.Generator | None = None) -> Iterator[np.ndarray]:
         """Yield the waveform of ``mel`` in pieces of ``chunk_frames·hop`` samples (the last may be shorter).
 
-        The pieces concatenate to :meth:`vocode`'s output (to float rounding): each piece runs the
-        network over its frames plus ``hparams.receptive_frames`` of context on each side, overlap-adds
-        every frame whose window reaches it, and continues the de-emphasis filter's state.
-
-        Raises
-        ------
-        ValueError
-            Bad ``mel`` or ``chunk_frames``, or non-finite audio.
+        ``progress_callback`` and ``generator`` are ignored (pieces come fast; nothing is sampled). The
+        pieces concatenate to :meth:`vocode`'s output (to float rounding): each piece runs the network over
+        its frames plus ``hparams.receptive_frames`` of context on each side, overlap-adds every frame whose
+        window reaches it, and continues the de-emphasis filter's state. Raises ``ValueError`` for a bad
+        ``mel`` or ``chunk_frames``, or non-finite audio.
         """
         if not isinstance(chunk_frames, int) or chunk_frames < 1:
             raise ValueError(f"chunk_frames must be a positive integer, not {chunk_frames!r}.")

@@ -1,10 +1,10 @@
 """The signal contract in torch: pre-emphasis, STFT, mel in [-4, 4], its amplitude prior, iSTFT.
 
-Follows :mod:`synthesizer.audio` exactly. The vocoder predicts the spectrum of the pre-emphasised
+Follows :mod:`utils.mel` exactly. The vocoder predicts the spectrum of the pre-emphasised
 signal, so :meth:`SpectralFrontEnd.istft` returns pre-emphasised audio and :func:`deemphasis` undoes it.
 
 >>> import numpy as np, torch
->>> from synthesizer.audio import melspectrogram
+>>> from utils.mel import melspectrogram
 >>> from utils.signal_contract import SIGNAL as hp
 >>> front = SpectralFrontEnd(hp)
 >>> wav = np.random.default_rng(0).normal(0, 0.1, 4000).astype(np.float32)
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from scipy import signal as scipy_signal
 from torch import nn
 
-from synthesizer.audio import inverse_mel_basis, mel_basis
+from utils.mel import inverse_mel_basis, mel_basis
 from utils.signal_contract import MelSignal
 
 
@@ -63,7 +63,9 @@ class SpectralFrontEnd(nn.Module):
         self.register_buffer("mel_basis", torch.from_numpy(mel_basis(hparams)).float(), persistent=False)  # (M, F)
         self.register_buffer("inverse_basis", torch.from_numpy(inverse_mel_basis(hparams)).float(),
                              persistent=False)  # (F, M)
-        window = torch.hann_window(self.win, periodic=True)  # scipy's "hann" with fftbins=True, as librosa
+        # scipy's "hann" with fftbins=True, as librosa; made on the CPU even while the model is sized on the
+        # meta device (utils.checkpoints), where torch computes it through torch._dynamo (seconds to import).
+        window = torch.hann_window(self.win, periodic=True, device="cpu")
         if self.win < self.n_fft:  # librosa centres a shorter window inside the FFT frame
             left = (self.n_fft - self.win) // 2
             window = F.pad(window, (left, self.n_fft - self.win - left))

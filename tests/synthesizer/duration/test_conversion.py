@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from synthesizer.audio import melspectrogram
+from utils.mel import melspectrogram
 from synthesizer.duration.conversion import (
     ConversionError,
     F0Register,

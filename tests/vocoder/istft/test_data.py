@@ -43,7 +43,7 @@ def test_unusable_folders_are_one_line_errors(tmp_path):
 
 
 def test_gta_items_pair_each_segment_with_the_synthesizer_frames_centred_on_it(tmp_path, speech_clip):
-    from synthesizer.audio import melspectrogram
+    from utils.mel import melspectrogram
     from synthesizer.hparams import SynthesizerHParams
     from vocoder.istft.model import build_istft_vocoder
 

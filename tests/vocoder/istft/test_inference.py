@@ -114,7 +114,7 @@ def test_amplitude_is_the_exponential_of_the_log_amplitude_head():
 
 
 def test_contrast_scales_each_frame_about_its_mean_log_amplitude(speech_clip):
-    from synthesizer.audio import melspectrogram
+    from utils.mel import melspectrogram
     from synthesizer.hparams import SynthesizerHParams
 
     model = small_model(seed=3)

@@ -1,4 +1,4 @@
-"""The torch front-end against synthesizer.audio: same mel, exact STFT/iSTFT round trip, streaming overlap-add."""
+"""The torch front-end against utils.mel: same mel, exact STFT/iSTFT round trip, streaming overlap-add."""
 
 from __future__ import annotations
 
@@ -6,15 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from synthesizer.audio import (
-    db_to_amp,
-    denormalize,
-    inv_preemphasis,
-    mel_to_linear,
-    melspectrogram,
-    preemphasis as np_preemphasis,
-)
 from synthesizer.hparams import SynthesizerHParams
+from utils.mel import db_to_amp, denormalize, inv_preemphasis, mel_to_linear, melspectrogram
+from utils.mel import preemphasis as np_preemphasis
 from vocoder.istft.spectral import SpectralFrontEnd, anti_wrap, deemphasis, preemphasis
 
 HP = SynthesizerHParams()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from synthesizer.audio import melspectrogram
+from utils.mel import melspectrogram
 from synthesizer.hparams import SynthesizerHParams
 from synthesizer.metadata import write_train_txt
 from tests.distributed_harness import run_ranks
