@@ -53,11 +53,16 @@ def deemphasis(wav: np.ndarray, coefficient: float, state: np.ndarray | None = N
         from scipy import signal as scipy_signal
 
         return scipy_signal.lfilter([1.0], [1.0, -coefficient], wav, zi=zi)
-    # scipy's lfilter step by step (y = x + z, z = k·y, in float64: the same numbers) without importing
-    # scipy.signal, which costs more start-up than this loop does on a minute of audio.
+    return deemphasis_loop(wav, coefficient, zi)
+
+
+def deemphasis_loop(wav: np.ndarray, coefficient: float, zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``scipy.signal.lfilter([1], [1, -coefficient], wav, zi=zi)`` step by step (y = x + z, z = k·y, in
+    float64: the same numbers) without importing scipy.signal, which costs more start-up than this loop
+    takes on a minute of audio."""
     out = [0.0] * len(wav)
     delay = float(np.asarray(zi, dtype=np.float64).reshape(-1)[0])
-    for n, sample in enumerate(wav.tolist()):
+    for n, sample in enumerate(np.asarray(wav, dtype=np.float64).tolist()):
         delay = sample + delay
         out[n] = delay
         delay = coefficient * delay
