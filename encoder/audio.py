@@ -18,6 +18,7 @@ import numpy as np
 
 from encoder.hparams import EncoderHParams
 from utils.audio_io import AudioError, AudioWarning, load_audio_with_rate, resample
+from utils.mel import centered_stft, mel_filterbank
 
 INT16_MAX = (2**15) - 1
 
@@ -132,19 +133,13 @@ def preprocess_wav(
 
 def wav_to_mel_spectrogram(wav: np.ndarray, hparams: EncoderHParams | None = None) -> np.ndarray:
     """40-band *power* mel spectrogram, time-major ``(frames, 40)`` float32; frames = 1 + len // 160."""
-    import librosa
-
     hparams = hparams or EncoderHParams()
-    mel = librosa.feature.melspectrogram(
-        y=np.asarray(wav, dtype=np.float32),
-        sr=hparams.sample_rate,
-        n_fft=hparams.mel_n_fft,
-        hop_length=hparams.mel_hop_length,
-        n_mels=hparams.mel_n_channels,
-        power=2.0,
-        center=True,
-        pad_mode="constant",
-    )  # (40, frames)
+    # librosa.feature.melspectrogram(y, sr, n_fft, hop_length, n_mels, power=2.0, center=True,
+    # pad_mode="constant") step by step in NumPy: importing librosa costs more than the whole clone.
+    spectrum = centered_stft(np.asarray(wav, dtype=np.float32), hparams.mel_n_fft, hparams.mel_hop_length)
+    power = np.abs(spectrum) ** 2.0  # (201, frames)
+    basis = mel_filterbank(hparams.sample_rate, hparams.mel_n_fft, hparams.mel_n_channels)
+    mel = np.einsum("...ft,mf->...mt", power, basis, optimize=True)  # (40, frames), as librosa
     return mel.astype(np.float32).T
 
 

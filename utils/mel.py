@@ -16,6 +16,7 @@ Examples
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -40,11 +41,97 @@ def inv_preemphasis(wav: np.ndarray, coefficient: float, enabled: bool = True) -
 @lru_cache(maxsize=8)
 def mel_basis(hparams: MelSignal) -> np.ndarray:
     """``(num_mels, n_fft // 2 + 1)`` Slaney-normalised mel filterbank."""
-    import librosa
+    return mel_filterbank(hparams.sample_rate, hparams.n_fft, hparams.num_mels, hparams.fmin, hparams.fmax)
 
-    return librosa.filters.mel(
-        sr=hparams.sample_rate, n_fft=hparams.n_fft, n_mels=hparams.num_mels, fmin=hparams.fmin, fmax=hparams.fmax
-    )
+
+# librosa's filterbank, window and STFT in NumPy, the same numbers without importing librosa (which
+# brings scipy.signal and numba: seconds of start-up). tests/utils/test_mel.py compares them.
+
+def _hz_to_mel(frequencies: float | np.ndarray) -> np.ndarray:
+    """Slaney's mel scale, as ``librosa.hz_to_mel(htk=False)``."""
+    frequencies = np.asanyarray(frequencies)
+    f_sp = 200.0 / 3
+    mels = (frequencies - 0.0) / f_sp
+    min_log_hz = 1000.0
+    min_log_mel = (min_log_hz - 0.0) / f_sp
+    logstep = np.log(6.4) / 27.0
+    if frequencies.ndim:
+        log_t = frequencies >= min_log_hz
+        mels[log_t] = min_log_mel + np.log(frequencies[log_t] / min_log_hz) / logstep
+    elif frequencies >= min_log_hz:
+        mels = min_log_mel + np.log(frequencies / min_log_hz) / logstep
+    return mels
+
+
+def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_hz_to_mel`, as ``librosa.mel_to_hz(htk=False)`` of an array."""
+    f_sp = 200.0 / 3
+    freqs = 0.0 + f_sp * mels
+    min_log_hz = 1000.0
+    min_log_mel = (min_log_hz - 0.0) / f_sp
+    logstep = np.log(6.4) / 27.0
+    log_t = mels >= min_log_mel
+    freqs[log_t] = min_log_hz * np.exp(logstep * (mels[log_t] - min_log_mel))
+    return freqs
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
+                   fmax: float | None = None) -> np.ndarray:
+    """``librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)``: Slaney
+    scale and area normalisation, float32 ``(n_mels, 1 + n_fft // 2)``."""
+    if fmax is None:
+        fmax = float(sample_rate) / 2
+    weights = np.zeros((n_mels, int(1 + n_fft // 2)), dtype=np.float32)
+    fftfreqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sample_rate)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fftfreqs)
+    for i in range(n_mels):
+        lower = -ramps[i] / fdiff[i]
+        upper = ramps[i + 2] / fdiff[i + 1]
+        weights[i] = np.maximum(0, np.minimum(lower, upper))
+    enorm = 2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels])
+    weights *= enorm[:, np.newaxis]
+    if not np.all((mel_f[:-2] == 0) | (weights.max(axis=1) > 0)):
+        warnings.warn(
+            "Empty filters detected in mel frequency basis. Some channels will produce empty responses. "
+            "Try increasing your sampling rate (and fmax) or reducing n_mels.",
+            stacklevel=2,
+        )
+    return weights
+
+
+def hann_window(length: int) -> np.ndarray:
+    """The periodic Hann window, ``scipy.signal.get_window("hann", length)``, computed as scipy does."""
+    if length <= 1:
+        return np.ones(length)
+    fac = np.linspace(-np.pi, np.pi, length + 1, dtype=np.float64)
+    window = np.zeros(length + 1, dtype=np.float64)
+    for k, a in enumerate(np.asarray([0.5, 1.0 - 0.5], dtype=np.float64)):
+        window += a * np.cos(k * fac)
+    return window[:-1]
+
+
+def centered_stft(y: np.ndarray, n_fft: int, hop_length: int, win_length: int | None = None) -> np.ndarray:
+    """``librosa.stft(y, n_fft=n_fft, hop_length=hop_length, win_length=win_length, center=True,
+    pad_mode="constant")`` of a 1-D waveform: ``(1 + n_fft // 2, 1 + len(y) // hop_length)``, complex64
+    for float32 input."""
+    y = np.asarray(y)
+    if not np.issubdtype(y.dtype, np.floating) or not np.all(np.isfinite(y)):
+        raise ValueError("Audio buffer is not finite everywhere (or not floating-point)")
+    win_length = n_fft if win_length is None else win_length
+    window = hann_window(win_length)
+    if win_length < n_fft:  # librosa's pad_center
+        left = (n_fft - win_length) // 2
+        window = np.pad(window, (left, n_fft - win_length - left))
+    if n_fft > y.shape[-1]:
+        warnings.warn(f"n_fft={n_fft} is too large for input signal of length={y.shape[-1]}", stacklevel=2)
+    padded = np.pad(y, (n_fft // 2, n_fft // 2), mode="constant")
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length].T  # (n_fft, T)
+    complex_dtype = np.complex64 if y.dtype == np.float32 else np.complex128
+    spectrum = np.zeros((1 + n_fft // 2, frames.shape[1]), dtype=complex_dtype, order="F")
+    spectrum[:] = np.fft.rfft(window[:, np.newaxis] * frames, axis=-2)
+    return spectrum
 
 
 @lru_cache(maxsize=8)
@@ -53,12 +140,7 @@ def inverse_mel_basis(hparams: MelSignal) -> np.ndarray:
 
 
 def stft(wav: np.ndarray, hparams: MelSignal) -> np.ndarray:
-    import librosa
-
-    return librosa.stft(
-        y=np.asarray(wav, dtype=np.float32), n_fft=hparams.n_fft, hop_length=hparams.hop_size,
-        win_length=hparams.win_size, center=True, pad_mode="constant",
-    )
+    return centered_stft(np.asarray(wav, dtype=np.float32), hparams.n_fft, hparams.hop_size, hparams.win_size)
 
 
 def amp_to_db(x: np.ndarray, hparams: MelSignal) -> np.ndarray:

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import numba
 import numpy as np
-from scipy.special import betaln, gammaln
 
 
-@numba.njit(cache=True)
+@lru_cache(maxsize=1)
+def _compiled_maximum_path_one():
+    """:func:`_maximum_path_one` compiled by numba, imported on first use (not by synthesis: seconds)."""
+    import numba
+
+    return numba.njit(cache=True)(_maximum_path_one)
+
+
 def _maximum_path_one(score: np.ndarray, path: np.ndarray, n_symbols: int, n_frames: int) -> None:
     # best[i] after frame j: best total score of a path through frames 0..j ending at symbol i.
     best = np.full(n_symbols, -np.inf)
@@ -51,7 +56,7 @@ def maximum_path(score: np.ndarray, symbol_lengths: np.ndarray, frame_lengths: n
         n_symbols, n_frames = int(symbol_lengths[b]), int(frame_lengths[b])
         if n_frames < n_symbols:
             raise ValueError(f"item {b} has {n_symbols} symbols but only {n_frames} frames to align them to")
-        _maximum_path_one(score[b], path[b], n_symbols, n_frames)
+        _compiled_maximum_path_one()(score[b], path[b], n_symbols, n_frames)
     return path
 
 
@@ -63,6 +68,8 @@ def beta_binomial_log_prior(n_symbols: int, n_frames: int, scaling: float = 1.0)
     >>> prior.shape, [int(i) for i in prior.argmax(axis=0)]
     ((3, 6), [0, 0, 1, 1, 2, 2])
     """
+    from scipy.special import betaln, gammaln  # training only: kept off the synthesis import path
+
     k = np.arange(n_symbols)[:, None]  # (S, 1)
     t = np.arange(1, n_frames + 1)[None, :]  # (1, T)
     a, b = scaling * t, scaling * (n_frames + 1 - t)
