@@ -71,8 +71,8 @@ OMP_NUM_THREADS=1 python -m synthesizer.duration.train dur1 "$WORK/SV2TTS/synthe
 wait
 
 # 3b. The synthesizer with pitch, energy and the flow-matching post-net (issue 23, run flow1), grown from
-#     the step-9,989 regression model (run dur1) on the 12-hour set; shipped at step 11,750, once it beat
-#     that file on two benchmark seeds (saved_models/README.md).
+#     the step-9,989 regression model (run dur1) on the 12-hour set; shipped at step 11,750, then 12,500,
+#     each once it beat the shipped file on two benchmark seeds (saved_models/README.md).
 #     Speaker variety is weighed up: the one-utterance speakers of train-clean-100 (their exact file names;
 #     Mini LibriSpeech shares their speaker numbers) and english-misc are listed 4 times. Steps 9,989-10,444
 #     ran with seed 5, oversampling english-misc and LJ 3 times only and no weight average. On a new
